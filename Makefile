@@ -1,0 +1,22 @@
+# synchro: make targets. Every target that runs tests needs PostgreSQL with
+# wal_level=logical; the test harness finds or starts one (see README).
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: test lint bench
+
+## test: vet, then run every test with the race detector against a real PostgreSQL.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+## lint: gofmt (fails on unformatted files), go vet and staticcheck (fetched through the Go module proxy).
+lint:
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: a short smoke run of every benchmark (one iteration each, no tests).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./...

@@ -1,0 +1,218 @@
+// Package synchro keeps client devices that hold a local SQLite copy in sync
+// with an application's own PostgreSQL tables, offline first.
+//
+// # Overview
+//
+// PostgreSQL stays the source of truth. Clients register a device, bootstrap
+// with a paged snapshot of the tables they may see, push the writes they made
+// offline and pull a bucketed changelog after a checkpoint. The changelog is
+// built from logical replication by the consumer in package wal, not by push:
+//
+//	client push      -> Engine.Push     -> application tables (one transaction)
+//	application tables -> WAL (pgoutput) -> wal.Consumer -> synchro.changelog
+//	client pull      -> Engine.Pull     -> changelog rows of the client's buckets
+//	                                    -> current row contents -> client
+//	client bootstrap -> Engine.Snapshot (paged, stateless cursor)
+//
+// A bucket is a named set of rows a client may follow, such as "user:<id>"
+// for the rows a user owns and "global" for rows everybody reads.
+//
+// # Registering tables
+//
+// Every synced table is described by a [TableConfig] added to a [Registry]
+// with [Registry.Register], which fills in the defaults (see the field docs).
+// [Registry.Validate] checks the whole registry and returns the first problem,
+// wrapping one of the documented sentinels (such as [ErrCycleDetected]) so
+// callers can branch with errors.Is:
+//
+//	reg := synchro.NewRegistry()
+//	reg.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
+//	reg.Register(&synchro.TableConfig{TableName: "items", ParentTable: "lists", ParentFKCol: "list_id"})
+//	if err := reg.Validate(); err != nil {
+//		return err
+//	}
+//
+// Table names are used exactly as written (case-sensitive, quoted in every
+// statement); "schema.table" names a table outside the search path.
+//
+// # Conflicts and versions
+//
+// A push that updates a row goes through a [ConflictResolver]. [LWWResolver]
+// (the default) lets the later write win and gives ties to the server;
+// [ServerWinsResolver] always keeps the server row. [CheckVersion] compares
+// client application versions with semantic versioning rules.
+//
+// # Migrations
+//
+// The library keeps its own state in the PostgreSQL schema "synchro". The
+// application creates and upgrades it by calling migrations.Migrate from
+// package github.com/synchrosync/synchro/migrations; the library never
+// migrates on its own initiative.
+//
+// # Running the consumer
+//
+// Change capture runs in package github.com/synchrosync/synchro/wal. It needs
+// a server with wal_level=logical and a role allowed to replicate.
+//
+// # Testing
+//
+// The tests run against a real PostgreSQL with wal_level=logical: the URL in
+// SYNCHRO_TEST_DATABASE_URL, a container when a Docker engine answers, or the
+// local PostgreSQL binaries, in that order. Run them with "make test".
+package synchro
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Push status constants.
+const (
+	PushStatusApplied          = "applied"
+	PushStatusConflict         = "conflict"
+	PushStatusRejectedTerminal = "rejected_terminal"
+	PushStatusRejectedRetryable = "rejected_retryable"
+)
+
+// Pull snapshot reason constants.
+const (
+	SnapshotReasonInitialSyncRequired   = "initial_sync_required"
+	SnapshotReasonCheckpointBeforeLimit = "checkpoint_before_retention"
+)
+
+// Schema default kind constants.
+const (
+	DefaultKindNone       = "none"
+	DefaultKindPortable   = "portable"
+	DefaultKindServerOnly = "server_only"
+)
+
+// DefaultPullLimit is the default number of records per pull.
+const DefaultPullLimit = 100
+
+// DefaultSnapshotLimit is the default number of records per snapshot page.
+const DefaultSnapshotLimit = 100
+
+// MaxPullLimit is the maximum records per pull.
+const MaxPullLimit = 1000
+
+// MaxSnapshotLimit is the maximum records per snapshot page.
+const MaxSnapshotLimit = 1000
+
+var (
+	// ErrUpgradeRequired indicates the client version is too old.
+	ErrUpgradeRequired = errors.New("synchro: client upgrade required")
+	// ErrOwnershipViolation indicates the user does not own the record.
+	ErrOwnershipViolation = errors.New("synchro: ownership violation")
+	// ErrRecordNotFound indicates the record does not exist.
+	ErrRecordNotFound = errors.New("synchro: record not found")
+	// ErrConflict indicates a conflict during push.
+	ErrConflict = errors.New("synchro: conflict")
+	// ErrStaleClient indicates the client's checkpoint is too far behind.
+	ErrStaleClient = errors.New("synchro: stale client")
+	// ErrSchemaMismatch indicates client and server schema contracts differ.
+	ErrSchemaMismatch = errors.New("synchro: schema mismatch")
+	// ErrUnsupportedSchemaFeature indicates the schema contains unsupported constructs.
+	ErrUnsupportedSchemaFeature = errors.New("synchro: unsupported schema feature")
+	// ErrTableNotRegistered indicates the table is not in the registry.
+	ErrTableNotRegistered = errors.New("synchro: table not registered")
+	// ErrTableReadOnly indicates the table does not accept push operations.
+	ErrTableReadOnly = errors.New("synchro: table is read-only")
+	// ErrInvalidOperation indicates an unknown push operation type.
+	ErrInvalidOperation = errors.New("synchro: invalid operation")
+	// ErrClientNotRegistered indicates the client has not been registered.
+	ErrClientNotRegistered = errors.New("synchro: client not registered")
+	// ErrUnregisteredParent indicates a table references a parent not in the registry.
+	ErrUnregisteredParent = errors.New("synchro: unregistered parent table")
+	// ErrCycleDetected indicates a cycle exists in the parent chain.
+	ErrCycleDetected = errors.New("synchro: cycle detected in parent chain")
+	// ErrOrphanedChain indicates the parent chain root has no OwnerColumn.
+	ErrOrphanedChain = errors.New("synchro: orphaned parent chain")
+	// ErrMissingOwnership indicates a pushable table has no ownership path.
+	ErrMissingOwnership = errors.New("synchro: pushable table has no ownership path")
+	// ErrMissingParentFKCol indicates ParentTable is set without ParentFKCol.
+	ErrMissingParentFKCol = errors.New("synchro: ParentTable set without ParentFKCol")
+	// ErrRedundantProtected indicates a ProtectedColumns entry is redundant.
+	ErrRedundantProtected = errors.New("synchro: redundant protected column")
+	// ErrInvalidPushPolicy indicates an unsupported push policy value.
+	ErrInvalidPushPolicy = errors.New("synchro: invalid push policy")
+	// ErrInvalidBucketConfig indicates contradictory bucket configuration.
+	ErrInvalidBucketConfig = errors.New("synchro: invalid bucket configuration")
+	// ErrSnapshotRequired indicates the client must rebuild from a full snapshot.
+	ErrSnapshotRequired = errors.New("synchro: snapshot required")
+)
+
+// DB is a minimal database interface using database/sql stdlib types only.
+// Both *sql.DB and *sql.Tx satisfy this interface, as do sqlx equivalents.
+type DB interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// TxBeginner starts transactions. *sql.DB satisfies it.
+type TxBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// Compile-time checks that the standard library types satisfy the interfaces.
+var (
+	_ DB         = (*sql.DB)(nil)
+	_ DB         = (*sql.Tx)(nil)
+	_ DB         = (*sql.Conn)(nil)
+	_ TxBeginner = (*sql.DB)(nil)
+	_ TxBeginner = (*sql.Conn)(nil)
+)
+
+// Config configures the sync engine.
+type Config struct {
+	// DB is the database connection pool.
+	DB *sql.DB
+	// Registry holds table configurations.
+	Registry *Registry
+	// Hooks for lifecycle callbacks.
+	Hooks Hooks
+	// ConflictResolver resolves push conflicts. Defaults to LWW.
+	ConflictResolver ConflictResolver
+	// Ownership resolves record ownership for bucketing. Defaults to JoinResolver.
+	Ownership OwnershipResolver
+	// MinClientVersion is the minimum supported client version (semver).
+	MinClientVersion string
+	// ClockSkewTolerance is added to client timestamps during LWW comparison.
+	ClockSkewTolerance time.Duration
+	// Compactor configures changelog compaction. Optional.
+	Compactor *CompactorConfig
+	// Logger for sync operations. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Hooks defines lifecycle callbacks for sync operations.
+// All hooks are optional — nil hooks are skipped.
+type Hooks struct {
+	// OnPushAccepted is called within the push transaction after records are applied.
+	// Use this for side effects like rebuilding search indexes.
+	OnPushAccepted func(ctx context.Context, tx *sql.Tx, accepted []AcceptedRecord) error
+
+	// OnConflict is called when a conflict is detected and resolved.
+	// This is informational — it cannot change the resolution.
+	OnConflict func(ctx context.Context, conflict Conflict, resolution Resolution)
+
+	// OnPullComplete is called after a successful pull operation.
+	OnPullComplete func(ctx context.Context, clientID string, checkpoint int64, count int)
+
+	// OnSchemaIncompatible is called when a client's version is below minimum.
+	OnSchemaIncompatible func(ctx context.Context, clientID string, clientVer string, minVer string)
+
+	// OnStaleClient is called when a client hasn't synced recently.
+	// Return true to allow the sync, false to reject with ErrStaleClient.
+	OnStaleClient func(ctx context.Context, clientID string, lastSync time.Time) bool
+
+	// OnCompaction is called after a successful compaction run.
+	OnCompaction func(ctx context.Context, result CompactResult)
+
+	// OnSnapshotRequired is called when a client must rebuild from a full snapshot.
+	OnSnapshotRequired func(ctx context.Context, clientID string, checkpoint int64, minSeq int64, reason string)
+}
