@@ -71,9 +71,9 @@ import (
 
 // Push status constants.
 const (
-	PushStatusApplied          = "applied"
-	PushStatusConflict         = "conflict"
-	PushStatusRejectedTerminal = "rejected_terminal"
+	PushStatusApplied           = "applied"
+	PushStatusConflict          = "conflict"
+	PushStatusRejectedTerminal  = "rejected_terminal"
 	PushStatusRejectedRetryable = "rejected_retryable"
 )
 
