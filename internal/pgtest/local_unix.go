@@ -1,0 +1,526 @@
+//go:build unix
+
+package pgtest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const (
+	// localDirPattern names the temporary directory of a local server. It
+	// must not be t.TempDir: when the tests run as root the server runs as
+	// the postgres OS user, which cannot reach the test's temporary
+	// directories.
+	localDirPattern = "synchro-pgtest-*"
+	// ownerPIDFile holds the pid of the test binary that owns the
+	// directory, so that later runs can remove the directories of dead
+	// ones.
+	ownerPIDFile = "owner.pid"
+	// staleUnownedAge is how old a directory without ownerPIDFile must be
+	// before it is considered abandoned rather than being set up.
+	staleUnownedAge = time.Hour
+	// portAttempts bounds the retries when the free port was taken before
+	// the server bound it.
+	portAttempts = 3
+	// stopTimeout bounds the fast shutdown before the server is killed.
+	stopTimeout = 15 * time.Second
+	// killTimeout bounds the wait for a killed process to be reaped.
+	killTimeout = 10 * time.Second
+	// logTailBytes is how much of the server log an error quotes.
+	logTailBytes = 4 << 10
+)
+
+// serverSettings are the postgres options of a local server, tuned for
+// tests: logical decoding, many slots and connections, no durability.
+// Dynamic shared memory lives in files of the data directory rather than
+// in /dev/shm, so that a server killed with its test binary leaves nothing
+// outside the directory the next run removes.
+var serverSettings = []string{
+	"dynamic_shared_memory_type=mmap",
+	"listen_addresses=127.0.0.1",
+	"wal_level=logical",
+	"max_replication_slots=64",
+	"max_wal_senders=64",
+	"max_connections=300",
+	"fsync=off",
+	"synchronous_commit=off",
+	"full_page_writes=off",
+}
+
+// errPortInUse reports that the server could not use the port it was given.
+var errPortInUse = errors.New("port already in use")
+
+// binaries are the PostgreSQL programs of one installation.
+type binaries struct {
+	dir      string // the directory of the real (symlink-resolved) initdb
+	initdb   string
+	postgres string
+}
+
+// localServer is a PostgreSQL server run from the local binaries, as a child
+// process of the test binary.
+type localServer struct {
+	bin     binaries
+	dir     string // temporary directory holding everything below
+	dataDir string
+	sockDir string
+	logPath string
+	cred    *syscall.Credential // nil: run as the current user
+	proc    *process            // the running postmaster
+}
+
+// startLocal initialises a cluster in a temporary directory and starts it
+// on a free port.
+func startLocal(ctx context.Context) (*server, error) {
+	bin, err := findBinaries()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	removeStaleDirs()
+	l, err := newLocalServer(bin, cred)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.initCluster(ctx); err != nil {
+		return nil, errors.Join(err, l.removeDir())
+	}
+	var port int
+	for attempt := 1; ; attempt++ {
+		port, err = freePort()
+		if err == nil {
+			err = l.start(ctx, port)
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errPortInUse) || attempt == portAttempts {
+			return nil, errors.Join(fmt.Errorf("starting %s: %w", bin.postgres, err), l.removeDir())
+		}
+	}
+	base := url.URL{
+		Scheme:   "postgres",
+		User:     url.User("postgres"),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Path:     "/postgres",
+		RawQuery: "sslmode=disable",
+	}
+	return newServer(ctx, base, l.stop, fmt.Sprintf("local PostgreSQL from %s on port %d in %s", bin.dir, port, l.dir))
+}
+
+// newLocalServer creates the directory of a local server.
+func newLocalServer(bin binaries, cred *syscall.Credential) (*localServer, error) {
+	dir, err := os.MkdirTemp(baseDir(), localDirPattern)
+	if err != nil {
+		return nil, fmt.Errorf("creating the server directory: %w", err)
+	}
+	return &localServer{
+		bin:     bin,
+		dir:     dir,
+		dataDir: filepath.Join(dir, "data"),
+		sockDir: filepath.Join(dir, "sock"),
+		logPath: filepath.Join(dir, "postgres.log"),
+		cred:    cred,
+	}, nil
+}
+
+// initCluster records the owner of the directory and runs initdb.
+func (l *localServer) initCluster(ctx context.Context) error {
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := os.WriteFile(filepath.Join(l.dir, ownerPIDFile), pid, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", ownerPIDFile, err)
+	}
+	if err := os.Mkdir(l.sockDir, 0o700); err != nil {
+		return fmt.Errorf("creating the socket directory: %w", err)
+	}
+	if l.cred != nil {
+		for _, p := range []string{l.dir, l.sockDir} {
+			if err := os.Chown(p, int(l.cred.Uid), int(l.cred.Gid)); err != nil {
+				return fmt.Errorf("handing %s to the postgres user: %w", p, err)
+			}
+		}
+	}
+
+	var out bytes.Buffer
+	cmd := exec.Command(l.bin.initdb,
+		"-D", l.dataDir,
+		"-A", "trust",
+		"-U", "postgres",
+		"--no-sync",
+		"-E", "UTF8",
+		"--locale=C",
+	)
+	l.configure(cmd)
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	p, err := startProcess(cmd)
+	if err != nil {
+		return fmt.Errorf("starting initdb: %w", err)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		if err := killGroup(p); err != nil {
+			return fmt.Errorf("initdb: %w", errors.Join(ctx.Err(), err))
+		}
+		return fmt.Errorf("initdb: %w", ctx.Err())
+	}
+	if p.err != nil {
+		return fmt.Errorf("%s: %w\n%s", l.bin.initdb, p.err, tail(out.Bytes()))
+	}
+	return nil
+}
+
+// start runs postgres on port and waits until it accepts connections. It
+// returns an error wrapping errPortInUse when another process holds the
+// port.
+func (l *localServer) start(ctx context.Context, port int) error {
+	logFile, err := os.OpenFile(l.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening the server log: %w", err)
+	}
+	offset, err := logFile.Seek(0, io.SeekEnd)
+	if err != nil {
+		return errors.Join(fmt.Errorf("opening the server log: %w", err), logFile.Close())
+	}
+	args := []string{"-D", l.dataDir, "-p", strconv.Itoa(port), "-k", l.sockDir}
+	for _, s := range serverSettings {
+		args = append(args, "-c", s)
+	}
+	cmd := exec.Command(l.bin.postgres, args...)
+	l.configure(cmd)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	p, err := startProcess(cmd)
+	// The child has its own descriptor of the log.
+	closeErr := logFile.Close()
+	if err != nil {
+		return fmt.Errorf("starting postgres: %w", err)
+	}
+	l.proc = p
+	if closeErr != nil {
+		return errors.Join(fmt.Errorf("closing the server log: %w", closeErr), l.kill())
+	}
+
+	connString := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	conn, err := waitReady(ctx, connString, p.done)
+	if err == nil {
+		// The port was free a moment ago; make sure the server that
+		// answers is this one.
+		var dir string
+		dir, err = dataDirectory(ctx, conn)
+		_ = conn.Close(ctx)
+		if err == nil {
+			if sameDir(dir, l.dataDir) {
+				return nil
+			}
+			err = fmt.Errorf("%w: the server on port %d serves %s", errPortInUse, port, dir)
+		}
+	}
+	killErr := l.kill()
+	serverLog := l.logSince(offset)
+	if bytes.Contains(serverLog, []byte("could not bind")) || bytes.Contains(serverLog, []byte("already in use")) {
+		err = fmt.Errorf("%w: %w", errPortInUse, err)
+	}
+	return errors.Join(fmt.Errorf("%w\nserver log:\n%s", err, tail(serverLog)), killErr)
+}
+
+// configure sets what initdb and postgres share: working directory,
+// environment, user and lifetime.
+func (l *localServer) configure(cmd *exec.Cmd) {
+	cmd.Dir = l.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Its own process group: a terminal's ^C reaches the test binary
+		// only, which then shuts the server down in order; and the whole
+		// group can be killed at once.
+		Setpgid:    true,
+		Credential: l.cred,
+	}
+	setPdeathsig(cmd.SysProcAttr)
+}
+
+// stop shuts the server down and removes its directory.
+func (l *localServer) stop(ctx context.Context) error {
+	var errs []error
+	if l.proc != nil {
+		if err := l.shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := l.removeDir(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// shutdown asks for a fast shutdown (SIGINT: roll back, disconnect, exit),
+// and kills the server if it has not exited after stopTimeout.
+func (l *localServer) shutdown(ctx context.Context) error {
+	if err := l.proc.cmd.Process.Signal(syscall.SIGINT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return errors.Join(fmt.Errorf("signalling postgres: %w", err), l.kill())
+	}
+	timer := time.NewTimer(stopTimeout)
+	defer timer.Stop()
+	select {
+	case <-l.proc.done:
+		return nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return l.kill()
+}
+
+// kill kills the server's process group and waits for the postmaster.
+func (l *localServer) kill() error {
+	return killGroup(l.proc)
+}
+
+// removeDir removes the server's directory.
+func (l *localServer) removeDir() error {
+	if err := os.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("removing %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// logSince reads the server log from offset.
+func (l *localServer) logSince(offset int64) []byte {
+	f, err := os.Open(l.logPath)
+	if err != nil {
+		return []byte(fmt.Sprintf("(reading the server log: %v)", err))
+	}
+	defer func() { _ = f.Close() }()
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<30))
+	if err != nil {
+		return []byte(fmt.Sprintf("(reading the server log: %v)", err))
+	}
+	return b
+}
+
+// process is a child process waited for by its own goroutine.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // the result of cmd.Wait, set before done is closed
+}
+
+// startProcess starts cmd and waits for it in the background. Linux sends
+// the parent-death signal when the thread that started the child exits,
+// not the process: the goroutine is locked to its thread until the child
+// has exited, so the signal fires only when the test binary dies.
+func startProcess(cmd *exec.Cmd) (*process, error) {
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// killGroup kills the process group led by p and waits for p to exit.
+func killGroup(p *process) error {
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing %s: %w", p.cmd.Path, err)
+	}
+	timer := time.NewTimer(killTimeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("%s (pid %d) has not exited %v after SIGKILL", p.cmd.Path, p.cmd.Process.Pid, killTimeout)
+	}
+}
+
+// findBinaries finds initdb on PATH, else the newest version under
+// /usr/lib/postgresql, and the postgres binary beside the real initdb (PATH
+// often holds a symlink to a wrapper directory without postgres).
+func findBinaries() (binaries, error) {
+	var candidates []string
+	if p, err := exec.LookPath("initdb"); err == nil {
+		candidates = append(candidates, p)
+	}
+	installed, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	slices.SortFunc(installed, func(a, b string) int {
+		// Newest first.
+		return compareVersions(filepath.Base(filepath.Dir(filepath.Dir(b))), filepath.Base(filepath.Dir(filepath.Dir(a))))
+	})
+	candidates = append(candidates, installed...)
+
+	for _, c := range candidates {
+		initdb, err := filepath.EvalSymlinks(c)
+		if err != nil {
+			continue
+		}
+		dir := filepath.Dir(initdb)
+		postgres := filepath.Join(dir, "postgres")
+		if fi, err := os.Stat(postgres); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return binaries{dir: dir, initdb: initdb, postgres: postgres}, nil
+		}
+	}
+	return binaries{}, fmt.Errorf("%w: no initdb with a postgres beside it on PATH or under /usr/lib/postgresql/*/bin", errUnavailable)
+}
+
+// compareVersions compares dotted version numbers such as "9.6" and "15".
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(as), len(bs)) {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if c := cmp.Compare(x, y); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// serverCredential returns the user to run PostgreSQL as: the postgres OS
+// user when running as root (PostgreSQL refuses to run as root), else nil
+// for the current user.
+func serverCredential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, and PostgreSQL refuses to run as root: no OS user postgres to run it as: %w", err)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("uid of user postgres: %w", err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("gid of user postgres: %w", err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+// accessWriteOK is W_OK of access(2).
+const accessWriteOK = 2
+
+// baseDir is where local servers live: SYNCHRO_TEST_TMPDIR when set, else
+// /dev/shm when it is a writable directory (a tmpfs makes CREATE DATABASE
+// about ten times faster than a disk), else os.TempDir().
+func baseDir() string {
+	if dir := os.Getenv("SYNCHRO_TEST_TMPDIR"); dir != "" {
+		return dir
+	}
+	const shm = "/dev/shm"
+	if fi, err := os.Stat(shm); err == nil && fi.IsDir() && syscall.Access(shm, accessWriteOK) == nil {
+		return shm
+	}
+	return os.TempDir()
+}
+
+// removeStaleDirs removes the directories left by test binaries that died
+// without stopping their server. Errors are ignored: a directory that
+// cannot be removed belongs to someone else or is removed by its owner.
+func removeStaleDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(baseDir(), localDirPattern))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerPIDFile))
+		if err != nil {
+			// Being set up right now, or abandoned before the owner
+			// wrote its pid.
+			if fi, err := os.Stat(dir); err == nil && time.Since(fi.ModTime()) > staleUnownedAge {
+				_ = os.RemoveAll(dir)
+			}
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && pid > 0 && processAlive(pid) {
+			continue
+		}
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// processAlive reports whether a process with pid exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	return port, nil
+}
+
+// dataDirectory returns the data directory of the server conn is connected
+// to.
+func dataDirectory(ctx context.Context, conn *pgconn.PgConn) (string, error) {
+	results, err := conn.Exec(ctx, `SELECT current_setting('data_directory')`).ReadAll()
+	if err != nil {
+		return "", fmt.Errorf("reading data_directory: %w", err)
+	}
+	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 1 {
+		return "", errors.New("reading data_directory: unexpected result")
+	}
+	return string(results[0].Rows[0][0]), nil
+}
+
+// sameDir reports whether a and b name the same directory.
+func sameDir(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	ra, errA := filepath.EvalSymlinks(a)
+	rb, errB := filepath.EvalSymlinks(b)
+	return errA == nil && errB == nil && ra == rb
+}
+
+// tail returns the end of b, at most logTailBytes.
+func tail(b []byte) []byte {
+	if len(b) <= logTailBytes {
+		return b
+	}
+	return append([]byte("..."), b[len(b)-logTailBytes:]...)
+}

@@ -1,0 +1,314 @@
+// Package pgtest gives every test its own PostgreSQL database on one server
+// shared by the test binary. It is imported only by tests.
+//
+// # Usage
+//
+// A package whose tests need a database calls [Main] from TestMain, then each
+// test asks for a fresh database:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+//	func TestSomething(t *testing.T) {
+//		t.Parallel()
+//		db := pgtest.NewMigratedDatabase(t)
+//		// db.Super, db.App, db.ReplicationDSN ...
+//	}
+//
+// Databases are copies of template databases, created once per test binary,
+// so a new database costs one CREATE DATABASE. Each is dropped when its test
+// ends, together with any replication slot created in it.
+//
+// # Where the server comes from
+//
+// Main looks for a server in this order:
+//
+//  1. SYNCHRO_TEST_DATABASE_URL: a postgres:// URL of a superuser on a server
+//     running with wal_level=logical. Several test binaries may share it: the
+//     names of their databases differ.
+//  2. A container started with testcontainers-go when a Docker engine
+//     answers. The image is SYNCHRO_TEST_POSTGRES_IMAGE (default postgres:15).
+//  3. The local PostgreSQL binaries (initdb and postgres on PATH or under
+//     /usr/lib/postgresql/*/bin), started in a temporary directory on a free
+//     port. When the test runs as root the server runs as the postgres OS
+//     user. The server is killed if the test binary dies.
+//
+// SYNCHRO_TEST_BACKEND=url|docker|local forces one of them.
+//
+// The local server lives in a directory under SYNCHRO_TEST_TMPDIR when set,
+// else under /dev/shm when it is writable (creating databases on a tmpfs is
+// about ten times faster than on a disk), else under os.TempDir.
+//
+// # Interrupted runs
+//
+// Main stops the server when the tests end, pass or fail, and on SIGINT or
+// SIGTERM. If the test binary is killed outright, a local server dies with
+// it (Linux) and the next test binary removes its directory; a container is
+// removed by testcontainers' reaper. On an external server the databases of
+// a killed binary stay behind: their names start with synchro_test_ and
+// synchro_tmpl_.
+//
+// # Roles
+//
+// Every database has two pools: Super, connected as a superuser, and App,
+// connected as [AppRole], a login role without SUPERUSER or BYPASSRLS, so
+// row level security applies to it. AppRole may use and create objects in
+// schema public and, in a migrated database, use every table of schema
+// synchro; tables a test creates as the superuser are granted to it by
+// default privileges.
+package pgtest
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+)
+
+// AppRole is the login role of [Database.App] and [Database.AppDSN]: no
+// SUPERUSER, no BYPASSRLS, no CREATEDB, no CREATEROLE. Its password is its
+// name.
+const AppRole = "synchro_app"
+
+// appPassword is AppRole's password.
+const appPassword = "synchro_app"
+
+// maxOpenConns bounds each pool of a Database, so that many parallel tests
+// stay well below the server's max_connections.
+const maxOpenConns = 10
+
+// Database is a fresh database of its own for one test, dropped when the
+// test ends.
+type Database struct {
+	// Name is the database name, unique on the server.
+	Name string
+	// DSN is a postgres:// URL of this database for a superuser.
+	DSN string
+	// ReplicationDSN is DSN with replication=database: a superuser
+	// connection that can create and stream logical replication slots.
+	ReplicationDSN string
+	// AppDSN is a postgres:// URL of this database for AppRole.
+	AppDSN string
+	// Super is a pool (pgx stdlib driver) connected as the superuser.
+	Super *sql.DB
+	// App is a pool (pgx stdlib driver) connected as AppRole, which is
+	// subject to row level security.
+	App *sql.DB
+}
+
+// active is the server started by Main, nil before.
+var active atomic.Pointer[server]
+
+// Main starts one PostgreSQL server for the test binary, runs the tests and
+// stops the server. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+// It never returns: it exits with the tests' exit code, after stopping the
+// server and removing its files even when tests failed. SIGINT and SIGTERM
+// stop the server too. When no server can be found or started, Main prints
+// why and how to provide one, and exits with status 1.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+// startTimeout bounds finding or starting the server, image pull included.
+const startTimeout = 10 * time.Minute
+
+func run(m *testing.M) int {
+	// Caught from the start, so that an interrupted run always stops the
+	// server and removes its files.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+
+	srv, err := start(signals)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
+		return 1
+	}
+	active.Store(srv)
+	// The flags are parsed by m.Run too; parsing them first lets Main
+	// honour -test.v.
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "pgtest: using %s\n", srv.describe)
+	}
+
+	var once sync.Once
+	shutdown := func() {
+		once.Do(func() {
+			if err := closeServer(srv); err != nil {
+				fmt.Fprintf(os.Stderr, "pgtest: stopping PostgreSQL: %v\n", err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case sig := <-signals:
+			fmt.Fprintf(os.Stderr, "pgtest: %v: stopping PostgreSQL\n", sig)
+			shutdown()
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+
+	code := m.Run()
+
+	close(done)
+	<-watcherDone
+	shutdown()
+	return code
+}
+
+// start finds or starts the server. A signal meanwhile cancels the start,
+// which cleans up after itself.
+func start(signals <-chan os.Signal) (*server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	type result struct {
+		srv *server
+		err error
+	}
+	started := make(chan result, 1)
+	go func() {
+		srv, err := startServer(ctx)
+		started <- result{srv, err}
+	}()
+	select {
+	case r := <-started:
+		return r.srv, r.err
+	case sig := <-signals:
+		cancel()
+		r := <-started
+		err := fmt.Errorf("%v while starting PostgreSQL", sig)
+		if r.srv != nil {
+			// Started just as the signal came.
+			err = errors.Join(err, closeServer(r.srv))
+		}
+		return nil, err
+	}
+}
+
+// closeServer stops srv within a minute.
+func closeServer(srv *server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return srv.close(ctx)
+}
+
+// NewDatabase creates a fresh, empty database for t and drops it when t
+// ends. AppRole may use and create objects in its schema public.
+func NewDatabase(t testing.TB) *Database {
+	t.Helper()
+	return newDatabase(t, plainTemplate)
+}
+
+// NewMigratedDatabase is [NewDatabase] with migrations.Migrate already
+// applied, and AppRole granted the use of schema synchro and its tables.
+func NewMigratedDatabase(t testing.TB) *Database {
+	t.Helper()
+	return newDatabase(t, migratedTemplate)
+}
+
+func newDatabase(t testing.TB, kind templateKind) *Database {
+	t.Helper()
+	srv := active.Load()
+	if srv == nil {
+		t.Fatal("pgtest: no PostgreSQL server: call pgtest.Main from TestMain")
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+
+	tmpl, err := srv.template(ctx, kind)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	name := srv.nextDatabaseName()
+	if err := srv.createDatabase(ctx, name, tmpl); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+
+	db := &Database{
+		Name:           name,
+		DSN:            srv.dsn(name, nil),
+		ReplicationDSN: srv.dsn(name, url.Values{"replication": {"database"}}),
+		AppDSN:         srv.dsnAs(name, url.UserPassword(AppRole, appPassword)),
+	}
+	// Registered before the pools are opened: cleanups run last-in first-out,
+	// and the pools must be closed before the database is dropped.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := srv.dropDatabase(ctx, name); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+
+	if db.Super, err = openPool(db.DSN); err != nil {
+		t.Fatalf("pgtest: database %s as superuser: %v", name, err)
+	}
+	t.Cleanup(func() { closePool(t, name, db.Super) })
+	if db.App, err = openPool(db.AppDSN); err != nil {
+		t.Fatalf("pgtest: database %s as %s: %v", name, AppRole, err)
+	}
+	t.Cleanup(func() { closePool(t, name, db.App) })
+	return db
+}
+
+// openPool opens a database/sql pool with the pgx driver. It does not
+// connect yet.
+func openPool(dsn string) (*sql.DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening pool: %w", err)
+	}
+	db.SetMaxOpenConns(maxOpenConns)
+	db.SetMaxIdleConns(maxOpenConns)
+	return db, nil
+}
+
+func closePool(t testing.TB, name string, db *sql.DB) {
+	if err := db.Close(); err != nil {
+		t.Errorf("pgtest: closing pool of %s: %v", name, err)
+	}
+}
+
+// SQLSTATE codes the harness branches on.
+const (
+	codeDuplicateObject = "42710"
+	codeUniqueViolation = "23505"
+	codeObjectInUse     = "55006"
+	codeUndefinedObject = "42704"
+)
+
+// hasCode reports whether err is a PostgreSQL error with one of codes.
+func hasCode(err error, codes ...string) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	for _, c := range codes {
+		if pgErr.Code == c {
+			return true
+		}
+	}
+	return false
+}
