@@ -1,6 +1,18 @@
 package synchro
 
-import "context"
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/synchrosync/synchro/internal/pgident"
+)
 
 // OwnershipResolver determines which buckets a record belongs to.
 //
@@ -11,4 +23,224 @@ import "context"
 // concurrent use.
 type OwnershipResolver interface {
 	ResolveOwner(ctx context.Context, db DB, table string, recordID string, data map[string]any) ([]string, error)
+}
+
+// globalBucket is the bucket every client follows for rows readable by all.
+const globalBucket = "global"
+
+// JoinResolver is the default OwnershipResolver that uses registry metadata.
+//
+// Its rules, for a record of table T with column values data:
+//   - T has BucketByColumn (the default for a table with OwnerColumn): the
+//     bucket is BucketPrefix + the column's value; a NULL or empty value gives
+//     "global" when GlobalWhenBucketNull is set, and no bucket otherwise.
+//   - T has OwnerColumn but buckets through a BucketFunction: "user:" + owner
+//     (BucketPrefix when set); a NULL owner gives "global" with
+//     AllowGlobalRead, no bucket otherwise.
+//   - T has ParentTable: the parent chain is followed in the database, from
+//     data[ParentFKCol] up to the first ancestor with BucketByColumn or
+//     OwnerColumn, whose value decides as above. A NULL foreign key or a
+//     missing parent gives no bucket.
+//   - otherwise (a reference table): "global".
+type JoinResolver struct {
+	registry *Registry
+	// pkTypes caches the SQL type of each table's primary key, read from the
+	// catalog once, so lookups compare in the key's own type and use its index.
+	pkTypes sync.Map // table name -> string
+}
+
+// NewJoinResolver creates a JoinResolver from a registry.
+// The returned resolver can be used as an OwnershipResolver but not as a
+// wal.BucketAssigner (no DB handle).
+func NewJoinResolver(registry *Registry) *JoinResolver {
+	return &JoinResolver{registry: registry}
+}
+
+// ResolveOwner implements OwnershipResolver. db is used only for tables with
+// a ParentTable.
+func (r *JoinResolver) ResolveOwner(ctx context.Context, db DB, table string, recordID string, data map[string]any) ([]string, error) {
+	cfg := r.registry.get(table)
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: %q", ErrTableNotRegistered, table)
+	}
+	switch {
+	case cfg.BucketByColumn != "":
+		return bucketsFor(cfg.BucketPrefix, data[cfg.BucketByColumn], cfg.GlobalWhenBucketNull), nil
+	case cfg.OwnerColumn != "":
+		return bucketsFor(cmp.Or(cfg.BucketPrefix, defaultBucketPrefix), data[cfg.OwnerColumn], cfg.AllowGlobalRead), nil
+	case cfg.ParentTable != "":
+		fk, ok := bucketValue(data[cfg.ParentFKCol])
+		if !ok {
+			return []string{}, nil
+		}
+		return r.resolveChain(ctx, db, cfg, fk)
+	default:
+		return []string{globalBucket}, nil
+	}
+}
+
+// bucketsFor forms the bucket of a bucket-column value.
+func bucketsFor(prefix string, v any, nullGlobal bool) []string {
+	if s, ok := bucketValue(v); ok {
+		return []string{prefix + s}
+	}
+	if nullGlobal {
+		return []string{globalBucket}
+	}
+	return []string{}
+}
+
+// bucketValue formats a column value for a bucket id; false for NULL, a
+// missing value or an empty string.
+func bucketValue(v any) (string, bool) {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return "", false
+	case string:
+		s = x
+	case []byte:
+		s = string(x)
+	case json.Number:
+		s = x.String()
+	case float64:
+		s = strconv.FormatFloat(x, 'f', -1, 64)
+	case float32:
+		s = strconv.FormatFloat(float64(x), 'f', -1, 32)
+	case fmt.Stringer:
+		s = x.String()
+	default:
+		s = fmt.Sprint(x)
+	}
+	return s, s != ""
+}
+
+// chainRoot returns the first ancestor of cfg (following ParentTable) for
+// which isRoot holds, with the path of tables from cfg's parent up to it.
+func chainRoot(reg *Registry, cfg *TableConfig, isRoot func(*TableConfig) bool) (root *TableConfig, path []*TableConfig, err error) {
+	seen := map[string]bool{cfg.TableName: true}
+	cur := cfg
+	for cur.ParentTable != "" {
+		parent := reg.get(cur.ParentTable)
+		if parent == nil {
+			return nil, nil, fmt.Errorf("%w: ancestor %q of %q", ErrUnregisteredParent, cur.ParentTable, cfg.TableName)
+		}
+		if seen[parent.TableName] {
+			return nil, nil, fmt.Errorf("%w: at %q", ErrCycleDetected, parent.TableName)
+		}
+		seen[parent.TableName] = true
+		path = append(path, parent)
+		if isRoot(parent) {
+			return parent, path, nil
+		}
+		cur = parent
+	}
+	return nil, nil, fmt.Errorf("%w: no ancestor of %q decides its buckets", ErrOrphanedChain, cfg.TableName)
+}
+
+// bucketsRoot is the root of bucketing: the first ancestor with a bucket
+// or owner column.
+func bucketsRoot(c *TableConfig) bool { return c.BucketByColumn != "" || c.OwnerColumn != "" }
+
+// ownerRoot is the root of ownership: the first ancestor with an owner
+// column, as the RLS write policies walk.
+func ownerRoot(c *TableConfig) bool { return c.OwnerColumn != "" }
+
+// resolveChain looks up the root's bucket column through the parent chain.
+func (r *JoinResolver) resolveChain(ctx context.Context, db DB, cfg *TableConfig, fk string) ([]string, error) {
+	root, path, err := chainRoot(r.registry, cfg, bucketsRoot)
+	if err != nil {
+		return nil, err
+	}
+	col, prefix, nullGlobal := root.OwnerColumn, cmp.Or(root.BucketPrefix, defaultBucketPrefix), root.AllowGlobalRead
+	if root.BucketByColumn != "" {
+		col, prefix, nullGlobal = root.BucketByColumn, root.BucketPrefix, root.GlobalWhenBucketNull
+	}
+	v, err := r.chainValue(ctx, db, cfg, path, col, fk)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return bucketsFor(prefix, nil, nullGlobal), nil
+	}
+	return bucketsFor(prefix, *v, nullGlobal), nil
+}
+
+// ownerOf returns the user a record belongs to for writes: the value of the
+// table's owner column, or of the owner column of the first ancestor that
+// has one. vals holds the record's owner and parent key columns. It reports
+// false when the record has no owner (a NULL owner or parent key, a missing
+// parent).
+func (r *JoinResolver) ownerOf(ctx context.Context, db DB, cfg *TableConfig, vals map[string]any) (string, bool, error) {
+	if cfg.OwnerColumn != "" {
+		owner, ok := bucketValue(vals[cfg.OwnerColumn])
+		return owner, ok, nil
+	}
+	if cfg.ParentTable == "" {
+		return "", false, nil
+	}
+	fk, ok := bucketValue(vals[cfg.ParentFKCol])
+	if !ok {
+		return "", false, nil
+	}
+	root, path, err := chainRoot(r.registry, cfg, ownerRoot)
+	if err != nil {
+		return "", false, err
+	}
+	v, err := r.chainValue(ctx, db, cfg, path, root.OwnerColumn, fk)
+	if err != nil || v == nil {
+		return "", false, err
+	}
+	return *v, *v != "", nil
+}
+
+// chainValue reads column col of the last table of path (the root), joining
+// the chain from the row of path[0] whose key is fk. It returns nil when the
+// value is NULL or the chain is broken (a missing parent).
+func (r *JoinResolver) chainValue(ctx context.Context, db DB, cfg *TableConfig, path []*TableConfig, col, fk string) (*string, error) {
+	if db == nil {
+		return nil, fmt.Errorf("synchro: resolving the parent chain of %q needs a database handle", cfg.TableName)
+	}
+	pkType, err := r.pkType(ctx, db, path[0])
+	if err != nil {
+		return nil, err
+	}
+	var q strings.Builder
+	fmt.Fprintf(&q, "SELECT p%d.%s::text FROM %s AS p0", len(path)-1, pgident.Quote(col), pgident.QuoteQualified(path[0].TableName))
+	for i := 1; i < len(path); i++ {
+		fmt.Fprintf(&q, " JOIN %s AS p%d ON p%d.%s = p%d.%s", pgident.QuoteQualified(path[i].TableName), i,
+			i, pgident.Quote(path[i].IDColumn), i-1, pgident.Quote(path[i-1].ParentFKCol))
+	}
+	fmt.Fprintf(&q, " WHERE p0.%s = CAST($1::text AS %s)", pgident.Quote(path[0].IDColumn), pkType)
+	var v sql.NullString
+	err = db.QueryRowContext(ctx, q.String(), fk).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("synchro: resolving the parent chain of %q: %w", cfg.TableName, err)
+	}
+	if !v.Valid {
+		return nil, nil
+	}
+	return &v.String, nil
+}
+
+// pkType returns the SQL type of cfg's primary key column, as format_type
+// prints it, reading the catalog once per table.
+func (r *JoinResolver) pkType(ctx context.Context, db DB, cfg *TableConfig) (string, error) {
+	if t, ok := r.pkTypes.Load(cfg.TableName); ok {
+		return t.(string), nil
+	}
+	var t string
+	err := db.QueryRowContext(ctx, `
+SELECT format_type(a.atttypid, a.atttypmod)
+  FROM pg_attribute a
+ WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped`,
+		pgident.QuoteQualified(cfg.TableName), cfg.IDColumn).Scan(&t)
+	if err != nil {
+		return "", fmt.Errorf("synchro: reading the primary key type of %q: %w", cfg.TableName, err)
+	}
+	r.pkTypes.Store(cfg.TableName, t)
+	return t, nil
 }

@@ -95,6 +95,11 @@ type TableConfig struct {
 	// protected is the set of columns clients may not write, computed by
 	// Registry.Register. A TableConfig built by hand computes it on demand.
 	protected map[string]struct{}
+	// updatedAtDefaulted and deletedAtDefaulted record that Register filled
+	// in the timestamp column name: a defaulted column may be absent from the
+	// table (the feature is then off), an explicitly named one must exist.
+	updatedAtDefaulted bool
+	deletedAtDefaulted bool
 }
 
 // baseProtected returns the columns protected without being listed in
@@ -182,9 +187,11 @@ func (c *TableConfig) applyDefaults() {
 	}
 	if c.UpdatedAtColumn == "" {
 		c.UpdatedAtColumn = defaultUpdatedAtColumn
+		c.updatedAtDefaulted = true
 	}
 	if c.DeletedAtColumn == "" {
 		c.DeletedAtColumn = defaultDeletedAtColumn
+		c.deletedAtDefaulted = true
 	}
 	if c.PushPolicy == "" {
 		if c.OwnerColumn != "" || c.ParentTable != "" {

@@ -78,6 +78,8 @@ func TestRegisterDefaults(t *testing.T) {
 // equalConfig compares the exported fields of two configs.
 func equalConfig(a, b TableConfig) bool {
 	a.protected, b.protected = nil, nil
+	a.updatedAtDefaulted, a.deletedAtDefaulted = false, false
+	b.updatedAtDefaulted, b.deletedAtDefaulted = false, false
 	return reflect.DeepEqual(a, b)
 }
 

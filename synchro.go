@@ -35,6 +35,28 @@
 // Table names are used exactly as written (case-sensitive, quoted in every
 // statement); "schema.table" names a table outside the search path.
 //
+// # The engine
+//
+// [NewEngine] checks the registry, reads the catalog once for every
+// registered table (primary key, columns, types, defaults) and records the
+// schema contract, so a table that cannot be synced fails at start-up, not on
+// a request. [Engine.RegisterClient] records a device; [Engine.Push] applies
+// its offline writes, each record with its own outcome (see [Engine.Push] for
+// the statuses and reason codes). The engine checks ownership itself, so a
+// user never changes another user's rows even when the database role
+// bypasses row-level security.
+//
+// # Row-level security
+//
+// [GenerateRLSPolicies] returns statements that enable row-level security on
+// the registered tables with policies matching the bucketing rules; the
+// application runs them as the tables' owner, as often as it likes (they are
+// idempotent), for example in its own migrations. [SetAuthContext] sets the
+// user (the setting app.user_id) for a transaction; the engine does it for
+// every push. For RLS to be a second wall, the engine's role must be neither
+// the tables' owner, nor a superuser, nor BYPASSRLS. The WAL consumer and the
+// compactor read every user's rows: give them a role that bypasses RLS.
+//
 // # Conflicts and versions
 //
 // A push that updates a row goes through a [ConflictResolver]. [LWWResolver]

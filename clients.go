@@ -1,0 +1,103 @@
+package synchro
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// This file holds the statements on synchro.clients.
+
+// clientRow is a stored client with the engine's bookkeeping.
+type clientRow struct {
+	Client
+	// snapshotSeq is the checkpoint of a snapshot in progress, or nil.
+	snapshotSeq *int64
+	// snapshotCompletedAt is when the client last finished a snapshot.
+	snapshotCompletedAt *time.Time
+}
+
+const clientColumns = `id::text, user_id, client_id, client_name, platform, app_version, to_json(bucket_subs)::text,
+	last_sync_at, last_pull_at, last_push_at, last_pull_seq, is_active, created_at, updated_at,
+	snapshot_seq, snapshot_completed_at`
+
+func scanClient(row interface{ Scan(...any) error }) (*clientRow, error) {
+	var c clientRow
+	var subs string
+	err := row.Scan(&c.ID, &c.UserID, &c.ClientID, &c.ClientName, &c.Platform, &c.AppVersion, &subs,
+		&c.LastSyncAt, &c.LastPullAt, &c.LastPushAt, &c.LastPullSeq, &c.IsActive, &c.CreatedAt, &c.UpdatedAt,
+		&c.snapshotSeq, &c.snapshotCompletedAt)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(subs), &c.BucketSubs); err != nil {
+		return nil, fmt.Errorf("decoding bucket_subs: %w", err)
+	}
+	return &c, nil
+}
+
+// upsertClient inserts the client or updates its descriptive fields, keeping
+// its checkpoint and subscriptions, and marks it active.
+func upsertClient(ctx context.Context, db DB, userID string, req *RegisterRequest) (*clientRow, error) {
+	row := db.QueryRowContext(ctx, `
+INSERT INTO synchro.clients AS c (user_id, client_id, client_name, platform, app_version, bucket_subs)
+VALUES ($1, $2, $3, $4, $5, ARRAY[$6::text, 'global'])
+ON CONFLICT (user_id, client_id) DO UPDATE
+   SET client_name = EXCLUDED.client_name,
+       platform    = EXCLUDED.platform,
+       app_version = EXCLUDED.app_version,
+       is_active   = true,
+       updated_at  = now()
+RETURNING `+clientColumns,
+		userID, req.ClientID, req.ClientName, req.Platform, req.AppVersion, userBucket(userID))
+	c, err := scanClient(row)
+	if err != nil {
+		return nil, fmt.Errorf("synchro: registering client %q: %w", req.ClientID, err)
+	}
+	return c, nil
+}
+
+// lockClientForPush loads the client inside the push transaction, locking
+// its row, and records the push. It returns ErrClientNotRegistered when there
+// is no such client; any other failure is returned wrapped, never as
+// ErrClientNotRegistered.
+func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string) (*clientRow, error) {
+	c, err := scanClient(tx.QueryRowContext(ctx,
+		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
+		userID, clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: client %q", ErrClientNotRegistered, clientID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("synchro: loading client %q: %w", clientID, err)
+	}
+	return c, nil
+}
+
+// touchClientPush records a push on the client row.
+func touchClientPush(ctx context.Context, tx *sql.Tx, id string) error {
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE synchro.clients SET last_push_at = now(), last_sync_at = now() WHERE id = $1::uuid`, id); err != nil {
+		return fmt.Errorf("synchro: recording push: %w", err)
+	}
+	return nil
+}
+
+// staleCheck consults Hooks.OnStaleClient for a client that has not synced
+// within the stale threshold or was deactivated, and returns ErrStaleClient
+// when the hook refuses it.
+func (e *Engine) staleCheck(ctx context.Context, c *clientRow) error {
+	if e.hooks.OnStaleClient == nil || c.LastSyncAt == nil {
+		return nil
+	}
+	if c.IsActive && time.Since(*c.LastSyncAt) <= e.stale {
+		return nil
+	}
+	if !e.hooks.OnStaleClient(ctx, c.ClientID, *c.LastSyncAt) {
+		return fmt.Errorf("%w: client %q last synced at %s", ErrStaleClient, c.ClientID, c.LastSyncAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package synchro
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Engine is the top-level sync orchestrator.
+//
+// An Engine is safe for concurrent use by many goroutines. It holds no
+// goroutine of its own: the schema contract is refreshed by the requests that
+// read it (see Schema), and compaction runs only when asked.
+type Engine struct {
+	db         *sql.DB
+	registry   *Registry
+	hooks      Hooks
+	resolver   ConflictResolver
+	ownership  OwnershipResolver
+	minVersion string
+	stale      time.Duration
+	logger     *slog.Logger
+	schema     *schemaCache
+}
+
+// defaultStaleThreshold is how long a client may go without syncing before
+// Hooks.OnStaleClient is consulted, when no CompactorConfig says otherwise.
+const defaultStaleThreshold = 7 * 24 * time.Hour
+
+// NewEngine validates cfg, introspects every registered table and persists
+// the schema manifest.
+//
+// It fails when cfg.DB or cfg.Registry is nil, when the registry does not
+// validate (the error wraps the Validate sentinel), when MinClientVersion is
+// not a semantic version, or when a registered table cannot be synced: a
+// missing table or configured column, a missing or composite primary key, an
+// unsupported column type (ErrUnsupportedSchemaFeature). Every such error
+// names the table and the column. The migrations of package migrations must
+// have been applied.
+func NewEngine(cfg Config) (*Engine, error) {
+	return newEngine(context.Background(), cfg)
+}
+
+func newEngine(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("synchro: Config.DB is required")
+	}
+	if cfg.Registry == nil {
+		return nil, errors.New("synchro: Config.Registry is required")
+	}
+	if err := cfg.Registry.Validate(); err != nil {
+		return nil, fmt.Errorf("synchro: invalid registry: %w", err)
+	}
+	if len(cfg.Registry.TableNames()) == 0 {
+		return nil, errors.New("synchro: Config.Registry has no tables")
+	}
+	if cfg.MinClientVersion != "" {
+		// Checking a valid version against the minimum parses the minimum.
+		if err := CheckVersion("0.0.0", cfg.MinClientVersion); err != nil && !errors.Is(err, ErrUpgradeRequired) {
+			return nil, fmt.Errorf("synchro: Config.MinClientVersion: %w", err)
+		}
+	}
+	if cfg.Compactor != nil && cfg.Compactor.StaleThreshold < 0 {
+		return nil, errors.New("synchro: Config.Compactor.StaleThreshold must not be negative")
+	}
+
+	e := &Engine{
+		db:         cfg.DB,
+		registry:   cfg.Registry,
+		hooks:      cfg.Hooks,
+		resolver:   cfg.ConflictResolver,
+		ownership:  cfg.Ownership,
+		minVersion: cfg.MinClientVersion,
+		stale:      defaultStaleThreshold,
+		logger:     cfg.Logger,
+	}
+	if e.resolver == nil {
+		e.resolver = &LWWResolver{ClockSkewTolerance: cfg.ClockSkewTolerance}
+	}
+	if e.ownership == nil {
+		e.ownership = NewJoinResolver(cfg.Registry)
+	}
+	if e.logger == nil {
+		e.logger = slog.Default()
+	}
+	if cfg.Compactor != nil && cfg.Compactor.StaleThreshold > 0 {
+		e.stale = cfg.Compactor.StaleThreshold
+	}
+	e.schema = newSchemaCache(cfg.DB, cfg.Registry, e.logger)
+	if _, err := e.schema.refresh(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Registry returns the registry the engine was built with.
+func (e *Engine) Registry() *Registry {
+	return e.registry
+}
+
+// RegisterClient registers or updates a sync client.
+//
+// The client is identified by (userID, req.ClientID); registering again
+// updates its name, platform and app version and keeps its checkpoint, which
+// the response returns. When Config.MinClientVersion is set, an app version
+// below it, missing or not a semantic version is refused with an error
+// wrapping ErrUpgradeRequired, after Hooks.OnSchemaIncompatible. A client may
+// register with schema version 0 and an empty hash (it has no local tables
+// yet); otherwise both must equal the server's or ErrSchemaMismatch is
+// returned.
+func (e *Engine) RegisterClient(ctx context.Context, userID string, req *RegisterRequest) (*RegisterResponse, error) {
+	if req == nil {
+		return nil, badRequest("synchro: nil RegisterRequest")
+	}
+	if err := checkIdentity(userID, req.ClientID); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ name, value string }{{"platform", req.Platform}, {"app_version", req.AppVersion}} {
+		if !utf8.ValidString(f.value) || len(f.value) > maxClientFieldLen {
+			return nil, badRequest("synchro: %s must be valid UTF-8 of at most %d bytes", f.name, maxClientFieldLen)
+		}
+	}
+	if req.ClientName != nil && (!utf8.ValidString(*req.ClientName) || len(*req.ClientName) > maxClientFieldLen) {
+		return nil, badRequest("synchro: client_name must be valid UTF-8 of at most %d bytes", maxClientFieldLen)
+	}
+
+	if e.minVersion != "" {
+		if err := CheckVersion(req.AppVersion, e.minVersion); err != nil {
+			if e.hooks.OnSchemaIncompatible != nil {
+				e.hooks.OnSchemaIncompatible(ctx, req.ClientID, req.AppVersion, e.minVersion)
+			}
+			if !errors.Is(err, ErrUpgradeRequired) {
+				err = fmt.Errorf("%w: %w", ErrUpgradeRequired, err)
+			}
+			return nil, err
+		}
+	}
+
+	m, err := e.schema.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.check(req.SchemaVersion, req.SchemaHash, true); err != nil {
+		return nil, err
+	}
+
+	row, err := upsertClient(ctx, e.db, userID, req)
+	if err != nil {
+		return nil, err
+	}
+	resp := &RegisterResponse{
+		ID:            row.ID,
+		ServerTime:    time.Now().UTC(),
+		LastSyncAt:    row.LastSyncAt,
+		SchemaVersion: m.version,
+		SchemaHash:    m.hash,
+	}
+	if row.LastPullSeq != nil {
+		resp.Checkpoint = *row.LastPullSeq
+	}
+	return resp, nil
+}
+
+// maxClientFieldLen bounds the free-text fields of a registration and the
+// client id, so that a client cannot store arbitrarily large values.
+const maxClientFieldLen = 1024
+
+// checkIdentity validates the caller's user id and client id, which every
+// entry point needs.
+func checkIdentity(userID, clientID string) error {
+	if strings.TrimSpace(userID) == "" {
+		return errors.New("synchro: empty user id (the application must authenticate the caller)")
+	}
+	if clientID == "" {
+		return badRequest("synchro: client_id is required")
+	}
+	if !utf8.ValidString(clientID) || len(clientID) > maxClientFieldLen {
+		return badRequest("synchro: client_id must be valid UTF-8 of at most %d bytes", maxClientFieldLen)
+	}
+	return nil
+}
+
+// userBucket is the personal bucket of a user: every client of the user
+// follows it, and push accepts writes only to records in it.
+func userBucket(userID string) string {
+	return defaultBucketPrefix + userID
+}

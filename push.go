@@ -1,0 +1,579 @@
+package synchro
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// maxPushRecords is the most records one push may carry. A larger push is
+// refused as a whole before anything is applied; the client splits it.
+const maxPushRecords = 1000
+
+// maxRecordIDLen bounds a pushed record id.
+const maxRecordIDLen = 1024
+
+// Reason codes of PushResult.ReasonCode.
+const (
+	reasonAlreadyDeleted     = "already_deleted"
+	reasonRecordExists       = "record_exists"
+	reasonRecordDeleted      = "record_deleted"
+	reasonServerWon          = "server_won_conflict"
+	reasonTableNotRegistered = "table_not_registered"
+	reasonTableReadOnly      = "table_read_only"
+	reasonInvalidOperation   = "invalid_operation"
+	reasonInvalidData        = "invalid_data"
+	reasonRecordNotFound     = "record_not_found"
+	reasonOwnershipViolation = "ownership_violation"
+	reasonCreateFailed       = "create_failed"
+	reasonUpdateFailed       = "update_failed"
+	reasonDeleteFailed       = "delete_failed"
+	reasonResurrectionFailed = "resurrection_failed"
+	reasonInternalError      = "internal_error"
+)
+
+// Push processes client changes within a transaction.
+//
+// The request runs in one transaction, with the caller's user id set for
+// row-level security (SetAuthContext). Each record gets its own outcome: a
+// failing record never changes another record's outcome, and records listed
+// as accepted are committed when Push returns. Records are applied in request
+// order.
+//
+// Per record, in order: the table must be registered (table_not_registered)
+// and pushable (table_read_only); the operation must be "create", "update" or
+// "delete" (invalid_operation); the id must be non-empty; data must be a JSON
+// object whose keys are columns of the table that are synced and not
+// protected (invalid_data naming the column). The primary key may appear
+// when it equals the record id; the owner column and the parent foreign key
+// may be set by a create (the owner only to the caller) and repeated
+// unchanged by an update.
+//
+// The row is then locked (FOR UPDATE) and the engine checks that the caller
+// owns it: the configured OwnershipResolver must place it in the caller's
+// bucket "user:<id>" (ownership_violation otherwise), whatever row-level
+// security the database role is subject to. With the default JoinResolver
+// that is the owner column, or the owner of the root of the parent chain;
+// a table that buckets by another column (BucketByColumn other than
+// OwnerColumn, or a BucketFunction) needs an OwnershipResolver that returns
+// "user:<id>" for the records that user may write. A create of an existing live row
+// is a conflict (record_exists); a create of a soft-deleted row brings it
+// back (resurrection); an update of a soft-deleted row is a conflict
+// (record_deleted). Updates and resurrections go through the
+// ConflictResolver, with the row's updated-at as the server time; when the
+// server wins, the record is a conflict (server_won_conflict) carrying the
+// server's row. A table without an updated-at column has no conflict
+// resolution: the last push wins. Deletes always win; they are soft when the
+// table has a deleted-at column and hard otherwise. The engine sets the
+// updated-at and deleted-at columns from the database clock; clients never
+// write them. Values are converted to the columns' types by PostgreSQL
+// (jsonb_populate_record), so integers beyond 2^53, numerics, JSON, arrays,
+// bytea ("\\x..." strings), enums and timestamps keep their exact values.
+//
+// Constraint violations, bad values and row-level security refusals reject
+// the record as rejected_terminal; serialization failures, deadlocks, lock
+// timeouts and the like as rejected_retryable. A request with more than 1000
+// records is refused whole. ErrClientNotRegistered, ErrStaleClient and
+// ErrSchemaMismatch refuse the whole request; a database failure that breaks
+// the transaction fails the request with nothing applied. A client that
+// compaction marked inactive may still push.
+//
+// Hooks.OnConflict is called after each consultation of the resolver whose
+// record was decided (a write that then fails still counts), and
+// Hooks.OnPushAccepted inside the transaction before it commits; its error
+// rolls the whole push back.
+//
+// Consecutive records that do not depend on each other are processed
+// together: their rows are locked with one statement per table and written
+// with one statement per table and column set. When such a statement fails,
+// those records are redone one at a time, each under its own savepoint, so
+// the outcome is the same as processing them one by one.
+func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*PushResponse, error) {
+	if req == nil {
+		return nil, badRequest("synchro: nil PushRequest")
+	}
+	if err := checkIdentity(userID, req.ClientID); err != nil {
+		return nil, err
+	}
+	if len(req.Changes) > maxPushRecords {
+		return nil, badRequest("synchro: push of %d records exceeds the limit of %d per request", len(req.Changes), maxPushRecords)
+	}
+	m, err := e.schema.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.check(req.SchemaVersion, req.SchemaHash, false); err != nil {
+		return nil, err
+	}
+
+	tx, err := e.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("synchro: push: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	client, err := lockClientForPush(ctx, tx, userID, req.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.staleCheck(ctx, client); err != nil {
+		return nil, err
+	}
+	if err := SetAuthContext(ctx, tx, userID); err != nil {
+		return nil, err
+	}
+	if err := touchClientPush(ctx, tx, client.ID); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+recordSavepoint); err != nil {
+		return nil, fmt.Errorf("synchro: push: %w", err)
+	}
+
+	p := &pusher{e: e, tx: tx, m: m, userID: userID, clientID: req.ClientID}
+	items := make([]*pushItem, len(req.Changes))
+	for i := range req.Changes {
+		items[i] = p.prepare(&req.Changes[i])
+	}
+	for start := 0; start < len(items); {
+		end := segmentEnd(items, start)
+		if err := p.runSegment(ctx, items[start:end]); err != nil {
+			return nil, fmt.Errorf("synchro: push: %w", err)
+		}
+		start = end
+	}
+
+	resp := &PushResponse{Accepted: []PushResult{}, Rejected: []PushResult{}}
+	var accepted []AcceptedRecord
+	for _, it := range items {
+		if it.res.Status == PushStatusApplied {
+			resp.Accepted = append(resp.Accepted, it.res)
+			accepted = append(accepted, AcceptedRecord{ID: it.rec.ID, TableName: it.rec.TableName, Operation: it.op})
+		} else {
+			resp.Rejected = append(resp.Rejected, it.res)
+		}
+	}
+	if len(accepted) > 0 && e.hooks.OnPushAccepted != nil {
+		if err := e.hooks.OnPushAccepted(ctx, tx, accepted); err != nil {
+			return nil, fmt.Errorf("synchro: OnPushAccepted hook: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("synchro: committing push: %w", err)
+	}
+	if client.LastPullSeq != nil {
+		resp.Checkpoint = *client.LastPullSeq
+	}
+	resp.ServerTime = time.Now().UTC()
+	resp.SchemaVersion, resp.SchemaHash = m.version, m.hash
+	return resp, nil
+}
+
+// pusher applies the records of one push inside its transaction.
+type pusher struct {
+	e        *Engine
+	tx       *sql.Tx
+	m        *manifest
+	userID   string
+	clientID string
+	// dirty means a write succeeded since the savepoint was set, so the
+	// savepoint must be moved forward before the next statement that may
+	// have to be undone on its own.
+	dirty bool
+	// conflicts are the resolver consultations of the current attempt,
+	// reported to Hooks.OnConflict once the attempt stands.
+	conflicts []conflictEvent
+}
+
+type conflictEvent struct {
+	c   Conflict
+	res Resolution
+}
+
+// writeKind is what a decided record does to its row.
+type writeKind int
+
+const (
+	writeNone      writeKind = iota // decided without a write: res is final
+	writeInsert                     // insert a new row
+	writeUpdate                     // update a live row
+	writeResurrect                  // update a soft-deleted row and clear its deleted-at
+	writeDelete                     // soft or hard delete
+)
+
+// pushItem is one pushed record on its way through the push.
+type pushItem struct {
+	rec    *PushRecord
+	info   *tableInfo // nil when the record was rejected before any lookup
+	op     Operation
+	fields map[string]json.RawMessage // validated data (nil for deletes)
+	res    PushResult
+	// final is set once res is the record's outcome.
+	final bool
+
+	// Set by decide for a record that writes.
+	kind writeKind
+	cols []string // the written columns, sorted (inserts and updates)
+}
+
+// recordFailure reports that a statement of a record failed in the
+// database: the record's outcome has been decided, the push goes on.
+type recordFailure struct {
+	status, reason, message string
+	// fromDatabase means a statement failed: the transaction must be
+	// rolled back to the savepoint before anything else runs.
+	fromDatabase bool
+	// code is the SQLSTATE of a database failure.
+	code string
+}
+
+func terminal(reason, format string, args ...any) *recordFailure {
+	return &recordFailure{status: PushStatusRejectedTerminal, reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+func (it *pushItem) fail(f *recordFailure) {
+	it.res.Status, it.res.ReasonCode, it.res.Message = f.status, f.reason, f.message
+	it.final, it.kind = true, writeNone
+}
+
+// prepare runs the checks that need no database.
+func (p *pusher) prepare(rec *PushRecord) *pushItem {
+	it := &pushItem{rec: rec, res: PushResult{ID: rec.ID, TableName: rec.TableName, Operation: rec.Operation}}
+	info := p.m.table(rec.TableName)
+	if info == nil {
+		it.fail(terminal(reasonTableNotRegistered, "table %q is not registered", rec.TableName))
+		return it
+	}
+	if info.cfg.PushPolicy != PushPolicyOwnerOnly {
+		it.fail(terminal(reasonTableReadOnly, "table %q is read-only", rec.TableName))
+		return it
+	}
+	op, ok := ParseOperation(rec.Operation)
+	if !ok {
+		it.fail(terminal(reasonInvalidOperation, "unknown operation %q (want create, update or delete)", rec.Operation))
+		return it
+	}
+	it.info, it.op = info, op
+	if rec.ID == "" || len(rec.ID) > maxRecordIDLen || !utf8.ValidString(rec.ID) {
+		it.fail(terminal(reasonInvalidData, "record id must be non-empty valid UTF-8 of at most %d bytes", maxRecordIDLen))
+		return it
+	}
+	if op != OpDelete {
+		fields, err := decodeData(rec.Data)
+		if err == nil {
+			err = checkColumns(info, rec.ID, fields)
+		}
+		if err != nil {
+			it.fail(terminal(reasonInvalidData, "%v", err))
+			return it
+		}
+		it.fields = fields
+	}
+	return it
+}
+
+// segmentEnd returns the end of the run of records starting at start that
+// can be decided together: no record in it depends on an earlier one in the
+// run (the same row twice, or a row whose table has an ancestor table with
+// an earlier record in the run, since ownership is decided through the
+// parents).
+func segmentEnd(items []*pushItem, start int) int {
+	type key struct{ table, id string }
+	seenRows := map[key]bool{}
+	seenTables := map[string]bool{}
+	for i := start; i < len(items); i++ {
+		it := items[i]
+		if it.final {
+			continue
+		}
+		k := key{it.info.cfg.TableName, it.rec.ID}
+		if i > start && (seenRows[k] || slices.ContainsFunc(it.info.ancestors, func(t string) bool { return seenTables[t] })) {
+			return i
+		}
+		seenRows[k] = true
+		seenTables[k.table] = true
+	}
+	return len(items)
+}
+
+// runSegment processes records that do not depend on each other: first all
+// together, and when a statement fails, one at a time.
+func (p *pusher) runSegment(ctx context.Context, items []*pushItem) error {
+	var open []*pushItem
+	for _, it := range items {
+		if !it.final {
+			open = append(open, it)
+		}
+	}
+	if len(open) == 0 {
+		return nil
+	}
+	if err := p.freshSavepoint(ctx); err != nil {
+		return err
+	}
+	if len(open) > 1 {
+		ok, err := p.runTogether(ctx, open)
+		if err != nil || ok {
+			return err
+		}
+		// A statement failed: everything since the savepoint is undone.
+		if _, err := p.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+recordSavepoint); err != nil {
+			return fmt.Errorf("rolling back to savepoint: %w", err)
+		}
+		for _, it := range open {
+			it.reset()
+		}
+	}
+	for _, it := range open {
+		if err := p.runOne(ctx, it); err != nil {
+			return fmt.Errorf("record %s %q: %w", it.rec.TableName, it.rec.ID, err)
+		}
+	}
+	return nil
+}
+
+// reset returns an item to its prepared state, for a second attempt.
+func (it *pushItem) reset() {
+	it.res = PushResult{ID: it.rec.ID, TableName: it.rec.TableName, Operation: it.rec.Operation}
+	it.final, it.kind, it.cols = false, writeNone, nil
+}
+
+// freshSavepoint makes sure the standing savepoint sits after the last
+// successful write, so that rolling back to it undoes only what follows.
+func (p *pusher) freshSavepoint(ctx context.Context) error {
+	if !p.dirty {
+		return nil
+	}
+	if _, err := p.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+recordSavepoint+"; SAVEPOINT "+recordSavepoint); err != nil {
+		return fmt.Errorf("moving savepoint: %w", err)
+	}
+	p.dirty = false
+	return nil
+}
+
+// recordSavepoint is the savepoint each record (or group of records) can be
+// rolled back to without losing the records before it.
+const recordSavepoint = "synchro_record"
+
+// flushConflicts reports the resolver consultations of an attempt that
+// stands.
+func (p *pusher) flushConflicts(ctx context.Context) {
+	if p.e.hooks.OnConflict != nil {
+		for _, ev := range p.conflicts {
+			p.e.hooks.OnConflict(ctx, ev.c, ev.res)
+		}
+	}
+	p.conflicts = p.conflicts[:0]
+}
+
+// runOne processes one record under the savepoint.
+func (p *pusher) runOne(ctx context.Context, it *pushItem) error {
+	if err := p.freshSavepoint(ctx); err != nil {
+		return err
+	}
+	p.conflicts = p.conflicts[:0]
+	fail, err := p.runOneAttempt(ctx, it, true)
+	if err != nil {
+		return err
+	}
+	if fail != nil {
+		if _, err := p.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+recordSavepoint); err != nil {
+			return fmt.Errorf("rolling back to savepoint: %w", err)
+		}
+		it.fail(fail)
+	}
+	p.flushConflicts(ctx)
+	return nil
+}
+
+// runOneAttempt locks, decides and writes one record. When its insert loses
+// a race with a concurrent create of the same row and retry is set, it runs
+// once more and reports the row that won.
+func (p *pusher) runOneAttempt(ctx context.Context, it *pushItem, retry bool) (*recordFailure, error) {
+	rows, fail, err := p.lockRows(ctx, it.info, []string{it.rec.ID})
+	if fail != nil || err != nil {
+		return fail, err
+	}
+	if fail, err := p.decide(ctx, it, rows[it.rec.ID]); fail != nil || err != nil {
+		return fail, err
+	}
+	if it.kind == writeNone {
+		return nil, nil
+	}
+	fail, err = p.write(ctx, []*pushItem{it})
+	if retry && fail != nil && it.kind == writeInsert && fail.uniqueViolation() {
+		// A concurrent push created the same record first: report what is
+		// there now, as for any create of an existing record.
+		if _, err := p.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+recordSavepoint); err != nil {
+			return nil, fmt.Errorf("rolling back to savepoint: %w", err)
+		}
+		it.reset()
+		p.conflicts = p.conflicts[:0]
+		return p.runOneAttempt(ctx, it, false)
+	}
+	return fail, err
+}
+
+// runTogether locks, decides and writes records that do not depend on each
+// other with as few statements as possible. It reports false when a
+// statement failed in the database; the caller then rolls back and redoes
+// the records one at a time.
+func (p *pusher) runTogether(ctx context.Context, items []*pushItem) (bool, error) {
+	p.conflicts = p.conflicts[:0]
+	var tables []*tableInfo
+	ids := map[*tableInfo][]string{}
+	for _, it := range items {
+		if _, seen := ids[it.info]; !seen {
+			tables = append(tables, it.info)
+		}
+		ids[it.info] = append(ids[it.info], it.rec.ID)
+	}
+	for _, info := range tables {
+		if info.textKey() || len(ids[info]) < 2 {
+			continue
+		}
+		// Two spellings of one key ('042' and '42') are one row: such
+		// records depend on each other and go one at a time.
+		var distinct int
+		if err := p.tx.QueryRowContext(ctx, info.distinctKeysSQL(), ids[info]).Scan(&distinct); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				return false, nil // e.g. an id that is not a valid key
+			}
+			return false, err
+		}
+		if distinct < len(ids[info]) {
+			return false, nil
+		}
+	}
+	rows := map[*tableInfo]map[string]*lockedRow{}
+	for _, info := range tables {
+		r, fail, err := p.lockRows(ctx, info, ids[info])
+		if err != nil || fail != nil {
+			return false, err
+		}
+		rows[info] = r
+	}
+	for _, it := range items {
+		fail, err := p.decide(ctx, it, rows[it.info][it.rec.ID])
+		if err != nil {
+			return false, err
+		}
+		if fail != nil {
+			if fail.fromDatabase {
+				return false, nil // the transaction is aborted: redo one at a time
+			}
+			it.fail(fail)
+		}
+	}
+	// Consecutive writes of one table, kind and column set go in one
+	// statement; the statements run in record order, so that a record may
+	// refer to an earlier one (a foreign key) exactly as one by one.
+	var group []*pushItem
+	flush := func() (bool, error) {
+		if len(group) == 0 {
+			return true, nil
+		}
+		fail, err := p.write(ctx, group)
+		group = group[:0]
+		return fail == nil && err == nil, err
+	}
+	for _, it := range items {
+		if it.kind == writeNone {
+			continue
+		}
+		if len(group) > 0 {
+			last := group[len(group)-1]
+			if last.info != it.info || last.kind != it.kind || !slices.Equal(last.cols, it.cols) {
+				if ok, err := flush(); !ok || err != nil {
+					return false, err
+				}
+			}
+		}
+		group = append(group, it)
+	}
+	if ok, err := flush(); !ok || err != nil {
+		return false, err
+	}
+	p.flushConflicts(ctx)
+	return true, nil
+}
+
+// decodeData parses a record's data as a JSON object, keeping every value's
+// text exactly as sent (so numbers keep their precision).
+func decodeData(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, errors.New("data must be a JSON object")
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &fields); err != nil {
+		return nil, fmt.Errorf("data is not a valid JSON object: %v", err)
+	}
+	return fields, nil
+}
+
+// checkColumns enforces the column allow-list: every key must be a synced
+// column of the table that clients may write. The primary key may appear
+// with the record id as its value; the owner and parent columns are checked
+// later against the caller and the stored row.
+func checkColumns(info *tableInfo, id string, fields map[string]json.RawMessage) error {
+	cfg := info.cfg
+	for _, key := range slices.Sorted(mapKeys(fields)) {
+		if info.column(key) == nil {
+			return fmt.Errorf("unknown column %q", key)
+		}
+		if !slices.Contains(info.syncColumns, key) {
+			return fmt.Errorf("column %q is not synced", key)
+		}
+		switch {
+		case key == info.pk:
+			if v, ok := rawText(fields[key]); !ok || v != id {
+				return fmt.Errorf("column %q must equal the record id %q", key, id)
+			}
+		case key == cfg.OwnerColumn || key == cfg.ParentFKCol:
+		case cfg.IsProtected(key):
+			return fmt.Errorf("column %q is managed by the server and cannot be written", key)
+		}
+	}
+	return nil
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// rawText returns the text form of a scalar JSON value as PostgreSQL reads
+// it into a text column: a string unquoted, a number or boolean as written.
+// It reports false for null, objects and arrays.
+func rawText(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", false
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", false
+		}
+		return s, true
+	case 'n', '{', '[':
+		return "", false
+	default:
+		return string(raw), true
+	}
+}

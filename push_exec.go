@@ -1,0 +1,520 @@
+package synchro
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// This file holds the decisions of push and the statements that carry them
+// out, for one record or for a group of records of one table.
+
+// lockedRow is the current state of a record, read under FOR UPDATE.
+type lockedRow struct {
+	data      json.RawMessage // the synced projection, as a JSON object
+	updatedAt *time.Time
+	deletedAt *time.Time
+	// owner, parentFK and bucketBy are the text forms of the columns
+	// ownership is decided by; nil for NULL or when the table has none.
+	owner, parentFK, bucketBy *string
+}
+
+// lockRows reads and locks the rows with the given ids (as pushed), in
+// primary key order. The result maps a pushed id to its row; ids without a
+// row are absent.
+func (p *pusher) lockRows(ctx context.Context, info *tableInfo, ids []string) (map[string]*lockedRow, *recordFailure, error) {
+	rows, err := p.tx.QueryContext(ctx, info.pushSQL().lock, ids)
+	if err != nil {
+		fail, err := classifyDBError(err, reasonInternalError, "reading the record")
+		return nil, fail, err
+	}
+	defer rows.Close()
+	out := make(map[string]*lockedRow, len(ids))
+	for rows.Next() {
+		var (
+			id   string
+			data sql.NullString
+			r    lockedRow
+		)
+		if err := rows.Scan(&id, &data, &r.updatedAt, &r.deletedAt, &r.owner, &r.parentFK, &r.bucketBy); err != nil {
+			return nil, nil, fmt.Errorf("reading locked rows: %w", err)
+		}
+		r.data = json.RawMessage(data.String)
+		out[id] = &r
+	}
+	if err := rows.Err(); err != nil {
+		fail, err := classifyDBError(err, reasonInternalError, "reading the record")
+		return nil, fail, err
+	}
+	return out, nil, nil
+}
+
+// decide works out what a record does, given its locked row (nil when the
+// row does not exist). It either finalises the result (a rejection or a
+// conflict) or sets it.kind and it.cols for the write.
+func (p *pusher) decide(ctx context.Context, it *pushItem, row *lockedRow) (*recordFailure, error) {
+	switch it.op {
+	case OpInsert:
+		if row == nil {
+			return p.decideInsert(ctx, it)
+		}
+		if fail, err := p.requireOwned(ctx, it.info, it.rec.ID, rowVals(it.info.cfg, row)); fail != nil || err != nil {
+			return fail, err
+		}
+		if row.deletedAt == nil {
+			p.conflict(it, reasonRecordExists, "the record already exists", row)
+			return nil, nil
+		}
+		return p.decideWrite(ctx, it, row, writeResurrect)
+	case OpUpdate:
+		if row == nil {
+			return terminal(reasonRecordNotFound, "record not found or not accessible"), nil
+		}
+		if fail, err := p.requireOwned(ctx, it.info, it.rec.ID, rowVals(it.info.cfg, row)); fail != nil || err != nil {
+			return fail, err
+		}
+		if row.deletedAt != nil {
+			p.conflict(it, reasonRecordDeleted, "the record was deleted on the server", row)
+			return nil, nil
+		}
+		return p.decideWrite(ctx, it, row, writeUpdate)
+	default:
+		if row == nil {
+			return terminal(reasonRecordNotFound, "record not found or not accessible"), nil
+		}
+		if fail, err := p.requireOwned(ctx, it.info, it.rec.ID, rowVals(it.info.cfg, row)); fail != nil || err != nil {
+			return fail, err
+		}
+		if row.deletedAt != nil {
+			it.res.Status, it.res.ReasonCode, it.final = PushStatusApplied, reasonAlreadyDeleted, true
+			return nil, nil
+		}
+		it.kind = writeDelete
+		return nil, nil
+	}
+}
+
+// decideInsert handles the create of a row that does not exist: the caller
+// becomes its owner, and its parent must belong to the caller.
+func (p *pusher) decideInsert(ctx context.Context, it *pushItem) (*recordFailure, error) {
+	cfg, info := it.info.cfg, it.info
+	if cfg.OwnerColumn != "" {
+		if v, present := it.fields[cfg.OwnerColumn]; present {
+			if s, ok := rawText(v); !ok || s != p.userID {
+				return terminal(reasonOwnershipViolation, "column %q must be the caller's user id", cfg.OwnerColumn), nil
+			}
+		}
+		owner, _ := json.Marshal(p.userID)
+		it.fields[cfg.OwnerColumn] = owner
+	}
+	id, _ := json.Marshal(it.rec.ID)
+	it.fields[info.pk] = id
+
+	vals := make(map[string]any, 3)
+	for _, col := range []string{cfg.OwnerColumn, cfg.ParentFKCol, cfg.BucketByColumn} {
+		if col == "" {
+			continue
+		}
+		if s, ok := rawText(it.fields[col]); ok {
+			vals[col] = s
+		} else {
+			vals[col] = nil
+		}
+	}
+	if fail, err := p.requireOwned(ctx, info, it.rec.ID, vals); fail != nil || err != nil {
+		if fail != nil && fail.reason == reasonOwnershipViolation {
+			fail.message = "the record would not belong to the caller"
+		}
+		return fail, err
+	}
+	if cfg.OwnerColumn != "" && cfg.ParentTable != "" {
+		if fail, err := p.checkParent(ctx, info, it.fields); fail != nil || err != nil {
+			return fail, err
+		}
+	}
+	it.kind = writeInsert
+	it.cols = slices.Sorted(mapKeys(it.fields))
+	return nil, nil
+}
+
+// checkParent verifies that the parent a new record points to belongs to
+// the caller, for tables that have both an owner column and a parent (for
+// a plain child table the OwnershipResolver decides through the parent).
+func (p *pusher) checkParent(ctx context.Context, info *tableInfo, fields map[string]json.RawMessage) (*recordFailure, error) {
+	fk, ok := rawText(fields[info.cfg.ParentFKCol])
+	if !ok {
+		return nil, nil // no parent: nothing to attach to
+	}
+	parent := p.m.table(info.cfg.ParentTable)
+	if parent == nil {
+		return terminal(reasonOwnershipViolation, "parent table %q is not available", info.cfg.ParentTable), nil
+	}
+	rows, fail, err := p.lockRows(ctx, parent, []string{fk})
+	if fail != nil || err != nil {
+		return fail, err
+	}
+	row := rows[fk]
+	if row == nil {
+		return terminal(reasonOwnershipViolation, "parent %q in table %q does not exist or is not accessible", fk, parent.cfg.TableName), nil
+	}
+	if fail, err := p.requireOwned(ctx, parent, fk, rowVals(parent.cfg, row)); fail != nil || err != nil {
+		if fail != nil && fail.reason == reasonOwnershipViolation {
+			fail.message = fmt.Sprintf("parent %q in table %q belongs to another user", fk, parent.cfg.TableName)
+		}
+		return fail, err
+	}
+	return nil, nil
+}
+
+// decideWrite resolves the conflict between the client's change and the
+// stored row, and plans the update (or resurrection) when the client wins.
+func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, kind writeKind) (*recordFailure, error) {
+	cfg, info := it.info.cfg, it.info
+	// The owner and parent columns cannot change through a push: repeating
+	// the stored value is accepted, anything else is refused.
+	for _, f := range []struct {
+		col    string
+		stored *string
+	}{{cfg.OwnerColumn, row.owner}, {cfg.ParentFKCol, row.parentFK}} {
+		if f.col == "" {
+			continue
+		}
+		v, present := it.fields[f.col]
+		if !present {
+			continue
+		}
+		s, ok := rawText(v)
+		if ok != (f.stored != nil) || (ok && s != *f.stored) {
+			return terminal(reasonInvalidData, "column %q cannot be changed", f.col), nil
+		}
+		delete(it.fields, f.col)
+	}
+	delete(it.fields, info.pk)
+
+	if info.hasUpdatedAt {
+		c := Conflict{
+			Table:       cfg.TableName,
+			RecordID:    it.rec.ID,
+			ClientID:    p.clientID,
+			UserID:      p.userID,
+			ClientData:  it.rec.Data,
+			ServerData:  row.data,
+			ClientTime:  it.rec.ClientUpdatedAt,
+			BaseVersion: it.rec.BaseUpdatedAt,
+		}
+		if row.updatedAt != nil {
+			c.ServerTime = *row.updatedAt
+		}
+		resolution, err := p.e.resolver.Resolve(ctx, c)
+		if err != nil {
+			p.e.logger.WarnContext(ctx, "synchro: conflict resolver failed", "table", cfg.TableName, "id", it.rec.ID, "error", err)
+			return &recordFailure{status: PushStatusRejectedRetryable, reason: reasonInternalError, message: "conflict resolution failed"}, nil
+		}
+		p.conflicts = append(p.conflicts, conflictEvent{c, resolution})
+		if resolution.Winner != winnerClient {
+			p.conflict(it, reasonServerWon, resolution.Reason, row)
+			return nil, nil
+		}
+	}
+	it.cols = slices.Sorted(mapKeys(it.fields))
+	if len(it.cols) == 0 && kind == writeUpdate && !info.hasUpdatedAt {
+		it.res.Status, it.final = PushStatusApplied, true // nothing to change
+		return nil, nil
+	}
+	it.kind = kind
+	return nil, nil
+}
+
+// conflict finalises a record as a conflict carrying the stored row.
+func (p *pusher) conflict(it *pushItem, reason, msg string, row *lockedRow) {
+	it.res.Status, it.res.ReasonCode, it.res.Message = PushStatusConflict, reason, msg
+	sv := &Record{ID: it.rec.ID, TableName: it.info.cfg.TableName, Data: row.data, DeletedAt: row.deletedAt}
+	if row.updatedAt != nil {
+		sv.UpdatedAt = *row.updatedAt
+	}
+	it.res.ServerVersion = sv
+	it.res.ServerUpdatedAt = row.updatedAt
+	it.res.ServerDeletedAt = row.deletedAt
+	it.final = true
+}
+
+// requireOwned checks that the caller owns the record described by vals
+// (its owner, parent key and bucket columns).
+//
+// With the default JoinResolver the owner is the table's owner column, or
+// the owner column of the first ancestor that has one, exactly as the RLS
+// write policies decide. A custom OwnershipResolver decides through the
+// buckets it returns: the record must be in the caller's bucket "user:<id>".
+func (p *pusher) requireOwned(ctx context.Context, info *tableInfo, id string, vals map[string]any) (*recordFailure, error) {
+	var (
+		owned bool
+		err   error
+	)
+	if jr, ok := p.e.ownership.(*JoinResolver); ok {
+		var owner string
+		owner, owned, err = jr.ownerOf(ctx, p.tx, info.cfg, vals)
+		owned = owned && owner == p.userID
+	} else {
+		var buckets []string
+		buckets, err = p.e.ownership.ResolveOwner(ctx, p.tx, info.cfg.TableName, id, vals)
+		owned = slices.Contains(buckets, userBucket(p.userID))
+	}
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			return classifyDBError(err, reasonInternalError, "resolving ownership")
+		}
+		p.e.logger.WarnContext(ctx, "synchro: ownership resolution failed", "table", info.cfg.TableName, "id", id, "error", err)
+		return &recordFailure{status: PushStatusRejectedRetryable, reason: reasonInternalError, message: "ownership resolution failed"}, nil
+	}
+	if !owned {
+		return terminal(reasonOwnershipViolation, "the record belongs to another user"), nil
+	}
+	return nil, nil
+}
+
+// rowVals is the column map the OwnershipResolver sees for a stored row.
+func rowVals(cfg *TableConfig, r *lockedRow) map[string]any {
+	vals := make(map[string]any, 3)
+	put := func(col string, v *string) {
+		if col == "" {
+			return
+		}
+		if v == nil {
+			vals[col] = nil
+		} else {
+			vals[col] = *v
+		}
+	}
+	put(cfg.OwnerColumn, r.owner)
+	put(cfg.ParentFKCol, r.parentFK)
+	put(cfg.BucketByColumn, r.bucketBy)
+	return vals
+}
+
+// write carries out the planned writes of items, which share a table, a
+// kind and a column set, with one statement.
+func (p *pusher) write(ctx context.Context, items []*pushItem) (*recordFailure, error) {
+	first := items[0]
+	info := first.info
+	var (
+		query string
+		arg   any
+	)
+	reason := map[writeKind]string{
+		writeInsert: reasonCreateFailed, writeUpdate: reasonUpdateFailed,
+		writeResurrect: reasonResurrectionFailed, writeDelete: reasonDeleteFailed,
+	}[first.kind]
+	switch first.kind {
+	case writeDelete:
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.rec.ID
+		}
+		query, arg = info.pushSQL().delete, ids
+	default:
+		objs := make([]map[string]json.RawMessage, len(items))
+		for i, it := range items {
+			objs[i] = it.fields
+			if first.kind != writeInsert {
+				id, _ := json.Marshal(it.rec.ID)
+				it.fields[info.pk] = id // matches the row; not written
+			}
+		}
+		payload, err := json.Marshal(objs)
+		if err != nil {
+			return terminal(reasonInvalidData, "data: %v", err), nil
+		}
+		if first.kind == writeInsert {
+			query = info.insertSQL(first.cols)
+		} else {
+			query = info.updateSQL(first.cols, first.kind == writeResurrect)
+		}
+		arg = string(payload)
+	}
+
+	rows, err := p.tx.QueryContext(ctx, query, arg)
+	if err != nil {
+		return classifyDBError(err, reason, "writing the record")
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var (
+			ord int
+			ts  *time.Time
+		)
+		if err := rows.Scan(&ord, &ts); err != nil {
+			return nil, fmt.Errorf("reading write results: %w", err)
+		}
+		if ord < 1 || ord > len(items) {
+			return nil, fmt.Errorf("write returned position %d of %d", ord, len(items))
+		}
+		it := items[ord-1]
+		it.res.Status, it.final = PushStatusApplied, true
+		switch {
+		case it.kind == writeDelete:
+			it.res.ServerDeletedAt = ts
+		case info.hasUpdatedAt:
+			it.res.ServerUpdatedAt = ts
+		}
+		seen++
+	}
+	if err := rows.Err(); err != nil {
+		return classifyDBError(err, reason, "writing the record")
+	}
+	p.dirty = true
+	if seen != len(items) {
+		// A locked row cannot vanish, so this is a bug; redo one at a time.
+		return &recordFailure{status: PushStatusRejectedRetryable, reason: reason, message: "the row changed during the push", fromDatabase: true}, nil
+	}
+	return nil, nil
+}
+
+// pushStatements are the fixed statements push runs on one table.
+type pushStatements struct {
+	// lock: $1 text[] of ids -> id (as pushed), data, updated_at,
+	// deleted_at, owner, parent fk, bucket column, rows locked FOR UPDATE in
+	// primary key order.
+	lock string
+	// delete: $1 text[] of ids -> position in $1, deleted_at (NULL for a
+	// hard delete).
+	delete string
+}
+
+// pkType is the SQL type of the primary key, as format_type prints it.
+func (t *tableInfo) pkType() string {
+	return t.column(t.pk).dbType
+}
+
+func (t *tableInfo) pushSQL() *pushStatements {
+	t.pushOnce.Do(func() {
+		cfg := t.cfg
+		pk := pgident.Quote(t.pk)
+		textCol := func(col string) string {
+			if col == "" || t.column(col) == nil {
+				return "NULL::text"
+			}
+			return "x." + pgident.Quote(col) + "::text"
+		}
+		tsCol := func(col string, present bool) string {
+			if !present {
+				return "NULL::timestamptz"
+			}
+			return "x." + pgident.Quote(col)
+		}
+		proj := make([]string, len(t.syncColumns))
+		for i, c := range t.syncColumns {
+			proj[i] = "x." + pgident.Quote(c)
+		}
+		s := &pushStatements{}
+		s.lock = fmt.Sprintf(`SELECT r.id, (SELECT row_to_json(s.*)::text FROM (SELECT %s) AS s), %s, %s, %s, %s, %s
+FROM unnest($1::text[]) AS r(id) JOIN %s AS x ON x.%s = CAST(r.id AS %s)
+ORDER BY x.%s FOR UPDATE OF x`,
+			strings.Join(proj, ", "),
+			tsCol(cfg.UpdatedAtColumn, t.hasUpdatedAt), tsCol(cfg.DeletedAtColumn, t.hasDeletedAt),
+			textCol(cfg.OwnerColumn), textCol(cfg.ParentFKCol), textCol(cfg.BucketByColumn),
+			t.quoted, pk, t.pkType(), pk)
+		ids := fmt.Sprintf(`unnest(CAST($1::text[] AS %s[])) WITH ORDINALITY AS r(id, ord)`, t.pkType())
+		if t.hasDeletedAt {
+			set := pgident.Quote(cfg.DeletedAtColumn) + " = v.t"
+			if t.hasUpdatedAt {
+				set += ", " + pgident.Quote(cfg.UpdatedAtColumn) + " = v.t"
+			}
+			s.delete = fmt.Sprintf(`UPDATE %s AS x SET %s FROM %s, (SELECT clock_timestamp() AS t) AS v WHERE x.%s = r.id RETURNING r.ord, x.%s`,
+				t.quoted, set, ids, pk, pgident.Quote(cfg.DeletedAtColumn))
+		} else {
+			s.delete = fmt.Sprintf(`DELETE FROM %s AS x USING %s WHERE x.%s = r.id RETURNING r.ord, NULL::timestamptz`,
+				t.quoted, ids, pk)
+		}
+		t.push = s
+	})
+	return t.push
+}
+
+// insertSQL inserts one row per object of the JSON array $1, setting the
+// columns cols converted to their types by jsonb_populate_record, and
+// updated-at from the database clock. It returns each row's position in $1
+// and its new updated-at. The source rows get generated column names (o, v1,
+// v2, ...), so no table column can clash with an alias.
+func (t *tableInfo) insertSQL(cols []string) string {
+	var names, srcCols, picks, values []string
+	pkSrc := ""
+	for i, c := range cols {
+		v := fmt.Sprintf("v%d", i+1)
+		names = append(names, pgident.Quote(c))
+		srcCols = append(srcCols, v)
+		picks = append(picks, "r."+pgident.Quote(c))
+		values = append(values, v)
+		if c == t.pk {
+			pkSrc = v
+		}
+	}
+	returning := "NULL::timestamptz"
+	if t.hasUpdatedAt {
+		names = append(names, pgident.Quote(t.cfg.UpdatedAtColumn))
+		values = append(values, "clock_timestamp()")
+		returning = "ins." + pgident.Quote(t.cfg.UpdatedAtColumn)
+	}
+	pk := pgident.Quote(t.pk)
+	return fmt.Sprintf(`WITH src(o, %s) AS MATERIALIZED (
+	SELECT e.o, %s FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, o), LATERAL jsonb_populate_record(NULL::%s, e.doc) AS r
+), ins AS (
+	INSERT INTO %s (%s) SELECT %s FROM src ORDER BY src.o RETURNING *
+)
+SELECT src.o, %s FROM ins JOIN src ON src.%s = ins.%s`,
+		strings.Join(srcCols, ", "), strings.Join(picks, ", "), t.quoted,
+		t.quoted, strings.Join(names, ", "), strings.Join(values, ", "),
+		returning, pkSrc, pk)
+}
+
+// updateSQL updates one row per object of the JSON array $1 (matched by
+// primary key), setting the columns cols and updated-at from the database
+// clock and, when resurrecting, clearing deleted-at. It returns each row's
+// position in $1 and its new updated-at.
+func (t *tableInfo) updateSQL(cols []string, resurrect bool) string {
+	var set []string
+	for _, c := range cols {
+		set = append(set, pgident.Quote(c)+" = r."+pgident.Quote(c))
+	}
+	returning := "NULL::timestamptz"
+	if t.hasUpdatedAt {
+		set = append(set, pgident.Quote(t.cfg.UpdatedAtColumn)+" = clock_timestamp()")
+		returning = "x." + pgident.Quote(t.cfg.UpdatedAtColumn)
+	}
+	if resurrect && t.hasDeletedAt {
+		set = append(set, pgident.Quote(t.cfg.DeletedAtColumn)+" = NULL")
+	}
+	pk := pgident.Quote(t.pk)
+	if len(set) == 0 {
+		// Nothing to write: touch the key so the row is still reported.
+		set = append(set, pk+" = x."+pk)
+	}
+	return fmt.Sprintf(`UPDATE %s AS x SET %s
+FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, o), LATERAL jsonb_populate_record(NULL::%s, e.doc) AS r
+WHERE x.%s = r.%s RETURNING e.o, %s`,
+		t.quoted, strings.Join(set, ", "), t.quoted, pk, pk, returning)
+}
+
+// distinctKeysSQL counts the distinct primary keys the ids of $1 spell, to
+// detect two spellings of one row ('0042' and '42', upper and lower case
+// UUIDs).
+func (t *tableInfo) distinctKeysSQL() string {
+	return fmt.Sprintf(`SELECT count(DISTINCT CAST(r.id AS %s)) FROM unnest($1::text[]) AS r(id)`, t.pkType())
+}
+
+// textKey reports whether the primary key's text is the key itself, so that
+// two different ids are always two different rows.
+func (t *tableInfo) textKey() bool {
+	ty := t.pkType()
+	return ty == "text" || strings.HasPrefix(ty, "character varying")
+}

@@ -1,0 +1,365 @@
+package synchro
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// authSettingName is the PostgreSQL setting that carries the authenticated
+// user id into row level security policies.
+const authSettingName = "app.user_id"
+
+// Policy name prefixes. The relation name of the table follows the prefix.
+const (
+	policyPrefixRead   = "synchro_read_"
+	policyPrefixInsert = "synchro_insert_"
+	policyPrefixUpdate = "synchro_update_"
+	policyPrefixDelete = "synchro_delete_"
+)
+
+// policyHashLen is the number of hexadecimal digits of the hash appended to a
+// policy name that had to be shortened.
+const policyHashLen = 8
+
+// ancestorAliasBase is the alias prefix of the parent tables joined in a
+// parent-chain predicate; ancestorAliasFallback replaces it when the child
+// table itself bears one of those aliases.
+const (
+	ancestorAliasBase     = "synchro_parent"
+	ancestorAliasFallback = "synchro_ancestor"
+)
+
+// SetAuthContext sets app.user_id for the current transaction (set_config(..., true)).
+//
+// tx must be a transaction (a *sql.Tx, or a connection inside an explicit
+// BEGIN): the setting is transaction-local and vanishes at commit or
+// rollback, so on a bare pool it would only last for the one statement that
+// sets it. The policies of [GenerateRLSPolicies] compare owner columns with
+// this setting; an empty userID is refused, since it would read as "no user".
+func SetAuthContext(ctx context.Context, tx DB, userID string) error {
+	if tx == nil {
+		return errors.New("synchro: setting auth context: nil DB")
+	}
+	if userID == "" {
+		return errors.New("synchro: setting auth context: empty user id")
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT set_config(`+quoteLiteral(authSettingName)+`, $1, true)`, userID); err != nil {
+		return fmt.Errorf("synchro: setting auth context: %w", err)
+	}
+	return nil
+}
+
+// GenerateRLSPolicies generates SQL statements to enable RLS and create policies for all registered tables based on registry configuration.
+//
+// Ownership comparisons use text equality instead of hard-coded UUID casts so integrations can use non-UUID user identifiers.
+//
+// # Applying the statements
+//
+// The function only builds SQL; it runs nothing. Each element is one
+// statement. Run them, in order, as the owner of the tables (ALTER TABLE and
+// CREATE POLICY need ownership), typically in the application's own
+// migrations after the synchro migrations, preferably in one transaction:
+//
+//	for _, stmt := range synchro.GenerateRLSPolicies(reg) {
+//		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+//			return err
+//		}
+//	}
+//
+// The statements can be applied any number of times: every table gets
+// ALTER TABLE ... ENABLE ROW LEVEL SECURITY, and every one of its four
+// policies is dropped if it exists (DROP POLICY IF EXISTS) before it is
+// created again, so re-applying after a configuration change also removes
+// policies that no longer apply. Policies are named synchro_read_<table>,
+// synchro_insert_<table>, synchro_update_<table> and synchro_delete_<table>
+// after the relation part of the table name; a name longer than 63 bytes is
+// shortened and ends with a hash of the full table name. Tables come in
+// registration order and the output depends only on the registry.
+//
+// # Roles
+//
+// FORCE ROW LEVEL SECURITY is not used: the tables' owner (usually the
+// migration role) and superusers keep reading and writing every row, which is
+// how the application maintains reference tables. RLS is a second wall
+// behind the engine's own checks only when the engine connects as a role that
+// is neither the tables' owner, nor a superuser, nor has BYPASSRLS; such a
+// role sees nothing unless [SetAuthContext] ran in its transaction, which
+// the engine does for push, pull and snapshot. The WAL consumer (package wal)
+// and the compactor read every user's rows, so they need a role that bypasses
+// RLS (BYPASSRLS, or the tables' owner).
+//
+// # Predicates
+//
+// The policies follow the bucketing rules of the registry, so that a user can
+// read exactly the rows of the buckets "user:<id>" and "global" and write
+// rows only where ownership resolves to them. The user is the setting
+// app.user_id; "owner matches" below means
+//
+//	<owner>::text = NULLIF(current_setting('app.user_id', true), '')
+//
+// a text comparison, so user ids need not be UUIDs (an unset or empty
+// setting matches nothing). A cast of a non-text owner column prevents a plain index
+// on it from serving the policy; an expression index on (<owner>::text)
+// does.
+//
+//   - A table whose bucketing column is its OwnerColumn (the default) reads
+//     rows whose owner matches and, when AllowGlobalRead is set, rows whose
+//     owner is NULL or empty (the "global" bucket).
+//   - A child table (ParentTable, no OwnerColumn, no bucketing of its own)
+//     reads through an EXISTS chain that joins each parent on its IDColumn =
+//     the child's ParentFKCol, up to the first ancestor with an OwnerColumn or
+//     a BucketByColumn, as the bucketing walk does. That root's owner must
+//     match or, when the root's AllowGlobalRead is set, be NULL or empty.
+//   - A table with neither OwnerColumn nor ParentTable, nor bucketing of its
+//     own, is a reference table: everybody reads it (USING (true)) and no
+//     write policy is created, so only its owner writes it.
+//   - Write policies (INSERT WITH CHECK, UPDATE USING and WITH CHECK, DELETE
+//     USING) exist only for pushable tables (PushPolicy owner_only) and never
+//     include the global rows: an owned table requires the owner to match,
+//     and if it also has a ParentTable, either a NULL parent key or a parent
+//     whose chain resolves to the same user (nobody attaches rows to another
+//     user's parent); a child table requires its chain to resolve to the
+//     user, up to the first ancestor with an OwnerColumn.
+//
+// Limitation: rows bucketed by a BucketFunction, or by a BucketByColumn other
+// than the OwnerColumn (on the table itself or on the root of its parent
+// chain), cannot be expressed as a policy in general. Such a table gets no
+// read policy, so roles subject to RLS read none of its rows (and cannot use
+// INSERT ... RETURNING on it); the application must write its own read
+// policy for it. The same holds when the application buckets through a
+// global SQL bucket function, which the registry does not know about. Write
+// policies are still generated from OwnerColumn and ParentTable.
+//
+// The parent tables queried by a chain are subject to their own policies,
+// so a child row is visible only if its parents are.
+//
+// Call [Registry.Validate] first. A table whose configuration cannot be
+// resolved (an unregistered or cyclic parent chain, a chain without an
+// owner) still gets RLS enabled but only the policies that can be built,
+// which denies rather than allows; a table whose name is not a valid
+// "table" or "schema.table" is skipped. A nil registry gives no statements.
+func GenerateRLSPolicies(registry *Registry) []string {
+	if registry == nil {
+		return nil
+	}
+	tables := registry.All()
+	byName := make(map[string]*TableConfig, len(tables))
+	for _, c := range tables {
+		byName[c.TableName] = c
+	}
+	g := &rlsGenerator{tables: byName}
+
+	var stmts []string
+	for _, c := range tables {
+		stmts = append(stmts, g.tableStatements(c)...)
+	}
+	return stmts
+}
+
+// rlsGenerator builds the policies of one registry.
+type rlsGenerator struct {
+	tables map[string]*TableConfig
+}
+
+// tableStatements returns the statements for one table, or nil when the
+// table name cannot be quoted.
+func (g *rlsGenerator) tableStatements(c *TableConfig) []string {
+	_, relation, err := pgident.Split(c.TableName)
+	if err != nil {
+		return nil
+	}
+	table := pgident.QuoteQualified(c.TableName)
+
+	stmts := []string{"ALTER TABLE " + table + " ENABLE ROW LEVEL SECURITY"}
+	policy := func(prefix, command, clauses string, ok bool) {
+		name := pgident.Quote(policyName(prefix, relation, c.TableName))
+		stmts = append(stmts, "DROP POLICY IF EXISTS "+name+" ON "+table)
+		if ok {
+			stmts = append(stmts, "CREATE POLICY "+name+" ON "+table+
+				" AS PERMISSIVE FOR "+command+" TO PUBLIC "+clauses)
+		}
+	}
+
+	read, readOK := g.readPredicate(c, relation)
+	policy(policyPrefixRead, "SELECT", "USING ("+read+")", readOK)
+
+	write, writeOK := "", false
+	if c.PushPolicy == PushPolicyOwnerOnly {
+		write, writeOK = g.writePredicate(c, relation)
+	}
+	policy(policyPrefixInsert, "INSERT", "WITH CHECK ("+write+")", writeOK)
+	policy(policyPrefixUpdate, "UPDATE", "USING ("+write+") WITH CHECK ("+write+")", writeOK)
+	policy(policyPrefixDelete, "DELETE", "USING ("+write+")", writeOK)
+	return stmts
+}
+
+// readPredicate returns the SELECT predicate of c, mirroring the bucketing
+// decision, and false when bucketing cannot be expressed as a predicate.
+// relation is the unqualified table name, by which the policy expression
+// refers to the table's own row.
+func (g *rlsGenerator) readPredicate(c *TableConfig, relation string) (string, bool) {
+	switch {
+	case c.BucketFunction != "":
+		return "", false
+	case c.BucketByColumn != "":
+		if c.BucketByColumn != c.OwnerColumn {
+			return "", false
+		}
+		return ownerReadPredicate(pgident.Quote(c.OwnerColumn), c.AllowGlobalRead), true
+	case c.OwnerColumn != "":
+		return ownerReadPredicate(pgident.Quote(c.OwnerColumn), c.AllowGlobalRead), true
+	case c.ParentTable != "":
+		chain, ok := g.ancestors(c, func(a *TableConfig) bool {
+			return a.OwnerColumn != "" || a.BucketByColumn != ""
+		})
+		if !ok {
+			return "", false
+		}
+		root := chain[len(chain)-1]
+		if root.OwnerColumn == "" || (root.BucketByColumn != "" && root.BucketByColumn != root.OwnerColumn) {
+			return "", false
+		}
+		return chainPredicate(c, relation, chain, func(owner string) string {
+			return ownerReadPredicate(owner, root.AllowGlobalRead)
+		}), true
+	default:
+		return "true", true
+	}
+}
+
+// writePredicate returns the INSERT, UPDATE and DELETE predicate of c, and
+// false when c has no ownership path that resolves.
+func (g *rlsGenerator) writePredicate(c *TableConfig, relation string) (string, bool) {
+	hasOwner := func(a *TableConfig) bool { return a.OwnerColumn != "" }
+	switch {
+	case c.OwnerColumn != "":
+		own := ownerMatches(pgident.Quote(c.OwnerColumn))
+		if c.ParentTable == "" {
+			return own, true
+		}
+		chain, ok := g.ancestors(c, hasOwner)
+		if !ok {
+			return "", false
+		}
+		parent := chainPredicate(c, relation, chain, ownerMatches)
+		return own + " AND (" + pgident.Quote(c.ParentFKCol) + " IS NULL OR " + parent + ")", true
+	case c.ParentTable != "":
+		chain, ok := g.ancestors(c, hasOwner)
+		if !ok {
+			return "", false
+		}
+		return chainPredicate(c, relation, chain, ownerMatches), true
+	default:
+		return "", false
+	}
+}
+
+// ancestors returns the parent chain of c, from its parent up to and
+// including the first ancestor for which isRoot reports true. It reports
+// false when the chain cannot be followed: a missing ParentFKCol, an
+// unregistered ancestor, a cycle, or no root before the top.
+func (g *rlsGenerator) ancestors(c *TableConfig, isRoot func(*TableConfig) bool) ([]*TableConfig, bool) {
+	var chain []*TableConfig
+	seen := map[string]bool{c.TableName: true}
+	cur := c
+	for {
+		if cur.ParentTable == "" || cur.ParentFKCol == "" || seen[cur.ParentTable] {
+			return nil, false
+		}
+		parent, ok := g.tables[cur.ParentTable]
+		if !ok {
+			return nil, false
+		}
+		seen[parent.TableName] = true
+		chain = append(chain, parent)
+		if isRoot(parent) {
+			return chain, true
+		}
+		cur = parent
+	}
+}
+
+// chainPredicate returns an EXISTS predicate that joins the ancestors of
+// child (chain[0] its parent, the last element the root) and applies
+// rootCond to the root's owner column, given as a qualified, quoted column
+// reference.
+func chainPredicate(child *TableConfig, relation string, chain []*TableConfig, rootCond func(owner string) string) string {
+	// An alias equal to the child's relation name would hide the child's
+	// row, which the subquery refers to by that name.
+	base := ancestorAliasBase
+	for i := range chain {
+		if relation == fmt.Sprintf("%s_%d", base, i+1) {
+			base = ancestorAliasFallback
+			break
+		}
+	}
+	alias := func(i int) string { return pgident.Quote(fmt.Sprintf("%s_%d", base, i+1)) }
+
+	var b strings.Builder
+	b.WriteString("EXISTS (SELECT 1 FROM ")
+	for i, a := range chain {
+		if i > 0 {
+			b.WriteString(" JOIN ")
+		}
+		b.WriteString(pgident.QuoteQualified(a.TableName))
+		b.WriteString(" AS ")
+		b.WriteString(alias(i))
+		if i > 0 {
+			// This ancestor's key = the key to it held by the one below.
+			fmt.Fprintf(&b, " ON %s.%s = %s.%s",
+				alias(i), pgident.Quote(a.IDColumn),
+				alias(i-1), pgident.Quote(chain[i-1].ParentFKCol))
+		}
+	}
+	fmt.Fprintf(&b, " WHERE %s.%s = %s.%s AND (%s))",
+		alias(0), pgident.Quote(chain[0].IDColumn),
+		pgident.Quote(relation), pgident.Quote(child.ParentFKCol),
+		rootCond(alias(len(chain)-1)+"."+pgident.Quote(chain[len(chain)-1].OwnerColumn)))
+	return b.String()
+}
+
+// ownerMatches returns the predicate "owner is the current user" for the
+// quoted column reference owner. An unset or empty setting matches nothing.
+func ownerMatches(owner string) string {
+	return owner + "::text = NULLIF(current_setting(" + quoteLiteral(authSettingName) + ", true), '')"
+}
+
+// ownerReadPredicate returns ownerMatches, extended with the rows of the
+// global bucket (a NULL or empty owner, as bucketing treats them) when
+// global is set.
+func ownerReadPredicate(owner string, global bool) string {
+	if !global {
+		return ownerMatches(owner)
+	}
+	return ownerMatches(owner) + " OR " + owner + " IS NULL OR " + owner + "::text = ''"
+}
+
+// policyName returns prefix + relation, shortened to pgident.MaxLen bytes
+// when needed: the relation is then cut (on a character boundary) and a hash
+// of the full table name is appended, so that the names of different tables
+// stay distinct.
+func policyName(prefix, relation, fullTable string) string {
+	name := prefix + relation
+	if len(name) <= pgident.MaxLen {
+		return name
+	}
+	sum := sha256.Sum256([]byte(fullTable))
+	suffix := "_" + hex.EncodeToString(sum[:])[:policyHashLen]
+	keep := pgident.MaxLen - len(prefix) - len(suffix)
+	for keep > 0 && !utf8.RuneStart(relation[keep]) {
+		keep--
+	}
+	return prefix + relation[:keep] + suffix
+}
+
+// quoteLiteral returns s as a SQL string literal.
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
