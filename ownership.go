@@ -42,8 +42,15 @@ const globalBucket = "global"
 //     OwnerColumn, whose value decides as above. A NULL foreign key or a
 //     missing parent gives no bucket.
 //   - otherwise (a reference table): "global".
+//
+// It also implements wal.BucketAssigner when constructed with
+// NewJoinResolverWithDB.
 type JoinResolver struct {
 	registry *Registry
+	// db is the handle AssignBuckets resolves parent chains with; nil for a
+	// resolver built by NewJoinResolver. ResolveOwner uses its own db
+	// argument instead.
+	db DB
 	// pkTypes caches the SQL type of each table's primary key, read from the
 	// catalog once, so lookups compare in the key's own type and use its index.
 	pkTypes sync.Map // table name -> string
@@ -51,9 +58,41 @@ type JoinResolver struct {
 
 // NewJoinResolver creates a JoinResolver from a registry.
 // The returned resolver can be used as an OwnershipResolver but not as a
-// wal.BucketAssigner (no DB handle).
+// wal.BucketAssigner (no DB handle). Use NewJoinResolverWithDB for WAL
+// consumer usage.
 func NewJoinResolver(registry *Registry) *JoinResolver {
 	return &JoinResolver{registry: registry}
+}
+
+// NewJoinResolverWithDB creates a JoinResolver that also satisfies
+// wal.BucketAssigner. The db handle is used by AssignBuckets to resolve
+// parent-chain ownership.
+//
+// db should be able to read every table of a parent chain: AssignBuckets runs
+// outside any transaction of the caller, so under row level security the
+// role needs BYPASSRLS (or policies that let it read the parents).
+func NewJoinResolverWithDB(registry *Registry, db DB) *JoinResolver {
+	return &JoinResolver{registry: registry, db: db}
+}
+
+// AssignBuckets implements wal.BucketAssigner: it returns the buckets of the
+// record by the rules of ResolveOwner, resolving parent chains with the
+// resolver's own database handle, which must have been given to
+// NewJoinResolverWithDB. op does not change the rules. For a delete whose
+// data is nil, the old row the WAL consumer passes along with the change (if
+// any) is used instead.
+//
+// The result has no duplicates and no empty ids; its order is that of the
+// rules.
+func (r *JoinResolver) AssignBuckets(ctx context.Context, table string, recordID string, op Operation, data map[string]any) ([]string, error) {
+	if r.db == nil {
+		return nil, errors.New("synchro: JoinResolver has no database handle: use NewJoinResolverWithDB")
+	}
+	buckets, err := r.ResolveOwner(ctx, r.db, table, recordID, rulesRow(ctx, op, data))
+	if err != nil {
+		return nil, fmt.Errorf("synchro: assigning buckets to %q record %q: %w", table, recordID, err)
+	}
+	return uniqueBuckets(buckets), nil
 }
 
 // ResolveOwner implements OwnershipResolver. db is used only for tables with

@@ -1,0 +1,549 @@
+package wal
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/bucketrow"
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// This file turns decoded transactions into changelog rows and bucket edge
+// changes, written in one database transaction per batch.
+
+// applyLockKey is the transaction-level advisory lock every changelog write
+// of a slot takes (together with a hash of the slot name), so that the
+// stream and a rule-failure replay never interleave their edge updates.
+const applyLockKey int32 = 0x73796e63 // "sync"
+
+// recKey identifies a record.
+type recKey struct{ table, id string }
+
+// clRow is one changelog row to write.
+type clRow struct {
+	bucket string
+	key    recKey
+	op     synchro.Operation
+}
+
+// ruleFailure is a change whose buckets could not be decided.
+type ruleFailure struct {
+	key     recKey
+	op      synchro.Operation
+	err     string
+	payload []byte
+	lsn     pglogrepl.LSN
+}
+
+// applier writes batches of transactions for one slot.
+type applier struct {
+	reg      *synchro.Registry
+	assigner BucketAssigner
+	// join is set when the assigner is the registry's JoinResolver: child
+	// tables then take their parent row's recorded buckets.
+	join bool
+	// tables holds the registered configurations by name.
+	tables map[string]*synchro.TableConfig
+	db     *sql.DB
+	slot   string
+	logger *slog.Logger
+	// fkTypes caches the SQL type of parent key columns (table.column).
+	fkTypes sync.Map
+}
+
+func newApplier(cfg ConsumerConfig) *applier {
+	_, join := cfg.Assigner.(*synchro.JoinResolver)
+	a := &applier{reg: cfg.Registry, assigner: cfg.Assigner, join: join, tables: map[string]*synchro.TableConfig{},
+		db: cfg.ChangelogDB, slot: cfg.SlotName, logger: cfg.Logger}
+	for _, t := range cfg.Registry.All() {
+		a.tables[t.TableName] = t
+	}
+	return a
+}
+
+// batch is the state of one changelog transaction: the current buckets of
+// every record it touched, and what it will write.
+type batch struct {
+	a   *applier
+	tx  *sql.Tx
+	ctx context.Context
+	// edges holds the current buckets of each loaded record, sorted; a
+	// record without buckets maps to an empty (non-nil) slice.
+	edges map[recKey][]string
+	// dirty lists the records whose buckets changed, in first-change order.
+	dirty    []recKey
+	isDirty  map[recKey]bool
+	rows     []clRow
+	failures []ruleFailure
+	lsn      pglogrepl.LSN
+}
+
+// apply writes the changes of txns, and the position after the last one,
+// in one database transaction.
+func (a *applier) apply(ctx context.Context, txns []*txn) error {
+	if len(txns) == 0 {
+		return nil
+	}
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("wal: beginning changelog transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
+		return fmt.Errorf("wal: locking the changelog of slot %s: %w", a.slot, err)
+	}
+	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}}
+	if err := b.preload(txns); err != nil {
+		return err
+	}
+	for _, t := range txns {
+		b.lsn = t.finalLSN
+		for i := range t.events {
+			if err := b.event(&t.events[i]); err != nil {
+				return err
+			}
+		}
+	}
+	if err := b.flush(txns[len(txns)-1].endLSN); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("wal: committing changelog transaction: %w", err)
+	}
+	return nil
+}
+
+// preload reads, in one statement, the recorded buckets of every record the
+// batch touches and of the parents child rows point to.
+func (b *batch) preload(txns []*txn) error {
+	seen := map[recKey]bool{}
+	var tables, ids []string
+	add := func(k recKey) {
+		if k.id == "" || seen[k] {
+			return
+		}
+		seen[k] = true
+		tables = append(tables, k.table)
+		ids = append(ids, k.id)
+	}
+	for _, t := range txns {
+		for i := range t.events {
+			ev := &t.events[i]
+			if ev.kind == evTruncate {
+				continue
+			}
+			add(recKey{ev.table, ev.id})
+			add(recKey{ev.table, ev.oldID})
+			if cfg := b.a.tables[ev.table]; cfg != nil && b.parentDerived(cfg) {
+				if fk, ok := textValue(ev.newRow[cfg.ParentFKCol]); ok {
+					add(recKey{cfg.ParentTable, fk})
+				}
+			}
+		}
+	}
+	return b.load(tables, ids)
+}
+
+// load reads the recorded buckets of the given records into b.edges; each
+// record not yet loaded gets an entry, empty when it has no buckets.
+func (b *batch) load(tables, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var fresh []recKey
+	for i := range ids {
+		k := recKey{tables[i], ids[i]}
+		if _, ok := b.edges[k]; !ok {
+			b.edges[k] = []string{}
+			fresh = append(fresh, k)
+		} else {
+			ids[i] = "" // already known: do not overwrite with stored state
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	rows, err := b.tx.QueryContext(b.ctx, `
+SELECT e.table_name, e.record_id, e.bucket_id
+  FROM unnest($1::text[], $2::text[]) AS k(t, r)
+  JOIN synchro.bucket_edges e ON e.table_name = k.t AND e.record_id = k.r
+ WHERE k.r <> ''`, tables, ids)
+	if err != nil {
+		return fmt.Errorf("wal: reading bucket edges: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k recKey
+		var bucket string
+		if err := rows.Scan(&k.table, &k.id, &bucket); err != nil {
+			return fmt.Errorf("wal: reading bucket edges: %w", err)
+		}
+		b.edges[k] = append(b.edges[k], bucket)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("wal: reading bucket edges: %w", err)
+	}
+	for _, k := range fresh {
+		slices.Sort(b.edges[k])
+	}
+	return nil
+}
+
+// current returns the recorded buckets of a record, loading them if needed.
+func (b *batch) current(k recKey) ([]string, error) {
+	if v, ok := b.edges[k]; ok {
+		return v, nil
+	}
+	if err := b.load([]string{k.table}, []string{k.id}); err != nil {
+		return nil, err
+	}
+	return b.edges[k], nil
+}
+
+// parentDerived reports whether a table's buckets are its parent row's:
+// with the JoinResolver, a child table without an owner or bucket column of
+// its own.
+func (b *batch) parentDerived(cfg *synchro.TableConfig) bool {
+	return b.a.join && cfg.ParentTable != "" && cfg.OwnerColumn == "" && cfg.BucketByColumn == ""
+}
+
+// event applies one row change.
+func (b *batch) event(ev *event) error {
+	if ev.kind == evTruncate {
+		return b.truncate(ev.tables)
+	}
+	cfg := b.a.tables[ev.table]
+	if cfg == nil {
+		return nil
+	}
+	k := recKey{ev.table, ev.id}
+	switch ev.kind {
+	case evDelete:
+		return b.move(cfg, k, nil, synchro.OpDelete)
+	case evUpdate:
+		if ev.oldID != "" && ev.oldID != ev.id {
+			// A primary key change: the old record is gone, a new one appears.
+			if err := b.move(cfg, recKey{ev.table, ev.oldID}, nil, synchro.OpDelete); err != nil {
+				return err
+			}
+			return b.assignAndMove(cfg, k, ev, synchro.OpInsert)
+		}
+		return b.assignAndMove(cfg, k, ev, synchro.OpUpdate)
+	default:
+		return b.assignAndMove(cfg, k, ev, synchro.OpInsert)
+	}
+}
+
+// assignAndMove decides the buckets of an inserted or updated row and moves
+// the record there.
+func (b *batch) assignAndMove(cfg *synchro.TableConfig, k recKey, ev *event, op synchro.Operation) error {
+	buckets, ok, err := b.assign(cfg, k, ev, op)
+	if err != nil || !ok {
+		return err
+	}
+	if deleted(cfg, ev.newRow) {
+		// A soft delete, or a row inserted already deleted: clients drop it,
+		// the record keeps its buckets so that a resurrection finds them.
+		return b.setBuckets(k, buckets, func(string, bool) synchro.Operation { return synchro.OpDelete })
+	}
+	return b.move(cfg, k, buckets, op)
+}
+
+// assign decides a row's buckets. It reports false, after recording a rule
+// failure, when they cannot be decided; the record then keeps its buckets.
+func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro.Operation) ([]string, bool, error) {
+	if b.parentDerived(cfg) {
+		fk, present := ev.newRow[cfg.ParentFKCol]
+		if !present {
+			// An unchanged TOAST value: the parent did not change.
+			cur, err := b.current(k)
+			return cur, err == nil, err
+		}
+		s, ok := textValue(fk)
+		if !ok {
+			return []string{}, true, nil
+		}
+		parent, err := b.current(recKey{cfg.ParentTable, s})
+		return parent, err == nil, err
+	}
+	if b.a.join && !bucketColumnsPresent(cfg, ev.newRow) {
+		cur, err := b.current(k)
+		return cur, err == nil, err
+	}
+	ctx := bucketrow.WithOldRow(b.ctx, ev.oldRow)
+	buckets, err := b.a.assigner.AssignBuckets(ctx, cfg.TableName, k.id, op, ev.newRow)
+	if err != nil {
+		payload, _ := json.Marshal(map[string]any{"new_row": ev.newRow, "old_row": ev.oldRow})
+		b.failures = append(b.failures, ruleFailure{key: k, op: op, err: err.Error(), payload: payload, lsn: b.lsn})
+		b.a.logger.WarnContext(b.ctx, "wal: bucket resolution failed; recorded in synchro.rule_failures",
+			"table", k.table, "id", k.id, "error", err)
+		return nil, false, nil
+	}
+	return normalize(buckets), true, nil
+}
+
+// bucketColumnsPresent reports whether the columns the JoinResolver reads
+// were sent (an unchanged TOAST value is not).
+func bucketColumnsPresent(cfg *synchro.TableConfig, row rowValues) bool {
+	for _, col := range []string{cfg.BucketByColumn, cfg.OwnerColumn, cfg.ParentFKCol} {
+		if col == "" {
+			continue
+		}
+		if _, ok := row[col]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// deleted reports whether a row is soft-deleted.
+func deleted(cfg *synchro.TableConfig, row rowValues) bool {
+	v, ok := row[cfg.DeletedAtColumn]
+	return ok && v != nil
+}
+
+// normalize sorts and de-duplicates bucket ids, dropping empty ones.
+func normalize(buckets []string) []string {
+	out := slices.DeleteFunc(slices.Clone(buckets), func(s string) bool { return s == "" })
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// move sets a record's buckets to next (nil: none, the record is gone) and
+// writes the changelog rows of the move: a delete in every bucket it leaves,
+// then op in the buckets it stays in and an insert in the buckets it enters.
+// Leaving comes first, so a client following both the old and the new
+// bucket ends with the row. Children of the record follow its buckets.
+func (b *batch) move(cfg *synchro.TableConfig, k recKey, next []string, op synchro.Operation) error {
+	return b.setBuckets(k, next, func(bucket string, stayed bool) synchro.Operation {
+		if op == synchro.OpDelete {
+			return synchro.OpDelete
+		}
+		if stayed {
+			return op
+		}
+		return synchro.OpInsert
+	})
+}
+
+// setBuckets records next as the buckets of k, emitting the changelog rows
+// opFor gives for each bucket of next (stayed tells whether k was already
+// in it) and a delete for each bucket k leaves. When the set changed, the
+// children of k move too.
+func (b *batch) setBuckets(k recKey, next []string, opFor func(bucket string, stayed bool) synchro.Operation) error {
+	prev, err := b.current(k)
+	if err != nil {
+		return err
+	}
+	if next == nil {
+		next = []string{}
+	}
+	for _, bucket := range prev {
+		if !slices.Contains(next, bucket) {
+			b.rows = append(b.rows, clRow{bucket, k, synchro.OpDelete})
+		}
+	}
+	for _, bucket := range next {
+		b.rows = append(b.rows, clRow{bucket, k, opFor(bucket, slices.Contains(prev, bucket))})
+	}
+	if slices.Equal(prev, next) {
+		return nil
+	}
+	b.edges[k] = next
+	if !b.isDirty[k] {
+		b.isDirty[k] = true
+		b.dirty = append(b.dirty, k)
+	}
+	return b.moveChildren(k, next)
+}
+
+// moveChildren gives the rows of parent-derived child tables that point to
+// parent the parent's new buckets, recursively.
+func (b *batch) moveChildren(parent recKey, buckets []string) error {
+	for _, child := range b.a.tables {
+		if child.ParentTable != parent.table || !b.parentDerived(child) {
+			continue
+		}
+		ids, err := b.childIDs(child, parent.id)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := b.move(child, recKey{child.TableName, id}, slices.Clone(buckets), synchro.OpUpdate); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// childIDs lists the rows of child whose parent key is parentID, as the
+// table is now.
+func (b *batch) childIDs(child *synchro.TableConfig, parentID string) ([]string, error) {
+	typ, err := b.a.columnType(b.ctx, b.tx, child.TableName, child.ParentFKCol)
+	if err != nil {
+		return nil, err
+	}
+	q := fmt.Sprintf(`SELECT c.%s::text FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
+		pgident.Quote(child.IDColumn), pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), typ)
+	rows, err := b.tx.QueryContext(b.ctx, q, parentID)
+	if err != nil {
+		return nil, fmt.Errorf("wal: finding the children of %s %q in %s: %w", child.ParentTable, parentID, child.TableName, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("wal: finding children in %s: %w", child.TableName, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// columnType returns a column's SQL type as format_type prints it, read
+// from the catalog once.
+func (a *applier) columnType(ctx context.Context, db synchro.DB, table, column string) (string, error) {
+	key := table + "\x00" + column
+	if t, ok := a.fkTypes.Load(key); ok {
+		return t.(string), nil
+	}
+	var t string
+	err := db.QueryRowContext(ctx, `
+SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+ WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped`,
+		pgident.QuoteQualified(table), column).Scan(&t)
+	if err != nil {
+		return "", fmt.Errorf("wal: reading the type of %s.%s: %w", table, column, err)
+	}
+	a.fkTypes.Store(key, t)
+	return t, nil
+}
+
+// truncate deletes every record of the tables from every bucket.
+func (b *batch) truncate(tables []string) error {
+	for _, table := range tables {
+		rows, err := b.tx.QueryContext(b.ctx,
+			`SELECT record_id FROM synchro.bucket_edges WHERE table_name = $1 GROUP BY record_id`, table)
+		if err != nil {
+			return fmt.Errorf("wal: reading the records of truncated table %s: %w", table, err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("wal: reading the records of truncated table %s: %w", table, err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("wal: reading the records of truncated table %s: %w", table, err)
+		}
+		// Records of this batch that are not stored yet count too.
+		for k := range b.edges {
+			if k.table == table && !slices.Contains(ids, k.id) {
+				ids = append(ids, k.id)
+			}
+		}
+		slices.Sort(ids)
+		tabs := make([]string, len(ids))
+		for i := range tabs {
+			tabs[i] = table
+		}
+		if err := b.load(tabs, slices.Clone(ids)); err != nil {
+			return err
+		}
+		cfg := b.a.tables[table]
+		for _, id := range ids {
+			if err := b.move(cfg, recKey{table, id}, nil, synchro.OpDelete); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flush writes the batch's changelog rows, edge changes, rule failures and
+// the position end.
+func (b *batch) flush(end pglogrepl.LSN) error {
+	if len(b.rows) > 0 {
+		buckets, tables, ids := make([]string, len(b.rows)), make([]string, len(b.rows)), make([]string, len(b.rows))
+		ops := make([]int16, len(b.rows))
+		for i, r := range b.rows {
+			buckets[i], tables[i], ids[i], ops[i] = r.bucket, r.key.table, r.key.id, int16(r.op)
+		}
+		if _, err := b.tx.ExecContext(b.ctx, `
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`, buckets, tables, ids, ops); err != nil {
+			return fmt.Errorf("wal: writing %d changelog rows: %w", len(b.rows), err)
+		}
+	}
+	if len(b.dirty) > 0 {
+		tables, ids := make([]string, len(b.dirty)), make([]string, len(b.dirty))
+		var et, ei, eb []string
+		for i, k := range b.dirty {
+			tables[i], ids[i] = k.table, k.id
+			for _, bucket := range b.edges[k] {
+				et, ei, eb = append(et, k.table), append(ei, k.id), append(eb, bucket)
+			}
+		}
+		if _, err := b.tx.ExecContext(b.ctx, `
+DELETE FROM synchro.bucket_edges e USING unnest($1::text[], $2::text[]) AS d(t, r)
+ WHERE e.table_name = d.t AND e.record_id = d.r`, tables, ids); err != nil {
+			return fmt.Errorf("wal: updating bucket edges: %w", err)
+		}
+		if len(et) > 0 {
+			if _, err := b.tx.ExecContext(b.ctx, `
+INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`, et, ei, eb); err != nil {
+				return fmt.Errorf("wal: updating bucket edges: %w", err)
+			}
+		}
+	}
+	for _, f := range b.failures {
+		if _, err := b.tx.ExecContext(b.ctx, `
+INSERT INTO synchro.rule_failures (table_name, record_id, operation, error_text, payload, lsn)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6)`, f.key.table, f.key.id, int16(f.op), f.err, string(f.payload), int64(f.lsn)); err != nil {
+			return fmt.Errorf("wal: recording a rule failure: %w", err)
+		}
+	}
+	if end != 0 {
+		if _, err := b.tx.ExecContext(b.ctx, `
+INSERT INTO synchro.wal_position (slot_name, confirmed_lsn, updated_at) VALUES ($1, $2, now())
+ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, updated_at = now()`,
+			b.a.slot, int64(end)); err != nil {
+			return fmt.Errorf("wal: recording the position: %w", err)
+		}
+	}
+	return nil
+}
+
+// textValue formats a decoded value as the text a bucket id or key uses;
+// false for NULL.
+func textValue(v any) (string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return "", false
+	case string:
+		return x, x != ""
+	case json.Number:
+		return x.String(), true
+	case json.RawMessage:
+		return strings.TrimSpace(string(x)), true
+	default:
+		s := fmt.Sprint(x)
+		return s, s != ""
+	}
+}

@@ -1,0 +1,163 @@
+package wal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// BucketAssigner decides the buckets of a changed row. It is the contract
+// between change capture and bucket resolution; *synchro.JoinResolver (from
+// NewJoinResolverWithDB) and *synchro.SQLBucketResolver implement it.
+type BucketAssigner interface {
+	AssignBuckets(ctx context.Context, table string, recordID string, operation synchro.Operation, data map[string]any) ([]string, error)
+}
+
+// Defaults of ConsumerConfig.
+const (
+	DefaultSlotName        = "synchro_slot"
+	DefaultPublicationName = "synchro_pub"
+	DefaultStandbyTimeout  = 10 * time.Second
+	DefaultMaxBatchEvents  = 10000
+	DefaultMaxBatchDelay   = 20 * time.Millisecond
+)
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	// ConnString is the connection string (URL or key=value) of the database
+	// whose registered tables are captured. Required. The consumer opens its
+	// own replication connection from it (adding replication=database) and a
+	// regular connection to manage the publication and the slot. The role
+	// needs the REPLICATION attribute, must be allowed to create the
+	// publication (own the tables, or be superuser) and must read every row
+	// of the registered tables, so it should bypass row-level security.
+	ConnString string
+
+	// SlotName is the logical replication slot. Defaults to "synchro_slot".
+	// Lowercase letters, digits and underscores, at most 63 bytes.
+	SlotName string
+
+	// PublicationName is the publication of the registered tables. Defaults
+	// to "synchro_pub". It is created when missing, and registered tables
+	// it lacks are added to it.
+	PublicationName string
+
+	// Registry lists the captured tables. Required; it must validate.
+	Registry *synchro.Registry
+
+	// Assigner decides each changed row's buckets. Defaults to
+	// synchro.NewJoinResolverWithDB(Registry, ChangelogDB). With a
+	// *synchro.JoinResolver, the buckets of a child table (ParentTable, no
+	// owner or bucket column of its own) are those of its parent row as the
+	// consumer has recorded them, so they are consistent with the order of
+	// the changes rather than with the tables' state when the change is
+	// processed.
+	Assigner BucketAssigner
+
+	// ChangelogDB is the database holding the synchro schema (migrated with
+	// migrations.Migrate). Required. It must be the database of ConnString:
+	// the consumer also reads the registered tables through it (to find the
+	// children of a row whose buckets changed).
+	ChangelogDB *sql.DB
+
+	// Logger receives the consumer's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+
+	// StandbyTimeout is how often the consumer reports its position to the
+	// server when nothing else makes it. Defaults to 10s; at least 100ms.
+	StandbyTimeout time.Duration
+
+	// MaxBatchEvents bounds the row changes written in one changelog
+	// transaction; a WAL transaction is never split. Defaults to 10000.
+	MaxBatchEvents int
+
+	// MaxBatchDelay is how long received transactions may wait for more to
+	// batch with them before they are written. Defaults to 20ms; at least
+	// 1ms.
+	MaxBatchDelay time.Duration
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults.
+func (cfg ConsumerConfig) withDefaults() ConsumerConfig {
+	if cfg.SlotName == "" {
+		cfg.SlotName = DefaultSlotName
+	}
+	if cfg.PublicationName == "" {
+		cfg.PublicationName = DefaultPublicationName
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StandbyTimeout == 0 {
+		cfg.StandbyTimeout = DefaultStandbyTimeout
+	}
+	if cfg.MaxBatchEvents == 0 {
+		cfg.MaxBatchEvents = DefaultMaxBatchEvents
+	}
+	if cfg.MaxBatchDelay == 0 {
+		cfg.MaxBatchDelay = DefaultMaxBatchDelay
+	}
+	if cfg.Assigner == nil && cfg.Registry != nil && cfg.ChangelogDB != nil {
+		cfg.Assigner = synchro.NewJoinResolverWithDB(cfg.Registry, cfg.ChangelogDB)
+	}
+	return cfg
+}
+
+// validate checks a config that went through withDefaults.
+func (cfg ConsumerConfig) validate() error {
+	if cfg.ConnString == "" {
+		return errors.New("wal: ConsumerConfig.ConnString is required")
+	}
+	if _, err := pgconn.ParseConfig(cfg.ConnString); err != nil {
+		return fmt.Errorf("wal: ConsumerConfig.ConnString: %w", err)
+	}
+	if cfg.Registry == nil {
+		return errors.New("wal: ConsumerConfig.Registry is required")
+	}
+	if err := cfg.Registry.Validate(); err != nil {
+		return fmt.Errorf("wal: ConsumerConfig.Registry: %w", err)
+	}
+	if len(cfg.Registry.TableNames()) == 0 {
+		return errors.New("wal: ConsumerConfig.Registry has no tables")
+	}
+	if cfg.ChangelogDB == nil {
+		return errors.New("wal: ConsumerConfig.ChangelogDB is required")
+	}
+	if !validSlotName(cfg.SlotName) {
+		return fmt.Errorf("wal: ConsumerConfig.SlotName %q: use lowercase letters, digits and underscores, at most 63 bytes", cfg.SlotName)
+	}
+	if err := pgident.Check(cfg.PublicationName); err != nil {
+		return fmt.Errorf("wal: ConsumerConfig.PublicationName: %w", err)
+	}
+	if cfg.StandbyTimeout < 100*time.Millisecond {
+		return fmt.Errorf("wal: ConsumerConfig.StandbyTimeout %v is below 100ms", cfg.StandbyTimeout)
+	}
+	if cfg.MaxBatchEvents < 1 {
+		return fmt.Errorf("wal: ConsumerConfig.MaxBatchEvents %d must be positive", cfg.MaxBatchEvents)
+	}
+	if cfg.MaxBatchDelay < time.Millisecond {
+		return fmt.Errorf("wal: ConsumerConfig.MaxBatchDelay %v is below 1ms", cfg.MaxBatchDelay)
+	}
+	return nil
+}
+
+// validSlotName follows PostgreSQL's rule for replication slot names.
+func validSlotName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

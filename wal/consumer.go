@@ -1,0 +1,352 @@
+// Package wal captures the changes of the registered tables from PostgreSQL
+// logical replication (pgoutput) and writes the bucketed changelog that
+// Engine.Pull reads.
+//
+// # Running the consumer
+//
+//	c, err := wal.NewConsumer(wal.ConsumerConfig{
+//		ConnString:  "postgres://replicator@db/app",
+//		Registry:    reg,
+//		ChangelogDB: db,
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	go c.Start(ctx) // returns when ctx ends
+//
+// The server needs wal_level=logical and free replication slots; the role of
+// ConnString needs REPLICATION and must read every row of the registered
+// tables (bypass row-level security). The consumer creates the publication
+// and the slot when they are missing. When it creates the slot it first
+// records the buckets of every existing row, reading them in the snapshot
+// the slot starts from, so no row is missed and none is counted twice.
+//
+// # Guarantees
+//
+// Every committed change of a registered table is written to
+// synchro.changelog exactly once: the changelog rows, the bucket edges and
+// the consumer's position are written in one transaction per batch of WAL
+// transactions, and the position is confirmed to the server only after that
+// transaction commits. After a crash or a restart the consumer resumes at
+// its recorded position and skips what it had already written. While idle it
+// confirms the server's position, so the slot never holds WAL back.
+//
+// Connection losses and server restarts are retried with backoff. A second
+// consumer on the same slot waits until the first stops. A slot that was
+// dropped while the consumer was away is recreated with a fresh record of
+// every row's buckets; since changes were lost, the compaction boundary is
+// raised so that every client takes a new snapshot.
+package wal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Backoff bounds between reconnection attempts.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// Consumer streams the changes of the registered tables into the changelog.
+type Consumer struct {
+	cfg     ConsumerConfig
+	applier *applier
+
+	running sync.Mutex
+
+	// Monitoring, read by Lag.
+	appliedLSN   atomic.Uint64
+	serverLSN    atomic.Uint64
+	lastCommit   atomic.Int64 // unix nanoseconds of the last applied commit
+	pendingSince atomic.Int64 // unix nanoseconds of the oldest unapplied commit, 0 when none
+}
+
+// NewConsumer validates cfg, fills in its defaults and returns a consumer.
+// It does not connect; Start does.
+func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Consumer{cfg: cfg, applier: newApplier(cfg)}, nil
+}
+
+// Lag describes how far the changelog is behind the server.
+type Lag struct {
+	// AppliedLSN is the position up to which the changelog is complete.
+	AppliedLSN pglogrepl.LSN
+	// ServerLSN is the latest server position the consumer heard of.
+	ServerLSN pglogrepl.LSN
+	// Bytes is ServerLSN - AppliedLSN (0 when caught up).
+	Bytes int64
+	// Delay is how long the oldest received but unwritten transaction has
+	// waited, or 0 when everything received is written.
+	Delay time.Duration
+	// LastCommit is the commit time of the last transaction written.
+	LastCommit time.Time
+}
+
+// Lag reports the replication lag, for monitoring. It is safe to call from
+// any goroutine.
+func (c *Consumer) Lag() Lag {
+	l := Lag{AppliedLSN: pglogrepl.LSN(c.appliedLSN.Load()), ServerLSN: pglogrepl.LSN(c.serverLSN.Load())}
+	if l.ServerLSN > l.AppliedLSN {
+		l.Bytes = int64(l.ServerLSN - l.AppliedLSN)
+	}
+	if p := c.pendingSince.Load(); p != 0 {
+		l.Delay = time.Since(time.Unix(0, p))
+	}
+	if t := c.lastCommit.Load(); t != 0 {
+		l.LastCommit = time.Unix(0, t)
+	}
+	return l
+}
+
+// fatalError is a configuration problem that retrying cannot fix.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+func fatal(format string, args ...any) error {
+	return &fatalError{fmt.Errorf(format, args...)}
+}
+
+// Start runs the consumer until ctx is cancelled, and then returns nil. It
+// returns an error only for a problem that retrying cannot fix (wal_level is
+// not logical, a registered table does not exist, the slot belongs to
+// another plugin or database). Every other failure (a lost connection, a
+// server restart, a slot used by another consumer) is logged and retried
+// with backoff. Start may be called again after it returns, but not twice
+// at once.
+func (c *Consumer) Start(ctx context.Context) error {
+	if !c.running.TryLock() {
+		return errors.New("wal: Consumer.Start is already running")
+	}
+	defer c.running.Unlock()
+	log := c.cfg.Logger
+	backoff := minBackoff
+	for {
+		started := time.Now()
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			log.ErrorContext(ctx, "wal: consumer stopped", "slot", c.cfg.SlotName, "error", err)
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			backoff = minBackoff // the session ran well: start over
+		}
+		if errors.Is(err, errSlotInUse) {
+			log.InfoContext(ctx, "wal: slot in use by another consumer; waiting", "slot", c.cfg.SlotName, "retry_in", backoff)
+		} else {
+			log.WarnContext(ctx, "wal: replication interrupted; reconnecting", "slot", c.cfg.SlotName, "error", err, "retry_in", backoff)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// errSlotInUse reports that another consumer streams the slot.
+var errSlotInUse = errors.New("wal: replication slot is in use")
+
+// session connects, prepares the publication and the slot, and streams until
+// an error or the end of ctx.
+func (c *Consumer) session(ctx context.Context) error {
+	mgmt, err := c.connect(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer mgmt.Close(context.Background())
+	tables, pks, err := c.prepare(ctx, mgmt)
+	if err != nil {
+		return err
+	}
+
+	repl, err := c.connect(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+
+	start, err := c.ensureSlot(ctx, mgmt, repl)
+	if err != nil {
+		return err
+	}
+	c.appliedLSN.Store(uint64(start))
+
+	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(c.cfg.PublicationName))}
+	if err := pglogrepl.StartReplication(ctx, repl, c.cfg.SlotName, start, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+			return fmt.Errorf("%w: %s", errSlotInUse, pgErr.Message)
+		}
+		return fmt.Errorf("wal: starting replication on slot %s: %w", c.cfg.SlotName, err)
+	}
+	c.cfg.Logger.InfoContext(ctx, "wal: streaming", "slot", c.cfg.SlotName, "publication", c.cfg.PublicationName, "from", start)
+	return c.stream(ctx, repl, newDecoder(tables, pks), start)
+}
+
+// connect opens a regular or a replication connection.
+func (c *Consumer) connect(ctx context.Context, replication bool) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(c.cfg.ConnString)
+	if err != nil {
+		return nil, fatal("wal: ConnString: %w", err)
+	}
+	if replication {
+		cfg.RuntimeParams["replication"] = "database"
+	} else {
+		delete(cfg.RuntimeParams, "replication")
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("wal: connecting: %w", err)
+	}
+	return conn, nil
+}
+
+// stream receives WAL and writes it, batching transactions, until an error.
+func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder, durable pglogrepl.LSN) error {
+	var (
+		pending       []*txn
+		pendingEvents int
+		serverEnd     pglogrepl.LSN
+		nextStatus    = time.Now().Add(c.cfg.StandbyTimeout)
+	)
+	sendStatus := func() error {
+		pos := durable
+		// Idle and caught up: confirm the server's position, so the slot
+		// does not hold WAL for changes that do not concern us.
+		if len(pending) == 0 && !dec.inTransaction() && serverEnd > pos {
+			pos = serverEnd
+		}
+		err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+			WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos,
+		})
+		if err != nil {
+			return fmt.Errorf("wal: sending status: %w", err)
+		}
+		nextStatus = time.Now().Add(c.cfg.StandbyTimeout)
+		return nil
+	}
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := c.applier.apply(ctx, pending); err != nil {
+			return err
+		}
+		last := pending[len(pending)-1]
+		durable = last.endLSN
+		c.appliedLSN.Store(uint64(durable))
+		c.lastCommit.Store(last.commitTime.UnixNano())
+		c.pendingSince.Store(0)
+		pending, pendingEvents = pending[:0], 0
+		return sendStatus()
+	}
+
+	for {
+		deadline := nextStatus
+		if len(pending) > 0 {
+			deadline = time.Unix(0, c.pendingSince.Load()).Add(c.cfg.MaxBatchDelay)
+		}
+		recvCtx, cancel := context.WithDeadline(ctx, deadline)
+		msg, err := conn.ReceiveMessage(recvCtx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				if err := flush(); err != nil {
+					return err
+				}
+				if time.Now().After(nextStatus) {
+					if err := sendStatus(); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			return fmt.Errorf("wal: receiving: %w", err)
+		}
+
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(m.Data) == 0 {
+				continue
+			}
+			switch m.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(m.Data[1:])
+				if err != nil {
+					return fmt.Errorf("wal: parsing keepalive: %w", err)
+				}
+				if ka.ServerWALEnd > serverEnd {
+					serverEnd = ka.ServerWALEnd
+					c.serverLSN.Store(uint64(serverEnd))
+				}
+				if ka.ReplyRequested {
+					if err := flush(); err != nil {
+						return err
+					}
+					if err := sendStatus(); err != nil {
+						return err
+					}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(m.Data[1:])
+				if err != nil {
+					return fmt.Errorf("wal: parsing XLogData: %w", err)
+				}
+				if xld.ServerWALEnd > serverEnd {
+					serverEnd = xld.ServerWALEnd
+					c.serverLSN.Store(uint64(serverEnd))
+				}
+				t, err := dec.decode(xld.WALData)
+				if err != nil {
+					return fmt.Errorf("wal: decoding at %s: %w", xld.WALStart, err)
+				}
+				if t == nil {
+					continue
+				}
+				if t.finalLSN < durable {
+					continue // written before a restart; the server sent it again
+				}
+				if len(pending) == 0 {
+					c.pendingSince.Store(time.Now().UnixNano())
+				}
+				pending = append(pending, t)
+				pendingEvents += len(t.events)
+				if pendingEvents >= c.cfg.MaxBatchEvents {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("wal: server error: %w", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.CopyDone:
+			return errors.New("wal: the server ended the replication stream")
+		}
+	}
+}

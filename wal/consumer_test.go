@@ -1,0 +1,222 @@
+package wal
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
+)
+
+// ctEnv is a database with the test schema and a running consumer.
+type ctEnv struct {
+	t      *testing.T
+	db     *pgtest.Database
+	reg    *synchro.Registry
+	cfg    ConsumerConfig
+	cancel context.CancelFunc
+	done   chan error
+}
+
+const ctSchema = `
+CREATE TABLE lists (id text PRIMARY KEY, user_id text, name text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE items (id text PRIMARY KEY, list_id text REFERENCES lists (id) ON DELETE CASCADE, title text, body text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE notes (id bigint PRIMARY KEY, item_id text REFERENCES items (id) ON DELETE CASCADE, body text);
+CREATE TABLE categories (id text PRIMARY KEY, name text);
+CREATE TABLE shared (id text PRIMARY KEY, user_id text, name text, deleted_at timestamptz);
+`
+
+func ctRegistry() *synchro.Registry {
+	reg := synchro.NewRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
+	reg.Register(&synchro.TableConfig{TableName: "items", ParentTable: "lists", ParentFKCol: "list_id"})
+	reg.Register(&synchro.TableConfig{TableName: "notes", ParentTable: "items", ParentFKCol: "item_id"})
+	reg.Register(&synchro.TableConfig{TableName: "categories"})
+	reg.Register(&synchro.TableConfig{TableName: "shared", OwnerColumn: "user_id", AllowGlobalRead: true})
+	return reg
+}
+
+// ctStart prepares a database and starts a consumer on it.
+func ctStart(t *testing.T, setup string) *ctEnv {
+	t.Helper()
+	db := pgtest.NewMigratedDatabase(t)
+	ctExec(t, db.Super, ctSchema)
+	if setup != "" {
+		ctExec(t, db.Super, setup)
+	}
+	e := &ctEnv{t: t, db: db, reg: ctRegistry()}
+	e.cfg = ConsumerConfig{
+		ConnString:      db.DSN,
+		SlotName:        "s_" + strings.ReplaceAll(db.Name, "-", "_"),
+		PublicationName: "pub",
+		Registry:        e.reg,
+		ChangelogDB:     db.Super,
+		StandbyTimeout:  200 * time.Millisecond,
+	}
+	e.start()
+	t.Cleanup(e.stop)
+	e.waitStreaming()
+	return e
+}
+
+// waitStreaming waits until the consumer streams from its slot.
+func (e *ctEnv) waitStreaming() {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var active bool
+		err := e.db.Super.QueryRow(`SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.cfg.SlotName).Scan(&active)
+		if err == nil && active {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the consumer did not start streaming within 20s (%v)", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
+	}
+}
+
+func (e *ctEnv) start() {
+	c, err := NewConsumer(e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- c.Start(ctx) }()
+}
+
+func (e *ctEnv) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	select {
+	case err := <-e.done:
+		if err != nil {
+			e.t.Errorf("Start returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		e.t.Error("consumer did not stop within 30s")
+	}
+	e.cancel = nil
+}
+
+func ctExec(t testing.TB, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// changelog returns the changelog as "bucket table id op" lines in seq order.
+func (e *ctEnv) changelog() []string {
+	rows, err := e.db.Super.Query(`SELECT bucket_id, table_name, record_id, operation FROM synchro.changelog ORDER BY seq`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var b, tb, id string
+		var op synchro.Operation
+		if err := rows.Scan(&b, &tb, &id, &op); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %s %s %s", b, tb, id, op))
+	}
+	return out
+}
+
+// waitChangelog waits until the changelog has at least n rows after skip
+// and returns those rows.
+func (e *ctEnv) waitChangelog(skip, n int) []string {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cl := e.changelog()
+		if len(cl) >= skip+n {
+			return cl[skip:]
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("changelog has %d rows after %d, want %d: %v", len(cl)-skip, skip, n, cl)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
+	}
+}
+
+func ctEqual(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+	}
+}
+
+func TestConsumerCapturesChanges(t *testing.T) {
+	t.Parallel()
+	e := ctStart(t, "")
+	db := e.db.Super
+	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one')`)
+	ctEqual(t, "insert", e.waitChangelog(0, 1), "user:alice lists l1 create")
+
+	ctExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
+	ctEqual(t, "child insert", e.waitChangelog(1, 1), "user:alice items i1 create")
+
+	ctExec(t, db, `INSERT INTO notes (id, item_id, body) VALUES (7, 'i1', 'n')`)
+	ctEqual(t, "grandchild insert", e.waitChangelog(2, 1), "user:alice notes 7 create")
+
+	ctExec(t, db, `UPDATE items SET title = 'b' WHERE id = 'i1'`)
+	ctEqual(t, "update", e.waitChangelog(3, 1), "user:alice items i1 update")
+
+	// The owner changes: the list and its descendants move.
+	ctExec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
+	ctEqual(t, "owner change", e.waitChangelog(4, 6),
+		"user:alice lists l1 delete", "user:bob lists l1 create",
+		"user:alice items i1 delete", "user:bob items i1 create",
+		"user:alice notes 7 delete", "user:bob notes 7 create")
+
+	ctExec(t, db, `UPDATE items SET deleted_at = now() WHERE id = 'i1'`)
+	ctEqual(t, "soft delete", e.waitChangelog(10, 1), "user:bob items i1 delete")
+
+	ctExec(t, db, `DELETE FROM notes WHERE id = 7`)
+	ctEqual(t, "hard delete", e.waitChangelog(11, 1), "user:bob notes 7 delete")
+
+	ctExec(t, db, `INSERT INTO categories VALUES ('c1', 'x'), ('c2', 'y')`)
+	ctEqual(t, "reference rows", e.waitChangelog(12, 2), "global categories c1 create", "global categories c2 create")
+	ctExec(t, db, `TRUNCATE categories`)
+	ctEqual(t, "truncate", e.waitChangelog(14, 2), "global categories c1 delete", "global categories c2 delete")
+
+	ctExec(t, db, `UPDATE lists SET id = 'l9' WHERE id = 'l1' AND false`) // no-op
+	ctExec(t, db, `INSERT INTO shared VALUES ('s1', NULL, 'g')`)
+	ctEqual(t, "global row", e.waitChangelog(16, 1), "global shared s1 create")
+	ctExec(t, db, `UPDATE shared SET user_id = 'carol' WHERE id = 's1'`)
+	ctEqual(t, "global to user", e.waitChangelog(17, 2), "global shared s1 delete", "user:carol shared s1 create")
+
+	ctExec(t, db, `UPDATE shared SET id = 's2' WHERE id = 's1'`)
+	ctEqual(t, "key change", e.waitChangelog(19, 2), "user:carol shared s1 delete", "user:carol shared s2 create")
+}
+
+func TestConsumerBackfillsExistingRows(t *testing.T) {
+	t.Parallel()
+	e := ctStart(t, `
+INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one'), ('l2', 'bob', 'two');
+INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l2', 'b');
+INSERT INTO categories VALUES ('c1', 'x');`)
+	// Backfilled rows have buckets but no changelog rows; a later change to
+	// them knows their buckets.
+	ctExec(t, e.db.Super, `UPDATE lists SET user_id = 'carol' WHERE id = 'l1'`)
+	ctEqual(t, "move of a backfilled row", e.waitChangelog(0, 4),
+		"user:alice lists l1 delete", "user:carol lists l1 create",
+		"user:alice items i1 delete", "user:carol items i1 create")
+	var edges int
+	if err := e.db.Super.QueryRow(`SELECT count(*) FROM synchro.bucket_edges`).Scan(&edges); err != nil || edges != 5 {
+		t.Fatalf("edges = %d, %v; want 5", edges, err)
+	}
+	var mu sync.Mutex
+	_ = &mu
+}

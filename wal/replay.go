@@ -1,0 +1,134 @@
+package wal
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// ReplayRuleFailures resolves again the buckets of the records whose bucket
+// resolution failed (the rows of synchro.rule_failures not yet replayed),
+// from the records' current rows: a record whose row is gone leaves all its
+// buckets; the others move to the buckets resolved now, with the changelog
+// rows that go with it. Failures that fail again stay recorded for a later
+// attempt. It returns how many failure rows were replayed.
+//
+// Call it after fixing what made resolution fail (a bucket function, a
+// missing parent). It runs in one transaction and is safe to run while the
+// consumer streams: both take the same lock for their changelog writes.
+func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
+	a := c.applier
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
+		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `
+SELECT id, table_name, record_id FROM synchro.rule_failures
+ WHERE replayed_at IS NULL ORDER BY id FOR UPDATE`)
+	if err != nil {
+		return 0, fmt.Errorf("wal: reading rule failures: %w", err)
+	}
+	type failure struct {
+		id  int64
+		key recKey
+	}
+	var failures []failure
+	for rows.Next() {
+		var f failure
+		if err := rows.Scan(&f.id, &f.key.table, &f.key.id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("wal: reading rule failures: %w", err)
+		}
+		failures = append(failures, f)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("wal: reading rule failures: %w", err)
+	}
+
+	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}}
+	resolved := map[recKey]bool{}
+	var done []int64
+	for _, f := range failures {
+		if ok, seen := resolved[f.key]; seen {
+			if ok {
+				done = append(done, f.id)
+			}
+			continue
+		}
+		cfg := a.tables[f.key.table]
+		if cfg == nil {
+			// The table is no longer registered: nothing to resolve.
+			resolved[f.key] = true
+			done = append(done, f.id)
+			continue
+		}
+		row, err := a.currentRow(ctx, tx, cfg, f.key.id)
+		if err != nil {
+			return 0, err
+		}
+		before := len(b.failures)
+		if row == nil {
+			err = b.move(cfg, f.key, nil, synchro.OpDelete)
+		} else {
+			err = b.assignAndMove(cfg, f.key, &event{kind: evUpdate, table: cfg.TableName, id: f.key.id, newRow: row}, synchro.OpUpdate)
+		}
+		if err != nil {
+			return 0, err
+		}
+		ok := len(b.failures) == before
+		b.failures = b.failures[:before] // a failure that fails again stays as it is
+		resolved[f.key] = ok
+		if ok {
+			done = append(done, f.id)
+		}
+	}
+	if err := b.flush(0); err != nil {
+		return 0, err
+	}
+	if len(done) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE synchro.rule_failures SET replayed_at = now() WHERE id = ANY($1::bigint[])`, done); err != nil {
+			return 0, fmt.Errorf("wal: marking rule failures replayed: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
+	}
+	return len(done), nil
+}
+
+// currentRow reads a record's current row as decoded values, or nil when
+// it does not exist.
+func (a *applier) currentRow(ctx context.Context, db synchro.DB, cfg *synchro.TableConfig, id string) (rowValues, error) {
+	typ, err := a.columnType(ctx, db, cfg.TableName, cfg.IDColumn)
+	if err != nil {
+		return nil, err
+	}
+	q := fmt.Sprintf(`SELECT to_jsonb(x)::text FROM %s AS x WHERE x.%s = CAST($1::text AS %s)`,
+		pgident.QuoteQualified(cfg.TableName), pgident.Quote(cfg.IDColumn), typ)
+	var doc string
+	err = db.QueryRowContext(ctx, q, id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("wal: reading %s %q: %w", cfg.TableName, id, err)
+	}
+	var row map[string]any
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.UseNumber()
+	if err := dec.Decode(&row); err != nil {
+		return nil, fmt.Errorf("wal: decoding %s %q: %w", cfg.TableName, id, err)
+	}
+	return rowValues(row), nil
+}

@@ -1,0 +1,319 @@
+package wal
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// This file prepares a session: the publication, the slot and, for a new
+// slot, the record of every existing row's buckets.
+
+// exec runs one statement with parameters on a regular connection.
+func exec(ctx context.Context, conn *pgconn.PgConn, sql string, args ...string) ([][][]byte, error) {
+	params := make([][]byte, len(args))
+	for i, a := range args {
+		params[i] = []byte(a)
+	}
+	res := conn.ExecParams(ctx, sql, params, nil, nil, nil).Read()
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res.Rows, nil
+}
+
+// prepare checks the server, resolves the registered tables and makes sure
+// the publication covers them. It returns the decoder's table maps.
+func (c *Consumer) prepare(ctx context.Context, conn *pgconn.PgConn) (map[relKey]string, map[string]string, error) {
+	rows, err := exec(ctx, conn, `SELECT current_setting('wal_level')`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("wal: reading wal_level: %w", err)
+	}
+	if level := string(rows[0][0]); level != "logical" {
+		return nil, nil, fatal("wal: the server runs with wal_level=%s; change capture needs wal_level=logical", level)
+	}
+
+	names := c.cfg.Registry.TableNames()
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = pgident.QuoteQualified(n)
+	}
+	arr, _ := json.Marshal(quoted)
+	rows, err = exec(ctx, conn, `
+SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
+  FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS q(name, ord)
+  LEFT JOIN pg_class c ON c.oid = to_regclass(q.name)
+  LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+ ORDER BY q.ord`, string(arr))
+	if err != nil {
+		return nil, nil, fmt.Errorf("wal: resolving the registered tables: %w", err)
+	}
+	tables := map[relKey]string{}
+	pks := map[string]string{}
+	var rels []string
+	for i, r := range rows {
+		name := names[i]
+		if r[1] == nil {
+			return nil, nil, fatal("wal: registered table %q does not exist", name)
+		}
+		if kind := string(r[3]); kind != "r" && kind != "p" {
+			return nil, nil, fatal("wal: registered table %q is not a table (relkind %s)", name, kind)
+		}
+		k := relKey{string(r[1]), string(r[2])}
+		tables[k] = name
+		pks[name] = c.applier.tables[name].IDColumn
+		rels = append(rels, pgident.Quote(k.schema)+"."+pgident.Quote(k.name))
+	}
+
+	// The publication: created when missing, completed when it lacks tables.
+	pub := c.cfg.PublicationName
+	rows, err = exec(ctx, conn, `SELECT puballtables::text FROM pg_publication WHERE pubname = $1`, pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("wal: reading publication %s: %w", pub, err)
+	}
+	if len(rows) == 0 {
+		_, err := exec(ctx, conn, `CREATE PUBLICATION `+pgident.Quote(pub)+` FOR TABLE `+strings.Join(rels, ", "))
+		var pgErr *pgconn.PgError
+		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // created meanwhile by another consumer
+			return nil, nil, fmt.Errorf("wal: creating publication %s: %w", pub, err)
+		}
+		if err == nil {
+			c.cfg.Logger.InfoContext(ctx, "wal: created publication", "publication", pub, "tables", len(rels))
+		}
+	} else if string(rows[0][0]) != "true" {
+		have, err := exec(ctx, conn, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, pub)
+		if err != nil {
+			return nil, nil, fmt.Errorf("wal: reading publication %s: %w", pub, err)
+		}
+		in := map[relKey]bool{}
+		for _, r := range have {
+			in[relKey{string(r[0]), string(r[1])}] = true
+		}
+		var missing []string
+		for k := range tables {
+			if !in[k] {
+				missing = append(missing, pgident.Quote(k.schema)+"."+pgident.Quote(k.name))
+			}
+		}
+		slices.Sort(missing)
+		if len(missing) > 0 {
+			if _, err := exec(ctx, conn, `ALTER PUBLICATION `+pgident.Quote(pub)+` ADD TABLE `+strings.Join(missing, ", ")); err != nil {
+				return nil, nil, fmt.Errorf("wal: adding tables to publication %s: %w", pub, err)
+			}
+			c.cfg.Logger.InfoContext(ctx, "wal: added tables to the publication", "publication", pub, "tables", missing)
+		}
+	}
+	return tables, pks, nil
+}
+
+// ensureSlot returns the position to stream from: the recorded position
+// when the slot exists, or the slot's starting point after creating it and
+// recording every existing row's buckets.
+func (c *Consumer) ensureSlot(ctx context.Context, mgmt, repl *pgconn.PgConn) (pglogrepl.LSN, error) {
+	slot := c.cfg.SlotName
+	rows, err := exec(ctx, mgmt, `
+SELECT s.plugin, d.datname = current_database(), s.slot_type
+  FROM pg_replication_slots s LEFT JOIN pg_database d ON d.oid = s.datoid
+ WHERE s.slot_name = $1`, slot)
+	if err != nil {
+		return 0, fmt.Errorf("wal: reading slot %s: %w", slot, err)
+	}
+	var pos int64
+	hasPosition := false
+	err = c.cfg.ChangelogDB.QueryRowContext(ctx, `SELECT confirmed_lsn FROM synchro.wal_position WHERE slot_name = $1`, slot).Scan(&pos)
+	recorded := pglogrepl.LSN(pos)
+	switch {
+	case err == nil:
+		hasPosition = true
+	case errors.Is(err, sql.ErrNoRows):
+	default:
+		return 0, fmt.Errorf("wal: reading the recorded position of slot %s: %w", slot, err)
+	}
+
+	if len(rows) > 0 {
+		if plugin := string(rows[0][0]); plugin != "pgoutput" || string(rows[0][2]) != "logical" {
+			return 0, fatal("wal: slot %s uses plugin %q (%s); it needs a logical pgoutput slot", slot, plugin, rows[0][2])
+		}
+		if string(rows[0][1]) != "t" {
+			return 0, fatal("wal: slot %s belongs to another database", slot)
+		}
+		if hasPosition {
+			return recorded, nil
+		}
+		// A slot we never consumed from: the rows' buckets were never
+		// recorded, and they cannot be recorded consistently with it.
+		c.cfg.Logger.WarnContext(ctx, "wal: slot exists without a recorded position; recreating it", "slot", slot)
+		if err := pglogrepl.DropReplicationSlot(ctx, repl, slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+			if isSlotInUse(err) {
+				return 0, fmt.Errorf("%w: %v", errSlotInUse, err)
+			}
+			return 0, fmt.Errorf("wal: dropping slot %s: %w", slot, err)
+		}
+	} else if hasPosition {
+		c.cfg.Logger.ErrorContext(ctx, "wal: replication slot was dropped; changes since the recorded position are lost. "+
+			"Recreating it, recording every row's buckets again and raising the compaction boundary so every client takes a new snapshot",
+			"slot", slot, "recorded_position", recorded)
+	}
+
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT",
+	})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42710" {
+			return 0, fmt.Errorf("%w: created meanwhile by another consumer", errSlotInUse)
+		}
+		return 0, fmt.Errorf("wal: creating slot %s: %w", slot, err)
+	}
+	start, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return 0, fmt.Errorf("wal: slot %s consistent point %q: %w", slot, res.ConsistentPoint, err)
+	}
+	if err := c.backfill(ctx, mgmt, res.SnapshotName, start, hasPosition); err != nil {
+		// Without the backfill the slot is useless: drop it so the next
+		// attempt starts over.
+		_ = pglogrepl.DropReplicationSlot(context.Background(), repl, slot, pglogrepl.DropReplicationSlotOptions{})
+		return 0, err
+	}
+	c.cfg.Logger.InfoContext(ctx, "wal: created slot", "slot", slot, "consistent_point", start)
+	return start, nil
+}
+
+func isSlotInUse(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55006"
+}
+
+// backfill records the buckets of every row of the registered tables as of
+// the slot's snapshot, replacing whatever was recorded, and the slot's
+// starting position, in one changelog transaction. raiseBoundary forces
+// every client to snapshot again (the slot was lost).
+func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot string, start pglogrepl.LSN, raiseBoundary bool) error {
+	if _, err := exec(ctx, mgmt, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`); err != nil {
+		return fmt.Errorf("wal: backfill: %w", err)
+	}
+	defer func() { _, _ = exec(context.Background(), mgmt, `ROLLBACK`) }()
+	if _, err := exec(ctx, mgmt, `SET TRANSACTION SNAPSHOT `+quoteLiteral(snapshot)); err != nil {
+		return fmt.Errorf("wal: backfill: using the slot's snapshot: %w", err)
+	}
+
+	a := c.applier
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("wal: backfill: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
+		return fmt.Errorf("wal: backfill: %w", err)
+	}
+	names := c.cfg.Registry.TableNames()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.bucket_edges WHERE table_name = ANY($1::text[])`, names); err != nil {
+		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
+	}
+	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}}
+
+	total := 0
+	for _, cfg := range parentsFirst(a.tables, names) {
+		n, err := c.backfillTable(ctx, mgmt, b, cfg)
+		if err != nil {
+			return err
+		}
+		total += n
+	}
+	if err := b.flush(start); err != nil {
+		return err
+	}
+	if raiseBoundary {
+		if _, err := tx.ExecContext(ctx, `
+UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT coalesce(max(seq), 0) FROM synchro.changelog)), compacted_at = now()`); err != nil {
+			return fmt.Errorf("wal: backfill: raising the compaction boundary: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("wal: backfill: %w", err)
+	}
+	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(b.failures))
+	return nil
+}
+
+// backfillTable records the buckets of every row of one table. Rows are
+// read as JSON in the slot's snapshot and assigned as inserts.
+func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *batch, cfg *synchro.TableConfig) (int, error) {
+	q := fmt.Sprintf(`SELECT x.%s::text, to_jsonb(x)::text FROM %s AS x`, pgident.Quote(cfg.IDColumn), pgident.QuoteQualified(cfg.TableName))
+	rr := mgmt.ExecParams(ctx, q, nil, nil, nil, nil)
+	n := 0
+	for rr.NextRow() {
+		vals := rr.Values()
+		id := string(vals[0])
+		var row map[string]any
+		dec := json.NewDecoder(strings.NewReader(string(vals[1])))
+		dec.UseNumber()
+		if err := dec.Decode(&row); err != nil {
+			rr.Close()
+			return n, fmt.Errorf("wal: backfill of %s: decoding row %q: %w", cfg.TableName, id, err)
+		}
+		k := recKey{cfg.TableName, id}
+		b.edges[k] = []string{}
+		ev := &event{kind: evInsert, table: cfg.TableName, id: id, newRow: rowValues(row)}
+		buckets, ok, err := b.assign(cfg, k, ev, synchro.OpInsert)
+		if err != nil {
+			rr.Close()
+			return n, err
+		}
+		if ok && len(buckets) > 0 {
+			b.edges[k] = buckets
+			b.isDirty[k] = true
+			b.dirty = append(b.dirty, k)
+		}
+		n++
+	}
+	if _, err := rr.Close(); err != nil {
+		return n, fmt.Errorf("wal: backfill of %s: %w", cfg.TableName, err)
+	}
+	return n, nil
+}
+
+// parentsFirst orders the tables so that every parent comes before its
+// children (child buckets are read from the parents').
+func parentsFirst(tables map[string]*synchro.TableConfig, names []string) []*synchro.TableConfig {
+	var out []*synchro.TableConfig
+	done := map[string]bool{}
+	var visit func(name string, depth int)
+	visit = func(name string, depth int) {
+		cfg := tables[name]
+		if cfg == nil || done[name] || depth > len(tables) {
+			return
+		}
+		if cfg.ParentTable != "" {
+			visit(cfg.ParentTable, depth+1)
+		}
+		if !done[name] {
+			done[name] = true
+			out = append(out, cfg)
+		}
+	}
+	for _, n := range names {
+		visit(n, 0)
+	}
+	return out
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// quoteIdent quotes s as an SQL identifier.
+func quoteIdent(s string) string {
+	return pgident.Quote(s)
+}
