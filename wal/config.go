@@ -80,8 +80,9 @@ type ConsumerConfig struct {
 	MaxBatchEvents int
 
 	// MaxBatchDelay is how long received transactions may wait for more to
-	// batch with them before they are written. Defaults to 20ms; at least
-	// 1ms.
+	// batch with them before they are written, while the stream keeps
+	// coming; when it pauses for 2ms they are written at once. Defaults to
+	// 20ms; at least 1ms.
 	MaxBatchDelay time.Duration
 }
 

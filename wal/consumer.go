@@ -52,6 +52,14 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
+// setupLockKey is the session advisory lock (with a hash of the slot name)
+// held while a consumer checks, creates or recreates its slot.
+const setupLockKey int32 = 0x73796e64 // "synd"
+
+// idleFlush is how long the stream must pause before received transactions
+// are written without waiting for MaxBatchDelay.
+const idleFlush = 2 * time.Millisecond
+
 // Backoff bounds between reconnection attempts.
 const (
 	minBackoff = 100 * time.Millisecond
@@ -188,7 +196,15 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 	defer repl.Close(context.Background())
 
+	// Slot setup runs under a session lock, so that two consumers starting
+	// together do not both create (or drop) the slot.
+	if _, err := exec(ctx, mgmt, `SELECT pg_advisory_lock($1::int, hashtext($2))`, fmt.Sprint(setupLockKey), c.cfg.SlotName); err != nil {
+		return fmt.Errorf("wal: locking slot setup: %w", err)
+	}
 	start, err := c.ensureSlot(ctx, mgmt, repl)
+	if _, unlockErr := exec(ctx, mgmt, `SELECT pg_advisory_unlock($1::int, hashtext($2))`, fmt.Sprint(setupLockKey), c.cfg.SlotName); unlockErr != nil && err == nil {
+		err = fmt.Errorf("wal: unlocking slot setup: %w", unlockErr)
+	}
 	if err != nil {
 		return err
 	}
@@ -264,10 +280,16 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 		return sendStatus()
 	}
 
+	var lastRecv time.Time
 	for {
 		deadline := nextStatus
 		if len(pending) > 0 {
+			// Write when the stream pauses, or when the oldest pending
+			// transaction has waited MaxBatchDelay under a steady stream.
 			deadline = time.Unix(0, c.pendingSince.Load()).Add(c.cfg.MaxBatchDelay)
+			if idle := lastRecv.Add(idleFlush); idle.Before(deadline) {
+				deadline = idle
+			}
 		}
 		recvCtx, cancel := context.WithDeadline(ctx, deadline)
 		msg, err := conn.ReceiveMessage(recvCtx)
@@ -290,6 +312,7 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 			return fmt.Errorf("wal: receiving: %w", err)
 		}
 
+		lastRecv = time.Now()
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
 			if len(m.Data) == 0 {
