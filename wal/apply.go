@@ -88,7 +88,9 @@ type batch struct {
 }
 
 // apply writes the changes of txns, and the position after the last one,
-// in one database transaction.
+// in one database transaction. Transactions below the recorded position
+// are skipped: another consumer of the slot wrote them already (it may have
+// lost its connection before confirming them to the server).
 func (a *applier) apply(ctx context.Context, txns []*txn) error {
 	if len(txns) == 0 {
 		return nil
@@ -100,6 +102,16 @@ func (a *applier) apply(ctx context.Context, txns []*txn) error {
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
 		return fmt.Errorf("wal: locking the changelog of slot %s: %w", a.slot, err)
+	}
+	// Read after the lock, in a statement of its own: its snapshot then
+	// sees what the previous holder of the lock committed.
+	var recorded int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce((SELECT confirmed_lsn FROM synchro.wal_position WHERE slot_name = $1), 0)`, a.slot).Scan(&recorded); err != nil {
+		return fmt.Errorf("wal: reading the position of slot %s: %w", a.slot, err)
+	}
+	txns = slices.DeleteFunc(slices.Clone(txns), func(t *txn) bool { return t.finalLSN < pglogrepl.LSN(recorded) })
+	if len(txns) == 0 {
+		return nil
 	}
 	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}}
 	if err := b.preload(txns); err != nil {
@@ -367,18 +379,25 @@ func (b *batch) setBuckets(k recKey, next []string, opFor func(bucket string, st
 }
 
 // moveChildren gives the rows of parent-derived child tables that point to
-// parent the parent's new buckets, recursively.
+// parent the parent's new buckets, recursively. A soft-deleted child moves
+// too, as a delete in every bucket.
 func (b *batch) moveChildren(parent recKey, buckets []string) error {
 	for _, child := range b.a.tables {
 		if child.ParentTable != parent.table || !b.parentDerived(child) {
 			continue
 		}
-		ids, err := b.childIDs(child, parent.id)
+		kids, err := b.children(child, parent.id)
 		if err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if err := b.move(child, recKey{child.TableName, id}, slices.Clone(buckets), synchro.OpUpdate); err != nil {
+		for _, kid := range kids {
+			k := recKey{child.TableName, kid.id}
+			if kid.deleted {
+				err = b.setBuckets(k, slices.Clone(buckets), func(string, bool) synchro.Operation { return synchro.OpDelete })
+			} else {
+				err = b.move(child, k, slices.Clone(buckets), synchro.OpUpdate)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -386,29 +405,38 @@ func (b *batch) moveChildren(parent recKey, buckets []string) error {
 	return nil
 }
 
-// childIDs lists the rows of child whose parent key is parentID, as the
-// table is now.
-func (b *batch) childIDs(child *synchro.TableConfig, parentID string) ([]string, error) {
+// childRow is a child found by children.
+type childRow struct {
+	id      string
+	deleted bool
+}
+
+// children lists the rows of child whose parent key is parentID, as the
+// table is now, and whether each is soft-deleted.
+func (b *batch) children(child *synchro.TableConfig, parentID string) ([]childRow, error) {
 	typ, err := b.a.columnType(b.ctx, b.tx, child.TableName, child.ParentFKCol)
 	if err != nil {
 		return nil, err
 	}
-	q := fmt.Sprintf(`SELECT c.%s::text FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
+	// The deleted-at column is read through to_jsonb, which works whether
+	// or not the table has it.
+	q := fmt.Sprintf(`SELECT c.%s::text, coalesce(jsonb_typeof(to_jsonb(c) -> $2) NOT IN ('null'), false)
+FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
 		pgident.Quote(child.IDColumn), pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), typ)
-	rows, err := b.tx.QueryContext(b.ctx, q, parentID)
+	rows, err := b.tx.QueryContext(b.ctx, q, parentID, child.DeletedAtColumn)
 	if err != nil {
 		return nil, fmt.Errorf("wal: finding the children of %s %q in %s: %w", child.ParentTable, parentID, child.TableName, err)
 	}
 	defer rows.Close()
-	var ids []string
+	var out []childRow
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var r childRow
+		if err := rows.Scan(&r.id, &r.deleted); err != nil {
 			return nil, fmt.Errorf("wal: finding children in %s: %w", child.TableName, err)
 		}
-		ids = append(ids, id)
+		out = append(out, r)
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
 
 // columnType returns a column's SQL type as format_type prints it, read

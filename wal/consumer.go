@@ -43,6 +43,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,7 @@ type Consumer struct {
 
 	// Monitoring, read by Lag.
 	appliedLSN   atomic.Uint64
+	confirmedLSN atomic.Uint64 // last position confirmed to the server
 	serverLSN    atomic.Uint64
 	lastCommit   atomic.Int64 // unix nanoseconds of the last applied commit
 	pendingSince atomic.Int64 // unix nanoseconds of the oldest unapplied commit, 0 when none
@@ -92,11 +94,12 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 
 // Lag describes how far the changelog is behind the server.
 type Lag struct {
-	// AppliedLSN is the position up to which the changelog is complete.
+	// AppliedLSN is the position up to which the changelog is written.
 	AppliedLSN pglogrepl.LSN
 	// ServerLSN is the latest server position the consumer heard of.
 	ServerLSN pglogrepl.LSN
-	// Bytes is ServerLSN - AppliedLSN (0 when caught up).
+	// Bytes is how much WAL the server has that the consumer has neither
+	// written nor confirmed as irrelevant (0 when caught up).
 	Bytes int64
 	// Delay is how long the oldest received but unwritten transaction has
 	// waited, or 0 when everything received is written.
@@ -109,8 +112,11 @@ type Lag struct {
 // any goroutine.
 func (c *Consumer) Lag() Lag {
 	l := Lag{AppliedLSN: pglogrepl.LSN(c.appliedLSN.Load()), ServerLSN: pglogrepl.LSN(c.serverLSN.Load())}
-	if l.ServerLSN > l.AppliedLSN {
-		l.Bytes = int64(l.ServerLSN - l.AppliedLSN)
+	// While idle the consumer confirms positions past its last write (the
+	// WAL in between held nothing for it): it is caught up to those too.
+	done := max(l.AppliedLSN, pglogrepl.LSN(c.confirmedLSN.Load()))
+	if l.ServerLSN > done {
+		l.Bytes = int64(l.ServerLSN - done)
 	}
 	if p := c.pendingSince.Load(); p != 0 {
 		l.Delay = time.Since(time.Unix(0, p))
@@ -185,7 +191,7 @@ func (c *Consumer) session(ctx context.Context) error {
 		return err
 	}
 	defer mgmt.Close(context.Background())
-	tables, pks, err := c.prepare(ctx, mgmt)
+	tables, pks, added, err := c.prepare(ctx, mgmt)
 	if err != nil {
 		return err
 	}
@@ -201,7 +207,12 @@ func (c *Consumer) session(ctx context.Context) error {
 	if _, err := exec(ctx, mgmt, `SELECT pg_advisory_lock($1::int, hashtext($2))`, fmt.Sprint(setupLockKey), c.cfg.SlotName); err != nil {
 		return fmt.Errorf("wal: locking slot setup: %w", err)
 	}
-	start, err := c.ensureSlot(ctx, mgmt, repl)
+	start, created, err := c.ensureSlot(ctx, mgmt, repl)
+	if err == nil && !created && len(added) > 0 {
+		// Tables newly added to the publication: their existing rows need
+		// their buckets recorded (a new slot did that for every table).
+		err = c.backfill(ctx, mgmt, "", added, 0, false)
+	}
 	if _, unlockErr := exec(ctx, mgmt, `SELECT pg_advisory_unlock($1::int, hashtext($2))`, fmt.Sprint(setupLockKey), c.cfg.SlotName); unlockErr != nil && err == nil {
 		err = fmt.Errorf("wal: unlocking slot setup: %w", unlockErr)
 	}
@@ -261,6 +272,7 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 		if err != nil {
 			return fmt.Errorf("wal: sending status: %w", err)
 		}
+		c.confirmedLSN.Store(uint64(pos))
 		nextStatus = time.Now().Add(c.cfg.StandbyTimeout)
 		return nil
 	}
@@ -268,8 +280,13 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 		if len(pending) == 0 {
 			return nil
 		}
-		if err := c.applier.apply(ctx, pending); err != nil {
-			return err
+		// Transactions without changes to registered tables need no write:
+		// confirming them is enough (writing the position for them would
+		// itself make WAL, and feed the stream with its own writes).
+		if slices.ContainsFunc(pending, func(t *txn) bool { return len(t.events) > 0 }) {
+			if err := c.applier.apply(ctx, pending); err != nil {
+				return err
+			}
 		}
 		last := pending[len(pending)-1]
 		durable = last.endLSN

@@ -33,14 +33,15 @@ func exec(ctx context.Context, conn *pgconn.PgConn, sql string, args ...string) 
 }
 
 // prepare checks the server, resolves the registered tables and makes sure
-// the publication covers them. It returns the decoder's table maps.
-func (c *Consumer) prepare(ctx context.Context, conn *pgconn.PgConn) (map[relKey]string, map[string]string, error) {
+// the publication covers them. It returns the decoder's table maps and the
+// registered tables it added to an existing publication.
+func (c *Consumer) prepare(ctx context.Context, conn *pgconn.PgConn) (map[relKey]string, map[string]string, []string, error) {
 	rows, err := exec(ctx, conn, `SELECT current_setting('wal_level')`)
 	if err != nil {
-		return nil, nil, fmt.Errorf("wal: reading wal_level: %w", err)
+		return nil, nil, nil, fmt.Errorf("wal: reading wal_level: %w", err)
 	}
 	if level := string(rows[0][0]); level != "logical" {
-		return nil, nil, fatal("wal: the server runs with wal_level=%s; change capture needs wal_level=logical", level)
+		return nil, nil, nil, fatal("wal: the server runs with wal_level=%s; change capture needs wal_level=logical", level)
 	}
 
 	names := c.cfg.Registry.TableNames()
@@ -56,7 +57,7 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
  ORDER BY q.ord`, string(arr))
 	if err != nil {
-		return nil, nil, fmt.Errorf("wal: resolving the registered tables: %w", err)
+		return nil, nil, nil, fmt.Errorf("wal: resolving the registered tables: %w", err)
 	}
 	tables := map[relKey]string{}
 	pks := map[string]string{}
@@ -64,10 +65,10 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 	for i, r := range rows {
 		name := names[i]
 		if r[1] == nil {
-			return nil, nil, fatal("wal: registered table %q does not exist", name)
+			return nil, nil, nil, fatal("wal: registered table %q does not exist", name)
 		}
 		if kind := string(r[3]); kind != "r" && kind != "p" {
-			return nil, nil, fatal("wal: registered table %q is not a table (relkind %s)", name, kind)
+			return nil, nil, nil, fatal("wal: registered table %q is not a table (relkind %s)", name, kind)
 		}
 		k := relKey{string(r[1]), string(r[2])}
 		tables[k] = name
@@ -77,15 +78,16 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 
 	// The publication: created when missing, completed when it lacks tables.
 	pub := c.cfg.PublicationName
+	var added []string
 	rows, err = exec(ctx, conn, `SELECT puballtables::text FROM pg_publication WHERE pubname = $1`, pub)
 	if err != nil {
-		return nil, nil, fmt.Errorf("wal: reading publication %s: %w", pub, err)
+		return nil, nil, nil, fmt.Errorf("wal: reading publication %s: %w", pub, err)
 	}
 	if len(rows) == 0 {
 		_, err := exec(ctx, conn, `CREATE PUBLICATION `+pgident.Quote(pub)+` FOR TABLE `+strings.Join(rels, ", "))
 		var pgErr *pgconn.PgError
 		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // created meanwhile by another consumer
-			return nil, nil, fmt.Errorf("wal: creating publication %s: %w", pub, err)
+			return nil, nil, nil, fmt.Errorf("wal: creating publication %s: %w", pub, err)
 		}
 		if err == nil {
 			c.cfg.Logger.InfoContext(ctx, "wal: created publication", "publication", pub, "tables", len(rels))
@@ -93,40 +95,42 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 	} else if string(rows[0][0]) != "true" {
 		have, err := exec(ctx, conn, `SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1`, pub)
 		if err != nil {
-			return nil, nil, fmt.Errorf("wal: reading publication %s: %w", pub, err)
+			return nil, nil, nil, fmt.Errorf("wal: reading publication %s: %w", pub, err)
 		}
 		in := map[relKey]bool{}
 		for _, r := range have {
 			in[relKey{string(r[0]), string(r[1])}] = true
 		}
 		var missing []string
-		for k := range tables {
+		for k, name := range tables {
 			if !in[k] {
 				missing = append(missing, pgident.Quote(k.schema)+"."+pgident.Quote(k.name))
+				added = append(added, name)
 			}
 		}
 		slices.Sort(missing)
+		slices.Sort(added)
 		if len(missing) > 0 {
 			if _, err := exec(ctx, conn, `ALTER PUBLICATION `+pgident.Quote(pub)+` ADD TABLE `+strings.Join(missing, ", ")); err != nil {
-				return nil, nil, fmt.Errorf("wal: adding tables to publication %s: %w", pub, err)
+				return nil, nil, nil, fmt.Errorf("wal: adding tables to publication %s: %w", pub, err)
 			}
 			c.cfg.Logger.InfoContext(ctx, "wal: added tables to the publication", "publication", pub, "tables", missing)
 		}
 	}
-	return tables, pks, nil
+	return tables, pks, added, nil
 }
 
 // ensureSlot returns the position to stream from: the recorded position
 // when the slot exists, or the slot's starting point after creating it and
-// recording every existing row's buckets.
-func (c *Consumer) ensureSlot(ctx context.Context, mgmt, repl *pgconn.PgConn) (pglogrepl.LSN, error) {
+// recording every existing row's buckets (created is then true).
+func (c *Consumer) ensureSlot(ctx context.Context, mgmt, repl *pgconn.PgConn) (start pglogrepl.LSN, created bool, err error) {
 	slot := c.cfg.SlotName
 	rows, err := exec(ctx, mgmt, `
 SELECT s.plugin, d.datname = current_database(), s.slot_type
   FROM pg_replication_slots s LEFT JOIN pg_database d ON d.oid = s.datoid
  WHERE s.slot_name = $1`, slot)
 	if err != nil {
-		return 0, fmt.Errorf("wal: reading slot %s: %w", slot, err)
+		return 0, false, fmt.Errorf("wal: reading slot %s: %w", slot, err)
 	}
 	var pos int64
 	hasPosition := false
@@ -137,27 +141,27 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 		hasPosition = true
 	case errors.Is(err, sql.ErrNoRows):
 	default:
-		return 0, fmt.Errorf("wal: reading the recorded position of slot %s: %w", slot, err)
+		return 0, false, fmt.Errorf("wal: reading the recorded position of slot %s: %w", slot, err)
 	}
 
 	if len(rows) > 0 {
 		if plugin := string(rows[0][0]); plugin != "pgoutput" || string(rows[0][2]) != "logical" {
-			return 0, fatal("wal: slot %s uses plugin %q (%s); it needs a logical pgoutput slot", slot, plugin, rows[0][2])
+			return 0, false, fatal("wal: slot %s uses plugin %q (%s); it needs a logical pgoutput slot", slot, plugin, rows[0][2])
 		}
 		if string(rows[0][1]) != "t" {
-			return 0, fatal("wal: slot %s belongs to another database", slot)
+			return 0, false, fatal("wal: slot %s belongs to another database", slot)
 		}
 		if hasPosition {
-			return recorded, nil
+			return recorded, false, nil
 		}
 		// A slot we never consumed from: the rows' buckets were never
 		// recorded, and they cannot be recorded consistently with it.
 		c.cfg.Logger.WarnContext(ctx, "wal: slot exists without a recorded position; recreating it", "slot", slot)
 		if err := pglogrepl.DropReplicationSlot(ctx, repl, slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
 			if isSlotInUse(err) {
-				return 0, fmt.Errorf("%w: %v", errSlotInUse, err)
+				return 0, false, fmt.Errorf("%w: %v", errSlotInUse, err)
 			}
-			return 0, fmt.Errorf("wal: dropping slot %s: %w", slot, err)
+			return 0, false, fmt.Errorf("wal: dropping slot %s: %w", slot, err)
 		}
 	} else if hasPosition {
 		c.cfg.Logger.ErrorContext(ctx, "wal: replication slot was dropped; changes since the recorded position are lost. "+
@@ -171,22 +175,22 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42710" {
-			return 0, fmt.Errorf("%w: created meanwhile by another consumer", errSlotInUse)
+			return 0, false, fmt.Errorf("%w: created meanwhile by another consumer", errSlotInUse)
 		}
-		return 0, fmt.Errorf("wal: creating slot %s: %w", slot, err)
+		return 0, false, fmt.Errorf("wal: creating slot %s: %w", slot, err)
 	}
-	start, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	start, err = pglogrepl.ParseLSN(res.ConsistentPoint)
 	if err != nil {
-		return 0, fmt.Errorf("wal: slot %s consistent point %q: %w", slot, res.ConsistentPoint, err)
+		return 0, false, fmt.Errorf("wal: slot %s consistent point %q: %w", slot, res.ConsistentPoint, err)
 	}
-	if err := c.backfill(ctx, mgmt, res.SnapshotName, start, hasPosition); err != nil {
+	if err := c.backfill(ctx, mgmt, res.SnapshotName, c.cfg.Registry.TableNames(), start, hasPosition); err != nil {
 		// Without the backfill the slot is useless: drop it so the next
 		// attempt starts over.
 		_ = pglogrepl.DropReplicationSlot(context.Background(), repl, slot, pglogrepl.DropReplicationSlotOptions{})
-		return 0, err
+		return 0, false, err
 	}
 	c.cfg.Logger.InfoContext(ctx, "wal: created slot", "slot", slot, "consistent_point", start)
-	return start, nil
+	return start, true, nil
 }
 
 func isSlotInUse(err error) bool {
@@ -194,17 +198,22 @@ func isSlotInUse(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "55006"
 }
 
-// backfill records the buckets of every row of the registered tables as of
-// the slot's snapshot, replacing whatever was recorded, and the slot's
-// starting position, in one changelog transaction. raiseBoundary forces
-// every client to snapshot again (the slot was lost).
-func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot string, start pglogrepl.LSN, raiseBoundary bool) error {
+// backfill records the buckets of every row of the tables names, replacing
+// whatever was recorded for them, in one changelog transaction. With a
+// snapshot (exported by a new slot) the rows are read as of the slot's
+// starting point, and start is recorded as the position; without one
+// (tables added to the publication of an existing slot) they are read as of
+// now, and changes streamed later apply on top. raiseBoundary forces every
+// client to snapshot again (the slot was lost).
+func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot string, names []string, start pglogrepl.LSN, raiseBoundary bool) error {
 	if _, err := exec(ctx, mgmt, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	defer func() { _, _ = exec(context.Background(), mgmt, `ROLLBACK`) }()
-	if _, err := exec(ctx, mgmt, `SET TRANSACTION SNAPSHOT `+quoteLiteral(snapshot)); err != nil {
-		return fmt.Errorf("wal: backfill: using the slot's snapshot: %w", err)
+	if snapshot != "" {
+		if _, err := exec(ctx, mgmt, `SET TRANSACTION SNAPSHOT `+quoteLiteral(snapshot)); err != nil {
+			return fmt.Errorf("wal: backfill: using the slot's snapshot: %w", err)
+		}
 	}
 
 	a := c.applier
@@ -216,7 +225,6 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
-	names := c.cfg.Registry.TableNames()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.bucket_edges WHERE table_name = ANY($1::text[])`, names); err != nil {
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
