@@ -327,6 +327,15 @@ func TestSchema(t *testing.T) {
 			indexes: map[string]string{"wal_position_pkey": "(slot_name)"},
 		},
 		{
+			table: "wal_tables",
+			columns: []column{
+				{Name: "slot_name", Type: text, NotNull: true},
+				{Name: "table_name", Type: text, NotNull: true},
+				{Name: "backfilled_at", Type: timestamptz, NotNull: true, Default: now},
+			},
+			indexes: map[string]string{"wal_tables_pkey": "(slot_name, table_name)"},
+		},
+		{
 			table: "rule_failures",
 			columns: []column{
 				{Name: "id", Type: bigint, NotNull: true, Identity: true},

@@ -375,6 +375,11 @@ func (b *batch) setBuckets(k recKey, next []string, opFor func(bucket string, st
 		b.isDirty[k] = true
 		b.dirty = append(b.dirty, k)
 	}
+	if len(prev) == 0 {
+		// A record that had no buckets (a new row): its children, if any,
+		// come after it in the stream and take its buckets then.
+		return nil
+	}
 	return b.moveChildren(k, next)
 }
 
@@ -383,7 +388,7 @@ func (b *batch) setBuckets(k recKey, next []string, opFor func(bucket string, st
 // too, as a delete in every bucket.
 func (b *batch) moveChildren(parent recKey, buckets []string) error {
 	for _, child := range b.a.tables {
-		if child.ParentTable != parent.table || !b.parentDerived(child) {
+		if child.ParentTable != parent.table {
 			continue
 		}
 		kids, err := b.children(child, parent.id)
@@ -392,7 +397,12 @@ func (b *batch) moveChildren(parent recKey, buckets []string) error {
 		}
 		for _, kid := range kids {
 			k := recKey{child.TableName, kid.id}
-			if kid.deleted {
+			if !b.parentDerived(child) {
+				// Another assigner decides the child's buckets: ask it
+				// again, with the child's row as it is now.
+				ev := &event{kind: evUpdate, table: child.TableName, id: kid.id, newRow: kid.row}
+				err = b.assignAndMove(child, k, ev, synchro.OpUpdate)
+			} else if kid.deleted {
 				err = b.setBuckets(k, slices.Clone(buckets), func(string, bool) synchro.Operation { return synchro.OpDelete })
 			} else {
 				err = b.move(child, k, slices.Clone(buckets), synchro.OpUpdate)
@@ -409,6 +419,7 @@ func (b *batch) moveChildren(parent recKey, buckets []string) error {
 type childRow struct {
 	id      string
 	deleted bool
+	row     rowValues
 }
 
 // children lists the rows of child whose parent key is parentID, as the
@@ -420,7 +431,7 @@ func (b *batch) children(child *synchro.TableConfig, parentID string) ([]childRo
 	}
 	// The deleted-at column is read through to_jsonb, which works whether
 	// or not the table has it.
-	q := fmt.Sprintf(`SELECT c.%s::text, coalesce(jsonb_typeof(to_jsonb(c) -> $2) NOT IN ('null'), false)
+	q := fmt.Sprintf(`SELECT c.%s::text, coalesce(jsonb_typeof(to_jsonb(c) -> $2) NOT IN ('null'), false), to_jsonb(c)::text
 FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
 		pgident.Quote(child.IDColumn), pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), typ)
 	rows, err := b.tx.QueryContext(b.ctx, q, parentID, child.DeletedAtColumn)
@@ -430,9 +441,17 @@ FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
 	defer rows.Close()
 	var out []childRow
 	for rows.Next() {
-		var r childRow
-		if err := rows.Scan(&r.id, &r.deleted); err != nil {
+		var (
+			r   childRow
+			doc string
+		)
+		if err := rows.Scan(&r.id, &r.deleted, &doc); err != nil {
 			return nil, fmt.Errorf("wal: finding children in %s: %w", child.TableName, err)
+		}
+		dec := json.NewDecoder(strings.NewReader(doc))
+		dec.UseNumber()
+		if err := dec.Decode(&r.row); err != nil {
+			return nil, fmt.Errorf("wal: decoding a child row of %s: %w", child.TableName, err)
 		}
 		out = append(out, r)
 	}

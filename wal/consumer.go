@@ -191,7 +191,7 @@ func (c *Consumer) session(ctx context.Context) error {
 		return err
 	}
 	defer mgmt.Close(context.Background())
-	tables, pks, added, err := c.prepare(ctx, mgmt)
+	tables, pks, unpublished, err := c.prepare(ctx, mgmt)
 	if err != nil {
 		return err
 	}
@@ -207,12 +207,7 @@ func (c *Consumer) session(ctx context.Context) error {
 	if _, err := exec(ctx, mgmt, `SELECT pg_advisory_lock($1::int, hashtext($2))`, fmt.Sprint(setupLockKey), c.cfg.SlotName); err != nil {
 		return fmt.Errorf("wal: locking slot setup: %w", err)
 	}
-	start, created, err := c.ensureSlot(ctx, mgmt, repl)
-	if err == nil && !created && len(added) > 0 {
-		// Tables newly added to the publication: their existing rows need
-		// their buckets recorded (a new slot did that for every table).
-		err = c.backfill(ctx, mgmt, "", added, 0, false)
-	}
+	start, _, err := c.ensureSlot(ctx, mgmt, repl)
 	if _, unlockErr := exec(ctx, mgmt, `SELECT pg_advisory_unlock($1::int, hashtext($2))`, fmt.Sprint(setupLockKey), c.cfg.SlotName); unlockErr != nil && err == nil {
 		err = fmt.Errorf("wal: unlocking slot setup: %w", unlockErr)
 	}
@@ -228,6 +223,10 @@ func (c *Consumer) session(ctx context.Context) error {
 			return fmt.Errorf("%w: %s", errSlotInUse, pgErr.Message)
 		}
 		return fmt.Errorf("wal: starting replication on slot %s: %w", c.cfg.SlotName, err)
+	}
+	// The slot is ours now: tables it has not recorded can be added.
+	if err := c.addTables(ctx, mgmt, tables, unpublished); err != nil {
+		return err
 	}
 	c.cfg.Logger.InfoContext(ctx, "wal: streaming", "slot", c.cfg.SlotName, "publication", c.cfg.PublicationName, "from", start)
 	return c.stream(ctx, repl, newDecoder(tables, pks), start)

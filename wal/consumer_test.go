@@ -64,13 +64,18 @@ func ctStart(t *testing.T, setup string) *ctEnv {
 	return e
 }
 
-// waitStreaming waits until the consumer streams from its slot.
+// waitStreaming waits until the consumer streams from its slot: the slot is
+// active and its position is recorded (the slot is active already while the
+// consumer records the existing rows, and a write then would be part of
+// that record rather than of the stream).
 func (e *ctEnv) waitStreaming() {
 	e.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var active bool
-		err := e.db.Super.QueryRow(`SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.cfg.SlotName).Scan(&active)
+		err := e.db.Super.QueryRow(`
+SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
+  FROM pg_replication_slots s WHERE s.slot_name = $1`, e.cfg.SlotName).Scan(&active)
 		if err == nil && active {
 			return
 		}

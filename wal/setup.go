@@ -32,9 +32,9 @@ func exec(ctx context.Context, conn *pgconn.PgConn, sql string, args ...string) 
 	return res.Rows, nil
 }
 
-// prepare checks the server, resolves the registered tables and makes sure
-// the publication covers them. It returns the decoder's table maps and the
-// registered tables it added to an existing publication.
+// prepare checks the server, resolves the registered tables and creates the
+// publication when it is missing. It returns the decoder's table maps and
+// the registered tables an existing publication lacks.
 func (c *Consumer) prepare(ctx context.Context, conn *pgconn.PgConn) (map[relKey]string, map[string]string, []string, error) {
 	rows, err := exec(ctx, conn, `SELECT current_setting('wal_level')`)
 	if err != nil {
@@ -76,13 +76,15 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 		rels = append(rels, pgident.Quote(k.schema)+"."+pgident.Quote(k.name))
 	}
 
-	// The publication: created when missing, completed when it lacks tables.
+	// The publication: created with every registered table when missing.
+	// Tables it lacks are added by addTables, once this consumer owns the
+	// slot (a consumer still streaming it would skip their changes).
 	pub := c.cfg.PublicationName
-	var added []string
 	rows, err = exec(ctx, conn, `SELECT puballtables::text FROM pg_publication WHERE pubname = $1`, pub)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("wal: reading publication %s: %w", pub, err)
 	}
+	var unpublished []string
 	if len(rows) == 0 {
 		_, err := exec(ctx, conn, `CREATE PUBLICATION `+pgident.Quote(pub)+` FOR TABLE `+strings.Join(rels, ", "))
 		var pgErr *pgconn.PgError
@@ -101,23 +103,14 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 		for _, r := range have {
 			in[relKey{string(r[0]), string(r[1])}] = true
 		}
-		var missing []string
 		for k, name := range tables {
 			if !in[k] {
-				missing = append(missing, pgident.Quote(k.schema)+"."+pgident.Quote(k.name))
-				added = append(added, name)
+				unpublished = append(unpublished, name)
 			}
 		}
-		slices.Sort(missing)
-		slices.Sort(added)
-		if len(missing) > 0 {
-			if _, err := exec(ctx, conn, `ALTER PUBLICATION `+pgident.Quote(pub)+` ADD TABLE `+strings.Join(missing, ", ")); err != nil {
-				return nil, nil, nil, fmt.Errorf("wal: adding tables to publication %s: %w", pub, err)
-			}
-			c.cfg.Logger.InfoContext(ctx, "wal: added tables to the publication", "publication", pub, "tables", missing)
-		}
+		slices.Sort(unpublished)
 	}
-	return tables, pks, added, nil
+	return tables, pks, unpublished, nil
 }
 
 // ensureSlot returns the position to stream from: the recorded position
@@ -193,6 +186,62 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 	return start, true, nil
 }
 
+// addTables handles registered tables this slot has not recorded yet (a
+// table registered after the slot was created, or whose recording was
+// interrupted): it adds those the publication lacks, then records their
+// existing rows' buckets and writes a create for each row in each of its
+// buckets, so that clients already in sync receive them. It runs once the
+// consumer streams the slot, so no change of those tables is skipped in
+// between; a change streamed afterwards applies on top.
+func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables map[relKey]string, unpublished []string) error {
+	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, `SELECT table_name FROM synchro.wal_tables WHERE slot_name = $1`, c.cfg.SlotName)
+	if err != nil {
+		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
+	}
+	recorded := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("wal: reading the recorded tables: %w", err)
+		}
+		recorded[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("wal: reading the recorded tables: %w", err)
+	}
+	// Tables never recorded, and tables just added to the publication
+	// (their changes were not streamed until now), are recorded now.
+	var missing []string
+	for _, name := range c.cfg.Registry.TableNames() {
+		if !recorded[name] || slices.Contains(unpublished, name) {
+			missing = append(missing, name)
+		}
+	}
+	if len(unpublished) > 0 {
+		var rels []string
+		for k, name := range tables {
+			if slices.Contains(unpublished, name) {
+				rels = append(rels, pgident.Quote(k.schema)+"."+pgident.Quote(k.name))
+			}
+		}
+		slices.Sort(rels)
+		pub := c.cfg.PublicationName
+		if _, err := exec(ctx, mgmt, `ALTER PUBLICATION `+pgident.Quote(pub)+` ADD TABLE `+strings.Join(rels, ", ")); err != nil {
+			var pgErr *pgconn.PgError
+			if !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // already a member
+				return fmt.Errorf("wal: adding tables to publication %s: %w", pub, err)
+			}
+		}
+		c.cfg.Logger.InfoContext(ctx, "wal: added tables to the publication", "publication", pub, "tables", rels)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return c.backfill(ctx, mgmt, "", missing, 0, false)
+}
+
 func isSlotInUse(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55006"
@@ -204,7 +253,10 @@ func isSlotInUse(err error) bool {
 // starting point, and start is recorded as the position; without one
 // (tables added to the publication of an existing slot) they are read as of
 // now, and changes streamed later apply on top. raiseBoundary forces every
-// client to snapshot again (the slot was lost).
+// client to snapshot again (the slot was lost): the boundary goes past the
+// last changelog row, so every checkpoint taken so far is below it. (A
+// snapshot taken afterwards must record a checkpoint of at least the
+// boundary.)
 func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot string, names []string, start pglogrepl.LSN, raiseBoundary bool) error {
 	if _, err := exec(ctx, mgmt, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
@@ -232,7 +284,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 
 	total := 0
 	for _, cfg := range parentsFirst(a.tables, names) {
-		n, err := c.backfillTable(ctx, mgmt, b, cfg)
+		n, err := c.backfillTable(ctx, mgmt, b, cfg, snapshot == "")
 		if err != nil {
 			return err
 		}
@@ -241,9 +293,20 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if err := b.flush(start); err != nil {
 		return err
 	}
+	if _, err := tx.ExecContext(ctx, `
+INSERT INTO synchro.wal_tables (slot_name, table_name) SELECT $1, unnest($2::text[])
+ON CONFLICT (slot_name, table_name) DO UPDATE SET backfilled_at = now()`, a.slot, names); err != nil {
+		return fmt.Errorf("wal: backfill: recording the tables: %w", err)
+	}
+	if snapshot != "" {
+		// A new slot: tables recorded for an earlier slot of this name count no more.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.wal_tables WHERE slot_name = $1 AND NOT table_name = ANY($2::text[])`, a.slot, names); err != nil {
+			return fmt.Errorf("wal: backfill: recording the tables: %w", err)
+		}
+	}
 	if raiseBoundary {
 		if _, err := tx.ExecContext(ctx, `
-UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT coalesce(max(seq), 0) FROM synchro.changelog)), compacted_at = now()`); err != nil {
+UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT coalesce(max(seq), 0) + 1 FROM synchro.changelog)), compacted_at = now()`); err != nil {
 			return fmt.Errorf("wal: backfill: raising the compaction boundary: %w", err)
 		}
 	}
@@ -255,8 +318,9 @@ UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT coal
 }
 
 // backfillTable records the buckets of every row of one table. Rows are
-// read as JSON in the slot's snapshot and assigned as inserts.
-func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *batch, cfg *synchro.TableConfig) (int, error) {
+// read as JSON in the backfill's snapshot and assigned as inserts; with
+// emit, each live row also gets a create in each of its buckets.
+func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *batch, cfg *synchro.TableConfig, emit bool) (int, error) {
 	q := fmt.Sprintf(`SELECT x.%s::text, to_jsonb(x)::text FROM %s AS x`, pgident.Quote(cfg.IDColumn), pgident.QuoteQualified(cfg.TableName))
 	rr := mgmt.ExecParams(ctx, q, nil, nil, nil, nil)
 	n := 0
@@ -282,6 +346,11 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 			b.edges[k] = buckets
 			b.isDirty[k] = true
 			b.dirty = append(b.dirty, k)
+			if emit && !deleted(cfg, ev.newRow) {
+				for _, bucket := range buckets {
+					b.rows = append(b.rows, clRow{bucket, k, synchro.OpInsert})
+				}
+			}
 		}
 		n++
 	}
