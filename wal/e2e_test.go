@@ -1,0 +1,1444 @@
+package wal
+
+// End-to-end tests of change capture against a real PostgreSQL: every test
+// has a database of its own (pgtest), runs a Consumer on it, writes to the
+// tables with plain SQL and reads synchro.changelog, synchro.bucket_edges,
+// synchro.wal_position and synchro.rule_failures.
+//
+// Waiting is done with markers: sync inserts a row into the categories
+// table (global bucket) and waits, under a deadline, for its changelog row.
+// The consumer writes WAL transactions in commit order, so when the marker
+// is there every change committed before it is there too, and the rows
+// between two markers are exactly what the changes in between produced.
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
+)
+
+// e2eTimeout bounds every wait of these tests.
+const e2eTimeout = 30 * time.Second
+
+// markerPrefix starts the ids of the marker rows sync inserts.
+const markerPrefix = "zz-mark-"
+
+// e2eEnv is a ctEnv whose consumer the test starts and stops itself, with a
+// handle on the running Consumer and a record of its logs.
+type e2eEnv struct {
+	*ctEnv
+	c     *Consumer
+	logs  *logRecorder
+	seen  int // changelog rows before the last marker sync returned
+	marks int
+}
+
+// e2eNew prepares a database with ctSchema and setup, and a consumer
+// configuration for it using reg (ctRegistry when nil). The consumer is
+// not started: adjust e.cfg, then call run.
+func e2eNew(t *testing.T, setup string, reg *synchro.Registry) *e2eEnv {
+	t.Helper()
+	db := pgtest.NewMigratedDatabase(t)
+	ctExec(t, db.Super, ctSchema)
+	if setup != "" {
+		ctExec(t, db.Super, setup)
+	}
+	if reg == nil {
+		reg = ctRegistry()
+	}
+	logs := &logRecorder{}
+	ce := &ctEnv{t: t, db: db, reg: reg}
+	ce.cfg = ConsumerConfig{
+		ConnString:      db.DSN,
+		SlotName:        "s_" + strings.ReplaceAll(db.Name, "-", "_"),
+		PublicationName: "pub",
+		Registry:        reg,
+		ChangelogDB:     db.Super,
+		StandbyTimeout:  200 * time.Millisecond,
+		Logger:          slog.New(logs),
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("consumer logs:\n%s", strings.Join(logs.all(), "\n"))
+		}
+	})
+	t.Cleanup(ce.stop) // runs first: the consumer stops before the logs are printed
+	return &e2eEnv{ctEnv: ce, logs: logs}
+}
+
+// run starts a new Consumer with e.cfg and waits until it streams.
+//
+// It waits for the consumer's "wal: streaming" log rather than for the
+// slot to be active (ctEnv.waitStreaming): the slot is already active while
+// the consumer creates it and records the existing rows, and a change
+// committed before the slot's starting point is recorded as an existing row,
+// without a changelog row.
+func (e *e2eEnv) run() {
+	e.t.Helper()
+	if e.cancel != nil {
+		e.t.Fatal("run: the consumer is already running")
+	}
+	c, err := NewConsumer(e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	streaming := e.logs.count("wal: streaming")
+	e.launch(c)
+	e.waitFor("the consumer to stream", func() (bool, string) {
+		select {
+		case err := <-e.done:
+			e.cancel = nil
+			e.t.Fatalf("Start returned %v before streaming", err)
+		default:
+		}
+		return e.logs.count("wal: streaming") > streaming, "no new \"wal: streaming\" log"
+	})
+}
+
+// launch starts c in the background as the env's consumer, without
+// waiting for anything.
+func (e *e2eEnv) launch(c *Consumer) {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.c, e.cancel, e.done = c, cancel, make(chan error, 1)
+	go func() { e.done <- c.Start(ctx) }()
+}
+
+// halt stops the consumer and waits until the server released the slot.
+func (e *e2eEnv) halt() {
+	e.t.Helper()
+	e.stop()
+	e.waitFor("the slot to be released", func() (bool, string) {
+		var active bool
+		err := e.db.Super.QueryRow(`SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.cfg.SlotName).Scan(&active)
+		return err == nil && !active, fmt.Sprintf("active=%v err=%v", active, err)
+	})
+}
+
+// waitFor polls cond until it holds, failing the test after e2eTimeout
+// with cond's last description.
+func (e *e2eEnv) waitFor(what string, cond func() (bool, string)) {
+	e.t.Helper()
+	deadline := time.Now().Add(e2eTimeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %v waiting for %s (%s)", e2eTimeout, what, state)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
+	}
+}
+
+// sync inserts a marker row and waits until its changelog row is written.
+// It returns the changelog rows written since the previous marker, without
+// the markers.
+func (e *e2eEnv) sync() []string {
+	e.t.Helper()
+	e.marks++
+	id := fmt.Sprintf("%s%03d", markerPrefix, e.marks)
+	ctExec(e.t, e.db.Super, `INSERT INTO categories (id, name) VALUES ($1, 'marker')`, id)
+	want := "global categories " + id + " create"
+	var out []string
+	e.waitFor("marker "+id, func() (bool, string) {
+		cl := e.changelog()
+		i := slices.Index(cl, want)
+		if i < 0 {
+			return false, fmt.Sprintf("changelog has %d rows", len(cl))
+		}
+		if i < e.seen {
+			e.t.Fatalf("marker %s at row %d, before the previous marker (%d)", id, i, e.seen)
+		}
+		out = slices.Clone(cl[e.seen:i])
+		if slices.Index(cl[i+1:], want) >= 0 {
+			e.t.Errorf("marker %s was written twice: %q", id, cl)
+		}
+		e.seen = i + 1
+		return true, ""
+	})
+	return out
+}
+
+// step runs q and returns the changelog rows it produced (see sync).
+func (e *e2eEnv) step(q string, args ...any) []string {
+	e.t.Helper()
+	ctExec(e.t, e.db.Super, q, args...)
+	return e.sync()
+}
+
+// edges returns the recorded buckets of a record, sorted.
+func (e *e2eEnv) edges(table, id string) []string {
+	e.t.Helper()
+	rows, err := e.db.Super.Query(`SELECT bucket_id FROM synchro.bucket_edges WHERE table_name = $1 AND record_id = $2 ORDER BY bucket_id`, table, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var b string
+		if err := rows.Scan(&b); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// edgeTable returns every edge but the markers' as "table id bucket" lines,
+// sorted; with stamps, each line ends with the edge's updated_at.
+func (e *e2eEnv) edgeTable(stamps bool) []string {
+	e.t.Helper()
+	rows, err := e.db.Super.Query(`
+SELECT table_name, record_id, bucket_id, updated_at::text FROM synchro.bucket_edges
+ WHERE NOT (table_name = 'categories' AND record_id LIKE $1)
+ ORDER BY 1, 2, 3`, markerPrefix+"%")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var t, id, b, at string
+		if err := rows.Scan(&t, &id, &b, &at); err != nil {
+			e.t.Fatal(err)
+		}
+		line := t + " " + id + " " + b
+		if stamps {
+			line += " @" + at
+		}
+		out = append(out, line)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// withoutMarkers drops the marker rows from changelog lines.
+func withoutMarkers(cl []string) []string {
+	return slices.DeleteFunc(slices.Clone(cl), func(s string) bool {
+		return strings.HasPrefix(s, "global categories "+markerPrefix)
+	})
+}
+
+// queryInt runs a query returning one integer.
+func queryInt(t *testing.T, db *sql.DB, q string, args ...any) int64 {
+	t.Helper()
+	var n sql.NullInt64
+	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n.Int64
+}
+
+// byRecord groups changelog lines by record ("table id"), keeping each
+// record's lines ("bucket op") in changelog order. It lets tests check the
+// order of one record's rows while ignoring how records interleave.
+func byRecord(cl []string) map[string][]string {
+	out := map[string][]string{}
+	for _, line := range cl {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			continue
+		}
+		k := f[1] + " " + f[2]
+		out[k] = append(out[k], f[0]+" "+f[3])
+	}
+	return out
+}
+
+// ctEqualByRecord compares changelog lines record by record (see byRecord).
+func ctEqualByRecord(t *testing.T, what string, got []string, want ...string) {
+	t.Helper()
+	g, w := byRecord(got), byRecord(want)
+	if len(got) == len(want) && maps.EqualFunc(g, w, slices.Equal[[]string]) {
+		return
+	}
+	keys := slices.Sorted(maps.Keys(g))
+	for k := range w {
+		if _, ok := g[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	var diff []string
+	for _, k := range keys {
+		if !slices.Equal(g[k], w[k]) {
+			diff = append(diff, fmt.Sprintf("  %s: got %q, want %q", k, g[k], w[k]))
+		}
+	}
+	t.Errorf("%s (by record):\n%s\n full got %q", what, strings.Join(diff, "\n"), got)
+}
+
+// clientView replays changelog lines the way pull de-duplicates them for a
+// client following buckets: the last operation of each record, in changelog
+// (seq) order, among the rows of those buckets. It returns that operation by
+// record ("table id").
+func clientView(cl []string, buckets ...string) map[string]string {
+	out := map[string]string{}
+	for _, line := range cl {
+		f := strings.Fields(line)
+		if len(f) == 4 && slices.Contains(buckets, f[0]) {
+			out[f[1]+" "+f[2]] = f[3]
+		}
+	}
+	return out
+}
+
+// present lists the records a client following buckets holds after applying
+// the changelog (clientView): those whose last operation is not a delete and
+// that are still in one of its buckets (pull hydrates only those).
+func (e *e2eEnv) present(cl []string, buckets ...string) []string {
+	e.t.Helper()
+	var out []string
+	for k, op := range clientView(cl, buckets...) {
+		if op == "delete" {
+			continue
+		}
+		f := strings.Fields(k)
+		for _, b := range e.edges(f[0], f[1]) {
+			if slices.Contains(buckets, b) {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// logRecorder is a slog.Handler keeping the messages of the consumer.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRecorder) WithGroup(string) slog.Handler            { return r }
+
+func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", rec.Level, rec.Message)
+	rec.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	r.mu.Lock()
+	r.msgs = append(r.msgs, b.String())
+	r.mu.Unlock()
+	return nil
+}
+
+// count returns how many messages contained s.
+func (r *logRecorder) count(s string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, m := range r.msgs {
+		if strings.Contains(m, s) {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *logRecorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.msgs)
+}
+
+// teamUserAssigner is a custom BucketAssigner: a task is in the bucket of
+// its team and in the bucket of its user; every other table is global.
+type teamUserAssigner struct{}
+
+func (teamUserAssigner) AssignBuckets(_ context.Context, table, _ string, _ synchro.Operation, data map[string]any) ([]string, error) {
+	if table != "tasks" {
+		return []string{"global"}, nil
+	}
+	var out []string
+	if v, ok := data["team_id"].(string); ok && v != "" {
+		out = append(out, "team:"+v)
+	}
+	if v, ok := data["user_id"].(string); ok && v != "" {
+		out = append(out, "user:"+v)
+	}
+	return out, nil
+}
+
+// TestE2EMultiBucketChanges covers every kind of change of a table whose
+// rows are in two buckets each, with a custom assigner.
+func TestE2EMultiBucketChanges(t *testing.T) {
+	t.Parallel()
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "tasks", OwnerColumn: "user_id"})
+	e := e2eNew(t, `CREATE TABLE tasks (id text PRIMARY KEY, team_id text, user_id text, title text,
+		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`, reg)
+	e.cfg.Assigner = teamUserAssigner{}
+	e.run()
+	ctEqual(t, "start", e.sync())
+
+	ctEqual(t, "insert", e.step(`INSERT INTO tasks (id, team_id, user_id, title) VALUES ('t1', 'a', 'u1', 'x')`),
+		"team:a tasks t1 create", "user:u1 tasks t1 create")
+	ctEqual(t, "edges after insert", e.edges("tasks", "t1"), "team:a", "user:u1")
+
+	ctEqual(t, "update", e.step(`UPDATE tasks SET title = 'y' WHERE id = 't1'`),
+		"team:a tasks t1 update", "user:u1 tasks t1 update")
+
+	// One bucket changes: leave it, stay in the other, enter the new one.
+	ctEqual(t, "user change", e.step(`UPDATE tasks SET user_id = 'u2' WHERE id = 't1'`),
+		"user:u1 tasks t1 delete", "team:a tasks t1 update", "user:u2 tasks t1 create")
+	ctEqual(t, "edges after user change", e.edges("tasks", "t1"), "team:a", "user:u2")
+
+	ctEqual(t, "both change", e.step(`UPDATE tasks SET team_id = 'b', user_id = 'u3' WHERE id = 't1'`),
+		"team:a tasks t1 delete", "user:u2 tasks t1 delete", "team:b tasks t1 create", "user:u3 tasks t1 create")
+
+	// Soft delete: a delete in every bucket, the edges stay.
+	ctEqual(t, "soft delete", e.step(`UPDATE tasks SET deleted_at = now() WHERE id = 't1'`),
+		"team:b tasks t1 delete", "user:u3 tasks t1 delete")
+	ctEqual(t, "edges after soft delete", e.edges("tasks", "t1"), "team:b", "user:u3")
+
+	// Resurrection: the row comes back in both buckets.
+	got := e.step(`UPDATE tasks SET deleted_at = NULL WHERE id = 't1'`)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "team:b tasks t1 ") || !strings.HasPrefix(got[1], "user:u3 tasks t1 ") ||
+		strings.HasSuffix(got[0], " delete") || strings.HasSuffix(got[1], " delete") {
+		t.Errorf("resurrection: got %q, want a create or update in team:b and user:u3", got)
+	}
+
+	// Hard delete under the default replica identity: the edges give the
+	// buckets, and go.
+	ctEqual(t, "hard delete", e.step(`DELETE FROM tasks WHERE id = 't1'`),
+		"team:b tasks t1 delete", "user:u3 tasks t1 delete")
+	ctEqual(t, "edges after hard delete", e.edges("tasks", "t1"))
+
+	// Several changes in one transaction, in order.
+	ctEqual(t, "one transaction", e.step(`BEGIN;
+		INSERT INTO tasks (id, team_id, user_id) VALUES ('t2', 'a', 'u1'), ('t3', 'a', 'u2');
+		UPDATE tasks SET user_id = 'u4' WHERE id = 't3';
+		COMMIT;`),
+		"team:a tasks t2 create", "user:u1 tasks t2 create",
+		"team:a tasks t3 create", "user:u2 tasks t3 create",
+		"user:u2 tasks t3 delete", "team:a tasks t3 update", "user:u4 tasks t3 create")
+
+	// Primary key change: the old record goes from all its buckets, the new
+	// one appears.
+	ctEqual(t, "key change", e.step(`UPDATE tasks SET id = 't9' WHERE id = 't2'`),
+		"team:a tasks t2 delete", "user:u1 tasks t2 delete", "team:a tasks t9 create", "user:u1 tasks t9 create")
+	ctEqual(t, "edges of the old key", e.edges("tasks", "t2"))
+	ctEqual(t, "edges of the new key", e.edges("tasks", "t9"), "team:a", "user:u1")
+
+	ctEqual(t, "key and user change", e.step(`UPDATE tasks SET id = 't8', user_id = 'u5' WHERE id = 't9'`),
+		"team:a tasks t9 delete", "user:u1 tasks t9 delete", "team:a tasks t8 create", "user:u5 tasks t8 create")
+
+	// A soft-deleted row that is then hard-deleted.
+	ctEqual(t, "soft then hard delete", e.step(`UPDATE tasks SET deleted_at = now() WHERE id = 't3'; DELETE FROM tasks WHERE id = 't3'`),
+		"team:a tasks t3 delete", "user:u4 tasks t3 delete", "team:a tasks t3 delete", "user:u4 tasks t3 delete")
+
+	// A row inserted already deleted: deleted in its buckets, edges kept.
+	ctEqual(t, "insert of a deleted row", e.step(`INSERT INTO tasks (id, team_id, user_id, deleted_at) VALUES ('t4', 'c', 'u6', now())`),
+		"team:c tasks t4 delete", "user:u6 tasks t4 delete")
+	ctEqual(t, "edges of a row inserted deleted", e.edges("tasks", "t4"), "team:c", "user:u6")
+
+	// TRUNCATE deletes every record from every bucket, including rows
+	// inserted earlier in the same transaction; rows inserted after it stay.
+	ctEqual(t, "truncate", e.step(`BEGIN;
+		INSERT INTO tasks (id, team_id, user_id) VALUES ('t6', 'd', 'u7');
+		TRUNCATE tasks;
+		INSERT INTO tasks (id, team_id, user_id) VALUES ('t7', 'e', 'u8');
+		COMMIT;`),
+		"team:d tasks t6 create", "user:u7 tasks t6 create",
+		"team:c tasks t4 delete", "user:u6 tasks t4 delete",
+		"team:d tasks t6 delete", "user:u7 tasks t6 delete",
+		"team:a tasks t8 delete", "user:u5 tasks t8 delete",
+		"team:e tasks t7 create", "user:u8 tasks t7 create")
+	var left []string
+	for _, l := range e.edgeTable(false) {
+		if strings.HasPrefix(l, "tasks ") {
+			left = append(left, l)
+		}
+	}
+	ctEqual(t, "task edges after truncate", left, "tasks t7 team:e", "tasks t7 user:u8")
+
+	// A client of team a and user u5 ends without t8; one of team e has t7.
+	all := withoutMarkers(e.changelog())
+	ctEqual(t, "team:a + user:u5 holds", e.present(all, "team:a", "user:u5"))
+	ctEqual(t, "team:e holds", e.present(all, "team:e"), "tasks t7")
+}
+
+// TestE2EOwnerChange checks that an owner change A→B is exactly a delete in
+// user:A followed by a create in user:B.
+func TestE2EOwnerChange(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	ctEqual(t, "insert", e.step(`INSERT INTO lists (id, user_id, name) VALUES ('l1', 'A', 'one')`), "user:A lists l1 create")
+
+	ctEqual(t, "owner change", e.step(`UPDATE lists SET user_id = 'B' WHERE id = 'l1'`),
+		"user:A lists l1 delete", "user:B lists l1 create")
+	ctEqual(t, "edges", e.edges("lists", "l1"), "user:B")
+
+	ctEqual(t, "owner change with other columns", e.step(`UPDATE lists SET user_id = 'C', name = 'two' WHERE id = 'l1'`),
+		"user:B lists l1 delete", "user:C lists l1 create")
+
+	// There and back in one transaction: each move in order, ending home.
+	ctEqual(t, "round trip", e.step(`BEGIN; UPDATE lists SET user_id = 'D' WHERE id = 'l1'; UPDATE lists SET user_id = 'C' WHERE id = 'l1'; COMMIT;`),
+		"user:C lists l1 delete", "user:D lists l1 create", "user:D lists l1 delete", "user:C lists l1 create")
+	ctEqual(t, "edges after round trip", e.edges("lists", "l1"), "user:C")
+
+	// Losing the owner (no AllowGlobalRead): out of every bucket.
+	ctEqual(t, "owner cleared", e.step(`UPDATE lists SET user_id = NULL WHERE id = 'l1'`), "user:C lists l1 delete")
+	ctEqual(t, "edges after owner cleared", e.edges("lists", "l1"))
+	ctEqual(t, "owner set again", e.step(`UPDATE lists SET user_id = 'A' WHERE id = 'l1'`), "user:A lists l1 create")
+
+	all := withoutMarkers(e.changelog())
+	ctEqual(t, "A holds", e.present(all, "user:A", "global"), "lists l1")
+	for _, u := range []string{"B", "C", "D"} {
+		ctEqual(t, u+" holds", e.present(all, "user:"+u, "global"))
+	}
+}
+
+// TestE2EGlobalUserMove checks moves between the global bucket and a user
+// bucket on an AllowGlobalRead table: a client following both keeps the row,
+// one following only global loses it.
+func TestE2EGlobalUserMove(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	carol := []string{"user:carol", "global"}
+	dave := []string{"user:dave", "global"}
+
+	ctEqual(t, "global row", e.step(`INSERT INTO shared (id, user_id, name) VALUES ('s1', NULL, 'g')`), "global shared s1 create")
+
+	ctEqual(t, "global to user", e.step(`UPDATE shared SET user_id = 'carol' WHERE id = 's1'`),
+		"global shared s1 delete", "user:carol shared s1 create")
+	all := withoutMarkers(e.changelog())
+	if op := clientView(all, carol...)["shared s1"]; op == "delete" || op == "" {
+		t.Errorf("global to user: carol's last operation on s1 is %q, want the row kept", op)
+	}
+	ctEqual(t, "global to user: carol holds", e.present(all, carol...), "shared s1")
+	ctEqual(t, "global to user: dave holds", e.present(all, dave...))
+
+	ctEqual(t, "user to global", e.step(`UPDATE shared SET user_id = NULL WHERE id = 's1'`),
+		"user:carol shared s1 delete", "global shared s1 create")
+	all = withoutMarkers(e.changelog())
+	if op := clientView(all, carol...)["shared s1"]; op == "delete" || op == "" {
+		t.Errorf("user to global: carol's last operation on s1 is %q, want the row kept", op)
+	}
+	ctEqual(t, "user to global: carol holds", e.present(all, carol...), "shared s1")
+	ctEqual(t, "user to global: dave holds", e.present(all, dave...), "shared s1")
+
+	// Both moves in one transaction, and a client that pulled in between
+	// (its checkpoint cut the changelog after the first move's delete).
+	before := len(all)
+	ctEqual(t, "both moves in one transaction", e.step(`BEGIN;
+		UPDATE shared SET user_id = 'carol' WHERE id = 's1';
+		UPDATE shared SET user_id = NULL WHERE id = 's1';
+		COMMIT;`),
+		"global shared s1 delete", "user:carol shared s1 create", "user:carol shared s1 delete", "global shared s1 create")
+	all = withoutMarkers(e.changelog())
+	for cut := before; cut <= len(all); cut++ {
+		// Pull 1 up to cut, pull 2 the rest: the second pull's last
+		// operation wins when there is one.
+		first, second := clientView(all[:cut], carol...), clientView(all[cut:], carol...)
+		op, ok := second["shared s1"]
+		if !ok {
+			op = first["shared s1"]
+		}
+		if op == "delete" {
+			t.Errorf("carol pulling with a checkpoint after row %d ends with s1 deleted", cut)
+		}
+	}
+	ctEqual(t, "after both moves: carol holds", e.present(all, carol...), "shared s1")
+	ctEqual(t, "after both moves: dave holds", e.present(all, dave...), "shared s1")
+}
+
+// e2eVisible lists the rows of lists, items and notes that user owns by the
+// registry's rules, from the tables: what a client of user should hold.
+func (e *e2eEnv) e2eVisible(user string) []string {
+	e.t.Helper()
+	rows, err := e.db.Super.Query(`
+SELECT 'lists ' || l.id FROM lists l WHERE l.user_id = $1 AND l.deleted_at IS NULL
+UNION ALL
+SELECT 'items ' || i.id FROM items i JOIN lists l ON l.id = i.list_id WHERE l.user_id = $1 AND i.deleted_at IS NULL
+UNION ALL
+SELECT 'notes ' || n.id FROM notes n JOIN items i ON i.id = n.item_id JOIN lists l ON l.id = i.list_id WHERE l.user_id = $1
+ORDER BY 1`, user)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// TestE2EParentMoveCarriesDescendants checks that children and grandchildren
+// follow a parent whose owner changes, soft-deleted children included, and
+// that a child moved to another parent takes that parent's buckets.
+func TestE2EParentMoveCarriesDescendants(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	e.step(`
+INSERT INTO lists (id, user_id) VALUES ('l1', 'alice'), ('l2', 'carol');
+INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l1', 'b'), ('i3', 'l1', 'c'), ('i4', 'l2', 'd');
+INSERT INTO notes (id, item_id, body) VALUES (1, 'i1', 'n'), (2, 'i1', 'n'), (3, 'i2', 'n'), (4, 'i3', 'n'), (5, 'i4', 'n');`)
+	ctEqualByRecord(t, "soft delete of a child", e.step(`UPDATE items SET deleted_at = now() WHERE id = 'i3'`), "user:alice items i3 delete")
+
+	moved := e.step(`UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
+	// The soft-deleted child i3 moves too, but must not reappear: it is
+	// deleted in its new bucket as in its old one (the rule of a soft
+	// delete: a delete in every bucket, the edges kept).
+	ctEqualByRecord(t, "parent owner change", moved,
+		"user:alice lists l1 delete", "user:bob lists l1 create",
+		"user:alice items i1 delete", "user:bob items i1 create",
+		"user:alice items i2 delete", "user:bob items i2 create",
+		"user:alice items i3 delete", "user:bob items i3 delete",
+		"user:alice notes 1 delete", "user:bob notes 1 create",
+		"user:alice notes 2 delete", "user:bob notes 2 create",
+		"user:alice notes 3 delete", "user:bob notes 3 create",
+		"user:alice notes 4 delete", "user:bob notes 4 create")
+	if len(moved) > 0 && moved[0] != "user:alice lists l1 delete" {
+		t.Errorf("parent owner change: the parent's rows should come first, got %q", moved)
+	}
+	for _, r := range [][2]string{{"lists", "l1"}, {"items", "i1"}, {"items", "i2"}, {"items", "i3"}, {"notes", "1"}, {"notes", "2"}, {"notes", "3"}, {"notes", "4"}} {
+		ctEqual(t, "edges of "+r[0]+" "+r[1], e.edges(r[0], r[1]), "user:bob")
+	}
+	ctEqual(t, "edges of items i4 (other parent)", e.edges("items", "i4"), "user:carol")
+
+	// A child moved to another parent takes its buckets, with its children.
+	ctEqualByRecord(t, "child moved to another parent", e.step(`UPDATE items SET list_id = 'l2' WHERE id = 'i1'`),
+		"user:bob items i1 delete", "user:carol items i1 create",
+		"user:bob notes 1 delete", "user:carol notes 1 create",
+		"user:bob notes 2 delete", "user:carol notes 2 create")
+	ctEqual(t, "edges of the moved child", e.edges("items", "i1"), "user:carol")
+
+	// A grandchild moved to another child.
+	ctEqual(t, "grandchild moved", e.step(`UPDATE notes SET item_id = 'i2' WHERE id = 1`),
+		"user:carol notes 1 delete", "user:bob notes 1 create")
+
+	// A parent moves and gets a new child in the same transaction.
+	e.step(`BEGIN; UPDATE lists SET user_id = 'dan' WHERE id = 'l2';
+		INSERT INTO items (id, list_id, title) VALUES ('i5', 'l2', 'e'); COMMIT;`)
+	for _, r := range [][2]string{{"lists", "l2"}, {"items", "i1"}, {"items", "i4"}, {"items", "i5"}, {"notes", "2"}, {"notes", "5"}} {
+		ctEqual(t, "edges after the second move: "+r[0]+" "+r[1], e.edges(r[0], r[1]), "user:dan")
+	}
+
+	// Every client holds exactly the rows its user owns.
+	all := withoutMarkers(e.changelog())
+	for _, u := range []string{"alice", "bob", "carol", "dan"} {
+		ctEqual(t, u+" holds", e.present(all, "user:"+u, "global"), e.e2eVisible(u)...)
+	}
+
+	// A hard delete cascading down the chain: each record deleted once.
+	ctEqualByRecord(t, "cascading hard delete", e.step(`DELETE FROM lists WHERE id = 'l1'`),
+		"user:bob lists l1 delete", "user:bob items i2 delete", "user:bob items i3 delete",
+		"user:bob notes 1 delete", "user:bob notes 3 delete", "user:bob notes 4 delete")
+
+	// TRUNCATE ... CASCADE of the chain: each record deleted once.
+	ctEqualByRecord(t, "truncate cascade", e.step(`TRUNCATE lists CASCADE`),
+		"user:dan lists l2 delete", "user:dan items i1 delete", "user:dan items i4 delete", "user:dan items i5 delete",
+		"user:dan notes 2 delete", "user:dan notes 5 delete")
+	for _, l := range e.edgeTable(false) {
+		if !strings.HasPrefix(l, "categories ") {
+			t.Errorf("edge left after truncate: %s", l)
+		}
+	}
+}
+
+// bucketFnSQL is a bucket function for the projects tables: the team's
+// bucket, after recording its arguments in seen_old. Other tables are
+// global.
+const bucketFnSQL = `
+CREATE TABLE seen_old (n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tbl text, op text, new_row jsonb, old_row jsonb);
+CREATE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	IF tbl NOT LIKE 'projects%' THEN
+		RETURN NEXT 'global';
+		RETURN;
+	END IF;
+	INSERT INTO seen_old (tbl, op, new_row, old_row) VALUES (tbl, op, new_row, old_row);
+	RETURN NEXT 'team:' || (new_row->>'team_id');
+END $$;`
+
+// lastSeen returns the operation and old_row (as JSON text, "null" for
+// NULL) of the last call of bucket_fn for a record.
+func lastSeen(t *testing.T, db *sql.DB, table, id string) (op, oldRow string) {
+	t.Helper()
+	err := db.QueryRow(`SELECT op, coalesce(old_row::text, 'null') FROM seen_old
+		WHERE tbl = $1 AND new_row->>'id' = $2 ORDER BY n DESC LIMIT 1`, table, id).Scan(&op, &oldRow)
+	if err != nil {
+		t.Fatalf("bucket_fn was not called for %s %s: %v", table, id, err)
+	}
+	return op, oldRow
+}
+
+// jsonEqual compares two JSON texts as values.
+func jsonEqual(t *testing.T, what, got, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal([]byte(got), &g); err != nil {
+		t.Fatalf("%s: %q: %v", what, got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("%s: %q: %v", what, want, err)
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if string(gb) != string(wb) {
+		t.Errorf("%s: got %s, want %s", what, gb, wb)
+	}
+}
+
+// TestE2ESQLBucketFunctionOldRow runs the consumer with a SQLBucketResolver
+// whose function reads new_row and records old_row.
+func TestE2ESQLBucketFunctionOldRow(t *testing.T) {
+	t.Parallel()
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "projects"})
+	reg.Register(&synchro.TableConfig{TableName: "projects_k"})
+	e := e2eNew(t, `
+CREATE TABLE projects (id text PRIMARY KEY, team_id text, name text);
+ALTER TABLE projects REPLICA IDENTITY FULL;
+CREATE TABLE projects_k (id text PRIMARY KEY, team_id text, name text);`+bucketFnSQL, reg)
+	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Assigner = res
+	e.run()
+	db := e.db.Super
+
+	// REPLICA IDENTITY FULL: old_row is the whole previous row.
+	ctEqual(t, "insert", e.step(`INSERT INTO projects VALUES ('p1', 't1', 'one')`), "team:t1 projects p1 create")
+	op, old := lastSeen(t, db, "projects", "p1")
+	if op != "create" || old != "null" {
+		t.Errorf("insert: bucket_fn got op %q old_row %s, want create and NULL", op, old)
+	}
+	ctEqual(t, "team change", e.step(`UPDATE projects SET team_id = 't2', name = 'uno' WHERE id = 'p1'`),
+		"team:t1 projects p1 delete", "team:t2 projects p1 create")
+	op, old = lastSeen(t, db, "projects", "p1")
+	if op != "update" {
+		t.Errorf("team change: bucket_fn got op %q, want update", op)
+	}
+	jsonEqual(t, "team change: old_row (replica identity full)", old, `{"id":"p1","team_id":"t1","name":"one"}`)
+	ctEqual(t, "edges", e.edges("projects", "p1"), "team:t2")
+
+	// Default replica identity: an update that keeps the key has no old
+	// tuple in the WAL, so old_row is NULL or only the key, never other
+	// columns' values; a key change carries the old key.
+	ctEqual(t, "insert (default identity)", e.step(`INSERT INTO projects_k VALUES ('k1', 't1', 'one')`), "team:t1 projects_k k1 create")
+	ctEqual(t, "team change (default identity)", e.step(`UPDATE projects_k SET team_id = 't2' WHERE id = 'k1'`),
+		"team:t1 projects_k k1 delete", "team:t2 projects_k k1 create")
+	if _, old = lastSeen(t, db, "projects_k", "k1"); old != "null" {
+		jsonEqual(t, "team change (default identity): old_row", old, `{"id":"k1"}`)
+	}
+	ctEqual(t, "key and team change (default identity)", e.step(`UPDATE projects_k SET id = 'k2', team_id = 't3' WHERE id = 'k1'`),
+		"team:t2 projects_k k1 delete", "team:t3 projects_k k2 create")
+	op, old = lastSeen(t, db, "projects_k", "k2")
+	if op != "create" {
+		t.Errorf("key change: bucket_fn got op %q for the new key, want create", op)
+	}
+	jsonEqual(t, "key change (default identity): old_row holds the old key", old, `{"id":"k1"}`)
+
+	// A hard delete needs no bucket function: the edges give the buckets.
+	calls := queryInt(t, db, `SELECT count(*) FROM seen_old`)
+	ctEqual(t, "hard delete", e.step(`DELETE FROM projects WHERE id = 'p1'`), "team:t2 projects p1 delete")
+	if n := queryInt(t, db, `SELECT count(*) FROM seen_old`); n != calls {
+		t.Errorf("hard delete called bucket_fn %d times", n-calls)
+	}
+}
+
+// ruleFailureRow is a row of synchro.rule_failures.
+type ruleFailureRow struct {
+	id        int64
+	table     string
+	recordID  string
+	op        int
+	errText   string
+	payload   string
+	lsn       sql.NullInt64
+	replayed  bool
+	createdAt time.Time
+}
+
+func ruleFailures(t *testing.T, db *sql.DB) []ruleFailureRow {
+	t.Helper()
+	rows, err := db.Query(`SELECT id, table_name, record_id, operation, error_text, coalesce(payload::text, ''), lsn,
+		replayed_at IS NOT NULL, created_at FROM synchro.rule_failures ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []ruleFailureRow
+	for rows.Next() {
+		var f ruleFailureRow
+		if err := rows.Scan(&f.id, &f.table, &f.recordID, &f.op, &f.errText, &f.payload, &f.lsn, &f.replayed, &f.createdAt); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestE2ERuleFailureReplay records bucket function failures and replays
+// them, after fixing the data and after fixing the function.
+func TestE2ERuleFailureReplay(t *testing.T) {
+	t.Parallel()
+	const raising = `
+CREATE OR REPLACE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	IF tbl <> 'projects' THEN
+		RETURN NEXT 'global';
+		RETURN;
+	END IF;
+	IF new_row->>'team_id' IS NULL THEN
+		RAISE EXCEPTION 'project % has no team', new_row->>'id';
+	END IF;
+	RETURN NEXT 'team:' || (new_row->>'team_id');
+END $$;`
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "projects"})
+	e := e2eNew(t, `CREATE TABLE projects (id text PRIMARY KEY, team_id text, name text);`+raising, reg)
+	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Assigner = res
+	e.run()
+	db := e.db.Super
+	ctx := context.Background()
+	replayer, err := NewConsumer(e.cfg) // not started: only replays
+	if err != nil {
+		t.Fatal(err)
+	}
+	// replay replays and returns the changelog rows written since the last
+	// marker: nothing else is pending, so the replay's rows.
+	replay := func(what string, want int) []string {
+		t.Helper()
+		n, err := replayer.ReplayRuleFailures(ctx)
+		if err != nil {
+			t.Fatalf("%s: ReplayRuleFailures: %v", what, err)
+		}
+		if n != want {
+			t.Errorf("%s: ReplayRuleFailures replayed %d, want %d", what, n, want)
+		}
+		return e.sync()
+	}
+
+	// One failing row among good ones: only it fails.
+	ctEqual(t, "insert", e.step(`INSERT INTO projects VALUES ('p1', NULL, 'one'), ('p2', 't1', 'two')`), "team:t1 projects p2 create")
+	fs := ruleFailures(t, db)
+	if len(fs) != 1 {
+		t.Fatalf("rule failures: got %+v, want one", fs)
+	}
+	f := fs[0]
+	if f.table != "projects" || f.recordID != "p1" || synchro.Operation(f.op) != synchro.OpInsert || f.replayed || !f.lsn.Valid {
+		t.Errorf("rule failure: got %+v, want projects p1, operation create, not replayed, with an LSN", f)
+	}
+	if !strings.Contains(f.errText, "project p1 has no team") {
+		t.Errorf("rule failure error text %q does not carry the function's error", f.errText)
+	}
+	var payload struct {
+		NewRow map[string]any `json:"new_row"`
+	}
+	if err := json.Unmarshal([]byte(f.payload), &payload); err != nil {
+		t.Errorf("rule failure payload %q: %v", f.payload, err)
+	} else if payload.NewRow["id"] != "p1" || payload.NewRow["name"] != "one" {
+		t.Errorf("rule failure payload %s does not hold the row", f.payload)
+	}
+	ctEqual(t, "edges of the failed row", e.edges("projects", "p1"))
+	for _, l := range e.changelog() {
+		if strings.Contains(l, " projects p1 ") {
+			t.Errorf("the failed row has a changelog row: %q", l)
+		}
+	}
+
+	// Replaying before anything is fixed fails again and changes nothing.
+	ctEqual(t, "replay before the fix", replay("replay before the fix", 0))
+	if fs := ruleFailures(t, db); len(fs) != 1 || fs[0].replayed {
+		t.Errorf("after a replay that failed again: rule failures %+v, want the same single unreplayed row", fs)
+	}
+
+	// Fix the data: the update is captured and resolves; the replay then
+	// marks the failure replayed without moving the record.
+	ctEqual(t, "fixing update", e.step(`UPDATE projects SET team_id = 't1' WHERE id = 'p1'`), "team:t1 projects p1 create")
+	got := replay("replay after fixing the data", 1)
+	for _, l := range got {
+		if l != "team:t1 projects p1 update" && l != "team:t1 projects p1 create" {
+			t.Errorf("replay after fixing the data wrote %q", l)
+		}
+	}
+	ctEqual(t, "edges after fixing the data", e.edges("projects", "p1"), "team:t1")
+	if fs := ruleFailures(t, db); len(fs) != 1 || !fs[0].replayed {
+		t.Errorf("after the replay: rule failures %+v, want the row marked replayed", fs)
+	}
+	ctEqual(t, "second replay", replay("second replay", 0))
+
+	// An update that fails keeps the record in its buckets.
+	ctEqual(t, "failing update", e.step(`UPDATE projects SET team_id = NULL WHERE id = 'p2'`))
+	ctEqual(t, "edges after a failing update", e.edges("projects", "p2"), "team:t1")
+	fs = ruleFailures(t, db)
+	if len(fs) != 2 || fs[1].recordID != "p2" || synchro.Operation(fs[1].op) != synchro.OpUpdate {
+		t.Errorf("after a failing update: rule failures %+v, want a second one for p2, operation update", fs)
+	}
+
+	// Fix the function instead: the replay resolves from the current rows.
+	ctEqual(t, "insert of another failing row", e.step(`INSERT INTO projects VALUES ('p3', NULL, 'three')`))
+	ctExec(t, db, strings.Replace(raising, `RAISE EXCEPTION 'project % has no team', new_row->>'id';`, `RETURN NEXT 'team:none'; RETURN;`, 1))
+	ctEqual(t, "replay after fixing the function", replay("replay after fixing the function", 2),
+		"team:t1 projects p2 delete", "team:none projects p2 create", "team:none projects p3 create")
+	ctEqual(t, "edges of p2 after replay", e.edges("projects", "p2"), "team:none")
+	ctEqual(t, "edges of p3 after replay", e.edges("projects", "p3"), "team:none")
+	for _, f := range ruleFailures(t, db) {
+		if !f.replayed {
+			t.Errorf("rule failure %+v is not marked replayed", f)
+		}
+	}
+	ctEqual(t, "replay with nothing left", replay("replay with nothing left", 0))
+
+	// A failure whose row is gone by the replay: replayed, nothing written.
+	ctExec(t, db, raising)
+	ctEqual(t, "insert of a failing row, then deleted", e.step(`INSERT INTO projects VALUES ('p4', NULL, 'four'); DELETE FROM projects WHERE id = 'p4'`))
+	ctEqual(t, "replay of a deleted row", replay("replay of a deleted row", 1))
+	ctEqual(t, "edges of the deleted row", e.edges("projects", "p4"))
+}
+
+// TestE2EBackfillAndRestart checks the first start's record of existing
+// rows, and that a restart neither records them again nor loses or repeats
+// the changes made while the consumer was stopped.
+func TestE2EBackfillAndRestart(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, `
+INSERT INTO lists (id, user_id, deleted_at) VALUES ('l1', 'alice', NULL), ('l2', 'bob', NULL), ('l3', 'alice', now());
+INSERT INTO items (id, list_id, title, deleted_at) VALUES ('i1', 'l1', 'a', NULL), ('i2', 'l1', 'b', now()), ('i3', 'l2', 'c', NULL), ('i4', 'l3', 'd', NULL);
+INSERT INTO notes (id, item_id, body) VALUES (1, 'i1', 'x'), (2, 'i2', 'y'), (3, 'i3', 'z');
+INSERT INTO categories (id, name) VALUES ('c1', 'cat');
+INSERT INTO shared (id, user_id, name) VALUES ('s1', NULL, 'g'), ('s2', 'carol', 'c');`, nil)
+	e.run()
+	ctEqual(t, "changelog after backfill", e.sync())
+	wantEdges := []string{
+		"categories c1 global",
+		"items i1 user:alice", "items i2 user:alice", "items i3 user:bob", "items i4 user:alice",
+		"lists l1 user:alice", "lists l2 user:bob", "lists l3 user:alice",
+		"notes 1 user:alice", "notes 2 user:alice", "notes 3 user:bob",
+		"shared s1 global", "shared s2 user:carol",
+	}
+	ctEqual(t, "edges after backfill", e.edgeTable(false), wantEdges...)
+
+	ctEqual(t, "change while running", e.step(`UPDATE items SET title = 'cc' WHERE id = 'i3'`), "user:bob items i3 update")
+	stamps := e.edgeTable(true)
+	clBefore := e.changelog()
+
+	// Stopped: these changes wait in the slot.
+	e.halt()
+	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l4', 'dave')`)
+	ctExec(t, e.db.Super, `UPDATE lists SET user_id = 'erin' WHERE id = 'l2'`)
+	ctExec(t, e.db.Super, `DELETE FROM notes WHERE id = 1`)
+	ctExec(t, e.db.Super, `UPDATE items SET deleted_at = now() WHERE id = 'i1'`)
+	ctExec(t, e.db.Super, `INSERT INTO categories (id, name) VALUES ('c2', 'cat')`)
+
+	e.run()
+	ctEqual(t, "changes made while stopped", e.sync(),
+		"user:dave lists l4 create",
+		"user:bob lists l2 delete", "user:erin lists l2 create",
+		"user:bob items i3 delete", "user:erin items i3 create",
+		"user:bob notes 3 delete", "user:erin notes 3 create",
+		"user:alice notes 1 delete",
+		"user:alice items i1 delete",
+		"global categories c2 create")
+	if got := e.changelog(); !slices.Equal(got[:len(clBefore)], clBefore) {
+		t.Errorf("the restart changed earlier changelog rows:\nbefore %q\nafter  %q", clBefore, got[:len(clBefore)])
+	}
+	if n := e.logs.count("wal: recorded the buckets of existing rows"); n != 1 {
+		t.Errorf("existing rows were recorded %d times, want once (first start only)", n)
+	}
+	if n := e.logs.count("wal: created slot"); n != 1 {
+		t.Errorf("the slot was created %d times, want once", n)
+	}
+	// Edges of the records nothing touched were not rewritten.
+	touched := func(l string) bool {
+		for _, p := range []string{"lists l2 ", "lists l4 ", "items i3 ", "notes 1 ", "notes 3 ", "categories c2 "} {
+			if strings.HasPrefix(l, p) {
+				return true
+			}
+		}
+		return false
+	}
+	ctEqual(t, "untouched edges and their updated_at after restart",
+		slices.DeleteFunc(e.edgeTable(true), touched), slices.DeleteFunc(slices.Clone(stamps), touched)...)
+	ctEqual(t, "edges after restart", e.edgeTable(false),
+		"categories c1 global", "categories c2 global",
+		"items i1 user:alice", "items i2 user:alice", "items i3 user:erin", "items i4 user:alice",
+		"lists l1 user:alice", "lists l2 user:erin", "lists l3 user:alice", "lists l4 user:dave",
+		"notes 2 user:alice", "notes 3 user:erin",
+		"shared s1 global", "shared s2 user:carol")
+
+	// A restart with nothing to do writes nothing.
+	before := e.changelog()
+	e.halt()
+	e.run()
+	ctEqual(t, "second restart", e.sync())
+	if got := e.changelog(); !slices.Equal(got[:len(before)], before) || len(got) != len(before)+1 {
+		t.Errorf("second restart: changelog went from %q to %q", before, got)
+	}
+	ctEqual(t, "step after the second restart", e.step(`UPDATE lists SET name = 'n' WHERE id = 'l4'`), "user:dave lists l4 update")
+}
+
+// publicationTables lists the tables of publication pub as schema.table.
+func (e *e2eEnv) publicationTables() []string {
+	e.t.Helper()
+	rows, err := e.db.Super.Query(`SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1`, e.cfg.PublicationName)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+const otherSchema = `CREATE TABLE other (id text PRIMARY KEY, user_id text, name text,
+	updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`
+
+// e2eOtherWrites writes to an unregistered table and to the synchro schema.
+const e2eOtherWrites = `
+INSERT INTO other (id, user_id) VALUES ('x1', 'olga'), ('x2', 'olga');
+UPDATE other SET user_id = 'pete' WHERE id = 'x1';
+DELETE FROM other WHERE id = 'x2';
+TRUNCATE other;
+INSERT INTO synchro.schema_manifest (schema_version, schema_hash) VALUES (999, 'e2e');
+DELETE FROM synchro.schema_manifest WHERE schema_version = 999;
+UPDATE synchro.compaction SET compacted_at = now();`
+
+// TestE2EUnregisteredTablesAndNewTable checks that writes to unregistered
+// tables and to the synchro schema produce nothing, and that a table
+// registered later is added to the publication and captured.
+func TestE2EUnregisteredTablesAndNewTable(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema, nil)
+	e.run()
+	ctEqual(t, "publication", e.publicationTables(),
+		"public.categories", "public.items", "public.lists", "public.notes", "public.shared")
+	edges := e.edgeTable(false)
+
+	ctEqual(t, "unregistered and synchro writes", e.step(e2eOtherWrites))
+	ctEqual(t, "edges after unregistered writes", e.edgeTable(false), edges...)
+	if n := queryInt(t, e.db.Super, `SELECT count(*) FROM synchro.rule_failures`); n != 0 {
+		t.Errorf("%d rule failures", n)
+	}
+
+	// Register the table and restart.
+	e.halt()
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
+	e.cfg.Registry = reg
+	e.run()
+	ctEqual(t, "publication after registering other", e.publicationTables(),
+		"public.categories", "public.items", "public.lists", "public.notes", "public.other", "public.shared")
+	ctEqual(t, "insert into the new table", e.step(`INSERT INTO other (id, user_id) VALUES ('o1', 'pete')`), "user:pete other o1 create")
+	ctEqual(t, "owner change in the new table", e.step(`UPDATE other SET user_id = 'quin' WHERE id = 'o1'`),
+		"user:pete other o1 delete", "user:quin other o1 create")
+	ctEqual(t, "delete in the new table", e.step(`DELETE FROM other WHERE id = 'o1'`), "user:quin other o1 delete")
+	if n := e.logs.count("wal: added tables to the publication"); n != 1 {
+		t.Errorf("the publication was completed %d times, want once", n)
+	}
+}
+
+// TestE2ENewTableExistingRows registers a table that already has rows. Those
+// rows were never in the publication, so the slot has no change for them:
+// unless the consumer records their buckets when it adds the table, a later
+// hard delete of such a row finds no edges and writes nothing, and a client
+// that received the row (from a snapshot of its bucket) keeps it forever
+// (SPEC §4 invariant 1).
+func TestE2ENewTableExistingRows(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema+`INSERT INTO other (id, user_id) VALUES ('o0', 'olga');`, nil)
+	e.run()
+	e.halt()
+	ctExec(t, e.db.Super, `INSERT INTO other (id, user_id) VALUES ('o1', 'olga')`) // while stopped, before registration
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
+	e.cfg.Registry = reg
+	e.run()
+	e.sync()
+	for _, id := range []string{"o0", "o1"} {
+		ctEqual(t, "edges of "+id+", a row that existed when the table was registered", e.edges("other", id), "user:olga")
+	}
+	ctEqual(t, "hard delete of a row that existed when the table was registered",
+		e.step(`DELETE FROM other WHERE id = 'o0'`), "user:olga other o0 delete")
+}
+
+// TestE2EPublicationForAllTables runs the consumer on a publication FOR ALL
+// TABLES, which the consumer accepts as it is: the synchro tables are then
+// published too, and the consumer's own writes come back to it. They must
+// produce nothing, and in particular not another write: an idle consumer
+// stays idle.
+func TestE2EPublicationForAllTables(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema+`CREATE PUBLICATION pub FOR ALL TABLES;`, nil)
+	e.run()
+	ctEqual(t, "unregistered and synchro writes", e.step(e2eOtherWrites))
+	ctEqual(t, "a registered table", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`), "user:alice lists l1 create")
+
+	// Idle now: the recorded position must settle. A consumer that writes its
+	// position for the (empty) transactions of its own writes never does.
+	read := func() (lsn int64, at time.Time) {
+		if err := e.db.Super.QueryRow(`SELECT confirmed_lsn, updated_at FROM synchro.wal_position WHERE slot_name = $1`, e.cfg.SlotName).Scan(&lsn, &at); err != nil {
+			t.Fatal(err)
+		}
+		return lsn, at
+	}
+	var changes int
+	lsn, at := read()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) { // observing that nothing happens, for a bounded time
+		time.Sleep(50 * time.Millisecond)
+		l, a := read()
+		if l != lsn || !a.Equal(at) {
+			changes++
+			lsn, at = l, a
+		}
+	}
+	if changes > 1 {
+		t.Errorf("idle consumer rewrote synchro.wal_position %d times in 2s (it feeds on its own writes)", changes)
+	}
+	if n := len(withoutMarkers(e.changelog())); n != 1 {
+		t.Errorf("changelog has %d rows besides markers, want 1: %q", n, e.changelog())
+	}
+}
+
+// TestE2EUnchangedToast checks rows whose large value is stored out of line:
+// an update of another column does not send it, and must neither lose the
+// row's buckets nor stop a move.
+func TestE2EUnchangedToast(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, `
+ALTER TABLE lists ADD COLUMN body text;
+ALTER TABLE lists ALTER COLUMN body SET STORAGE EXTERNAL;
+ALTER TABLE items ALTER COLUMN body SET STORAGE EXTERNAL;`, nil)
+	e.run()
+	db := e.db.Super
+	e.step(`
+INSERT INTO lists (id, user_id, body) VALUES ('l1', 'alice', repeat('x', 100000)), ('l2', 'bob', NULL), ('l3', 'carol', NULL), ('l4', 'dan', repeat('z', 100000));
+INSERT INTO items (id, list_id, title, body) VALUES ('i1', 'l1', 'a', repeat('y', 100000));`)
+	for _, table := range []string{"lists", "items"} {
+		var toast string
+		if err := db.QueryRow(`SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = $1::regclass`, table).Scan(&toast); err != nil {
+			t.Fatal(err)
+		}
+		if n := queryInt(t, db, `SELECT count(*) FROM `+toast); n == 0 {
+			t.Fatalf("the body of %s is not stored out of line (%s is empty)", table, toast)
+		}
+	}
+
+	ctEqual(t, "update beside a TOAST value", e.step(`UPDATE lists SET name = 'renamed' WHERE id = 'l1'`), "user:alice lists l1 update")
+	ctEqual(t, "edges after the update", e.edges("lists", "l1"), "user:alice")
+	ctEqual(t, "child update beside a TOAST value", e.step(`UPDATE items SET title = 'b' WHERE id = 'i1'`), "user:alice items i1 update")
+	ctEqual(t, "edges of the child after the update", e.edges("items", "i1"), "user:alice")
+
+	ctEqual(t, "owner change of a row with a TOAST value", e.step(`UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`),
+		"user:alice lists l1 delete", "user:bob lists l1 create", "user:alice items i1 delete", "user:bob items i1 create")
+	ctEqual(t, "parent change of a child with a TOAST value", e.step(`UPDATE items SET list_id = 'l3' WHERE id = 'i1'`),
+		"user:bob items i1 delete", "user:carol items i1 create")
+	ctEqual(t, "soft delete of a child with a TOAST value", e.step(`UPDATE items SET deleted_at = now() WHERE id = 'i1'`),
+		"user:carol items i1 delete")
+	ctEqual(t, "edges of the soft-deleted child", e.edges("items", "i1"), "user:carol")
+	ctEqual(t, "key change of a row with a TOAST value", e.step(`UPDATE lists SET id = 'l5' WHERE id = 'l4'`),
+		"user:dan lists l4 delete", "user:dan lists l5 create")
+	ctEqual(t, "owner and name change of a row with a TOAST value", e.step(`UPDATE lists SET user_id = 'erin', name = 'n' WHERE id = 'l5'`),
+		"user:dan lists l5 delete", "user:erin lists l5 create")
+	if n := queryInt(t, db, `SELECT length(body) FROM lists WHERE id = 'l1'`); n != 100000 {
+		t.Errorf("body of l1 has %d characters", n)
+	}
+}
+
+// TestE2EPositionAndLag checks the position the consumer records and
+// confirms. The recorded position (synchro.wal_position) is the end of the
+// last transaction written to the changelog: it lies between the server's
+// WAL insert position just before that transaction's commit and just after
+// it. The slot is confirmed at least that far; while idle the consumer
+// confirms further (SPEC §5: "including on keepalives while idle so the
+// slot never pins WAL"), past transactions that hold no change to a
+// registered table, which it does not write. Lag then reports no lag.
+func TestE2EPositionAndLag(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	db := e.db.Super
+	for i := range 5 {
+		ctExec(t, db, `INSERT INTO lists (id, user_id) VALUES ($1, 'alice')`, fmt.Sprintf("l%d", i))
+	}
+	ctExec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
+	got := e.sync()
+	if len(got) != 7 {
+		t.Errorf("changelog: got %q, want 7 rows", got)
+	}
+	ctEqual(t, "every transaction once", byRecord(got)["lists l1"], "user:alice create", "user:alice delete", "user:bob create")
+
+	// The last relevant transaction, bracketed by the WAL insert position
+	// (no marker after it: it stays the last one written).
+	lsn := func() int64 { return queryInt(t, db, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`) }
+	before := lsn()
+	ctExec(t, db, `INSERT INTO lists (id, user_id) VALUES ('l9', 'carol')`)
+	after := lsn()
+
+	slot := func() (recorded, confirmed int64, err error) {
+		err = db.QueryRow(`
+SELECT p.confirmed_lsn, (s.confirmed_flush_lsn - '0/0'::pg_lsn)::bigint
+  FROM synchro.wal_position p JOIN pg_replication_slots s ON s.slot_name = p.slot_name
+ WHERE p.slot_name = $1`, e.cfg.SlotName).Scan(&recorded, &confirmed)
+		return
+	}
+	e.waitFor("the position of the last transaction to be recorded and confirmed", func() (bool, string) {
+		recorded, confirmed, err := slot()
+		state := fmt.Sprintf("recorded %d, slot confirmed %d, last commit in (%d, %d], err %v", recorded, confirmed, before, after, err)
+		if err == nil && recorded > after {
+			e.t.Fatalf("recorded position past the last transaction: %s", state)
+		}
+		return err == nil && recorded > before && confirmed >= after, state
+	})
+	cl := e.changelog()
+	ctEqual(t, "changelog of the last transaction", cl[len(cl)-1:], "user:carol lists l9 create")
+
+	// Idle: nothing more is written, and Lag reports no lag.
+	recorded, _, _ := slot()
+	e.waitFor("Lag to report no lag", func() (bool, string) {
+		l := e.c.Lag()
+		ok := l.Bytes == 0 && l.Delay == 0 && !l.LastCommit.IsZero() && int64(l.AppliedLSN) >= recorded
+		return ok, fmt.Sprintf("Lag() = %+v, recorded position %d", l, recorded)
+	})
+	if r, _, err := slot(); err != nil || r != recorded {
+		t.Errorf("idle consumer moved the recorded position from %d to %d (%v)", recorded, r, err)
+	}
+}
+
+// TestE2ETwoConsumersOneSlot runs a second consumer on the same slot: it
+// waits while the first streams and takes over when it stops; every change
+// is written once.
+func TestE2ETwoConsumersOneSlot(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	second, err := NewConsumer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- second.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("second consumer: Start returned %v", err)
+			}
+		case <-time.After(e2eTimeout):
+			t.Error("second consumer did not stop")
+		}
+	})
+	e.waitFor("the second consumer to find the slot in use", func() (bool, string) {
+		return e.logs.count("slot in use by another consumer") > 0, "no such log yet"
+	})
+
+	ctEqual(t, "with two consumers", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`), "user:alice lists l1 create")
+	ctEqual(t, "owner change with two consumers", e.step(`UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`),
+		"user:alice lists l1 delete", "user:bob lists l1 create")
+
+	// The first stops; changes meanwhile are written once, by the second.
+	e.stop()
+	ctExec(t, e.db.Super, `UPDATE lists SET name = 'x' WHERE id = 'l1'`)
+	ctEqual(t, "after the first stopped", e.sync(), "user:bob lists l1 update")
+	ctEqual(t, "the second streams", e.step(`DELETE FROM lists WHERE id = 'l1'`), "user:bob lists l1 delete")
+	if n := e.logs.count("wal: created slot"); n != 1 {
+		t.Errorf("the slot was created %d times, want once", n)
+	}
+}
+
+// TestE2ESQLResolverDefaultRulesChildrenFollow runs the consumer with a
+// SQLBucketResolver without bucket functions, which documents that it gives
+// every table "the default buckets of the registry rules, as JoinResolver
+// computes them": a child is in its parent chain's owner bucket. When the
+// parent's owner changes, the children must follow (SPEC §5 "A parent whose
+// buckets change moves its children"; §4 invariant 1), as they do with the
+// JoinResolver (TestE2EParentMoveCarriesDescendants).
+func TestE2ESQLResolverDefaultRulesChildrenFollow(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Assigner = res
+	e.run()
+	ctEqual(t, "inserts", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice');
+		INSERT INTO items (id, list_id) VALUES ('i1', 'l1');
+		INSERT INTO notes (id, item_id) VALUES (1, 'i1');`),
+		"user:alice lists l1 create", "user:alice items i1 create", "user:alice notes 1 create")
+
+	ctEqualByRecord(t, "parent owner change", e.step(`UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`),
+		"user:alice lists l1 delete", "user:bob lists l1 create",
+		"user:alice items i1 delete", "user:bob items i1 create",
+		"user:alice notes 1 delete", "user:bob notes 1 create")
+	ctEqual(t, "edges of the child", e.edges("items", "i1"), "user:bob")
+	ctEqual(t, "edges of the grandchild", e.edges("notes", "1"), "user:bob")
+	all := withoutMarkers(e.changelog())
+	ctEqual(t, "alice holds", e.present(all, "user:alice", "global"), e.e2eVisible("alice")...)
+	ctEqual(t, "bob holds", e.present(all, "user:bob", "global"), e.e2eVisible("bob")...)
+}
+
+// TestE2ENewTableStoppedDuringItsBackfill stops the consumer while it
+// records the existing rows of a table it has just added to the
+// publication (a deploy, a crash, a lost connection at that moment). The
+// next start finds the table already in the publication; its existing rows
+// must still get their buckets, or a later hard delete of one of them writes
+// nothing (see TestE2ENewTableExistingRows).
+func TestE2ENewTableStoppedDuringItsBackfill(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema+`INSERT INTO other (id, user_id) VALUES ('o0', 'olga');`, nil)
+	e.run()
+	e.halt()
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
+	e.cfg.Registry = reg
+
+	// Hold the edges table so that recording other's rows blocks.
+	ctx := context.Background()
+	lock, err := e.db.Super.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback() }()
+	if _, err := lock.ExecContext(ctx, `LOCK TABLE synchro.bucket_edges IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewConsumer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.launch(c)
+	e.waitFor("the consumer to add other to the publication and block on the edges", func() (bool, string) {
+		added := e.logs.count("wal: added tables to the publication")
+		waiting := queryInt(t, e.db.Super, `SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+			WHERE NOT l.granted AND c.relname = 'bucket_edges'`)
+		return added == 1 && waiting > 0, fmt.Sprintf("added logs %d, waiting %d", added, waiting)
+	})
+	e.stop() // while it records other's rows
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	ctEqual(t, "publication after the interrupted start", e.publicationTables(),
+		"public.categories", "public.items", "public.lists", "public.notes", "public.other", "public.shared")
+
+	e.run()
+	e.sync()
+	ctEqual(t, "edges of o0, a row that existed when the table was registered", e.edges("other", "o0"), "user:olga")
+	ctEqual(t, "hard delete of o0", e.step(`DELETE FROM other WHERE id = 'o0'`), "user:olga other o0 delete")
+}
+
+// TestE2ENewTableRollingDeploy starts a consumer with one more registered
+// table while the current one still streams (a rolling deploy: the new one
+// waits for the slot). Changes to the new table made before the new
+// consumer takes over must not be lost: they are changes to a registered
+// table (SPEC §4 invariant 3).
+func TestE2ENewTableRollingDeploy(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema+`INSERT INTO other (id, user_id) VALUES ('o0', 'olga');`, nil)
+	e.run() // the old consumer: other is not registered
+	old := e.c
+
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
+	cfg := e.cfg
+	cfg.Registry = reg
+	next, err := NewConsumer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- next.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("new consumer: Start returned %v", err)
+			}
+		case <-time.After(e2eTimeout):
+			t.Error("new consumer did not stop")
+		}
+	})
+	e.waitFor("the new consumer to wait for the slot", func() (bool, string) {
+		return e.logs.count("slot in use by another consumer") > 0, "no such log yet"
+	})
+	// The new consumer adds the table only once it owns the slot: the old
+	// one, which does not know the table, would skip its changes.
+	ctEqual(t, "edges of the existing row while the old consumer streams", e.edges("other", "o0"))
+
+	// Changes to other while the old consumer still streams.
+	ctExec(t, e.db.Super, `INSERT INTO other (id, user_id) VALUES ('o5', 'pete')`)
+	ctExec(t, e.db.Super, `UPDATE other SET user_id = 'quin' WHERE id = 'o0'`)
+	e.sync()
+	if e.c != old {
+		t.Fatal("the consumer changed")
+	}
+
+	// The old consumer stops; the new one takes over.
+	streaming := e.logs.count("wal: streaming")
+	e.stop()
+	e.waitFor("the new consumer to stream", func() (bool, string) {
+		return e.logs.count("wal: streaming") > streaming, "not yet"
+	})
+	e.sync()
+	ctEqual(t, "edges of o5, inserted before the takeover", e.edges("other", "o5"), "user:pete")
+	ctEqual(t, "edges of o0, moved before the takeover", e.edges("other", "o0"), "user:quin")
+	var rows []string
+	for _, l := range e.changelog() {
+		if strings.Contains(l, " other ") {
+			rows = append(rows, l)
+		}
+	}
+	// The rows are recorded when the table is added, as they are then, each
+	// with a create so that clients in sync receive them.
+	slices.Sort(rows)
+	ctEqual(t, "changelog of other", rows, "user:pete other o5 create", "user:quin other o0 create")
+}
