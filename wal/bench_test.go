@@ -16,10 +16,10 @@ import (
 )
 
 var (
-	benchChanges = flag.Int("capture.changes", 100000, "row changes written by BenchmarkCaptureThroughput")
-	benchTxns    = flag.Int("capture.txns", 1000, "transactions they are spread over")
-	benchRate    = flag.Int("capture.rate", 1000, "row changes per second written by BenchmarkCaptureLatency")
-	benchSeconds = flag.Duration("capture.duration", 5*time.Second, "how long BenchmarkCaptureLatency writes")
+	benchChanges  = flag.Int("capture.changes", 100000, "row changes written by BenchmarkCaptureThroughput")
+	benchTxns     = flag.Int("capture.txns", 1000, "transactions they are spread over")
+	benchRate     = flag.Int("capture.rate", 1000, "row changes per second written by BenchmarkCaptureLatency")
+	benchDuration = flag.Duration("capture.duration", 5*time.Second, "how long BenchmarkCaptureLatency writes")
 )
 
 // benchEnv is a database with one owned table and a consumer config for it.
@@ -130,7 +130,7 @@ func BenchmarkCaptureLatency(b *testing.B) {
 		stop := e.run(b)
 		const perTxn = 10
 		interval := time.Duration(float64(time.Second) * perTxn / float64(*benchRate))
-		txns := int(*benchSeconds / interval)
+		txns := int(*benchDuration / interval)
 
 		var mu sync.Mutex
 		committed := map[int]time.Time{} // first id of a transaction -> commit time
@@ -220,7 +220,7 @@ SELECT g, 'user' || (g % 50), 'x' FROM generate_series($1::bigint, $2::bigint) A
 		p := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / float64(time.Millisecond) }
 		b.ReportMetric(p(0.50), "p50_ms")
 		b.ReportMetric(p(0.99), "p99_ms")
-		b.ReportMetric(float64(len(lat))/benchSeconds.Seconds(), "changes/s")
+		b.ReportMetric(float64(len(lat))/benchDuration.Seconds(), "changes/s")
 		if testing.Verbose() {
 			fmt.Printf("latency over %d changes: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", len(lat), p(0.5), p(0.99), p(1))
 		}

@@ -276,7 +276,7 @@ func (d *decoder) commit(r *msgReader) (*txn, error) {
 		return nil, err
 	}
 	if d.cur == nil {
-		return nil, errors.New("Commit without Begin")
+		return nil, errors.New("commit message without a begin message")
 	}
 	t := d.cur
 	d.cur = nil

@@ -34,7 +34,6 @@ func (m msg) u32(v uint32) msg    { return binary.BigEndian.AppendUint32(m, v) }
 func (m msg) u64(v uint64) msg    { return binary.BigEndian.AppendUint64(m, v) }
 func (m msg) str(s string) msg    { return append(append(m, s...), 0) }
 func (m msg) raw(b []byte) msg    { return append(m, b...) }
-func (m msg) bytes() []byte       { return []byte(m) }
 func pgMicros(t time.Time) uint64 { return uint64(t.UnixMicro() - pgEpochMicros) }
 
 func beginMsg(finalLSN uint64, commitTime time.Time, xid uint32) []byte {
@@ -656,8 +655,8 @@ func errCases() []errCase {
 			"relation OID 999 was not described"},
 		{"truncate of unknown relation", [][]byte{relItems, begin1, truncateMsg(0, oidItems, 999)},
 			"relation OID 999 was not described"},
-		{"commit without begin", [][]byte{commit1}, "Commit without Begin"},
-		{"second commit", [][]byte{begin1, commit1, commit1}, "Commit without Begin"},
+		{"commit without begin", [][]byte{commit1}, "commit message without a begin message"},
+		{"second commit", [][]byte{begin1, commit1, commit1}, "commit message without a begin message"},
 		{"nested begin", [][]byte{begin1, beginMsg(0x9000, testTime, 999)},
 			"transaction 999 begins while transaction 731 is still open"},
 		{"insert outside a transaction", [][]byte{relItems, insertMsg(oidItems, itemVals("1", "x")...)},

@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
-
-	"github.com/synchrosync/synchro"
 )
 
 // rowValues maps column names to decoded values. A column whose value the
@@ -25,18 +23,6 @@ const (
 	evDelete
 	evTruncate
 )
-
-// op returns the synchro operation of a row event.
-func (k eventKind) op() synchro.Operation {
-	switch k {
-	case evInsert:
-		return synchro.OpInsert
-	case evUpdate:
-		return synchro.OpUpdate
-	default:
-		return synchro.OpDelete
-	}
-}
 
 // event is one decoded change to a registered table.
 type event struct {

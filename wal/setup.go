@@ -253,10 +253,9 @@ func isSlotInUse(err error) bool {
 // starting point, and start is recorded as the position; without one
 // (tables added to the publication of an existing slot) they are read as of
 // now, and changes streamed later apply on top. raiseBoundary forces every
-// client to snapshot again (the slot was lost): the boundary goes past the
-// last changelog row, so every checkpoint taken so far is below it. (A
-// snapshot taken afterwards must record a checkpoint of at least the
-// boundary.)
+// client to snapshot again (the slot was lost): the boundary goes to a
+// marker row written after every existing one, so every checkpoint taken so
+// far is below it.
 func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot string, names []string, start pglogrepl.LSN, raiseBoundary bool) error {
 	if _, err := exec(ctx, mgmt, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
@@ -305,8 +304,15 @@ ON CONFLICT (slot_name, table_name) DO UPDATE SET backfilled_at = now()`, a.slot
 		}
 	}
 	if raiseBoundary {
+		// A marker row in a bucket no client follows takes the next seq:
+		// every checkpoint handed out so far is below it, and a snapshot
+		// taken from now on records at least it, so no client loops.
 		if _, err := tx.ExecContext(ctx, `
-UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT coalesce(max(seq), 0) + 1 FROM synchro.changelog)), compacted_at = now()`); err != nil {
+WITH marker AS (
+	INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+	VALUES ($1, '', '', 3) RETURNING seq
+)
+UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq FROM marker)), compacted_at = now()`, boundaryMarkerBucket); err != nil {
 			return fmt.Errorf("wal: backfill: raising the compaction boundary: %w", err)
 		}
 	}
@@ -384,6 +390,11 @@ func parentsFirst(tables map[string]*synchro.TableConfig, names []string) []*syn
 	}
 	return out
 }
+
+// boundaryMarkerBucket is the bucket of the marker changelog row written
+// when the compaction boundary is raised after a lost slot. No client
+// follows it.
+const boundaryMarkerBucket = "synchro:boundary"
 
 // quoteLiteral quotes s as an SQL string literal.
 func quoteLiteral(s string) string {

@@ -100,34 +100,52 @@ func startLocal(ctx context.Context) (*server, error) {
 		return nil, err
 	}
 	removeStaleDirs()
-	l, err := newLocalServer(bin, cred)
+	l, port, err := launchLocal(ctx, bin, cred)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.initCluster(ctx); err != nil {
-		return nil, errors.Join(err, l.removeDir())
+	srv, err := newServer(ctx, localBase(port), l.stop, fmt.Sprintf("local PostgreSQL from %s on port %d in %s", bin.dir, port, l.dir))
+	if err != nil {
+		return nil, err
 	}
-	var port int
+	srv.local = true
+	return srv, nil
+}
+
+// launchLocal initialises a cluster in a new temporary directory and starts
+// it on a free port. On failure it removes the directory.
+func launchLocal(ctx context.Context, bin binaries, cred *syscall.Credential) (*localServer, int, error) {
+	l, err := newLocalServer(bin, cred)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := l.initCluster(ctx); err != nil {
+		return nil, 0, errors.Join(err, l.removeDir())
+	}
 	for attempt := 1; ; attempt++ {
-		port, err = freePort()
+		port, err := freePort()
 		if err == nil {
 			err = l.start(ctx, port)
 		}
 		if err == nil {
-			break
+			return l, port, nil
 		}
 		if !errors.Is(err, errPortInUse) || attempt == portAttempts {
-			return nil, errors.Join(fmt.Errorf("starting %s: %w", bin.postgres, err), l.removeDir())
+			return nil, 0, errors.Join(fmt.Errorf("starting %s: %w", bin.postgres, err), l.removeDir())
 		}
 	}
-	base := url.URL{
+}
+
+// localBase is the superuser URL of the maintenance database of a local
+// server on port.
+func localBase(port int) url.URL {
+	return url.URL{
 		Scheme:   "postgres",
 		User:     url.User("postgres"),
 		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Path:     "/postgres",
 		RawQuery: "sslmode=disable",
 	}
-	return newServer(ctx, base, l.stop, fmt.Sprintf("local PostgreSQL from %s on port %d in %s", bin.dir, port, l.dir))
 }
 
 // newLocalServer creates the directory of a local server.

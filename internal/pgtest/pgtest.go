@@ -47,6 +47,12 @@
 // a killed binary stay behind: their names start with synchro_test_ and
 // synchro_tmpl_.
 //
+// # A server of one's own
+//
+// A test that restarts the server (a fault test) asks for a
+// [DedicatedServer] instead: a server for that test alone, with databases
+// made the same way, available with the local binaries only.
+//
 // # Roles
 //
 // Every database has two pools: Super, connected as a superuser, and App,
@@ -234,6 +240,12 @@ func newDatabase(t testing.TB, kind templateKind) *Database {
 		t.Fatal("pgtest: no PostgreSQL server: call pgtest.Main from TestMain")
 		return nil
 	}
+	return srv.newDatabase(t, kind)
+}
+
+// newDatabase creates a database of kind on srv for t, dropped when t ends.
+func (srv *server) newDatabase(t testing.TB, kind templateKind) *Database {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 

@@ -49,6 +49,9 @@ type server struct {
 	stop func(context.Context) error
 	// describe says which server this is, for messages.
 	describe string
+	// local is true for a server run from the local binaries (the backend
+	// that can also run a DedicatedServer).
+	local bool
 	// runID makes database names unique to this test binary.
 	runID string
 	// seq numbers the test databases.
