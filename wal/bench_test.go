@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	return &benchEnv{db: db, cfg: ConsumerConfig{
 		ConnString: db.DSN, SlotName: "b_" + strings.ReplaceAll(db.Name, "-", "_"), PublicationName: "bench",
 		Registry: reg, ChangelogDB: db.Super, StandbyTimeout: time.Second,
+		Logger: slog.New(slog.DiscardHandler), // keep the benchmark output readable
 	}}
 }
 
