@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -85,6 +86,10 @@ type batch struct {
 	rows     []clRow
 	failures []ruleFailure
 	lsn      pglogrepl.LSN
+	// upcoming counts, per record, the events of this batch not yet
+	// applied: a child with one of its own is placed by it, not moved with
+	// its parent.
+	upcoming map[recKey]int
 }
 
 // apply writes the changes of txns, and the position after the last one,
@@ -113,14 +118,21 @@ func (a *applier) apply(ctx context.Context, txns []*txn) error {
 	if len(txns) == 0 {
 		return nil
 	}
-	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}}
+	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}, upcoming: map[recKey]int{}}
 	if err := b.preload(txns); err != nil {
 		return err
 	}
 	for _, t := range txns {
+		for _, ev := range t.events {
+			b.upcoming[recKey{ev.table, ev.id}]++
+		}
+	}
+	for _, t := range txns {
 		b.lsn = t.finalLSN
 		for i := range t.events {
-			if err := b.event(&t.events[i]); err != nil {
+			ev := &t.events[i]
+			b.upcoming[recKey{ev.table, ev.id}]--
+			if err := b.event(ev); err != nil {
 				return err
 			}
 		}
@@ -294,7 +306,12 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 	ctx := bucketrow.WithOldRow(b.ctx, ev.oldRow)
 	buckets, err := b.a.assigner.AssignBuckets(ctx, cfg.TableName, k.id, op, ev.newRow)
 	if err != nil {
-		payload, _ := json.Marshal(map[string]any{"new_row": ev.newRow, "old_row": ev.oldRow})
+		payload, mErr := json.Marshal(map[string]any{"new_row": ev.newRow, "old_row": ev.oldRow})
+		if mErr != nil {
+			payload = nil // recorded without its payload rather than not at all
+		}
+		// jsonb refuses \u0000, which a json column may hold.
+		payload = bytes.ReplaceAll(payload, []byte(`\u0000`), []byte(`\ufffd`))
 		b.failures = append(b.failures, ruleFailure{key: k, op: op, err: err.Error(), payload: payload, lsn: b.lsn})
 		b.a.logger.WarnContext(b.ctx, "wal: bucket resolution failed; recorded in synchro.rule_failures",
 			"table", k.table, "id", k.id, "error", err)
@@ -375,11 +392,6 @@ func (b *batch) setBuckets(k recKey, next []string, opFor func(bucket string, st
 		b.isDirty[k] = true
 		b.dirty = append(b.dirty, k)
 	}
-	if len(prev) == 0 {
-		// A record that had no buckets (a new row): its children, if any,
-		// come after it in the stream and take its buckets then.
-		return nil
-	}
 	return b.moveChildren(k, next)
 }
 
@@ -397,6 +409,9 @@ func (b *batch) moveChildren(parent recKey, buckets []string) error {
 		}
 		for _, kid := range kids {
 			k := recKey{child.TableName, kid.id}
+			if b.upcoming[k] > 0 {
+				continue // its own event, later in this batch, places it
+			}
 			if !b.parentDerived(child) {
 				// Another assigner decides the child's buckets: ask it
 				// again, with the child's row as it is now.
@@ -429,9 +444,9 @@ func (b *batch) children(child *synchro.TableConfig, parentID string) ([]childRo
 	if err != nil {
 		return nil, err
 	}
-	// The deleted-at column is read through to_jsonb, which works whether
-	// or not the table has it.
-	q := fmt.Sprintf(`SELECT c.%s::text, coalesce(jsonb_typeof(to_jsonb(c) -> $2) NOT IN ('null'), false), to_jsonb(c)::text
+	// The deleted-at column is read through row_to_json, which works whether
+	// or not the table has it (json, unlike jsonb, accepts every value).
+	q := fmt.Sprintf(`SELECT c.%s::text, coalesce(json_typeof(row_to_json(c) -> $2) NOT IN ('null'), false), row_to_json(c)::text
 FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
 		pgident.Quote(child.IDColumn), pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), typ)
 	rows, err := b.tx.QueryContext(b.ctx, q, parentID, child.DeletedAtColumn)
@@ -562,7 +577,7 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`
 	for _, f := range b.failures {
 		if _, err := b.tx.ExecContext(b.ctx, `
 INSERT INTO synchro.rule_failures (table_name, record_id, operation, error_text, payload, lsn)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6)`, f.key.table, f.key.id, int16(f.op), f.err, string(f.payload), int64(f.lsn)); err != nil {
+VALUES ($1, $2, $3, $4, $5::jsonb, $6)`, f.key.table, f.key.id, int16(f.op), f.err, nullable(f.payload), int64(f.lsn)); err != nil {
 			return fmt.Errorf("wal: recording a rule failure: %w", err)
 		}
 	}
@@ -575,6 +590,14 @@ ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, up
 		}
 	}
 	return nil
+}
+
+// nullable returns b as a string parameter, or nil for SQL NULL when empty.
+func nullable(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
 }
 
 // textValue formats a decoded value as the text a bucket id or key uses;

@@ -71,6 +71,9 @@ const (
 type Consumer struct {
 	cfg     ConsumerConfig
 	applier *applier
+	// names are the registered tables when NewConsumer ran; tables
+	// registered later are captured by a new consumer.
+	names []string
 
 	running sync.Mutex
 
@@ -89,7 +92,14 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, applier: newApplier(cfg)}, nil
+	a := newApplier(cfg)
+	names := make([]string, 0, len(a.tables))
+	for _, n := range cfg.Registry.TableNames() {
+		if a.tables[n] != nil {
+			names = append(names, n)
+		}
+	}
+	return &Consumer{cfg: cfg, applier: a, names: names}, nil
 }
 
 // Lag describes how far the changelog is behind the server.
@@ -186,6 +196,7 @@ var errSlotInUse = errors.New("wal: replication slot is in use")
 // session connects, prepares the publication and the slot, and streams until
 // an error or the end of ctx.
 func (c *Consumer) session(ctx context.Context) error {
+	c.applier.fkTypes.Clear() // column types are read again: a table may have changed
 	mgmt, err := c.connect(ctx, false)
 	if err != nil {
 		return err

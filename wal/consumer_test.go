@@ -225,3 +225,43 @@ INSERT INTO categories VALUES ('c1', 'x');`)
 	var mu sync.Mutex
 	_ = &mu
 }
+
+// A parent that gets its first buckets (an owner set on a row that had
+// none) brings the children it already has.
+func TestConsumerParentGainsBucketsMovesChildren(t *testing.T) {
+	t.Parallel()
+	e := ctStart(t, "")
+	db := e.db.Super
+	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', NULL, 'orphan')`)
+	ctExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
+	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('mark', 'zed', 'marker')`)
+	ctEqual(t, "rows without buckets write nothing", e.waitChangelog(0, 1), "user:zed lists mark create")
+	ctExec(t, db, `UPDATE lists SET user_id = 'alice' WHERE id = 'l1'`)
+	ctEqual(t, "owner set", e.waitChangelog(1, 2), "user:alice lists l1 create", "user:alice items i1 create")
+}
+
+// Registering a table after NewConsumer does not affect the consumer: it
+// captures the tables registered when it was created.
+func TestConsumerIgnoresLaterRegistrations(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	ctExec(t, db.Super, ctSchema)
+	e := &ctEnv{t: t, db: db, reg: ctRegistry()}
+	e.cfg = ConsumerConfig{
+		ConnString: db.DSN, SlotName: "s_" + strings.ReplaceAll(db.Name, "-", "_"), PublicationName: "pub",
+		Registry: e.reg, ChangelogDB: db.Super, StandbyTimeout: 200 * time.Millisecond,
+	}
+	c, err := NewConsumer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctExec(t, db.Super, `CREATE TABLE later (id text PRIMARY KEY, user_id text)`)
+	e.reg.Register(&synchro.TableConfig{TableName: "later", OwnerColumn: "user_id"})
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- c.Start(ctx) }()
+	t.Cleanup(e.stop)
+	e.waitStreaming()
+	ctExec(t, db.Super, `INSERT INTO later VALUES ('x', 'amy'); INSERT INTO lists (id, user_id) VALUES ('l1', 'amy')`)
+	ctEqual(t, "only the tables known at NewConsumer", e.waitChangelog(0, 1), "user:amy lists l1 create")
+}

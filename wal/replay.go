@@ -56,7 +56,7 @@ SELECT id, table_name, record_id FROM synchro.rule_failures
 		return 0, fmt.Errorf("wal: reading rule failures: %w", err)
 	}
 
-	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}}
+	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}, upcoming: map[recKey]int{}}
 	resolved := map[recKey]bool{}
 	var done []int64
 	for _, f := range failures {
@@ -86,8 +86,18 @@ SELECT id, table_name, record_id FROM synchro.rule_failures
 		if err != nil {
 			return 0, err
 		}
-		ok := len(b.failures) == before
-		b.failures = b.failures[:before] // a failure that fails again stays as it is
+		// A failure of this record that fails again stays as it is; new
+		// failures of other records (children re-resolved) are recorded.
+		ok := true
+		kept := b.failures[:before]
+		for _, nf := range b.failures[before:] {
+			if nf.key == f.key {
+				ok = false
+			} else {
+				kept = append(kept, nf)
+			}
+		}
+		b.failures = kept
 		resolved[f.key] = ok
 		if ok {
 			done = append(done, f.id)
@@ -114,7 +124,7 @@ func (a *applier) currentRow(ctx context.Context, db synchro.DB, cfg *synchro.Ta
 	if err != nil {
 		return nil, err
 	}
-	q := fmt.Sprintf(`SELECT to_jsonb(x)::text FROM %s AS x WHERE x.%s = CAST($1::text AS %s)`,
+	q := fmt.Sprintf(`SELECT row_to_json(x)::text FROM %s AS x WHERE x.%s = CAST($1::text AS %s)`,
 		pgident.QuoteQualified(cfg.TableName), pgident.Quote(cfg.IDColumn), typ)
 	var doc string
 	err = db.QueryRowContext(ctx, q, id).Scan(&doc)

@@ -44,7 +44,7 @@ func (c *Consumer) prepare(ctx context.Context, conn *pgconn.PgConn) (map[relKey
 		return nil, nil, nil, fatal("wal: the server runs with wal_level=%s; change capture needs wal_level=logical", level)
 	}
 
-	names := c.cfg.Registry.TableNames()
+	names := c.names
 	quoted := make([]string, len(names))
 	for i, n := range names {
 		quoted[i] = pgident.QuoteQualified(n)
@@ -176,7 +176,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 	if err != nil {
 		return 0, false, fmt.Errorf("wal: slot %s consistent point %q: %w", slot, res.ConsistentPoint, err)
 	}
-	if err := c.backfill(ctx, mgmt, res.SnapshotName, c.cfg.Registry.TableNames(), start, hasPosition); err != nil {
+	if err := c.backfill(ctx, mgmt, res.SnapshotName, c.names, start, hasPosition); err != nil {
 		// Without the backfill the slot is useless: drop it so the next
 		// attempt starts over.
 		_ = pglogrepl.DropReplicationSlot(context.Background(), repl, slot, pglogrepl.DropReplicationSlotOptions{})
@@ -214,7 +214,7 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 	// Tables never recorded, and tables just added to the publication
 	// (their changes were not streamed until now), are recorded now.
 	var missing []string
-	for _, name := range c.cfg.Registry.TableNames() {
+	for _, name := range c.names {
 		if !recorded[name] || slices.Contains(unpublished, name) {
 			missing = append(missing, name)
 		}
@@ -279,7 +279,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.bucket_edges WHERE table_name = ANY($1::text[])`, names); err != nil {
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
-	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}}
+	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}, upcoming: map[recKey]int{}}
 
 	total := 0
 	for _, cfg := range parentsFirst(a.tables, names) {
@@ -327,7 +327,7 @@ UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq 
 // read as JSON in the backfill's snapshot and assigned as inserts; with
 // emit, each live row also gets a create in each of its buckets.
 func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *batch, cfg *synchro.TableConfig, emit bool) (int, error) {
-	q := fmt.Sprintf(`SELECT x.%s::text, to_jsonb(x)::text FROM %s AS x`, pgident.Quote(cfg.IDColumn), pgident.QuoteQualified(cfg.TableName))
+	q := fmt.Sprintf(`SELECT x.%s::text, row_to_json(x)::text FROM %s AS x`, pgident.Quote(cfg.IDColumn), pgident.QuoteQualified(cfg.TableName))
 	rr := mgmt.ExecParams(ctx, q, nil, nil, nil, nil)
 	n := 0
 	for rr.NextRow() {
@@ -366,15 +366,20 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 	return n, nil
 }
 
-// parentsFirst orders the tables so that every parent comes before its
-// children (child buckets are read from the parents').
+// parentsFirst orders the tables names so that every parent among them
+// comes before its children (child buckets are read from the parents'; a
+// parent not among them is read from its recorded buckets).
 func parentsFirst(tables map[string]*synchro.TableConfig, names []string) []*synchro.TableConfig {
 	var out []*synchro.TableConfig
 	done := map[string]bool{}
+	wanted := map[string]bool{}
+	for _, n := range names {
+		wanted[n] = true
+	}
 	var visit func(name string, depth int)
 	visit = func(name string, depth int) {
 		cfg := tables[name]
-		if cfg == nil || done[name] || depth > len(tables) {
+		if cfg == nil || !wanted[name] || done[name] || depth > len(tables) {
 			return
 		}
 		if cfg.ParentTable != "" {
