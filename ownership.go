@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
+	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -53,7 +53,7 @@ type JoinResolver struct {
 	db DB
 	// pkTypes caches the SQL type of each table's primary key, read from the
 	// catalog once, so lookups compare in the key's own type and use its index.
-	pkTypes sync.Map // table name -> string
+	pkTypes pgcatalog.ColumnTypes
 }
 
 // NewJoinResolver creates a JoinResolver from a registry.
@@ -268,18 +268,9 @@ func (r *JoinResolver) chainValue(ctx context.Context, db DB, cfg *TableConfig, 
 // pkType returns the SQL type of cfg's primary key column, as format_type
 // prints it, reading the catalog once per table.
 func (r *JoinResolver) pkType(ctx context.Context, db DB, cfg *TableConfig) (string, error) {
-	if t, ok := r.pkTypes.Load(cfg.TableName); ok {
-		return t.(string), nil
-	}
-	var t string
-	err := db.QueryRowContext(ctx, `
-SELECT format_type(a.atttypid, a.atttypmod)
-  FROM pg_attribute a
- WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped`,
-		pgident.QuoteQualified(cfg.TableName), cfg.IDColumn).Scan(&t)
+	t, err := r.pkTypes.Get(ctx, db, cfg.TableName, cfg.IDColumn)
 	if err != nil {
 		return "", fmt.Errorf("synchro: reading the primary key type of %q: %w", cfg.TableName, err)
 	}
-	r.pkTypes.Store(cfg.TableName, t)
 	return t, nil
 }

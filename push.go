@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -526,7 +527,7 @@ func decodeData(raw json.RawMessage) (map[string]json.RawMessage, error) {
 // later against the caller and the stored row.
 func checkColumns(info *tableInfo, id string, fields map[string]json.RawMessage) error {
 	cfg := info.cfg
-	for _, key := range slices.Sorted(mapKeys(fields)) {
+	for _, key := range slices.Sorted(maps.Keys(fields)) {
 		if info.column(key) == nil {
 			return fmt.Errorf("unknown column %q", key)
 		}
@@ -544,16 +545,6 @@ func checkColumns(info *tableInfo, id string, fields map[string]json.RawMessage)
 		}
 	}
 	return nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // rawText returns the text form of a scalar JSON value as PostgreSQL reads

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -142,7 +143,7 @@ func (p *pusher) decideInsert(ctx context.Context, it *pushItem) (*recordFailure
 		}
 	}
 	it.kind = writeInsert
-	it.cols = slices.Sorted(mapKeys(it.fields))
+	it.cols = slices.Sorted(maps.Keys(it.fields))
 	return nil, nil
 }
 
@@ -225,7 +226,7 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 			return nil, nil
 		}
 	}
-	it.cols = slices.Sorted(mapKeys(it.fields))
+	it.cols = slices.Sorted(maps.Keys(it.fields))
 	if len(it.cols) == 0 && kind == writeUpdate && !info.hasUpdatedAt {
 		it.res.Status, it.final = PushStatusApplied, true // nothing to change
 		return nil, nil

@@ -50,7 +50,7 @@ func SetAuthContext(ctx context.Context, tx DB, userID string) error {
 	if userID == "" {
 		return errors.New("synchro: setting auth context: empty user id")
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT set_config(`+quoteLiteral(authSettingName)+`, $1, true)`, userID); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $1, true)`, userID); err != nil {
 		return fmt.Errorf("synchro: setting auth context: %w", err)
 	}
 	return nil
@@ -328,7 +328,7 @@ func chainPredicate(child *TableConfig, relation string, chain []*TableConfig, r
 // ownerMatches returns the predicate "owner is the current user" for the
 // quoted column reference owner. An unset or empty setting matches nothing.
 func ownerMatches(owner string) string {
-	return owner + "::text = NULLIF(current_setting(" + quoteLiteral(authSettingName) + ", true), '')"
+	return owner + "::text = NULLIF(current_setting(" + pgident.QuoteLiteral(authSettingName) + ", true), '')"
 }
 
 // ownerReadPredicate returns ownerMatches, extended with the rows of the
@@ -357,9 +357,4 @@ func policyName(prefix, relation, fullTable string) string {
 		keep--
 	}
 	return prefix + relation[:keep] + suffix
-}
-
-// quoteLiteral returns s as a SQL string literal.
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }

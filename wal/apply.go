@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pglogrepl"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/bucketrow"
+	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -57,8 +57,8 @@ type applier struct {
 	db     *sql.DB
 	slot   string
 	logger *slog.Logger
-	// fkTypes caches the SQL type of parent key columns (table.column).
-	fkTypes sync.Map
+	// columnTypes caches the SQL type of key columns.
+	columnTypes pgcatalog.ColumnTypes
 }
 
 func newApplier(cfg ConsumerConfig) *applier {
@@ -92,6 +92,11 @@ type batch struct {
 	upcoming map[recKey]int
 }
 
+// newBatch starts the state of one changelog transaction.
+func (a *applier) newBatch(ctx context.Context, tx *sql.Tx) *batch {
+	return &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}, upcoming: map[recKey]int{}}
+}
+
 // apply writes the changes of txns, and the position after the last one,
 // in one database transaction. Transactions below the recorded position
 // are skipped: another consumer of the slot wrote them already (it may have
@@ -118,7 +123,7 @@ func (a *applier) apply(ctx context.Context, txns []*txn) error {
 	if len(txns) == 0 {
 		return nil
 	}
-	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}, upcoming: map[recKey]int{}}
+	b := a.newBatch(ctx, tx)
 	if err := b.preload(txns); err != nil {
 		return err
 	}
@@ -463,9 +468,7 @@ FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
 		if err := rows.Scan(&r.id, &r.deleted, &doc); err != nil {
 			return nil, fmt.Errorf("wal: finding children in %s: %w", child.TableName, err)
 		}
-		dec := json.NewDecoder(strings.NewReader(doc))
-		dec.UseNumber()
-		if err := dec.Decode(&r.row); err != nil {
+		if r.row, err = decodeRow(doc); err != nil {
 			return nil, fmt.Errorf("wal: decoding a child row of %s: %w", child.TableName, err)
 		}
 		out = append(out, r)
@@ -474,22 +477,24 @@ FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
 }
 
 // columnType returns a column's SQL type as format_type prints it, read
-// from the catalog once.
+// from the catalog once per session.
 func (a *applier) columnType(ctx context.Context, db synchro.DB, table, column string) (string, error) {
-	key := table + "\x00" + column
-	if t, ok := a.fkTypes.Load(key); ok {
-		return t.(string), nil
-	}
-	var t string
-	err := db.QueryRowContext(ctx, `
-SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
- WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped`,
-		pgident.QuoteQualified(table), column).Scan(&t)
+	t, err := a.columnTypes.Get(ctx, db, table, column)
 	if err != nil {
 		return "", fmt.Errorf("wal: reading the type of %s.%s: %w", table, column, err)
 	}
-	a.fkTypes.Store(key, t)
 	return t, nil
+}
+
+// decodeRow parses a row read as JSON (row_to_json), keeping numbers exact.
+func decodeRow(doc string) (rowValues, error) {
+	var row rowValues
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.UseNumber()
+	if err := dec.Decode(&row); err != nil {
+		return nil, err
+	}
+	return row, nil
 }
 
 // truncate deletes every record of the tables from every bucket.

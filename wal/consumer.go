@@ -51,6 +51,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/synchrosync/synchro/internal/pgident"
 )
 
 // setupLockKey is the session advisory lock (with a hash of the slot name)
@@ -196,7 +198,7 @@ var errSlotInUse = errors.New("wal: replication slot is in use")
 // session connects, prepares the publication and the slot, and streams until
 // an error or the end of ctx.
 func (c *Consumer) session(ctx context.Context) error {
-	c.applier.fkTypes.Clear() // column types are read again: a table may have changed
+	c.applier.columnTypes.Reset() // column types are read again: a table may have changed
 	mgmt, err := c.connect(ctx, false)
 	if err != nil {
 		return err
@@ -227,7 +229,7 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 	c.appliedLSN.Store(uint64(start))
 
-	args := []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdent(c.cfg.PublicationName))}
+	args := []string{"proto_version '1'", "publication_names " + pgident.QuoteLiteral(pgident.Quote(c.cfg.PublicationName))}
 	if err := pglogrepl.StartReplication(ctx, repl, c.cfg.SlotName, start, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" {

@@ -3,10 +3,8 @@ package wal
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgident"
@@ -56,7 +54,7 @@ SELECT id, table_name, record_id FROM synchro.rule_failures
 		return 0, fmt.Errorf("wal: reading rule failures: %w", err)
 	}
 
-	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}, upcoming: map[recKey]int{}}
+	b := a.newBatch(ctx, tx)
 	resolved := map[recKey]bool{}
 	var done []int64
 	for _, f := range failures {
@@ -134,11 +132,9 @@ func (a *applier) currentRow(ctx context.Context, db synchro.DB, cfg *synchro.Ta
 	if err != nil {
 		return nil, fmt.Errorf("wal: reading %s %q: %w", cfg.TableName, id, err)
 	}
-	var row map[string]any
-	dec := json.NewDecoder(strings.NewReader(doc))
-	dec.UseNumber()
-	if err := dec.Decode(&row); err != nil {
+	row, err := decodeRow(doc)
+	if err != nil {
 		return nil, fmt.Errorf("wal: decoding %s %q: %w", cfg.TableName, id, err)
 	}
-	return rowValues(row), nil
+	return row, nil
 }

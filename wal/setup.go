@@ -262,7 +262,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	}
 	defer func() { _, _ = exec(context.Background(), mgmt, `ROLLBACK`) }()
 	if snapshot != "" {
-		if _, err := exec(ctx, mgmt, `SET TRANSACTION SNAPSHOT `+quoteLiteral(snapshot)); err != nil {
+		if _, err := exec(ctx, mgmt, `SET TRANSACTION SNAPSHOT `+pgident.QuoteLiteral(snapshot)); err != nil {
 			return fmt.Errorf("wal: backfill: using the slot's snapshot: %w", err)
 		}
 	}
@@ -279,7 +279,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.bucket_edges WHERE table_name = ANY($1::text[])`, names); err != nil {
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
-	b := &batch{a: a, tx: tx, ctx: ctx, edges: map[recKey][]string{}, isDirty: map[recKey]bool{}, upcoming: map[recKey]int{}}
+	b := a.newBatch(ctx, tx)
 
 	total := 0
 	for _, cfg := range parentsFirst(a.tables, names) {
@@ -333,16 +333,14 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 	for rr.NextRow() {
 		vals := rr.Values()
 		id := string(vals[0])
-		var row map[string]any
-		dec := json.NewDecoder(strings.NewReader(string(vals[1])))
-		dec.UseNumber()
-		if err := dec.Decode(&row); err != nil {
+		row, err := decodeRow(string(vals[1]))
+		if err != nil {
 			rr.Close()
 			return n, fmt.Errorf("wal: backfill of %s: decoding row %q: %w", cfg.TableName, id, err)
 		}
 		k := recKey{cfg.TableName, id}
 		b.edges[k] = []string{}
-		ev := &event{kind: evInsert, table: cfg.TableName, id: id, newRow: rowValues(row)}
+		ev := &event{kind: evInsert, table: cfg.TableName, id: id, newRow: row}
 		buckets, ok, err := b.assign(cfg, k, ev, synchro.OpInsert)
 		if err != nil {
 			rr.Close()
@@ -400,13 +398,3 @@ func parentsFirst(tables map[string]*synchro.TableConfig, names []string) []*syn
 // when the compaction boundary is raised after a lost slot. No client
 // follows it.
 const boundaryMarkerBucket = "synchro:boundary"
-
-// quoteLiteral quotes s as an SQL string literal.
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-}
-
-// quoteIdent quotes s as an SQL identifier.
-func quoteIdent(s string) string {
-	return pgident.Quote(s)
-}

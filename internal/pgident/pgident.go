@@ -81,3 +81,10 @@ func QuoteQualified(qualified string) string {
 	}
 	return pgx.Identifier{qualified}.Sanitize()
 }
+
+// QuoteLiteral returns s as an SQL string literal (standard_conforming_strings
+// on, as every supported server has by default), for the few places where a
+// value cannot be a parameter: utility commands and replication options.
+func QuoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

@@ -54,3 +54,12 @@ func TestSplitAndQuote(t *testing.T) {
 		t.Errorf(`Quote("a.b") = %s`, got)
 	}
 }
+
+func TestQuoteLiteral(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"": "''", "app.user_id": "'app.user_id'", "it's": "'it''s'", `"pub"`: `'"pub"'`} {
+		if got := QuoteLiteral(in); got != want {
+			t.Errorf("QuoteLiteral(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
