@@ -104,10 +104,18 @@ func (c *schemaCache) refreshLocked(ctx context.Context) (*manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("synchro: reading the schema of the registered tables: %w", err)
 	}
+	old := c.cur.Load()
+	if old != nil && sameTables(old.snap, snap) {
+		// Nothing changed: keep the published tables, whose push statements
+		// are already built, and only note the check.
+		next := *old
+		next.checkedAt = time.Now()
+		c.cur.Store(&next)
+		return &next, nil
+	}
 	for _, info := range snap.info {
 		info.ancestors = ancestorsOf(c.reg, info.cfg)
 	}
-	old := c.cur.Load()
 	next := &manifest{hash: snap.hash, snap: snap, checkedAt: time.Now()}
 	if old != nil && old.hash == snap.hash {
 		next.version = old.version
@@ -123,6 +131,20 @@ func (c *schemaCache) refreshLocked(ctx context.Context) (*manifest, error) {
 	}
 	c.cur.Store(next)
 	return next, nil
+}
+
+// sameTables reports whether two introspections describe the same tables:
+// the same contract (hash) resolved to the same relations.
+func sameTables(a, b *schemaSnapshot) bool {
+	if a.hash != b.hash || len(a.info) != len(b.info) {
+		return false
+	}
+	for name, ai := range a.info {
+		if bi := b.info[name]; bi == nil || bi.quoted != ai.quoted {
+			return false
+		}
+	}
+	return true
 }
 
 // ancestorsOf lists the tables above cfg through ParentTable, nearest first.
