@@ -3,7 +3,6 @@ package synchro
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -18,23 +17,36 @@ type clientRow struct {
 	snapshotSeq *int64
 	// snapshotCompletedAt is when the client last finished a snapshot.
 	snapshotCompletedAt *time.Time
+	// snapshotSubs are the buckets of the snapshot in progress; nil when
+	// none is (snapshotSeq then holds the checkpoint of the last completed
+	// one until the client pulls from it).
+	snapshotSubs []string
 }
 
 const clientColumns = `id::text, user_id, client_id, client_name, platform, app_version, to_json(bucket_subs)::text,
 	last_sync_at, last_pull_at, last_push_at, last_pull_seq, is_active, created_at, updated_at,
-	snapshot_seq, snapshot_completed_at`
+	snapshot_seq, snapshot_completed_at, to_json(snapshot_subs)::text`
 
 func scanClient(row interface{ Scan(...any) error }) (*clientRow, error) {
 	var c clientRow
 	var subs string
+	var snapSubs sql.NullString
 	err := row.Scan(&c.ID, &c.UserID, &c.ClientID, &c.ClientName, &c.Platform, &c.AppVersion, &subs,
 		&c.LastSyncAt, &c.LastPullAt, &c.LastPushAt, &c.LastPullSeq, &c.IsActive, &c.CreatedAt, &c.UpdatedAt,
-		&c.snapshotSeq, &c.snapshotCompletedAt)
+		&c.snapshotSeq, &c.snapshotCompletedAt, &snapSubs)
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(subs), &c.BucketSubs); err != nil {
-		return nil, fmt.Errorf("decoding bucket_subs: %w", err)
+	if c.BucketSubs, err = decodeTextArray(subs); err != nil {
+		return nil, err
+	}
+	if snapSubs.Valid {
+		if c.snapshotSubs, err = decodeTextArray(snapSubs.String); err != nil {
+			return nil, err
+		}
+		if c.snapshotSubs == nil {
+			c.snapshotSubs = []string{}
+		}
 	}
 	return &c, nil
 }
@@ -68,6 +80,21 @@ func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string)
 	c, err := scanClient(tx.QueryRowContext(ctx,
 		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
 		userID, clientID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: client %q", ErrClientNotRegistered, clientID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("synchro: loading client %q: %w", clientID, err)
+	}
+	return c, nil
+}
+
+// loadClient reads a client. It returns ErrClientNotRegistered when there is
+// no such client; any other failure is returned wrapped, never as
+// ErrClientNotRegistered.
+func loadClient(ctx context.Context, db DB, userID, clientID string) (*clientRow, error) {
+	c, err := scanClient(db.QueryRowContext(ctx,
+		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2`, userID, clientID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: client %q", ErrClientNotRegistered, clientID)
 	}

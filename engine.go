@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,6 +27,11 @@ type Engine struct {
 	stale      time.Duration
 	logger     *slog.Logger
 	schema     *schemaCache
+	// subscribe is Config.Subscriptions (nil: the default buckets).
+	subscribe SubscriptionRule
+	// tableOrder lists the registered tables parents first; tableNames
+	// lists them by name, the order of a snapshot.
+	tableOrder, tableNames []string
 }
 
 // defaultStaleThreshold is how long a client may go without syncing before
@@ -78,6 +84,9 @@ func newEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		minVersion: cfg.MinClientVersion,
 		stale:      defaultStaleThreshold,
 		logger:     cfg.Logger,
+		subscribe:  cfg.Subscriptions,
+		tableOrder: dependencyOrder(cfg.Registry),
+		tableNames: slices.Sorted(slices.Values(cfg.Registry.TableNames())),
 	}
 	if e.resolver == nil {
 		e.resolver = &LWWResolver{ClockSkewTolerance: cfg.ClockSkewTolerance}

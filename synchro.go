@@ -209,6 +209,10 @@ type Config struct {
 	Compactor *CompactorConfig
 	// Logger for sync operations. Defaults to slog.Default().
 	Logger *slog.Logger
+	// Subscriptions decides the buckets each client follows, re-evaluated
+	// on every pull (see SubscriptionRule and SQLSubscriptions). Nil means
+	// the default: "user:<user id>" and "global".
+	Subscriptions SubscriptionRule
 }
 
 // Hooks defines lifecycle callbacks for sync operations.

@@ -35,6 +35,12 @@ type tableInfo struct {
 	// use.
 	pushOnce sync.Once
 	push     *pushStatements
+
+	// readOnce builds read (or readErr), the statements that read the
+	// table for clients, on first use.
+	readOnce sync.Once
+	read     *readStatements
+	readErr  error
 }
 
 // columnInfo describes one physical column.

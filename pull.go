@@ -1,0 +1,440 @@
+package synchro
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// Pull limits.
+const (
+	// maxKnownBuckets bounds PullRequest.KnownBuckets.
+	maxKnownBuckets = maxSubscriptions
+)
+
+// readTxOptions is the transaction every page is read in: one consistent
+// snapshot, no writes.
+var readTxOptions = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+
+// Pull retrieves changes for a client since their checkpoint.
+//
+// # Flow
+//
+// The request's schema version and hash must equal the server's
+// (ErrSchemaMismatch otherwise; the bootstrap pair is not accepted). The
+// client must be registered (ErrClientNotRegistered); a client that was
+// deactivated or has not synced within the stale threshold is let through
+// only when Hooks.OnStaleClient allows it (ErrStaleClient otherwise).
+//
+// A client that never completed a Snapshot gets SnapshotRequired with reason
+// SnapshotReasonInitialSyncRequired. A client whose checkpoint is below the
+// compaction boundary (the highest compacted seq) gets SnapshotRequired with
+// reason SnapshotReasonCheckpointBeforeLimit; at or past the boundary it
+// never does, and checkpoint 0 is no exception. Both fire
+// Hooks.OnSnapshotRequired, with the boundary as minSeq, and return the
+// request's checkpoint unchanged.
+//
+// # Subscriptions
+//
+// The client follows the buckets Config.Subscriptions decides, by default
+// "user:<userID>" and "global", evaluated on every pull. When they differ
+// from the buckets recorded for the client, the client receives the current
+// rows of each bucket it gained and a delete for each row it held only
+// through a bucket it lost, as ordinary changes of the following pages (no
+// snapshot needed). When req.KnownBuckets is not empty, BucketUpdates lists
+// the buckets added and removed relative to it.
+//
+// # The page
+//
+// Within one read-only snapshot: the retention check, then the changelog of
+// the subscribed buckets after the checkpoint in seq order, at most
+// req.Limit entries (default DefaultPullLimit, at most MaxPullLimit), with
+// HasMore when more follow. Entries of one record are merged, keeping its
+// position of first appearance and its last operation. Records whose last
+// operation is a delete, and records that are no longer in one of the
+// client's buckets, gone, or soft-deleted, come in Deletes; the others come
+// in Changes with their current contents (their sync columns), each list in
+// changelog order, so a parent created before its children precedes them.
+// Reading a table fails the whole pull; the checkpoint never passes a change
+// that was not delivered. The new checkpoint (the seq of the page's last
+// entry), the time of the pull and the client's liveness are recorded in one
+// statement, and Hooks.OnPullComplete receives the checkpoint and the number
+// of changes plus deletes.
+//
+// # Tables filter
+//
+// With req.Tables, the page stops before the first change of a table not in
+// the list: the changes of the listed tables before it are delivered, the
+// checkpoint stops just before it, and HasMore reports only whether the same
+// filtered request would deliver more (false when that change blocks it).
+// A filtered pull therefore never skips changes of other tables; a pull
+// without the filter continues past them.
+func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*PullResponse, error) {
+	if req == nil {
+		return nil, badRequest("synchro: nil PullRequest")
+	}
+	if err := checkIdentity(userID, req.ClientID); err != nil {
+		return nil, err
+	}
+	if req.Checkpoint < 0 {
+		return nil, badRequest("synchro: checkpoint must not be negative, got %d", req.Checkpoint)
+	}
+	filter, err := e.tableFilter(req.Tables)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.KnownBuckets) > maxKnownBuckets {
+		return nil, badRequest("synchro: known_buckets has %d entries, at most %d are allowed", len(req.KnownBuckets), maxKnownBuckets)
+	}
+	for _, b := range req.KnownBuckets {
+		if !utf8.ValidString(b) || len(b) > maxBucketIDLen {
+			return nil, badRequest("synchro: known_buckets entries must be valid UTF-8 of at most %d bytes", maxBucketIDLen)
+		}
+	}
+	limit := clampLimit(req.Limit, DefaultPullLimit, MaxPullLimit)
+
+	m, err := e.schema.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.check(req.SchemaVersion, req.SchemaHash, false); err != nil {
+		return nil, err
+	}
+	c, err := loadClient(ctx, e.db, userID, req.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.staleCheck(ctx, c); err != nil {
+		return nil, err
+	}
+	resp := &PullResponse{Changes: []Record{}, Deletes: []DeleteEntry{}, Checkpoint: req.Checkpoint,
+		SchemaVersion: m.version, SchemaHash: m.hash}
+	if c.snapshotCompletedAt == nil {
+		e.snapshotRequired(ctx, resp, c.ClientID, 0, SnapshotReasonInitialSyncRequired)
+		return resp, nil
+	}
+
+	subs, err := e.subscriptions(ctx, userID, req.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	resp.BucketUpdates = bucketDiff(req.KnownBuckets, subs)
+	if !slices.Equal(subs, normalizeBuckets(c.BucketSubs)) {
+		if err := e.resubscribe(ctx, c, subs, req.Checkpoint); err != nil {
+			return nil, err
+		}
+	}
+
+	p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp}
+	boundary, err := p.run(ctx, append(slices.Clone(subs), clientBucket(c.ID)), req.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	if req.Checkpoint < boundary {
+		e.snapshotRequired(ctx, resp, c.ClientID, boundary, SnapshotReasonCheckpointBeforeLimit)
+		return resp, nil
+	}
+	if err := recordPull(ctx, e.db, c.ID, req.Checkpoint, resp.Checkpoint); err != nil {
+		return nil, err
+	}
+	if e.hooks.OnPullComplete != nil {
+		e.hooks.OnPullComplete(ctx, c.ClientID, resp.Checkpoint, len(resp.Changes)+len(resp.Deletes))
+	}
+	return resp, nil
+}
+
+// snapshotRequired turns resp into a snapshot-required answer.
+func (e *Engine) snapshotRequired(ctx context.Context, resp *PullResponse, clientID string, boundary int64, reason string) {
+	resp.SnapshotRequired, resp.SnapshotReason = true, reason
+	resp.Changes, resp.Deletes, resp.HasMore = []Record{}, []DeleteEntry{}, false
+	if e.hooks.OnSnapshotRequired != nil {
+		e.hooks.OnSnapshotRequired(ctx, clientID, resp.Checkpoint, boundary, reason)
+	}
+}
+
+// clampLimit applies a request limit's default and maximum.
+func clampLimit(limit, def, max int) int {
+	switch {
+	case limit <= 0:
+		return def
+	case limit > max:
+		return max
+	}
+	return limit
+}
+
+// tableFilter validates a pull's tables filter; nil when there is none.
+func (e *Engine) tableFilter(tables []string) (map[string]bool, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	if len(tables) > maxTablesFilter {
+		return nil, badRequest("synchro: tables lists %d names, at most %d are allowed", len(tables), maxTablesFilter)
+	}
+	filter := make(map[string]bool, len(tables))
+	for _, t := range tables {
+		if e.registry.get(t) == nil {
+			if !utf8.ValidString(t) || len(t) > pgident.MaxLen*2+1 {
+				return nil, badRequestWrap(ErrTableNotRegistered, "synchro: tables: invalid table name")
+			}
+			return nil, badRequestWrap(ErrTableNotRegistered, "synchro: tables: %q", t)
+		}
+		filter[t] = true
+	}
+	return filter, nil
+}
+
+// maxTablesFilter bounds PullRequest.Tables.
+const maxTablesFilter = 1000
+
+// recordPull stores a pull's outcome on the client row in one statement:
+// the checkpoint delivered, the one the client acknowledged by sending it,
+// the time, and that the client is active. The checkpoint of a completed
+// snapshot stops being protected once the client pulls from at least it.
+func recordPull(ctx context.Context, db DB, id string, acked, delivered int64) error {
+	_, err := db.ExecContext(ctx, `
+UPDATE synchro.clients
+   SET last_pull_seq = $2, acked_seq = $3, last_pull_at = now(), last_sync_at = now(), is_active = true,
+       snapshot_seq = CASE WHEN snapshot_subs IS NULL AND snapshot_seq <= $3 THEN NULL ELSE snapshot_seq END
+ WHERE id = $1::uuid`, id, delivered, acked)
+	if err != nil {
+		return fmt.Errorf("synchro: recording the pull: %w", err)
+	}
+	return nil
+}
+
+// puller builds one pull page.
+type puller struct {
+	e      *Engine
+	m      *manifest
+	userID string
+	subs   []string
+	filter map[string]bool
+	limit  int
+	resp   *PullResponse
+}
+
+// pageEntry is one record of a page after merging its changelog entries.
+type pageEntry struct {
+	table, id string
+	op        Operation
+	// record is the hydrated row; nil until hydrated, and when the record
+	// must be deleted on the client.
+	record *Record
+}
+
+// run reads and hydrates the page in one read-only transaction and returns
+// the compaction boundary read in it. buckets are the buckets to read the
+// changelog of (the subscriptions and the client's private bucket).
+func (p *puller) run(ctx context.Context, buckets []string, checkpoint int64) (int64, error) {
+	tx, err := p.e.db.BeginTx(ctx, readTxOptions)
+	if err != nil {
+		return 0, fmt.Errorf("synchro: pull: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	// One statement sets the auth context, reads the boundary and the
+	// changelog page.
+	rows, err := tx.QueryContext(ctx, `
+WITH auth AS MATERIALIZED (SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $4, true))
+SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0) FROM auth),
+       p.seq, p.table_name, p.record_id, p.operation
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (
+        SELECT c.seq, c.table_name, c.record_id, c.operation
+          FROM unnest($1::text[]) AS b(id)
+         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
+                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $3) AS c
+         ORDER BY c.seq LIMIT $3) AS p ON true
+ ORDER BY p.seq`, buckets, checkpoint, p.limit+1, p.userID)
+	if err != nil {
+		return 0, fmt.Errorf("synchro: reading the changelog: %w", err)
+	}
+	var (
+		boundary int64
+		entries  []*pageEntry
+		byKey    = map[[2]string]*pageEntry{}
+		n        int
+		last     int64
+		blocked  bool
+	)
+	for rows.Next() {
+		var seq sql.NullInt64
+		var table, id sql.NullString
+		var op sql.NullInt16
+		if err := rows.Scan(&boundary, &seq, &table, &id, &op); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("synchro: reading the changelog: %w", err)
+		}
+		if !seq.Valid || blocked {
+			continue
+		}
+		if p.filter != nil && !p.filter[table.String] {
+			blocked = true // the checkpoint must not pass it
+			continue
+		}
+		if n == p.limit {
+			p.resp.HasMore = true
+			continue
+		}
+		n++
+		last = seq.Int64
+		k := [2]string{table.String, id.String}
+		if en := byKey[k]; en != nil {
+			en.op = Operation(op.Int16)
+			continue
+		}
+		en := &pageEntry{table: table.String, id: id.String, op: Operation(op.Int16)}
+		byKey[k] = en
+		entries = append(entries, en)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("synchro: reading the changelog: %w", err)
+	}
+	rows.Close()
+	if checkpoint < boundary {
+		return boundary, nil
+	}
+	if n > 0 {
+		p.resp.Checkpoint = last
+	}
+	if err := p.hydrate(ctx, tx, entries); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("synchro: pull: %w", err)
+	}
+	for _, en := range entries {
+		if en.record != nil {
+			p.resp.Changes = append(p.resp.Changes, *en.record)
+		} else {
+			p.resp.Deletes = append(p.resp.Deletes, DeleteEntry{ID: en.id, TableName: en.table})
+		}
+	}
+	return boundary, nil
+}
+
+// hydrate reads the current rows of the page's records that are not
+// deletes, one query per table, in table dependency order.
+func (p *puller) hydrate(ctx context.Context, tx *sql.Tx, entries []*pageEntry) error {
+	ids := map[string][]string{}
+	want := map[[2]string]*pageEntry{}
+	for _, en := range entries {
+		if en.op == OpDelete {
+			continue
+		}
+		ids[en.table] = append(ids[en.table], en.id)
+		want[[2]string{en.table, en.id}] = en
+	}
+	for _, table := range p.e.tableOrder {
+		if len(ids[table]) == 0 {
+			continue
+		}
+		info := p.m.table(table)
+		if info == nil {
+			return fmt.Errorf("synchro: pull: table %q is registered but missing from the schema", table)
+		}
+		got, err := p.e.readRows(ctx, tx, info, p.subs, func(st *readStatements) (*sql.Rows, error) {
+			return tx.QueryContext(ctx, st.hydrate, ids[table], p.subs)
+		})
+		if err != nil {
+			return fmt.Errorf("synchro: pull: reading %s: %w", table, err)
+		}
+		for _, r := range got {
+			if en := want[[2]string{table, r.rec.ID}]; en != nil && r.ok {
+				en.record = r.rec
+			}
+		}
+	}
+	return nil
+}
+
+// readRow is one row a read statement returned; ok tells whether it may
+// go to the client.
+type readRow struct {
+	rec *Record
+	ok  bool
+}
+
+// readRows runs one of info's read statements. Every row the SQL rules
+// let through may go to the client; with a custom OwnershipResolver each
+// row is then checked in Go against subs.
+func (e *Engine) readRows(ctx context.Context, tx *sql.Tx, info *tableInfo, subs []string,
+	query func(*readStatements) (*sql.Rows, error)) ([]readRow, error) {
+	_, sqlRules := e.ownership.(*JoinResolver)
+	st, err := info.readSQL(e.registry, sqlRules)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := query(st)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []readRow
+	var wholes []string
+	for rows.Next() {
+		var (
+			id, data string
+			updated  sql.NullTime
+			whole    sql.NullString
+		)
+		if err := rows.Scan(&id, &data, &updated, &whole); err != nil {
+			return nil, err
+		}
+		r := &Record{ID: id, TableName: info.cfg.TableName, Data: json.RawMessage(data)}
+		if updated.Valid {
+			r.UpdatedAt = updated.Time.UTC()
+		}
+		out = append(out, readRow{rec: r, ok: sqlRules})
+		wholes = append(wholes, whole.String)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if !sqlRules {
+		for i := range out {
+			if out[i].ok, err = e.resolverAllows(ctx, tx, info, out[i].rec.ID, wholes[i], subs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// resolverAllows asks the custom OwnershipResolver whether the row (whole,
+// the row as JSON) is in one of subs.
+func (e *Engine) resolverAllows(ctx context.Context, tx *sql.Tx, info *tableInfo, id, whole string, subs []string) (bool, error) {
+	dec := json.NewDecoder(strings.NewReader(whole))
+	dec.UseNumber()
+	var vals map[string]any
+	if err := dec.Decode(&vals); err != nil {
+		return false, fmt.Errorf("decoding row %q: %w", id, err)
+	}
+	buckets, err := e.ownership.ResolveOwner(ctx, tx, info.cfg.TableName, id, vals)
+	if err != nil {
+		return false, fmt.Errorf("resolving the buckets of %q: %w", id, err)
+	}
+	for _, b := range buckets {
+		if _, found := slices.BinarySearch(subs, b); found {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// isDataError reports whether err is PostgreSQL refusing a value (SQLSTATE
+// class 22: invalid text representation, out of range, ...).
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
+}

@@ -1,0 +1,143 @@
+package synchro
+
+import (
+	"cmp"
+	"fmt"
+	"strings"
+
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// This file builds the statements that read rows for clients: pull's
+// hydration and snapshot pages.
+//
+// A row is sent to a client only when it is in one of the client's buckets
+// twice over: the consumer recorded it there (synchro.bucket_edges), and its
+// current contents put it there by the ownership rules. The second test
+// matters while the consumer lags behind the tables: a row that has just
+// moved to another user is still recorded in the old owner's bucket, and
+// only its current owner column tells. With the default JoinResolver the
+// rules run in SQL (memberPredicate); a custom OwnershipResolver is asked in
+// Go for each row read.
+
+// readRowAlias is the alias of the table read; chain aliases follow it.
+const (
+	readRowAlias   = "x"
+	readChainAlias = "synchro_chain"
+)
+
+// readStatements are the fixed statements that read one table for clients.
+// Each returns: id (text), data (json text of the sync columns), updated-at
+// (NULL without the column), and the whole row as json text when a custom
+// OwnershipResolver must decide (NULL otherwise). Deleted rows are never
+// returned.
+type readStatements struct {
+	// hydrate: $1 text[] of ids, $2 text[] of the client's buckets.
+	hydrate string
+	// first and after read a snapshot page in primary key order:
+	// $1 text[] buckets, $2 limit, and for after $3 the last key read.
+	first, after string
+}
+
+// readSQL returns the read statements of t. sqlRules tells whether the
+// ownership rules run in SQL (the default JoinResolver); it is the same for
+// every call of one engine.
+func (t *tableInfo) readSQL(reg *Registry, sqlRules bool) (*readStatements, error) {
+	t.readOnce.Do(func() {
+		t.read, t.readErr = buildReadStatements(reg, t, sqlRules)
+	})
+	return t.read, t.readErr
+}
+
+func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readStatements, error) {
+	cfg := t.cfg
+	x := readRowAlias
+	pk := x + "." + pgident.Quote(t.pk)
+	proj := make([]string, len(t.syncColumns))
+	for i, c := range t.syncColumns {
+		proj[i] = x + "." + pgident.Quote(c)
+	}
+	updated := "NULL::timestamptz"
+	if t.hasUpdatedAt {
+		updated = x + "." + pgident.Quote(cfg.UpdatedAtColumn)
+	}
+	whole := "NULL::text"
+	// subsMark stands for the buckets parameter until the statement is
+	// finished: identifiers and literals never hold a NUL byte.
+	const subsMark = "\x00"
+	conds := []string{fmt.Sprintf(`EXISTS (SELECT 1 FROM synchro.bucket_edges AS e WHERE e.table_name = %s AND e.record_id = %s::text AND e.bucket_id = ANY(%s))`,
+		pgident.QuoteLiteral(cfg.TableName), pk, subsMark)}
+	if sqlRules {
+		member, err := memberPredicate(reg, cfg, x, subsMark)
+		if err != nil {
+			return nil, err
+		}
+		conds = append(conds, member)
+	} else {
+		whole = "row_to_json(" + x + ".*)::text"
+	}
+	if t.hasDeletedAt {
+		conds = append(conds, x+"."+pgident.Quote(cfg.DeletedAtColumn)+" IS NULL")
+	}
+	where := func(subs string) string { return strings.ReplaceAll(strings.Join(conds, "\n   AND "), subsMark, subs) }
+	rest := fmt.Sprintf(`(SELECT row_to_json(s.*)::text FROM (SELECT %s) AS s), %s, %s`, strings.Join(proj, ", "), updated, whole)
+	s := &readStatements{}
+	s.hydrate = fmt.Sprintf(`SELECT r.id, %s
+  FROM unnest($1::text[]) AS r(id) JOIN %s AS %s ON %s = CAST(r.id AS %s)
+ WHERE %s`, rest, t.quoted, x, pk, t.pkType(), where("$2::text[]"))
+	s.first = fmt.Sprintf(`SELECT %s::text, %s
+  FROM %s AS %s
+ WHERE %s
+ ORDER BY %s LIMIT $2`, pk, rest, t.quoted, x, where("$1::text[]"), pk)
+	s.after = fmt.Sprintf(`SELECT %s::text, %s
+  FROM %s AS %s
+ WHERE %s > CAST($3::text AS %s)
+   AND %s
+ ORDER BY %s LIMIT $2`, pk, rest, t.quoted, x, pk, t.pkType(), where("$1::text[]"), pk)
+	return s, nil
+}
+
+// memberPredicate is the SQL condition that the row alias of table cfg is,
+// by the rules of JoinResolver.ResolveOwner applied to its current
+// contents, in one of the buckets of the text[] expression subs.
+func memberPredicate(reg *Registry, cfg *TableConfig, alias, subs string) (string, error) {
+	col := func(c string) string { return alias + "." + pgident.Quote(c) + "::text" }
+	switch {
+	case cfg.BucketByColumn != "":
+		return bucketMatch(col(cfg.BucketByColumn), cfg.BucketPrefix, cfg.GlobalWhenBucketNull, subs), nil
+	case cfg.OwnerColumn != "":
+		return bucketMatch(col(cfg.OwnerColumn), cmp.Or(cfg.BucketPrefix, defaultBucketPrefix), cfg.AllowGlobalRead, subs), nil
+	case cfg.ParentTable != "":
+		root, path, err := chainRoot(reg, cfg, bucketsRoot)
+		if err != nil {
+			return "", err
+		}
+		rootCol, prefix, nullGlobal := root.OwnerColumn, cmp.Or(root.BucketPrefix, defaultBucketPrefix), root.AllowGlobalRead
+		if root.BucketByColumn != "" {
+			rootCol, prefix, nullGlobal = root.BucketByColumn, root.BucketPrefix, root.GlobalWhenBucketNull
+		}
+		a := func(i int) string { return fmt.Sprintf("%s%d", readChainAlias, i) }
+		var q strings.Builder
+		fmt.Fprintf(&q, "(SELECT %s.%s::text FROM %s AS %s", a(len(path)-1), pgident.Quote(rootCol), pgident.QuoteQualified(path[0].TableName), a(0))
+		for i := 1; i < len(path); i++ {
+			fmt.Fprintf(&q, " JOIN %s AS %s ON %s.%s = %s.%s", pgident.QuoteQualified(path[i].TableName), a(i),
+				a(i), pgident.Quote(path[i].IDColumn), a(i-1), pgident.Quote(path[i-1].ParentFKCol))
+		}
+		fmt.Fprintf(&q, " WHERE %s.%s = %s.%s)", a(0), pgident.Quote(path[0].IDColumn), alias, pgident.Quote(cfg.ParentFKCol))
+		fk := col(cfg.ParentFKCol)
+		return fmt.Sprintf("(coalesce(%s, '') <> '' AND %s)", fk, bucketMatch(q.String(), prefix, nullGlobal, subs)), nil
+	default:
+		return fmt.Sprintf("%s = ANY(%s)", pgident.QuoteLiteral(globalBucket), subs), nil
+	}
+}
+
+// bucketMatch is the SQL condition that the bucket a text value gives (see
+// bucketsFor) is one of subs.
+func bucketMatch(value, prefix string, nullGlobal bool, subs string) string {
+	empty := "false"
+	if nullGlobal {
+		empty = fmt.Sprintf("%s = ANY(%s)", pgident.QuoteLiteral(globalBucket), subs)
+	}
+	return fmt.Sprintf("(CASE WHEN coalesce(%s, '') = '' THEN %s ELSE %s || %s = ANY(%s) END)",
+		value, empty, pgident.QuoteLiteral(prefix), value, subs)
+}

@@ -1,0 +1,208 @@
+package synchro
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// snapshotLockKey is the transaction-level advisory lock between a snapshot
+// capturing its checkpoint (shared) and compaction choosing its boundary
+// (exclusive): a snapshot's checkpoint is recorded for its client before
+// compaction can pass it.
+const snapshotLockKey int64 = 0x73796e63736e6170 // "syncsnap"
+
+// Snapshot performs a full snapshot for a client. Returns paginated results using a stateless cursor.
+//
+// Pages walk the registered tables in name order and each table's rows in
+// primary key order (the key's own type and index), at most req.Limit
+// records a page (default DefaultSnapshotLimit, at most MaxSnapshotLimit).
+// Only rows in one of the client's buckets are returned (recorded there by
+// the change capture and placed there by their current contents, see
+// Config.Subscriptions for the buckets); soft-deleted rows are not.
+//
+// The first page (no cursor) captures the checkpoint, the highest changelog
+// seq (at least the compaction boundary), before any row is read, and
+// records it with the client's buckets on the client row, so that
+// compaction keeps every change after it; it also reactivates a deactivated
+// client. The cursor of each following page carries that checkpoint; a
+// cursor whose checkpoint is not the client's snapshot in progress (another
+// snapshot of the client started since, or a cursor the client made up), or
+// whose table index or key is out of range, is refused with a bad-request
+// error and changes nothing. The last page (HasMore false) records the
+// checkpoint as the client's: its next Pull starts from it without
+// SnapshotRequired. Rows changed while the snapshot runs are delivered by
+// the pulls after it.
+func (e *Engine) Snapshot(ctx context.Context, userID string, req *SnapshotRequest) (*SnapshotResponse, error) {
+	if req == nil {
+		return nil, badRequest("synchro: nil SnapshotRequest")
+	}
+	if err := checkIdentity(userID, req.ClientID); err != nil {
+		return nil, err
+	}
+	limit := clampLimit(req.Limit, DefaultSnapshotLimit, MaxSnapshotLimit)
+	m, err := e.schema.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.check(req.SchemaVersion, req.SchemaHash, false); err != nil {
+		return nil, err
+	}
+	c, err := loadClient(ctx, e.db, userID, req.ClientID)
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		cur  SnapshotCursor
+		subs []string
+	)
+	if req.Cursor == nil {
+		if subs, err = e.subscriptions(ctx, userID, req.ClientID); err != nil {
+			return nil, err
+		}
+		if cur.Checkpoint, err = e.beginSnapshot(ctx, c, subs); err != nil {
+			return nil, err
+		}
+	} else {
+		cur = *req.Cursor
+		if c.snapshotSeq == nil || cur.Checkpoint != *c.snapshotSeq {
+			return nil, badRequest("synchro: snapshot cursor checkpoint %d is not the client's snapshot in progress: start the snapshot again without a cursor", cur.Checkpoint)
+		}
+		if cur.TableIndex < 0 || cur.TableIndex >= len(e.tableNames) {
+			return nil, badRequest("synchro: snapshot cursor table_idx %d is out of range [0, %d)", cur.TableIndex, len(e.tableNames))
+		}
+		subs = c.snapshotSubs
+		if subs == nil {
+			subs = normalizeBuckets(c.BucketSubs) // the snapshot completed: its buckets were recorded
+		}
+	}
+
+	resp := &SnapshotResponse{Records: []Record{}, Checkpoint: cur.Checkpoint, SchemaVersion: m.version, SchemaHash: m.hash}
+	next, err := e.snapshotPage(ctx, m, userID, subs, cur, limit, resp)
+	if err != nil {
+		return nil, err
+	}
+	if next != nil {
+		resp.HasMore, resp.Cursor = true, next
+		return resp, nil
+	}
+	if err := e.finishSnapshot(ctx, c, cur.Checkpoint); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// beginSnapshot captures a snapshot's checkpoint and records it, with the
+// buckets, for the client, which it reactivates.
+func (e *Engine) beginSnapshot(ctx context.Context, c *clientRow, subs []string) (int64, error) {
+	tx, err := e.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("synchro: starting snapshot: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, snapshotLockKey); err != nil {
+		return 0, fmt.Errorf("synchro: starting snapshot: %w", err)
+	}
+	// A statement after the lock: its snapshot sees every boundary that
+	// compaction committed before it.
+	var seq int64
+	err = tx.QueryRowContext(ctx, `
+UPDATE synchro.clients
+   SET snapshot_seq = greatest((SELECT coalesce(max(seq), 0) FROM synchro.changelog),
+                               (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))),
+       snapshot_subs = $2, is_active = true, updated_at = now()
+ WHERE id = $1::uuid
+RETURNING snapshot_seq`, c.ID, subs).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: client %q", ErrClientNotRegistered, c.ClientID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("synchro: starting snapshot: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("synchro: starting snapshot: %w", err)
+	}
+	return seq, nil
+}
+
+// finishSnapshot records a completed snapshot: its checkpoint becomes the
+// client's, its buckets the client's subscriptions. The checkpoint stays in
+// snapshot_seq (protected from compaction, and the last page can be asked
+// again) until the client pulls from it.
+func (e *Engine) finishSnapshot(ctx context.Context, c *clientRow, checkpoint int64) error {
+	res, err := e.db.ExecContext(ctx, `
+UPDATE synchro.clients
+   SET bucket_subs = coalesce(snapshot_subs, bucket_subs), snapshot_subs = NULL,
+       last_pull_seq = $2, acked_seq = $2, snapshot_completed_at = now(),
+       last_pull_at = now(), last_sync_at = now(), is_active = true, updated_at = now()
+ WHERE id = $1::uuid AND snapshot_seq = $2`, c.ID, checkpoint)
+	if err != nil {
+		return fmt.Errorf("synchro: completing snapshot: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("synchro: completing snapshot: %w", err)
+	} else if n == 0 {
+		return badRequest("synchro: another snapshot of client %q started while this one ran: start again without a cursor", c.ClientID)
+	}
+	return nil
+}
+
+// snapshotPage fills resp with up to limit records from cur on, in one
+// read-only transaction, and returns the cursor of the next page, or nil
+// when the snapshot is complete.
+func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, subs []string, cur SnapshotCursor, limit int, resp *SnapshotResponse) (*SnapshotCursor, error) {
+	tx, err := e.db.BeginTx(ctx, readTxOptions)
+	if err != nil {
+		return nil, fmt.Errorf("synchro: snapshot: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := SetAuthContext(ctx, tx, userID); err != nil {
+		return nil, err
+	}
+	idx, after := cur.TableIndex, cur.AfterID
+	for idx < len(e.tableNames) {
+		table := e.tableNames[idx]
+		info := m.table(table)
+		if info == nil {
+			return nil, fmt.Errorf("synchro: snapshot: table %q is registered but missing from the schema", table)
+		}
+		remaining := limit - len(resp.Records)
+		// One row more than needed tells whether the table goes on.
+		got, err := e.readRows(ctx, tx, info, subs, func(st *readStatements) (*sql.Rows, error) {
+			if after == "" {
+				return tx.QueryContext(ctx, st.first, subs, remaining+1)
+			}
+			return tx.QueryContext(ctx, st.after, subs, remaining+1, after)
+		})
+		if err != nil {
+			if after != "" && isDataError(err) {
+				return nil, badRequest("synchro: snapshot cursor after_id %q is not a key of table %q", after, table)
+			}
+			return nil, fmt.Errorf("synchro: snapshot: reading %s: %w", table, err)
+		}
+		for _, r := range got[:min(len(got), remaining)] {
+			if r.ok {
+				resp.Records = append(resp.Records, *r.rec)
+			}
+		}
+		if len(got) > remaining {
+			if err := tx.Commit(); err != nil {
+				return nil, fmt.Errorf("synchro: snapshot: %w", err)
+			}
+			return &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx, AfterID: got[remaining-1].rec.ID}, nil
+		}
+		idx, after = idx+1, ""
+		if remaining == len(got) && idx < len(e.tableNames) {
+			if err := tx.Commit(); err != nil {
+				return nil, fmt.Errorf("synchro: snapshot: %w", err)
+			}
+			return &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx}, nil
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("synchro: snapshot: %w", err)
+	}
+	return nil, nil
+}
