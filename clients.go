@@ -13,13 +13,13 @@ import (
 // clientRow is a stored client with the engine's bookkeeping.
 type clientRow struct {
 	Client
-	// snapshotSeq is the checkpoint of a snapshot in progress, or nil.
+	// snapshotSeq is the checkpoint of the client's latest snapshot, in
+	// progress or completed, or nil; it only grows.
 	snapshotSeq *int64
 	// snapshotCompletedAt is when the client last finished a snapshot.
 	snapshotCompletedAt *time.Time
 	// snapshotSubs are the buckets of the snapshot in progress; nil when
-	// none is (snapshotSeq then holds the checkpoint of the last completed
-	// one until the client pulls from it).
+	// none is (snapshotSeq then holds the checkpoint of the last one).
 	snapshotSubs []string
 }
 

@@ -1,8 +1,13 @@
 package synchro
 
 import (
+	"context"
+	"database/sql"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/pgident"
 )
 
 // CompactorConfig configures changelog compaction.
@@ -25,4 +30,313 @@ type CompactResult struct {
 	SafeSeq int64
 	// DeletedEntries is the number of changelog rows deleted.
 	DeletedEntries int64
+	// Skipped reports that the run did nothing because another compaction
+	// (in this or another process) was in progress.
+	Skipped bool
+}
+
+// Compaction defaults.
+const (
+	defaultCompactBatch    = 10000
+	defaultCompactInterval = time.Hour
+	compactionRunLockKey   = int64(0x73796e63636d7074) // "synccmpt": one compaction at a time
+)
+
+// Compactor runs changelog compaction.
+//
+// A run (RunCompaction) deactivates stale clients, computes the safe
+// boundary, records it as the retention boundary Pull checks, deletes the
+// changelog rows at or below it and the rows superseded by a later row of the
+// same bucket and record at any seq, then prunes bookkeeping: the bucket
+// edges of rows soft-deleted longer than the stale threshold ago, and rule
+// failures replayed longer than the stale threshold ago (failures not yet
+// replayed are kept). One run at a time across processes: a run that finds
+// another in progress returns at once with CompactResult.Skipped set.
+//
+// The role needs to read every registered table for the edge pruning (under
+// row-level security, a role that bypasses it; otherwise soft-deleted rows
+// stay invisible and their edges are simply kept).
+type Compactor struct {
+	stale  time.Duration
+	batch  int
+	logger *slog.Logger
+}
+
+// NewCompactor creates a Compactor from the given config.
+//
+// A nil config, or zero or negative values, give the defaults: a stale
+// threshold of 7 days, batches of 10000 rows, slog.Default().
+func NewCompactor(cfg *CompactorConfig) *Compactor {
+	c := &Compactor{stale: defaultStaleThreshold, batch: defaultCompactBatch, logger: slog.Default()}
+	if cfg == nil {
+		return c
+	}
+	if cfg.StaleThreshold > 0 {
+		c.stale = cfg.StaleThreshold
+	}
+	if cfg.BatchSize > 0 {
+		c.batch = cfg.BatchSize
+	}
+	if cfg.Logger != nil {
+		c.logger = cfg.Logger
+	}
+	return c
+}
+
+// DeactivateStaleClients marks clients as inactive if they haven't synced within the threshold.
+//
+// Only clients that synced at least once (last_sync_at set) are considered.
+// The threshold is passed to PostgreSQL as a number of microseconds, so any
+// duration works. It returns the number of clients deactivated.
+func (c *Compactor) DeactivateStaleClients(ctx context.Context, db DB) (int64, error) {
+	res, err := db.ExecContext(ctx, `
+UPDATE synchro.clients SET is_active = false, updated_at = now()
+ WHERE is_active AND last_sync_at IS NOT NULL AND last_sync_at < now() - $1::bigint * interval '1 microsecond'`,
+		c.stale.Microseconds())
+	if err != nil {
+		return 0, fmt.Errorf("synchro: deactivating stale clients: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("synchro: deactivating stale clients: %w", err)
+	}
+	return n, nil
+}
+
+// SafeSeq returns the highest changelog seq that no client still needs.
+//
+// Among active clients it is the lowest of: the checkpoint each last pulled
+// from (it holds every change up to it; a completed snapshot sets it to the
+// snapshot's checkpoint), and the checkpoint of each snapshot in progress.
+// With no such
+// client it is the highest seq written: clients that never completed a
+// snapshot need no history, and deactivated clients are told to snapshot
+// again when they come back behind the boundary. It is never below the
+// recorded boundary.
+func (c *Compactor) SafeSeq(ctx context.Context, db DB) (int64, error) {
+	var safe int64
+	err := db.QueryRowContext(ctx, `
+SELECT greatest(
+         least((SELECT min(acked_seq) FROM synchro.clients WHERE is_active AND acked_seq IS NOT NULL),
+               (SELECT min(snapshot_seq) FROM synchro.clients WHERE is_active AND snapshot_subs IS NOT NULL),
+               (SELECT coalesce(max(seq), 0) FROM synchro.changelog)),
+         (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0)))`).Scan(&safe)
+	if err != nil {
+		return 0, fmt.Errorf("synchro: computing the safe compaction boundary: %w", err)
+	}
+	return safe, nil
+}
+
+// Compact records safeSeq as the retention boundary (it never goes down),
+// then deletes, in batches of BatchSize rows each committed on its own, the
+// changelog rows at or below it and the rows above it superseded by a later
+// row of the same bucket and record. A client whose checkpoint is below the
+// boundary must snapshot again; one at or above it never needs to. It
+// returns the number of rows deleted. safeSeq <= 0 does nothing.
+//
+// The caller decides safeSeq; RunCompaction computes it with SafeSeq while
+// holding the lock that keeps snapshots from starting meanwhile.
+func (c *Compactor) Compact(ctx context.Context, db DB, safeSeq int64) (int64, error) {
+	if safeSeq <= 0 {
+		return 0, nil
+	}
+	if _, err := db.ExecContext(ctx, `UPDATE synchro.compaction SET boundary_seq = $1, compacted_at = now() WHERE singleton AND boundary_seq < $1`, safeSeq); err != nil {
+		return 0, fmt.Errorf("synchro: recording the compaction boundary: %w", err)
+	}
+	return c.deleteRows(ctx, db, safeSeq)
+}
+
+// deleteRows deletes the changelog rows at or below boundary, then the
+// superseded rows above it, in batches.
+func (c *Compactor) deleteRows(ctx context.Context, db DB, boundary int64) (int64, error) {
+	var total int64
+	for {
+		res, err := db.ExecContext(ctx, `
+DELETE FROM synchro.changelog WHERE seq IN (
+	SELECT seq FROM synchro.changelog WHERE seq <= $1 ORDER BY seq LIMIT $2)`, boundary, c.batch)
+		n, err := affected(res, err)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("synchro: deleting compacted changelog rows: %w", err)
+		}
+		if n < int64(c.batch) {
+			break
+		}
+	}
+	// Superseded rows above the boundary, scanned in seq windows so each
+	// batch is bounded.
+	from := boundary
+	for {
+		var to sql.NullInt64
+		if err := db.QueryRowContext(ctx, `
+SELECT max(seq) FROM (SELECT seq FROM synchro.changelog WHERE seq > $1 ORDER BY seq LIMIT $2) AS w`, from, c.batch).Scan(&to); err != nil {
+			return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
+		}
+		if !to.Valid {
+			return total, nil
+		}
+		res, err := db.ExecContext(ctx, `
+DELETE FROM synchro.changelog AS c
+ WHERE c.seq > $1 AND c.seq <= $2
+   AND EXISTS (SELECT 1 FROM synchro.changelog AS n
+                WHERE n.table_name = c.table_name AND n.record_id = c.record_id
+                  AND n.bucket_id = c.bucket_id AND n.seq > c.seq)`, from, to.Int64)
+		n, err := affected(res, err)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
+		}
+		from = to.Int64
+	}
+}
+
+// affected returns the rows a statement affected.
+func affected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// prune deletes the bucket edges of the rows of softDeleting (tables with
+// a deleted-at column) soft-deleted more than the stale threshold ago, and
+// the rule failures replayed more than the stale threshold ago. It returns
+// the numbers of each deleted.
+func (c *Compactor) prune(ctx context.Context, db DB, softDeleting []*tableInfo) (edges, failures int64, err error) {
+	age := c.stale.Microseconds()
+	for _, t := range softDeleting {
+		res, err := db.ExecContext(ctx, fmt.Sprintf(`
+DELETE FROM synchro.bucket_edges AS e USING %s AS x
+ WHERE e.table_name = %s AND e.record_id = x.%s::text
+   AND x.%s < now() - $1::bigint * interval '1 microsecond'`,
+			t.quoted, pgident.QuoteLiteral(t.cfg.TableName), pgident.Quote(t.pk), pgident.Quote(t.cfg.DeletedAtColumn)), age)
+		n, err := affected(res, err)
+		if err != nil {
+			return edges, failures, fmt.Errorf("synchro: pruning the edges of deleted rows of %s: %w", t.cfg.TableName, err)
+		}
+		edges += n
+	}
+	res, err := db.ExecContext(ctx, `DELETE FROM synchro.rule_failures WHERE replayed_at < now() - $1::bigint * interval '1 microsecond'`, age)
+	failures, err = affected(res, err)
+	if err != nil {
+		return edges, failures, fmt.Errorf("synchro: pruning replayed rule failures: %w", err)
+	}
+	return edges, failures, nil
+}
+
+// RunCompaction orchestrates a full compaction: deactivate stale clients, compute the safe boundary, then delete old changelog entries.
+//
+// See Compactor for what a run does; a standalone Compactor knows no tables
+// and prunes no bucket edges (Engine.RunCompaction does). When another run holds the compaction
+// lock (in this or another process), it returns at once with Skipped set
+// and nothing done. db should be a pool (*sql.DB) or a connection
+// (*sql.Conn): each batch then commits on its own. Given a transaction, the
+// whole run happens in it. An error returns the partial result with it.
+func (c *Compactor) RunCompaction(ctx context.Context, db DB) (CompactResult, error) {
+	return c.run(ctx, db, nil)
+}
+
+// run is RunCompaction, pruning the edges of the soft-deleted rows of
+// softDeleting (the engine's tables with a deleted-at column).
+func (c *Compactor) run(ctx context.Context, db DB, softDeleting []*tableInfo) (CompactResult, error) {
+	var res CompactResult
+	conn, release, ok, err := c.lock(ctx, db)
+	if err != nil || !ok {
+		res.Skipped = !ok && err == nil
+		return res, err
+	}
+	defer release()
+
+	if res.DeactivatedClients, err = c.DeactivateStaleClients(ctx, conn); err != nil {
+		return res, err
+	}
+	if res.SafeSeq, err = c.fixBoundary(ctx, conn); err != nil {
+		return res, err
+	}
+	if res.DeletedEntries, err = c.deleteRows(ctx, conn, res.SafeSeq); err != nil {
+		return res, err
+	}
+	edges, failures, err := c.prune(ctx, conn, softDeleting)
+	if err != nil {
+		return res, err
+	}
+	c.logger.InfoContext(ctx, "synchro: compaction", "deactivated_clients", res.DeactivatedClients, "safe_seq", res.SafeSeq,
+		"deleted_entries", res.DeletedEntries, "pruned_edges", edges, "pruned_rule_failures", failures)
+	return res, nil
+}
+
+// fixBoundary computes the safe boundary and records it, in one
+// transaction holding the lock that snapshots take (shared) to capture their
+// checkpoint: a snapshot starting meanwhile waits, and then captures a
+// checkpoint at or above the boundary.
+func (c *Compactor) fixBoundary(ctx context.Context, db DB) (int64, error) {
+	run := func(db DB) (int64, error) {
+		if _, err := db.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, snapshotLockKey); err != nil {
+			return 0, fmt.Errorf("synchro: locking out snapshots: %w", err)
+		}
+		safe, err := c.SafeSeq(ctx, db)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := db.ExecContext(ctx, `UPDATE synchro.compaction SET boundary_seq = $1, compacted_at = now() WHERE singleton AND boundary_seq <= $1`, safe); err != nil {
+			return 0, fmt.Errorf("synchro: recording the compaction boundary: %w", err)
+		}
+		return safe, nil
+	}
+	tb, ok := db.(interface {
+		BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+	})
+	if !ok {
+		return run(db) // a transaction already: the lock lasts until its end
+	}
+	tx, err := tb.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("synchro: compaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	safe, err := run(tx)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("synchro: compaction: %w", err)
+	}
+	return safe, nil
+}
+
+// lock takes the compaction lock without waiting. With a pool it holds a
+// connection for the run and returns it; with a connection or a
+// transaction it uses that. ok is false when another run holds the lock.
+func (c *Compactor) lock(ctx context.Context, db DB) (conn DB, release func(), ok bool, err error) {
+	switch h := db.(type) {
+	case *sql.DB:
+		cn, err := h.Conn(ctx)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("synchro: compaction: %w", err)
+		}
+		conn, release, ok, err := c.lock(ctx, cn)
+		if err != nil || !ok {
+			_ = cn.Close()
+			return nil, nil, ok, err
+		}
+		return conn, func() { release(); _ = cn.Close() }, true, nil
+	case *sql.Tx:
+		if err := h.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, compactionRunLockKey).Scan(&ok); err != nil {
+			return nil, nil, false, fmt.Errorf("synchro: compaction lock: %w", err)
+		}
+		return h, func() {}, ok, nil
+	default:
+		if err := db.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, compactionRunLockKey).Scan(&ok); err != nil {
+			return nil, nil, false, fmt.Errorf("synchro: compaction lock: %w", err)
+		}
+		return db, func() {
+			// A fresh context: the lock must be released even when the
+			// run's context ended.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := db.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, compactionRunLockKey); err != nil {
+				c.logger.Warn("synchro: releasing the compaction lock", "error", err)
+			}
+		}, ok, nil
+	}
 }

@@ -32,6 +32,8 @@ type Engine struct {
 	// tableOrder lists the registered tables parents first; tableNames
 	// lists them by name, the order of a snapshot.
 	tableOrder, tableNames []string
+	// compactor is built from Config.Compactor; nil when not configured.
+	compactor *Compactor
 }
 
 // defaultStaleThreshold is how long a client may go without syncing before
@@ -97,8 +99,13 @@ func newEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}
-	if cfg.Compactor != nil && cfg.Compactor.StaleThreshold > 0 {
-		e.stale = cfg.Compactor.StaleThreshold
+	if cfg.Compactor != nil {
+		cc := *cfg.Compactor
+		if cc.Logger == nil {
+			cc.Logger = e.logger
+		}
+		e.compactor = NewCompactor(&cc)
+		e.stale = e.compactor.stale
 	}
 	e.schema = newSchemaCache(cfg.DB, cfg.Registry, e.logger)
 	if _, err := e.schema.refresh(ctx); err != nil {
@@ -198,4 +205,61 @@ func checkIdentity(userID, clientID string) error {
 // follows it, and push accepts writes only to records in it.
 func userBucket(userID string) string {
 	return defaultBucketPrefix + userID
+}
+
+// RunCompaction runs a single compaction cycle. Returns an error if no Compactor was configured.
+//
+// It runs on the engine's pool (see Compactor for what a run does, including
+// the pruning of the bucket edges of rows soft-deleted longer ago than the
+// stale threshold, for which the role must see every row). Hooks.OnCompaction
+// fires after a run that succeeded and was not skipped.
+func (e *Engine) RunCompaction(ctx context.Context) (CompactResult, error) {
+	if e.compactor == nil {
+		return CompactResult{}, errors.New("synchro: compaction not configured (Config.Compactor is nil)")
+	}
+	m, err := e.schema.get(ctx)
+	if err != nil {
+		return CompactResult{}, err
+	}
+	var soft []*tableInfo
+	for _, name := range e.tableNames {
+		if t := m.table(name); t != nil && t.hasDeletedAt {
+			soft = append(soft, t)
+		}
+	}
+	res, err := e.compactor.run(ctx, e.db, soft)
+	if err != nil {
+		return res, err
+	}
+	if !res.Skipped && e.hooks.OnCompaction != nil {
+		e.hooks.OnCompaction(ctx, res)
+	}
+	return res, nil
+}
+
+// StartCompaction runs compaction on a recurring interval in a background goroutine. The goroutine stops when ctx is cancelled. No-op if no Compactor was configured.
+//
+// The first run starts at once; an interval of zero or less means one hour.
+// A failed run is logged and the next one comes at the next tick.
+func (e *Engine) StartCompaction(ctx context.Context, interval time.Duration) {
+	if e.compactor == nil {
+		return
+	}
+	if interval <= 0 {
+		interval = defaultCompactInterval
+	}
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if _, err := e.RunCompaction(ctx); err != nil && ctx.Err() == nil {
+				e.logger.ErrorContext(ctx, "synchro: compaction failed", "error", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 }

@@ -198,13 +198,11 @@ const maxTablesFilter = 1000
 
 // recordPull stores a pull's outcome on the client row in one statement:
 // the checkpoint delivered, the one the client acknowledged by sending it,
-// the time, and that the client is active. The checkpoint of a completed
-// snapshot stops being protected once the client pulls from at least it.
+// the time, and that the client is active.
 func recordPull(ctx context.Context, db DB, id string, acked, delivered int64) error {
 	_, err := db.ExecContext(ctx, `
 UPDATE synchro.clients
-   SET last_pull_seq = $2, acked_seq = $3, last_pull_at = now(), last_sync_at = now(), is_active = true,
-       snapshot_seq = CASE WHEN snapshot_subs IS NULL AND snapshot_seq <= $3 THEN NULL ELSE snapshot_seq END
+   SET last_pull_seq = $2, acked_seq = $3, last_pull_at = now(), last_sync_at = now(), is_active = true
  WHERE id = $1::uuid`, id, delivered, acked)
 	if err != nil {
 		return fmt.Errorf("synchro: recording the pull: %w", err)

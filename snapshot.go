@@ -22,13 +22,15 @@ const snapshotLockKey int64 = 0x73796e63736e6170 // "syncsnap"
 // the change capture and placed there by their current contents, see
 // Config.Subscriptions for the buckets); soft-deleted rows are not.
 //
-// The first page (no cursor) captures the checkpoint, the highest changelog
-// seq (at least the compaction boundary), before any row is read, and
-// records it with the client's buckets on the client row, so that
+// The first page (no cursor) captures the checkpoint, a new changelog
+// sequence number above every change written so far (and so above the
+// compaction boundary), before any row is read, and records it with the
+// client's buckets on the client row, so that
 // compaction keeps every change after it; it also reactivates a deactivated
-// client. The cursor of each following page carries that checkpoint; a
-// cursor whose checkpoint is not the client's snapshot in progress (another
-// snapshot of the client started since, or a cursor the client made up), or
+// client. The cursor of each following page carries that checkpoint, which
+// no other snapshot of the client shares; a cursor whose checkpoint is not
+// the client's latest snapshot (another snapshot of the client started
+// since, or a cursor the client made up), or
 // whose table index or key is out of range, is refused with a bad-request
 // error and changes nothing. The last page (HasMore false) records the
 // checkpoint as the client's: its next Pull starts from it without
@@ -68,7 +70,7 @@ func (e *Engine) Snapshot(ctx context.Context, userID string, req *SnapshotReque
 	} else {
 		cur = *req.Cursor
 		if c.snapshotSeq == nil || cur.Checkpoint != *c.snapshotSeq {
-			return nil, badRequest("synchro: snapshot cursor checkpoint %d is not the client's snapshot in progress: start the snapshot again without a cursor", cur.Checkpoint)
+			return nil, badRequest("synchro: snapshot cursor checkpoint %d is not the client's latest snapshot: start the snapshot again without a cursor", cur.Checkpoint)
 		}
 		if cur.TableIndex < 0 || cur.TableIndex >= len(e.tableNames) {
 			return nil, badRequest("synchro: snapshot cursor table_idx %d is out of range [0, %d)", cur.TableIndex, len(e.tableNames))
@@ -105,16 +107,34 @@ func (e *Engine) beginSnapshot(ctx context.Context, c *clientRow, subs []string)
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, snapshotLockKey); err != nil {
 		return 0, fmt.Errorf("synchro: starting snapshot: %w", err)
 	}
-	// A statement after the lock: its snapshot sees every boundary that
-	// compaction committed before it.
+	// The checkpoint is the highest seq written (every change up to it is
+	// in the changelog, since seqs are assigned in commit order), or the
+	// compaction boundary when that is higher. A client's snapshots must
+	// not share a checkpoint, which is what names a snapshot in a cursor:
+	// when nothing was written since the client's previous snapshot, a new
+	// sequence number is drawn instead, while no transaction can be
+	// writing the changelog (every number below it then belongs to a
+	// committed row or to none).
 	var seq int64
 	err = tx.QueryRowContext(ctx, `
+WITH cap AS (SELECT greatest((SELECT coalesce(max(seq), 0) FROM synchro.changelog),
+                             (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))) AS s)
+UPDATE synchro.clients AS c
+   SET snapshot_seq = cap.s, snapshot_subs = $2, is_active = true, updated_at = now()
+  FROM cap
+ WHERE c.id = $1::uuid AND (c.snapshot_seq IS NULL OR c.snapshot_seq < cap.s)
+RETURNING c.snapshot_seq`, c.ID, subs).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := tx.ExecContext(ctx, changelogWriteLock); err != nil {
+			return 0, fmt.Errorf("synchro: starting snapshot: %w", err)
+		}
+		err = tx.QueryRowContext(ctx, `
 UPDATE synchro.clients
-   SET snapshot_seq = greatest((SELECT coalesce(max(seq), 0) FROM synchro.changelog),
-                               (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))),
+   SET snapshot_seq = nextval(pg_get_serial_sequence('synchro.changelog', 'seq')),
        snapshot_subs = $2, is_active = true, updated_at = now()
  WHERE id = $1::uuid
 RETURNING snapshot_seq`, c.ID, subs).Scan(&seq)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: client %q", ErrClientNotRegistered, c.ClientID)
 	}
@@ -129,8 +149,8 @@ RETURNING snapshot_seq`, c.ID, subs).Scan(&seq)
 
 // finishSnapshot records a completed snapshot: its checkpoint becomes the
 // client's, its buckets the client's subscriptions. The checkpoint stays in
-// snapshot_seq (protected from compaction, and the last page can be asked
-// again) until the client pulls from it.
+// snapshot_seq, so its last page can be asked again (and go on with new
+// pages when rows were added meanwhile) until another snapshot starts.
 func (e *Engine) finishSnapshot(ctx context.Context, c *clientRow, checkpoint int64) error {
 	res, err := e.db.ExecContext(ctx, `
 UPDATE synchro.clients

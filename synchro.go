@@ -46,6 +46,25 @@
 // user never changes another user's rows even when the database role
 // bypasses row-level security.
 //
+// # Reading: snapshot, pull, subscriptions
+//
+// A new device pages through [Engine.Snapshot] until HasMore is false, then
+// calls [Engine.Pull] from the snapshot's checkpoint until HasMore is false,
+// applying Changes as upserts and Deletes as deletes. Repeating that keeps
+// its copy equal to the rows of its buckets. Each pull page is read in one
+// read-only transaction and its checkpoint never passes a change it did not
+// deliver, so a lost response is simply asked again.
+//
+// A client follows the buckets [Config.Subscriptions] decides, by default
+// "user:<id>" and "global"; when the answer changes, the next pulls deliver
+// the rows of the buckets gained and delete those only held through buckets
+// lost. A row goes to a client only while it is in one of the client's
+// buckets both as the change capture recorded it and as its current
+// contents place it (by the rules of [JoinResolver], or of
+// [Config.Ownership] when set: it must give the same buckets as the
+// consumer's bucket assigner). Compaction may remove history: a client behind
+// the boundary is told to snapshot again ([PullResponse.SnapshotRequired]).
+//
 // # Row-level security
 //
 // [GenerateRLSPolicies] returns statements that enable row-level security on

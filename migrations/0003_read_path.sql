@@ -5,9 +5,10 @@
 --                  active client has not acknowledged (last_pull_seq is
 --                  what was delivered, which a lost response may not have
 --                  reached).
---   snapshot_subs  the buckets of the snapshot in progress (snapshot_seq
---                  holds its checkpoint); they become bucket_subs when the
---                  last page is served.
+--   snapshot_subs  the buckets of the snapshot in progress, NULL when none
+--                  is (snapshot_seq holds the checkpoint of the client's
+--                  latest snapshot); they become bucket_subs when the last
+--                  page is served.
 --
 -- Idempotent (IF NOT EXISTS).
 
