@@ -21,19 +21,24 @@ type clientRow struct {
 	// snapshotSubs are the buckets of the snapshot in progress; nil when
 	// none is (snapshotSeq then holds the checkpoint of the last one).
 	snapshotSubs []string
+	// ackedSeq is the checkpoint the client last pulled from.
+	ackedSeq *int64
 }
 
 const clientColumns = `id::text, user_id, client_id, client_name, platform, app_version, to_json(bucket_subs)::text,
 	last_sync_at, last_pull_at, last_push_at, last_pull_seq, is_active, created_at, updated_at,
-	snapshot_seq, snapshot_completed_at, to_json(snapshot_subs)::text`
+	snapshot_seq, snapshot_completed_at, to_json(snapshot_subs)::text, acked_seq`
 
-func scanClient(row interface{ Scan(...any) error }) (*clientRow, error) {
+// scanClient reads the columns of clientColumns, then into extra the
+// columns that follow them.
+func scanClient(row interface{ Scan(...any) error }, extra ...any) (*clientRow, error) {
 	var c clientRow
 	var subs string
 	var snapSubs sql.NullString
-	err := row.Scan(&c.ID, &c.UserID, &c.ClientID, &c.ClientName, &c.Platform, &c.AppVersion, &subs,
+	dest := []any{&c.ID, &c.UserID, &c.ClientID, &c.ClientName, &c.Platform, &c.AppVersion, &subs,
 		&c.LastSyncAt, &c.LastPullAt, &c.LastPushAt, &c.LastPullSeq, &c.IsActive, &c.CreatedAt, &c.UpdatedAt,
-		&c.snapshotSeq, &c.snapshotCompletedAt, &snapSubs)
+		&c.snapshotSeq, &c.snapshotCompletedAt, &snapSubs, &c.ackedSeq}
+	err := row.Scan(append(dest, extra...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -109,7 +110,11 @@ func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 	if err := m.check(req.SchemaVersion, req.SchemaHash, false); err != nil {
 		return nil, err
 	}
-	c, err := loadClient(ctx, e.db, userID, req.ClientID)
+	subs, err := e.subscriptions(ctx, userID, req.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	c, boundary, pending, err := e.pullState(ctx, userID, req.ClientID, subs, req.Checkpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -119,37 +124,61 @@ func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 	resp := &PullResponse{Changes: []Record{}, Deletes: []DeleteEntry{}, Checkpoint: req.Checkpoint,
 		SchemaVersion: m.version, SchemaHash: m.hash}
 	if c.snapshotCompletedAt == nil {
-		e.snapshotRequired(ctx, resp, c.ClientID, 0, SnapshotReasonInitialSyncRequired)
+		e.snapshotRequired(ctx, resp, c.ClientID, boundary, SnapshotReasonInitialSyncRequired)
 		return resp, nil
 	}
-
-	subs, err := e.subscriptions(ctx, userID, req.ClientID)
-	if err != nil {
-		return nil, err
+	if req.Checkpoint < boundary {
+		e.snapshotRequired(ctx, resp, c.ClientID, boundary, SnapshotReasonCheckpointBeforeLimit)
+		return resp, nil
 	}
 	resp.BucketUpdates = bucketDiff(req.KnownBuckets, subs)
 	if !slices.Equal(subs, normalizeBuckets(c.BucketSubs)) {
 		if err := e.resubscribe(ctx, c, subs, req.Checkpoint); err != nil {
 			return nil, err
 		}
+		pending = true
 	}
 
-	p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp}
-	boundary, err := p.run(ctx, append(slices.Clone(subs), clientBucket(c.ID)), req.Checkpoint)
-	if err != nil {
-		return nil, err
+	if pending {
+		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp}
+		if boundary, err = p.run(ctx, append(slices.Clone(subs), clientBucket(c.ID)), req.Checkpoint); err != nil {
+			return nil, err
+		}
+		if req.Checkpoint < boundary { // compaction passed it meanwhile
+			e.snapshotRequired(ctx, resp, c.ClientID, boundary, SnapshotReasonCheckpointBeforeLimit)
+			return resp, nil
+		}
 	}
-	if req.Checkpoint < boundary {
-		e.snapshotRequired(ctx, resp, c.ClientID, boundary, SnapshotReasonCheckpointBeforeLimit)
-		return resp, nil
-	}
-	if err := recordPull(ctx, e.db, c.ID, req.Checkpoint, resp.Checkpoint); err != nil {
+	if err := e.recordPull(ctx, c, req.Checkpoint, resp.Checkpoint); err != nil {
 		return nil, err
 	}
 	if e.hooks.OnPullComplete != nil {
 		e.hooks.OnPullComplete(ctx, c.ClientID, resp.Checkpoint, len(resp.Changes)+len(resp.Deletes))
 	}
 	return resp, nil
+}
+
+// pullState reads, in one statement (one snapshot), the client, the
+// compaction boundary, and whether the changelog holds anything after
+// checkpoint in the buckets subs or the client's private bucket. A missing
+// client is ErrClientNotRegistered.
+func (e *Engine) pullState(ctx context.Context, userID, clientID string, subs []string, checkpoint int64) (*clientRow, int64, bool, error) {
+	var boundary int64
+	var pending bool
+	c, err := scanClient(e.db.QueryRowContext(ctx, `
+SELECT `+clientColumns+`,
+       coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0),
+       EXISTS (SELECT 1 FROM unnest($3::text[] || ($5 || c.id::text)) AS b(id)
+                WHERE EXISTS (SELECT 1 FROM synchro.changelog AS l WHERE l.bucket_id = b.id AND l.seq > $4))
+  FROM synchro.clients AS c WHERE c.user_id = $1 AND c.client_id = $2`,
+		userID, clientID, subs, checkpoint, clientBucket("")), &boundary, &pending)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, false, fmt.Errorf("%w: client %q", ErrClientNotRegistered, clientID)
+	}
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("synchro: loading client %q: %w", clientID, err)
+	}
+	return c, boundary, pending, nil
 }
 
 // snapshotRequired turns resp into a snapshot-required answer.
@@ -196,14 +225,25 @@ func (e *Engine) tableFilter(tables []string) (map[string]bool, error) {
 // maxTablesFilter bounds PullRequest.Tables.
 const maxTablesFilter = 1000
 
+// pullTouchInterval is how often a client that keeps pulling with nothing
+// new has its last_pull_at and last_sync_at refreshed: an empty pull that
+// changes nothing else writes nothing more often than this.
+const pullTouchInterval = 10 * time.Second
+
 // recordPull stores a pull's outcome on the client row in one statement:
 // the checkpoint delivered, the one the client acknowledged by sending it,
-// the time, and that the client is active.
-func recordPull(ctx context.Context, db DB, id string, acked, delivered int64) error {
-	_, err := db.ExecContext(ctx, `
+// the time, and that the client is active. When none of that would change
+// but the time, and the time was recorded less than pullTouchInterval ago,
+// nothing is written.
+func (e *Engine) recordPull(ctx context.Context, c *clientRow, acked, delivered int64) error {
+	if c.IsActive && c.ackedSeq != nil && *c.ackedSeq == acked && c.LastPullSeq != nil && *c.LastPullSeq == delivered &&
+		c.LastPullAt != nil && time.Since(*c.LastPullAt) < pullTouchInterval {
+		return nil
+	}
+	_, err := e.db.ExecContext(ctx, `
 UPDATE synchro.clients
    SET last_pull_seq = $2, acked_seq = $3, last_pull_at = now(), last_sync_at = now(), is_active = true
- WHERE id = $1::uuid`, id, delivered, acked)
+ WHERE id = $1::uuid`, c.ID, delivered, acked)
 	if err != nil {
 		return fmt.Errorf("synchro: recording the pull: %w", err)
 	}
@@ -258,8 +298,8 @@ SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singl
 	}
 	var (
 		boundary int64
-		entries  []*pageEntry
-		byKey    = map[[2]string]*pageEntry{}
+		entries  = make([]*pageEntry, 0, p.limit)
+		byKey    = make(map[[2]string]*pageEntry, p.limit)
 		n        int
 		last     int64
 		blocked  bool
@@ -324,7 +364,7 @@ SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singl
 // deletes, one query per table, in table dependency order.
 func (p *puller) hydrate(ctx context.Context, tx *sql.Tx, entries []*pageEntry) error {
 	ids := map[string][]string{}
-	want := map[[2]string]*pageEntry{}
+	want := make(map[[2]string]*pageEntry, len(entries))
 	for _, en := range entries {
 		if en.op == OpDelete {
 			continue
@@ -381,9 +421,10 @@ func (e *Engine) readRows(ctx context.Context, tx *sql.Tx, info *tableInfo, subs
 	var wholes []string
 	for rows.Next() {
 		var (
-			id, data string
-			updated  sql.NullTime
-			whole    sql.NullString
+			id      string
+			data    []byte // database/sql hands over a copy of its own
+			updated sql.NullTime
+			whole   sql.NullString
 		)
 		if err := rows.Scan(&id, &data, &updated, &whole); err != nil {
 			return nil, err

@@ -11,14 +11,19 @@ import (
 // This file builds the statements that read rows for clients: pull's
 // hydration and snapshot pages.
 //
-// A row is sent to a client only when it is in one of the client's buckets
-// twice over: the consumer recorded it there (synchro.bucket_edges), and its
-// current contents put it there by the ownership rules. The second test
-// matters while the consumer lags behind the tables: a row that has just
-// moved to another user is still recorded in the old owner's bucket, and
-// only its current owner column tells. With the default JoinResolver the
-// rules run in SQL (memberPredicate); a custom OwnershipResolver is asked in
-// Go for each row read.
+// A row is sent to a client only when its current contents put it in one of
+// the client's buckets by the ownership rules; this matters while the
+// consumer lags behind the tables: a row that has just moved to another user
+// is still recorded in the old owner's bucket, and only its current owner
+// column tells. With the default JoinResolver the rules run in SQL
+// (memberPredicate); a custom OwnershipResolver is asked in Go for each row
+// read. Snapshot pages (and, with a custom resolver, pull's hydration too)
+// also require the row to be recorded in one of the buckets by the change
+// capture (synchro.bucket_edges): a snapshot reads a user's rows through
+// them, and a custom resolver, which only sees the row, is checked against
+// what the consumer's assigner decided. Pull's hydration with the default
+// rules needs no such test: a record is hydrated only because the changelog
+// put it in one of the client's buckets, and the rules decide the rest.
 
 // readRowAlias is the alias of the table read; chain aliases follow it.
 const (
@@ -65,35 +70,51 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	// subsMark stands for the buckets parameter until the statement is
 	// finished: identifiers and literals never hold a NUL byte.
 	const subsMark = "\x00"
-	conds := []string{fmt.Sprintf(`EXISTS (SELECT 1 FROM synchro.bucket_edges AS e WHERE e.table_name = %s AND e.record_id = %s::text AND e.bucket_id = ANY(%s))`,
-		pgident.QuoteLiteral(cfg.TableName), pk, subsMark)}
+	// idMark stands for the record id as text: the id the changelog gave
+	// when hydrating, the key's text in a snapshot.
+	const idMark = "\x01"
+	edges := fmt.Sprintf(`EXISTS (SELECT 1 FROM synchro.bucket_edges AS e WHERE e.table_name = %s AND e.record_id = %s AND e.bucket_id = ANY(%s))`,
+		pgident.QuoteLiteral(cfg.TableName), idMark, subsMark)
+	var conds []string
+	if t.hasDeletedAt {
+		conds = append(conds, x+"."+pgident.Quote(cfg.DeletedAtColumn)+" IS NULL")
+	}
+	hydrateEdges := true
 	if sqlRules {
 		member, err := memberPredicate(reg, cfg, x, subsMark)
 		if err != nil {
 			return nil, err
 		}
 		conds = append(conds, member)
+		hydrateEdges = false
 	} else {
 		whole = "row_to_json(" + x + ".*)::text"
 	}
-	if t.hasDeletedAt {
-		conds = append(conds, x+"."+pgident.Quote(cfg.DeletedAtColumn)+" IS NULL")
+	where := func(subs, id string, withEdges bool) string {
+		all := conds
+		if withEdges {
+			all = append([]string{edges}, conds...)
+		}
+		return strings.NewReplacer(subsMark, subs, idMark, id).Replace(strings.Join(all, "\n   AND "))
 	}
-	where := func(subs string) string { return strings.ReplaceAll(strings.Join(conds, "\n   AND "), subsMark, subs) }
-	rest := fmt.Sprintf(`(SELECT row_to_json(s.*)::text FROM (SELECT %s) AS s), %s, %s`, strings.Join(proj, ", "), updated, whole)
+	data := fmt.Sprintf(`(SELECT row_to_json(s.*)::text FROM (SELECT %s) AS s)`, strings.Join(proj, ", "))
+	if t.syncsAllColumns() {
+		data = "row_to_json(" + x + ".*)::text" // the same object, built without a subquery
+	}
+	rest := fmt.Sprintf(`%s, %s, %s`, data, updated, whole)
 	s := &readStatements{}
 	s.hydrate = fmt.Sprintf(`SELECT r.id, %s
   FROM unnest($1::text[]) AS r(id) JOIN %s AS %s ON %s = CAST(r.id AS %s)
- WHERE %s`, rest, t.quoted, x, pk, t.pkType(), where("$2::text[]"))
+ WHERE %s`, rest, t.quoted, x, pk, t.pkType(), where("$2::text[]", "r.id", hydrateEdges))
 	s.first = fmt.Sprintf(`SELECT %s::text, %s
   FROM %s AS %s
  WHERE %s
- ORDER BY %s LIMIT $2`, pk, rest, t.quoted, x, where("$1::text[]"), pk)
+ ORDER BY %s LIMIT $2`, pk, rest, t.quoted, x, where("$1::text[]", pk+"::text", true), pk)
 	s.after = fmt.Sprintf(`SELECT %s::text, %s
   FROM %s AS %s
  WHERE %s > CAST($3::text AS %s)
    AND %s
- ORDER BY %s LIMIT $2`, pk, rest, t.quoted, x, pk, t.pkType(), where("$1::text[]"), pk)
+ ORDER BY %s LIMIT $2`, pk, rest, t.quoted, x, pk, t.pkType(), where("$1::text[]", pk+"::text", true), pk)
 	return s, nil
 }
 
@@ -140,4 +161,18 @@ func bucketMatch(value, prefix string, nullGlobal bool, subs string) string {
 	}
 	return fmt.Sprintf("(CASE WHEN coalesce(%s, '') = '' THEN %s ELSE %s || %s = ANY(%s) END)",
 		value, empty, pgident.QuoteLiteral(prefix), value, subs)
+}
+
+// syncsAllColumns reports whether the sync columns are all the physical
+// columns in their order, so that the whole row is the projection.
+func (t *tableInfo) syncsAllColumns() bool {
+	if len(t.syncColumns) != len(t.columns) {
+		return false
+	}
+	for i, c := range t.columns {
+		if t.syncColumns[i] != c.name {
+			return false
+		}
+	}
+	return true
 }
