@@ -35,7 +35,8 @@ const snapshotLockKey int64 = 0x73796e63736e6170 // "syncsnap"
 // error and changes nothing. The last page (HasMore false) records the
 // checkpoint as the client's: its next Pull starts from it without
 // SnapshotRequired. Rows changed while the snapshot runs are delivered by
-// the pulls after it.
+// the pulls after it. Snapshot does not consult Hooks.OnStaleClient: a
+// snapshot is how a stale or deactivated client comes back.
 func (e *Engine) Snapshot(ctx context.Context, userID string, req *SnapshotRequest) (*SnapshotResponse, error) {
 	if req == nil {
 		return nil, badRequest("synchro: nil SnapshotRequest")
