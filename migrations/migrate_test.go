@@ -297,6 +297,8 @@ func TestSchema(t *testing.T) {
 				{Name: "snapshot_completed_at", Type: timestamptz},
 				{Name: "created_at", Type: timestamptz, NotNull: true, Default: now},
 				{Name: "updated_at", Type: timestamptz, NotNull: true, Default: now},
+				{Name: "acked_seq", Type: bigint},
+				{Name: "snapshot_subs", Type: "text[]"},
 			},
 			indexes: map[string]string{
 				"clients_pkey":                "(id)",
@@ -558,5 +560,25 @@ func TestConstraints(t *testing.T) {
 	}
 	if rows != 1 || boundary != 0 {
 		t.Errorf("compaction holds %d rows with boundary %d, want 1 row with boundary 0", rows, boundary)
+	}
+}
+
+// TestChangelogBucketStatistics checks the statistics hint of 0003: the
+// planner must expect many buckets, or pulls of an empty bucket walk the
+// whole changelog after the checkpoint.
+func TestChangelogBucketStatistics(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	if err := migrations.Migrate(t.Context(), db.Super); err != nil {
+		t.Fatal(err)
+	}
+	var opts string
+	err := db.Super.QueryRow(`SELECT coalesce(array_to_string(attoptions, ','), '')
+  FROM pg_attribute WHERE attrelid = 'synchro.changelog'::regclass AND attname = 'bucket_id'`).Scan(&opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts != "n_distinct=-0.01" {
+		t.Errorf("changelog.bucket_id options = %q, want n_distinct=-0.01", opts)
 	}
 }
