@@ -137,12 +137,12 @@ func (e *Engine) RegisterClient(ctx context.Context, userID string, req *Registe
 		return nil, err
 	}
 	for _, f := range []struct{ name, value string }{{"platform", req.Platform}, {"app_version", req.AppVersion}} {
-		if !utf8.ValidString(f.value) || len(f.value) > maxClientFieldLen {
-			return nil, badRequest("synchro: %s must be valid UTF-8 of at most %d bytes", f.name, maxClientFieldLen)
+		if !validClientText(f.value) {
+			return nil, badRequest("synchro: %s must be valid UTF-8 without NUL characters, of at most %d bytes", f.name, maxClientFieldLen)
 		}
 	}
-	if req.ClientName != nil && (!utf8.ValidString(*req.ClientName) || len(*req.ClientName) > maxClientFieldLen) {
-		return nil, badRequest("synchro: client_name must be valid UTF-8 of at most %d bytes", maxClientFieldLen)
+	if req.ClientName != nil && !validClientText(*req.ClientName) {
+		return nil, badRequest("synchro: client_name must be valid UTF-8 without NUL characters, of at most %d bytes", maxClientFieldLen)
 	}
 
 	if e.minVersion != "" {
@@ -186,6 +186,13 @@ func (e *Engine) RegisterClient(ctx context.Context, userID string, req *Registe
 // client id, so that a client cannot store arbitrarily large values.
 const maxClientFieldLen = 1024
 
+// validClientText reports whether a text field of a client request can be
+// stored: valid UTF-8, no NUL (PostgreSQL text cannot hold one), at most
+// maxClientFieldLen bytes.
+func validClientText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0) && len(s) <= maxClientFieldLen
+}
+
 // checkIdentity validates the caller's user id and client id, which every
 // entry point needs.
 func checkIdentity(userID, clientID string) error {
@@ -195,8 +202,11 @@ func checkIdentity(userID, clientID string) error {
 	if clientID == "" {
 		return badRequest("synchro: client_id is required")
 	}
-	if !utf8.ValidString(clientID) || len(clientID) > maxClientFieldLen {
-		return badRequest("synchro: client_id must be valid UTF-8 of at most %d bytes", maxClientFieldLen)
+	if !validClientText(clientID) {
+		return badRequest("synchro: client_id must be valid UTF-8 without NUL characters, of at most %d bytes", maxClientFieldLen)
+	}
+	if strings.ContainsRune(userID, 0) || !utf8.ValidString(userID) {
+		return errors.New("synchro: the user id is not valid UTF-8 without NUL characters (the application's authentication must not pass it on)")
 	}
 	return nil
 }

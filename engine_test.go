@@ -167,6 +167,10 @@ func TestRegisterClientBadRequests(t *testing.T) {
 		"long client id":         {ClientID: strings.Repeat("x", 5000), AppVersion: "1.0.0"},
 		"invalid UTF-8 id":       {ClientID: "\xff\xfe", AppVersion: "1.0.0"},
 		"invalid UTF-8 platform": {ClientID: "c1", Platform: "\xff", AppVersion: "1.0.0"},
+		"NUL in client id":       {ClientID: "c\x001", AppVersion: "1.0.0"},
+		"NUL in platform":        {ClientID: "c1", Platform: "ios\x00", AppVersion: "1.0.0"},
+		"NUL in app version":     {ClientID: "c1", AppVersion: "1.0.0\x00"},
+		"NUL in client name":     {ClientID: "c1", AppVersion: "1.0.0", ClientName: new("a\x00b")},
 	} {
 		_, err := p.e.RegisterClient(ctx, "alice", req)
 		if err == nil || !isBadRequest(err) {
@@ -175,6 +179,9 @@ func TestRegisterClientBadRequests(t *testing.T) {
 	}
 	if _, err := p.e.RegisterClient(ctx, "", &RegisterRequest{ClientID: "c1"}); err == nil {
 		t.Error("empty user id accepted")
+	}
+	if _, err := p.e.RegisterClient(ctx, "al\x00ice", &RegisterRequest{ClientID: "c1"}); err == nil || isBadRequest(err) {
+		t.Errorf("user id with NUL: %v, want an error that is not the client's", err)
 	}
 	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM synchro.clients`); n != 0 {
 		t.Errorf("%d clients stored from bad requests", n)
