@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/synchrosync/synchro/internal/pgident"
 )
 
 // CompactorConfig configures changelog compaction.
@@ -48,9 +46,11 @@ const (
 // boundary, records it as the retention boundary Pull checks, deletes the
 // changelog rows at or below it and the rows superseded by a later row of the
 // same bucket and record at any seq, then prunes bookkeeping: the bucket
-// edges of rows soft-deleted longer than the stale threshold ago, and rule
-// failures replayed longer than the stale threshold ago (failures not yet
-// replayed are kept). One run at a time across processes: a run that finds
+// edges of rows soft-deleted longer than the stale threshold ago that have
+// no rows in a registered child table (through Engine.RunCompaction only; a
+// resurrected row then enters its buckets again as new), and rule failures
+// replayed longer than the stale threshold ago (failures not yet replayed
+// are kept). One run at a time across processes: a run that finds
 // another in progress returns at once with CompactResult.Skipped set.
 //
 // The role needs to read every registered table for the edge pruning (under
@@ -198,21 +198,17 @@ func affected(res sql.Result, err error) (int64, error) {
 	return res.RowsAffected()
 }
 
-// prune deletes the bucket edges of the rows of softDeleting (tables with
-// a deleted-at column) soft-deleted more than the stale threshold ago, and
-// the rule failures replayed more than the stale threshold ago. It returns
-// the numbers of each deleted.
-func (c *Compactor) prune(ctx context.Context, db DB, softDeleting []*tableInfo) (edges, failures int64, err error) {
+// prune runs the edge-pruning statements (see Engine.pruneStatements; each
+// takes the age in microseconds as $1) and deletes the rule failures
+// replayed more than the stale threshold ago. It returns the numbers of
+// each deleted.
+func (c *Compactor) prune(ctx context.Context, db DB, edgeStatements []string) (edges, failures int64, err error) {
 	age := c.stale.Microseconds()
-	for _, t := range softDeleting {
-		res, err := db.ExecContext(ctx, fmt.Sprintf(`
-DELETE FROM synchro.bucket_edges AS e USING %s AS x
- WHERE e.table_name = %s AND e.record_id = x.%s::text
-   AND x.%s < now() - $1::bigint * interval '1 microsecond'`,
-			t.quoted, pgident.QuoteLiteral(t.cfg.TableName), pgident.Quote(t.pk), pgident.Quote(t.cfg.DeletedAtColumn)), age)
+	for _, q := range edgeStatements {
+		res, err := db.ExecContext(ctx, q, age)
 		n, err := affected(res, err)
 		if err != nil {
-			return edges, failures, fmt.Errorf("synchro: pruning the edges of deleted rows of %s: %w", t.cfg.TableName, err)
+			return edges, failures, fmt.Errorf("synchro: pruning the bucket edges of deleted rows: %w", err)
 		}
 		edges += n
 	}
@@ -236,9 +232,8 @@ func (c *Compactor) RunCompaction(ctx context.Context, db DB) (CompactResult, er
 	return c.run(ctx, db, nil)
 }
 
-// run is RunCompaction, pruning the edges of the soft-deleted rows of
-// softDeleting (the engine's tables with a deleted-at column).
-func (c *Compactor) run(ctx context.Context, db DB, softDeleting []*tableInfo) (CompactResult, error) {
+// run is RunCompaction, also running the engine's edge-pruning statements.
+func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []string) (CompactResult, error) {
 	var res CompactResult
 	conn, release, ok, err := c.lock(ctx, db)
 	if err != nil || !ok {
@@ -256,7 +251,7 @@ func (c *Compactor) run(ctx context.Context, db DB, softDeleting []*tableInfo) (
 	if res.DeletedEntries, err = c.deleteRows(ctx, conn, res.SafeSeq); err != nil {
 		return res, err
 	}
-	edges, failures, err := c.prune(ctx, conn, softDeleting)
+	edges, failures, err := c.prune(ctx, conn, edgeStatements)
 	if err != nil {
 		return res, err
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/synchrosync/synchro/internal/pgident"
 )
 
 // Engine is the top-level sync orchestrator.
@@ -221,7 +223,9 @@ func userBucket(userID string) string {
 //
 // It runs on the engine's pool (see Compactor for what a run does, including
 // the pruning of the bucket edges of rows soft-deleted longer ago than the
-// stale threshold, for which the role must see every row). Hooks.OnCompaction
+// stale threshold, for which the role must see every row; a row that still
+// has rows in a registered child table keeps them, since children take
+// their parent's recorded buckets). Hooks.OnCompaction
 // fires after a run that succeeded and was not skipped.
 func (e *Engine) RunCompaction(ctx context.Context) (CompactResult, error) {
 	if e.compactor == nil {
@@ -231,13 +235,7 @@ func (e *Engine) RunCompaction(ctx context.Context) (CompactResult, error) {
 	if err != nil {
 		return CompactResult{}, err
 	}
-	var soft []*tableInfo
-	for _, name := range e.tableNames {
-		if t := m.table(name); t != nil && t.hasDeletedAt {
-			soft = append(soft, t)
-		}
-	}
-	res, err := e.compactor.run(ctx, e.db, soft)
+	res, err := e.compactor.run(ctx, e.db, e.pruneStatements(m))
 	if err != nil {
 		return res, err
 	}
@@ -272,4 +270,31 @@ func (e *Engine) StartCompaction(ctx context.Context, interval time.Duration) {
 			}
 		}
 	}()
+}
+
+// pruneStatements returns, for every table with a deleted-at column, the
+// statement deleting the bucket edges of its rows soft-deleted more than $1
+// microseconds ago, except rows that still have rows in a registered child
+// table: children take their parent row's recorded buckets.
+func (e *Engine) pruneStatements(m *manifest) []string {
+	var out []string
+	for _, name := range e.tableNames {
+		t := m.table(name)
+		if t == nil || !t.hasDeletedAt {
+			continue
+		}
+		pk := "x." + pgident.Quote(t.pk)
+		q := fmt.Sprintf(`DELETE FROM synchro.bucket_edges AS e USING %s AS x
+ WHERE e.table_name = %s AND e.record_id = %s::text
+   AND x.%s < now() - $1::bigint * interval '1 microsecond'`,
+			t.quoted, pgident.QuoteLiteral(name), pk, pgident.Quote(t.cfg.DeletedAtColumn))
+		for _, child := range e.registry.All() {
+			if child.ParentTable == name {
+				q += fmt.Sprintf("\n   AND NOT EXISTS (SELECT 1 FROM %s AS c WHERE c.%s = %s)",
+					pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), pk)
+			}
+		}
+		out = append(out, q)
+	}
+	return out
 }

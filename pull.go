@@ -230,14 +230,21 @@ const maxTablesFilter = 1000
 // changes nothing else writes nothing more often than this.
 const pullTouchInterval = 10 * time.Second
 
+// touchInterval is how long an unchanged client row may go without its
+// times refreshed: pullTouchInterval, or a tenth of the stale threshold when
+// that is shorter, so that a client pulling regularly is never stale.
+func (e *Engine) touchInterval() time.Duration {
+	return min(pullTouchInterval, e.stale/10)
+}
+
 // recordPull stores a pull's outcome on the client row in one statement:
 // the checkpoint delivered, the one the client acknowledged by sending it,
 // the time, and that the client is active. When none of that would change
-// but the time, and the time was recorded less than pullTouchInterval ago,
+// but the time, and the time was recorded recently (see touchInterval),
 // nothing is written.
 func (e *Engine) recordPull(ctx context.Context, c *clientRow, acked, delivered int64) error {
 	if c.IsActive && c.ackedSeq != nil && *c.ackedSeq == acked && c.LastPullSeq != nil && *c.LastPullSeq == delivered &&
-		c.LastPullAt != nil && time.Since(*c.LastPullAt) < pullTouchInterval {
+		c.LastPullAt != nil && c.LastSyncAt != nil && time.Since(*c.LastSyncAt) < e.touchInterval() {
 		return nil
 	}
 	_, err := e.db.ExecContext(ctx, `

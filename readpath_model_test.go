@@ -7,10 +7,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +21,22 @@ import (
 
 // This file holds a model-based convergence test of the read path: random
 // pushes, direct SQL writes, pulls and snapshots by several clients of
-// several users, checking isolation at every response and convergence at
+// several users, and compaction runs, checking isolation at every response,
+// honest retention at every pull and compaction run, and convergence at
 // checks along the way and at the end. Helpers carry the prefix "md".
+//
+// Compaction runs as a step (exact checks: the boundary cannot move during
+// a pull), and in a third variant also in a goroutine, in a loop, during
+// the whole run. A step makes clients look idle for longer than the stale
+// threshold (their last activity two thresholds ago): the next run
+// deactivates them, and they may then fall behind the boundary and be told
+// to snapshot again, which they do. A pull is told so exactly when its
+// checkpoint is below the boundary. A client that syncs (the model's stale
+// flag is clear) must never be passed by the boundary: neither the
+// checkpoint it pulls from nor the one of its snapshot in progress; with
+// background compaction no client is made idle, and none may ever be told
+// to snapshot again. Another step soft-deletes a row as if long ago, so
+// that compaction prunes its bucket edges.
 //
 // Run it longer, or with another seed, with for example
 //
@@ -48,30 +64,75 @@ const mdMaxRows = 40
 // mdLogSize is how many steps the failure report shows.
 const mdLogSize = 50
 
+// mdStaleThreshold is the compactor's stale threshold in the model; a
+// client made to look idle last synced twice as long ago.
+const mdStaleThreshold = time.Hour
+
 func TestReadPathConvergenceModel(t *testing.T) {
 	t.Parallel()
 	seed, steps := *mdSeed, *mdSteps
-	for _, app := range []bool{false, true} {
-		name := "superuser"
-		if app {
-			name = "app role"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, v := range []struct {
+		name            string
+		app, background bool
+	}{
+		{"superuser", false, false},
+		{"app role", true, false},
+		{"superuser, background compaction", false, true},
+	} {
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			t.Logf("seed %d, %d steps (-readpath.seed, -readpath.steps)", seed, steps)
-			m := mdNew(t, rpStart(t, rpOptions{app: app}), seed)
+			req := &mdRequired{last: map[string]mdRequiredCall{}}
+			e := rpStart(t, rpOptions{app: v.app, config: func(cfg *synchro.Config) {
+				cfg.Compactor = &synchro.CompactorConfig{StaleThreshold: mdStaleThreshold, Logger: slog.New(slog.DiscardHandler)}
+				cfg.Hooks.OnSnapshotRequired = req.record
+			}})
+			m := mdNew(t, e, seed)
+			m.required = req
 			start := time.Now()
 			for range 15 { // step 0: some rows before the clients come
 				m.sqlStep()
+			}
+			if v.background {
+				m.startBackgroundCompaction()
 			}
 			for m.step = 1; m.step <= steps; m.step++ {
 				m.randomStep()
 			}
 			m.step = steps + 1
 			m.finish()
+			m.stopBackgroundCompaction()
 			t.Logf("%d steps in %v: %v", steps, time.Since(start).Round(time.Millisecond), m.statLine())
 		})
 	}
+}
+
+// mdRequired records the last call of Hooks.OnSnapshotRequired for each
+// client id (the model's client ids are unique across users).
+type mdRequired struct {
+	mu   sync.Mutex
+	last map[string]mdRequiredCall
+}
+
+// mdRequiredCall is a call of Hooks.OnSnapshotRequired.
+type mdRequiredCall struct {
+	checkpoint, minSeq int64
+	reason             string
+}
+
+func (r *mdRequired) record(_ context.Context, clientID string, checkpoint, minSeq int64, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last[clientID] = mdRequiredCall{checkpoint, minSeq, reason}
+}
+
+// take returns and forgets the last call for clientID.
+func (r *mdRequired) take(clientID string) (mdRequiredCall, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.last[clientID]
+	delete(r.last, clientID)
+	return c, ok
 }
 
 // mdModel is the state of one run: the environment, the random source, the
@@ -89,6 +150,13 @@ type mdModel struct {
 	ver     int64
 	hash    string
 	stats   map[string]int
+	// required records the snapshot-required answers (the hook).
+	required *mdRequired
+	// background is set while compaction also runs in a goroutine; the
+	// boundary may then move at any moment.
+	background bool
+	// stopBackground stops that goroutine and returns what it saw.
+	stopBackground func() mdBackground
 }
 
 // mdLogLine is a line of the step log.
@@ -110,6 +178,12 @@ type mdClient struct {
 	valid bool
 	// snap is the snapshot in progress, or nil.
 	snap *mdSnap
+	// stale tells that the model made the client look idle (its last sync
+	// older than the stale threshold) and it has not synced since: a
+	// compaction run may deactivate it and pass its checkpoint. Pulls
+	// recorded by the server, snapshots starting (they reactivate the
+	// client) and completing clear it.
+	stale bool
 }
 
 // mdSnap is a snapshot in progress.
@@ -312,7 +386,7 @@ func (m *mdModel) count(x mdDB, table string) int {
 
 // randomStep runs one step of the model.
 func (m *mdModel) randomStep() {
-	switch m.choose(35, 25, 27, 9, 3, 2) {
+	switch m.choose(35, 25, 27, 9, 3, 2, 6, 3, 1) {
 	case 0:
 		m.sqlStep()
 	case 1:
@@ -323,12 +397,18 @@ func (m *mdModel) randomStep() {
 		m.snapshotStep()
 	case 4:
 		m.checkStep()
-	default:
+	case 5:
 		// Let the consumer catch up, so that the next pulls see the
 		// latest writes (it lags by a few steps otherwise).
 		m.e.caughtUp()
 		m.stats["caught up"]++
 		m.logf("the consumer caught up")
+	case 6:
+		m.compactStep()
+	case 7:
+		m.ageStep()
+	default:
+		m.oldSoftDeleteStep()
 	}
 }
 
@@ -950,7 +1030,9 @@ func (m *mdModel) pullStep() {
 			}
 		}
 	}
-	lost := m.rng.IntN(10) // the response of page lost, when below pages, does not arrive
+	// The response of page lost, when below pages, does not arrive; the
+	// client asks for it again at once, or at a later step.
+	lost := m.rng.IntN(10)
 	if !c.snapshotted {
 		m.pullPage(c, limit, nil, false) // must answer snapshot_required
 	}
@@ -961,8 +1043,13 @@ func (m *mdModel) pullStep() {
 	for i := range pages {
 		if i == lost {
 			m.pullPage(c, limit, tables, true)
+			if m.rng.IntN(3) == 0 {
+				// The client asks again at a later step: the server
+				// recorded a checkpoint the client does not stand at.
+				return
+			}
 		}
-		if resp := m.pullPage(c, limit, tables, false); !resp.HasMore {
+		if resp := m.pullPage(c, limit, tables, false); !resp.HasMore || !c.valid {
 			break
 		}
 	}
@@ -974,27 +1061,54 @@ func (m *mdModel) pullPage(c *mdClient, limit int, tables []string, lost bool) *
 	m.t.Helper()
 	req := &synchro.PullRequest{ClientID: c.id, Checkpoint: c.checkpoint, Tables: tables, Limit: limit,
 		KnownBuckets: []string{"global", "user:" + c.user}, SchemaVersion: m.ver, SchemaHash: m.hash}
+	// Without background compaction the boundary cannot move during the
+	// pull; with it, it can only go up.
+	boundary := m.boundary()
 	resp, err := m.e.eng.Pull(context.Background(), c.user, req)
 	if err != nil {
 		m.fatalf("pull by %s: %v", c.name, err)
 	}
 	what := fmt.Sprintf("pull by %s from %d, limit %d, tables %v", c.name, req.Checkpoint, limit, tables)
 	if resp.SnapshotRequired {
-		switch {
-		case c.snapshotted:
-			m.fatalf("%s: snapshot required (%s) after a completed snapshot", what, resp.SnapshotReason)
-		case resp.SnapshotReason != synchro.SnapshotReasonInitialSyncRequired:
-			m.fatalf("%s: snapshot reason %q, want %q", what, resp.SnapshotReason, synchro.SnapshotReasonInitialSyncRequired)
-		case resp.Checkpoint != req.Checkpoint || resp.HasMore || len(resp.Changes)+len(resp.Deletes) != 0:
+		if resp.Checkpoint != req.Checkpoint || resp.HasMore || len(resp.Changes)+len(resp.Deletes) != 0 {
 			m.fatalf("%s: snapshot required with a page: %+v", what, resp)
 		}
-		m.stats["pull snapshot_required"]++
+		call, called := m.required.take(c.id)
+		if !called || call.checkpoint != req.Checkpoint || call.reason != resp.SnapshotReason {
+			m.fatalf("%s: snapshot required (%s), but OnSnapshotRequired got %+v (called %v)", what, resp.SnapshotReason, call, called)
+		}
+		switch {
+		case !c.snapshotted:
+			if resp.SnapshotReason != synchro.SnapshotReasonInitialSyncRequired {
+				m.fatalf("%s: snapshot reason %q, want %q", what, resp.SnapshotReason, synchro.SnapshotReasonInitialSyncRequired)
+			}
+		case resp.SnapshotReason != synchro.SnapshotReasonCheckpointBeforeLimit:
+			m.fatalf("%s: snapshot required (%s) after a completed snapshot", what, resp.SnapshotReason)
+		case call.minSeq <= req.Checkpoint:
+			m.fatalf("%s: snapshot required (%s), but the checkpoint is at or past the boundary %d", what, resp.SnapshotReason, call.minSeq)
+		case !m.background && call.minSeq != boundary:
+			m.fatalf("%s: snapshot required with the boundary %d, the boundary is %d", what, call.minSeq, boundary)
+		case m.background:
+			// No client is made idle in this variant: each syncs, and
+			// compaction must keep what each needs.
+			m.fatalf("%s: snapshot required (%s, boundary %d), but the client never stopped syncing (its row: %s)",
+				what, resp.SnapshotReason, call.minSeq, m.clientRow(c))
+		}
+		if c.snapshotted && !lost {
+			// Its copy is behind the boundary: it must snapshot again.
+			c.valid = false
+		}
+		m.stats["pull snapshot_required "+resp.SnapshotReason]++
 		m.logf("%s: snapshot required (%s)", what, resp.SnapshotReason)
 		return resp
 	}
 	if !c.snapshotted {
 		m.fatalf("%s: the client never completed a snapshot, but the pull returned a page", what)
 	}
+	if req.Checkpoint < boundary {
+		m.fatalf("%s: a page, but the checkpoint is below the boundary %d", what, boundary)
+	}
+	c.stale = false // the server recorded the pull, lost or not
 	if !c.valid {
 		m.fatalf("%s: the model pulls from a replaced copy (test bug)", what)
 	}
@@ -1226,6 +1340,11 @@ func (m *mdModel) snapshotPage(c *mdClient, lost bool) bool {
 	if err != nil {
 		m.fatalf("%s: %v (the client's row: %s)", what, err, m.clientRow(c))
 	}
+	if s.cursor == nil || !resp.HasMore {
+		// A snapshot starting reactivates the client; one completing
+		// records a sync.
+		c.stale = false
+	}
 	if s.cursor == nil {
 		s.checkpoint = resp.Checkpoint
 	} else if resp.Checkpoint != s.checkpoint {
@@ -1279,14 +1398,16 @@ func (m *mdModel) sync(c *mdClient, limit int) {
 	if !c.snapshotted {
 		m.pullPage(c, limit, nil, false) // must answer snapshot_required
 	}
-	if !c.valid || c.snap != nil {
-		m.snapshotRun(c, limit, 0, true, false, -1)
-	}
 	for i := 0; ; i++ {
 		if i > 100000 {
 			m.fatalf("the pulls of %s do not end", c.name)
 		}
-		if !m.pullPage(c, limit, nil, false).HasMore {
+		if !c.valid || c.snap != nil {
+			m.snapshotRun(c, limit, 0, true, false, -1)
+		}
+		// A client behind the compaction boundary is told to snapshot
+		// again: it does, and pulls on.
+		if resp := m.pullPage(c, limit, nil, false); !resp.SnapshotRequired && !resp.HasMore {
 			return
 		}
 	}
@@ -1316,6 +1437,8 @@ func (m *mdModel) finish() {
 		m.sync(c, 1+m.rng.IntN(5))
 		rpSameRows(m.t, fmt.Sprintf("seed %d: %s at the end", m.seed, c.name), c.rows, m.e.expected(c.user))
 	}
+	// Every client synced: a compaction run now passes none of them.
+	m.compactStep()
 	for _, c := range m.clients {
 		before := c.checkpoint
 		resp := m.pullPage(c, 5, nil, false)
@@ -1387,5 +1510,212 @@ func TestReadPathSnapshotRetriedLastPage(t *testing.T) {
 	c.pull(10)
 	if _, err := page(next); err != nil {
 		t.Errorf("the cursor the server returned for the repeated last page is refused after a pull: %v", err)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Compaction.
+
+// boundary returns the recorded compaction boundary.
+func (m *mdModel) boundary() int64 {
+	m.t.Helper()
+	var b int64
+	if err := m.db.QueryRow(`SELECT boundary_seq FROM synchro.compaction WHERE singleton`).Scan(&b); err != nil {
+		m.fatalf("reading the compaction boundary: %v", err)
+	}
+	return b
+}
+
+// compactStep runs a compaction cycle and checks it: the boundary only
+// goes up and is the one recorded, no changelog row at or below it is left
+// nor a superseded row among those written before the run, and the
+// boundary passed no checkpoint of a client that syncs: neither the one
+// its copy stands at, nor the one of its snapshot in progress.
+func (m *mdModel) compactStep() {
+	m.t.Helper()
+	before := m.boundary()
+	var maxBefore int64
+	if err := m.db.QueryRow(`SELECT coalesce(max(seq), 0) FROM synchro.changelog`).Scan(&maxBefore); err != nil {
+		m.fatalf("reading the changelog: %v", err)
+	}
+	wasActive := m.activeClients()
+	res, err := m.e.eng.RunCompaction(context.Background())
+	if err != nil {
+		m.fatalf("compaction: %v", err)
+	}
+	if res.Skipped {
+		if !m.background {
+			m.fatalf("compaction skipped, but no other run is in progress")
+		}
+		m.stats["compaction skipped"]++
+		m.logf("compaction skipped: another run is in progress")
+		return
+	}
+	after := m.boundary()
+	switch {
+	case res.SafeSeq < before:
+		m.fatalf("compaction: the boundary went down from %d to %d", before, res.SafeSeq)
+	case after < res.SafeSeq || !m.background && after != res.SafeSeq:
+		m.fatalf("compaction: SafeSeq %d, the recorded boundary is %d", res.SafeSeq, after)
+	}
+	var below, superseded int
+	if err := m.db.QueryRow(`
+SELECT (SELECT count(*) FROM synchro.changelog WHERE seq <= $1),
+       (SELECT count(*) FROM (SELECT 1 FROM synchro.changelog WHERE seq <= $2
+                               GROUP BY table_name, record_id, bucket_id HAVING count(*) > 1) AS d)`,
+		res.SafeSeq, maxBefore).Scan(&below, &superseded); err != nil {
+		m.fatalf("reading the changelog: %v", err)
+	}
+	if below != 0 || superseded != 0 {
+		m.fatalf("compaction %+v left %d rows at or below the boundary and %d records with superseded rows", res, below, superseded)
+	}
+	for _, c := range m.clients {
+		// What the boundary passed while the client was stale stays
+		// passed: only what it passes now counts.
+		if c.stale {
+			continue
+		}
+		if c.snapshotted && c.valid && c.checkpoint >= before && c.checkpoint < res.SafeSeq {
+			m.fatalf("compaction moved the boundary from %d to %d, past the checkpoint %d of %s, which syncs (its row: %s)",
+				before, res.SafeSeq, c.checkpoint, c.name, m.clientRow(c))
+		}
+		if c.snap != nil && c.snap.checkpoint >= before && c.snap.checkpoint < res.SafeSeq {
+			m.fatalf("compaction moved the boundary from %d to %d, past the checkpoint %d of the snapshot in progress of %s, which syncs (its row: %s)",
+				before, res.SafeSeq, c.snap.checkpoint, c.name, m.clientRow(c))
+		}
+	}
+	m.stats["compaction"]++
+	m.stats["compaction deleted"] += int(res.DeletedEntries)
+	m.stats["compaction deactivated"] += int(res.DeactivatedClients)
+	var deactivated []string
+	isActive := m.activeClients()
+	for _, c := range m.clients {
+		if wasActive[c.name] && !isActive[c.name] {
+			deactivated = append(deactivated, c.name)
+		}
+	}
+	m.logf("compaction: boundary %d -> %d, %d rows deleted, %d clients deactivated %v", before, res.SafeSeq, res.DeletedEntries,
+		res.DeactivatedClients, deactivated)
+}
+
+// activeClients returns the clients the server holds active.
+func (m *mdModel) activeClients() map[string]bool {
+	m.t.Helper()
+	out := map[string]bool{}
+	for _, name := range m.ids(m.db, `SELECT user_id || '/' || client_id FROM synchro.clients WHERE is_active`) {
+		out[name] = true
+	}
+	return out
+}
+
+// ageStep makes one to three random clients look idle for longer than the
+// stale threshold: the next compaction run deactivates them, unless they
+// sync first. With background compaction it runs a compaction step
+// instead.
+func (m *mdModel) ageStep() {
+	if m.background {
+		m.compactStep()
+		return
+	}
+	var names []string
+	for range 1 + m.rng.IntN(3) {
+		c := m.pickClient()
+		// Every time of activity goes back, as if the client had been
+		// idle (the engine skips writing a pull that changes nothing
+		// shortly after the last one it recorded).
+		m.exec(m.db, `
+UPDATE synchro.clients SET last_sync_at = now() - 2 * $3::bigint * interval '1 microsecond',
+       last_pull_at = CASE WHEN last_pull_at IS NOT NULL THEN now() - 2 * $3::bigint * interval '1 microsecond' END,
+       last_push_at = CASE WHEN last_push_at IS NOT NULL THEN now() - 2 * $3::bigint * interval '1 microsecond' END
+ WHERE user_id = $1 AND client_id = $2`, c.user, c.id, mdStaleThreshold.Microseconds())
+		c.stale = true
+		names = append(names, c.name)
+		m.stats["idle"]++
+	}
+	m.logf("%v look idle: their last sync was two stale thresholds ago", names)
+}
+
+// oldSoftDeleteStep soft-deletes a live list or item as if long ago (two
+// stale thresholds): compaction then prunes its bucket edges. It runs
+// alone, once the consumer has caught up: pruning reads the tables, not
+// the changelog, and would otherwise remove edges the consumer still needs
+// for the row's earlier changes (an artifact of writing a deleted_at in the
+// past, which an application deleting rows now does not do).
+func (m *mdModel) oldSoftDeleteStep() {
+	table := []string{"lists", "items"}[m.rng.IntN(2)]
+	m.e.caughtUp()
+	id := m.pick(m.ids(m.db, `SELECT id::text FROM `+table+` WHERE deleted_at IS NULL ORDER BY id`))
+	if id == "" {
+		m.logf("no live row of %s to soft-delete long ago", table)
+		return
+	}
+	m.exec(m.db, `UPDATE `+table+` SET deleted_at = now() - 2 * $2::bigint * interval '1 microsecond' WHERE id::text = $1`,
+		id, mdStaleThreshold.Microseconds())
+	m.stats["sql"]++
+	m.stats["old soft delete"]++
+	m.logf("sql: soft delete %s/%s two stale thresholds ago", table, id)
+}
+
+// mdBackground is what the background compaction saw.
+type mdBackground struct {
+	runs, skipped, deactivated int
+	err                        error
+}
+
+// startBackgroundCompaction runs compaction in a goroutine, in a loop with
+// random pauses, until stopBackgroundCompaction (or the test's end).
+func (m *mdModel) startBackgroundCompaction() {
+	m.background = true
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan mdBackground, 1)
+	eng, rng := m.e.eng, rand.New(rand.NewPCG(m.seed, 0x636f6d70616374))
+	go func() {
+		var bg mdBackground
+		for ctx.Err() == nil {
+			res, err := eng.RunCompaction(ctx)
+			switch {
+			case err != nil:
+				if ctx.Err() == nil && bg.err == nil {
+					bg.err = err
+				}
+			case res.Skipped:
+				bg.skipped++
+			default:
+				bg.runs++
+				bg.deactivated += int(res.DeactivatedClients)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(rng.IntN(30)) * time.Millisecond):
+			}
+		}
+		done <- bg
+	}()
+	var once sync.Once
+	var bg mdBackground
+	m.stopBackground = func() mdBackground {
+		once.Do(func() {
+			cancel()
+			bg = <-done
+		})
+		return bg
+	}
+	m.t.Cleanup(func() { m.stopBackground() }) // before the environment's cleanups
+}
+
+// stopBackgroundCompaction stops the background compaction and checks
+// what it saw: no error, no client deactivated.
+func (m *mdModel) stopBackgroundCompaction() {
+	if m.stopBackground == nil {
+		return
+	}
+	bg := m.stopBackground()
+	m.stats["background compaction"] = bg.runs
+	m.stats["background compaction skipped"] = bg.skipped
+	if bg.err != nil {
+		m.t.Errorf("background compaction: %v", bg.err)
+	}
+	if bg.deactivated != 0 {
+		m.t.Errorf("background compaction deactivated %d clients, but every client syncs", bg.deactivated)
 	}
 }

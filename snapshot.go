@@ -121,7 +121,7 @@ func (e *Engine) beginSnapshot(ctx context.Context, c *clientRow, subs []string)
 WITH cap AS (SELECT greatest((SELECT coalesce(max(seq), 0) FROM synchro.changelog),
                              (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))) AS s)
 UPDATE synchro.clients AS c
-   SET snapshot_seq = cap.s, snapshot_subs = $2, is_active = true, updated_at = now()
+   SET snapshot_seq = cap.s, snapshot_subs = $2, is_active = true, last_sync_at = now(), updated_at = now()
   FROM cap
  WHERE c.id = $1::uuid AND (c.snapshot_seq IS NULL OR c.snapshot_seq < cap.s)
 RETURNING c.snapshot_seq`, c.ID, subs).Scan(&seq)
@@ -132,7 +132,7 @@ RETURNING c.snapshot_seq`, c.ID, subs).Scan(&seq)
 		err = tx.QueryRowContext(ctx, `
 UPDATE synchro.clients
    SET snapshot_seq = nextval(pg_get_serial_sequence('synchro.changelog', 'seq')),
-       snapshot_subs = $2, is_active = true, updated_at = now()
+       snapshot_subs = $2, is_active = true, last_sync_at = now(), updated_at = now()
  WHERE id = $1::uuid
 RETURNING snapshot_seq`, c.ID, subs).Scan(&seq)
 	}
