@@ -4,7 +4,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint bench
+.PHONY: test lint bench demo
 
 ## test: vet, then run every test with the race detector against a real PostgreSQL.
 test:
@@ -21,3 +21,8 @@ lint:
 ## The full sizes: drop -short and raise -benchtime (see docs in the README's Benchmarks).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -short ./...
+
+## demo: build and start the example server (examples/todo; SYNCHRO_DATABASE_URL, else a throwaway
+## local PostgreSQL), run the scripted demo client against it, print its transcript, stop the server.
+demo:
+	GO=$(GO) ./examples/todo/demo.sh

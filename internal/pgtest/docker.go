@@ -13,6 +13,8 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/synchrosync/synchro/internal/pglocal"
 )
 
 // defaultImage is the container image used unless envImage names another.
@@ -103,7 +105,7 @@ func startDocker(ctx context.Context) (*server, error) {
 		Path:     "/postgres",
 		RawQuery: "sslmode=disable",
 	}
-	conn, err := waitReady(ctx, base.String(), nil)
+	conn, err := pglocal.WaitReady(ctx, base.String(), nil)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("container %s: %w", image, err), terminate(context.WithoutCancel(ctx)))
 	}

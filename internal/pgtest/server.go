@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/synchrosync/synchro/internal/pglocal"
 )
 
 // Environment variables that choose the server.
@@ -31,8 +33,9 @@ const (
 )
 
 // errUnavailable marks a backend that is not present on this machine (as
-// opposed to one that is present but failed to start).
-var errUnavailable = errors.New("not available")
+// opposed to one that is present but failed to start). It is pglocal's, so
+// that the local backend's errors carry it.
+var errUnavailable = pglocal.ErrUnavailable
 
 // server is the PostgreSQL server of the test binary.
 type server struct {

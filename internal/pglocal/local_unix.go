@@ -1,6 +1,6 @@
 //go:build unix
 
-package pgtest
+package pglocal
 
 import (
 	"bytes"
@@ -26,14 +26,8 @@ import (
 )
 
 const (
-	// localDirPattern names the temporary directory of a local server. It
-	// must not be t.TempDir: when the tests run as root the server runs as
-	// the postgres OS user, which cannot reach the test's temporary
-	// directories.
-	localDirPattern = "synchro-pgtest-*"
-	// ownerPIDFile holds the pid of the test binary that owns the
-	// directory, so that later runs can remove the directories of dead
-	// ones.
+	// ownerPIDFile holds the pid of the process that owns the directory,
+	// so that later starts can remove the directories of dead ones.
 	ownerPIDFile = "owner.pid"
 	// staleUnownedAge is how old a directory without ownerPIDFile must be
 	// before it is considered abandoned rather than being set up.
@@ -43,6 +37,9 @@ const (
 	portAttempts = 3
 	// stopTimeout bounds the fast shutdown before the server is killed.
 	stopTimeout = 15 * time.Second
+	// finishTimeout bounds the wait for initdb to finish when the start is
+	// cancelled.
+	finishTimeout = 20 * time.Second
 	// killTimeout bounds the wait for a killed process to be reaped.
 	killTimeout = 10 * time.Second
 	// logTailBytes is how much of the server log an error quotes.
@@ -50,10 +47,10 @@ const (
 )
 
 // serverSettings are the postgres options of a local server, tuned for
-// tests: logical decoding, many slots and connections, no durability.
-// Dynamic shared memory lives in files of the data directory rather than
-// in /dev/shm, so that a server killed with its test binary leaves nothing
-// outside the directory the next run removes.
+// tests and demos: logical decoding, many slots and connections, no
+// durability. Dynamic shared memory lives in files of the data directory
+// rather than in /dev/shm, so that a server killed with its owner leaves
+// nothing outside the directory the next start removes.
 var serverSettings = []string{
 	"dynamic_shared_memory_type=mmap",
 	"listen_addresses=127.0.0.1",
@@ -76,8 +73,86 @@ type binaries struct {
 	postgres string
 }
 
-// localServer is a PostgreSQL server run from the local binaries, as a child
-// process of the test binary.
+// Server is a PostgreSQL server run from the local binaries, as a child
+// process of the calling program. Its methods must not be called
+// concurrently.
+type Server struct {
+	l    *localServer
+	port int
+}
+
+// Start initialises a cluster in a new temporary directory and starts it on
+// a free port, retrying with another port when the one it chose was taken
+// meanwhile. It returns once the server accepts connections. On failure it
+// removes what it created; the error wraps ErrUnavailable when there are no
+// local binaries.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	bin, err := findBinaries()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	removeStaleDirs(cfg)
+	l, port, err := launchLocal(ctx, bin, cred, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{l: l, port: port}, nil
+}
+
+// URL returns the superuser URL of the server's maintenance database:
+// postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable.
+func (s *Server) URL() string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User("postgres"),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		Path:     "/postgres",
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// Port returns the TCP port the server listens on, on 127.0.0.1.
+func (s *Server) Port() int { return s.port }
+
+// Dir returns the server's temporary directory, which holds the data
+// directory, the socket directory and the server log (postgres.log).
+func (s *Server) Dir() string { return s.l.dir }
+
+// BinDir returns the directory of the PostgreSQL binaries the server runs.
+func (s *Server) BinDir() string { return s.l.bin.dir }
+
+// Stop shuts the server down with a fast shutdown (open transactions roll
+// back, sessions are disconnected), kills it if it has not exited after 15
+// seconds or when ctx ends first, and removes its directory. Calling it
+// again does nothing more.
+func (s *Server) Stop(ctx context.Context) error {
+	return s.l.stop(ctx)
+}
+
+// Restart stops the server with a fast shutdown, as Stop does but keeping
+// its directory, and starts it again on the same port and data directory.
+// It returns once the server accepts connections; connections opened
+// before are broken.
+func (s *Server) Restart(ctx context.Context) error {
+	if err := s.l.shutdown(ctx); err != nil {
+		return fmt.Errorf("stopping: %w", err)
+	}
+	if err := s.l.start(ctx, s.port); err != nil {
+		return fmt.Errorf("starting again on port %d: %w", s.port, err)
+	}
+	return nil
+}
+
+// localServer is the cluster of a Server and its running postmaster.
 type localServer struct {
 	bin     binaries
 	dir     string // temporary directory holding everything below
@@ -88,34 +163,10 @@ type localServer struct {
 	proc    *process            // the running postmaster
 }
 
-// startLocal initialises a cluster in a temporary directory and starts it
-// on a free port.
-func startLocal(ctx context.Context) (*server, error) {
-	bin, err := findBinaries()
-	if err != nil {
-		return nil, err
-	}
-	cred, err := serverCredential()
-	if err != nil {
-		return nil, err
-	}
-	removeStaleDirs()
-	l, port, err := launchLocal(ctx, bin, cred)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := newServer(ctx, localBase(port), l.stop, fmt.Sprintf("local PostgreSQL from %s on port %d in %s", bin.dir, port, l.dir))
-	if err != nil {
-		return nil, err
-	}
-	srv.local = true
-	return srv, nil
-}
-
 // launchLocal initialises a cluster in a new temporary directory and starts
 // it on a free port. On failure it removes the directory.
-func launchLocal(ctx context.Context, bin binaries, cred *syscall.Credential) (*localServer, int, error) {
-	l, err := newLocalServer(bin, cred)
+func launchLocal(ctx context.Context, bin binaries, cred *syscall.Credential, cfg Config) (*localServer, int, error) {
+	l, err := newLocalServer(bin, cred, cfg)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -136,21 +187,10 @@ func launchLocal(ctx context.Context, bin binaries, cred *syscall.Credential) (*
 	}
 }
 
-// localBase is the superuser URL of the maintenance database of a local
-// server on port.
-func localBase(port int) url.URL {
-	return url.URL{
-		Scheme:   "postgres",
-		User:     url.User("postgres"),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Path:     "/postgres",
-		RawQuery: "sslmode=disable",
-	}
-}
-
-// newLocalServer creates the directory of a local server.
-func newLocalServer(bin binaries, cred *syscall.Credential) (*localServer, error) {
-	dir, err := os.MkdirTemp(baseDir(), localDirPattern)
+// newLocalServer creates the directory of a local server, as cfg (with its
+// defaults) says.
+func newLocalServer(bin binaries, cred *syscall.Credential, cfg Config) (*localServer, error) {
+	dir, err := os.MkdirTemp(cfg.Dir, dirPattern(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("creating the server directory: %w", err)
 	}
@@ -200,7 +240,7 @@ func (l *localServer) initCluster(ctx context.Context) error {
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		if err := killGroup(p); err != nil {
+		if err := finishGroup(p); err != nil {
 			return fmt.Errorf("initdb: %w", errors.Join(ctx.Err(), err))
 		}
 		return fmt.Errorf("initdb: %w", ctx.Err())
@@ -243,7 +283,7 @@ func (l *localServer) start(ctx context.Context, port int) error {
 	}
 
 	connString := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	conn, err := waitReady(ctx, connString, p.done)
+	conn, err := WaitReady(ctx, connString, p.done)
 	if err == nil {
 		// The port was free a moment ago; make sure the server that
 		// answers is this one.
@@ -258,6 +298,10 @@ func (l *localServer) start(ctx context.Context, port int) error {
 		}
 	}
 	killErr := l.kill()
+	if ctx.Err() != nil {
+		// Cancelled: the server log says nothing of interest.
+		return errors.Join(err, killErr)
+	}
 	serverLog := l.logSince(offset)
 	if bytes.Contains(serverLog, []byte("could not bind")) || bytes.Contains(serverLog, []byte("already in use")) {
 		err = fmt.Errorf("%w: %w", errPortInUse, err)
@@ -271,9 +315,9 @@ func (l *localServer) configure(cmd *exec.Cmd) {
 	cmd.Dir = l.dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Its own process group: a terminal's ^C reaches the test binary
-		// only, which then shuts the server down in order; and the whole
-		// group can be killed at once.
+		// Its own process group: a terminal's ^C reaches the owner only,
+		// which then shuts the server down in order; and the whole group
+		// can be killed at once.
 		Setpgid:    true,
 		Credential: l.cred,
 	}
@@ -348,7 +392,7 @@ type process struct {
 // startProcess starts cmd and waits for it in the background. Linux sends
 // the parent-death signal when the thread that started the child exits,
 // not the process: the goroutine is locked to its thread until the child
-// has exited, so the signal fires only when the test binary dies.
+// has exited, so the signal fires only when the owner process dies.
 func startProcess(cmd *exec.Cmd) (*process, error) {
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
@@ -367,6 +411,22 @@ func startProcess(cmd *exec.Cmd) (*process, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// finishGroup lets the process led by p finish, for at most
+// finishTimeout, then kills its group. Interrupting initdb (SIGTERM or
+// SIGKILL) leaves the POSIX shared memory segments of its bootstrap
+// backends in /dev/shm (initdb runs them with the default shared memory
+// type, before the server's settings apply); initdb takes about a second.
+func finishGroup(p *process) error {
+	timer := time.NewTimer(finishTimeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-timer.C:
+		return killGroup(p)
+	}
 }
 
 // killGroup kills the process group led by p and waits for p to exit.
@@ -410,7 +470,7 @@ func findBinaries() (binaries, error) {
 			return binaries{dir: dir, initdb: initdb, postgres: postgres}, nil
 		}
 	}
-	return binaries{}, fmt.Errorf("%w: no initdb with a postgres beside it on PATH or under /usr/lib/postgresql/*/bin", errUnavailable)
+	return binaries{}, fmt.Errorf("%w: no initdb with a postgres beside it on PATH or under /usr/lib/postgresql/*/bin", ErrUnavailable)
 }
 
 // compareVersions compares dotted version numbers such as "9.6" and "15".
@@ -456,13 +516,9 @@ func serverCredential() (*syscall.Credential, error) {
 // accessWriteOK is W_OK of access(2).
 const accessWriteOK = 2
 
-// baseDir is where local servers live: SYNCHRO_TEST_TMPDIR when set, else
-// /dev/shm when it is a writable directory (a tmpfs makes CREATE DATABASE
-// about ten times faster than a disk), else os.TempDir().
-func baseDir() string {
-	if dir := os.Getenv("SYNCHRO_TEST_TMPDIR"); dir != "" {
-		return dir
-	}
+// defaultDir is /dev/shm when it is a writable directory, else
+// os.TempDir().
+func defaultDir() string {
 	const shm = "/dev/shm"
 	if fi, err := os.Stat(shm); err == nil && fi.IsDir() && syscall.Access(shm, accessWriteOK) == nil {
 		return shm
@@ -470,11 +526,18 @@ func baseDir() string {
 	return os.TempDir()
 }
 
-// removeStaleDirs removes the directories left by test binaries that died
-// without stopping their server. Errors are ignored: a directory that
-// cannot be removed belongs to someone else or is removed by its owner.
-func removeStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(baseDir(), localDirPattern))
+// dirPattern is the os.MkdirTemp and filepath.Glob pattern of the
+// directories of cfg's servers.
+func dirPattern(cfg Config) string {
+	return cfg.Name + "-*"
+}
+
+// removeStaleDirs removes the directories of cfg's servers left by
+// processes that died without stopping their server. Errors are ignored: a
+// directory that cannot be removed belongs to someone else or is removed by
+// its owner.
+func removeStaleDirs(cfg Config) {
+	dirs, _ := filepath.Glob(filepath.Join(cfg.Dir, dirPattern(cfg)))
 	for _, dir := range dirs {
 		b, err := os.ReadFile(filepath.Join(dir, ownerPIDFile))
 		if err != nil {

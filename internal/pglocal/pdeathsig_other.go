@@ -1,10 +1,10 @@
 //go:build unix && !linux
 
-package pgtest
+package pglocal
 
 import "syscall"
 
 // setPdeathsig does nothing: only Linux has a parent-death signal. A server
-// whose test binary died notices that its data directory is gone (the next
-// test binary removes it) and shuts itself down.
+// whose owner died notices that its data directory is gone (the next Start
+// removes it) and shuts itself down.
 func setPdeathsig(*syscall.SysProcAttr) {}

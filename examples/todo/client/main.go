@@ -1,0 +1,557 @@
+// Command client is the scripted demo client of the example server
+// examples/todo: three devices, each with its own local SQLite file, sync
+// through the server's HTTP API and print a transcript.
+//
+//	go run ./examples/todo &                 # the server, on 127.0.0.1:8080
+//	go run ./examples/todo/client            # the demo against it
+//
+// make demo runs both. The script: two devices of alice and one of bob
+// register and bootstrap from a snapshot; alice writes offline on both of her
+// devices and syncs (push, then pull until nothing more), and the changes
+// arrive on the other device; both of her devices edit the same item offline,
+// and the server resolves the conflict (last writer wins, by the time of the
+// write against the server's row); bob sees none of alice's rows and cannot
+// change them. At the end both of alice's devices must hold the same rows,
+// equal to what a fresh device of alice gets from the server; the client
+// exits with status 1 when they differ or anything fails.
+//
+// Each device keeps its synced tables, created from the server's schema
+// contract (GET /sync/schema), an outbox of its offline writes and its pull
+// checkpoint in its SQLite file, through modernc.org/sqlite, a pure-Go
+// SQLite. The files live in a temporary directory removed at exit, unless
+// -dir names one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/synchrosync/synchro"
+)
+
+func main() {
+	server := flag.String("server", "http://127.0.0.1:8080", "base `URL` of the example server")
+	dir := flag.String("dir", "", "`directory` for the devices' SQLite files, kept after the run (replaced by the next); default: a temporary directory, removed at exit")
+	wait := flag.Duration("wait", 30*time.Second, "how long to wait for the server to answer")
+	timeout := flag.Duration("timeout", 45*time.Second, "bound of the whole run")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := run(ctx, os.Stdout, *server, *dir, *wait); err != nil {
+		fmt.Fprintf(os.Stderr, "demo FAILED: %v\n", err)
+		cancel()
+		os.Exit(1)
+	}
+}
+
+// transcript prints one line per event, after the name of the device (or
+// of whatever else speaks).
+type transcript struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (t *transcript) say(who, format string, args ...any) {
+	fmt.Fprintf(t.w, "%5.2fs  %-12s  %s\n", time.Since(t.start).Seconds(), who, fmt.Sprintf(format, args...))
+}
+
+// run plays the demo against the server at base.
+func run(ctx context.Context, w io.Writer, base, dir string, wait time.Duration) (err error) {
+	out := &transcript{w: w, start: time.Now()}
+	a := newAPI(base)
+	schema, err := waitForServer(ctx, a, wait)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(schema.Tables))
+	for i, t := range schema.Tables {
+		names[i] = t.TableName
+	}
+	out.say("server", "%s answers: schema version %d, tables %s", base, schema.SchemaVersion, strings.Join(names, ", "))
+
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "synchro-todo-client-*"); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+
+	s := &scenario{out: out, api: a, dir: dir, expect: map[string]map[recordKey]version{}}
+	defer func() {
+		for _, d := range s.devices {
+			err = errors.Join(err, d.close())
+		}
+	}()
+	return s.play(ctx)
+}
+
+// waitForServer polls the schema endpoint until the server answers, for at
+// most wait.
+func waitForServer(ctx context.Context, a *api, wait time.Duration) (*synchro.SchemaResponse, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		var schema synchro.SchemaResponse
+		err := a.call(ctx, "demo", "GET", "/sync/schema", nil, &schema)
+		if err == nil {
+			return &schema, nil
+		}
+		var apiErr *apiError
+		if errors.As(err, &apiErr) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("the server at %s does not answer: %w", a.base, err)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// scenario is the state of the demo.
+type scenario struct {
+	out     *transcript
+	api     *api
+	dir     string
+	devices []*device
+	// expect holds, per user, the version of every record the server
+	// accepted from the user's devices: what each of the user's devices
+	// must eventually receive.
+	expect map[string]map[recordKey]version
+}
+
+// play runs the script.
+func (s *scenario) play(ctx context.Context) error {
+	laptop, err := s.join(ctx, "alice-laptop", "alice")
+	if err != nil {
+		return err
+	}
+	phone, err := s.join(ctx, "alice-phone", "alice")
+	if err != nil {
+		return err
+	}
+	tablet, err := s.join(ctx, "bob-tablet", "bob")
+	if err != nil {
+		return err
+	}
+
+	// 1. The laptop creates a list offline; the phone receives it.
+	var list, milk, bread, eggs string
+	err = s.offline(ctx, laptop, `creates list "Groceries" with items "Milk" and "Bread" (high priority)`, func() error {
+		var err error
+		if list, err = laptop.create(ctx, "lists", map[string]any{"user_id": "alice", "name": "Groceries"}); err != nil {
+			return err
+		}
+		if milk, err = laptop.create(ctx, "items", map[string]any{"list_id": list, "title": "Milk"}); err != nil {
+			return err
+		}
+		bread, err = laptop.create(ctx, "items", map[string]any{"list_id": list, "title": "Bread", "priority_id": "high"})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.push(ctx, laptop); err != nil {
+		return err
+	}
+	if err := s.receive(ctx, phone); err != nil {
+		return err
+	}
+
+	// 2. Both of alice's devices write offline, then sync.
+	err = s.offline(ctx, phone, `checks "Milk" off and adds "Eggs"`, func() error {
+		if err := phone.update(ctx, "items", milk, map[string]any{"done": true}); err != nil {
+			return err
+		}
+		var err error
+		eggs, err = phone.create(ctx, "items", map[string]any{"list_id": list, "title": "Eggs"})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	err = s.offline(ctx, laptop, `renames "Bread" to "Sourdough bread"`, func() error {
+		return laptop.update(ctx, "items", bread, map[string]any{"title": "Sourdough bread"})
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range []*device{phone, laptop} {
+		if err := s.push(ctx, d); err != nil {
+			return err
+		}
+	}
+	for _, d := range []*device{laptop, phone} {
+		if err := s.receive(ctx, d); err != nil {
+			return err
+		}
+	}
+
+	// 3. A conflict: both edit the same item offline, the phone a moment
+	// after the laptop; the laptop pushes first.
+	err = s.offline(ctx, laptop, `renames "Milk" to "Oat milk"`, func() error {
+		return laptop.update(ctx, "items", milk, map[string]any{"title": "Oat milk"})
+	})
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		return err
+	}
+	err = s.offline(ctx, phone, `renames "Milk" to "Almond milk" (a moment later)`, func() error {
+		return phone.update(ctx, "items", milk, map[string]any{"title": "Almond milk"})
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range []*device{laptop, phone} {
+		if err := s.push(ctx, d); err != nil {
+			return err
+		}
+	}
+	for _, d := range []*device{laptop, phone} {
+		if err := s.receive(ctx, d); err != nil {
+			return err
+		}
+	}
+	for _, d := range []*device{laptop, phone} {
+		row, err := d.row(ctx, "items", milk)
+		if err != nil {
+			return err
+		}
+		s.out.say(d.name, "shows %q", label(d.tables["items"], row))
+	}
+
+	// 4. A delete travels too.
+	err = s.offline(ctx, phone, `deletes "Eggs"`, func() error {
+		return phone.remove(ctx, "items", eggs)
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.push(ctx, phone); err != nil {
+		return err
+	}
+	if err := s.receive(ctx, laptop); err != nil {
+		return err
+	}
+
+	// 5. Bob: his own list, none of alice's rows, no way to change them.
+	err = s.offline(ctx, tablet, `creates list "Chores" with item "Vacuum"`, func() error {
+		chores, err := tablet.create(ctx, "lists", map[string]any{"user_id": "bob", "name": "Chores"})
+		if err != nil {
+			return err
+		}
+		_, err = tablet.create(ctx, "items", map[string]any{"list_id": chores, "title": "Vacuum"})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.push(ctx, tablet); err != nil {
+		return err
+	}
+	if err := s.receive(ctx, tablet); err != nil {
+		return err
+	}
+	if err := s.checkIsolation(ctx, tablet, "bob", milk); err != nil {
+		return err
+	}
+
+	// 6. Everything settled: alice's devices must be equal, to each other
+	// and to the server's view.
+	return s.compare(ctx, laptop, phone)
+}
+
+// join creates a device, registers it and bootstraps it from a snapshot.
+func (s *scenario) join(ctx context.Context, name, user string) (*device, error) {
+	d, err := newDevice(s.api, s.dir, name, user)
+	if err != nil {
+		return nil, err
+	}
+	s.devices = append(s.devices, d)
+	if err := d.register(ctx); err != nil {
+		return nil, fmt.Errorf("%s: registering: %w", name, err)
+	}
+	counts, err := d.bootstrap(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: snapshot: %w", name, err)
+	}
+	s.out.say(name, "registered as user %s; snapshot: %s", user, countText(counts, slices.Sorted(maps.Keys(d.tables))))
+	return d, nil
+}
+
+// offline makes local writes on d, which stay in its outbox until it
+// pushes.
+func (s *scenario) offline(ctx context.Context, d *device, what string, writes func() error) error {
+	if err := writes(); err != nil {
+		return fmt.Errorf("%s: writing offline: %w", d.name, err)
+	}
+	var queued int
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM _outbox`).Scan(&queued); err != nil {
+		return fmt.Errorf("%s: reading the outbox: %w", d.name, err)
+	}
+	s.out.say(d.name, "offline: %s (%d queued)", what, queued)
+	return nil
+}
+
+// push pushes d's outbox and prints the outcome of each record; what the
+// server accepted becomes what the user's devices must receive.
+func (s *scenario) push(ctx context.Context, d *device) error {
+	outcomes, err := d.push(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: push: %w", d.name, err)
+	}
+	want := s.expect[d.user]
+	if want == nil {
+		want = map[recordKey]version{}
+		s.expect[d.user] = want
+	}
+	var applied []string
+	for _, o := range outcomes {
+		r := o.result
+		switch r.Status {
+		case synchro.PushStatusApplied:
+			applied = append(applied, o.op+" "+noun(o.key.table, 1))
+			switch {
+			case r.ServerDeletedAt != nil || o.op == "delete":
+				want[o.key] = version{deleted: true}
+			case r.ServerUpdatedAt != nil:
+				want[o.key] = version{updatedAt: *r.ServerUpdatedAt}
+			}
+		case synchro.PushStatusConflict:
+			kept := ""
+			if r.ServerVersion != nil {
+				if row, err := d.row(ctx, o.key.table, o.key.id); err == nil && row != nil {
+					kept = fmt.Sprintf("; the server kept %q, now on this device too", label(d.tables[o.key.table], row))
+				}
+			}
+			s.out.say(d.name, "push: %s %s is a conflict (%s: %s)%s", o.op, noun(o.key.table, 1), r.ReasonCode, r.Message, kept)
+		default:
+			s.out.say(d.name, "push: %s %s %s (%s: %s)", o.op, noun(o.key.table, 1), r.Status, r.ReasonCode, r.Message)
+		}
+	}
+	if len(applied) > 0 {
+		s.out.say(d.name, "push: %d applied (%s)", len(applied), strings.Join(applied, ", "))
+	}
+	return nil
+}
+
+// receive pulls on d until everything the server accepted from d's user has
+// arrived, and prints what changed locally.
+func (s *scenario) receive(ctx context.Context, d *device) error {
+	arrivals, err := d.waitFor(ctx, s.expect[d.user])
+	if err != nil {
+		return err
+	}
+	if len(arrivals) == 0 {
+		s.out.say(d.name, "pull: up to date (only its own changes came back)")
+		return nil
+	}
+	texts := make([]string, len(arrivals))
+	for i, a := range arrivals {
+		texts[i] = a.String()
+	}
+	s.out.say(d.name, "pull: %s", strings.Join(texts, "; "))
+	return nil
+}
+
+// checkIsolation shows that d (of user) holds no row of another user, and
+// that the server refuses its attempt to change another user's item.
+func (s *scenario) checkIsolation(ctx context.Context, d *device, user, foreignItem string) error {
+	if _, err := d.pull(ctx); err != nil {
+		return err
+	}
+	lists, err := d.rows(ctx, "lists")
+	if err != nil {
+		return err
+	}
+	own := map[string]bool{}
+	for _, l := range lists {
+		if l["user_id"] != user {
+			return fmt.Errorf("%s holds list %v of user %v", d.name, l["id"], l["user_id"])
+		}
+		own[fmt.Sprint(l["id"])] = true
+	}
+	items, err := d.rows(ctx, "items")
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if !own[fmt.Sprint(it["list_id"])] {
+			return fmt.Errorf("%s holds item %v of another user's list", d.name, it["id"])
+		}
+	}
+	priorities, err := d.rows(ctx, "priorities")
+	if err != nil {
+		return err
+	}
+	s.out.say(d.name, "holds %s and %s, all his own, and the %s everybody shares: nothing of alice's",
+		count(len(lists), "lists"), count(len(items), "items"), count(len(priorities), "priorities"))
+
+	// Knowing the id of alice's item is not enough to change it.
+	var resp synchro.PushResponse
+	err = d.api.call(ctx, d.user, "POST", "/sync/push", &synchro.PushRequest{
+		ClientID: d.clientID,
+		Changes: []synchro.PushRecord{{
+			ID: foreignItem, TableName: "items", Operation: "update",
+			Data: []byte(`{"title":"Hacked"}`), ClientUpdatedAt: time.Now().UTC(),
+		}},
+		SchemaVersion: d.schema.SchemaVersion,
+		SchemaHash:    d.schema.SchemaHash,
+	}, &resp)
+	if err != nil {
+		return fmt.Errorf("%s: push: %w", d.name, err)
+	}
+	if len(resp.Rejected) != 1 || len(resp.Accepted) != 0 {
+		return fmt.Errorf("%s: an update of alice's item was not rejected: %+v", d.name, resp)
+	}
+	r := resp.Rejected[0]
+	s.out.say(d.name, "push: an update of alice's item, by its id: %s (%s: %s)", r.Status, r.ReasonCode, r.Message)
+	return nil
+}
+
+// compare waits until the devices have received everything, bootstraps a
+// fresh device of the same user as the server's view, and checks that all
+// of them hold the same rows.
+func (s *scenario) compare(ctx context.Context, devices ...*device) error {
+	user := devices[0].user
+	for _, d := range devices {
+		if _, err := d.waitFor(ctx, s.expect[user]); err != nil {
+			return err
+		}
+		var queued int
+		if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM _outbox`).Scan(&queued); err != nil {
+			return err
+		}
+		if queued != 0 {
+			return fmt.Errorf("%s still has %d writes queued", d.name, queued)
+		}
+	}
+	fresh, err := s.join(ctx, user+"-check", user)
+	if err != nil {
+		return err
+	}
+	if _, err := fresh.pull(ctx); err != nil {
+		return err
+	}
+
+	ref, err := dump(ctx, fresh)
+	if err != nil {
+		return err
+	}
+	failed := false
+	for _, d := range devices {
+		got, err := dump(ctx, d)
+		if err != nil {
+			return err
+		}
+		if diff := diffLines(got, ref); len(diff) > 0 {
+			failed = true
+			s.out.say(d.name, "DIFFERS from the server's view:")
+			for _, line := range diff {
+				fmt.Fprintln(s.out.w, "        "+line)
+			}
+		}
+	}
+	if failed {
+		return errors.New("the final states differ")
+	}
+	counts := map[string]int{}
+	for _, line := range ref {
+		counts[strings.SplitN(line, " ", 2)[0]]++
+	}
+	names := make([]string, len(devices))
+	for i, d := range devices {
+		names[i] = d.name
+	}
+	s.out.say("final", "%s and a fresh snapshot of %s hold the same %d rows (%s): in sync",
+		strings.Join(names, ", "), user, len(ref), countText(counts, slices.Sorted(maps.Keys(counts))))
+	return nil
+}
+
+// dump lists every local row of d's synced tables, one line per row:
+// "table id col=value ...", sorted.
+func dump(ctx context.Context, d *device) ([]string, error) {
+	var lines []string
+	for _, name := range slices.Sorted(maps.Keys(d.tables)) {
+		t := d.tables[name]
+		rows, err := d.rows(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			parts := []string{name, fmt.Sprint(r[t.PrimaryKey[0]])}
+			for _, c := range t.Columns {
+				if !c.IsPrimaryKey {
+					parts = append(parts, fmt.Sprintf("%s=%v", c.Name, r[c.Name]))
+				}
+			}
+			lines = append(lines, strings.Join(parts, " "))
+		}
+	}
+	slices.Sort(lines)
+	return lines, nil
+}
+
+// diffLines lists the lines only in got ("+") or only in want ("-").
+func diffLines(got, want []string) []string {
+	in := func(lines []string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range lines {
+			m[l] = true
+		}
+		return m
+	}
+	g, w := in(got), in(want)
+	var diff []string
+	for _, l := range got {
+		if !w[l] {
+			diff = append(diff, "+ "+l)
+		}
+	}
+	for _, l := range want {
+		if !g[l] {
+			diff = append(diff, "- "+l)
+		}
+	}
+	return diff
+}
+
+// countText renders counts per table: "3 priorities, 1 list".
+func countText(counts map[string]int, tables []string) string {
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = count(counts[t], t)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// count renders n rows of a table: "1 list", "2 lists", "1 priority".
+func count(n int, table string) string {
+	return fmt.Sprintf("%d %s", n, noun(table, n))
+}
+
+// noun is the name of n rows of table: the table's name for n != 1, else
+// its singular.
+func noun(table string, n int) string {
+	if n == 1 {
+		if s, ok := strings.CutSuffix(table, "ies"); ok {
+			return s + "y"
+		}
+		return strings.TrimSuffix(table, "s")
+	}
+	return table
+}
