@@ -292,7 +292,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (string, 
 		err = errors.New("synchrohttp: Config.UserID returned an empty user id")
 	}
 	if err != nil {
-		h.fail(w, r, failure{status: http.StatusUnauthorized, code: codeUnauthenticated, message: "authentication required"}, err)
+		h.fail(w, r, failure{status: http.StatusUnauthorized, code: codeUnauthenticated, message: "authentication required", level: slog.LevelDebug}, err)
 		return "", false
 	}
 	return id, true
