@@ -595,3 +595,23 @@ func logged(t *testing.T, logs *logBuffer, level, text string) bool {
 	}
 	return false
 }
+
+// TestUnauthenticatedLoggedAtDebug checks that a 401 is logged at Debug, as
+// documented: failed logins are routine and must not flood an Info log.
+func TestUnauthenticatedLoggedAtDebug(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	rec := serve(t, e.h, request{path: "/sync/pull", user: "fail", body: `{}`})
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", rec.Code)
+	}
+	entries := e.logs.entries(t)
+	if len(entries) == 0 {
+		t.Fatal("the 401 was not logged")
+	}
+	for _, entry := range entries {
+		if entry["level"] != "DEBUG" {
+			t.Errorf("401 logged at %v, want DEBUG: %v", entry["level"], entry)
+		}
+	}
+}
