@@ -1569,11 +1569,16 @@ SELECT (SELECT count(*) FROM synchro.changelog WHERE seq <= $1),
 	if below != 0 || superseded != 0 {
 		m.fatalf("compaction %+v left %d rows at or below the boundary and %d records with superseded rows", res, below, superseded)
 	}
+	isActive := m.activeClients()
 	for _, c := range m.clients {
 		// What the boundary passed while the client was stale stays
 		// passed: only what it passes now counts.
 		if c.stale {
 			continue
+		}
+		if !isActive[c.name] {
+			m.fatalf("compaction %+v: %s is inactive, but it synced since it was last idle (a pull, or a snapshot, which reactivates; its row: %s)",
+				res, c.name, m.clientRow(c))
 		}
 		if c.snapshotted && c.valid && c.checkpoint >= before && c.checkpoint < res.SafeSeq {
 			m.fatalf("compaction moved the boundary from %d to %d, past the checkpoint %d of %s, which syncs (its row: %s)",
@@ -1588,7 +1593,6 @@ SELECT (SELECT count(*) FROM synchro.changelog WHERE seq <= $1),
 	m.stats["compaction deleted"] += int(res.DeletedEntries)
 	m.stats["compaction deactivated"] += int(res.DeactivatedClients)
 	var deactivated []string
-	isActive := m.activeClients()
 	for _, c := range m.clients {
 		if wasActive[c.name] && !isActive[c.name] {
 			deactivated = append(deactivated, c.name)
