@@ -150,11 +150,18 @@ func (c *Compactor) Compact(ctx context.Context, db DB, safeSeq int64) (int64, e
 // superseded rows above it, in batches.
 func (c *Compactor) deleteRows(ctx context.Context, db DB, boundary int64) (int64, error) {
 	var total int64
+	// Each batch starts after the last seq the previous one deleted, so
+	// it does not walk the index entries of the rows already deleted.
+	var after int64
 	for {
-		res, err := db.ExecContext(ctx, `
-DELETE FROM synchro.changelog WHERE seq IN (
-	SELECT seq FROM synchro.changelog WHERE seq <= $1 ORDER BY seq LIMIT $2)`, boundary, c.batch)
-		n, err := affected(res, err)
+		var n int64
+		var last sql.NullInt64
+		err := db.QueryRowContext(ctx, `
+WITH d AS (
+	DELETE FROM synchro.changelog WHERE seq IN (
+		SELECT seq FROM synchro.changelog WHERE seq > $3 AND seq <= $1 ORDER BY seq LIMIT $2)
+	RETURNING seq)
+SELECT count(*), max(seq) FROM d`, boundary, c.batch, after).Scan(&n, &last)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("synchro: deleting compacted changelog rows: %w", err)
@@ -162,6 +169,7 @@ DELETE FROM synchro.changelog WHERE seq IN (
 		if n < int64(c.batch) {
 			break
 		}
+		after = last.Int64
 	}
 	// Superseded rows above the boundary, scanned in seq windows so each
 	// batch is bounded.
