@@ -64,7 +64,10 @@ var readTxOptions = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly:
 // operation is a delete, and records that are no longer in one of the
 // client's buckets, gone, or soft-deleted, come in Deletes; the others come
 // in Changes with their current contents (their sync columns), each list in
-// changelog order, so a parent created before its children precedes them.
+// changelog order, so a parent created before its children usually precedes
+// them; compaction removes superseded rows, which can put a child's row
+// before its parent's latest one, so clients should apply a page in one
+// transaction with foreign keys deferred.
 // Reading a table fails the whole pull; the checkpoint never passes a change
 // that was not delivered. The new checkpoint (the seq of the page's last
 // entry), the time of the pull and the client's liveness are recorded in one
