@@ -77,14 +77,12 @@ RETURNING `+clientColumns,
 	return c, nil
 }
 
-// lockClientForPush loads the client inside the push transaction, locking
-// its row, and records the push. It returns ErrClientNotRegistered when there
-// is no such client; any other failure is returned wrapped, never as
+// findClient reads one client with query, which selects clientColumns and
+// then the columns scanned into extra. It returns ErrClientNotRegistered when
+// there is no such client; any other failure is returned wrapped, never as
 // ErrClientNotRegistered.
-func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string) (*clientRow, error) {
-	c, err := scanClient(tx.QueryRowContext(ctx,
-		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
-		userID, clientID))
+func findClient(ctx context.Context, db DB, clientID, query string, args []any, extra ...any) (*clientRow, error) {
+	c, err := scanClient(db.QueryRowContext(ctx, query, args...), extra...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: client %q", ErrClientNotRegistered, clientID)
 	}
@@ -94,19 +92,19 @@ func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string)
 	return c, nil
 }
 
-// loadClient reads a client. It returns ErrClientNotRegistered when there is
-// no such client; any other failure is returned wrapped, never as
-// ErrClientNotRegistered.
+// lockClientForPush loads the client inside the push transaction, locking
+// its row (see findClient for the errors).
+func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string) (*clientRow, error) {
+	return findClient(ctx, tx, clientID,
+		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
+		[]any{userID, clientID})
+}
+
+// loadClient reads a client (see findClient for the errors).
 func loadClient(ctx context.Context, db DB, userID, clientID string) (*clientRow, error) {
-	c, err := scanClient(db.QueryRowContext(ctx,
-		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2`, userID, clientID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: client %q", ErrClientNotRegistered, clientID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("synchro: loading client %q: %w", clientID, err)
-	}
-	return c, nil
+	return findClient(ctx, db, clientID,
+		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2`,
+		[]any{userID, clientID})
 }
 
 // touchClientPush records a push on the client row.

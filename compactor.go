@@ -33,6 +33,11 @@ type CompactResult struct {
 	Skipped bool
 }
 
+// olderThanParam is the SQL cutoff "now minus $1 microseconds": durations
+// travel as a number of microseconds, which PostgreSQL reads exactly for
+// any duration (a Go duration string is not an interval it accepts).
+const olderThanParam = `now() - $1::bigint * interval '1 microsecond'`
+
 // Compaction defaults.
 const (
 	defaultCompactBatch    = 10000
@@ -91,7 +96,7 @@ func NewCompactor(cfg *CompactorConfig) *Compactor {
 func (c *Compactor) DeactivateStaleClients(ctx context.Context, db DB) (int64, error) {
 	res, err := db.ExecContext(ctx, `
 UPDATE synchro.clients SET is_active = false, updated_at = now()
- WHERE is_active AND last_sync_at IS NOT NULL AND last_sync_at < now() - $1::bigint * interval '1 microsecond'`,
+ WHERE is_active AND last_sync_at IS NOT NULL AND last_sync_at < `+olderThanParam,
 		c.stale.Microseconds())
 	if err != nil {
 		return 0, fmt.Errorf("synchro: deactivating stale clients: %w", err)
@@ -220,7 +225,7 @@ func (c *Compactor) prune(ctx context.Context, db DB, edgeStatements []string) (
 		}
 		edges += n
 	}
-	res, err := db.ExecContext(ctx, `DELETE FROM synchro.rule_failures WHERE replayed_at < now() - $1::bigint * interval '1 microsecond'`, age)
+	res, err := db.ExecContext(ctx, `DELETE FROM synchro.rule_failures WHERE replayed_at < `+olderThanParam, age)
 	failures, err = affected(res, err)
 	if err != nil {
 		return edges, failures, fmt.Errorf("synchro: pruning replayed rule failures: %w", err)

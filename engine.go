@@ -286,8 +286,8 @@ func (e *Engine) pruneStatements(m *manifest) []string {
 		pk := "x." + pgident.Quote(t.pk)
 		q := fmt.Sprintf(`DELETE FROM synchro.bucket_edges AS e USING %s AS x
  WHERE e.table_name = %s AND e.record_id = %s::text
-   AND x.%s < now() - $1::bigint * interval '1 microsecond'`,
-			t.quoted, pgident.QuoteLiteral(name), pk, pgident.Quote(t.cfg.DeletedAtColumn))
+   AND x.%s < %s`,
+			t.quoted, pgident.QuoteLiteral(name), pk, pgident.Quote(t.cfg.DeletedAtColumn), olderThanParam)
 		for _, child := range e.registry.All() {
 			if child.ParentTable == name {
 				q += fmt.Sprintf("\n   AND NOT EXISTS (SELECT 1 FROM %s AS c WHERE c.%s = %s)",

@@ -168,18 +168,15 @@ func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 func (e *Engine) pullState(ctx context.Context, userID, clientID string, subs []string, checkpoint int64) (*clientRow, int64, bool, error) {
 	var boundary int64
 	var pending bool
-	c, err := scanClient(e.db.QueryRowContext(ctx, `
+	c, err := findClient(ctx, e.db, clientID, `
 SELECT `+clientColumns+`,
        coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0),
        EXISTS (SELECT 1 FROM unnest($3::text[] || ($5 || c.id::text)) AS b(id)
                 WHERE EXISTS (SELECT 1 FROM synchro.changelog AS l WHERE l.bucket_id = b.id AND l.seq > $4))
   FROM synchro.clients AS c WHERE c.user_id = $1 AND c.client_id = $2`,
-		userID, clientID, subs, checkpoint, clientBucket("")), &boundary, &pending)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, false, fmt.Errorf("%w: client %q", ErrClientNotRegistered, clientID)
-	}
+		[]any{userID, clientID, subs, checkpoint, clientBucket("")}, &boundary, &pending)
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("synchro: loading client %q: %w", clientID, err)
+		return nil, 0, false, err
 	}
 	return c, boundary, pending, nil
 }

@@ -183,6 +183,7 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, s
 		return nil, err
 	}
 	idx, after := cur.TableIndex, cur.AfterID
+	var next *SnapshotCursor
 	for idx < len(e.tableNames) {
 		table := e.tableNames[idx]
 		info := m.table(table)
@@ -209,21 +210,17 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, s
 			}
 		}
 		if len(got) > remaining {
-			if err := tx.Commit(); err != nil {
-				return nil, fmt.Errorf("synchro: snapshot: %w", err)
-			}
-			return &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx, AfterID: got[remaining-1].rec.ID}, nil
+			next = &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx, AfterID: got[remaining-1].rec.ID}
+			break
 		}
 		idx, after = idx+1, ""
 		if remaining == len(got) && idx < len(e.tableNames) {
-			if err := tx.Commit(); err != nil {
-				return nil, fmt.Errorf("synchro: snapshot: %w", err)
-			}
-			return &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx}, nil
+			next = &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx}
+			break
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("synchro: snapshot: %w", err)
 	}
-	return nil, nil
+	return next, nil
 }
