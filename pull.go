@@ -286,10 +286,10 @@ func (p *puller) run(ctx context.Context, buckets []string, checkpoint int64) (i
 		return 0, fmt.Errorf("synchro: pull: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	// One statement sets the auth context, reads the boundary and the
-	// changelog page.
+	// One statement sets the auth context (and turns JIT off: see
+	// setReadContext), reads the boundary and the changelog page.
 	rows, err := tx.QueryContext(ctx, `
-WITH auth AS MATERIALIZED (SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $4, true))
+WITH auth AS MATERIALIZED (SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $4, true), `+noJIT+`)
 SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0) FROM auth),
        p.seq, p.table_name, p.record_id, p.operation
   FROM (SELECT 1) AS one

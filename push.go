@@ -191,6 +191,20 @@ type pusher struct {
 	// conflicts are the resolver consultations of the current attempt,
 	// reported to Hooks.OnConflict once the attempt stands.
 	conflicts []conflictEvent
+	// owners caches, while runTogether decides, the owner a parent chain
+	// leads to, per table and parent key: all of a segment's decisions see
+	// the rows as they were before its writes, so one lookup per parent
+	// serves every record under it. Nil outside of those decisions.
+	owners map[parentKey]chainOwner
+}
+
+// parentKey names a parent row as a child table refers to it.
+type parentKey struct{ table, fk string }
+
+// chainOwner is what JoinResolver.ownerOf answered for a parent key.
+type chainOwner struct {
+	owner string
+	ok    bool
 }
 
 type conflictEvent struct {
@@ -462,6 +476,8 @@ func (p *pusher) runTogether(ctx context.Context, items []*pushItem) (bool, erro
 		}
 		rows[info] = r
 	}
+	p.owners = map[parentKey]chainOwner{}
+	defer func() { p.owners = nil }()
 	for _, it := range items {
 		fail, err := p.decide(ctx, it, rows[it.info][it.rec.ID])
 		if err != nil {

@@ -262,7 +262,7 @@ func (p *pusher) requireOwned(ctx context.Context, info *tableInfo, id string, v
 	)
 	if jr, ok := p.e.ownership.(*JoinResolver); ok {
 		var owner string
-		owner, owned, err = jr.ownerOf(ctx, p.tx, info.cfg, vals)
+		owner, owned, err = p.chainOwnerOf(ctx, jr, info.cfg, vals)
 		owned = owned && owner == p.userID
 	} else {
 		var buckets []string
@@ -281,6 +281,24 @@ func (p *pusher) requireOwned(ctx context.Context, info *tableInfo, id string, v
 		return terminal(reasonOwnershipViolation, "the record belongs to another user"), nil
 	}
 	return nil, nil
+}
+
+// chainOwnerOf is jr.ownerOf, answered from p.owners when a record of the
+// same table with the same parent key was decided before in this segment.
+func (p *pusher) chainOwnerOf(ctx context.Context, jr *JoinResolver, cfg *TableConfig, vals map[string]any) (string, bool, error) {
+	fk, hasFK := bucketValue(vals[cfg.ParentFKCol])
+	if p.owners == nil || cfg.OwnerColumn != "" || cfg.ParentTable == "" || !hasFK {
+		return jr.ownerOf(ctx, p.tx, cfg, vals)
+	}
+	key := parentKey{cfg.TableName, fk}
+	if c, ok := p.owners[key]; ok {
+		return c.owner, c.ok, nil
+	}
+	owner, ok, err := jr.ownerOf(ctx, p.tx, cfg, vals)
+	if err == nil {
+		p.owners[key] = chainOwner{owner, ok}
+	}
+	return owner, ok, err
 }
 
 // rowVals is the column map the OwnershipResolver sees for a stored row.

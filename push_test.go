@@ -2048,3 +2048,56 @@ func TestPushCustomOwnershipResolver(t *testing.T) {
 		t.Errorf("body %q, want admin", body)
 	}
 }
+
+// TestPushBatchParentOwnerLookups pushes, in one batch, creates and updates
+// of items under a list of the pusher and under a list of another user,
+// interleaved, several per list: the batch decides them together with one
+// owner lookup per parent, and every item must still be judged by its own
+// parent (the owned ones applied, the others refused).
+func TestPushBatchParentOwnerLookups(t *testing.T) {
+	t.Parallel()
+	p := ptNewEnv(t, nil)
+	p.register("alice", "c1")
+	p.register("bob", "c2")
+	aliceList, bobList := ptID(), ptID()
+	ptWant(t, "alice's list", p.one("alice", "c1", ptCreate("lists", aliceList, `{"name":"a"}`)), PushStatusApplied, "")
+	ptWant(t, "bob's list", p.one("bob", "c2", ptCreate("lists", bobList, `{"name":"b"}`)), PushStatusApplied, "")
+	var aliceItems, bobItems []string
+	for i := range 3 {
+		aliceItems = append(aliceItems, ptID())
+		bobItems = append(bobItems, ptID())
+		ptWant(t, "alice's item", p.one("alice", "c1", ptCreate("items", aliceItems[i], `{"list_id":"`+aliceList+`","title":"a"}`)), PushStatusApplied, "")
+		ptWant(t, "bob's item", p.one("bob", "c2", ptCreate("items", bobItems[i], `{"list_id":"`+bobList+`","title":"b"}`)), PushStatusApplied, "")
+	}
+
+	var recs []PushRecord
+	want := map[string]string{} // id -> reason ("" for applied)
+	for i := range 3 {
+		newBob, newAlice := ptID(), ptID()
+		recs = append(recs,
+			ptUpdate("items", bobItems[i], `{"title":"bob's"}`, ptFuture()),
+			ptCreate("items", newAlice, `{"list_id":"`+aliceList+`","title":"x"}`),
+			ptUpdate("items", aliceItems[i], `{"title":"bob's"}`, ptFuture()),
+			ptCreate("items", newBob, `{"list_id":"`+bobList+`","title":"y"}`),
+		)
+		want[bobItems[i]], want[newBob] = "", ""
+		want[aliceItems[i]], want[newAlice] = reasonOwnershipViolation, reasonOwnershipViolation
+	}
+	resp := p.push("bob", "c2", recs...)
+	for id, reason := range want {
+		status := PushStatusApplied
+		if reason != "" {
+			status = PushStatusRejectedTerminal
+		}
+		ptWant(t, id, ptFind(t, resp, id), status, reason)
+	}
+	if got := ptCount(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid`, aliceList); got != 3 {
+		t.Errorf("alice's list has %d items, want 3", got)
+	}
+	if got := ptCount(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid AND title = 'a'`, aliceList); got != 3 {
+		t.Errorf("%d of alice's items keep their title, want 3", 3-got)
+	}
+	if got := ptCount(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid`, bobList); got != 6 {
+		t.Errorf("bob's list has %d items, want 6", got)
+	}
+}

@@ -103,9 +103,13 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	}
 	rest := fmt.Sprintf(`%s, %s, %s`, data, updated, whole)
 	s := &readStatements{}
+	// The ids are cast to the key type as a whole array, not row by row in
+	// the join condition: a cast applied to a column is not leakproof, and
+	// under row-level security PostgreSQL then may not use the condition
+	// to look the rows up by the primary key (it scanned the table).
 	s.hydrate = fmt.Sprintf(`SELECT r.id, %s
-  FROM unnest($1::text[]) AS r(id) JOIN %s AS %s ON %s = CAST(r.id AS %s)
- WHERE %s`, rest, t.quoted, x, pk, t.pkType(), where("$2::text[]", "r.id", hydrateEdges))
+  FROM unnest($1::text[], CAST($1::text[] AS %s[])) AS r(id, key) JOIN %s AS %s ON %s = r.key
+ WHERE %s`, rest, t.pkType(), t.quoted, x, pk, where("$2::text[]", "r.id", hydrateEdges))
 	s.first = fmt.Sprintf(`SELECT %s::text, %s
   FROM %s AS %s
  WHERE %s

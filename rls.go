@@ -56,6 +56,26 @@ func SetAuthContext(ctx context.Context, tx DB, userID string) error {
 	return nil
 }
 
+// setReadContext prepares a read transaction of the engine: the auth
+// context of userID, as SetAuthContext, and no JIT compilation. The engine's
+// reads are short index lookups whose cost PostgreSQL overestimates under
+// row-level security or through a large table; above jit_above_cost it
+// then spends more time compiling a statement (tens to hundreds of
+// milliseconds, measured with cmd/synchro-load) than running it.
+func setReadContext(ctx context.Context, tx DB, userID string) error {
+	if userID == "" {
+		return errors.New("synchro: setting auth context: empty user id")
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $1, true), `+noJIT, userID); err != nil {
+		return fmt.Errorf("synchro: setting auth context: %w", err)
+	}
+	return nil
+}
+
+// noJIT is the SQL expression that turns JIT compilation off for the rest
+// of the transaction (see setReadContext).
+const noJIT = `set_config('jit', 'off', true)`
+
 // GenerateRLSPolicies generates SQL statements to enable RLS and create policies for all registered tables based on registry configuration.
 //
 // Ownership comparisons use text equality instead of hard-coded UUID casts so integrations can use non-UUID user identifiers.

@@ -179,7 +179,7 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, s
 		return nil, fmt.Errorf("synchro: snapshot: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if err := SetAuthContext(ctx, tx, userID); err != nil {
+	if err := setReadContext(ctx, tx, userID); err != nil {
 		return nil, err
 	}
 	idx, after := cur.TableIndex, cur.AfterID

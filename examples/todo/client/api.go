@@ -68,7 +68,7 @@ func (a *api) call(ctx context.Context, user, method, path string, req, resp any
 			return fmt.Errorf("%s %s: %w", method, path, err)
 		}
 		// The demo server's authentication: the bearer token is the
-		// user name (see auth.go of the server). A real client sends a
+		// user name (see todoapp/auth.go of the server). A real client sends a
 		// real token.
 		hreq.Header.Set("Authorization", "Bearer "+user)
 		if req != nil {

@@ -1,4 +1,4 @@
-package main
+package todoapp
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 	"github.com/synchrosync/synchro/migrations"
 )
 
-// appRole is the login role the engine connects as: no SUPERUSER, no
+// AppRole is the login role the engine connects as: no SUPERUSER, no
 // BYPASSRLS, not the owner of the tables, so PostgreSQL's row-level security
 // applies to it as a second wall behind the engine's own checks. Its
 // password is random and set again at every start.
-const appRole = "todo_app"
+const AppRole = "todo_app"
 
 // appSchema is the application's own schema, as an application would keep it
 // in its migrations. Every statement is idempotent, so it runs at every
@@ -93,8 +93,8 @@ func newRegistry() (*synchro.Registry, error) {
 // setUpDatabase brings the database to the state the server needs, as the
 // tables' owner (the superuser of super): the application's tables, the
 // synchro schema, the row-level security policies of the registry, and the
-// role appRole with what it may use. It returns the password it gave
-// appRole.
+// role AppRole with what it may use. It returns the password it gave
+// AppRole.
 func setUpDatabase(ctx context.Context, super *sql.DB, reg *synchro.Registry) (string, error) {
 	if err := super.PingContext(ctx); err != nil {
 		return "", fmt.Errorf("connecting to the database: %w", err)
@@ -123,7 +123,7 @@ func setUpDatabase(ctx context.Context, super *sql.DB, reg *synchro.Registry) (s
 		return "", err
 	}
 	defer func() { _ = tx.Rollback() }()
-	role := pgx.Identifier{appRole}.Sanitize()
+	role := pgx.Identifier{AppRole}.Sanitize()
 	statements := []string{
 		// The library's state, as package migrations asks the application
 		// to grant it.
@@ -136,7 +136,7 @@ func setUpDatabase(ctx context.Context, super *sql.DB, reg *synchro.Registry) (s
 		`GRANT SELECT, INSERT, UPDATE, DELETE ON lists, items TO ` + role,
 		`GRANT SELECT ON priorities TO ` + role,
 	}
-	// Row-level security matching the registry: appRole reads the rows of
+	// Row-level security matching the registry: AppRole reads the rows of
 	// the user named by app.user_id (which the engine sets), and the
 	// reference table.
 	statements = append(statements, synchro.GenerateRLSPolicies(reg)...)
@@ -151,16 +151,16 @@ func setUpDatabase(ctx context.Context, super *sql.DB, reg *synchro.Registry) (s
 	return password, nil
 }
 
-// ensureAppRole creates appRole when it is missing, gives it a new random
+// ensureAppRole creates AppRole when it is missing, gives it a new random
 // password, and makes sure it is subject to row-level security.
 func ensureAppRole(ctx context.Context, super *sql.DB) (string, error) {
-	role := pgx.Identifier{appRole}.Sanitize()
+	role := pgx.Identifier{AppRole}.Sanitize()
 	// Tolerates a concurrent creation by another server on the same
 	// database.
 	create := `DO $$ BEGIN CREATE ROLE ` + role + `;
 		EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`
 	if _, err := super.ExecContext(ctx, create); err != nil {
-		return "", fmt.Errorf("creating role %s: %w", appRole, err)
+		return "", fmt.Errorf("creating role %s: %w", AppRole, err)
 	}
 	secret := make([]byte, 18)
 	if _, err := rand.Read(secret); err != nil {
@@ -170,11 +170,11 @@ func ensureAppRole(ctx context.Context, super *sql.DB) (string, error) {
 	// ALTER ROLE takes no parameters: let the server quote the password.
 	var quoted string
 	if err := super.QueryRowContext(ctx, `SELECT quote_literal($1::text)`, password).Scan(&quoted); err != nil {
-		return "", fmt.Errorf("quoting the password of %s: %w", appRole, err)
+		return "", fmt.Errorf("quoting the password of %s: %w", AppRole, err)
 	}
 	alter := `ALTER ROLE ` + role + ` WITH LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD ` + quoted
 	if _, err := super.ExecContext(ctx, alter); err != nil {
-		return "", fmt.Errorf("setting up role %s: %w", appRole, err)
+		return "", fmt.Errorf("setting up role %s: %w", AppRole, err)
 	}
 	return password, nil
 }

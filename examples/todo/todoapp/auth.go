@@ -1,4 +1,4 @@
-package main
+package todoapp
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 // maxUserLen bounds a demo user name.
 const maxUserLen = 64
 
-// demoUserID is the DEMO-ONLY authentication of this example, passed to
+// DemoUserID is the DEMO-ONLY authentication of this example, passed to
 // synchrohttp as Config.UserID: the header "Authorization: Bearer <user>"
 // names the user, and the server believes it. Anyone who can reach the
 // server can read and write every user's data by naming that user.
@@ -18,7 +18,7 @@ const maxUserLen = 64
 // A real application replaces this function with its own: verify a session
 // cookie or a signed token (OIDC, JWT, ...) and return the user id it
 // proves. Never deploy this one.
-func demoUserID(r *http.Request) (string, error) {
+func DemoUserID(r *http.Request) (string, error) {
 	scheme, user, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", errors.New(`want the header "Authorization: Bearer <user>"`)
