@@ -436,13 +436,16 @@ func (t *tableInfo) pushSQL() *pushStatements {
 			proj[i] = "x." + pgident.Quote(c)
 		}
 		s := &pushStatements{}
+		// The ids are cast as one array, not in the join condition, so that
+		// under row-level security the rows are still looked up by key (see
+		// readStatements.hydrate).
 		s.lock = fmt.Sprintf(`SELECT r.id, (SELECT row_to_json(s.*)::text FROM (SELECT %s) AS s), %s, %s, %s, %s, %s
-FROM unnest($1::text[]) AS r(id) JOIN %s AS x ON x.%s = CAST(r.id AS %s)
+FROM unnest($1::text[], CAST($1::text[] AS %s[])) AS r(id, key) JOIN %s AS x ON x.%s = r.key
 ORDER BY x.%s FOR UPDATE OF x`,
 			strings.Join(proj, ", "),
 			tsCol(cfg.UpdatedAtColumn, t.hasUpdatedAt), tsCol(cfg.DeletedAtColumn, t.hasDeletedAt),
 			textCol(cfg.OwnerColumn), textCol(cfg.ParentFKCol), textCol(cfg.BucketByColumn),
-			t.quoted, pk, t.pkType(), pk)
+			t.pkType(), t.quoted, pk, pk)
 		ids := fmt.Sprintf(`unnest(CAST($1::text[] AS %s[])) WITH ORDINALITY AS r(id, ord)`, t.pkType())
 		if t.hasDeletedAt {
 			set := pgident.Quote(cfg.DeletedAtColumn) + " = v.t"

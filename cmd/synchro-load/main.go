@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.pushRatio, "push-ratio", 0.2, "the share of a device's operations that are pushes (the others are pulls)")
 	fs.IntVar(&o.batch, "batch", 100, "records per push")
 	fs.IntVar(&o.pullLimit, "pull-limit", 1000, "records per pull at most (1-1000)")
-	fs.DurationVar(&o.think, "think", 20*time.Millisecond, "a device's pause between operations (±50%)")
+	fs.DurationVar(&o.think, "think", 50*time.Millisecond, "a device's pause between operations (±50%)")
 	fs.Float64Var(&o.writeRate, "write-rate", 1000, "row changes per second made by the SQL writer (0: none)")
 	fs.IntVar(&o.writeBatch, "write-batch", 10, "row changes per transaction of the SQL writer")
 	fs.IntVar(&o.lists, "lists", 4, "lists of each user at the start")
@@ -275,6 +275,13 @@ func (r *Report) healthy() error {
 		}
 		for k, n := range p.Errors {
 			errs = append(errs, fmt.Errorf("%s: %d errors %s", name, n, k))
+		}
+		// A conflict lost to the SQL writer is the protocol working; any
+		// other refusal of a device's own records is not.
+		for k, n := range p.Rejected {
+			if !strings.HasSuffix(k, "/server_won_conflict") {
+				errs = append(errs, fmt.Errorf("%s: %d records refused %s", name, n, k))
+			}
 		}
 	}
 	for _, k := range []string{kindPush, kindPull} {

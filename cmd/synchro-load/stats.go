@@ -30,6 +30,7 @@ type recorder struct {
 	lat     map[string][]time.Duration // per kind
 	records map[string]int64           // records moved per kind
 	errors  map[string]int64           // per "kind: class"
+	reject  map[string]int64           // records the server refused, per "kind: status/reason"
 	c2p     []time.Duration            // commit-to-pull latencies
 
 	// Counters read by the progress line.
@@ -38,7 +39,7 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{lat: map[string][]time.Duration{}, records: map[string]int64{}, errors: map[string]int64{}}
+	return &recorder{lat: map[string][]time.Duration{}, records: map[string]int64{}, errors: map[string]int64{}, reject: map[string]int64{}}
 }
 
 // op records one successful operation of kind that took d and moved n
@@ -57,6 +58,15 @@ func (r *recorder) fail(kind, class string) {
 	r.errors[kind+": "+class]++
 	r.mu.Unlock()
 	r.errs.Add(1)
+}
+
+// rejected records one record the server refused during an operation of
+// kind: an answer of the protocol (a conflict lost to the SQL writer, say),
+// not a failure.
+func (r *recorder) rejected(kind, status, reason string) {
+	r.mu.Lock()
+	r.reject[kind+": "+status+"/"+reason]++
+	r.mu.Unlock()
 }
 
 // delivered records the commit-to-pull latencies of one pull.
@@ -127,6 +137,7 @@ type Phase struct {
 	Kinds        map[string]KindStats `json:"kinds"`
 	CommitToPull Latency              `json:"commit_to_pull"`
 	Errors       map[string]int64     `json:"errors"`
+	Rejected     map[string]int64     `json:"rejected,omitempty"`
 }
 
 // phase summarizes the recorder over a phase of elapsed seconds.
@@ -134,7 +145,7 @@ func (r *recorder) phase(elapsed time.Duration) Phase {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	secs := elapsed.Seconds()
-	p := Phase{Seconds: secs, Kinds: map[string]KindStats{}, CommitToPull: latencyOf(r.c2p), Errors: maps.Clone(r.errors)}
+	p := Phase{Seconds: secs, Kinds: map[string]KindStats{}, CommitToPull: latencyOf(r.c2p), Errors: maps.Clone(r.errors), Rejected: maps.Clone(r.reject)}
 	for kind, ds := range r.lat {
 		l := latencyOf(ds)
 		p.Kinds[kind] = KindStats{
@@ -207,13 +218,21 @@ func printPhase(w io.Writer, title string, p Phase, ref *Phase) {
 		fmt.Fprintf(w, " (x raw p50 %.2f, p99 %.2f)", div(c.P50Ms, ref.CommitToPull.P50Ms), div(c.P99Ms, ref.CommitToPull.P99Ms))
 	}
 	fmt.Fprintln(w)
-	if len(p.Errors) == 0 {
-		fmt.Fprintln(w, "  errors: none")
+	printCounts(w, "errors", p.Errors)
+	if len(p.Rejected) > 0 {
+		printCounts(w, "records refused by the server", p.Rejected)
+	}
+}
+
+// printCounts prints counts by class under title.
+func printCounts(w io.Writer, title string, counts map[string]int64) {
+	if len(counts) == 0 {
+		fmt.Fprintf(w, "  %s: none\n", title)
 		return
 	}
-	fmt.Fprintln(w, "  errors:")
-	for _, k := range slices.Sorted(maps.Keys(p.Errors)) {
-		fmt.Fprintf(w, "    %-50s %d\n", k, p.Errors[k])
+	fmt.Fprintf(w, "  %s:\n", title)
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(w, "    %-50s %d\n", k, counts[k])
 	}
 }
 

@@ -267,7 +267,7 @@ func (d *syncDriver) push(ctx context.Context, c *client, rec *recorder) error {
 	}
 	rec.op(kindPush, time.Since(start), len(resp.Accepted))
 	for _, r := range resp.Rejected {
-		rec.fail(kindPush, "rejected "+r.Status+"/"+r.ReasonCode)
+		rec.rejected(kindPush, r.Status, r.ReasonCode)
 	}
 	return nil
 }
