@@ -4,7 +4,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint bench demo
+.PHONY: test lint bench load-smoke load demo
 
 ## test: vet, then run every test with the race detector against a real PostgreSQL.
 test:
@@ -21,6 +21,16 @@ lint:
 ## The full sizes: drop -short and raise -benchtime (see docs in the README's Benchmarks).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -short ./...
+
+## load-smoke: a few seconds of cmd/synchro-load (4 devices, in-process example server, throwaway
+## PostgreSQL), once calling the engine and once through its HTTP handler; fails on any error.
+load-smoke:
+	$(GO) run ./cmd/synchro-load -smoke
+	$(GO) run ./cmd/synchro-load -smoke -transport http
+
+## load: the default load run (50 devices, 30 s, with the raw PostgreSQL reference); see docs/benchmarks.md.
+load:
+	$(GO) run ./cmd/synchro-load
 
 ## demo: build and start the example server (examples/todo; SYNCHRO_DATABASE_URL, else a throwaway
 ## local PostgreSQL), run the scripted demo client against it, print its transcript, stop the server.

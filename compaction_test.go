@@ -63,13 +63,19 @@ type cpRequired struct {
 // no compaction configured), as the superuser or as the application role.
 func cpStart(t *testing.T, cc *synchro.CompactorConfig, app bool) *cpEnv {
 	t.Helper()
+	return cpStartWith(t, cc, app, nil)
+}
+
+// cpStartWith is cpStart with the registry reg (nil: rpRegistry()).
+func cpStartWith(t *testing.T, cc *synchro.CompactorConfig, app bool, reg *synchro.Registry) *cpEnv {
+	t.Helper()
 	e := &cpEnv{}
 	if cc != nil && cc.Logger == nil {
 		c := *cc
 		c.Logger = cpDiscard
 		cc = &c
 	}
-	e.rpEnv = rpStart(t, rpOptions{app: app, config: func(cfg *synchro.Config) {
+	e.rpEnv = rpStart(t, rpOptions{app: app, registry: reg, config: func(cfg *synchro.Config) {
 		cfg.Compactor = cc
 		cfg.Hooks.OnCompaction = func(_ context.Context, r synchro.CompactResult) {
 			e.mu.Lock()
@@ -1221,10 +1227,20 @@ func TestCompactionPrune(t *testing.T) {
 		}
 	}
 	all := map[string]bool{"lists/1": true, "lists/2": true, "lists/3": true, "items/" + i1: true, "items/" + i2: true, "items/" + i3: true}
+	// Without notes, items are no table's parent: their edges can go.
+	leafItems := func() *synchro.Registry {
+		reg := synchro.NewRegistry()
+		reg.Register(&synchro.TableConfig{TableName: "categories"})
+		reg.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
+		reg.Register(&synchro.TableConfig{TableName: "items", ParentTable: "lists", ParentFKCol: "list_id",
+			SyncColumns: []string{"id", "list_id", "title", "updated_at", "deleted_at"}})
+		reg.Register(&synchro.TableConfig{TableName: "tips", OwnerColumn: "user_id", AllowGlobalRead: true})
+		return reg
+	}
 
 	t.Run("superuser", func(t *testing.T) {
 		t.Parallel()
-		e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
+		e := cpStartWith(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false, leafItems())
 		db := e.db.Super
 		setup(t, e)
 		c := e.client("alice", "phone")
@@ -1235,7 +1251,9 @@ func TestCompactionPrune(t *testing.T) {
 	('lists', 'recent', 1, 'x', now() - interval '3 days', now() - interval '30 minutes'),
 	('lists', 'pending', 1, 'x', now() - interval '30 days', NULL)`)
 		e.run()
-		checkEdges(t, db, map[string]bool{"lists/1": false, "lists/2": true, "lists/3": true,
+		// Lists are the parents of items: their edges stay (see
+		// TestCompactionPruneChildlessParent); items are pruned.
+		checkEdges(t, db, map[string]bool{"lists/1": true, "lists/2": true, "lists/3": true,
 			"items/" + i1: false, "items/" + i2: true, "items/" + i3: true})
 		failures := func() string {
 			var s string
@@ -1272,7 +1290,7 @@ func TestCompactionPrune(t *testing.T) {
 		t.Parallel()
 		// Row-level security hides the rows from the role: their edges
 		// are kept, and the run succeeds.
-		e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, true)
+		e := cpStartWith(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, true, leafItems())
 		setup(t, e)
 		e.run()
 		checkEdges(t, e.db.Super, all)
@@ -1318,6 +1336,33 @@ func TestCompactionPruneDeletedParent(t *testing.T) {
 		_ = db.QueryRow(`SELECT coalesce(string_agg(table_name || '/' || record_id || ' in ' || bucket_id, ', '), '') FROM synchro.bucket_edges`).Scan(&edges)
 		t.Logf("bucket edges: %s", edges)
 	}
+}
+
+// TestCompactionPruneChildlessParent: a list soft-deleted long ago, with no
+// items when compaction ran, gets an item afterwards. The item takes the
+// list's recorded buckets, so the list's edges must not have been pruned:
+// when they were, the item was in no bucket and reached no client (found by
+// the convergence model with compaction in the background).
+func TestCompactionPruneChildlessParent(t *testing.T) {
+	t.Parallel()
+	const i1 = "00000000-0000-4000-8000-000000000001"
+	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
+	db := e.db.Super
+	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
+	e.caughtUp()
+	c := e.client("alice", "phone")
+	c.snapshot(100)
+	rpExec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 1`)
+	e.caughtUp()
+	cpCatchUp(c)
+	e.run()
+	rpExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'late')`, i1)
+	e.caughtUp()
+	c.pullAll(100)
+	if _, ok := e.expected("alice")["items/"+i1]; !ok {
+		t.Fatal("the item of a soft-deleted list is not alice's: the test's premise does not hold")
+	}
+	rpSameRows(t, "client after an item was added to a list pruned long ago", c.rows, e.expected("alice"))
 }
 
 // BenchmarkCompaction measures compaction against the real PostgreSQL of

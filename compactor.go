@@ -51,9 +51,9 @@ const (
 // boundary, records it as the retention boundary Pull checks, deletes the
 // changelog rows at or below it and the rows superseded by a later row of the
 // same bucket and record at any seq, then prunes bookkeeping: the bucket
-// edges of rows soft-deleted longer than the stale threshold ago that have
-// no rows in a registered child table (through Engine.RunCompaction only; a
-// resurrected row then enters its buckets again as new), and rule failures
+// edges of rows soft-deleted longer than the stale threshold ago, in tables
+// that are no registered table's parent (through Engine.RunCompaction only;
+// a resurrected row then enters its buckets again as new), and rule failures
 // replayed longer than the stale threshold ago (failures not yet replayed
 // are kept). One run at a time across processes: a run that finds
 // another in progress returns at once with CompactResult.Skipped set.

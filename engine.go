@@ -223,8 +223,8 @@ func userBucket(userID string) string {
 //
 // It runs on the engine's pool (see Compactor for what a run does, including
 // the pruning of the bucket edges of rows soft-deleted longer ago than the
-// stale threshold, for which the role must see every row; a row that still
-// has rows in a registered child table keeps them, since children take
+// stale threshold, for which the role must see every row; the rows of a
+// table that is a registered table's parent keep them, since children take
 // their parent's recorded buckets). Hooks.OnCompaction
 // fires after a run that succeeded and was not skipped.
 func (e *Engine) RunCompaction(ctx context.Context) (CompactResult, error) {
@@ -272,15 +272,27 @@ func (e *Engine) StartCompaction(ctx context.Context, interval time.Duration) {
 	}()
 }
 
-// pruneStatements returns, for every table with a deleted-at column, the
-// statement deleting the bucket edges of its rows soft-deleted more than $1
-// microseconds ago, except rows that still have rows in a registered child
-// table: children take their parent row's recorded buckets.
+// pruneStatements returns, for every table with a deleted-at column that
+// is no registered table's parent, the statement deleting the bucket edges
+// of its rows soft-deleted more than $1 microseconds ago.
+//
+// A parent table's edges are never pruned: children take their parent
+// row's recorded buckets, and a child may be created under a soft-deleted
+// parent at any time (by a push or by the application), so a parent pruned
+// while it had no children would leave a later child in no bucket, synced to
+// nobody (found by the convergence model with compaction running in the
+// background).
 func (e *Engine) pruneStatements(m *manifest) []string {
+	parents := map[string]bool{}
+	for _, child := range e.registry.All() {
+		if child.ParentTable != "" {
+			parents[child.ParentTable] = true
+		}
+	}
 	var out []string
 	for _, name := range e.tableNames {
 		t := m.table(name)
-		if t == nil || !t.hasDeletedAt {
+		if t == nil || !t.hasDeletedAt || parents[name] {
 			continue
 		}
 		pk := "x." + pgident.Quote(t.pk)
@@ -288,12 +300,6 @@ func (e *Engine) pruneStatements(m *manifest) []string {
  WHERE e.table_name = %s AND e.record_id = %s::text
    AND x.%s < %s`,
 			t.quoted, pgident.QuoteLiteral(name), pk, pgident.Quote(t.cfg.DeletedAtColumn), olderThanParam)
-		for _, child := range e.registry.All() {
-			if child.ParentTable == name {
-				q += fmt.Sprintf("\n   AND NOT EXISTS (SELECT 1 FROM %s AS c WHERE c.%s = %s)",
-					pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), pk)
-			}
-		}
 		out = append(out, q)
 	}
 	return out

@@ -286,52 +286,134 @@ func (p *puller) run(ctx context.Context, buckets []string, checkpoint int64) (i
 		return 0, fmt.Errorf("synchro: pull: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	perBucket := bucketReadCap(p.limit, len(buckets))
+	pg, err := p.readPage(ctx, tx, buckets, checkpoint, perBucket)
+	if err != nil {
+		return 0, err
+	}
+	if pg.short && perBucket < p.limit && checkpoint >= pg.boundary {
+		// One bucket holds most of what follows: read each bucket as far
+		// as a whole page could reach.
+		if pg, err = p.readPage(ctx, tx, buckets, checkpoint, p.limit); err != nil {
+			return 0, err
+		}
+	}
+	if checkpoint < pg.boundary {
+		return pg.boundary, nil
+	}
+	p.resp.HasMore = pg.hasMore
+	if pg.n > 0 {
+		p.resp.Checkpoint = pg.last
+	}
+	if err := p.hydrate(ctx, tx, pg.entries); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("synchro: pull: %w", err)
+	}
+	for _, en := range pg.entries {
+		if en.record != nil {
+			p.resp.Changes = append(p.resp.Changes, *en.record)
+		} else {
+			p.resp.Deletes = append(p.resp.Deletes, DeleteEntry{ID: en.id, TableName: en.table})
+		}
+	}
+	return pg.boundary, nil
+}
+
+// bucketReadCap is how many changelog entries a page reads from each of n
+// buckets at first: a page of limit entries needs at most limit from any
+// one bucket, but reading limit from each of many full buckets reads n
+// times the page (1000 buckets: a million index entries for a page of
+// 1000). With more than 8 buckets, a page first reads twice each bucket's
+// even share (at least 16), which fills it when the buckets grow at similar
+// rates; when one bucket holds most of what follows, the page comes out
+// short (under half the limit) and is read again with the full limit (see
+// run). Such a page may also end a little before the limit while has_more
+// is set. With 8 buckets or fewer, the usual case (the user's, "global",
+// the client's own), every bucket is read as far as a page could reach.
+func bucketReadCap(limit, n int) int {
+	if n <= 8 {
+		return limit
+	}
+	return min(limit, max(16, (2*limit+n-1)/n))
+}
+
+// changelogPage is a page of the changelog as read, merged per record.
+type changelogPage struct {
+	boundary int64
+	entries  []*pageEntry
+	n        int   // changelog entries in the page
+	last     int64 // seq of the page's last entry
+	hasMore  bool
+	// short is set when the page stopped before limit entries because a
+	// bucket's reads ran out, not because the changelog did.
+	short bool
+}
+
+// readPage reads the boundary and a page of the changelog after
+// checkpoint: the first p.limit entries, in seq order, of the buckets,
+// reading at most perBucket+1 entries of each.
+//
+// With perBucket below the limit, a bucket that had more entries than that
+// ("capped") is complete only up to its perBucket-th entry; the lowest such
+// seq over the capped buckets is the cut, and every entry of every bucket
+// up to the cut has been read. The entries up to the cut are the start of
+// the changelog after checkpoint, and the first entry read after the cut is
+// the one that follows them, so the page ends at the cut (at the latest)
+// and that entry, when it is of a table the request wants, says there is
+// more.
+func (p *puller) readPage(ctx context.Context, tx *sql.Tx, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
 	// One statement sets the auth context (and turns JIT off: see
 	// setReadContext), reads the boundary and the changelog page.
 	rows, err := tx.QueryContext(ctx, `
-WITH auth AS MATERIALIZED (SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $4, true), `+noJIT+`)
-SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0) FROM auth),
-       p.seq, p.table_name, p.record_id, p.operation
-  FROM (SELECT 1) AS one
-  LEFT JOIN LATERAL (
-        SELECT c.seq, c.table_name, c.record_id, c.operation
+WITH auth AS MATERIALIZED (SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $4, true), `+noJIT+`),
+seen AS MATERIALIZED (
+        SELECT b.id AS bucket, c.seq, c.table_name, c.record_id, c.operation
           FROM unnest($1::text[]) AS b(id)
          CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $3) AS c
-         ORDER BY c.seq LIMIT $3) AS p ON true
- ORDER BY p.seq`, buckets, checkpoint, p.limit+1, p.userID)
+                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $5 + 1) AS c),
+cut AS MATERIALIZED (
+        SELECT min(s.seq) AS seq
+          FROM (SELECT seq, row_number() OVER w AS k, count(*) OVER (PARTITION BY bucket) AS n
+                  FROM seen WINDOW w AS (PARTITION BY bucket ORDER BY seq)) AS s
+         WHERE s.n > $5 AND s.k = $5)
+SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0) FROM auth),
+       (SELECT seq FROM cut), p.seq, p.table_name, p.record_id, p.operation
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3) AS p ON true
+ ORDER BY p.seq`, buckets, checkpoint, p.limit+1, p.userID, perBucket)
 	if err != nil {
-		return 0, fmt.Errorf("synchro: reading the changelog: %w", err)
+		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
+	defer func() { _ = rows.Close() }()
+	pg := &changelogPage{entries: make([]*pageEntry, 0, p.limit)}
 	var (
-		boundary int64
-		entries  = make([]*pageEntry, 0, p.limit)
-		byKey    = make(map[[2]string]*pageEntry, p.limit)
-		n        int
-		last     int64
-		blocked  bool
+		byKey   = make(map[[2]string]*pageEntry, p.limit)
+		blocked bool
+		cut     sql.NullInt64
 	)
 	for rows.Next() {
 		var seq sql.NullInt64
 		var table, id sql.NullString
 		var op sql.NullInt16
-		if err := rows.Scan(&boundary, &seq, &table, &id, &op); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("synchro: reading the changelog: %w", err)
+		if err := rows.Scan(&pg.boundary, &cut, &seq, &table, &id, &op); err != nil {
+			return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 		}
-		if !seq.Valid || blocked {
+		if !seq.Valid || blocked || pg.hasMore {
 			continue
 		}
 		if p.filter != nil && !p.filter[table.String] {
 			blocked = true // the checkpoint must not pass it
 			continue
 		}
-		if n == p.limit {
-			p.resp.HasMore = true
+		if pg.n == p.limit || (cut.Valid && seq.Int64 > cut.Int64) {
+			pg.hasMore = true
+			pg.short = pg.n < p.limit/2
 			continue
 		}
-		n++
-		last = seq.Int64
+		pg.n++
+		pg.last = seq.Int64
 		k := [2]string{table.String, id.String}
 		if en := byKey[k]; en != nil {
 			en.op = Operation(op.Int16)
@@ -339,32 +421,12 @@ SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singl
 		}
 		en := &pageEntry{table: table.String, id: id.String, op: Operation(op.Int16)}
 		byKey[k] = en
-		entries = append(entries, en)
+		pg.entries = append(pg.entries, en)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("synchro: reading the changelog: %w", err)
+		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
-	rows.Close()
-	if checkpoint < boundary {
-		return boundary, nil
-	}
-	if n > 0 {
-		p.resp.Checkpoint = last
-	}
-	if err := p.hydrate(ctx, tx, entries); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("synchro: pull: %w", err)
-	}
-	for _, en := range entries {
-		if en.record != nil {
-			p.resp.Changes = append(p.resp.Changes, *en.record)
-		} else {
-			p.resp.Deletes = append(p.resp.Deletes, DeleteEntry{ID: en.id, TableName: en.table})
-		}
-	}
-	return boundary, nil
+	return pg, nil
 }
 
 // hydrate reads the current rows of the page's records that are not

@@ -15,6 +15,7 @@ set format x "%.0s%c"
 c = "docs/bench/data/clients.tsv"
 l = "docs/bench/data/changelog.tsv"
 
+set xrange [0.8:300]
 set title "Throughput against devices"
 set xlabel "devices"
 set ylabel "per second"
@@ -33,6 +34,7 @@ plot c u 1:4 w lp lw 2 t "push p99", \
      c u 1:9 w lp lw 2 t "commit-to-pull p50", \
      c u 1:18 w lp dt 2 t "raw SQL pull p99"
 
+set xrange [5000:20000000]
 set title "Throughput against changelog size (50 devices)"
 set xlabel "changelog rows at the start"
 set ylabel "per second"
