@@ -59,7 +59,10 @@ var readTxOptions = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly:
 // Within one read-only snapshot: the retention check, then the changelog of
 // the subscribed buckets after the checkpoint in seq order, at most
 // req.Limit entries (default DefaultPullLimit, at most MaxPullLimit), with
-// HasMore when more follow. Entries of one record are merged, keeping its
+// HasMore when more follow. A client that follows more than 8 buckets may get
+// a page somewhat shorter than the limit while HasMore is set (each bucket
+// is read only as far as its share of a page; see bucketReadCap): clients
+// loop on HasMore, not on the page's size. Entries of one record are merged, keeping its
 // position of first appearance and its last operation. Records whose last
 // operation is a delete, and records that are no longer in one of the
 // client's buckets, gone, or soft-deleted, come in Deletes; the others come

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Runs the load sweeps of docs/benchmarks.md and draws its plot:
+# Runs the load runs of docs/benchmarks.md and draws its plot:
+#   - the default run (50 devices, 30 s, raw reference), in-process and over HTTP;
+#   - the commit-to-pull run (50 devices that only pull, every 50 ms ±50%,
+#     while the SQL writer changes 1000 rows a second; 30 s);
 #   - devices: 1, 10, 50, 200 (20 s each, with the raw PostgreSQL reference);
 #   - changelog size: 10k, 100k, 1M, 10M rows before the run (50 devices, 20 s).
 # Each run is cmd/synchro-load on its own throwaway PostgreSQL; the JSON
@@ -22,6 +25,14 @@ bin=$(mktemp -d "${TMPDIR:-/tmp}/synchro-sweep.XXXXXX")
 trap 'rm -rf "$bin"' EXIT
 "$GO" build -o "$bin/synchro-load" ./cmd/synchro-load
 
+if [ -z "${SKIP_RUNS:-}" ]; then
+	echo "sweep: default run" >&2
+	"$bin/synchro-load" -json -duration 30s >"$data/default.json" 2>"$data/default.log"
+	echo "sweep: default run over HTTP" >&2
+	"$bin/synchro-load" -json -duration 30s -transport http >"$data/default-http.json" 2>"$data/default-http.log"
+	echo "sweep: commit-to-pull run" >&2
+	"$bin/synchro-load" -json -duration 30s -push-ratio 0 -think 50ms -write-rate 1000 >"$data/commit-to-pull.json" 2>"$data/commit-to-pull.log"
+fi
 for n in $CLIENTS; do
 	echo "sweep: $n devices" >&2
 	"$bin/synchro-load" -json -clients "$n" -duration "$DURATION" >"$data/clients-$n.json" 2>"$data/clients-$n.log"
