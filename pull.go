@@ -342,6 +342,45 @@ func bucketReadCap(limit, n int) int {
 	return min(limit, max(16, (2*limit+n-1)/n))
 }
 
+// pullAuthCTE sets the auth context of the read transaction ($4) and turns
+// JIT off (see setReadContext).
+const pullAuthCTE = `WITH auth AS MATERIALIZED (SELECT set_config(` + "'" + authSettingName + "'" + `, $4, true), ` + noJIT + `)`
+
+// pullBoundarySQL reads the compaction boundary after the auth context is
+// set.
+const pullBoundarySQL = `(SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0) FROM auth)`
+
+// pullFullPageSQL reads the page when every bucket is read as far as a page
+// could reach ($5 is the limit): the first $3 entries of the union of the
+// buckets' first $3. It returns the boundary, NULL for the cut, and the
+// entries.
+const pullFullPageSQL = pullAuthCTE + `
+SELECT ` + pullBoundarySQL + `, NULL::bigint, p.seq, p.table_name, p.record_id, p.operation
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (
+        SELECT c.seq, c.table_name, c.record_id, c.operation
+          FROM unnest($1::text[]) AS b(id)
+         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
+                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $5 + 1) AS c
+         ORDER BY c.seq LIMIT $3) AS p ON true
+ ORDER BY p.seq`
+
+// pullCappedPageSQL reads at most $5+1 entries of each bucket, numbered
+// within the bucket with the seq before each; the cut is the lowest
+// $5-th seq of a bucket that had more (the seq before its ($5+1)-th).
+const pullCappedPageSQL = pullAuthCTE + `,
+seen AS MATERIALIZED (
+        SELECT c.seq, c.table_name, c.record_id, c.operation, c.k, c.prev
+          FROM unnest($1::text[]) AS b(id)
+         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation,
+                                    row_number() OVER (ORDER BY seq) AS k, lag(seq) OVER (ORDER BY seq) AS prev
+                               FROM (SELECT seq, table_name, record_id, operation FROM synchro.changelog
+                                      WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $5 + 1) AS l) AS c)
+SELECT ` + pullBoundarySQL + `, (SELECT min(prev) FROM seen WHERE k > $5), p.seq, p.table_name, p.record_id, p.operation
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3) AS p ON true
+ ORDER BY p.seq`
+
 // changelogPage is a page of the changelog as read, merged per record.
 type changelogPage struct {
 	boundary int64
@@ -368,24 +407,13 @@ type changelogPage struct {
 // more.
 func (p *puller) readPage(ctx context.Context, tx *sql.Tx, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
 	// One statement sets the auth context (and turns JIT off: see
-	// setReadContext), reads the boundary and the changelog page.
-	rows, err := tx.QueryContext(ctx, `
-WITH auth AS MATERIALIZED (SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $4, true), `+noJIT+`),
-seen AS MATERIALIZED (
-        SELECT b.id AS bucket, c.seq, c.table_name, c.record_id, c.operation
-          FROM unnest($1::text[]) AS b(id)
-         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $5 + 1) AS c),
-cut AS MATERIALIZED (
-        SELECT min(s.seq) AS seq
-          FROM (SELECT seq, row_number() OVER w AS k, count(*) OVER (PARTITION BY bucket) AS n
-                  FROM seen WINDOW w AS (PARTITION BY bucket ORDER BY seq)) AS s
-         WHERE s.n > $5 AND s.k = $5)
-SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0) FROM auth),
-       (SELECT seq FROM cut), p.seq, p.table_name, p.record_id, p.operation
-  FROM (SELECT 1) AS one
-  LEFT JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3) AS p ON true
- ORDER BY p.seq`, buckets, checkpoint, p.limit+1, p.userID, perBucket)
+	// setReadContext), reads the boundary and the changelog page; with a
+	// per-bucket cap below the limit, also the cut (NULL otherwise).
+	query := pullFullPageSQL
+	if perBucket < p.limit {
+		query = pullCappedPageSQL
+	}
+	rows, err := tx.QueryContext(ctx, query, buckets, checkpoint, p.limit+1, p.userID, perBucket)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
