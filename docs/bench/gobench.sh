@@ -19,4 +19,4 @@ run -bench 'PullThroughput' -benchtime 3x .
 run -bench 'PullBuckets' -benchtime 1x .
 run -bench 'EmptyPull' -benchtime 300x .
 run -bench 'BenchmarkSnapshot$' -benchtime 2x .
-run -bench 'BenchmarkCompaction' -benchtime 1x .
+[ -n "${SKIP_COMPACTION:-}" ] || run -bench 'BenchmarkCompaction' -benchtime 1x .

@@ -178,8 +178,8 @@ func write(dir, name string, files []string, md io.Writer) error {
 	}
 	fmt.Fprintf(md, "\n|---|%s\n", strings.Repeat("---:|", len(columns)))
 	for _, r := range rows {
-		fmt.Fprintf(&tsv, "%g", r.x)
-		fmt.Fprintf(md, "| %g |", r.x)
+		fmt.Fprintf(&tsv, "%.0f", r.x)
+		fmt.Fprintf(md, "| %.0f |", r.x)
 		for _, c := range columns {
 			v := c.get(r.r)
 			fmt.Fprintf(&tsv, "\t%.3f", v)
