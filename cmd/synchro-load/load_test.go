@@ -36,10 +36,10 @@ func TestParseFlags(t *testing.T) {
 func TestMarkers(t *testing.T) {
 	for data, want := range map[string]int64{
 		`{"id":"x","title":"sql:42","done":false}`: 42,
-		`{"title":"sql:7"}`:                          7,
-		`{"title":"push:dev:1"}`:                     -1,
-		`{"title":"sql:x"}`:                          -1,
-		`{"title":"sql:`:                             -1,
+		`{"title":"sql:7"}`:                        7,
+		`{"title":"push:dev:1"}`:                   -1,
+		`{"title":"sql:x"}`:                        -1,
+		`{"title":"sql:`:                           -1,
 	} {
 		n, ok := markerInJSON([]byte(data))
 		if (want < 0) == ok || (ok && n != want) {
