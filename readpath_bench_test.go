@@ -73,13 +73,21 @@ type rbEnv struct {
 	// v and h are the server's schema version and hash.
 	v int64
 	h string
+	// table is the benchmark's table.
+	table string
 }
 
-// rbStart creates the database, the table and the engine.
+// rbStart creates the database, the table rb_items and the engine.
 func rbStart(b *testing.B) *rbEnv {
+	return rbStartWith(b, rbSchema, &synchro.TableConfig{TableName: "rb_items", OwnerColumn: "user_id"}, nil)
+}
+
+// rbStartWith creates the database, runs schema, registers table and
+// starts the engine, with the subscription rule subs when not nil.
+func rbStartWith(b *testing.B, schema string, table *synchro.TableConfig, subs synchro.SubscriptionRule) *rbEnv {
 	b.Helper()
 	db := pgtest.NewMigratedDatabase(b)
-	rpExec(b, db.Super, rbSchema)
+	rpExec(b, db.Super, schema)
 	pool := db.Super
 	if *rbConns > 0 {
 		p, err := sql.Open("pgx", db.DSN)
@@ -94,12 +102,12 @@ func rbStart(b *testing.B) *rbEnv {
 		pool = p
 	}
 	reg := synchro.NewRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "rb_items", OwnerColumn: "user_id"})
-	eng, err := synchro.NewEngine(synchro.Config{DB: pool, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	reg.Register(table)
+	eng, err := synchro.NewEngine(synchro.Config{DB: pool, Registry: reg, Logger: slog.New(slog.DiscardHandler), Subscriptions: subs})
 	if err != nil {
 		b.Fatalf("NewEngine: %v", err)
 	}
-	e := &rbEnv{b: b, db: db, eng: eng}
+	e := &rbEnv{b: b, db: db, eng: eng, table: table.TableName}
 	if e.v, e.h, err = eng.CurrentSchemaManifest(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -139,7 +147,7 @@ SELECT 'user:' || $1, 'rb_items', g::text, 1 FROM generate_series($2::bigint, $3
 // every table.
 func (e *rbEnv) settle() {
 	e.b.Helper()
-	const tables = `rb_items, synchro.bucket_edges, synchro.changelog, synchro.clients`
+	tables := e.table + `, synchro.bucket_edges, synchro.changelog, synchro.clients`
 	rpExec(e.b, e.db.Super, `ANALYZE `+tables)
 	rpExec(e.b, e.db.Super, `CHECKPOINT`)
 	rpExec(e.b, e.db.Super, `VACUUM `+tables)
@@ -177,6 +185,21 @@ func (e *rbEnv) pull(user, id string, checkpoint int64, limit int) *synchro.Pull
 		e.b.Fatalf("pull %s/%s from %d: snapshot required (%s)", user, id, checkpoint, resp.SnapshotReason)
 	}
 	return resp
+}
+
+// pullAll pulls from checkpoint until nothing more follows, in pages of
+// limit, and returns the changes, deletes and pages received.
+func (e *rbEnv) pullAll(user, id string, checkpoint int64, limit int) (changes, deletes, pages int) {
+	for {
+		resp := e.pull(user, id, checkpoint, limit)
+		pages++
+		changes += len(resp.Changes)
+		deletes += len(resp.Deletes)
+		checkpoint = resp.Checkpoint
+		if !resp.HasMore {
+			return changes, deletes, pages
+		}
+	}
 }
 
 // rbPercentile returns the q quantile of sorted durations in milliseconds.
@@ -221,18 +244,10 @@ func BenchmarkPullThroughput(b *testing.B) {
 			pages := 0
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				cp, got := from, 0
-				for {
-					resp := e.pull("u1", "dev", cp, limit)
-					pages++
-					got += len(resp.Changes) + len(resp.Deletes)
-					cp = resp.Checkpoint
-					if !resp.HasMore {
-						break
-					}
-				}
-				if got != n {
-					b.Fatalf("pulled %d records, want %d", got, n)
+				changes, deletes, p := e.pullAll("u1", "dev", from, limit)
+				pages += p
+				if changes+deletes != n {
+					b.Fatalf("pulled %d records, want %d", changes+deletes, n)
 				}
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")

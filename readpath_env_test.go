@@ -301,23 +301,7 @@ SELECT 'notes/' || n.id, row_to_json(n)::text
   FROM notes n JOIN items i ON i.id = n.item_id JOIN lists l ON l.id = i.list_id WHERE l.user_id = $1
 UNION ALL
 SELECT 'tips/' || id, row_to_json(t)::text FROM tips t WHERE user_id = $1 OR user_id IS NULL OR user_id = ''`
-	rows, err := e.db.Super.Query(q, user)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[string]json.RawMessage{}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			e.t.Fatal(err)
-		}
-		out[k] = json.RawMessage(v)
-	}
-	if err := rows.Err(); err != nil {
-		e.t.Fatal(err)
-	}
-	return out
+	return rcRowsOf(e, q, user)
 }
 
 // rpSameRows compares two local copies, decoding the JSON values.

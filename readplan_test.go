@@ -3,6 +3,8 @@ package synchro
 import (
 	"strings"
 	"testing"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // TestHydrateLooksUpKeysUnderRLS checks the plan of the hydration statement
@@ -13,20 +15,8 @@ import (
 // pull of one record read 10000 rows.
 func TestHydrateLooksUpKeysUnderRLS(t *testing.T) {
 	t.Parallel()
-	db := ptSetup(t)
-	reg := ptRegistry(t)
-	rlsApply(t, db.Super, GenerateRLSPolicies(reg))
-	// 50 users with a list of 200 items each.
-	ptExec(t, db.Super, `
-INSERT INTO lists (id, user_id, name) SELECT md5('l' || u)::uuid, 'u' || u, 'list' FROM generate_series(1, 50) AS u;
-INSERT INTO items (id, list_id, title) SELECT gen_random_uuid(), md5('l' || u)::uuid, 'item' FROM generate_series(1, 50) AS u, generate_series(1, 200);
-ANALYZE lists, items`)
-	p := ptEngine(t, db, db.App, reg, nil)
+	db, reg, m := planSetup(t)
 	ctx := t.Context()
-	m, err := p.e.schema.get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, err := m.table("items").readSQL(reg, true)
 	if err != nil {
 		t.Fatal(err)
@@ -93,19 +83,8 @@ ANALYZE lists, items`)
 // took 70 ms in that statement alone.
 func TestPushLocksKeysUnderRLS(t *testing.T) {
 	t.Parallel()
-	db := ptSetup(t)
-	reg := ptRegistry(t)
-	rlsApply(t, db.Super, GenerateRLSPolicies(reg))
-	ptExec(t, db.Super, `
-INSERT INTO lists (id, user_id, name) SELECT md5('l' || u)::uuid, 'u' || u, 'list' FROM generate_series(1, 50) AS u;
-INSERT INTO items (id, list_id, title) SELECT gen_random_uuid(), md5('l' || u)::uuid, 'item' FROM generate_series(1, 50) AS u, generate_series(1, 200);
-ANALYZE lists, items`)
-	p := ptEngine(t, db, db.App, reg, nil)
+	db, _, m := planSetup(t)
 	ctx := t.Context()
-	m, err := p.e.schema.get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tx, err := db.App.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +101,28 @@ ANALYZE lists, items`)
 	if strings.Contains(plan, "Seq Scan on items") || !strings.Contains(plan, "items_pkey") {
 		t.Errorf("push does not look its records up by key:\n%s", plan)
 	}
+}
+
+// planSetup makes the database of the plan tests: the push tests' tables
+// with the generated row-level security policies, 50 users with a list of
+// 200 items each (analyzed), and an engine connected as the role subject to
+// the policies. It returns the database, the registry and the engine's
+// manifest.
+func planSetup(t *testing.T) (*pgtest.Database, *Registry, *manifest) {
+	t.Helper()
+	db := ptSetup(t)
+	reg := ptRegistry(t)
+	rlsApply(t, db.Super, GenerateRLSPolicies(reg))
+	ptExec(t, db.Super, `
+INSERT INTO lists (id, user_id, name) SELECT md5('l' || u)::uuid, 'u' || u, 'list' FROM generate_series(1, 50) AS u;
+INSERT INTO items (id, list_id, title) SELECT gen_random_uuid(), md5('l' || u)::uuid, 'item' FROM generate_series(1, 50) AS u, generate_series(1, 200);
+ANALYZE lists, items`)
+	p := ptEngine(t, db, db.App, reg, nil)
+	m, err := p.e.schema.get(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, reg, m
 }
 
 // explain returns the text plan of query with args.

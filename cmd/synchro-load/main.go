@@ -703,12 +703,7 @@ func (e *env) load(ctx context.Context, name string, clients []*client, drv driv
 // progress prints a line every second until ctx ends: on a terminal the
 // same line, rewritten; elsewhere a line every 5 seconds.
 func (e *env) progress(ctx context.Context, name string, start time.Time, rec *recorder, w *writer, lagMax *int64) {
-	tty := false
-	if f, ok := e.log.(*os.File); ok {
-		if st, err := f.Stat(); err == nil {
-			tty = st.Mode()&os.ModeCharDevice != 0
-		}
-	}
+	tty := isTerminal(e.log)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var last [3]int64
@@ -741,11 +736,19 @@ func (e *env) progress(ctx context.Context, name string, start time.Time, rec *r
 
 // endProgress ends the rewritten progress line on a terminal.
 func (e *env) endProgress() {
-	if f, ok := e.log.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			fmt.Fprintln(e.log)
-		}
+	if isTerminal(e.log) {
+		fmt.Fprintln(e.log)
 	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // lag returns the bytes of WAL that change capture has not processed: from
