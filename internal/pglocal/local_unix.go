@@ -206,9 +206,8 @@ func newLocalServer(bin binaries, cred *syscall.Credential, cfg Config) (*localS
 
 // initCluster records the owner of the directory and runs initdb.
 func (l *localServer) initCluster(ctx context.Context) error {
-	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
-	if err := os.WriteFile(filepath.Join(l.dir, ownerPIDFile), pid, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", ownerPIDFile, err)
+	if err := writeOwnerPID(l.dir); err != nil {
+		return err
 	}
 	if err := os.Mkdir(l.sockDir, 0o700); err != nil {
 		return fmt.Errorf("creating the socket directory: %w", err)
@@ -540,20 +539,37 @@ func removeStaleDirs(cfg Config) {
 	dirs, _ := filepath.Glob(filepath.Join(cfg.Dir, dirPattern(cfg)))
 	for _, dir := range dirs {
 		b, err := os.ReadFile(filepath.Join(dir, ownerPIDFile))
-		if err != nil {
+		var pid int
+		if err == nil {
+			pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if err != nil || pid <= 0 {
 			// Being set up right now, or abandoned before the owner
-			// wrote its pid.
+			// wrote its pid (or by a writer older than writeOwnerPID).
 			if fi, err := os.Stat(dir); err == nil && time.Since(fi.ModTime()) > staleUnownedAge {
 				_ = os.RemoveAll(dir)
 			}
 			continue
 		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err == nil && pid > 0 && processAlive(pid) {
-			continue
+		if !processAlive(pid) {
+			_ = os.RemoveAll(dir)
 		}
-		_ = os.RemoveAll(dir)
 	}
+}
+
+// writeOwnerPID records the calling process as the owner of dir. The file
+// appears whole or not at all (written aside, then renamed), so that a
+// concurrent removeStaleDirs never reads a partial pid.
+func writeOwnerPID(dir string) error {
+	tmp := filepath.Join(dir, ownerPIDFile+".tmp")
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := os.WriteFile(tmp, pid, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", ownerPIDFile, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ownerPIDFile)); err != nil {
+		return fmt.Errorf("writing %s: %w", ownerPIDFile, err)
+	}
+	return nil
 }
 
 // processAlive reports whether a process with pid exists.

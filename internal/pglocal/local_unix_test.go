@@ -7,6 +7,10 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,3 +157,98 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("the zero Config: %v", err)
 	}
 }
+
+// TestRemoveStaleDirs removes the directories of dead owners and of
+// long-abandoned setups, and keeps those of live owners and those being set
+// up: a pid file that is empty or unparsable (a writer caught mid-write)
+// must not get a fresh directory removed under its owner.
+func TestRemoveStaleDirs(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Dir: t.TempDir(), Name: "stale-test"}.withDefaults()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip(err)
+	}
+	old := time.Now().Add(-2 * staleUnownedAge)
+	dirs := []struct {
+		name    string
+		pid     *string // nil: no pid file
+		old     bool
+		removed bool
+	}{
+		{"live", ptr(strconv.Itoa(os.Getpid())), false, false},
+		{"dead", ptr(strconv.Itoa(dead.Process.Pid)), false, true},
+		{"no-pid-fresh", nil, false, false},
+		{"no-pid-old", nil, true, true},
+		{"empty-fresh", ptr(""), false, false},
+		{"empty-old", ptr(""), true, true},
+		{"garbage-fresh", ptr("12ab"), false, false},
+		{"zero-fresh", ptr("0"), false, false},
+	}
+	for _, d := range dirs {
+		dir := filepath.Join(cfg.Dir, "stale-test-"+d.name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if d.pid != nil {
+			if err := os.WriteFile(filepath.Join(dir, ownerPIDFile), []byte(*d.pid), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d.old {
+			if err := os.Chtimes(dir, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	removeStaleDirs(cfg)
+	for _, d := range dirs {
+		_, err := os.Stat(filepath.Join(cfg.Dir, "stale-test-"+d.name))
+		if gone := errors.Is(err, os.ErrNotExist); gone != d.removed {
+			t.Errorf("%s: removed = %v, want %v (%v)", d.name, gone, d.removed, err)
+		}
+	}
+}
+
+// TestOwnerPIDWhileCleaning sets up directories while another start cleans
+// up concurrently, as two parallel Starts do: no directory being set up may
+// vanish.
+func TestOwnerPIDWhileCleaning(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Dir: t.TempDir(), Name: "race-test"}.withDefaults()
+	done := make(chan struct{})
+	cleaned := make(chan struct{})
+	go func() {
+		defer close(cleaned)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				removeStaleDirs(cfg)
+			}
+		}
+	}()
+	defer func() { close(done); <-cleaned }()
+	for i := range 300 {
+		dir, err := os.MkdirTemp(cfg.Dir, dirPattern(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writeOwnerPID(dir); err != nil {
+			t.Fatalf("setup %d: %v", i, err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, ownerPIDFile))
+		if err != nil {
+			t.Fatalf("setup %d: the directory was removed: %v", i, err)
+		}
+		if got := strings.TrimSpace(string(b)); got != strconv.Itoa(os.Getpid()) {
+			t.Fatalf("setup %d: %s holds %q", i, ownerPIDFile, got)
+		}
+		if _, err := os.Stat(filepath.Join(dir, ownerPIDFile+".tmp")); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("setup %d: the temporary pid file remains: %v", i, err)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
