@@ -1690,6 +1690,67 @@ INSERT INTO tips VALUES (3, NULL, ''), (1, 'alice', ''), (20, 'alice', ''), (7, 
 	})
 }
 
+// TestReadPathCasesSnapshotEmptyKey snapshots tables whose text keys
+// include the empty string. A cursor's after_id "" means the start of a
+// table, so a page that ended right after the row '' named no position:
+// with limit 1 the client was sent the row '' again and again, and with
+// larger limits the row came twice. Every row must come once, in order,
+// and a page holds at most limit records, or two for limit 1 when it takes
+// the row ''.
+func TestReadPathCasesSnapshotEmptyKey(t *testing.T) {
+	rcModes(t, func(t *testing.T, app bool) {
+		e := rpStart(t, rpOptions{app: app})
+		db := e.db.Super
+		rpExec(t, db, `INSERT INTO categories VALUES ('', 'empty'), ('a', 'A'), ('b', 'B');
+INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'l1');
+INSERT INTO items (id, list_id, title) VALUES ('`+rcUUID(1)+`', 1, 'i1');
+INSERT INTO notes VALUES ('', '`+rcUUID(1)+`', 'e'), ('n', '`+rcUUID(1)+`', 'x');
+INSERT INTO tips VALUES (1, 'alice', 't')`)
+		e.caughtUp()
+		want := e.expected("alice")
+		order := []string{"categories/", "categories/a", "categories/b", "items/" + rcUUID(1), "lists/1", "notes/", "notes/n", "tips/1"}
+		for _, k := range order {
+			if _, ok := want[k]; !ok {
+				t.Fatalf("alice's rows %v lack %s", slices.Sorted(maps.Keys(want)), k)
+			}
+		}
+		for _, limit := range []int{1, 2, 3, 4, 5, 6, 1000} {
+			alice := e.client("alice", fmt.Sprintf("dev%d", limit))
+			alice.rows = map[string]json.RawMessage{}
+			var got []string
+			var cur *synchro.SnapshotCursor
+			for pages := 0; ; pages++ {
+				if pages > 2*len(order) {
+					t.Fatalf("limit %d: the snapshot does not end; records so far %v", limit, got)
+				}
+				p, err := rcSnapPage(alice, cur, limit)
+				if err != nil {
+					t.Fatalf("limit %d: %v", limit, err)
+				}
+				max := limit
+				if limit == 1 && len(p.Records) > 0 && p.Records[0].ID == "" {
+					max = 2
+				}
+				if len(p.Records) > max || (p.HasMore && p.Cursor == nil) {
+					t.Errorf("limit %d page %d: %d records, has_more %v, cursor %v", limit, pages, len(p.Records), p.HasMore, p.Cursor)
+				}
+				for _, r := range p.Records {
+					got = append(got, r.TableName+"/"+r.ID)
+					alice.rows[r.TableName+"/"+r.ID] = r.Data
+				}
+				if !p.HasMore {
+					break
+				}
+				cur = p.Cursor
+			}
+			if !slices.Equal(got, order) {
+				t.Errorf("limit %d: snapshot records\n%v\nwant\n%v", limit, got, order)
+			}
+			rpSameRows(t, fmt.Sprintf("limit %d", limit), alice.rows, want)
+		}
+	})
+}
+
 // ---------------------------------------------------------------------------
 // 10. Hooks and refusals
 

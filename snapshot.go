@@ -18,6 +18,9 @@ const snapshotLockKey int64 = 0x73796e63736e6170 // "syncsnap"
 // Pages walk the registered tables in name order and each table's rows in
 // primary key order (the key's own type and index), at most req.Limit
 // records a page (default DefaultSnapshotLimit, at most MaxSnapshotLimit).
+// One exception: a cursor's after_id "" means the start of a table, so a
+// page never ends right after a row whose text key is the empty string; a
+// page of limit 1 that reaches such a row holds the row after it too.
 // Only rows in one of the client's buckets are returned (recorded there by
 // the change capture and placed there by their current contents, see
 // Config.Subscriptions for the buckets); soft-deleted rows are not.
@@ -191,12 +194,14 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, s
 			return nil, fmt.Errorf("synchro: snapshot: table %q is registered but missing from the schema", table)
 		}
 		remaining := limit - len(resp.Records)
-		// One row more than needed tells whether the table goes on.
+		// One row more than needed tells whether the table goes on, and
+		// one more than that serves a page that cannot end where it
+		// should (below).
 		got, err := e.readRows(ctx, tx, info, subs, func(st *readStatements) (*sql.Rows, error) {
 			if after == "" {
-				return tx.QueryContext(ctx, st.first, subs, remaining+1)
+				return tx.QueryContext(ctx, st.first, subs, remaining+2)
 			}
-			return tx.QueryContext(ctx, st.after, subs, remaining+1, after)
+			return tx.QueryContext(ctx, st.after, subs, remaining+2, after)
 		})
 		if err != nil {
 			if after != "" && isDataError(err) {
@@ -204,17 +209,29 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, s
 			}
 			return nil, fmt.Errorf("synchro: snapshot: reading %s: %w", table, err)
 		}
-		for _, r := range got[:min(len(got), remaining)] {
+		cut := remaining // the rows of the table this page takes
+		if len(got) > cut && got[cut-1].rec.ID == "" {
+			// The empty key, the first of any text key order, cannot
+			// be a cursor's after_id ("" is the start of the table):
+			// end the page before the table when it holds records
+			// already, else take the row after it too.
+			if remaining < limit {
+				next = &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx}
+				break
+			}
+			cut++
+		}
+		for _, r := range got[:min(len(got), cut)] {
 			if r.ok {
 				resp.Records = append(resp.Records, *r.rec)
 			}
 		}
-		if len(got) > remaining {
-			next = &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx, AfterID: got[remaining-1].rec.ID}
+		if len(got) > cut {
+			next = &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx, AfterID: got[cut-1].rec.ID}
 			break
 		}
 		idx, after = idx+1, ""
-		if remaining == len(got) && idx < len(e.tableNames) {
+		if cut == len(got) && idx < len(e.tableNames) {
 			next = &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx}
 			break
 		}
