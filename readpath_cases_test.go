@@ -1692,11 +1692,11 @@ INSERT INTO tips VALUES (3, NULL, ''), (1, 'alice', ''), (20, 'alice', ''), (7, 
 
 // TestReadPathCasesSnapshotEmptyKey snapshots tables whose text keys
 // include the empty string. A cursor's after_id "" means the start of a
-// table, so a page that ended right after the row ” named no position:
-// with limit 1 the client was sent the row ” again and again, and with
-// larger limits the row came twice. Every row must come once, in order,
+// table, so a page that ended right after the row with the empty key named
+// no position: with limit 1 the client was sent that row again and again,
+// and with larger limits it came twice. Every row must come once, in order,
 // and a page holds at most limit records, or two for limit 1 when it takes
-// the row ”.
+// the row with the empty key.
 func TestReadPathCasesSnapshotEmptyKey(t *testing.T) {
 	rcModes(t, func(t *testing.T, app bool) {
 		e := rpStart(t, rpOptions{app: app})
