@@ -19,11 +19,17 @@
 //
 // Migrate needs a role that may create a schema in the database (CREATE on
 // the database) and tables in it, typically the role that owns the database.
-// It grants nothing: the application grants its runtime role what it needs,
-// for example
+// It grants nothing: the application grants its runtime role (the role of
+// the engine's pool) what it needs, after Migrate:
 //
 //	GRANT USAGE ON SCHEMA synchro TO app_runtime;
 //	GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA synchro TO app_runtime;
+//	GRANT USAGE ON ALL SEQUENCES IN SCHEMA synchro TO app_runtime;
+//
+// The sequence grant lets a snapshot draw a checkpoint of its own from the
+// changelog's sequence. Grant again after a Migrate that adds tables (or set
+// ALTER DEFAULT PRIVILEGES for the migrating role). These are exactly the
+// privileges the engine uses; the library's tests run it with them.
 //
 // # Concurrency and failure
 //
