@@ -40,7 +40,14 @@ var readTxOptions = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly:
 // SnapshotReasonInitialSyncRequired. A client whose checkpoint is below the
 // compaction boundary (the highest compacted seq) gets SnapshotRequired with
 // reason SnapshotReasonCheckpointBeforeLimit; at or past the boundary it
-// never does, and checkpoint 0 is no exception. Both fire
+// never does, and checkpoint 0 is no exception. A client whose checkpoint
+// is above every checkpoint the server has handed out (the newest changelog
+// seq, the boundary, the client's latest snapshot checkpoint) gets
+// SnapshotRequired with reason "checkpoint_ahead_of_server": the server's
+// changelog went back (a database restored from a backup, a failover to a
+// replica that lagged, a truncated changelog) or the client made the
+// checkpoint up; pulling on from it would silently skip every change up to
+// it. The engine logs a warning for it. All three fire
 // Hooks.OnSnapshotRequired, with the boundary as minSeq, and return the
 // request's checkpoint unchanged.
 //
@@ -120,7 +127,7 @@ func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 	if err != nil {
 		return nil, err
 	}
-	c, boundary, pending, err := e.pullState(ctx, userID, req.ClientID, subs, req.Checkpoint)
+	c, boundary, newest, pending, err := e.pullState(ctx, userID, req.ClientID, subs, req.Checkpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +142,12 @@ func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 	}
 	if req.Checkpoint < boundary {
 		e.snapshotRequired(ctx, resp, c.ClientID, boundary, SnapshotReasonCheckpointBeforeLimit)
+		return resp, nil
+	}
+	if req.Checkpoint > newest {
+		e.logger.WarnContext(ctx, "synchro: pull checkpoint ahead of the server's changelog: asking for a snapshot",
+			"client_id", c.ClientID, "checkpoint", req.Checkpoint, "newest", newest)
+		e.snapshotRequired(ctx, resp, c.ClientID, boundary, snapshotReasonCheckpointAhead)
 		return resp, nil
 	}
 	resp.BucketUpdates = bucketDiff(req.KnownBuckets, subs)
@@ -165,24 +178,37 @@ func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 }
 
 // pullState reads, in one statement (one snapshot), the client, the
-// compaction boundary, and whether the changelog holds anything after
-// checkpoint in the buckets subs or the client's private bucket. A missing
-// client is ErrClientNotRegistered.
-func (e *Engine) pullState(ctx context.Context, userID, clientID string, subs []string, checkpoint int64) (*clientRow, int64, bool, error) {
-	var boundary int64
-	var pending bool
-	c, err := findClient(ctx, e.db, clientID, `
+// compaction boundary, the highest checkpoint the server can have handed the
+// client (see newestCheckpoint), and whether the changelog holds anything
+// after checkpoint in the buckets subs or the client's private bucket. A
+// missing client is ErrClientNotRegistered.
+func (e *Engine) pullState(ctx context.Context, userID, clientID string, subs []string, checkpoint int64) (c *clientRow, boundary, newest int64, pending bool, err error) {
+	c, err = findClient(ctx, e.db, clientID, `
 SELECT `+clientColumns+`,
        coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0),
+       greatest((SELECT max(seq) FROM synchro.changelog), c.snapshot_seq, 0),
        EXISTS (SELECT 1 FROM unnest($3::text[] || ($5 || c.id::text)) AS b(id)
                 WHERE EXISTS (SELECT 1 FROM synchro.changelog AS l WHERE l.bucket_id = b.id AND l.seq > $4))
   FROM synchro.clients AS c WHERE c.user_id = $1 AND c.client_id = $2`,
-		[]any{userID, clientID, subs, checkpoint, clientBucket("")}, &boundary, &pending)
+		[]any{userID, clientID, subs, checkpoint, clientBucket("")}, &boundary, &newest, &pending)
 	if err != nil {
-		return nil, 0, false, err
+		return nil, 0, 0, false, err
 	}
-	return c, boundary, pending, nil
+	return c, boundary, max(newest, boundary), pending, nil
 }
+
+// snapshotReasonCheckpointAhead is the SnapshotReason of a pull whose
+// checkpoint is above any the server handed out (see Pull).
+//
+// Every checkpoint a client holds is a changelog seq a pull delivered, a
+// snapshot's checkpoint, or 0. Compaction deletes a row only at or below
+// the boundary, or when a newer row of the same record and bucket exists,
+// so the highest of the newest seq and the boundary never goes below a seq
+// once delivered; a snapshot's checkpoint is at most that highest value when
+// taken, or drawn from the sequence and kept as the client's snapshot_seq,
+// which only grows. A checkpoint above all three was not handed out by
+// this changelog.
+const snapshotReasonCheckpointAhead = "checkpoint_ahead_of_server"
 
 // snapshotRequired turns resp into a snapshot-required answer.
 func (e *Engine) snapshotRequired(ctx context.Context, resp *PullResponse, clientID string, boundary int64, reason string) {

@@ -1347,6 +1347,83 @@ func TestReadPathCasesRetention(t *testing.T) {
 	})
 }
 
+// TestReadPathCasesCheckpointAhead pulls from checkpoints the server never
+// handed out. Made up, or held by a client while the server's changelog
+// went back (a database restored from an older backup): the pull used to
+// answer "nothing new" and, once new changes reached the checkpoint, skip
+// every one up to it. It must ask for a snapshot instead, and change
+// nothing.
+func TestReadPathCasesCheckpointAhead(t *testing.T) {
+	rcModes(t, func(t *testing.T, app bool) {
+		rec := &rcRecorder{}
+		e := rpStart(t, rpOptions{app: app, config: func(c *synchro.Config) { rec.hooks(&c.Hooks) }})
+		db := e.db.Super
+		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
+		e.caughtUp()
+		alice := e.client("alice", "phone")
+		alice.snapshot(10)
+		ahead := func(checkpoint int64) {
+			t.Helper()
+			state := rcClientState(e, "alice", alice.id)
+			resp, err := rcPullAt(alice, checkpoint, 100)
+			if err != nil {
+				t.Fatalf("pull from %d: %v", checkpoint, err)
+			}
+			if !resp.SnapshotRequired || resp.SnapshotReason != "checkpoint_ahead_of_server" || resp.Checkpoint != checkpoint ||
+				resp.HasMore || len(resp.Changes)+len(resp.Deletes) != 0 {
+				t.Errorf("pull from %d, ahead of the changelog (newest seq %d): %+v", checkpoint, rcMaxSeq(e), resp)
+			}
+			if got := rcClientState(e, "alice", alice.id); got != state {
+				t.Errorf("a pull from %d changed the client:\n%s\n%s", checkpoint, state, got)
+			}
+			want := rcHookCall{client: alice.id, checkpoint: checkpoint, reason: "checkpoint_ahead_of_server"}
+			if got, _ := rec.lastSnap(); got != want {
+				t.Errorf("OnSnapshotRequired got %+v, want %+v", got, want)
+			}
+		}
+		newest := max(rcMaxSeq(e), alice.checkpoint)
+		if resp, err := rcPullAt(alice, newest, 100); err != nil || resp.SnapshotRequired {
+			t.Fatalf("pull from the newest checkpoint %d: %+v, %v", newest, resp, err)
+		}
+		ahead(newest + 1)
+		ahead(math.MaxInt64)
+
+		// A snapshot with nothing written since the last one draws a
+		// checkpoint above every seq: it is the client's, not ahead.
+		alice.snapshot(10)
+		if alice.checkpoint <= rcMaxSeq(e) {
+			t.Fatalf("second snapshot: checkpoint %d, newest seq %d", alice.checkpoint, rcMaxSeq(e))
+		}
+		if resp := alice.pull(100); resp.SnapshotRequired {
+			t.Fatalf("pull from a drawn snapshot checkpoint: %+v", resp)
+		}
+
+		// The changelog goes back: its rows above backup are lost and its
+		// sequence restarts after backup, as is the client row (its
+		// snapshot checkpoint back at backup), while the device holds a
+		// checkpoint from after it. New changes then take the lost seqs.
+		backup := alice.checkpoint
+		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (3, 'alice', 'c'), (4, 'alice', 'd'), (5, 'alice', 'e')`)
+		e.caughtUp()
+		alice.pullAll(100)
+		held := alice.checkpoint
+		rpExec(t, db, `DELETE FROM synchro.changelog WHERE seq > $1`, backup)
+		rpExec(t, db, fmt.Sprintf(`ALTER TABLE synchro.changelog ALTER COLUMN seq RESTART WITH %d`, backup+1))
+		rpExec(t, db, `UPDATE synchro.clients SET snapshot_seq = $1, last_pull_seq = $1, acked_seq = $1 WHERE client_id = 'phone'`, backup)
+		rpExec(t, db, `UPDATE lists SET name = 'after the restore' WHERE id = 1; INSERT INTO lists (id, user_id, name) VALUES (6, 'alice', 'f')`)
+		e.caughtUp()
+		if rcMaxSeq(e) >= held {
+			t.Fatalf("the new changes reached the held checkpoint %d (newest %d): the case needs fewer", held, rcMaxSeq(e))
+		}
+		ahead(held)
+		alice.snapshot(10)
+		rpSameRows(t, "alice after the snapshot the pull asked for", alice.rows, e.expected("alice"))
+		if resp := alice.pull(100); resp.SnapshotRequired {
+			t.Fatalf("pull after the new snapshot: %+v", resp)
+		}
+	})
+}
+
 // ---------------------------------------------------------------------------
 // 7. Tampered snapshot cursors
 
