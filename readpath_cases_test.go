@@ -1407,6 +1407,13 @@ func TestReadPathCasesCheckpointAhead(t *testing.T) {
 		e.caughtUp()
 		alice.pullAll(100)
 		held := alice.checkpoint
+		// A checkpoint the server handed out but the client row no longer
+		// records (two pulls of the device at once, the one from the older
+		// checkpoint recorded last) is not ahead.
+		rpExec(t, db, `UPDATE synchro.clients SET last_pull_seq = snapshot_seq, acked_seq = snapshot_seq WHERE client_id = 'phone'`)
+		if resp, err := rcPullAt(alice, held, 100); err != nil || resp.SnapshotRequired {
+			t.Fatalf("pull from %d, delivered but no longer recorded: %+v, %v", held, resp, err)
+		}
 		rpExec(t, db, `DELETE FROM synchro.changelog WHERE seq > $1`, backup)
 		rpExec(t, db, fmt.Sprintf(`ALTER TABLE synchro.changelog ALTER COLUMN seq RESTART WITH %d`, backup+1))
 		rpExec(t, db, `UPDATE synchro.clients SET snapshot_seq = $1, last_pull_seq = $1, acked_seq = $1 WHERE client_id = 'phone'`, backup)
