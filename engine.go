@@ -36,6 +36,9 @@ type Engine struct {
 	tableOrder, tableNames []string
 	// compactor is built from Config.Compactor; nil when not configured.
 	compactor *Compactor
+	// snapshotPlans remembers how snapshots in progress read their
+	// current table (see snapshotByEdges).
+	snapshotPlans snapshotPlanCache
 }
 
 // defaultStaleThreshold is how long a client may go without syncing before

@@ -39,6 +39,8 @@ var (
 	rbPullRows = flag.Int("readpath.pullrows", 100_000, "rows (and changelog entries) of the user pulled by BenchmarkPullThroughput")
 	rbSnapRows = flag.Int("readpath.snaprows", 1_000_000, "rows of the user snapshotted by BenchmarkSnapshot")
 	rbClients  = flag.Int("readpath.clients", 50, "concurrent clients (one user each) of BenchmarkEmptyPull")
+	rbTenants  = flag.Int("readpath.tenants", 1000, "users sharing the table of BenchmarkSnapshotTenant")
+	rbTenantN  = flag.Int("readpath.tenantrows", 200, "rows of each user of BenchmarkSnapshotTenant")
 	rbConns    = flag.Int("readpath.conns", 0, "connections of the engine's pool (0: the test harness's pool)")
 )
 
@@ -391,6 +393,65 @@ func BenchmarkSnapshot(b *testing.B) {
 	b.ReportMetric(ms(last), "last_page_ms")
 	b.ReportMetric(ms(head), "head10_p50_ms")
 	b.ReportMetric(ms(tail), "tail10_p50_ms")
+}
+
+// BenchmarkSnapshotTenant measures the snapshot of one user of many sharing
+// a table: -readpath.tenants users of -readpath.tenantrows rows each, their
+// keys interleaved as rows written over time by everyone are. One op is
+// one user's whole snapshot in pages of 100 (each op the next user). It
+// reports rows/s and the median page in milliseconds.
+//
+//	go test -run '^$' -bench SnapshotTenant -benchtime 50x .
+func BenchmarkSnapshotTenant(b *testing.B) {
+	const limit = 100
+	users, rows := *rbTenants, *rbTenantN
+	if testing.Short() {
+		users, rows = min(users, 50), min(rows, 100)
+	}
+	e := rbStart(b)
+	rpExec(b, e.db.Super, `
+INSERT INTO rb_items (id, user_id, title, quantity)
+SELECT g, 'u' || g % $1, 'item ' || g, 0 FROM generate_series(1, $1::bigint * $2) AS g`, users, rows)
+	rpExec(b, e.db.Super, `
+INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
+SELECT 'rb_items', g::text, 'user:u' || g % $1 FROM generate_series(1, $1::bigint * $2) AS g`, users, rows)
+	e.settle()
+	ctx := context.Background()
+	snapshot := func(user string) (int, []time.Duration) {
+		if _, err := e.eng.RegisterClient(ctx, user, &synchro.RegisterRequest{ClientID: "dev", Platform: "bench", AppVersion: "1.0.0"}); err != nil {
+			b.Fatal(err)
+		}
+		var cur *synchro.SnapshotCursor
+		var got int
+		var pages []time.Duration
+		for {
+			start := time.Now()
+			resp, err := e.eng.Snapshot(ctx, user, &synchro.SnapshotRequest{ClientID: "dev", Cursor: cur, Limit: limit, SchemaVersion: e.v, SchemaHash: e.h})
+			if err != nil {
+				b.Fatalf("snapshot of %s after %+v: %v", user, cur, err)
+			}
+			pages = append(pages, time.Since(start))
+			got += len(resp.Records)
+			if !resp.HasMore {
+				return got, pages
+			}
+			cur = resp.Cursor
+		}
+	}
+	snapshot("u0") // prepares the statements
+	var all []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		user := fmt.Sprintf("u%d", 1+i%(users-1))
+		got, pages := snapshot(user)
+		if got != rows {
+			b.Fatalf("snapshot of %s returned %d rows, want %d", user, got, rows)
+		}
+		all = append(all, pages...)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(rbMedian(all))/float64(time.Millisecond), "page_p50_ms")
 }
 
 // rbMedian is the median of ds, 0 when empty.

@@ -1,6 +1,9 @@
 package synchro
 
 import (
+	"database/sql"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -145,4 +148,111 @@ func explain(t *testing.T, db DB, query string, args ...any) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestSnapshotPlansAgree pages through a user's items with both snapshot
+// page plans, as the role subject to row-level security: walking the table
+// in key order and reading the keys the user's edges name must give the
+// same pages. The decision between them must go by how many of the table's
+// rows the client has, and the edge plan must look the rows up by key.
+func TestSnapshotPlansAgree(t *testing.T) {
+	t.Parallel()
+	db, reg, m := planSetup(t)
+	ctx := t.Context()
+	// Edges as the consumer records them, and one soft-deleted item.
+	ptExec(t, db.Super, `
+INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
+SELECT 'items', i.id::text, 'user:' || l.user_id FROM items AS i JOIN lists AS l ON l.id = i.list_id;
+UPDATE items SET deleted_at = now() WHERE id = (SELECT id FROM items WHERE list_id = md5('l1')::uuid ORDER BY id LIMIT 1);
+ANALYZE synchro.bucket_edges, items`)
+	st, err := m.table("items").readSQL(reg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.App.BeginTx(ctx, readTxOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := setReadContext(ctx, tx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	subs := []string{"global", "user:u1"}
+	decide := func(subs []string, n int) bool {
+		t.Helper()
+		var byEdges bool
+		if err := tx.QueryRowContext(ctx, st.byEdges, subs, n).Scan(&byEdges); err != nil {
+			t.Fatal(err)
+		}
+		return byEdges
+	}
+	// u1 has 200 of 10000 items: by edges for pages of 7 (cap
+	// sqrt(1.5*7*10000) = 324); every user's items, or pages of 1 (cap 122),
+	// make a walk cheaper.
+	if !decide(subs, 7) {
+		t.Errorf("200 items of 10000, pages of 7: not read by edges")
+	}
+	var all []string
+	for u := 1; u <= 50; u++ {
+		all = append(all, fmt.Sprintf("user:u%d", u))
+	}
+	if decide(all, 7) {
+		t.Errorf("every item, pages of 7: read by edges")
+	}
+	if decide(subs, 1) {
+		t.Errorf("200 items of 10000, pages of 1: read by edges")
+	}
+
+	pages := func(first, after string) []string {
+		t.Helper()
+		var ids []string
+		last := ""
+		for range 100 {
+			var rows *sql.Rows
+			if last == "" {
+				rows, err = tx.QueryContext(ctx, first, subs, 7)
+			} else {
+				rows, err = tx.QueryContext(ctx, after, subs, 7, last)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for rows.Next() {
+				var id string
+				var data []byte
+				var updated sql.NullTime
+				var whole sql.NullString
+				if err := rows.Scan(&id, &data, &updated, &whole); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+				last = id
+				n++
+			}
+			if err := rows.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n < 7 {
+				return ids
+			}
+		}
+		t.Fatal("the pages do not end")
+		return nil
+	}
+	walked := pages(st.first, st.after)
+	byEdges := pages(st.edgesFirst, st.edgesAfter)
+	if len(walked) != 199 {
+		t.Errorf("walking the table: %d items, want 199", len(walked))
+	}
+	if !slices.Equal(walked, byEdges) {
+		t.Errorf("the plans disagree:\nwalk  %v\nedges %v", walked, byEdges)
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	plan := explain(t, tx, st.edgesAfter, subs, 7, walked[100])
+	if strings.Contains(plan, "Seq Scan on items") || !strings.Contains(plan, "items_pkey") {
+		t.Errorf("the edge plan does not look the items up by key:\n%s", plan)
+	}
 }

@@ -39,9 +39,16 @@ const (
 type readStatements struct {
 	// hydrate: $1 text[] of ids, $2 text[] of the client's buckets.
 	hydrate string
-	// first and after read a snapshot page in primary key order:
+	// first and after read a snapshot page in primary key order by
+	// walking the table in key order and testing each row's edges:
 	// $1 text[] buckets, $2 limit, and for after $3 the last key read.
 	first, after string
+	// edgesFirst and edgesAfter read the same page from the keys the
+	// client's edges name, sorted; same parameters.
+	edgesFirst, edgesAfter string
+	// byEdges decides between them (see snapshotByEdgesSQL): $1 text[]
+	// buckets, $2 the page's size.
+	byEdges string
 }
 
 // readSQL returns the read statements of t. sqlRules tells whether the
@@ -110,17 +117,49 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	s.hydrate = fmt.Sprintf(`SELECT r.id, %s
   FROM unnest($1::text[], CAST($1::text[] AS %s[])) AS r(id, key) JOIN %s AS %s ON %s = r.key
  WHERE %s`, rest, t.pkType(), t.quoted, x, pk, where("$2::text[]", "r.id", hydrateEdges))
-	s.first = fmt.Sprintf(`SELECT %s::text, %s
-  FROM %s AS %s
- WHERE %s
- ORDER BY %s LIMIT $2`, pk, rest, t.quoted, x, where("$1::text[]", pk+"::text", true), pk)
-	s.after = fmt.Sprintf(`SELECT %s::text, %s
-  FROM %s AS %s
- WHERE %s > CAST($3::text AS %s)
-   AND %s
- ORDER BY %s LIMIT $2`, pk, rest, t.quoted, x, pk, t.pkType(), where("$1::text[]", pk+"::text", true), pk)
+	// A snapshot page reads the client's rows in key order in one of two
+	// ways: by walking the table in key order, testing each row's edges,
+	// or from the keys the client's edges name, sorted (see
+	// Engine.snapshotByEdges).
+	keyType := t.pkType()
+	walk := func(after string) string {
+		return fmt.Sprintf(`SELECT %[1]s::text, %[2]s
+  FROM %[3]s AS %[4]s
+ WHERE %[5]s%[6]s
+ ORDER BY %[1]s LIMIT $2`, pk, rest, t.quoted, x, after, where("$1::text[]", pk+"::text", true))
+	}
+	s.first = walk("")
+	s.after = walk(pk + " > CAST($3::text AS " + keyType + ")\n   AND ")
+	byEdges := func(after string) string {
+		return fmt.Sprintf(`SELECT %[1]s::text, %[2]s
+  FROM (SELECT DISTINCT CAST(e.record_id AS %[3]s) AS key FROM synchro.bucket_edges AS e
+         WHERE e.bucket_id = ANY($1::text[]) AND e.table_name = %[4]s) AS k
+  JOIN %[5]s AS %[6]s ON %[1]s = k.key
+ WHERE %[7]s%[8]s
+ ORDER BY %[1]s LIMIT $2`, pk, rest, keyType, pgident.QuoteLiteral(cfg.TableName), t.quoted, x,
+			after, cmp.Or(where("$1::text[]", pk+"::text", false), "true"))
+	}
+	s.edgesFirst = byEdges("")
+	s.edgesAfter = byEdges("k.key > CAST($3::text AS " + keyType + ")\n   AND ")
+	s.byEdges = fmt.Sprintf(snapshotByEdgesSQL, pgident.QuoteLiteral(t.quoted), pgident.QuoteLiteral(cfg.TableName))
 	return s, nil
 }
+
+// snapshotByEdgesSQL decides how a snapshot reads a table (%[1]s its quoted
+// name, %[2]s its name as registered, as literals) for a client ($1 its
+// buckets) by pages of $2 rows: from the keys its edges name when it has at
+// most cap rows there. Reading every edge, looking each row up and sorting
+// then costs at most about what a walk in key order costs, which reads about
+// n·N/E rows to find n of the client's E among N. cap is sqrt(1.5·n·N), N
+// from the planner's statistics, at least 4·n and at most 64·n; at most cap+1
+// index entries are read.
+const snapshotByEdgesSQL = `
+WITH cap AS (SELECT coalesce((SELECT least(64 * $2, greatest(4 * $2, sqrt(1.5 * $2 * greatest(c.reltuples, 0))))::int8
+                                FROM pg_catalog.pg_class AS c WHERE c.oid = %[1]s::regclass), 4 * $2) AS n)
+SELECT count(*) <= (SELECT n FROM cap)
+  FROM (SELECT 1 FROM synchro.bucket_edges AS e
+         WHERE e.bucket_id = ANY($1::text[]) AND e.table_name = %[2]s
+         LIMIT (SELECT n FROM cap) + 1) AS k`
 
 // memberPredicate is the SQL condition that the row alias of table cfg is,
 // by the rules of JoinResolver.ResolveOwner applied to its current

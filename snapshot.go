@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // snapshotLockKey is the transaction-level advisory lock between a snapshot
@@ -86,7 +87,7 @@ func (e *Engine) Snapshot(ctx context.Context, userID string, req *SnapshotReque
 	}
 
 	resp := &SnapshotResponse{Records: []Record{}, Checkpoint: cur.Checkpoint, SchemaVersion: m.version, SchemaHash: m.hash}
-	next, err := e.snapshotPage(ctx, m, userID, subs, cur, limit, resp)
+	next, err := e.snapshotPage(ctx, m, userID, c.ID, subs, cur, limit, resp)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +177,7 @@ UPDATE synchro.clients
 // snapshotPage fills resp with up to limit records from cur on, in one
 // read-only transaction, and returns the cursor of the next page, or nil
 // when the snapshot is complete.
-func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, subs []string, cur SnapshotCursor, limit int, resp *SnapshotResponse) (*SnapshotCursor, error) {
+func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID, clientRowID string, subs []string, cur SnapshotCursor, limit int, resp *SnapshotResponse) (*SnapshotCursor, error) {
 	tx, err := e.db.BeginTx(ctx, readTxOptions)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: snapshot: %w", err)
@@ -194,14 +195,23 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, s
 			return nil, fmt.Errorf("synchro: snapshot: table %q is registered but missing from the schema", table)
 		}
 		remaining := limit - len(resp.Records)
+		plan := snapshotPlanKey{client: clientRowID, checkpoint: cur.Checkpoint, table: idx}
 		// One row more than needed tells whether the table goes on, and
 		// one more than that serves a page that cannot end where it
 		// should (below).
 		got, err := e.readRows(ctx, tx, info, subs, func(st *readStatements) (*sql.Rows, error) {
-			if after == "" {
-				return tx.QueryContext(ctx, st.first, subs, remaining+2)
+			byEdges, err := e.snapshotByEdges(ctx, tx, st, plan, subs, limit)
+			if err != nil {
+				return nil, err
 			}
-			return tx.QueryContext(ctx, st.after, subs, remaining+2, after)
+			first, next := st.first, st.after
+			if byEdges {
+				first, next = st.edgesFirst, st.edgesAfter
+			}
+			if after == "" {
+				return tx.QueryContext(ctx, first, subs, remaining+2)
+			}
+			return tx.QueryContext(ctx, next, subs, remaining+2, after)
 		})
 		if err != nil {
 			if after != "" && isDataError(err) {
@@ -230,6 +240,7 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, s
 			next = &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx, AfterID: got[cut-1].rec.ID}
 			break
 		}
+		e.snapshotPlans.forget(plan) // the snapshot is done with the table
 		idx, after = idx+1, ""
 		if cut == len(got) && idx < len(e.tableNames) {
 			next = &SnapshotCursor{Checkpoint: cur.Checkpoint, TableIndex: idx}
@@ -240,4 +251,66 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID string, s
 		return nil, fmt.Errorf("synchro: snapshot: %w", err)
 	}
 	return next, nil
+}
+
+// snapshotByEdges tells whether the snapshot plan.checkpoint of the client
+// (its row id) reads table plan.table from the keys the client's edges name
+// rather than by walking the table in key order, for pages of n rows (see
+// snapshotByEdgesSQL). The answer is decided on the first page that reads
+// the table and remembered for the next ones: deciding costs up to 64·n
+// index entries, a tenth of a page of a client that has most of the table.
+// An engine that has not seen the earlier pages (another process, or the
+// memory given back) decides again; either way every page holds the same
+// rows.
+func (e *Engine) snapshotByEdges(ctx context.Context, tx *sql.Tx, st *readStatements, plan snapshotPlanKey, subs []string, n int) (bool, error) {
+	if byEdges, ok := e.snapshotPlans.get(plan); ok {
+		return byEdges, nil
+	}
+	var byEdges bool
+	if err := tx.QueryRowContext(ctx, st.byEdges, subs, n).Scan(&byEdges); err != nil {
+		return false, err
+	}
+	e.snapshotPlans.put(plan, byEdges)
+	return byEdges, nil
+}
+
+// snapshotPlanKey names a table of a snapshot in progress: the client's row
+// id, the snapshot's checkpoint and the table's index.
+type snapshotPlanKey struct {
+	client     string
+	checkpoint int64
+	table      int
+}
+
+// maxSnapshotPlans bounds the decisions an engine remembers; past it they
+// are all forgotten (and decided again).
+const maxSnapshotPlans = 4096
+
+// snapshotPlanCache remembers how snapshots in progress read their current
+// table. The zero value is ready to use.
+type snapshotPlanCache struct {
+	mu sync.Mutex
+	m  map[snapshotPlanKey]bool
+}
+
+func (c *snapshotPlanCache) get(k snapshotPlanKey) (byEdges, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	byEdges, ok = c.m[k]
+	return byEdges, ok
+}
+
+func (c *snapshotPlanCache) put(k snapshotPlanKey, byEdges bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxSnapshotPlans {
+		c.m = make(map[snapshotPlanKey]bool)
+	}
+	c.m[k] = byEdges
+}
+
+func (c *snapshotPlanCache) forget(k snapshotPlanKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, k)
 }
