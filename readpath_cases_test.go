@@ -1255,6 +1255,30 @@ func (r *rcRecorder) staleCalls() []string {
 	return slices.Clone(r.stale)
 }
 
+// rcRefusedPull pulls c from checkpoint and checks that it is told to
+// snapshot for reason: the request's checkpoint back, nothing delivered,
+// the client row unchanged, and OnSnapshotRequired called with boundary as
+// minSeq.
+func rcRefusedPull(t *testing.T, rec *rcRecorder, c *rpClient, checkpoint, boundary int64, reason string) {
+	t.Helper()
+	state := rcClientState(c.e, c.user, c.id)
+	resp, err := rcPullAt(c, checkpoint, 100)
+	if err != nil {
+		t.Fatalf("pull from %d: %v", checkpoint, err)
+	}
+	if !resp.SnapshotRequired || resp.SnapshotReason != reason || resp.Checkpoint != checkpoint ||
+		resp.HasMore || len(resp.Changes)+len(resp.Deletes) != 0 {
+		t.Errorf("pull from %d (boundary %d, newest seq %d): %+v; want snapshot required, %s", checkpoint, boundary, rcMaxSeq(c.e), resp, reason)
+	}
+	if got := rcClientState(c.e, c.user, c.id); got != state {
+		t.Errorf("a pull from %d changed the client:\n%s\n%s", checkpoint, state, got)
+	}
+	want := rcHookCall{client: c.id, checkpoint: checkpoint, boundary: boundary, reason: reason}
+	if got, _ := rec.lastSnap(); got != want {
+		t.Errorf("OnSnapshotRequired got %+v, want %+v", got, want)
+	}
+}
+
 func TestReadPathCasesRetention(t *testing.T) {
 	rcModes(t, func(t *testing.T, app bool) {
 		rec := &rcRecorder{}
@@ -1298,22 +1322,7 @@ func TestReadPathCasesRetention(t *testing.T) {
 			client     *rpClient
 			checkpoint int64
 		}{{below, boundary - 1}, {zero, 0}} {
-			state := rcClientState(e, "alice", c.client.id)
-			resp, err := rcPullAt(c.client, c.checkpoint, 100)
-			if err != nil {
-				t.Fatalf("pull from %d: %v", c.checkpoint, err)
-			}
-			if !resp.SnapshotRequired || resp.SnapshotReason != "checkpoint_before_retention" || resp.Checkpoint != c.checkpoint ||
-				resp.HasMore || len(resp.Changes)+len(resp.Deletes) != 0 {
-				t.Errorf("pull from %d below the boundary %d: %+v", c.checkpoint, boundary, resp)
-			}
-			if got := rcClientState(e, "alice", c.client.id); got != state {
-				t.Errorf("a pull below the boundary changed the client:\n%s\n%s", state, got)
-			}
-			want := rcHookCall{client: c.client.id, checkpoint: c.checkpoint, boundary: boundary, reason: synchro.SnapshotReasonCheckpointBeforeLimit}
-			if got, _ := rec.lastSnap(); got != want {
-				t.Errorf("OnSnapshotRequired got %+v, want %+v", got, want)
-			}
+			rcRefusedPull(t, rec, c.client, c.checkpoint, boundary, "checkpoint_before_retention")
 		}
 
 		fresh := e.client("alice", "fresh")
@@ -1364,22 +1373,7 @@ func TestReadPathCasesCheckpointAhead(t *testing.T) {
 		alice.snapshot(10)
 		ahead := func(checkpoint int64) {
 			t.Helper()
-			state := rcClientState(e, "alice", alice.id)
-			resp, err := rcPullAt(alice, checkpoint, 100)
-			if err != nil {
-				t.Fatalf("pull from %d: %v", checkpoint, err)
-			}
-			if !resp.SnapshotRequired || resp.SnapshotReason != "checkpoint_ahead_of_server" || resp.Checkpoint != checkpoint ||
-				resp.HasMore || len(resp.Changes)+len(resp.Deletes) != 0 {
-				t.Errorf("pull from %d, ahead of the changelog (newest seq %d): %+v", checkpoint, rcMaxSeq(e), resp)
-			}
-			if got := rcClientState(e, "alice", alice.id); got != state {
-				t.Errorf("a pull from %d changed the client:\n%s\n%s", checkpoint, state, got)
-			}
-			want := rcHookCall{client: alice.id, checkpoint: checkpoint, reason: "checkpoint_ahead_of_server"}
-			if got, _ := rec.lastSnap(); got != want {
-				t.Errorf("OnSnapshotRequired got %+v, want %+v", got, want)
-			}
+			rcRefusedPull(t, rec, alice, checkpoint, 0, "checkpoint_ahead_of_server")
 		}
 		newest := max(rcMaxSeq(e), alice.checkpoint)
 		if resp, err := rcPullAt(alice, newest, 100); err != nil || resp.SnapshotRequired {

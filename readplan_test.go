@@ -40,23 +40,12 @@ func TestHydrateLooksUpKeysUnderRLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tx, err := db.App.BeginTx(ctx, readTxOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := setReadContext(ctx, tx, "u1"); err != nil {
-		t.Fatal(err)
-	}
+	tx := planReadTx(t, db)
 	var jit string
 	if err := tx.QueryRowContext(ctx, `SHOW jit`).Scan(&jit); err != nil || jit != "off" {
 		t.Errorf("jit in a read transaction: %q, %v; want off", jit, err)
 	}
-	// The engine's statements are prepared, and run with a generic plan
-	// after a few executions: check that one.
-	if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
-		t.Fatal(err)
-	}
+	forceGenericPlans(t, tx)
 	plan := explain(t, tx, st.hydrate, ids, []string{"user:u1", "global"})
 	if strings.Contains(plan, "Seq Scan on items") || !strings.Contains(plan, "items_pkey") {
 		t.Errorf("hydration of 3 items does not look them up by key:\n%s", plan)
@@ -96,9 +85,7 @@ func TestPushLocksKeysUnderRLS(t *testing.T) {
 	if err := SetAuthContext(ctx, tx, "u1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
-		t.Fatal(err)
-	}
+	forceGenericPlans(t, tx)
 	ids := []string{"6f1c9f4e-33b5-4a8e-9c61-7d0c4c6e2a11", "0b7d5c2a-9e8f-4d3c-a1b2-c3d4e5f60718"}
 	plan := explain(t, tx, m.table("items").pushSQL().lock, ids)
 	if strings.Contains(plan, "Seq Scan on items") || !strings.Contains(plan, "items_pkey") {
@@ -126,6 +113,32 @@ ANALYZE lists, items`)
 		t.Fatal(err)
 	}
 	return db, reg, m
+}
+
+// planReadTx begins a read transaction of the engine's kind as the role
+// subject to the policies, with the auth context of u1; it is rolled back
+// when the test ends.
+func planReadTx(t *testing.T, db *pgtest.Database) *sql.Tx {
+	t.Helper()
+	tx, err := db.App.BeginTx(t.Context(), readTxOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	if err := setReadContext(t.Context(), tx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// forceGenericPlans makes tx plan every statement generically: the
+// engine's statements are prepared, and run with a generic plan after a
+// few executions, so that is the plan to check.
+func forceGenericPlans(t *testing.T, tx *sql.Tx) {
+	t.Helper()
+	if _, err := tx.ExecContext(t.Context(), `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // explain returns the text plan of query with args.
@@ -169,14 +182,7 @@ ANALYZE synchro.bucket_edges, items`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx, err := db.App.BeginTx(ctx, readTxOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := setReadContext(ctx, tx, "u1"); err != nil {
-		t.Fatal(err)
-	}
+	tx := planReadTx(t, db)
 	subs := []string{"global", "user:u1"}
 	decide := func(subs []string, n int) bool {
 		t.Helper()
@@ -248,9 +254,7 @@ ANALYZE synchro.bucket_edges, items`)
 	if !slices.Equal(walked, byEdges) {
 		t.Errorf("the plans disagree:\nwalk  %v\nedges %v", walked, byEdges)
 	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
-		t.Fatal(err)
-	}
+	forceGenericPlans(t, tx)
 	plan := explain(t, tx, st.edgesAfter, subs, 7, walked[100])
 	if strings.Contains(plan, "Seq Scan on items") || !strings.Contains(plan, "items_pkey") {
 		t.Errorf("the edge plan does not look the items up by key:\n%s", plan)
