@@ -363,21 +363,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	var first, last, head, tail time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		var (
-			cur   *synchro.SnapshotCursor
-			got   int
-			pages []time.Duration
-		)
-		for {
-			start := time.Now()
-			resp := page(cur)
-			pages = append(pages, time.Since(start))
-			got += len(resp.Records)
-			if !resp.HasMore {
-				break
-			}
-			cur = resp.Cursor
-		}
+		got, pages := e.snapshotAll("u1", limit)
 		if got != n {
 			b.Fatalf("snapshot returned %d rows, want %d", got, n)
 		}
@@ -421,22 +407,7 @@ SELECT 'rb_items', g::text, 'user:u' || g % $1 FROM generate_series(1, $1::bigin
 		if _, err := e.eng.RegisterClient(ctx, user, &synchro.RegisterRequest{ClientID: "dev", Platform: "bench", AppVersion: "1.0.0"}); err != nil {
 			b.Fatal(err)
 		}
-		var cur *synchro.SnapshotCursor
-		var got int
-		var pages []time.Duration
-		for {
-			start := time.Now()
-			resp, err := e.eng.Snapshot(ctx, user, &synchro.SnapshotRequest{ClientID: "dev", Cursor: cur, Limit: limit, SchemaVersion: e.v, SchemaHash: e.h})
-			if err != nil {
-				b.Fatalf("snapshot of %s after %+v: %v", user, cur, err)
-			}
-			pages = append(pages, time.Since(start))
-			got += len(resp.Records)
-			if !resp.HasMore {
-				return got, pages
-			}
-			cur = resp.Cursor
-		}
+		return e.snapshotAll(user, limit)
 	}
 	snapshot("u0") // prepares the statements
 	var all []time.Duration
@@ -452,6 +423,31 @@ SELECT 'rb_items', g::text, 'user:u' || g % $1 FROM generate_series(1, $1::bigin
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(rbMedian(all))/float64(time.Millisecond), "page_p50_ms")
+}
+
+// snapshotAll runs a whole snapshot of user's client "dev" in pages of
+// limit, and returns the rows it returned and the time of each page.
+func (e *rbEnv) snapshotAll(user string, limit int) (int, []time.Duration) {
+	e.b.Helper()
+	var (
+		cur   *synchro.SnapshotCursor
+		got   int
+		pages []time.Duration
+	)
+	for {
+		start := time.Now()
+		resp, err := e.eng.Snapshot(context.Background(), user, &synchro.SnapshotRequest{ClientID: "dev", Cursor: cur, Limit: limit,
+			SchemaVersion: e.v, SchemaHash: e.h})
+		if err != nil {
+			e.b.Fatalf("snapshot of %s after %+v: %v", user, cur, err)
+		}
+		pages = append(pages, time.Since(start))
+		got += len(resp.Records)
+		if !resp.HasMore {
+			return got, pages
+		}
+		cur = resp.Cursor
+	}
 }
 
 // rbMedian is the median of ds, 0 when empty.
