@@ -169,6 +169,7 @@ func (e *Engine) RegisterClient(ctx context.Context, userID string, req *Registe
 	if err := m.check(req.SchemaVersion, req.SchemaHash, true); err != nil {
 		return nil, err
 	}
+	userID = m.userID(userID)
 
 	row, err := upsertClient(ctx, e.db, userID, req)
 	if err != nil {

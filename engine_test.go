@@ -251,6 +251,10 @@ func TestEngineRLSPush(t *testing.T) {
 	bobList := ptID()
 	ptWant(t, "bob's own list", p.one("bob", "b1", ptCreate("lists", bobList, `{"name":"bob list"}`)), PushStatusApplied, "")
 	hidden := []string{reasonOwnershipViolation, reasonRecordNotFound}
+	// Change capture has recorded alice's list (no consumer runs here): a
+	// child bob creates under it is refused for good, not left waiting for
+	// a parent that may still come.
+	ptExec(t, p.db.Super, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('lists', $1, 'user:alice')`, list)
 	cases := []struct {
 		name    string
 		rec     PushRecord

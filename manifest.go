@@ -37,6 +37,15 @@ type manifest struct {
 	hash      string
 	snap      *schemaSnapshot
 	checkedAt time.Time
+	// owner is how the caller's user id is spelled for the owner columns.
+	owner ownerForm
+}
+
+// userID returns the caller's user id in the text form of the owner
+// columns (see ownerForm): the form the engine uses for ownership checks,
+// bucket ids, subscriptions, the RLS setting and the clients table.
+func (m *manifest) userID(id string) string {
+	return m.owner.canonical(id)
 }
 
 // check validates a client's view of the schema. With allowBootstrap, the
@@ -116,7 +125,7 @@ func (c *schemaCache) refreshLocked(ctx context.Context) (*manifest, error) {
 	for _, info := range snap.info {
 		info.ancestors = ancestorsOf(c.reg, info.cfg)
 	}
-	next := &manifest{hash: snap.hash, snap: snap, checkedAt: time.Now()}
+	next := &manifest{hash: snap.hash, snap: snap, checkedAt: time.Now(), owner: ownerFormOf(snap.info)}
 	if old != nil && old.hash == snap.hash {
 		next.version = old.version
 	} else {

@@ -123,6 +123,7 @@ func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 	if err := m.check(req.SchemaVersion, req.SchemaHash, false); err != nil {
 		return nil, err
 	}
+	userID = m.userID(userID)
 	subs, err := e.subscriptions(ctx, userID, req.ClientID)
 	if err != nil {
 		return nil, err

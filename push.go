@@ -34,6 +34,8 @@ const (
 	reasonInvalidData        = "invalid_data"
 	reasonRecordNotFound     = "record_not_found"
 	reasonOwnershipViolation = "ownership_violation"
+	reasonParentNotFound     = "parent_not_found"
+	reasonParentDeleted      = "parent_deleted"
 	reasonCreateFailed       = "create_failed"
 	reasonUpdateFailed       = "update_failed"
 	reasonDeleteFailed       = "delete_failed"
@@ -47,16 +49,27 @@ const (
 // row-level security (SetAuthContext). Each record gets its own outcome: a
 // failing record never changes another record's outcome, and records listed
 // as accepted are committed when Push returns. Records are applied in request
-// order.
+// order, except the creates retried for a missing parent (below).
 //
 // Per record, in order: the table must be registered (table_not_registered)
 // and pushable (table_read_only); the operation must be "create", "update" or
 // "delete" (invalid_operation); the id must be non-empty; data must be a JSON
-// object whose keys are columns of the table that are synced and not
-// protected (invalid_data naming the column). The primary key may appear
-// when it equals the record id; the owner column and the parent foreign key
+// object (invalid_data).
+//
+// Data may be the whole row, as the device SDKs send it. Keys naming the
+// server-managed timestamp columns (the configured UpdatedAtColumn and
+// DeletedAtColumn, also when the table lacks them and the schema contract
+// made them up, and created_at, updated_at and deleted_at) are accepted and
+// their values ignored: the server sets them. The primary key may appear
+// when it equals the record id. The owner column and the parent foreign key
 // may be set by a create (the owner only to the caller) and repeated
-// unchanged by an update.
+// unchanged by an update. A column of the application's ProtectedColumns may
+// appear on a create only as null and on an update only with its stored
+// value (compared as JSON values: numbers by value, timestamps as instants);
+// both are then ignored. Every other key must be a synced column of the
+// table: an unknown column, a column outside SyncColumns, or a changed
+// protected, owner or parent column is refused as invalid_data naming the
+// column.
 //
 // The row is then locked (FOR UPDATE) and the engine checks that the caller
 // owns it: the configured OwnershipResolver must place it in the caller's
@@ -79,10 +92,31 @@ const (
 // (jsonb_populate_record), so integers beyond 2^53, numerics, JSON, arrays,
 // bytea ("\\x..." strings), enums and timestamps keep their exact values.
 //
-// Constraint violations, bad values and row-level security refusals reject
-// the record as rejected_terminal; serialization failures, deadlocks, lock
-// timeouts and the like as rejected_retryable. A request with more than 1000
-// records is refused whole. ErrClientNotRegistered, ErrStaleClient and
+// A create whose parent row (ParentFKCol) is not there is retried after
+// the other records of the push, so a parent that comes later in the same
+// request is found. If it is still missing: parent_deleted
+// (rejected_terminal) when the changelog of the client's buckets records the
+// parent's deletion, or when the client's acknowledged checkpoint is below
+// the compaction boundary (it must snapshot again, which starts its queue
+// afresh); ownership_violation when the parent exists but belongs to another
+// user; otherwise parent_not_found (rejected_retryable), since the device
+// may push the parent later. Records failing a foreign key are retried
+// after the others in the same way.
+//
+// rejected_terminal means the record can never succeed as sent (devices
+// drop it): constraint violations, bad values and row-level security
+// refusals. rejected_retryable means it may succeed later: serialization
+// failures, deadlocks, lock timeouts and the like, a parent not there yet,
+// a resolver or ownership resolver that failed. The synchrohttp package
+// documents every reason code with its status and the device's way out.
+//
+// The response's Checkpoint is the checkpoint the client last acknowledged
+// (sent in a pull, or reached by a completed snapshot), 0 when none: never a
+// page that was only delivered, since the client may have lost it.
+//
+// A request with more than 1000 records is refused whole. The user id is
+// first spelled as PostgreSQL prints the owner columns' type (see
+// Config's package documentation on owner ids). ErrClientNotRegistered, ErrStaleClient and
 // ErrSchemaMismatch refuse the whole request; a database failure that breaks
 // the transaction fails the request with nothing applied. A client that
 // compaction marked inactive may still push.
@@ -114,6 +148,7 @@ func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*Pu
 	if err := m.check(req.SchemaVersion, req.SchemaHash, false); err != nil {
 		return nil, err
 	}
+	userID = m.userID(userID)
 
 	tx, err := e.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -138,7 +173,7 @@ func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*Pu
 		return nil, fmt.Errorf("synchro: push: %w", err)
 	}
 
-	p := &pusher{e: e, tx: tx, m: m, userID: userID, clientID: req.ClientID}
+	p := &pusher{e: e, tx: tx, m: m, userID: userID, clientID: req.ClientID, client: client}
 	items := make([]*pushItem, len(req.Changes))
 	for i := range req.Changes {
 		items[i] = p.prepare(&req.Changes[i])
@@ -149,6 +184,9 @@ func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*Pu
 			return nil, fmt.Errorf("synchro: push: %w", err)
 		}
 		start = end
+	}
+	if err := p.retryDeferred(ctx, items); err != nil {
+		return nil, fmt.Errorf("synchro: push: %w", err)
 	}
 
 	resp := &PushResponse{Accepted: []PushResult{}, Rejected: []PushResult{}}
@@ -169,8 +207,10 @@ func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*Pu
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("synchro: committing push: %w", err)
 	}
-	if client.LastPullSeq != nil {
-		resp.Checkpoint = *client.LastPullSeq
+	if client.ackedSeq != nil {
+		// What the client acknowledged, never what was only delivered: a
+		// client that lost its last pull's answer must not skip it.
+		resp.Checkpoint = *client.ackedSeq
 	}
 	resp.ServerTime = time.Now().UTC()
 	resp.SchemaVersion, resp.SchemaHash = m.version, m.hash
@@ -184,6 +224,8 @@ type pusher struct {
 	m        *manifest
 	userID   string
 	clientID string
+	// client is the pushing client's row, locked for the push.
+	client *clientRow
 	// dirty means a write succeeded since the savepoint was set, so the
 	// savepoint must be moved forward before the next statement that may
 	// have to be undone on its own.
@@ -229,9 +271,17 @@ type pushItem struct {
 	info   *tableInfo // nil when the record was rejected before any lookup
 	op     Operation
 	fields map[string]json.RawMessage // validated data (nil for deletes)
-	res    PushResult
+	// protected holds the pushed values of the application's
+	// ProtectedColumns on an update: accepted only when they equal the
+	// stored ones.
+	protected map[string]json.RawMessage
+	res       PushResult
 	// final is set once res is the record's outcome.
 	final bool
+	// deferrable means the record is a create that failed for want of its
+	// parent row, which a later record of the same push may create: it is
+	// tried again after the others.
+	deferrable bool
 
 	// Set by decide for a record that writes.
 	kind writeKind
@@ -256,6 +306,49 @@ func terminal(reason, format string, args ...any) *recordFailure {
 func (it *pushItem) fail(f *recordFailure) {
 	it.res.Status, it.res.ReasonCode, it.res.Message = f.status, f.reason, f.message
 	it.final, it.kind = true, writeNone
+	it.deferrable = f.reason == reasonParentNotFound
+}
+
+// retryDeferred tries the creates that failed for want of their parent row
+// again, one at a time in request order, after every other record of the
+// push: a device's queue may hold a child before its parent (the SDKs order
+// it by edit time, and editing a parent after creating its child moves the
+// parent behind). A record whose row another record of the push also
+// names is not retried, so no record's outcome depends on being moved
+// behind a record of the same row. It repeats while a round applies
+// something, so chains of any depth settle.
+func (p *pusher) retryDeferred(ctx context.Context, items []*pushItem) error {
+	type key struct{ table, id string }
+	named := map[key]int{}
+	for _, it := range items {
+		if it.info != nil {
+			named[key{it.info.cfg.TableName, it.rec.ID}]++
+		}
+	}
+	for {
+		var again []*pushItem
+		for _, it := range items {
+			if it.deferrable && named[key{it.info.cfg.TableName, it.rec.ID}] == 1 {
+				again = append(again, it)
+			}
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		progress := false
+		for _, it := range again {
+			it.reset()
+			if err := p.runOne(ctx, it); err != nil {
+				return fmt.Errorf("record %s %q: %w", it.rec.TableName, it.rec.ID, err)
+			}
+			if !it.deferrable {
+				progress = true
+			}
+		}
+		if !progress {
+			return nil
+		}
+	}
 }
 
 // prepare runs the checks that need no database.
@@ -282,14 +375,15 @@ func (p *pusher) prepare(rec *PushRecord) *pushItem {
 	}
 	if op != OpDelete {
 		fields, err := decodeData(rec.Data)
+		var protected map[string]json.RawMessage
 		if err == nil {
-			err = checkColumns(info, rec.ID, fields)
+			protected, err = checkColumns(info, rec.ID, op, fields)
 		}
 		if err != nil {
 			it.fail(terminal(reasonInvalidData, "%v", err))
 			return it
 		}
-		it.fields = fields
+		it.fields, it.protected = fields, protected
 	}
 	return it
 }
@@ -357,7 +451,7 @@ func (p *pusher) runSegment(ctx context.Context, items []*pushItem) error {
 // reset returns an item to its prepared state, for a second attempt.
 func (it *pushItem) reset() {
 	it.res = PushResult{ID: it.rec.ID, TableName: it.rec.TableName, Operation: it.rec.Operation}
-	it.final, it.kind, it.cols = false, writeNone, nil
+	it.final, it.kind, it.cols, it.deferrable = false, writeNone, nil, false
 }
 
 // freshSavepoint makes sure the standing savepoint sits after the last
@@ -537,30 +631,71 @@ func decodeData(raw json.RawMessage) (map[string]json.RawMessage, error) {
 	return fields, nil
 }
 
-// checkColumns enforces the column allow-list: every key must be a synced
-// column of the table that clients may write. The primary key may appear
-// with the record id as its value; the owner and parent columns are checked
-// later against the caller and the stored row.
-func checkColumns(info *tableInfo, id string, fields map[string]json.RawMessage) error {
+// checkColumns enforces the column allow-list and drops the values the
+// server sets itself, since the SDKs push whole rows.
+//
+// Keys naming a server-managed timestamp column (the configured updated-at
+// and deleted-at columns, whether the table has them or the schema contract
+// made them up, and created_at, updated_at and deleted_at) are removed: the
+// server sets those. Every other key must be a synced column of the table.
+// The primary key may appear with the record id as its value; the owner and
+// parent columns are checked later against the caller and the stored row.
+// A column of the application's ProtectedColumns is refused on a create
+// unless its value is null, and kept aside in protected (and removed from
+// fields) on an update, where decideWrite accepts it only unchanged.
+func checkColumns(info *tableInfo, id string, op Operation, fields map[string]json.RawMessage) (protected map[string]json.RawMessage, err error) {
 	cfg := info.cfg
 	for _, key := range slices.Sorted(maps.Keys(fields)) {
+		if managedTimestamp(cfg, key, info.column(key) != nil) {
+			delete(fields, key)
+			continue
+		}
 		if info.column(key) == nil {
-			return fmt.Errorf("unknown column %q", key)
+			return nil, fmt.Errorf("unknown column %q", key)
 		}
 		if !slices.Contains(info.syncColumns, key) {
-			return fmt.Errorf("column %q is not synced", key)
+			return nil, fmt.Errorf("column %q is not synced", key)
 		}
 		switch {
 		case key == info.pk:
 			if v, ok := rawText(fields[key]); !ok || v != id {
-				return fmt.Errorf("column %q must equal the record id %q", key, id)
+				return nil, fmt.Errorf("column %q must equal the record id %q", key, id)
 			}
 		case key == cfg.OwnerColumn || key == cfg.ParentFKCol:
 		case cfg.IsProtected(key):
-			return fmt.Errorf("column %q is managed by the server and cannot be written", key)
+			if op == OpInsert {
+				if !isJSONNull(fields[key]) {
+					return nil, fmt.Errorf("column %q is managed by the server and cannot be written", key)
+				}
+			} else {
+				if protected == nil {
+					protected = map[string]json.RawMessage{}
+				}
+				protected[key] = fields[key]
+			}
+			delete(fields, key)
 		}
 	}
-	return nil
+	return protected, nil
+}
+
+// managedTimestamp reports whether a pushed key names a timestamp column the
+// server sets: the configured updated-at or deleted-at column (present in
+// the table or made up by the schema contract), or a real column named
+// created_at, updated_at or deleted_at.
+func managedTimestamp(cfg *TableConfig, key string, real bool) bool {
+	switch key {
+	case cfg.UpdatedAtColumn, cfg.DeletedAtColumn:
+		return key != ""
+	case defaultCreatedAtColumn, defaultUpdatedAtColumn, defaultDeletedAtColumn:
+		return real
+	}
+	return false
+}
+
+// isJSONNull reports whether raw is the JSON null.
+func isJSONNull(raw json.RawMessage) bool {
+	return string(bytes.TrimSpace(raw)) == "null"
 }
 
 // rawText returns the text form of a scalar JSON value as PostgreSQL reads

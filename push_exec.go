@@ -110,7 +110,7 @@ func (p *pusher) decideInsert(ctx context.Context, it *pushItem) (*recordFailure
 	cfg, info := it.info.cfg, it.info
 	if cfg.OwnerColumn != "" {
 		if v, present := it.fields[cfg.OwnerColumn]; present {
-			if s, ok := rawText(v); !ok || s != p.userID {
+			if s, ok := rawText(v); !ok || formOfColumn(info.column(cfg.OwnerColumn)).canonical(s) != p.userID {
 				return terminal(reasonOwnershipViolation, "column %q must be the caller's user id", cfg.OwnerColumn), nil
 			}
 		}
@@ -134,6 +134,12 @@ func (p *pusher) decideInsert(ctx context.Context, it *pushItem) (*recordFailure
 	if fail, err := p.requireOwned(ctx, info, it.rec.ID, vals); fail != nil || err != nil {
 		if fail != nil && fail.reason == reasonOwnershipViolation {
 			fail.message = "the record would not belong to the caller"
+			if cfg.ParentTable != "" {
+				// Not owned may mean that the parent is not there (yet).
+				if pf, err := p.parentAbsent(ctx, info, it.fields); pf != nil || err != nil {
+					return pf, err
+				}
+			}
 		}
 		return fail, err
 	}
@@ -165,7 +171,7 @@ func (p *pusher) checkParent(ctx context.Context, info *tableInfo, fields map[st
 	}
 	row := rows[fk]
 	if row == nil {
-		return terminal(reasonOwnershipViolation, "parent %q in table %q does not exist or is not accessible", fk, parent.cfg.TableName), nil
+		return p.missingParent(ctx, parent, fk)
 	}
 	if fail, err := p.requireOwned(ctx, parent, fk, rowVals(parent.cfg, row)); fail != nil || err != nil {
 		if fail != nil && fail.reason == reasonOwnershipViolation {
@@ -174,6 +180,64 @@ func (p *pusher) checkParent(ctx context.Context, info *tableInfo, fields map[st
 		return fail, err
 	}
 	return nil, nil
+}
+
+// parentAbsent returns the failure of a new record whose parent row, named
+// by its parent foreign key in fields, cannot be read; nil when the record
+// has no parent key or the parent row is there.
+func (p *pusher) parentAbsent(ctx context.Context, info *tableInfo, fields map[string]json.RawMessage) (*recordFailure, error) {
+	fk, ok := rawText(fields[info.cfg.ParentFKCol])
+	parent := p.m.table(info.cfg.ParentTable)
+	if !ok || parent == nil {
+		return nil, nil
+	}
+	rows, fail, err := p.lockRows(ctx, parent, []string{fk})
+	if fail != nil || err != nil {
+		return fail, err
+	}
+	if rows[fk] != nil {
+		return nil, nil
+	}
+	return p.missingParent(ctx, parent, fk)
+}
+
+// missingParent decides the outcome of a new record whose parent row (key
+// fk of table parent) the caller cannot read. The parent may belong to
+// another user (its edges exist: ownership_violation, terminal); it may have
+// been deleted (the changelog of the caller's buckets records the delete:
+// parent_deleted, terminal); the client's history may be older than the
+// server keeps, so that a delete can no longer be seen (parent_deleted,
+// terminal: the client must snapshot again, which starts its queue
+// afresh); otherwise it may still come, later in the device's queue
+// (parent_not_found, retryable).
+func (p *pusher) missingParent(ctx context.Context, parent *tableInfo, fk string) (*recordFailure, error) {
+	buckets := []string{userBucket(p.userID)}
+	if p.client != nil {
+		buckets = append(buckets, p.client.BucketSubs...)
+	}
+	var (
+		elsewhere, deleted bool
+		boundary           int64
+	)
+	err := p.tx.QueryRowContext(ctx, fmt.Sprintf(`WITH k AS (SELECT CAST($2::text AS %s)::text AS id)
+SELECT EXISTS (SELECT FROM synchro.bucket_edges e, k WHERE e.table_name = $1 AND e.record_id = k.id),
+	EXISTS (SELECT FROM synchro.changelog c, k WHERE c.table_name = $1 AND c.record_id = k.id AND c.bucket_id = ANY($3::text[]) AND c.operation = 3),
+	coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0)`, parent.pkType()),
+		parent.cfg.TableName, fk, buckets).Scan(&elsewhere, &deleted, &boundary)
+	if err != nil {
+		return classifyDBError(err, reasonInternalError, "looking for the parent")
+	}
+	name := parent.cfg.TableName
+	switch {
+	case elsewhere:
+		return terminal(reasonOwnershipViolation, "parent %q in table %q does not exist or is not accessible", fk, name), nil
+	case deleted:
+		return terminal(reasonParentDeleted, "parent %q in table %q was deleted", fk, name), nil
+	case p.client != nil && p.client.ackedSeq != nil && *p.client.ackedSeq < boundary:
+		return terminal(reasonParentDeleted, "parent %q in table %q does not exist, and this client's history is older than the server keeps: it must snapshot again", fk, name), nil
+	}
+	return &recordFailure{status: PushStatusRejectedRetryable, reason: reasonParentNotFound,
+		message: fmt.Sprintf("parent %q in table %q does not exist yet; push it first, or retry", fk, name)}, nil
 }
 
 // decideWrite resolves the conflict between the client's change and the
@@ -194,12 +258,26 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 			continue
 		}
 		s, ok := rawText(v)
+		if ok {
+			s = formOfColumn(info.column(f.col)).canonical(s)
+		}
 		if ok != (f.stored != nil) || (ok && s != *f.stored) {
 			return terminal(reasonInvalidData, "column %q cannot be changed", f.col), nil
 		}
 		delete(it.fields, f.col)
 	}
 	delete(it.fields, info.pk)
+	if len(it.protected) > 0 {
+		var stored map[string]json.RawMessage
+		if err := json.Unmarshal(row.data, &stored); err != nil {
+			return nil, fmt.Errorf("reading the stored row of %q: %w", it.rec.ID, err)
+		}
+		for _, col := range slices.Sorted(maps.Keys(it.protected)) {
+			if !sameJSONValue(it.protected[col], stored[col]) {
+				return terminal(reasonInvalidData, "column %q is managed by the server and cannot be written", col), nil
+			}
+		}
+	}
 
 	if info.hasUpdatedAt {
 		c := Conflict{

@@ -56,6 +56,7 @@ func (e *Engine) Snapshot(ctx context.Context, userID string, req *SnapshotReque
 	if err := m.check(req.SchemaVersion, req.SchemaHash, false); err != nil {
 		return nil, err
 	}
+	userID = m.userID(userID)
 	c, err := loadClient(ctx, e.db, userID, req.ClientID)
 	if err != nil {
 		return nil, err

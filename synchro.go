@@ -76,6 +76,20 @@
 // the tables' owner, nor a superuser, nor BYPASSRLS. The WAL consumer and the
 // compactor read every user's rows: give them a role that bypasses RLS.
 //
+// # Owner ids
+//
+// The engine spells the caller's user id as PostgreSQL prints the owner
+// columns' type before using it anywhere (ownership checks, the bucket
+// "user:<id>", subscriptions, the RLS setting, the clients table): when
+// every registered OwnerColumn is a uuid, an id such as
+// "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11" or "{a0eebc999c0b4ef8bb6d6bb9bd380a11}"
+// becomes "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"; when every one is
+// smallint, integer or bigint, "0042" becomes "42". With text owner
+// columns, or owner columns of several types, the id is used as the auth
+// layer returned it. Bucket ids are "user:" followed by the owner value's
+// PostgreSQL text form, so a subscription rule should build them from the
+// user id it is given (already in that form).
+//
 // # Conflicts and versions
 //
 // A push that updates a row goes through a [ConflictResolver]. [LWWResolver]
