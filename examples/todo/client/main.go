@@ -1,5 +1,5 @@
 // Command client is the scripted demo client of the example server
-// examples/todo: three devices, each with its own local SQLite file, sync
+// examples/todo: four devices, each with its own local SQLite file, sync
 // through the server's HTTP API and print a transcript.
 //
 //	go run ./examples/todo &                 # the server, on 127.0.0.1:8080
@@ -10,14 +10,20 @@
 // devices and syncs (push, then pull until nothing more), and the changes
 // arrive on the other device; both of her devices edit the same item offline,
 // and the server resolves the conflict (last writer wins, by the time of the
-// write against the server's row); bob sees none of alice's rows and cannot
-// change them. At the end both of alice's devices must hold the same rows,
-// equal to what a fresh device of alice gets from the server; the client
-// exits with status 1 when they differ or anything fails.
+// write against the server's row). A third device of alice, alice-sdk
+// (sdkdevice.go), speaks exactly the wire of the original Swift and Kotlin
+// SDKs, in Kotlin's shape: JSON maps rather than our request types, whole
+// rows, SQLite timestamps, change capture by SQLite triggers built from the
+// schema contract; it creates, updates and deletes items and loses a
+// conflict to the laptop. bob sees none of alice's rows and cannot change
+// them. At the end alice's devices must hold the same rows, equal to what a
+// fresh device of alice gets from the server (alice-sdk without created_at,
+// see compare); the client exits with status 1 when they differ or anything
+// fails.
 //
-// Each device keeps its synced tables, created from the server's schema
-// contract (GET /sync/schema), an outbox of its offline writes and its pull
-// checkpoint in its SQLite file, through modernc.org/sqlite, a pure-Go
+// Each of the other devices keeps its synced tables, created from the
+// server's schema contract (GET /sync/schema), an outbox of its offline
+// writes and its pull checkpoint in its SQLite file, through modernc.org/sqlite, a pure-Go
 // SQLite. The files live in a temporary directory removed at exit, unless
 // -dir names one.
 package main
@@ -91,9 +97,12 @@ func run(ctx context.Context, w io.Writer, base, dir string, wait time.Duration)
 		return err
 	}
 
-	s := &scenario{out: out, api: a, dir: dir, expect: map[string]map[recordKey]version{}}
+	s := &scenario{out: out, api: a, base: base, dir: dir, expect: map[string]map[recordKey]version{}}
 	defer func() {
 		for _, d := range s.devices {
+			err = errors.Join(err, d.close())
+		}
+		for _, d := range s.sdkDevices {
 			err = errors.Join(err, d.close())
 		}
 	}()
@@ -124,8 +133,11 @@ func waitForServer(ctx context.Context, a *api, wait time.Duration) (*synchro.Sc
 type scenario struct {
 	out     *transcript
 	api     *api
+	base    string
 	dir     string
 	devices []*device
+	// sdkDevices speak the original SDKs' wire (sdkdevice.go).
+	sdkDevices []*sdkDevice
 	// expect holds, per user, the version of every record the server
 	// accepted from the user's devices: what each of the user's devices
 	// must eventually receive.
@@ -143,6 +155,10 @@ func (s *scenario) play(ctx context.Context) error {
 		return err
 	}
 	tablet, err := s.join(ctx, "bob-tablet", "bob")
+	if err != nil {
+		return err
+	}
+	android, err := s.joinSDK(ctx, "alice-sdk", "alice")
 	if err != nil {
 		return err
 	}
@@ -167,6 +183,9 @@ func (s *scenario) play(ctx context.Context) error {
 		return err
 	}
 	if err := s.receive(ctx, phone); err != nil {
+		return err
+	}
+	if err := s.receiveSDK(ctx, android); err != nil {
 		return err
 	}
 
@@ -248,7 +267,13 @@ func (s *scenario) play(ctx context.Context) error {
 		return err
 	}
 
-	// 5. Bob: his own list, none of alice's rows, no way to change them.
+	// 5. The SDK-shaped device writes its local tables with plain SQL
+	// (its triggers queue the changes), then syncs: push whole rows, pull.
+	if err := s.sdkScene(ctx, android, laptop, phone, list); err != nil {
+		return err
+	}
+
+	// 6. Bob: his own list, none of alice's rows, no way to change them.
 	err = s.offline(ctx, tablet, `creates list "Chores" with item "Vacuum"`, func() error {
 		chores, err := tablet.create(ctx, "lists", map[string]any{"user_id": "bob", "name": "Chores"})
 		if err != nil {
@@ -270,9 +295,9 @@ func (s *scenario) play(ctx context.Context) error {
 		return err
 	}
 
-	// 6. Everything settled: alice's devices must be equal, to each other
+	// 7. Everything settled: alice's devices must be equal, to each other
 	// and to the server's view.
-	return s.compare(ctx, laptop, phone)
+	return s.compare(ctx, []*device{laptop, phone}, []*sdkDevice{android})
 }
 
 // join creates a device, registers it and bootstraps it from a snapshot.
@@ -426,7 +451,7 @@ func (s *scenario) checkIsolation(ctx context.Context, d *device, user, foreignI
 // compare waits until the devices have received everything, bootstraps a
 // fresh device of the same user as the server's view, and checks that all
 // of them hold the same rows.
-func (s *scenario) compare(ctx context.Context, devices ...*device) error {
+func (s *scenario) compare(ctx context.Context, devices []*device, sdkDevices []*sdkDevice) error {
 	user := devices[0].user
 	for _, d := range devices {
 		if _, err := d.waitFor(ctx, s.expect[user]); err != nil {
@@ -448,19 +473,46 @@ func (s *scenario) compare(ctx context.Context, devices ...*device) error {
 		return err
 	}
 
-	ref, err := dump(ctx, fresh)
+	ref, err := dump(ctx, fresh, "")
 	if err != nil {
 		return err
 	}
 	failed := false
 	for _, d := range devices {
-		got, err := dump(ctx, d)
+		got, err := dump(ctx, d, "")
 		if err != nil {
 			return err
 		}
 		if diff := diffLines(got, ref); len(diff) > 0 {
 			failed = true
 			s.out.say(d.name, "DIFFERS from the server's view:")
+			for _, line := range diff {
+				fmt.Fprintln(s.out.w, "        "+line)
+			}
+		}
+	}
+	// An SDK-shaped device keeps the created_at it wrote for the rows it
+	// created: the server sets its own, and the echo of the row is skipped
+	// by the SDKs' rule (the local updated_at is the server's already).
+	// It is compared without that column.
+	refSDK, err := dump(ctx, fresh, "created_at")
+	if err != nil {
+		return err
+	}
+	for _, d := range sdkDevices {
+		if _, err := d.waitFor(ctx, s.expect[user]); err != nil {
+			return err
+		}
+		if n, err := d.pending(ctx); err != nil || n != 0 {
+			return fmt.Errorf("%s still has %d changes pending (%v)", d.name, n, err)
+		}
+		got, err := d.dump(ctx, "created_at")
+		if err != nil {
+			return err
+		}
+		if diff := diffLines(got, refSDK); len(diff) > 0 {
+			failed = true
+			s.out.say(d.name, "DIFFERS from the server's view (created_at aside):")
 			for _, line := range diff {
 				fmt.Fprintln(s.out.w, "        "+line)
 			}
@@ -473,9 +525,12 @@ func (s *scenario) compare(ctx context.Context, devices ...*device) error {
 	for _, line := range ref {
 		counts[strings.SplitN(line, " ", 2)[0]]++
 	}
-	names := make([]string, len(devices))
-	for i, d := range devices {
-		names[i] = d.name
+	var names []string
+	for _, d := range devices {
+		names = append(names, d.name)
+	}
+	for _, d := range sdkDevices {
+		names = append(names, d.name+" (created_at aside)")
 	}
 	s.out.say("final", "%s and a fresh snapshot of %s hold the same %d rows (%s): in sync",
 		strings.Join(names, ", "), user, len(ref), countText(counts, slices.Sorted(maps.Keys(counts))))
@@ -483,8 +538,8 @@ func (s *scenario) compare(ctx context.Context, devices ...*device) error {
 }
 
 // dump lists every local row of d's synced tables, one line per row:
-// "table id col=value ...", sorted.
-func dump(ctx context.Context, d *device) ([]string, error) {
+// "table id col=value ...", sorted, without the column skip.
+func dump(ctx context.Context, d *device, skip string) ([]string, error) {
 	var lines []string
 	for _, name := range slices.Sorted(maps.Keys(d.tables)) {
 		t := d.tables[name]
@@ -495,7 +550,7 @@ func dump(ctx context.Context, d *device) ([]string, error) {
 		for _, r := range rows {
 			parts := []string{name, fmt.Sprint(r[t.PrimaryKey[0]])}
 			for _, c := range t.Columns {
-				if !c.IsPrimaryKey {
+				if !c.IsPrimaryKey && c.Name != skip {
 					parts = append(parts, fmt.Sprintf("%s=%v", c.Name, r[c.Name]))
 				}
 			}
