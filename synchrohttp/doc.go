@@ -141,16 +141,17 @@
 // underlying error, which is logged instead.
 //
 //	Status  Code                    When
-//	400     bad_request             malformed body, or the engine refused the request's values
+//	400     bad_request             malformed body, a push of more than 1000 records (counting
+//	                                those rejected one by one), or the engine refused the request's values
 //	                                (an error implementing BadRequest() bool that returns true,
 //	                                ErrTableNotRegistered, ErrInvalidOperation), or PostgreSQL
 //	                                refused a text value of the request (SQLSTATE 22021, a NUL)
 //	401     unauthenticated         Config.UserID failed or returned an empty id
+//	403     stale_client            synchro.ErrStaleClient on an endpoint other than pull and push
+//	                                (which answer 200, see below); none does today
 //	404     not_found               no endpoint at this path
 //	404     client_not_registered   synchro.ErrClientNotRegistered: register the client first
 //	405     method_not_allowed      wrong method; the Allow header lists the right ones
-//	403     stale_client            synchro.ErrStaleClient on an endpoint other than pull and push
-//	                                (which answer 200, see below); none does today
 //	409     schema_mismatch         synchro.ErrSchemaMismatch; the body adds the server's
 //	                                "schema_version", "schema_hash", "server_schema_version"
 //	                                and "server_schema_hash"
@@ -184,12 +185,13 @@
 // "stale_client" and a message telling the device to snapshot again
 // (records the handler rejected while decoding keep their own result),
 // "accepted" empty, "checkpoint" 0, and the server's time and schema.
-// Nothing of the push is applied. The SDKs push before they pull, and
-// retry a push that had a rejected_retryable record without pulling; an
-// error status is no better. Only a push answered with terminal results
-// lets them reach the pull that tells them to rebuild from a snapshot, and
-// that rebuild clears their queue of pending changes anyway, so the
-// terminal answer loses nothing the rebuild would have kept. An application that wants a stale
+// Nothing of the push is applied. The SDKs push before they pull: a push
+// answered with an error status ends their sync cycle before the pull, and
+// one with a rejected_retryable record is retried later, again without
+// pulling. Only a push answered with terminal results lets them reach the
+// pull that tells them to rebuild from a snapshot, and that rebuild clears
+// their queue of pending changes anyway, so the terminal answer loses
+// nothing the rebuild would have kept. An application that wants a stale
 // client's writes returns true from OnStaleClient.
 //
 // synchro.ErrSnapshotRequired (which the engine does not return today; it
