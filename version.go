@@ -1,6 +1,7 @@
 package synchro
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -35,4 +36,27 @@ func CheckVersion(clientVersion, minVersion string) error {
 		return fmt.Errorf("%w: client version %s is below minimum %s", ErrUpgradeRequired, clientVersion, minVersion)
 	}
 	return nil
+}
+
+// MinClientVersion returns Config.MinClientVersion as the engine was built
+// with: the oldest app version it serves, or "" when there is no minimum.
+func (e *Engine) MinClientVersion() string {
+	return e.minVersion
+}
+
+// CheckAppVersion checks an app version, such as the one a device sends with
+// each request, against Config.MinClientVersion, as RegisterClient checks
+// the app version of a registration: with no minimum every version passes
+// (nil, whatever appVersion is); otherwise an app version below the minimum,
+// empty or not a semantic version (see CheckVersion) is refused with an
+// error wrapping ErrUpgradeRequired. It reads no database and calls no hook.
+func (e *Engine) CheckAppVersion(appVersion string) error {
+	if e.minVersion == "" {
+		return nil
+	}
+	err := CheckVersion(appVersion, e.minVersion)
+	if err != nil && !errors.Is(err, ErrUpgradeRequired) {
+		err = fmt.Errorf("%w: %w", ErrUpgradeRequired, err)
+	}
+	return err
 }

@@ -62,3 +62,31 @@ func TestCheckVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineCheckAppVersion checks CheckAppVersion and MinClientVersion,
+// which need no database.
+func TestEngineCheckAppVersion(t *testing.T) {
+	t.Parallel()
+	none := &Engine{}
+	for _, v := range []string{"", "0.0.1", "banana"} {
+		if err := none.CheckAppVersion(v); err != nil {
+			t.Errorf("no minimum: CheckAppVersion(%q) = %v, want nil", v, err)
+		}
+	}
+	if got := none.MinClientVersion(); got != "" {
+		t.Errorf("no minimum: MinClientVersion() = %q", got)
+	}
+	e := &Engine{minVersion: "1.2.0"}
+	if got := e.MinClientVersion(); got != "1.2.0" {
+		t.Errorf("MinClientVersion() = %q, want 1.2.0", got)
+	}
+	for v, upgrade := range map[string]bool{
+		"1.2.0": false, "v1.3": false, "2.0.0-beta": false,
+		"1.1.9": true, "1.2.0-rc.1": true, "": true, "banana": true, "1.2.3.4": true,
+	} {
+		err := e.CheckAppVersion(v)
+		if upgrade != errors.Is(err, ErrUpgradeRequired) || !upgrade && err != nil {
+			t.Errorf("CheckAppVersion(%q) = %v, want upgrade required %v", v, err, upgrade)
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 // This file reads and decodes request bodies.
 
 // readBody checks r's Content-Type, reads its body (at most h.maxBody bytes)
-// and decodes it strictly into dst. On failure it returns how to answer and
+// and decodes it into dst (see decodeJSON). On failure it returns how to answer and
 // the cause.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, dst any) (failure, error) {
 	if ct := r.Header.Get("Content-Type"); !jsonContentType(ct) {
@@ -70,15 +70,15 @@ func jsonContentType(ct string) bool {
 }
 
 // decodeJSON decodes data, which must hold exactly one JSON object, into
-// dst (a pointer to a struct), refusing unknown fields. Its errors describe
-// the problem in terms the client can act on and are safe to send.
+// dst (a pointer to a struct). Unknown fields are ignored: newer clients
+// add fields. Its errors describe the problem in terms the client can act
+// on and are safe to send.
 func decodeJSON(data []byte, dst any) error {
 	start := bytes.TrimLeft(data, " \t\r\n")
 	if len(start) == 0 {
 		return errors.New("the request body is empty; it must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	if start[0] != '{' {
 		var v any
 		if err := dec.Decode(&v); err != nil {

@@ -15,7 +15,9 @@
 // The GET endpoints answer HEAD as well. A success is 200 with the engine's
 // response encoded as JSON (Content-Type application/json). Every response,
 // success or error, carries Cache-Control: no-store, since it holds one
-// user's data.
+// user's data. Push and pull also answer 200 in two cases where the engine
+// returns an error (see "Stale clients and snapshots"), and push decodes
+// its records one by one (see "Push records").
 //
 // # Mounting
 //
@@ -39,54 +41,128 @@
 //
 // The user is whoever [Config.UserID] says, and nothing else: the handler
 // reads no identity header of its own. Every endpoint, the GET ones
-// included, calls it after the route and the method are checked and before
-// the body is read; an error, or an id that is empty or white space, is 401
-// unauthenticated. The id is passed to the engine exactly as returned (no
-// case folding).
+// included, calls it after the route, the method and the app version
+// are checked and before the body is read; an error, or an id that is
+// empty or white space, is 401 unauthenticated. The id is passed to the
+// engine exactly as returned (no case folding).
+//
+// # App version
+//
+// A request with an X-App-Version header ([AppVersionHeader]) that is not
+// empty or white space is checked, on every endpoint (the GET ones and
+// register included), by [synchro.Engine.CheckAppVersion] against
+// synchro.Config.MinClientVersion: a version below the minimum, or one that
+// is not a semantic version, is 426 upgrade_required whose "error" is the
+// minimum version itself (the SDKs show it). Without a minimum every value
+// passes; a request without the header is not checked. The check comes
+// before authentication: the minimum is no secret, and an app too old to
+// be served may well also hold credentials the server no longer accepts,
+// so telling it to upgrade is the useful answer. Register checks the body's
+// app_version as well, as the engine always has.
 //
 // # Request bodies
 //
 // A POST body must be one JSON object of the endpoint's request type, at most
-// [Config.MaxBodyBytes] long. A Content-Type, when present, must be
-// application/json or application/*+json, with no charset other than UTF-8
-// (415 otherwise); an absent one is accepted. Decoding is strict: unknown
-// fields, a second value or any other data after the object, a value of the
-// wrong type (the message names the field, such as "cursor.table_idx"),
-// malformed JSON (the message gives the byte offset), an empty body and a
-// body that is not an object (null included) are all 400 bad_request.
-// Field names match case-insensitively and a repeated field keeps its last
-// value, as with encoding/json. The
-// engine then validates the values themselves (a missing client_id, a
-// negative checkpoint, a snapshot cursor the client did not get from the
-// server, an unknown table in a pull filter ...): 400 bad_request as well.
+// [Config.MaxBodyBytes] long (413 body_too_large otherwise). A Content-Type,
+// when present, must be application/json or application/*+json, with no
+// charset other than UTF-8 (415 otherwise); an absent one is accepted.
+// Unknown fields are ignored, since newer clients add fields. A second
+// value or any other data after the object, a value of the wrong type (the
+// message names the field, such as "cursor.table_idx"), malformed JSON (the
+// message gives the byte offset), an empty body and a body that is not an
+// object (null included) are all 400 bad_request. A null value is the same
+// as an absent field ("cursor": null, "tables": null ...). Field names
+// match case-insensitively and a repeated field keeps its last value, as
+// with encoding/json. The engine then validates the values themselves (a
+// missing client_id, a negative checkpoint, a snapshot cursor the client
+// did not get from the server, an unknown table in a pull filter ...): 400
+// bad_request as well.
+//
+// # Push records
+//
+// A push body's client_id, schema_version and schema_hash, and its
+// "changes" (an array, or null or absent for none), are read as above: a
+// fault there is 400 for the whole request, and so is a request of more
+// than 1000 records, counting every record. Each record is then decoded
+// on its own. A record is rejected by the handler, without reaching the
+// engine, when:
+//
+//   - it is not a JSON object;
+//   - its id or table_name is not a string (absent or null count as "",
+//     which the engine refuses);
+//   - its operation is not a string, or not "create", "update" or
+//     "delete";
+//   - the data of a create or an update is not a JSON object (a delete's
+//     data is not read, and may be null or absent);
+//   - its client_updated_at or base_updated_at is neither null (or absent)
+//     nor a string in one of the timestamp forms below.
+//
+// Such a record gets its own result in the response's "rejected" list:
+// status rejected_terminal, reason_code invalid_operation for the operation
+// and invalid_data for anything else, a message naming the field (such as
+// "changes[3].base_updated_at"), and its id, table_name and operation when
+// they are strings. The other records go to [synchro.Engine.Push] in their
+// order, and are answered as it answers them. The "rejected" list holds
+// the handler's results first, in request order, then the engine's. A push
+// whose records are all rejected still goes to the engine, with no
+// records, so that an unknown client is still 404 and a wrong schema 409.
+//
+// A null or absent base_updated_at means the device has no base version; a
+// null or absent client_updated_at is the zero time, which loses every
+// conflict under the default resolver.
+//
+// # Timestamps
+//
+// client_updated_at and base_updated_at are read in any of these forms:
+//
+//	2026-12-02T04:20:23Z            RFC 3339, with a zone: Z or ±hh:mm
+//	2026-12-02T04:20:23.123+01:00   RFC 3339 with fractional seconds
+//	2026-12-02 04:20:23             SQLite's datetime text, read as UTC
+//	2026-12-02 04:20:23.123         the same with fractional seconds
+//	2026-12-02T04:20:23[.123]       a "T" and no zone: read as UTC
+//
+// The separator may be "T", "t" or a space, the zone "Z", "z", ±hh:mm or
+// nothing (UTC); the fraction has one digit or more (digits beyond the
+// nanosecond are dropped). The date and time must be real: a month without
+// a 31st, hour 24 or second 60 is refused.
 //
 // # Errors
 //
-// Every error response has a JSON body {"code": "...", "message": "..."}.
-// The codes are stable; the messages are for people and may change. For the
-// 4xx codes other than unauthenticated the message is the engine's or the
-// decoder's explanation, which is safe to show; a 500 or 503 never reveals
-// the underlying error, which is logged instead.
+// Every error response has a JSON body of strings
+// {"code": "...", "message": "...", "error": "..."}, where "error" repeats
+// the message: the SDKs show "error". Two bodies differ: 426
+// upgrade_required's "error" is the minimum app version itself (the
+// message explains), and 409 schema_mismatch also carries the server's
+// contract, twice, as numbers "schema_version" and "server_schema_version"
+// and strings "schema_hash" and "server_schema_hash". The codes are stable;
+// the messages are for people and may change. For the 4xx codes other than
+// unauthenticated the message is the engine's or the decoder's
+// explanation, which is safe to show; a 500 or 503 never reveals the
+// underlying error, which is logged instead.
 //
 //	Status  Code                    When
-//	400     bad_request             malformed body, or the engine refused the request's values
+//	400     bad_request             malformed body, a push of more than 1000 records (counting
+//	                                those rejected one by one), or the engine refused the request's values
 //	                                (an error implementing BadRequest() bool that returns true,
 //	                                ErrTableNotRegistered, ErrInvalidOperation), or PostgreSQL
 //	                                refused a text value of the request (SQLSTATE 22021, a NUL)
 //	401     unauthenticated         Config.UserID failed or returned an empty id
+//	403     stale_client            synchro.ErrStaleClient on an endpoint other than pull and push
+//	                                (which answer 200, see below); none does today
 //	404     not_found               no endpoint at this path
 //	404     client_not_registered   synchro.ErrClientNotRegistered: register the client first
 //	405     method_not_allowed      wrong method; the Allow header lists the right ones
 //	409     schema_mismatch         synchro.ErrSchemaMismatch; the body adds the server's
-//	                                "schema_version" and "schema_hash"
-//	409     stale_client            synchro.ErrStaleClient: Hooks.OnStaleClient refused the client;
-//	                                it should snapshot again
-//	409     snapshot_required       synchro.ErrSnapshotRequired; the engine normally reports this
-//	                                in the pull response (snapshot_required) instead
+//	                                "schema_version", "schema_hash", "server_schema_version"
+//	                                and "server_schema_hash"
+//	410     snapshot_required       synchro.ErrSnapshotRequired on an endpoint other than pull
+//	                                (which answers 200, see below)
 //	413     body_too_large          the body is longer than Config.MaxBodyBytes
 //	415     unsupported_media_type  the Content-Type is not JSON
-//	426     upgrade_required        synchro.ErrUpgradeRequired: the app version is below
-//	                                synchro.Config.MinClientVersion (no Upgrade header is sent)
+//	426     upgrade_required        the X-App-Version header or register's app_version is below
+//	                                synchro.Config.MinClientVersion, or not a semantic version
+//	                                (synchro.ErrUpgradeRequired); "error" is the minimum version.
+//	                                No Upgrade header is sent
 //	499     canceled                the client went away; it never normally sees this
 //	500     internal                anything else; logged with Logger.ErrorContext
 //	503     unavailable             a transient database failure; retry after the Retry-After
@@ -96,6 +172,32 @@
 // canceled, schema_mismatch, client_not_registered, upgrade_required,
 // stale_client, snapshot_required, bad_request, unavailable, internal.
 // The 400 for SQLSTATE 22021 has a fixed message: PostgreSQL's is not sent.
+// 409 means a schema mismatch and nothing else: the SDKs read every 409 as
+// one.
+//
+// # Stale clients and snapshots
+//
+// When Hooks.OnStaleClient refuses a client (synchro.ErrStaleClient), pull
+// answers 200 with "snapshot_required": true, "snapshot_reason":
+// "stale_client", empty "changes" and "deletes", "has_more" false, the
+// request's checkpoint and the server's schema version and hash. Push
+// answers 200 too: every record rejected_terminal with reason_code
+// "stale_client" and a message telling the device to snapshot again
+// (records the handler rejected while decoding keep their own result),
+// "accepted" empty, "checkpoint" 0, and the server's time and schema.
+// Nothing of the push is applied. The SDKs push before they pull: a push
+// answered with an error status ends their sync cycle before the pull, and
+// one with a rejected_retryable record is retried later, again without
+// pulling. Only a push answered with terminal results lets them reach the
+// pull that tells them to rebuild from a snapshot, and that rebuild clears
+// their queue of pending changes anyway, so the terminal answer loses
+// nothing the rebuild would have kept. An application that wants a stale
+// client's writes returns true from OnStaleClient.
+//
+// synchro.ErrSnapshotRequired (which the engine does not return today; it
+// reports a needed snapshot in the pull response itself) is answered the
+// same way by pull, with "snapshot_reason": "snapshot_required", and with
+// 410 snapshot_required by the other endpoints.
 //
 // # Transient failures
 //

@@ -126,6 +126,7 @@ type request struct {
 	ctype  string // Content-Type; default application/json, "-" for none
 	body   string
 	ctx    context.Context
+	header map[string]string // more request headers
 }
 
 // serve runs req through h and returns the recorded response.
@@ -142,6 +143,9 @@ func serve(t *testing.T, h http.Handler, req request) *httptest.ResponseRecorder
 	if req.user != "" {
 		r.Header.Set(userHeader, req.user)
 	}
+	for k, v := range req.header {
+		r.Header.Set(k, v)
+	}
 	switch req.ctype {
 	case "":
 		r.Header.Set("Content-Type", "application/json")
@@ -156,14 +160,23 @@ func serve(t *testing.T, h http.Handler, req request) *httptest.ResponseRecorder
 
 // errorBody is the JSON body of an error response.
 type errorBody struct {
-	Code          string  `json:"code"`
-	Message       string  `json:"message"`
-	SchemaVersion *int64  `json:"schema_version"`
-	SchemaHash    *string `json:"schema_hash"`
+	Code                string  `json:"code"`
+	Message             string  `json:"message"`
+	Error               string  `json:"error"`
+	SchemaVersion       *int64  `json:"schema_version"`
+	SchemaHash          *string `json:"schema_hash"`
+	ServerSchemaVersion *int64  `json:"server_schema_version"`
+	ServerSchemaHash    *string `json:"server_schema_hash"`
 }
 
-// wantError checks that rec is an error response with status and code and
-// returns its body.
+// schemaNumbers are the keys of a schema_mismatch body whose values are
+// numbers; every other value of an error body is a string.
+var schemaNumbers = map[string]bool{"schema_version": true, "server_schema_version": true}
+
+// wantError checks that rec is an error response with status and code, that
+// its values are strings (but for the schema versions of a
+// schema_mismatch), and that "error" repeats the message (but for
+// upgrade_required); it returns the body.
 func wantError(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) errorBody {
 	t.Helper()
 	if rec.Code != status {
@@ -178,8 +191,19 @@ func wantError(t *testing.T, rec *httptest.ResponseRecorder, status int, code st
 	if body.Message == "" {
 		t.Errorf("empty message; body %s", rec.Body)
 	}
-	if code != "schema_mismatch" && (body.SchemaVersion != nil || body.SchemaHash != nil) {
+	if code != "upgrade_required" && body.Error != body.Message {
+		t.Errorf("error %q is not the message %q", body.Error, body.Message)
+	}
+	if code != "schema_mismatch" && (body.SchemaVersion != nil || body.SchemaHash != nil || body.ServerSchemaVersion != nil || body.ServerSchemaHash != nil) {
 		t.Errorf("schema fields in a %s error: %s", code, rec.Body)
+	}
+	var values map[string]any
+	strictDecode(t, rec.Body.Bytes(), &values)
+	for k, v := range values {
+		_, isString := v.(string)
+		if _, isNumber := v.(float64); !isString && !(isNumber && code == "schema_mismatch" && schemaNumbers[k]) {
+			t.Errorf("%q is %T in %s", k, v, rec.Body)
+		}
 	}
 	return body
 }

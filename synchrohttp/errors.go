@@ -52,10 +52,15 @@ const (
 type errorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-	// SchemaVersion and SchemaHash are the server's contract, sent with
-	// schema_mismatch only.
-	SchemaVersion *int64  `json:"schema_version,omitempty"`
-	SchemaHash    *string `json:"schema_hash,omitempty"`
+	// Error is what the SDKs show: the message, except for
+	// upgrade_required, where it is the minimum app version.
+	Error string `json:"error"`
+	// The server's contract, sent with schema_mismatch only, under the
+	// names this package has always used and those the SDKs read.
+	SchemaVersion       *int64  `json:"schema_version,omitempty"`
+	SchemaHash          *string `json:"schema_hash,omitempty"`
+	ServerSchemaVersion *int64  `json:"server_schema_version,omitempty"`
+	ServerSchemaHash    *string `json:"server_schema_hash,omitempty"`
 }
 
 // failure is how a request failed: what to answer and how to log it.
@@ -87,9 +92,11 @@ func classify(err error, clientGone bool) failure {
 	case errors.Is(err, synchro.ErrUpgradeRequired):
 		return client(http.StatusUpgradeRequired, codeUpgradeRequired)
 	case errors.Is(err, synchro.ErrStaleClient):
-		return client(http.StatusConflict, codeStaleClient)
+		// Pull and push answer 200 instead (see ServePull, ServePush).
+		return client(http.StatusForbidden, codeStaleClient)
 	case errors.Is(err, synchro.ErrSnapshotRequired):
-		return client(http.StatusConflict, codeSnapshotRequired)
+		// Pull answers 200 instead (see ServePull).
+		return client(http.StatusGone, codeSnapshotRequired)
 	case isBadRequest(err):
 		return client(http.StatusBadRequest, codeBadRequest)
 	case hasSQLState(err, sqlStateCharacterNotInRepertoire):
@@ -188,7 +195,8 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	h.log(r, f, err)
-	writeErrorBody(w, f.status, errorBody{Code: f.code, Message: f.message, SchemaVersion: &version, SchemaHash: &hash})
+	writeErrorBody(w, f.status, errorBody{Code: f.code, Message: f.message,
+		SchemaVersion: &version, SchemaHash: &hash, ServerSchemaVersion: &version, ServerSchemaHash: &hash})
 }
 
 // fail logs and answers a failure; err is its cause, or nil.
@@ -197,7 +205,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure, err er
 	if f.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", h.retryAfter)
 	}
-	writeErrorBody(w, f.status, errorBody{Code: f.code, Message: f.message})
+	body := errorBody{Code: f.code, Message: f.message}
+	if f.code == codeUpgradeRequired {
+		body.Error = h.engine.MinClientVersion()
+	}
+	writeErrorBody(w, f.status, body)
 }
 
 // log records a failure at its level.
@@ -226,11 +238,15 @@ func (h *Handler) writeResponse(w http.ResponseWriter, r *http.Request, resp any
 	writeBody(w, http.StatusOK, body)
 }
 
-// writeErrorBody answers with status and the error body v.
+// writeErrorBody answers with status and the error body v; an empty
+// v.Error is set to v.Message.
 func writeErrorBody(w http.ResponseWriter, status int, v errorBody) {
+	if v.Error == "" {
+		v.Error = v.Message
+	}
 	body, err := json.Marshal(v)
 	if err != nil { // impossible: strings and numbers only
-		body = []byte(`{"code":"internal","message":"internal server error"}`)
+		body = []byte(`{"code":"internal","message":"internal server error","error":"internal server error"}`)
 		status = http.StatusInternalServerError
 	}
 	writeBody(w, status, body)

@@ -28,8 +28,9 @@ type Config struct {
 	// user making the request, which the engine receives exactly as
 	// returned. An error, or an id that is empty or only white space,
 	// answers 401 unauthenticated; the error is logged at Debug and not
-	// sent. Called once per request, after the route and the method are
-	// checked and before the body is read. Required.
+	// sent. Called once per request, after the route, the method and the
+	// X-App-Version header are checked and before the body is read.
+	// Required.
 	UserID func(*http.Request) (string, error)
 
 	// MaxBodyBytes caps the request body; a longer body answers 413
@@ -117,7 +118,8 @@ func retryAfterSeconds(d time.Duration) string {
 // "/sync/" (see the package documentation): register, pull, push and
 // snapshot take POST, tables and schema take GET and HEAD. Any other path is
 // 404 not_found; a wrong method is 405 method_not_allowed with the Allow
-// header set.
+// header set; an X-App-Version header below the engine's minimum client
+// version is 426 upgrade_required.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.ready(w, r) {
 		return
@@ -169,19 +171,26 @@ func (h *Handler) ServeRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServePull handles POST /sync/pull: a synchro.PullRequest body, answered by
-// Engine.Pull with a synchro.PullResponse.
+// Engine.Pull with a synchro.PullResponse. A client the engine refuses with
+// synchro.ErrStaleClient or synchro.ErrSnapshotRequired gets a 200
+// response with snapshot_required set, snapshot_reason "stale_client" or
+// "snapshot_required", no changes and the request's checkpoint.
 func (h *Handler) ServePull(w http.ResponseWriter, r *http.Request) {
 	if h.ready(w, r) {
-		servePost(h, w, r, h.engine.Pull)
+		servePost(h, w, r, h.pull)
 	}
 }
 
 // ServePush handles POST /sync/push: a synchro.PushRequest body, answered by
-// Engine.Push with a synchro.PushResponse. Records the engine refuses one
-// by one are in the response's rejected list, with status 200.
+// Engine.Push with a synchro.PushResponse, status 200 even when records are
+// rejected. The records are decoded one by one: one that cannot be decoded
+// (see "Push records" in the package documentation) is rejected on its own
+// and the others go to the engine. A client the engine refuses with
+// synchro.ErrStaleClient gets every record rejected_terminal with reason
+// stale_client.
 func (h *Handler) ServePush(w http.ResponseWriter, r *http.Request) {
 	if h.ready(w, r) {
-		servePost(h, w, r, h.engine.Push)
+		servePost(h, w, r, h.push)
 	}
 }
 
@@ -220,10 +229,11 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// servePost runs a POST endpoint: method, user, body, then call.
+// servePost runs a POST endpoint: method, app version, user, body, then
+// call.
 func servePost[Req, Resp any](h *Handler, w http.ResponseWriter, r *http.Request,
 	call func(context.Context, string, *Req) (*Resp, error)) {
-	if !h.allowMethod(w, r, http.MethodPost) {
+	if !h.allowMethod(w, r, http.MethodPost) || !h.checkAppVersion(w, r) {
 		return
 	}
 	userID, ok := h.authenticate(w, r)
@@ -240,10 +250,10 @@ func servePost[Req, Resp any](h *Handler, w http.ResponseWriter, r *http.Request
 	})
 }
 
-// serveGet runs a GET endpoint: method, user, then call.
+// serveGet runs a GET endpoint: method, app version, user, then call.
 func serveGet[Resp any](h *Handler, w http.ResponseWriter, r *http.Request,
 	call func(context.Context) (*Resp, error)) {
-	if !h.allowMethod(w, r, http.MethodGet, http.MethodHead) {
+	if !h.allowMethod(w, r, http.MethodGet, http.MethodHead) || !h.checkAppVersion(w, r) {
 		return
 	}
 	if _, ok := h.authenticate(w, r); !ok {
@@ -282,6 +292,27 @@ func (h *Handler) allowMethod(w http.ResponseWriter, r *http.Request, methods ..
 	h.fail(w, r, failure{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed,
 		message: "method " + strconv.Quote(method) + " is not allowed here; use " + strings.Join(methods, " or ")}, nil)
 	return false
+}
+
+// AppVersionHeader is the request header in which a device sends its app
+// version (a semantic version), checked against
+// synchro.Config.MinClientVersion on every endpoint.
+const AppVersionHeader = "X-App-Version"
+
+// checkAppVersion reports whether r's X-App-Version header, when present
+// and not blank, is at least the engine's minimum client version,
+// answering 426 upgrade_required when it is not.
+func (h *Handler) checkAppVersion(w http.ResponseWriter, r *http.Request) bool {
+	v := r.Header.Get(AppVersionHeader)
+	if strings.TrimSpace(v) == "" {
+		return true
+	}
+	if err := h.engine.CheckAppVersion(v); err != nil {
+		h.fail(w, r, failure{status: http.StatusUpgradeRequired, code: codeUpgradeRequired,
+			message: err.Error(), level: slog.LevelDebug}, err)
+		return false
+	}
+	return true
 }
 
 // authenticate returns the user id Config.UserID gives for r, answering 401

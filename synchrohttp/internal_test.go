@@ -56,8 +56,8 @@ func TestClassify(t *testing.T) {
 		{"schema mismatch", wrap(synchro.ErrSchemaMismatch), false, 409, codeSchemaMismatch},
 		{"client not registered", wrap(synchro.ErrClientNotRegistered), false, 404, codeClientNotRegistered},
 		{"upgrade required", fmt.Errorf("%w: %w", synchro.ErrUpgradeRequired, errors.New("bad version")), false, 426, codeUpgradeRequired},
-		{"stale client", wrap(synchro.ErrStaleClient), false, 409, codeStaleClient},
-		{"snapshot required", wrap(synchro.ErrSnapshotRequired), false, 409, codeSnapshotRequired},
+		{"stale client", wrap(synchro.ErrStaleClient), false, 403, codeStaleClient},
+		{"snapshot required", wrap(synchro.ErrSnapshotRequired), false, 410, codeSnapshotRequired},
 		{"table not registered", wrap(synchro.ErrTableNotRegistered), false, 400, codeBadRequest},
 		{"invalid operation", wrap(synchro.ErrInvalidOperation), false, 400, codeBadRequest},
 		{"BadRequest true", wrap(badReq{true}), false, 400, codeBadRequest},
@@ -192,7 +192,8 @@ func TestDecodeJSON(t *testing.T) {
 		{`{"limit":99999999999999999999}`, `field "limit" must be an integer`},
 		{`{"tables":"notes"}`, `field "tables" must be an array, not string`},
 		{`{"tables":[1]}`, `field "tables" must be a string, not number`},
-		{`{"unknown":1}`, `unknown field "unknown"`},
+		{`{"unknown":1}`, ""}, // newer clients add fields
+		{`{"client_id":"c1","next_gen":{"a":[1,2]},"tables":null,"known_buckets":null}`, ""},
 		{`{"Client_ID":"c1"}`, ""}, // encoding/json matches field names case-insensitively
 		{"{\"client_id\":\"\xff\"}", ""},
 	}
@@ -210,9 +211,25 @@ func TestDecodeJSON(t *testing.T) {
 	if err := decodeJSON([]byte(`{"cursor":{"table_idx":"1"}}`), &snap); err == nil || !strings.Contains(err.Error(), `"cursor.table_idx"`) {
 		t.Errorf("nested type error: %v", err)
 	}
-	var push synchro.PushRequest
-	if err := decodeJSON([]byte(`{"changes":[{"operation":7}]}`), &push); err == nil || !strings.Contains(err.Error(), `"changes.operation"`) {
-		t.Errorf("type error in an array: %v", err)
+	if err := decodeJSON([]byte(`{"cursor":{"table_idx":1,"extra":true}}`), &snap); err != nil {
+		t.Errorf("unknown nested field: %v", err)
+	}
+	// A push's records are decoded later, one by one; its other fields
+	// and the array itself must be well formed.
+	var push pushRequest
+	if err := decodeJSON([]byte(`{"changes":[{"operation":7},null,1],"client_id":"c1"}`), &push); err != nil || len(push.Changes) != 3 {
+		t.Errorf("records of any shape: %v, %d records", err, len(push.Changes))
+	}
+	for body, want := range map[string]string{
+		`{"changes":{}}`:         `field "changes" must be an array, not object`,
+		`{"changes":"x"}`:        `field "changes" must be an array, not string`,
+		`{"client_id":1}`:        `field "client_id" must be a string`,
+		`{"schema_version":"1"}`: `field "schema_version" must be an integer`,
+		`{"schema_hash":[]}`:     `field "schema_hash" must be a string`,
+	} {
+		if err := decodeJSON([]byte(body), new(pushRequest)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one containing %q", body, err, want)
+		}
 	}
 }
 
@@ -224,13 +241,21 @@ func FuzzDecodeJSON(f *testing.F) {
 		`{"client_id":"c1","cursor":{"checkpoint":1,"table_idx":0,"after_id":"x"}}`,
 		`{"client_id":"c1","changes":[{"id":"a","table_name":"t","operation":"create","data":{"k":[1,{"z":null}]},"client_updated_at":"2024-01-01T00:00:00Z"}]}`,
 		`{"client_id":"c1","platform":"ios","app_version":"1.0.0","client_name":null}`,
+		`{"client_id":"c1","changes":[null,1,"x",[],{"operation":"delete","data":null,"base_updated_at":"2026-12-02 04:20:23"},{"client_updated_at":7}]}`,
 		``, `null`, `[]`, `{`, `{}{}`, `{"a":1}`, `{"checkpoint":"x"}`, "\xef\xbb\xbf{}",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, dst := range []any{new(synchro.RegisterRequest), new(synchro.PullRequest), new(synchro.PushRequest), new(synchro.SnapshotRequest)} {
+		for _, dst := range []any{new(synchro.RegisterRequest), new(synchro.PullRequest), new(pushRequest), new(synchro.SnapshotRequest)} {
 			err := decodeJSON(body, dst)
+			if push, ok := dst.(*pushRequest); ok && err == nil {
+				for i, raw := range push.Changes {
+					if _, bad := decodePushRecord(i, raw); bad != nil && (bad.Message == "" || bad.Status != synchro.PushStatusRejectedTerminal) {
+						t.Errorf("record %d of %q: result %+v", i, body, bad)
+					}
+				}
+			}
 			if err == nil {
 				trimmed := strings.TrimSpace(string(body))
 				if !strings.HasPrefix(trimmed, "{") || !strings.HasSuffix(trimmed, "}") {
