@@ -126,6 +126,63 @@
 // nanosecond are dropped). The date and time must be real: a month without
 // a 31st, hour 24 or second 60 is refused.
 //
+// # Push outcomes
+//
+// Each record of a push ends in "accepted" or "rejected" with a status and,
+// for all but a plain success, a reason_code. The SDKs drop a
+// rejected_terminal record from the device's queue for good, so terminal
+// means the record can never succeed as sent; after a rejected_retryable
+// record they retry the whole push later, without pulling first, so every
+// retryable reason below says how the device gets out.
+//
+//	Status              Reason                When; the device's way out
+//	applied             (none)                created, updated, deleted, or brought back (a create of a
+//	                                          soft-deleted row)
+//	applied             already_deleted       a delete of a row already soft-deleted
+//	conflict            record_exists         a create of a live row; server_version is the row, which
+//	                                          the device keeps
+//	conflict            record_deleted        an update of a soft-deleted row; server_version carries it
+//	conflict            server_won_conflict   the ConflictResolver kept the server's row (server_version)
+//	rejected_terminal   table_not_registered  the table is not synced
+//	rejected_terminal   table_read_only       the table's PushPolicy is disabled
+//	rejected_terminal   invalid_operation     operation is not create, update or delete (also decided
+//	                                          here, before the engine)
+//	rejected_terminal   invalid_data          data is not an object, names an unknown or unsynced
+//	                                          column, changes a protected, owner or parent column, holds
+//	                                          a value the column's type refuses, or a timestamp of the
+//	                                          record cannot be read (decided here)
+//	rejected_terminal   record_not_found      an update or delete of a row that does not exist or that
+//	                                          the caller cannot see
+//	rejected_terminal   ownership_violation   the row, or the parent a create names, belongs to another user
+//	rejected_terminal   parent_deleted        a create's parent is gone: the changelog of the client's
+//	                                          buckets records its deletion, or the client's checkpoint is
+//	                                          older than the server's history (its next pull tells it to
+//	                                          snapshot again, and the SDKs' rebuild starts the queue afresh)
+//	rejected_terminal   stale_client          Hooks.OnStaleClient refused the client (see below)
+//	rejected_terminal   create_failed,        PostgreSQL refused the write for good: a constraint (NOT NULL,
+//	                    update_failed,        unique, foreign key, check), row-level security, or an
+//	                    delete_failed,        exception raised by the application's trigger
+//	                    resurrection_failed
+//	rejected_retryable  parent_not_found      a create's parent row is not there and may still come.
+//	                                          The engine tries such records again after the rest of the
+//	                                          push, so a parent later in the same request is found. Out:
+//	                                          the device pushes the parent; if the parent never comes,
+//	                                          its deletion in the changelog, or the client falling behind
+//	                                          retention (Compactor's StaleThreshold, then compaction),
+//	                                          turns the record into parent_deleted
+//	rejected_retryable  create_failed,        a transient database failure (serialization failure,
+//	                    update_failed,        deadlock, lock or statement timeout, shutdown, connection,
+//	                    delete_failed,        resources). Out: the retry succeeds once the database does
+//	                    resurrection_failed
+//	rejected_retryable  internal_error        the ConflictResolver or OwnershipResolver returned an
+//	                                          error, or reading the row failed transiently. Out: a
+//	                                          transient failure passes; a resolver that always fails is
+//	                                          the application's bug, and its fix releases the device
+//
+// A device whose push fails as a whole (an error status) retries it the
+// same way: 503 after Retry-After; 409 after reloading the schema; 426
+// after an upgrade.
+//
 // # Errors
 //
 // Every error response has a JSON body of strings

@@ -39,7 +39,7 @@ func newAPI(base string) *api {
 }
 
 // apiError is an error response of the server: its status and the JSON body
-// {"code", "message"} of package synchrohttp.
+// {"code", "message", "error"} of package synchrohttp (error repeats the message).
 type apiError struct {
 	Status  int
 	Code    string `json:"code"`
