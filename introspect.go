@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -335,7 +336,7 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 		if err != nil {
 			return fail(ErrUnsupportedSchemaFeature, "column %q: type %s is not supported: %v", c.name, c.dbType, err)
 		}
-		kind, sqliteDefault := classifyDefault(c.defaultSQL)
+		kind, sqliteDefault := classifyDefault(c.defaultSQL, isTimestampType(c.base))
 		ti.byName[c.name] = len(ti.columns)
 		ti.columns = append(ti.columns, columnInfo{
 			name:        c.name,
@@ -415,8 +416,43 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 		}
 		ti.syncColumns = append(ti.syncColumns, cfg.SyncColumns...)
 	}
+	ti.delivered = deliveredColumns(ti)
 
 	return ti, schemaTable(ti), nil
+}
+
+// deliveredColumns lists the projection sent to clients and named by the
+// contract: the sync columns, then the configured updated-at and deleted-at
+// columns unless the sync columns hold them already. A timestamp column the
+// table lacks is made up; so every table of the contract has both, and they
+// come after the table's real columns when made up.
+func deliveredColumns(ti *tableInfo) []columnInfo {
+	out := make([]columnInfo, 0, len(ti.syncColumns)+2)
+	for _, name := range ti.syncColumns {
+		out = append(out, *ti.column(name))
+	}
+	for _, name := range []string{ti.cfg.UpdatedAtColumn, ti.cfg.DeletedAtColumn} {
+		if slices.ContainsFunc(out, func(c columnInfo) bool { return c.name == name }) {
+			continue
+		}
+		if c := ti.column(name); c != nil {
+			out = append(out, *c)
+		} else {
+			out = append(out, madeUpTimestampColumn(name))
+		}
+	}
+	// Real columns first, made-up ones after them (a real deleted-at column
+	// left out of SyncColumns precedes a made-up updated-at column).
+	slices.SortStableFunc(out, func(a, b columnInfo) int {
+		switch {
+		case a.madeUp == b.madeUp:
+			return 0
+		case a.madeUp:
+			return 1
+		}
+		return -1
+	})
+	return out
 }
 
 // pkPosition returns the primary key position of the named column of rel.
@@ -578,7 +614,8 @@ var (
 // classifyDefault classifies a column default as pg_get_expr prints it and
 // returns its kind (DefaultKindNone, DefaultKindPortable or
 // DefaultKindServerOnly) and, for a portable default, the equivalent SQLite
-// default expression.
+// default expression. timestamp tells whether the column is a timestamp or
+// timestamptz column (possibly through domains).
 //
 // The expression is normalised by removing trailing casts and enclosing
 // parentheses, repeatedly: `(true)::boolean` becomes `true`. What is left is
@@ -589,18 +626,85 @@ var (
 // statement_timestamp() (SQLite CURRENT_TIMESTAMP), CURRENT_DATE or
 // CURRENT_TIME. Anything else, such as gen_random_uuid() or nextval(...), is
 // server_only.
-func classifyDefault(expr string) (kind, sqliteDefault string) {
+//
+// A timestamp column gets RFC 3339 text in UTC instead, the form clients
+// compare and the server parses: for a current-time default,
+// sqliteNowRFC3339; for a literal PostgreSQL printed in ISO style, the same
+// instant rewritten, such as '2024-01-02T03:04:05.000Z' (a timestamp
+// without time zone is read as UTC). SQLite's CURRENT_TIMESTAMP would give
+// "2024-01-02 03:04:05", without the T and the zone.
+func classifyDefault(expr string, timestamp bool) (kind, sqliteDefault string) {
 	if strings.TrimSpace(expr) == "" {
 		return DefaultKindNone, ""
 	}
-	if lit, ok := sqliteDefaultFor(normalizeDefault(expr)); ok {
+	s := normalizeDefault(expr)
+	if timestamp {
+		if lit, ok := sqliteTimestampDefault(s); ok {
+			return DefaultKindPortable, lit
+		}
+	}
+	if lit, ok := sqliteDefaultFor(s); ok {
 		return DefaultKindPortable, lit
 	}
 	return DefaultKindServerOnly, ""
 }
 
+// sqliteNowRFC3339 is the SQLite default of a timestamp column whose
+// PostgreSQL default is the current time: the time of the insert as RFC 3339
+// text in UTC with milliseconds (2024-01-02T03:04:05.678Z). SQLite requires
+// an expression default to be parenthesised.
+const sqliteNowRFC3339 = `(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`
+
+// isNowDefault reports whether a normalised default is the current time.
+func isNowDefault(s string) bool {
+	switch strings.ToLower(s) {
+	case "now()", "current_timestamp", "transaction_timestamp()", "statement_timestamp()":
+		return true
+	}
+	return false
+}
+
+// pgTimestampLayouts are the ISO-style forms in which PostgreSQL prints
+// timestamp constants, with the zone for timestamptz; the fraction is
+// optional in each.
+var pgTimestampLayouts = []string{
+	"2006-01-02 15:04:05.999999999-07",
+	"2006-01-02 15:04:05.999999999-07:00",
+	"2006-01-02 15:04:05.999999999-07:00:00",
+	"2006-01-02 15:04:05.999999999",
+}
+
+// sqliteTimestampDefault returns the SQLite default of a timestamp column
+// for a normalised default that is the current time or a timestamp literal
+// in ISO style. It reports false for anything else (such as 'infinity'),
+// which is then classified like the default of any column.
+func sqliteTimestampDefault(s string) (string, bool) {
+	if isNowDefault(s) {
+		return sqliteNowRFC3339, true
+	}
+	if !stringLiteralRE.MatchString(s) {
+		return "", false
+	}
+	text := s[1 : len(s)-1]
+	for _, layout := range pgTimestampLayouts {
+		t, err := time.Parse(layout, text)
+		if err != nil {
+			continue
+		}
+		out := "2006-01-02T15:04:05.000Z07:00"
+		if t.Nanosecond()%int(time.Millisecond) != 0 {
+			out = "2006-01-02T15:04:05.000000Z07:00"
+		}
+		return "'" + t.UTC().Format(out) + "'", true
+	}
+	return "", false
+}
+
 // sqliteDefaultFor returns the SQLite equivalent of a normalised default.
 func sqliteDefaultFor(s string) (string, bool) {
+	if isNowDefault(s) {
+		return "CURRENT_TIMESTAMP", true
+	}
 	switch strings.ToLower(s) {
 	case "null":
 		return "NULL", true
@@ -608,8 +712,6 @@ func sqliteDefaultFor(s string) (string, bool) {
 		return "1", true
 	case "false":
 		return "0", true
-	case "now()", "current_timestamp", "transaction_timestamp()", "statement_timestamp()":
-		return "CURRENT_TIMESTAMP", true
 	case "current_date":
 		return "CURRENT_DATE", true
 	case "current_time":
@@ -699,7 +801,9 @@ func scanTopLevel(s string, fn func(i, depth int)) {
 	}
 }
 
-// schemaTable builds the contract entry of one introspected table.
+// schemaTable builds the contract entry of one introspected table. It names
+// the configured updated-at and deleted-at columns whether or not the table
+// has them, and lists the delivered columns (see deliveredColumns).
 func schemaTable(ti *tableInfo) SchemaTable {
 	cfg := ti.cfg
 	st := SchemaTable{
@@ -713,18 +817,14 @@ func schemaTable(ti *tableInfo) SchemaTable {
 		GlobalWhenBucketNull: cfg.GlobalWhenBucketNull,
 		AllowGlobalRead:      cfg.AllowGlobalRead,
 		BucketFunction:       cfg.BucketFunction,
-		Columns:              make([]SchemaColumn, len(ti.columns)),
+		UpdatedAtColumn:      cfg.UpdatedAtColumn,
+		DeletedAtColumn:      cfg.DeletedAtColumn,
+		Columns:              make([]SchemaColumn, len(ti.delivered)),
 	}
 	if len(cfg.Dependencies) > 0 {
 		st.Dependencies = slices.Sorted(slices.Values(cfg.Dependencies))
 	}
-	if ti.hasUpdatedAt {
-		st.UpdatedAtColumn = cfg.UpdatedAtColumn
-	}
-	if ti.hasDeletedAt {
-		st.DeletedAtColumn = cfg.DeletedAtColumn
-	}
-	for i, c := range ti.columns {
+	for i, c := range ti.delivered {
 		st.Columns[i] = SchemaColumn{
 			Name:             c.name,
 			DBType:           c.dbType,

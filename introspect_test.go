@@ -138,9 +138,37 @@ func TestDefaultClassification(t *testing.T) {
 		{":::", DefaultKindServerOnly, ""},
 	}
 	for _, tt := range tests {
-		kind, sqlite := classifyDefault(tt.expr)
+		kind, sqlite := classifyDefault(tt.expr, false)
 		if kind != tt.wantKind || sqlite != tt.wantSQLite {
 			t.Errorf("classifyDefault(%q) = (%q, %q), want (%q, %q)", tt.expr, kind, sqlite, tt.wantKind, tt.wantSQLite)
+		}
+	}
+
+	// Timestamp columns get RFC 3339 text in UTC, which the SDKs compare
+	// and the server parses.
+	timestampTests := []struct {
+		expr       string
+		wantKind   string
+		wantSQLite string
+	}{
+		{"now()", DefaultKindPortable, sqliteNowRFC3339},
+		{"CURRENT_TIMESTAMP", DefaultKindPortable, sqliteNowRFC3339},
+		{"transaction_timestamp()", DefaultKindPortable, sqliteNowRFC3339},
+		{"statement_timestamp()", DefaultKindPortable, sqliteNowRFC3339},
+		{"(now())::timestamp without time zone", DefaultKindPortable, sqliteNowRFC3339},
+		{"(CURRENT_TIMESTAMP)::timestamp(3) with time zone", DefaultKindPortable, sqliteNowRFC3339},
+		{"'2024-01-02 03:04:05+00'::timestamp with time zone", DefaultKindPortable, "'2024-01-02T03:04:05.000Z'"},
+		{"'2024-01-02 05:34:05.25+02:30'::timestamp with time zone", DefaultKindPortable, "'2024-01-02T03:04:05.250Z'"},
+		{"'2024-01-02 03:04:05.123456'::timestamp without time zone", DefaultKindPortable, "'2024-01-02T03:04:05.123456Z'"},
+		{"'infinity'::timestamp with time zone", DefaultKindPortable, "'infinity'"},
+		{"NULL::timestamp with time zone", DefaultKindPortable, "NULL"},
+		{"clock_timestamp()", DefaultKindServerOnly, ""},
+		{"", DefaultKindNone, ""},
+	}
+	for _, tt := range timestampTests {
+		kind, sqlite := classifyDefault(tt.expr, true)
+		if kind != tt.wantKind || sqlite != tt.wantSQLite {
+			t.Errorf("classifyDefault(%q, timestamp) = (%q, %q), want (%q, %q)", tt.expr, kind, sqlite, tt.wantKind, tt.wantSQLite)
 		}
 	}
 }
@@ -152,6 +180,7 @@ func TestDefaultClassificationCatalog(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	execSQL(t, db.Super,
 		`CREATE TYPE order_status AS ENUM ('pending', 'done')`,
+		`CREATE DOMAIN other_stamp AS timestamp(3)`,
 		`CREATE TABLE dflt (
 			id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
 			empty_text text NOT NULL DEFAULT '',
@@ -168,6 +197,9 @@ func TestDefaultClassificationCatalog(t *testing.T) {
 			nothing text DEFAULT NULL,
 			created timestamptz DEFAULT now(),
 			created3 timestamp(3) DEFAULT CURRENT_TIMESTAMP,
+			created_stmt timestamptz DEFAULT statement_timestamp(),
+			created_text text DEFAULT now(),
+			created_dom other_stamp DEFAULT now(),
 			day date DEFAULT CURRENT_DATE,
 			doc jsonb DEFAULT '{}',
 			tags text[] DEFAULT '{}',
@@ -187,34 +219,40 @@ func TestDefaultClassificationCatalog(t *testing.T) {
 	st := contractTable(t, snap, "dflt")
 
 	want := map[string]struct{ kind, sqlite string }{
-		"id":         {DefaultKindServerOnly, ""},
-		"empty_text": {DefaultKindPortable, "''"},
-		"status":     {DefaultKindPortable, "'pending'"},
-		"flag":       {DefaultKindPortable, "1"},
-		"flag_paren": {DefaultKindPortable, "1"},
-		"off":        {DefaultKindPortable, "0"},
-		"neg":        {DefaultKindPortable, "'-1'"},
-		"neg_paren":  {DefaultKindPortable, "'-1'"},
-		"answer":     {DefaultKindPortable, "42"},
-		"big":        {DefaultKindPortable, "'9007199254740993'"},
-		"price":      {DefaultKindPortable, "1.5"},
-		"ratio":      {DefaultKindPortable, "0.25"},
-		"nothing":    {DefaultKindNone, ""}, // DEFAULT NULL stores no default
-		"created":    {DefaultKindPortable, "CURRENT_TIMESTAMP"},
-		"created3":   {DefaultKindPortable, "CURRENT_TIMESTAMP"},
-		"day":        {DefaultKindPortable, "CURRENT_DATE"},
-		"doc":        {DefaultKindPortable, "'{}'"},
-		"tags":       {DefaultKindPortable, "'{}'"},
-		"code":       {DefaultKindPortable, "'x'"},
-		"quote":      {DefaultKindPortable, "'it''s'"},
-		"code_cast":  {DefaultKindPortable, "'y'"},
-		"stamp":      {DefaultKindPortable, "'2024-01-02 03:04:05+00'"},
-		"num":        {DefaultKindPortable, "1.50"},
-		"ints":       {DefaultKindServerOnly, ""},
-		"seq":        {DefaultKindServerOnly, ""},
-		"calc":       {DefaultKindServerOnly, ""},
-		"token":      {DefaultKindServerOnly, ""},
-		"plain":      {DefaultKindNone, ""},
+		"id":           {DefaultKindServerOnly, ""},
+		"empty_text":   {DefaultKindPortable, "''"},
+		"status":       {DefaultKindPortable, "'pending'"},
+		"flag":         {DefaultKindPortable, "1"},
+		"flag_paren":   {DefaultKindPortable, "1"},
+		"off":          {DefaultKindPortable, "0"},
+		"neg":          {DefaultKindPortable, "'-1'"},
+		"neg_paren":    {DefaultKindPortable, "'-1'"},
+		"answer":       {DefaultKindPortable, "42"},
+		"big":          {DefaultKindPortable, "'9007199254740993'"},
+		"price":        {DefaultKindPortable, "1.5"},
+		"ratio":        {DefaultKindPortable, "0.25"},
+		"nothing":      {DefaultKindNone, ""}, // DEFAULT NULL stores no default
+		"created":      {DefaultKindPortable, sqliteNowRFC3339},
+		"created3":     {DefaultKindPortable, sqliteNowRFC3339},
+		"created_stmt": {DefaultKindPortable, sqliteNowRFC3339},
+		"created_text": {DefaultKindPortable, "CURRENT_TIMESTAMP"}, // not a timestamp column
+		"created_dom":  {DefaultKindPortable, sqliteNowRFC3339},
+		"day":          {DefaultKindPortable, "CURRENT_DATE"},
+		"doc":          {DefaultKindPortable, "'{}'"},
+		"tags":         {DefaultKindPortable, "'{}'"},
+		"code":         {DefaultKindPortable, "'x'"},
+		"quote":        {DefaultKindPortable, "'it''s'"},
+		"code_cast":    {DefaultKindPortable, "'y'"},
+		"stamp":        {DefaultKindPortable, "'2024-01-02T03:04:05.000Z'"},
+		"num":          {DefaultKindPortable, "1.50"},
+		"ints":         {DefaultKindServerOnly, ""},
+		"seq":          {DefaultKindServerOnly, ""},
+		"calc":         {DefaultKindServerOnly, ""},
+		"token":        {DefaultKindServerOnly, ""},
+		"plain":        {DefaultKindNone, ""},
+		// The table lacks them: made up, without a default.
+		"updated_at": {DefaultKindNone, ""},
+		"deleted_at": {DefaultKindNone, ""},
 	}
 	if len(st.Columns) != len(want) {
 		t.Fatalf("got %d columns, want %d", len(st.Columns), len(want))
@@ -363,6 +401,9 @@ func TestTypeMapIntrospect(t *testing.T) {
 		{"c_range", "int4range", "string", true},
 		{"c_tstzrange", "tstzrange", "string", true},
 		{"c_multirange", "int4multirange", "string", true},
+		// The table lacks the timestamp columns: made up after the others.
+		{"updated_at", "timestamp with time zone", "datetime", true},
+		{"deleted_at", "timestamp with time zone", "datetime", true},
 	}
 	if len(st.Columns) != len(tests) {
 		t.Errorf("got %d columns, want %d", len(st.Columns), len(tests))
@@ -652,6 +693,30 @@ func TestIntrospectTableInfo(t *testing.T) {
 	if want := []string{"id", "title", "done"}; !slices.Equal(items.syncColumns, want) {
 		t.Errorf("items syncColumns = %v, want %v", items.syncColumns, want)
 	}
+	// SyncColumns leaves the timestamps out: they are delivered all the same.
+	var delivered []string
+	for _, c := range items.delivered {
+		delivered = append(delivered, c.name)
+		if c.madeUp {
+			t.Errorf("items: column %q made up, the table has it", c.name)
+		}
+	}
+	if want := []string{"id", "title", "done", "updated_at", "deleted_at"}; !slices.Equal(delivered, want) {
+		t.Errorf("items delivered = %v, want %v", delivered, want)
+	}
+	if got, want := items.deliveredSQL("x"), []string{`x."id"`, `x."title"`, `x."done"`, `x."updated_at"`, `x."deleted_at"`}; !slices.Equal(got, want) {
+		t.Errorf("items deliveredSQL = %v, want %v", got, want)
+	}
+	if items.deliversWholeRow() || !snap.info["lists"].deliversWholeRow() {
+		t.Errorf("deliversWholeRow: items %v, lists %v; want false, true", items.deliversWholeRow(), snap.info["lists"].deliversWholeRow())
+	}
+	// tags lacks both: made up, after its columns, selected as NULL.
+	if got, want := snap.info["tags"].deliveredSQL("x"), []string{`x."id"`, `x."label"`, `NULL::timestamptz AS "updated_at"`, `NULL::timestamptz AS "deleted_at"`}; !slices.Equal(got, want) {
+		t.Errorf("tags deliveredSQL = %v, want %v", got, want)
+	}
+	if snap.info["tags"].deliversWholeRow() {
+		t.Error("tags: deliversWholeRow with made-up columns")
+	}
 	if want := []string{"id", "user_id", "name", "updated_at", "deleted_at"}; !slices.Equal(snap.info["lists"].syncColumns, want) {
 		t.Errorf("lists syncColumns = %v, want %v", snap.info["lists"].syncColumns, want)
 	}
@@ -662,7 +727,7 @@ func TestIntrospectTableInfo(t *testing.T) {
 		t.Error("column() found a column the table does not have")
 	}
 
-	// The contract.
+	// The contract lists the delivered columns.
 	var names []string
 	for _, st := range snap.tables {
 		names = append(names, st.TableName)
@@ -682,11 +747,9 @@ func TestIntrospectTableInfo(t *testing.T) {
 		PrimaryKey:      []string{"id"},
 		Columns: []SchemaColumn{
 			{Name: "id", DBType: "uuid", LogicalType: "string", DefaultKind: "none", IsPrimaryKey: true},
-			{Name: "list_id", DBType: "uuid", LogicalType: "string", DefaultKind: "none"},
 			{Name: "title", DBType: "text", LogicalType: "string", DefaultSQL: "''::text", DefaultKind: "portable", SQLiteDefaultSQL: "''"},
-			{Name: "body", DBType: "text", LogicalType: "string", Nullable: true, DefaultKind: "none"},
 			{Name: "done", DBType: "boolean", LogicalType: "boolean", DefaultSQL: "false", DefaultKind: "portable", SQLiteDefaultSQL: "0"},
-			{Name: "updated_at", DBType: "timestamp(3) with time zone", LogicalType: "datetime", DefaultSQL: "now()", DefaultKind: "portable", SQLiteDefaultSQL: "CURRENT_TIMESTAMP"},
+			{Name: "updated_at", DBType: "timestamp(3) with time zone", LogicalType: "datetime", DefaultSQL: "now()", DefaultKind: "portable", SQLiteDefaultSQL: "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))"},
 			{Name: "deleted_at", DBType: "timestamp without time zone", LogicalType: "datetime", Nullable: true, DefaultKind: "none"},
 		},
 	}
@@ -704,8 +767,17 @@ func TestIntrospectTableInfo(t *testing.T) {
 	if cfg := reg.get("tags"); !slices.Equal(cfg.Dependencies, []string{"lists", "items"}) {
 		t.Errorf("registered Dependencies were modified: %v", cfg.Dependencies)
 	}
-	if tags.PushPolicy != "disabled" || tags.UpdatedAtColumn != "" || tags.DeletedAtColumn != "" {
+	if tags.PushPolicy != "disabled" || tags.UpdatedAtColumn != "updated_at" || tags.DeletedAtColumn != "deleted_at" {
 		t.Errorf("tags contract: %+v", tags)
+	}
+	wantTagCols := []SchemaColumn{
+		{Name: "id", DBType: "integer", LogicalType: "int", DefaultKind: "none", IsPrimaryKey: true},
+		{Name: "label", DBType: "text", LogicalType: "string", Nullable: true, DefaultKind: "none"},
+		{Name: "updated_at", DBType: "timestamp with time zone", LogicalType: "datetime", Nullable: true, DefaultKind: "none"},
+		{Name: "deleted_at", DBType: "timestamp with time zone", LogicalType: "datetime", Nullable: true, DefaultKind: "none"},
+	}
+	if !reflect.DeepEqual(tags.Columns, wantTagCols) {
+		t.Errorf("tags columns:\n got %+v\nwant %+v", tags.Columns, wantTagCols)
 	}
 }
 
@@ -749,7 +821,7 @@ func TestIntrospectHash(t *testing.T) {
 	if want := hex.EncodeToString(sum[:]); first.hash != want {
 		t.Errorf("hash = %s, want sha256 of %s = %s", first.hash, b, want)
 	}
-	if !strings.HasPrefix(string(b), `{"tables":[{"table_name":"a_tags","push_policy":"disabled","updated_at_column":"","deleted_at_column":"","primary_key":["id"],"columns":[`) {
+	if !strings.HasPrefix(string(b), `{"tables":[{"table_name":"a_tags","push_policy":"disabled","updated_at_column":"updated_at","deleted_at_column":"deleted_at","primary_key":["id"],"columns":[`) {
 		t.Errorf("unexpected canonical JSON: %s", b)
 	}
 
@@ -856,38 +928,71 @@ func TestIntrospectOptionalTimestamps(t *testing.T) {
 		`CREATE TABLE plain (id bigint PRIMARY KEY, user_id text, body text)`,
 		`CREATE TABLE only_updated (id bigint PRIMARY KEY, user_id text, updated_at timestamp(0))`,
 		`CREATE TABLE custom (id bigint PRIMARY KEY, user_id text, modified_at timestamptz, removed_at timestamptz)`,
+		`CREATE TABLE soft (id bigint PRIMARY KEY, user_id text, note text, deleted_at timestamptz)`,
 	)
 	reg := newTestRegistry(t,
 		&TableConfig{TableName: "plain", OwnerColumn: "user_id"},
 		&TableConfig{TableName: "only_updated", OwnerColumn: "user_id"},
 		&TableConfig{TableName: "custom", OwnerColumn: "user_id", UpdatedAtColumn: "modified_at", DeletedAtColumn: "removed_at"},
+		// SyncColumns leaves the real deleted_at out; updated_at is made up.
+		&TableConfig{TableName: "soft", OwnerColumn: "user_id", SyncColumns: []string{"user_id", "note"}},
 	)
 	snap := mustIntrospect(t, db.App, reg)
 
+	madeUp := func(name string) SchemaColumn {
+		return SchemaColumn{Name: name, DBType: "timestamp with time zone", LogicalType: "datetime", Nullable: true, DefaultKind: "none"}
+	}
 	tests := []struct {
 		table              string
 		hasUpdated, hasDel bool
 		updated, deleted   string
+		columns            []string
+		madeUp             []string
 	}{
-		{"plain", false, false, "", ""},
-		{"only_updated", true, false, "updated_at", ""},
-		{"custom", true, true, "modified_at", "removed_at"},
+		{"plain", false, false, "updated_at", "deleted_at",
+			[]string{"id", "user_id", "body", "updated_at", "deleted_at"}, []string{"updated_at", "deleted_at"}},
+		{"only_updated", true, false, "updated_at", "deleted_at",
+			[]string{"id", "user_id", "updated_at", "deleted_at"}, []string{"deleted_at"}},
+		{"custom", true, true, "modified_at", "removed_at",
+			[]string{"id", "user_id", "modified_at", "removed_at"}, nil},
+		{"soft", false, true, "updated_at", "deleted_at",
+			[]string{"id", "user_id", "note", "deleted_at", "updated_at"}, []string{"updated_at"}},
 	}
 	for _, tt := range tests {
 		ti := snap.info[tt.table]
 		if ti.hasUpdatedAt != tt.hasUpdated || ti.hasDeletedAt != tt.hasDel {
 			t.Errorf("%s: hasUpdatedAt %v hasDeletedAt %v, want %v %v", tt.table, ti.hasUpdatedAt, ti.hasDeletedAt, tt.hasUpdated, tt.hasDel)
 		}
+		if ti.column(tt.updated) != nil != tt.hasUpdated || ti.column(tt.deleted) != nil != tt.hasDel {
+			t.Errorf("%s: a made-up column is among the table's columns", tt.table)
+		}
 		st := contractTable(t, snap, tt.table)
 		if st.UpdatedAtColumn != tt.updated || st.DeletedAtColumn != tt.deleted {
 			t.Errorf("%s: contract columns %q %q, want %q %q", tt.table, st.UpdatedAtColumn, st.DeletedAtColumn, tt.updated, tt.deleted)
+		}
+		var names []string
+		for _, c := range st.Columns {
+			names = append(names, c.Name)
+			if slices.Contains(tt.madeUp, c.Name) && c != madeUp(c.Name) {
+				t.Errorf("%s: made-up column %+v, want %+v", tt.table, c, madeUp(c.Name))
+			}
+		}
+		if !slices.Equal(names, tt.columns) {
+			t.Errorf("%s: contract columns %v, want %v", tt.table, names, tt.columns)
 		}
 	}
 	b, err := json.Marshal(contractTable(t, snap, "plain"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"updated_at_column":"","deleted_at_column":""`) {
-		t.Errorf("absent timestamp columns are not encoded as empty strings: %s", b)
+	if !strings.Contains(string(b), `"updated_at_column":"updated_at","deleted_at_column":"deleted_at"`) ||
+		!strings.HasSuffix(string(b), `{"name":"updated_at","db_type":"timestamp with time zone","logical_type":"datetime","nullable":true,"default_kind":"none","is_primary_key":false},`+
+			`{"name":"deleted_at","db_type":"timestamp with time zone","logical_type":"datetime","nullable":true,"default_kind":"none","is_primary_key":false}]}`) {
+		t.Errorf("made-up timestamp columns encoded as %s", b)
+	}
+
+	// The contract is the same at every introspection.
+	if again := mustIntrospect(t, db.App, reg); again.hash != snap.hash || !reflect.DeepEqual(again.tables, snap.tables) {
+		t.Errorf("hash %s, then %s", snap.hash, again.hash)
 	}
 }

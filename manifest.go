@@ -227,6 +227,11 @@ func (e *Engine) CurrentSchemaManifest(ctx context.Context) (int64, string, erro
 // that finds it older than two seconds reads the catalog again, so a schema
 // change (ALTER TABLE on a registered table) shows up within a few seconds,
 // with a new, higher version.
+//
+// Each table's Columns are exactly the columns pulls, snapshots and push's
+// server_version deliver, and UpdatedAtColumn and DeletedAtColumn always
+// name two of them, made up when the table lacks them (see "The schema
+// contract" in the package documentation).
 func (e *Engine) Schema(ctx context.Context) (*SchemaResponse, error) {
 	m, err := e.schema.get(ctx)
 	if err != nil {
@@ -277,9 +282,10 @@ func (e *Engine) SchemaManifestHistory(ctx context.Context, limit int) ([]Schema
 
 // TableMetadata returns sync metadata for all registered tables.
 //
-// Tables are sorted by name. UpdatedAtColumn and DeletedAtColumn are empty
-// for a table that does not have the column (no conflict timestamps, hard
-// deletes).
+// Tables are sorted by name. UpdatedAtColumn and DeletedAtColumn are always
+// the configured names, as in the schema contract ([Engine.Schema]), also for
+// a table that does not have the column: the contract then lists it as a
+// made-up column that the engine always delivers as null.
 func (e *Engine) TableMetadata(ctx context.Context) (*TableMetaResponse, error) {
 	m, err := e.schema.get(ctx)
 	if err != nil {
@@ -299,15 +305,11 @@ func (e *Engine) TableMetadata(ctx context.Context) (*TableMetaResponse, error) 
 			GlobalWhenBucketNull: c.GlobalWhenBucketNull,
 			AllowGlobalRead:      c.AllowGlobalRead,
 			BucketFunction:       c.BucketFunction,
+			UpdatedAtColumn:      c.UpdatedAtColumn,
+			DeletedAtColumn:      c.DeletedAtColumn,
 		}
 		if meta.Dependencies == nil {
 			meta.Dependencies = []string{}
-		}
-		if info.hasUpdatedAt {
-			meta.UpdatedAtColumn = c.UpdatedAtColumn
-		}
-		if info.hasDeletedAt {
-			meta.DeletedAtColumn = c.DeletedAtColumn
 		}
 		out = append(out, meta)
 	}

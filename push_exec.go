@@ -509,10 +509,7 @@ func (t *tableInfo) pushSQL() *pushStatements {
 			}
 			return "x." + pgident.Quote(col)
 		}
-		proj := make([]string, len(t.syncColumns))
-		for i, c := range t.syncColumns {
-			proj[i] = "x." + pgident.Quote(c)
-		}
+		proj := t.deliveredSQL("x")
 		s := &pushStatements{}
 		// The ids are cast as one array, not in the join condition, so that
 		// under row-level security the rows are still looked up by key (see

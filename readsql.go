@@ -32,7 +32,8 @@ const (
 )
 
 // readStatements are the fixed statements that read one table for clients.
-// Each returns: id (text), data (json text of the sync columns), updated-at
+// Each returns: id (text), data (json text of the delivered columns, see
+// tableInfo.delivered), updated-at
 // (NULL without the column), and the whole row as json text when a custom
 // OwnershipResolver must decide (NULL otherwise). Deleted rows are never
 // returned.
@@ -65,10 +66,6 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	cfg := t.cfg
 	x := readRowAlias
 	pk := x + "." + pgident.Quote(t.pk)
-	proj := make([]string, len(t.syncColumns))
-	for i, c := range t.syncColumns {
-		proj[i] = x + "." + pgident.Quote(c)
-	}
 	updated := "NULL::timestamptz"
 	if t.hasUpdatedAt {
 		updated = x + "." + pgident.Quote(cfg.UpdatedAtColumn)
@@ -104,8 +101,8 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 		}
 		return strings.NewReplacer(subsMark, subs, idMark, id).Replace(strings.Join(all, "\n   AND "))
 	}
-	data := fmt.Sprintf(`(SELECT row_to_json(s.*)::text FROM (SELECT %s) AS s)`, strings.Join(proj, ", "))
-	if t.syncsAllColumns() {
+	data := fmt.Sprintf(`(SELECT row_to_json(s.*)::text FROM (SELECT %s) AS s)`, strings.Join(t.deliveredSQL(x), ", "))
+	if t.deliversWholeRow() {
 		data = "row_to_json(" + x + ".*)::text" // the same object, built without a subquery
 	}
 	rest := fmt.Sprintf(`%s, %s, %s`, data, updated, whole)
@@ -207,18 +204,4 @@ func bucketMatch(value, prefix string, nullGlobal bool, subs string) string {
 	// bucket (a client of 1000 buckets: a million comparisons a page).
 	return fmt.Sprintf("(CASE WHEN coalesce(%s, '') = '' THEN %s ELSE %s || %s IN (SELECT unnest(%s)) END)",
 		value, empty, pgident.QuoteLiteral(prefix), value, subs)
-}
-
-// syncsAllColumns reports whether the sync columns are all the physical
-// columns in their order, so that the whole row is the projection.
-func (t *tableInfo) syncsAllColumns() bool {
-	if len(t.syncColumns) != len(t.columns) {
-		return false
-	}
-	for i, c := range t.columns {
-		if t.syncColumns[i] != c.name {
-			return false
-		}
-	}
-	return true
 }

@@ -18,6 +18,13 @@ type SchemaColumn struct {
 }
 
 // SchemaTable describes table metadata and column definitions.
+//
+// Columns are exactly the keys of the row objects pulls, snapshots and
+// push's server_version deliver for the table, and UpdatedAtColumn and
+// DeletedAtColumn always name two of them: the configured names, made-up
+// columns (nullable timestamptz without a default, after the real columns,
+// always delivered as null, ignored by push) when the table lacks them. See
+// "The schema contract" in the package documentation.
 type SchemaTable struct {
 	TableName            string         `json:"table_name"`
 	PushPolicy           string         `json:"push_policy"`
@@ -50,7 +57,8 @@ type SchemaManifestEntry struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
-// TableMeta describes a single table's sync configuration.
+// TableMeta describes a single table's sync configuration. UpdatedAtColumn
+// and DeletedAtColumn are the configured names, as in [SchemaTable].
 type TableMeta struct {
 	TableName            string   `json:"table_name"`
 	PushPolicy           string   `json:"push_policy"`

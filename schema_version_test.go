@@ -142,7 +142,9 @@ func TestNewEngineRefusesUnsyncableTables(t *testing.T) {
 		})
 	}
 
-	// A table without timestamp columns is fine: hard deletes, last push wins.
+	// A table without timestamp columns is fine: hard deletes, last push
+	// wins; its metadata names the configured columns all the same, as the
+	// contract does.
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "plain", OwnerColumn: "user_id"})
 	e, err := newEngine(ctx, Config{DB: db.Super, Registry: reg})
@@ -153,7 +155,7 @@ func TestNewEngineRefusesUnsyncableTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := meta.Tables[0]; m.UpdatedAtColumn != "" || m.DeletedAtColumn != "" || m.Dependencies == nil {
+	if m := meta.Tables[0]; m.UpdatedAtColumn != "updated_at" || m.DeletedAtColumn != "deleted_at" || m.Dependencies == nil {
 		t.Fatalf("metadata of a table without timestamps: %+v", m)
 	}
 }

@@ -46,6 +46,45 @@
 // user never changes another user's rows even when the database role
 // bypasses row-level security.
 //
+// # The schema contract
+//
+// [Engine.Schema] describes every registered table for the clients, which
+// build their local SQLite tables from it: the columns with their
+// PostgreSQL and logical types, nullability and defaults, the primary key
+// and the bucketing configuration. A column's sqlite_default_sql is an
+// SQLite default with the same effect, where one exists; a timestamp column
+// whose default is the current time (now(), CURRENT_TIMESTAMP, ...) gets
+// (strftime('%Y-%m-%dT%H:%M:%fZ','now')), RFC 3339 text in UTC, so rows a
+// device makes carry timestamps the server parses.
+//
+// A table's columns in the contract are exactly the keys of the row objects
+// that pulls, snapshots and push's server_version deliver: the synced
+// columns ([TableConfig.SyncColumns] with the primary key, or every column
+// in table order), then the updated-at and the deleted-at column when
+// SyncColumns leaves them out.
+//
+// updated_at_column and deleted_at_column always name the configured
+// columns (by default updated_at and deleted_at), and the column list always
+// holds them. A table need not have them in PostgreSQL; for one it lacks,
+// the contract adds a made-up column after the real ones: type "timestamp
+// with time zone", logical type datetime, nullable, without a default. The
+// engine delivers it as null in every row and ignores it in a push. It is
+// there because the SDKs' local triggers name both columns. Null is what
+// keeps such a table syncing: a device skips a pulled change when the
+// updated_at it stored for the row is the same as or later than the
+// record's, and never when it stored null, which is all a made-up column
+// ever gives it. The table still works as one without the column:
+// without updated_at the last push wins, without deleted_at deletes are hard
+// deletes.
+//
+// The contract's hash is the SHA-256 of its canonical JSON, and its version
+// increases whenever the hash changes. This version of the library builds a
+// different contract from earlier ones (the made-up columns, the timestamp
+// defaults, column lists limited to the delivered columns), so the hash
+// differs: a device holding an earlier contract gets the usual schema
+// mismatch ([ErrSchemaMismatch], 409 schema_mismatch over HTTP) and reloads
+// the schema.
+//
 // # Reading: snapshot, pull, subscriptions
 //
 // A new device pages through [Engine.Snapshot] until HasMore is false, then

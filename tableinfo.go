@@ -1,6 +1,10 @@
 package synchro
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/synchrosync/synchro/internal/pgident"
+)
 
 // tableInfo is what introspection learned about one registered table. It is
 // built once per schema refresh and never modified afterwards, so it is
@@ -19,13 +23,22 @@ type tableInfo struct {
 	// pk is the primary key column (always cfg.IDColumn).
 	pk string
 	// hasUpdatedAt and hasDeletedAt report whether the configured timestamp
-	// columns exist. Without updated_at, conflict resolution falls back to
-	// "last push wins"; without deleted_at, deletes are hard deletes.
+	// columns exist in PostgreSQL. Without updated_at, conflict resolution
+	// falls back to "last push wins"; without deleted_at, deletes are hard
+	// deletes. (The contract names both columns all the same: see
+	// delivered.)
 	hasUpdatedAt, hasDeletedAt bool
-	// syncColumns is the projection sent to clients (pull, snapshot,
-	// server_version): SyncColumns in the given order with the primary key
-	// added in front when missing, or every column in attnum order.
+	// syncColumns are the columns clients may write: SyncColumns in the
+	// given order with the primary key added in front when missing, or
+	// every column in attnum order.
 	syncColumns []string
+	// delivered is the projection sent to clients (pull, snapshot, push's
+	// server_version) and listed by the schema contract, in this order: the
+	// syncColumns, then the updated-at and then the deleted-at column when
+	// syncColumns leaves them out. A timestamp column the table lacks is
+	// made up (madeUp set): always NULL, typed timestamptz, nullable, with
+	// no default.
+	delivered []columnInfo
 
 	// ancestors are the tables above this one through ParentTable, nearest
 	// first; set by the schema cache.
@@ -54,6 +67,53 @@ type columnInfo struct {
 	defaultKind string // DefaultKindNone, DefaultKindPortable or DefaultKindServerOnly
 	sqliteDflt  string // SQLiteDefaultSQL
 	isPK        bool
+	// madeUp marks a timestamp column of the contract that the table does
+	// not have (see tableInfo.delivered); it is never in tableInfo.columns.
+	madeUp bool
+}
+
+// madeUpTimestampColumn is the contract's stand-in for a configured
+// updated-at or deleted-at column the table does not have.
+func madeUpTimestampColumn(name string) columnInfo {
+	return columnInfo{
+		name:        name,
+		dbType:      "timestamp with time zone",
+		logicalType: logicalDatetime,
+		nullable:    true,
+		defaultKind: DefaultKindNone,
+		madeUp:      true,
+	}
+}
+
+// deliveredSQL returns the select list of the delivered projection over the
+// row alias: alias."col" for a real column, NULL::timestamptz AS "col" for a
+// made-up one. row_to_json over a subquery of it gives every client-bound
+// row object, whose keys are the contract's column names in its order.
+func (t *tableInfo) deliveredSQL(alias string) []string {
+	out := make([]string, len(t.delivered))
+	for i, c := range t.delivered {
+		if c.madeUp {
+			out[i] = "NULL::timestamptz AS " + pgident.Quote(c.name)
+		} else {
+			out[i] = alias + "." + pgident.Quote(c.name)
+		}
+	}
+	return out
+}
+
+// deliversWholeRow reports whether the delivered projection is every
+// physical column in attnum order, so that the whole row is its JSON
+// object.
+func (t *tableInfo) deliversWholeRow() bool {
+	if len(t.delivered) != len(t.columns) {
+		return false
+	}
+	for i, c := range t.columns {
+		if d := t.delivered[i]; d.madeUp || d.name != c.name {
+			return false
+		}
+	}
+	return true
 }
 
 // column returns the named column, or nil when the table has none.
