@@ -100,8 +100,11 @@ const (
 // the compaction boundary (it must snapshot again, which starts its queue
 // afresh); ownership_violation when the parent exists but belongs to another
 // user; otherwise parent_not_found (rejected_retryable), since the device
-// may push the parent later. Records failing a foreign key are retried
-// after the others in the same way.
+// may push the parent later. A create or update that a single-column
+// foreign key refuses is treated the same way when the key refers to the
+// primary key of a registered table clients push to (the row may come from
+// the device); a key to any other table is refused for good (create_failed
+// or update_failed, terminal).
 //
 // rejected_terminal means the record can never succeed as sent (devices
 // drop it): constraint violations, bad values and row-level security
@@ -295,8 +298,9 @@ type recordFailure struct {
 	// fromDatabase means a statement failed: the transaction must be
 	// rolled back to the savepoint before anything else runs.
 	fromDatabase bool
-	// code is the SQLSTATE of a database failure.
-	code string
+	// code is the SQLSTATE of a database failure, and constraint the name
+	// of the constraint it names, if any.
+	code, constraint string
 }
 
 func terminal(reason, format string, args ...any) *recordFailure {
@@ -495,6 +499,21 @@ func (p *pusher) runOne(ctx context.Context, it *pushItem) error {
 	if fail != nil {
 		if _, err := p.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+recordSavepoint); err != nil {
 			return fmt.Errorf("rolling back to savepoint: %w", err)
+		}
+		if fail.code == sqlStateForeignKeyViolation && it.kind != writeDelete {
+			// The row the key refers to may still come.
+			ref, err := p.missingReference(ctx, it, fail.constraint)
+			if err != nil {
+				return err
+			}
+			if ref != nil && ref.fromDatabase {
+				if _, err := p.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+recordSavepoint); err != nil {
+					return fmt.Errorf("rolling back to savepoint: %w", err)
+				}
+			}
+			if ref != nil {
+				fail = ref
+			}
 		}
 		it.fail(fail)
 	}

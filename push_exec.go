@@ -230,14 +230,51 @@ SELECT EXISTS (SELECT FROM synchro.bucket_edges e, k WHERE e.table_name = $1 AND
 	name := parent.cfg.TableName
 	switch {
 	case elsewhere:
-		return terminal(reasonOwnershipViolation, "parent %q in table %q does not exist or is not accessible", fk, name), nil
+		return terminal(reasonOwnershipViolation, "row %q of table %q, which the record refers to, does not exist or is not accessible", fk, name), nil
 	case deleted:
-		return terminal(reasonParentDeleted, "parent %q in table %q was deleted", fk, name), nil
+		return terminal(reasonParentDeleted, "row %q of table %q, which the record refers to, was deleted", fk, name), nil
 	case p.client != nil && p.client.ackedSeq != nil && *p.client.ackedSeq < boundary:
-		return terminal(reasonParentDeleted, "parent %q in table %q does not exist, and this client's history is older than the server keeps: it must snapshot again", fk, name), nil
+		return terminal(reasonParentDeleted, "row %q of table %q, which the record refers to, does not exist, and this client's history is older than the server keeps: it must snapshot again", fk, name), nil
 	}
 	return &recordFailure{status: PushStatusRejectedRetryable, reason: reasonParentNotFound,
-		message: fmt.Sprintf("parent %q in table %q does not exist yet; push it first, or retry", fk, name)}, nil
+		message: fmt.Sprintf("row %q of table %q, which the record refers to, does not exist yet; push it first, or retry", fk, name)}, nil
+}
+
+// missingReference decides the outcome of a write that a foreign key
+// refused (constraint, on the record's table). When the key is a single
+// column referring to the primary key of a registered table that clients
+// push to, the row it names may still come from the device, and
+// missingParent decides; nil
+// otherwise (the database's refusal stands: terminal).
+func (p *pusher) missingReference(ctx context.Context, it *pushItem, constraint string) (*recordFailure, error) {
+	if constraint == "" {
+		return nil, nil
+	}
+	var col, refSchema, refName, refCol string
+	err := p.tx.QueryRowContext(ctx, `SELECT a.attname, n.nspname, r.relname, ra.attname
+FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+JOIN pg_attribute ra ON ra.attrelid = c.confrelid AND ra.attnum = c.confkey[1]
+JOIN pg_class r ON r.oid = c.confrelid
+JOIN pg_namespace n ON n.oid = r.relnamespace
+WHERE c.contype = 'f' AND c.conname = $1 AND c.conrelid = $2::regclass AND cardinality(c.conkey) = 1`,
+		constraint, it.info.quoted).Scan(&col, &refSchema, &refName, &refCol)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return classifyDBError(err, reasonInternalError, "reading a foreign key")
+	}
+	fk, ok := rawText(it.fields[col])
+	if !ok {
+		return nil, nil
+	}
+	for _, ref := range p.m.snap.info {
+		if ref.schemaName == refSchema && ref.relName == refName && ref.pk == refCol && ref.cfg.PushPolicy == PushPolicyOwnerOnly {
+			return p.missingParent(ctx, ref, fk)
+		}
+	}
+	return nil, nil
 }
 
 // decideWrite resolves the conflict between the client's change and the

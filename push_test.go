@@ -2002,45 +2002,43 @@ func TestPushBatchEqualsOneByOne(t *testing.T) {
 	}
 }
 
-// TestPushBatchKeepsRequestOrder uses a foreign key between two pushable
+// TestPushForeignKeyToLaterRow uses a foreign key between two pushable
 // tables that the registry does not declare as a parent: a record that
-// refers to a row created later in the same push must fail as it would
-// when the records are pushed one by one ("Records are applied in request
-// order").
-func TestPushBatchKeepsRequestOrder(t *testing.T) {
+// refers to a row created later in the same push is tried again after the
+// others and applied; alone, it waits for that row (retryable); a key to a
+// table clients cannot push to is refused for good.
+func TestPushForeignKeyToLaterRow(t *testing.T) {
 	t.Parallel()
-	setup := func() *ptEnv {
-		db := ptSetup(t)
-		ptExec(t, db.Super, `CREATE TABLE tasks (id uuid PRIMARY KEY, user_id text NOT NULL, list_id uuid REFERENCES lists (id), updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
-		reg := ptRegistry(t)
-		reg.Register(&TableConfig{TableName: "tasks", OwnerColumn: "user_id", Dependencies: []string{"lists"}})
-		p := ptEngine(t, db, db.Super, reg, nil)
-		p.register("alice", "c1")
-		return p
-	}
+	db := ptSetup(t)
+	ptExec(t, db.Super, `CREATE TABLE tasks (id uuid PRIMARY KEY, user_id text NOT NULL, list_id uuid REFERENCES lists (id), updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
+	reg := ptRegistry(t)
+	reg.Register(&TableConfig{TableName: "tasks", OwnerColumn: "user_id", Dependencies: []string{"lists"}})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	p.register("alice", "c1")
+
 	l0, task, l2 := ptID(), ptID(), ptID()
-	recs := []PushRecord{
+	resp := p.push("alice", "c1",
 		ptCreate("lists", l0, `{"name":"zero"}`),
 		ptCreate("tasks", task, `{"list_id":"`+l2+`"}`), // l2 does not exist yet
 		ptCreate("lists", l2, `{"name":"two"}`),
+	)
+	for _, id := range []string{l0, task, l2} {
+		ptWant(t, "batch "+id, ptFind(t, resp, id), PushStatusApplied, "")
 	}
-	single := setup()
-	var want []string
-	for _, r := range recs {
-		res := single.one("alice", "c1", r)
-		want = append(want, res.Status+"/"+res.ReasonCode)
+	if got := []string{resp.Accepted[0].ID, resp.Accepted[1].ID, resp.Accepted[2].ID}; !slices.Equal(got, []string{l0, task, l2}) {
+		t.Errorf("accepted out of request order: %v", got)
 	}
-	if want[1] != PushStatusRejectedTerminal+"/"+reasonCreateFailed {
-		t.Fatalf("one by one, the task referring to a later list: %s", want[1])
-	}
-	batch := setup()
-	resp := batch.push("alice", "c1", recs...)
-	for i, r := range recs {
-		res := ptFind(t, resp, r.ID)
-		if got := res.Status + "/" + res.ReasonCode; got != want[i] {
-			t.Errorf("record %d (%s %s): batch %s, one by one %s", i, r.TableName, r.ID, got, want[i])
-		}
-	}
+
+	// Alone, and by an update too: waiting for the row, not refused.
+	l3, t2 := ptID(), ptID()
+	ptWant(t, "create alone", p.one("alice", "c1", ptCreate("tasks", t2, `{"list_id":"`+l3+`"}`)), PushStatusRejectedRetryable, reasonParentNotFound)
+	ptWant(t, "update alone", p.one("alice", "c1", ptUpdate("tasks", task, `{"list_id":"`+l3+`"}`, ptFuture())), PushStatusRejectedRetryable, reasonParentNotFound)
+	ptWant(t, "the row arrives", p.one("alice", "c1", ptCreate("lists", l3, `{"name":"three"}`)), PushStatusApplied, "")
+	ptWant(t, "create again", p.one("alice", "c1", ptCreate("tasks", t2, `{"list_id":"`+l3+`"}`)), PushStatusApplied, "")
+
+	// categories is read-only for clients: its rows never come from a
+	// device, so a key to a missing one is terminal.
+	ptWant(t, "key to a read-only table", p.one("alice", "c1", ptCreate("lists", ptID(), `{"name":"x","category_id":"nope"}`)), PushStatusRejectedTerminal, reasonCreateFailed)
 }
 
 // ptAdminResolver places every record in the bucket of the user "admin",

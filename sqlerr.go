@@ -20,7 +20,7 @@ func classifyDBError(err error, reason, doing string) (*recordFailure, error) {
 	if !errors.As(err, &pgErr) {
 		return nil, err
 	}
-	f := &recordFailure{fromDatabase: true, code: pgErr.Code}
+	f := &recordFailure{fromDatabase: true, code: pgErr.Code, constraint: pgErr.ConstraintName}
 	class := pgErr.Code[:2]
 	switch {
 	case class == "22":
@@ -40,6 +40,9 @@ func classifyDBError(err error, reason, doing string) (*recordFailure, error) {
 	}
 	return f, nil
 }
+
+// sqlStateForeignKeyViolation is PostgreSQL's foreign_key_violation.
+const sqlStateForeignKeyViolation = "23503"
 
 // uniqueViolation reports that the failure was a unique_violation.
 func (f *recordFailure) uniqueViolation() bool {

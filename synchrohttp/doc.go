@@ -154,7 +154,7 @@
 //	rejected_terminal   record_not_found      an update or delete of a row that does not exist or that
 //	                                          the caller cannot see
 //	rejected_terminal   ownership_violation   the row, or the parent a create names, belongs to another user
-//	rejected_terminal   parent_deleted        a create's parent is gone: the changelog of the client's
+//	rejected_terminal   parent_deleted        a create's parent (or referred row) is gone: the changelog of the client's
 //	                                          buckets records its deletion, or the client's checkpoint is
 //	                                          older than the server's history (its next pull tells it to
 //	                                          snapshot again, and the SDKs' rebuild starts the queue afresh)
@@ -163,7 +163,9 @@
 //	                    update_failed,        unique, foreign key, check), row-level security, or an
 //	                    delete_failed,        exception raised by the application's trigger
 //	                    resurrection_failed
-//	rejected_retryable  parent_not_found      a create's parent row is not there and may still come.
+//	rejected_retryable  parent_not_found      a create's parent row is not there and may still come
+//	                                          (or a row that a foreign key of a create or update refers
+//	                                          to, in a table clients push to).
 //	                                          The engine tries such records again after the rest of the
 //	                                          push, so a parent later in the same request is found. Out:
 //	                                          the device pushes the parent; if the parent never comes,
