@@ -23,11 +23,15 @@ type clientRow struct {
 	snapshotSubs []string
 	// ackedSeq is the checkpoint the client last pulled from.
 	ackedSeq *int64
+	// parentWaits counts the client's consecutive pushes answered with a
+	// retryable parent_not_found, the first of them at parentWaitSince.
+	parentWaits     int
+	parentWaitSince *time.Time
 }
 
 const clientColumns = `id::text, user_id, client_id, client_name, platform, app_version, to_json(bucket_subs)::text,
 	last_sync_at, last_pull_at, last_push_at, last_pull_seq, is_active, created_at, updated_at,
-	snapshot_seq, snapshot_completed_at, to_json(snapshot_subs)::text, acked_seq`
+	snapshot_seq, snapshot_completed_at, to_json(snapshot_subs)::text, acked_seq, parent_waits, parent_wait_since`
 
 // scanClient reads the columns of clientColumns, then into extra the
 // columns that follow them.
@@ -37,7 +41,7 @@ func scanClient(row interface{ Scan(...any) error }, extra ...any) (*clientRow, 
 	var snapSubs sql.NullString
 	dest := []any{&c.ID, &c.UserID, &c.ClientID, &c.ClientName, &c.Platform, &c.AppVersion, &subs,
 		&c.LastSyncAt, &c.LastPullAt, &c.LastPushAt, &c.LastPullSeq, &c.IsActive, &c.CreatedAt, &c.UpdatedAt,
-		&c.snapshotSeq, &c.snapshotCompletedAt, &snapSubs, &c.ackedSeq}
+		&c.snapshotSeq, &c.snapshotCompletedAt, &snapSubs, &c.ackedSeq, &c.parentWaits, &c.parentWaitSince}
 	err := row.Scan(append(dest, extra...)...)
 	if err != nil {
 		return nil, err

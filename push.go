@@ -36,6 +36,7 @@ const (
 	reasonOwnershipViolation = "ownership_violation"
 	reasonParentNotFound     = "parent_not_found"
 	reasonParentDeleted      = "parent_deleted"
+	reasonParentNeverArrived = "parent_never_arrived"
 	reasonCreateFailed       = "create_failed"
 	reasonUpdateFailed       = "update_failed"
 	reasonDeleteFailed       = "delete_failed"
@@ -100,7 +101,11 @@ const (
 // the compaction boundary (it must snapshot again, which starts its queue
 // afresh); ownership_violation when the parent exists but belongs to another
 // user; otherwise parent_not_found (rejected_retryable), since the device
-// may push the parent later. A create or update that a single-column
+// may push the parent later. A client answered parent_not_found on 10
+// consecutive pushes over at least 10 minutes gets its records still
+// missing their parent as parent_never_arrived (rejected_terminal) on the
+// next: its queue evidently never delivers the parent, and must not stay
+// stuck. A create or update that a single-column
 // foreign key refuses is treated the same way when the key refers to the
 // primary key of a registered table clients push to (the row may come from
 // the device); a key to any other table is refused for good (create_failed
@@ -190,6 +195,9 @@ func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*Pu
 	}
 	if err := p.retryDeferred(ctx, items); err != nil {
 		return nil, fmt.Errorf("synchro: push: %w", err)
+	}
+	if err := p.boundParentWait(ctx, items); err != nil {
+		return nil, err
 	}
 
 	resp := &PushResponse{Accepted: []PushResult{}, Rejected: []PushResult{}}
@@ -311,6 +319,53 @@ func (it *pushItem) fail(f *recordFailure) {
 	it.res.Status, it.res.ReasonCode, it.res.Message = f.status, f.reason, f.message
 	it.final, it.kind = true, writeNone
 	it.deferrable = f.reason == reasonParentNotFound
+}
+
+// A client may be answered parent_not_found on parentWaitPushes
+// consecutive pushes spanning parentWaitTime; after that its records still
+// missing their parent are terminal (parent_never_arrived), so that a
+// device whose queue never delivers the parent (it was dropped there, or
+// lies beyond the batch the device keeps resending) is not stuck forever.
+// The SDKs retry a push with a retryable record before anything else,
+// within seconds to minutes; a device that pushes in order sends the
+// parent in its next push.
+const (
+	parentWaitPushes = 10
+	parentWaitTime   = 10 * time.Minute
+)
+
+// boundParentWait turns the records still waiting for their parent into
+// terminal ones once the client has waited long enough, and records on
+// the client row how long it has been waiting.
+func (p *pusher) boundParentWait(ctx context.Context, items []*pushItem) error {
+	var waiting []*pushItem
+	for _, it := range items {
+		if it.res.Status == PushStatusRejectedRetryable && it.res.ReasonCode == reasonParentNotFound {
+			waiting = append(waiting, it)
+		}
+	}
+	c := p.client
+	if len(waiting) > 0 && c.parentWaits >= parentWaitPushes-1 && c.parentWaitSince != nil && time.Since(*c.parentWaitSince) >= parentWaitTime {
+		for _, it := range waiting {
+			it.res.Status, it.res.ReasonCode = PushStatusRejectedTerminal, reasonParentNeverArrived
+			it.res.Message = fmt.Sprintf("%s; the client has been waiting for it since %s, over %d pushes: given up",
+				it.res.Message, c.parentWaitSince.UTC().Format(time.RFC3339), c.parentWaits+1)
+		}
+		waiting = nil
+	}
+	var q string
+	switch {
+	case len(waiting) > 0:
+		q = `UPDATE synchro.clients SET parent_waits = parent_waits + 1, parent_wait_since = coalesce(parent_wait_since, now()) WHERE id = $1::uuid`
+	case c.parentWaits > 0 || c.parentWaitSince != nil:
+		q = `UPDATE synchro.clients SET parent_waits = 0, parent_wait_since = NULL WHERE id = $1::uuid`
+	default:
+		return nil
+	}
+	if _, err := p.tx.ExecContext(ctx, q, c.ID); err != nil {
+		return fmt.Errorf("synchro: push: recording the wait for parents: %w", err)
+	}
+	return nil
 }
 
 // retryDeferred tries the creates that failed for want of their parent row

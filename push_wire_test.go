@@ -1,6 +1,8 @@
 package synchro
 
 import (
+	"database/sql"
+	"fmt"
 	"github.com/synchrosync/synchro/internal/pgtest"
 
 	"encoding/json"
@@ -301,5 +303,59 @@ func TestSameJSONValue(t *testing.T) {
 		if got := sameJSONValue(json.RawMessage(c.a), json.RawMessage(c.b)); got != c.want {
 			t.Errorf("sameJSONValue(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// TestPushParentWaitIsBounded: a client whose pushes keep missing a parent
+// is answered parent_not_found until it has waited parentWaitPushes pushes
+// over parentWaitTime; then the record is terminal, so a device whose queue
+// never delivers the parent is not stuck for ever. A push without a
+// missing parent starts the count again.
+func TestPushParentWaitIsBounded(t *testing.T) {
+	t.Parallel()
+	p := ptNewEnv(t, nil)
+	super := p.db.Super
+	p.register("alice", "c1")
+	waits := func() (n int, since sql.NullTime) {
+		ptScan(t, super, `SELECT parent_waits, parent_wait_since FROM synchro.clients WHERE client_id = 'c1'`, nil, &n, &since)
+		return n, since
+	}
+	orphan := ptCreate("items", ptID(), `{"list_id":"`+ptID()+`","title":"orphan"}`)
+	for i := range parentWaitPushes - 1 {
+		ptWant(t, fmt.Sprint("push ", i), p.one("alice", "c1", orphan), PushStatusRejectedRetryable, reasonParentNotFound)
+	}
+	n, since := waits()
+	if n != parentWaitPushes-1 || !since.Valid {
+		t.Fatalf("after %d waiting pushes: parent_waits %d since %v", parentWaitPushes-1, n, since)
+	}
+	// Enough pushes, but not enough time: still waiting.
+	ptWant(t, "too soon", p.one("alice", "c1", orphan), PushStatusRejectedRetryable, reasonParentNotFound)
+	ptExec(t, super, `UPDATE synchro.clients SET parent_wait_since = now() - $1::interval WHERE client_id = 'c1'`, fmt.Sprintf("%d seconds", int(parentWaitTime.Seconds())+1))
+	// A parent that comes in the same push is still found.
+	list, child := ptID(), ptID()
+	resp := p.push("alice", "c1",
+		ptCreate("items", child, `{"list_id":"`+list+`","title":"child"}`),
+		orphan,
+		ptCreate("lists", list, `{"name":"late"}`),
+	)
+	ptWant(t, "child of a late parent", ptFind(t, resp, child), PushStatusApplied, "")
+	res := ptFind(t, resp, orphan.ID)
+	ptWant(t, "given up", res, PushStatusRejectedTerminal, reasonParentNeverArrived)
+	if !strings.Contains(res.Message, "waiting") {
+		t.Errorf("message %q does not say how long it waited", res.Message)
+	}
+	if n, since := waits(); n != 0 || since.Valid {
+		t.Errorf("after giving up: parent_waits %d since %v, want 0 and NULL", n, since)
+	}
+
+	// A push without a missing parent starts the count again.
+	other := ptCreate("items", ptID(), `{"list_id":"`+ptID()+`","title":"orphan 2"}`)
+	ptWant(t, "waiting again", p.one("alice", "c1", other), PushStatusRejectedRetryable, reasonParentNotFound)
+	if n, _ := waits(); n != 1 {
+		t.Errorf("parent_waits %d, want 1", n)
+	}
+	ptWant(t, "an ordinary push", p.one("alice", "c1", ptCreate("lists", ptID(), `{"name":"x"}`)), PushStatusApplied, "")
+	if n, since := waits(); n != 0 || since.Valid {
+		t.Errorf("after a push without a missing parent: parent_waits %d since %v, want 0 and NULL", n, since)
 	}
 }

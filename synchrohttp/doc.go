@@ -158,6 +158,9 @@
 //	                                          buckets records its deletion, or the client's checkpoint is
 //	                                          older than the server's history (its next pull tells it to
 //	                                          snapshot again, and the SDKs' rebuild starts the queue afresh)
+//	rejected_terminal   parent_never_arrived  a record still missing its parent (or referred row) after
+//	                                          the client was answered parent_not_found on 10 consecutive
+//	                                          pushes over at least 10 minutes: its queue never delivers it
 //	rejected_terminal   stale_client          Hooks.OnStaleClient refused the client (see below)
 //	rejected_terminal   create_failed,        PostgreSQL refused the write for good: a constraint (NOT NULL,
 //	                    update_failed,        unique, foreign key, check), row-level security, or an
@@ -169,9 +172,13 @@
 //	                                          The engine tries such records again after the rest of the
 //	                                          push, so a parent later in the same request is found. Out:
 //	                                          the device pushes the parent; if the parent never comes,
-//	                                          its deletion in the changelog, or the client falling behind
-//	                                          retention (Compactor's StaleThreshold, then compaction),
-//	                                          turns the record into parent_deleted
+//	                                          its deletion in the changelog, or the client's checkpoint
+//	                                          falling behind retention, turns the record into
+//	                                          parent_deleted, and at the latest 10 consecutive pushes
+//	                                          over 10 minutes into parent_never_arrived (terminal). The
+//	                                          SDKs retry the same batch and pull only after it passes, so
+//	                                          that bound is what frees a device whose queue never
+//	                                          delivers the parent
 //	rejected_retryable  create_failed,        a transient database failure (serialization failure,
 //	                    update_failed,        deadlock, lock or statement timeout, shutdown, connection,
 //	                    delete_failed,        resources). Out: the retry succeeds once the database does
