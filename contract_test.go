@@ -101,12 +101,7 @@ func TestContractServerVersionColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	columns := map[string][]string{}
-	for _, st := range schema.Tables {
-		for _, c := range st.Columns {
-			columns[st.TableName] = append(columns[st.TableName], c.Name)
-		}
-	}
+	columns := ContractColumns(schema)
 
 	// notes has neither timestamp column.
 	ptWant(t, "create note", p.one("alice", "c1", ptCreate("notes", "10", `{"body":"one","user_id":"alice"}`)), PushStatusApplied, "")
@@ -118,7 +113,7 @@ func TestContractServerVersionColumns(t *testing.T) {
 	if got, want := string(res.ServerVersion.Data), `{"id":10,"user_id":"alice","body":"one","updated_at":null,"deleted_at":null}`; got != want {
 		t.Errorf("note server_version data %s, want %s", got, want)
 	}
-	if keys := contractObjectKeys(t, res.ServerVersion.Data); !slices.Equal(keys, columns["notes"]) {
+	if keys := JSONObjectKeys(t, res.ServerVersion.Data); !slices.Equal(keys, columns["notes"]) {
 		t.Errorf("note server_version keys %v, contract columns %v", keys, columns["notes"])
 	}
 
@@ -130,7 +125,7 @@ func TestContractServerVersionColumns(t *testing.T) {
 	if res.ServerVersion == nil {
 		t.Fatal("no server_version")
 	}
-	if keys := contractObjectKeys(t, res.ServerVersion.Data); !slices.Equal(keys, []string{"id", "user_id", "name", "updated_at", "deleted_at"}) ||
+	if keys := JSONObjectKeys(t, res.ServerVersion.Data); !slices.Equal(keys, []string{"id", "user_id", "name", "updated_at", "deleted_at"}) ||
 		!slices.Equal(keys, columns["lists"]) {
 		t.Errorf("list server_version keys %v, contract columns %v", keys, columns["lists"])
 	}
@@ -211,26 +206,4 @@ func TestContractSQLiteTimestampDefaults(t *testing.T) {
 	if _, err := time.Parse(time.DateOnly, day.String); err != nil {
 		t.Errorf("day: SQLite default gave %q, want a date", day.String)
 	}
-}
-
-// contractObjectKeys returns the keys of a JSON object in their order.
-func contractObjectKeys(t *testing.T, raw json.RawMessage) []string {
-	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("not a JSON object: %s", raw)
-	}
-	var keys []string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			t.Fatalf("decoding %s: %v", raw, err)
-		}
-		keys = append(keys, tok.(string))
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			t.Fatalf("decoding %s: %v", raw, err)
-		}
-	}
-	return keys
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,13 +35,11 @@ const (
 // device is one installation of the app: a user, a client id, a local
 // SQLite file, and the sync state.
 type device struct {
-	name     string // for the transcript
-	user     string
-	clientID string
-	api      *api
-	db       *sql.DB
-	schema   *synchro.SchemaResponse
-	tables   map[string]*synchro.SchemaTable
+	ident
+	api    *api
+	db     *sql.DB
+	schema *synchro.SchemaResponse
+	tables map[string]*synchro.SchemaTable
 
 	checkpoint int64
 	// delivered records, for each record the server has sent (snapshot,
@@ -58,27 +57,35 @@ type version struct {
 	deleted   bool
 }
 
-// newDevice creates the device's SQLite file in dir, replacing one a
-// previous run left: every run registers new devices.
-func newDevice(a *api, dir, name, user string) (*device, error) {
+// ident names a device: for the transcript, its user, its client id.
+type ident struct{ name, user, clientID string }
+
+func (i ident) id() ident { return i }
+
+// openDevice creates the SQLite file of a new device in dir, replacing one
+// a previous run left (every run registers new devices), and gives the
+// device a new client id.
+func openDevice(dir, name, user string) (ident, *sql.DB, error) {
 	path := filepath.Join(dir, name+".db")
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
+			return ident{}, nil, err
 		}
 	}
 	db, err := openLocal(path)
 	if err != nil {
+		return ident{}, nil, err
+	}
+	return ident{name: name, user: user, clientID: name + "-" + randomHex(4)}, db, nil
+}
+
+// newDevice creates a device with its SQLite file in dir.
+func newDevice(a *api, dir, name, user string) (*device, error) {
+	id, db, err := openDevice(dir, name, user)
+	if err != nil {
 		return nil, err
 	}
-	return &device{
-		name:      name,
-		user:      user,
-		clientID:  name + "-" + randomHex(4),
-		api:       a,
-		db:        db,
-		delivered: map[recordKey]version{},
-	}, nil
+	return &device{ident: id, api: a, db: db, delivered: map[recordKey]version{}}, nil
 }
 
 func (d *device) close() error { return d.db.Close() }
@@ -267,20 +274,40 @@ func (d *device) pull(ctx context.Context) ([]arrival, error) {
 // capture follows the database's WAL), so a change pushed a moment ago may
 // need a few pulls to arrive.
 func (d *device) waitFor(ctx context.Context, want map[recordKey]version) ([]arrival, error) {
+	return waitArrivals(ctx, d.name, want, d.pull, d.holds)
+}
+
+// holds returns the version of a record the server has sent the device.
+func (d *device) holds(_ context.Context, k recordKey) (version, bool, error) {
+	got, ok := d.delivered[k]
+	return got, ok, nil
+}
+
+// waitArrivals runs step (a pull, or a sync) until every record of want
+// has reached the device named name in at least that version (have tells
+// which version it holds of a record), for at most arrivalTimeout, and
+// returns what changed locally meanwhile.
+func waitArrivals(ctx context.Context, name string, want map[recordKey]version,
+	step func(context.Context) ([]arrival, error),
+	have func(context.Context, recordKey) (version, bool, error),
+) ([]arrival, error) {
 	deadline := time.Now().Add(arrivalTimeout)
 	var arrivals []arrival
 	for {
-		got, err := d.pull(ctx)
+		got, err := step(ctx)
 		if err != nil {
 			return nil, err
 		}
 		arrivals = append(arrivals, got...)
-		missing := d.missing(want)
+		missing, err := missingRecords(ctx, want, have)
+		if err != nil {
+			return nil, err
+		}
 		if len(missing) == 0 {
 			return arrivals, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s: %d changes did not arrive within %v, such as %s %s", d.name, len(missing), arrivalTimeout, missing[0].table, missing[0].id)
+			return nil, fmt.Errorf("%s: %d changes did not arrive within %v, such as %s %s", name, len(missing), arrivalTimeout, missing[0].table, missing[0].id)
 		}
 		if err := sleep(ctx, pollInterval); err != nil {
 			return nil, err
@@ -288,12 +315,16 @@ func (d *device) waitFor(ctx context.Context, want map[recordKey]version) ([]arr
 	}
 }
 
-// missing lists the records of want the device has not received in at
-// least that version.
-func (d *device) missing(want map[recordKey]version) []recordKey {
+// missingRecords lists, in order, the records of want a device does not
+// hold in at least that version; have returns the version it holds of a
+// record, false when none.
+func missingRecords(ctx context.Context, want map[recordKey]version, have func(context.Context, recordKey) (version, bool, error)) ([]recordKey, error) {
 	var out []recordKey
 	for k, v := range want {
-		got, ok := d.delivered[k]
+		got, ok, err := have(ctx, k)
+		if err != nil {
+			return nil, err
+		}
 		switch {
 		case v.deleted && ok && got.deleted:
 		case !v.deleted && ok && !got.deleted && !got.updatedAt.Before(v.updatedAt):
@@ -302,7 +333,7 @@ func (d *device) missing(want map[recordKey]version) []recordKey {
 		}
 	}
 	slices.SortFunc(out, func(a, b recordKey) int { return strings.Compare(a.table+a.id, b.table+b.id) })
-	return out
+	return out, nil
 }
 
 // Local writes, made offline: each changes the local table and queues the
@@ -459,11 +490,38 @@ func encodeData(op string, fields map[string]any) (any, error) {
 	return string(b), nil
 }
 
-// pushOutcome is what happened to one pushed record.
+// pushOutcome is what happened to one pushed record, as both kinds of
+// device report it.
 type pushOutcome struct {
-	key    recordKey
-	op     string
-	result synchro.PushResult
+	key                         recordKey
+	op, status, reason, message string
+	// label names the record after its table in the transcript; "" leaves
+	// it out.
+	label string
+	// accepted is the version of an applied record that the user's devices
+	// must receive; nil when the answer tells none.
+	accepted *version
+	// showKept: the line of a conflict shows the row the device holds
+	// now, the server's version.
+	showKept bool
+}
+
+// outcomeOf is the outcome of a push result.
+func outcomeOf(res synchro.PushResult) pushOutcome {
+	o := pushOutcome{
+		key: recordKey{res.TableName, res.ID}, op: res.Operation,
+		status: res.Status, reason: res.ReasonCode, message: res.Message,
+		showKept: res.ServerVersion != nil,
+	}
+	if res.Status == synchro.PushStatusApplied {
+		switch {
+		case res.ServerDeletedAt != nil || res.Operation == "delete":
+			o.accepted = &version{deleted: true}
+		case res.ServerUpdatedAt != nil:
+			o.accepted = &version{updatedAt: *res.ServerUpdatedAt}
+		}
+	}
+	return o
 }
 
 // push sends the outbox, its oldest pageLimit entries (the server takes at
@@ -521,14 +579,14 @@ func (d *device) push(ctx context.Context) ([]pushOutcome, error) {
 		return nil, err
 	}
 	var outcomes []pushOutcome
+	results := slices.Concat(resp.Accepted, resp.Rejected)
 	err = inTx(ctx, d.db, func(tx *sql.Tx) error {
-		for _, res := range slices.Concat(resp.Accepted, resp.Rejected) {
+		for _, res := range results {
 			t, err := d.table(res.TableName)
 			if err != nil {
 				return err
 			}
-			key := recordKey{res.TableName, res.ID}
-			outcomes = append(outcomes, pushOutcome{key: key, op: res.Operation, result: res})
+			outcomes = append(outcomes, outcomeOf(res))
 			if res.Status == synchro.PushStatusRejectedRetryable {
 				continue
 			}
@@ -557,9 +615,9 @@ func (d *device) push(ctx context.Context) ([]pushOutcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, o := range outcomes {
-		if sv := o.result.ServerVersion; o.result.Status == synchro.PushStatusConflict && sv != nil {
-			d.delivered[o.key] = version{updatedAt: sv.UpdatedAt, deleted: sv.DeletedAt != nil}
+	for _, res := range results {
+		if sv := res.ServerVersion; res.Status == synchro.PushStatusConflict && sv != nil {
+			d.delivered[recordKey{res.TableName, res.ID}] = version{updatedAt: sv.UpdatedAt, deleted: sv.DeletedAt != nil}
 		}
 	}
 	return outcomes, nil
@@ -581,6 +639,56 @@ func (d *device) row(ctx context.Context, table, id string) (localRow, error) {
 		return nil, fmt.Errorf("no table %q", table)
 	}
 	return readRow(ctx, d.db, t, id)
+}
+
+// tableNames returns the names of the synced tables, sorted.
+func (d *device) tableNames() []string { return slices.Sorted(maps.Keys(d.tables)) }
+
+// queued returns the number of writes in the outbox.
+func (d *device) queued(ctx context.Context) (int, error) {
+	var n int
+	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM _outbox`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("reading the outbox: %w", err)
+	}
+	return n, nil
+}
+
+// rowLabel names the local row of a record; false when there is none.
+func (d *device) rowLabel(ctx context.Context, table, id string) (string, bool) {
+	row, err := d.row(ctx, table, id)
+	if err != nil || row == nil {
+		return "", false
+	}
+	return label(d.tables[table], row), true
+}
+
+// words is how the transcript tells what this kind of device does.
+func (d *device) words() wording {
+	return wording{queued: "queued", upToDate: "up to date (only its own changes came back)"}
+}
+
+// dump lists every local row, one line per row: "table id col=value ...",
+// sorted, without the column skip.
+func (d *device) dump(ctx context.Context, skip string) ([]string, error) {
+	var lines []string
+	for _, name := range d.tableNames() {
+		t := d.tables[name]
+		rows, err := d.rows(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			parts := []string{name, fmt.Sprint(r[t.PrimaryKey[0]])}
+			for _, c := range t.Columns {
+				if !c.IsPrimaryKey && c.Name != skip {
+					parts = append(parts, fmt.Sprintf("%s=%v", c.Name, r[c.Name]))
+				}
+			}
+			lines = append(lines, strings.Join(parts, " "))
+		}
+	}
+	slices.Sort(lines)
+	return lines, nil
 }
 
 // describeChange compares a row before and after a pull applied it, on the

@@ -99,10 +99,7 @@ func run(ctx context.Context, w io.Writer, base, dir string, wait time.Duration)
 
 	s := &scenario{out: out, api: a, base: base, dir: dir, expect: map[string]map[recordKey]version{}}
 	defer func() {
-		for _, d := range s.devices {
-			err = errors.Join(err, d.close())
-		}
-		for _, d := range s.sdkDevices {
+		for _, d := range s.members {
 			err = errors.Join(err, d.close())
 		}
 	}()
@@ -131,30 +128,64 @@ func waitForServer(ctx context.Context, a *api, wait time.Duration) (*synchro.Sc
 
 // scenario is the state of the demo.
 type scenario struct {
-	out     *transcript
-	api     *api
-	base    string
-	dir     string
-	devices []*device
-	// sdkDevices speak the original SDKs' wire (sdkdevice.go).
-	sdkDevices []*sdkDevice
+	out  *transcript
+	api  *api
+	base string
+	dir  string
+	// members are the devices that joined, of either kind.
+	members []member
 	// expect holds, per user, the version of every record the server
 	// accepted from the user's devices: what each of the user's devices
 	// must eventually receive.
 	expect map[string]map[recordKey]version
 }
 
+// member is a device of either kind, as the scenario drives it: a device
+// (device.go: the request types of package synchro, an outbox) or an
+// sdkDevice (sdkdevice.go: the original SDKs' JSON maps, triggers).
+type member interface {
+	id() ident
+	// register builds the local tables from the schema contract and
+	// registers the device.
+	register(ctx context.Context) error
+	// bootstrap fills the local tables from a snapshot and returns the
+	// records per table.
+	bootstrap(ctx context.Context) (map[string]int, error)
+	tableNames() []string
+	// queued returns the number of local writes waiting for a push.
+	queued(ctx context.Context) (int, error)
+	// waitFor syncs until every record of want has arrived and returns
+	// what changed locally meanwhile.
+	waitFor(ctx context.Context, want map[recordKey]version) ([]arrival, error)
+	// rowLabel names the local row of a record; false when there is none.
+	rowLabel(ctx context.Context, table, id string) (string, bool)
+	// dump lists the local rows the app shows, one line per row ("table
+	// id col=value ...", sorted), without the column skip.
+	dump(ctx context.Context, skip string) ([]string, error)
+	words() wording
+	close() error
+}
+
+// wording is how the transcript tells what a kind of device does, and the
+// column its rows are compared without.
+type wording struct {
+	joined   string // after "registered as user U"
+	queued   string // after the number of local writes not pushed yet
+	upToDate string // a pull that changed nothing
+	aside    string // the column compare leaves out, if any
+}
+
 // play runs the script.
 func (s *scenario) play(ctx context.Context) error {
-	laptop, err := s.join(ctx, "alice-laptop", "alice")
+	laptop, err := s.joinDevice(ctx, "alice-laptop", "alice")
 	if err != nil {
 		return err
 	}
-	phone, err := s.join(ctx, "alice-phone", "alice")
+	phone, err := s.joinDevice(ctx, "alice-phone", "alice")
 	if err != nil {
 		return err
 	}
-	tablet, err := s.join(ctx, "bob-tablet", "bob")
+	tablet, err := s.joinDevice(ctx, "bob-tablet", "bob")
 	if err != nil {
 		return err
 	}
@@ -182,10 +213,7 @@ func (s *scenario) play(ctx context.Context) error {
 	if err := s.push(ctx, laptop); err != nil {
 		return err
 	}
-	if err := s.receive(ctx, phone); err != nil {
-		return err
-	}
-	if err := s.receiveSDK(ctx, android); err != nil {
+	if err := s.receive(ctx, phone, android); err != nil {
 		return err
 	}
 
@@ -207,15 +235,11 @@ func (s *scenario) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []*device{phone, laptop} {
-		if err := s.push(ctx, d); err != nil {
-			return err
-		}
+	if err := s.push(ctx, phone, laptop); err != nil {
+		return err
 	}
-	for _, d := range []*device{laptop, phone} {
-		if err := s.receive(ctx, d); err != nil {
-			return err
-		}
+	if err := s.receive(ctx, laptop, phone); err != nil {
+		return err
 	}
 
 	// 3. A conflict: both edit the same item offline, the phone a moment
@@ -235,15 +259,11 @@ func (s *scenario) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []*device{laptop, phone} {
-		if err := s.push(ctx, d); err != nil {
-			return err
-		}
+	if err := s.push(ctx, laptop, phone); err != nil {
+		return err
 	}
-	for _, d := range []*device{laptop, phone} {
-		if err := s.receive(ctx, d); err != nil {
-			return err
-		}
+	if err := s.receive(ctx, laptop, phone); err != nil {
+		return err
 	}
 	for _, d := range []*device{laptop, phone} {
 		row, err := d.row(ctx, "items", milk)
@@ -297,100 +317,126 @@ func (s *scenario) play(ctx context.Context) error {
 
 	// 7. Everything settled: alice's devices must be equal, to each other
 	// and to the server's view.
-	return s.compare(ctx, []*device{laptop, phone}, []*sdkDevice{android})
+	return s.compare(ctx, laptop, phone, android)
 }
 
-// join creates a device, registers it and bootstraps it from a snapshot.
-func (s *scenario) join(ctx context.Context, name, user string) (*device, error) {
+// joinDevice creates a device, registers it and bootstraps it from a
+// snapshot.
+func (s *scenario) joinDevice(ctx context.Context, name, user string) (*device, error) {
 	d, err := newDevice(s.api, s.dir, name, user)
 	if err != nil {
 		return nil, err
 	}
-	s.devices = append(s.devices, d)
+	return d, s.join(ctx, d)
+}
+
+// join registers d, of either kind, and bootstraps it from a snapshot.
+func (s *scenario) join(ctx context.Context, d member) error {
+	s.members = append(s.members, d)
+	name, user := d.id().name, d.id().user
 	if err := d.register(ctx); err != nil {
-		return nil, fmt.Errorf("%s: registering: %w", name, err)
+		return fmt.Errorf("%s: registering: %w", name, err)
 	}
 	counts, err := d.bootstrap(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: snapshot: %w", name, err)
+		return fmt.Errorf("%s: snapshot: %w", name, err)
 	}
-	s.out.say(name, "registered as user %s; snapshot: %s", user, countText(counts, slices.Sorted(maps.Keys(d.tables))))
-	return d, nil
-}
-
-// offline makes local writes on d, which stay in its outbox until it
-// pushes.
-func (s *scenario) offline(ctx context.Context, d *device, what string, writes func() error) error {
-	if err := writes(); err != nil {
-		return fmt.Errorf("%s: writing offline: %w", d.name, err)
-	}
-	var queued int
-	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM _outbox`).Scan(&queued); err != nil {
-		return fmt.Errorf("%s: reading the outbox: %w", d.name, err)
-	}
-	s.out.say(d.name, "offline: %s (%d queued)", what, queued)
+	s.out.say(name, "registered as user %s%s; snapshot: %s", user, d.words().joined, countText(counts, d.tableNames()))
 	return nil
 }
 
-// push pushes d's outbox and prints the outcome of each record; what the
-// server accepted becomes what the user's devices must receive.
-func (s *scenario) push(ctx context.Context, d *device) error {
-	outcomes, err := d.push(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: push: %w", d.name, err)
+// offline makes local writes on d, which stay queued on it until it
+// pushes.
+func (s *scenario) offline(ctx context.Context, d member, what string, writes func() error) error {
+	name := d.id().name
+	if err := writes(); err != nil {
+		return fmt.Errorf("%s: writing offline: %w", name, err)
 	}
-	want := s.expect[d.user]
+	n, err := d.queued(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	s.out.say(name, "offline: %s (%d %s)", what, n, d.words().queued)
+	return nil
+}
+
+// push pushes the outbox of each device and prints the outcomes.
+func (s *scenario) push(ctx context.Context, devices ...*device) error {
+	for _, d := range devices {
+		outcomes, err := d.push(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: push: %w", d.name, err)
+		}
+		s.settle(ctx, d, outcomes)
+	}
+	return nil
+}
+
+// settle prints the outcome of each record d pushed; what the server
+// accepted becomes what the user's devices must receive.
+func (s *scenario) settle(ctx context.Context, d member, outcomes []pushOutcome) {
+	name, user := d.id().name, d.id().user
+	want := s.expect[user]
 	if want == nil {
 		want = map[recordKey]version{}
-		s.expect[d.user] = want
+		s.expect[user] = want
 	}
 	var applied []string
 	for _, o := range outcomes {
-		r := o.result
-		switch r.Status {
+		what := o.op + " " + noun(o.key.table, 1)
+		if o.label != "" {
+			what += fmt.Sprintf(" %q", o.label)
+		}
+		switch o.status {
 		case synchro.PushStatusApplied:
 			applied = append(applied, o.op+" "+noun(o.key.table, 1))
-			switch {
-			case r.ServerDeletedAt != nil || o.op == "delete":
-				want[o.key] = version{deleted: true}
-			case r.ServerUpdatedAt != nil:
-				want[o.key] = version{updatedAt: *r.ServerUpdatedAt}
+			if o.accepted != nil {
+				want[o.key] = *o.accepted
 			}
 		case synchro.PushStatusConflict:
 			kept := ""
-			if r.ServerVersion != nil {
-				if row, err := d.row(ctx, o.key.table, o.key.id); err == nil && row != nil {
-					kept = fmt.Sprintf("; the server kept %q, now on this device too", label(d.tables[o.key.table], row))
+			if o.showKept {
+				if l, ok := d.rowLabel(ctx, o.key.table, o.key.id); ok {
+					kept = fmt.Sprintf("; the server kept %q, now on this device too", l)
 				}
 			}
-			s.out.say(d.name, "push: %s %s is a conflict (%s: %s)%s", o.op, noun(o.key.table, 1), r.ReasonCode, r.Message, kept)
+			s.out.say(name, "push: %s is a conflict (%s: %s)%s", what, o.reason, o.message, kept)
 		default:
-			s.out.say(d.name, "push: %s %s %s (%s: %s)", o.op, noun(o.key.table, 1), r.Status, r.ReasonCode, r.Message)
+			s.out.say(name, "push: %s %s (%s: %s)", what, o.status, o.reason, o.message)
 		}
 	}
 	if len(applied) > 0 {
-		s.out.say(d.name, "push: %d applied (%s)", len(applied), strings.Join(applied, ", "))
+		s.out.say(name, "push: %d applied (%s)", len(applied), strings.Join(applied, ", "))
+	}
+}
+
+// receive syncs each device until everything the server accepted from its
+// user has arrived, and prints what changed locally.
+func (s *scenario) receive(ctx context.Context, devices ...member) error {
+	for _, d := range devices {
+		arrivals, err := d.waitFor(ctx, s.expect[d.id().user])
+		if err != nil {
+			return err
+		}
+		if len(arrivals) == 0 {
+			s.out.say(d.id().name, "pull: %s", d.words().upToDate)
+			continue
+		}
+		s.sayArrivals(d.id().name, arrivals)
 	}
 	return nil
 }
 
-// receive pulls on d until everything the server accepted from d's user has
-// arrived, and prints what changed locally.
-func (s *scenario) receive(ctx context.Context, d *device) error {
-	arrivals, err := d.waitFor(ctx, s.expect[d.user])
-	if err != nil {
-		return err
-	}
+// sayArrivals prints what a pull changed on the device name, if anything.
+func (s *scenario) sayArrivals(name string, arrivals []arrival) {
 	if len(arrivals) == 0 {
-		s.out.say(d.name, "pull: up to date (only its own changes came back)")
-		return nil
+		return
 	}
 	texts := make([]string, len(arrivals))
 	for i, a := range arrivals {
 		texts[i] = a.String()
 	}
-	s.out.say(d.name, "pull: %s", strings.Join(texts, "; "))
-	return nil
+	s.out.say(name, "pull: %s", strings.Join(texts, "; "))
 }
 
 // checkIsolation shows that d (of user) holds no row of another user, and
@@ -448,24 +494,25 @@ func (s *scenario) checkIsolation(ctx context.Context, d *device, user, foreignI
 	return nil
 }
 
-// compare waits until the devices have received everything, bootstraps a
-// fresh device of the same user as the server's view, and checks that all
-// of them hold the same rows.
-func (s *scenario) compare(ctx context.Context, devices []*device, sdkDevices []*sdkDevice) error {
-	user := devices[0].user
+// compare waits until the devices (of one user) have received everything
+// and pushed all their writes, bootstraps a fresh device of the same user
+// as the server's view, and checks that all of them hold the same rows
+// (each without its kind's aside column).
+func (s *scenario) compare(ctx context.Context, devices ...member) error {
+	user := devices[0].id().user
 	for _, d := range devices {
 		if _, err := d.waitFor(ctx, s.expect[user]); err != nil {
 			return err
 		}
-		var queued int
-		if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM _outbox`).Scan(&queued); err != nil {
+		n, err := d.queued(ctx)
+		if err != nil {
 			return err
 		}
-		if queued != 0 {
-			return fmt.Errorf("%s still has %d writes queued", d.name, queued)
+		if n != 0 {
+			return fmt.Errorf("%s still has %d writes %s", d.id().name, n, d.words().queued)
 		}
 	}
-	fresh, err := s.join(ctx, user+"-check", user)
+	fresh, err := s.joinDevice(ctx, user+"-check", user)
 	if err != nil {
 		return err
 	}
@@ -473,46 +520,25 @@ func (s *scenario) compare(ctx context.Context, devices []*device, sdkDevices []
 		return err
 	}
 
-	ref, err := dump(ctx, fresh, "")
-	if err != nil {
-		return err
-	}
 	failed := false
+	var names []string
 	for _, d := range devices {
-		got, err := dump(ctx, d, "")
+		aside, note := d.words().aside, ""
+		if aside != "" {
+			note = " (" + aside + " aside)"
+		}
+		names = append(names, d.id().name+note)
+		want, err := fresh.dump(ctx, aside)
 		if err != nil {
 			return err
 		}
-		if diff := diffLines(got, ref); len(diff) > 0 {
-			failed = true
-			s.out.say(d.name, "DIFFERS from the server's view:")
-			for _, line := range diff {
-				fmt.Fprintln(s.out.w, "        "+line)
-			}
-		}
-	}
-	// An SDK-shaped device keeps the created_at it wrote for the rows it
-	// created: the server sets its own, and the echo of the row is skipped
-	// by the SDKs' rule (the local updated_at is the server's already).
-	// It is compared without that column.
-	refSDK, err := dump(ctx, fresh, "created_at")
-	if err != nil {
-		return err
-	}
-	for _, d := range sdkDevices {
-		if _, err := d.waitFor(ctx, s.expect[user]); err != nil {
-			return err
-		}
-		if n, err := d.pending(ctx); err != nil || n != 0 {
-			return fmt.Errorf("%s still has %d changes pending (%v)", d.name, n, err)
-		}
-		got, err := d.dump(ctx, "created_at")
+		got, err := d.dump(ctx, aside)
 		if err != nil {
 			return err
 		}
-		if diff := diffLines(got, refSDK); len(diff) > 0 {
+		if diff := diffLines(got, want); len(diff) > 0 {
 			failed = true
-			s.out.say(d.name, "DIFFERS from the server's view (created_at aside):")
+			s.out.say(d.id().name, "DIFFERS from the server's view%s:", note)
 			for _, line := range diff {
 				fmt.Fprintln(s.out.w, "        "+line)
 			}
@@ -521,44 +547,17 @@ func (s *scenario) compare(ctx context.Context, devices []*device, sdkDevices []
 	if failed {
 		return errors.New("the final states differ")
 	}
+	ref, err := fresh.dump(ctx, "")
+	if err != nil {
+		return err
+	}
 	counts := map[string]int{}
 	for _, line := range ref {
 		counts[strings.SplitN(line, " ", 2)[0]]++
 	}
-	var names []string
-	for _, d := range devices {
-		names = append(names, d.name)
-	}
-	for _, d := range sdkDevices {
-		names = append(names, d.name+" (created_at aside)")
-	}
 	s.out.say("final", "%s and a fresh snapshot of %s hold the same %d rows (%s): in sync",
 		strings.Join(names, ", "), user, len(ref), countText(counts, slices.Sorted(maps.Keys(counts))))
 	return nil
-}
-
-// dump lists every local row of d's synced tables, one line per row:
-// "table id col=value ...", sorted, without the column skip.
-func dump(ctx context.Context, d *device, skip string) ([]string, error) {
-	var lines []string
-	for _, name := range slices.Sorted(maps.Keys(d.tables)) {
-		t := d.tables[name]
-		rows, err := d.rows(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			parts := []string{name, fmt.Sprint(r[t.PrimaryKey[0]])}
-			for _, c := range t.Columns {
-				if !c.IsPrimaryKey && c.Name != skip {
-					parts = append(parts, fmt.Sprintf("%s=%v", c.Name, r[c.Name]))
-				}
-			}
-			lines = append(lines, strings.Join(parts, " "))
-		}
-	}
-	slices.Sort(lines)
-	return lines, nil
 }
 
 // diffLines lists the lines only in got ("+") or only in want ("-").

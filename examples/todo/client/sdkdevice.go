@@ -5,12 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,32 +69,26 @@ func (t *sdkTable) logical(col string) string {
 
 // sdkDevice is the SDK-shaped device.
 type sdkDevice struct {
-	name, user, clientID string
-	base                 string
-	http                 *http.Client
-	db                   *sql.DB
-	schemaVersion        json.Number
-	schemaHash           string
-	tables               map[string]*sdkTable
-	order                []string // table names, in contract order
+	ident
+	base          string
+	http          *http.Client
+	db            *sql.DB
+	schemaVersion json.Number
+	schemaHash    string
+	tables        map[string]*sdkTable
+	order         []string // table names, in contract order
 }
 
 // newSDKDevice creates the device's SQLite file in dir, replacing one a
 // previous run left.
 func newSDKDevice(base, dir, name, user string) (*sdkDevice, error) {
-	path := filepath.Join(dir, name+".db")
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-	}
-	db, err := openLocal(path)
+	id, db, err := openDevice(dir, name, user)
 	if err != nil {
 		return nil, err
 	}
 	return &sdkDevice{
-		name: name, user: user, clientID: name + "-" + randomHex(4),
-		base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: requestTimeout}, db: db,
+		ident: id,
+		base:  strings.TrimRight(base, "/"), http: &http.Client{Timeout: requestTimeout}, db: db,
 	}, nil
 }
 
@@ -331,11 +322,24 @@ func (d *sdkDevice) exec(ctx context.Context, query string, args ...any) error {
 	return err
 }
 
-// pending returns the number of queued changes.
-func (d *sdkDevice) pending(ctx context.Context) (int, error) {
+// queued returns the number of pending changes.
+func (d *sdkDevice) queued(ctx context.Context) (int, error) {
 	var n int
 	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM _sdk_pending`).Scan(&n)
 	return n, err
+}
+
+// saveCheckpoint stores the checkpoint of a pull or snapshot page.
+func saveCheckpoint(ctx context.Context, tx *sql.Tx, page map[string]any) error {
+	next, _ := page["checkpoint"].(json.Number)
+	_, err := tx.ExecContext(ctx, `UPDATE _sdk_meta SET value = ? WHERE key = 'checkpoint'`, next.String())
+	return err
+}
+
+// hasMore reports whether a pull or snapshot page has more pages after it.
+func hasMore(page map[string]any) bool {
+	more, _ := page["has_more"].(bool)
+	return more
 }
 
 // checkpoint returns the stored pull checkpoint.
@@ -454,17 +458,10 @@ func wireRow(t *sdkTable, row map[string]any) map[string]any {
 	return out
 }
 
-// sdkOutcome is what happened to one pushed record.
-type sdkOutcome struct {
-	table, id, op, status, reason, message string
-	serverUpdatedAt                        string
-	label                                  string
-}
-
 // push sends the oldest pending changes, whole rows, and settles the queue
 // by the results. It reports whether a retryable rejection asks for the
 // push to be tried again (the SDKs then skip the pull).
-func (d *sdkDevice) push(ctx context.Context) ([]sdkOutcome, bool, error) {
+func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
 	type entry struct{ table, id, op, clientAt string }
 	var entries []entry
 	var changes []any
@@ -522,29 +519,36 @@ func (d *sdkDevice) push(ctx context.Context) ([]sdkOutcome, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	var outcomes []sdkOutcome
+	var outcomes []pushOutcome
 	retry := false
 	err = d.locked(ctx, func(tx *sql.Tx) error {
 		for _, key := range []string{"accepted", "rejected"} {
 			list, _ := resp[key].([]any)
 			for _, raw := range list {
 				r, _ := raw.(map[string]any)
-				o := sdkOutcome{}
-				o.table, _ = r["table_name"].(string)
-				o.id, _ = r["id"].(string)
+				table, _ := r["table_name"].(string)
+				id, _ := r["id"].(string)
+				// The transcript names the record, and shows the row it
+				// holds after any conflict.
+				o := pushOutcome{key: recordKey{table, id}, label: labels[table+"/"+id], showKept: true}
 				o.op, _ = r["operation"].(string)
 				o.status, _ = r["status"].(string)
 				o.reason, _ = r["reason_code"].(string)
 				o.message, _ = r["message"].(string)
-				o.serverUpdatedAt, _ = r["server_updated_at"].(string)
-				o.label = labels[o.table+"/"+o.id]
+				if o.status == "applied" {
+					if o.op == "delete" {
+						o.accepted = &version{deleted: true}
+					} else if at, ok := parseStamp(r["server_updated_at"]); ok {
+						o.accepted = &version{updatedAt: at}
+					}
+				}
 				outcomes = append(outcomes, o)
-				t := d.tables[o.table]
+				t := d.tables[table]
 				if o.status == "rejected_retryable" {
 					retry = true
 					continue
 				}
-				if _, err := tx.ExecContext(ctx, `DELETE FROM _sdk_pending WHERE table_name = ? AND record_id = ?`, o.table, o.id); err != nil {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM _sdk_pending WHERE table_name = ? AND record_id = ?`, table, id); err != nil {
 					return err
 				}
 				if t == nil {
@@ -554,7 +558,7 @@ func (d *sdkDevice) push(ctx context.Context) ([]sdkOutcome, bool, error) {
 				case "applied":
 					for col, key := range map[string]string{t.updatedAt: "server_updated_at", t.deletedAt: "server_deleted_at"} {
 						if s, ok := r[key].(string); ok {
-							if _, err := tx.ExecContext(ctx, `UPDATE `+quoteIdent(t.name)+` SET `+quoteIdent(col)+` = ? WHERE `+quoteIdent(t.pk)+` = ?`, s, o.id); err != nil {
+							if _, err := tx.ExecContext(ctx, `UPDATE `+quoteIdent(t.name)+` SET `+quoteIdent(col)+` = ? WHERE `+quoteIdent(t.pk)+` = ?`, s, id); err != nil {
 								return err
 							}
 						}
@@ -574,17 +578,10 @@ func (d *sdkDevice) push(ctx context.Context) ([]sdkOutcome, bool, error) {
 	return outcomes, retry, err
 }
 
-// sdkArrival is a change a pull made locally, for the transcript.
-type sdkArrival struct{ table, label, what string }
-
-func (a sdkArrival) String() string {
-	return arrival{table: a.table, label: a.label, what: a.what}.String()
-}
-
 // pull pulls pages until has_more is false, applying each page with its
 // checkpoint. A snapshot_required answer rebuilds from a snapshot.
-func (d *sdkDevice) pull(ctx context.Context) ([]sdkArrival, error) {
-	var arrivals []sdkArrival
+func (d *sdkDevice) pull(ctx context.Context) ([]arrival, error) {
+	var arrivals []arrival
 	for {
 		cp, err := d.checkpoint(ctx)
 		if err != nil {
@@ -597,7 +594,7 @@ func (d *sdkDevice) pull(ctx context.Context) ([]sdkArrival, error) {
 			return nil, err
 		}
 		if b, _ := page["snapshot_required"].(bool); b {
-			_, err := d.snapshot(ctx)
+			_, err := d.bootstrap(ctx)
 			return arrivals, err
 		}
 		err = d.locked(ctx, func(tx *sql.Tx) error {
@@ -653,26 +650,24 @@ func (d *sdkDevice) pull(ctx context.Context) ([]sdkArrival, error) {
 				// A row this device deleted itself is already gone
 				// from its view: only the others' deletes are news.
 				if before != nil && before[t.deletedAt] == nil {
-					arrivals = append(arrivals, sdkArrival{table: name, label: sdkLabel(before), what: "deleted"})
+					arrivals = append(arrivals, arrival{table: name, label: sdkLabel(before), what: "deleted"})
 				}
 			}
-			next, _ := page["checkpoint"].(json.Number)
-			_, err := tx.ExecContext(ctx, `UPDATE _sdk_meta SET value = ? WHERE key = 'checkpoint'`, next.String())
-			return err
+			return saveCheckpoint(ctx, tx, page)
 		})
 		if err != nil {
 			return nil, err
 		}
-		if more, _ := page["has_more"].(bool); !more {
+		if !hasMore(page) {
 			return arrivals, nil
 		}
 	}
 }
 
-// snapshot replaces the local tables with a snapshot, page by page, and
+// bootstrap replaces the local tables with a snapshot, page by page, and
 // returns the records per table. The pending queue is cleared, as the
 // SDKs' rebuild does.
-func (d *sdkDevice) snapshot(ctx context.Context) (map[string]int, error) {
+func (d *sdkDevice) bootstrap(ctx context.Context) (map[string]int, error) {
 	counts := map[string]int{}
 	var cursor any // null: the first page
 	err := d.locked(ctx, func(tx *sql.Tx) error {
@@ -705,17 +700,15 @@ func (d *sdkDevice) snapshot(ctx context.Context) (map[string]int, error) {
 					counts[name]++
 				}
 			}
-			if more, _ := page["has_more"].(bool); more {
+			if hasMore(page) {
 				return nil
 			}
-			next, _ := page["checkpoint"].(json.Number)
-			_, err := tx.ExecContext(ctx, `UPDATE _sdk_meta SET value = ? WHERE key = 'checkpoint'`, next.String())
-			return err
+			return saveCheckpoint(ctx, tx, page)
 		})
 		if err != nil {
 			return nil, err
 		}
-		if more, _ := page["has_more"].(bool); !more {
+		if !hasMore(page) {
 			return counts, nil
 		}
 		cursor = page["cursor"] // sent back as it came
@@ -724,8 +717,8 @@ func (d *sdkDevice) snapshot(ctx context.Context) (map[string]int, error) {
 
 // sync is one SDK cycle: push (until the queue is empty, or a retryable
 // rejection stops it, which also skips the pull), then pull.
-func (d *sdkDevice) sync(ctx context.Context) ([]sdkOutcome, []sdkArrival, error) {
-	var outcomes []sdkOutcome
+func (d *sdkDevice) sync(ctx context.Context) ([]pushOutcome, []arrival, error) {
+	var outcomes []pushOutcome
 	for range 10 {
 		got, retry, err := d.push(ctx)
 		if err != nil {
@@ -746,59 +739,59 @@ func (d *sdkDevice) sync(ctx context.Context) ([]sdkOutcome, []sdkArrival, error
 	return outcomes, arrivals, nil
 }
 
-// missing lists the records of want the device does not hold in at least
-// that version.
-func (d *sdkDevice) missing(ctx context.Context, want map[recordKey]version) ([]recordKey, error) {
-	var out []recordKey
-	for k, v := range want {
-		t := d.tables[k.table]
-		if t == nil {
-			out = append(out, k)
-			continue
-		}
-		row, err := readSDKRow(ctx, d.db, t, k.id)
-		if err != nil {
-			return nil, err
-		}
-		at, ok := time.Time{}, false
-		if row != nil {
-			at, ok = parseStamp(row[t.updatedAt])
-		}
-		switch {
-		case v.deleted && row == nil:
-		case !v.deleted && row != nil && ok && !at.Before(v.updatedAt):
-		default:
-			out = append(out, k)
-		}
+// holds returns the version of a record the device holds: the local
+// updated_at of its row, or deleted when it has none.
+func (d *sdkDevice) holds(ctx context.Context, k recordKey) (version, bool, error) {
+	t := d.tables[k.table]
+	if t == nil {
+		return version{}, false, nil
 	}
-	slices.SortFunc(out, func(a, b recordKey) int { return strings.Compare(a.table+a.id, b.table+b.id) })
-	return out, nil
+	row, err := readSDKRow(ctx, d.db, t, k.id)
+	if err != nil || row == nil {
+		return version{deleted: true}, err == nil, err
+	}
+	at, ok := parseStamp(row[t.updatedAt])
+	return version{updatedAt: at}, ok, nil
+}
+
+// syncArrivals is one SDK cycle, for what it changed locally.
+func (d *sdkDevice) syncArrivals(ctx context.Context) ([]arrival, error) {
+	_, arrivals, err := d.sync(ctx)
+	return arrivals, err
 }
 
 // waitFor syncs until every record of want has reached the device, for at
 // most arrivalTimeout, and returns what changed locally meanwhile.
-func (d *sdkDevice) waitFor(ctx context.Context, want map[recordKey]version) ([]sdkArrival, error) {
-	deadline := time.Now().Add(arrivalTimeout)
-	var arrivals []sdkArrival
-	for {
-		_, got, err := d.sync(ctx)
-		if err != nil {
-			return nil, err
-		}
-		arrivals = append(arrivals, got...)
-		missing, err := d.missing(ctx, want)
-		if err != nil {
-			return nil, err
-		}
-		if len(missing) == 0 {
-			return arrivals, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s: %d changes did not arrive within %v, such as %s %s", d.name, len(missing), arrivalTimeout, missing[0].table, missing[0].id)
-		}
-		if err := sleep(ctx, pollInterval); err != nil {
-			return nil, err
-		}
+func (d *sdkDevice) waitFor(ctx context.Context, want map[recordKey]version) ([]arrival, error) {
+	return waitArrivals(ctx, d.name, want, d.syncArrivals, d.holds)
+}
+
+// tableNames returns the names of the synced tables, sorted.
+func (d *sdkDevice) tableNames() []string { return slices.Sorted(slices.Values(d.order)) }
+
+// rowLabel names the local row of a record; false when there is none.
+func (d *sdkDevice) rowLabel(ctx context.Context, table, id string) (string, bool) {
+	t := d.tables[table]
+	if t == nil {
+		return "", false
+	}
+	row, err := readSDKRow(ctx, d.db, t, id)
+	if err != nil || row == nil {
+		return "", false
+	}
+	return sdkLabel(row), true
+}
+
+// words is how the transcript tells what the SDK device does. It is
+// compared without created_at: it keeps the created_at it wrote for the
+// rows it created, as the server sets its own and the echo of the row is
+// skipped by the SDKs' rule (the local updated_at is the server's already).
+func (d *sdkDevice) words() wording {
+	return wording{
+		joined:   ", speaking the original SDKs' wire (JSON maps, whole rows, SQLite triggers)",
+		queued:   "pending, queued by its triggers",
+		upToDate: "up to date",
+		aside:    "created_at",
 	}
 }
 
@@ -821,7 +814,7 @@ func (d *sdkDevice) find(ctx context.Context, table, text string) (string, error
 // app's view), one line per row in the format of dump, leaving out skip.
 func (d *sdkDevice) dump(ctx context.Context, skip string) ([]string, error) {
 	var lines []string
-	for _, name := range slices.Sorted(slices.Values(d.order)) {
+	for _, name := range d.tableNames() {
 		t := d.tables[name]
 		rows, err := readSDKRows(ctx, d.db, t, `WHERE `+quoteIdent(t.deletedAt)+` IS NULL`)
 		if err != nil {
@@ -875,9 +868,9 @@ func sdkLabel(row map[string]any) string {
 
 // describeSDK compares a row before and after a pull on the columns a user
 // sees.
-func describeSDK(t *sdkTable, before, after map[string]any) (sdkArrival, bool) {
+func describeSDK(t *sdkTable, before, after map[string]any) (arrival, bool) {
 	if before == nil {
-		return sdkArrival{table: t.name, label: sdkLabel(after), what: "new"}, true
+		return arrival{table: t.name, label: sdkLabel(after), what: "new"}, true
 	}
 	var diffs []string
 	for _, c := range t.columns {
@@ -889,7 +882,7 @@ func describeSDK(t *sdkTable, before, after map[string]any) (sdkArrival, bool) {
 		}
 	}
 	if len(diffs) == 0 {
-		return sdkArrival{}, false
+		return arrival{}, false
 	}
-	return sdkArrival{table: t.name, label: sdkLabel(before), what: strings.Join(diffs, ", ")}, true
+	return arrival{table: t.name, label: sdkLabel(before), what: strings.Join(diffs, ", ")}, true
 }
