@@ -58,15 +58,6 @@ type sdkTable struct {
 	columns                        []sdkColumn
 }
 
-func (t *sdkTable) logical(col string) string {
-	for _, c := range t.columns {
-		if c.name == col {
-			return c.logical
-		}
-	}
-	return ""
-}
-
 // sdkDevice is the SDK-shaped device.
 type sdkDevice struct {
 	ident
