@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -1265,29 +1266,267 @@ func TestConformanceUpperCaseUUIDOwner(t *testing.T) {
 	}
 }
 
-// TestConformancePushCheckpoint checks that a push answers a checkpoint no
-// higher than the one the client acknowledged in its last pull request
-// (decision 7): a device that lost its last pull answer must not skip
-// what it held.
+// TestConformancePushCheckpoint checks, for both shapes, that a push
+// answers exactly the checkpoint the client acknowledged (decision 7; push.go,
+// Push: "The response's Checkpoint is ..."): 0 after register, before any
+// snapshot or pull; the final checkpoint of a completed snapshot; then the
+// checkpoint the last pull request carried, never the newer one that pull
+// only delivered (a device that lost the answer must not skip what it held),
+// also when a device sends an older checkpoint again.
 func TestConformancePushCheckpoint(t *testing.T) {
 	t.Parallel()
 	e := confStart(t, confSchema, confRegistry())
-	d := e.joined(t, kotlin, "alice")
-	list := newID()
-	e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'server side')`, list)
-	acked := d.pullUntil("the list", func() bool { return d.rows["lists/"+list] != nil })
-	if d.checkpoint <= acked {
-		t.Fatalf("the pull that delivered the list answered checkpoint %d, not above the request's %d", d.checkpoint, acked)
+	// A row before the snapshots, so that their checkpoint is not 0.
+	e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'before')`, newID())
+	e.caughtUp(t)
+	for _, shape := range []string{kotlin, swift} {
+		t.Run(shape, func(t *testing.T) {
+			d := e.device(t, shape, "alice")
+			d.register()
+			wantCheckpoint := func(when string, want int64, records ...map[string]any) {
+				t.Helper()
+				if cp := confNum(t, d.push(records...), "checkpoint"); cp != want {
+					t.Errorf("%s: push checkpoint %d, want the acknowledged %d (the device holds %d)", when, cp, want, d.checkpoint)
+				}
+			}
+			wantCheckpoint("after register", 0)
+
+			d.snapshot(1)
+			if d.checkpoint == 0 {
+				t.Fatalf("the snapshot's checkpoint is 0 with a row in the changelog")
+			}
+			wantCheckpoint("after the snapshot", d.checkpoint)
+			snapCP := d.checkpoint
+
+			list := newID()
+			e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'server side')`, list)
+			acked := d.pullUntil("the list", func() bool { return d.rows["lists/"+list] != nil })
+			if d.checkpoint <= acked {
+				t.Fatalf("the pull that delivered the list answered checkpoint %d, not above the request's %d", d.checkpoint, acked)
+			}
+			item := newID()
+			wantCheckpoint("after a pull", acked, record("items", item, "create", itemRow(shape, item, list, "Milk", false), nil))
+
+			// Once sent in a pull, the newer checkpoint is acknowledged.
+			_, sent := d.pullOnce()
+			if sent <= acked {
+				t.Fatalf("the second pull sent %d, not above the first's %d", sent, acked)
+			}
+			wantCheckpoint("after the second pull", sent)
+
+			// A device that lost that answer sends its older checkpoint
+			// again: that is what it holds.
+			d.checkpoint = snapCP
+			_, sent = d.pullOnce()
+			wantCheckpoint("after a pull from an older checkpoint", sent)
+		})
 	}
-	item := newID()
-	resp := d.push(record("items", item, "create", itemRow(kotlin, item, list, "Milk", false), nil))
-	if cp := confNum(t, resp, "checkpoint"); cp > acked {
-		t.Errorf("push checkpoint %d, above the acknowledged %d (the last pull answered %d)", cp, acked, d.checkpoint)
+}
+
+// write makes a change on the device as an SDK does: the row (a whole local
+// row; nil on a delete) is written to the device's rows first, and the push
+// record carries it with base_updated_at the updated_at the device held
+// (none for a create).
+func (d *confDevice) write(table, id, op string, row map[string]any) map[string]any {
+	d.t.Helper()
+	k := table + "/" + id
+	var base any
+	if held := d.rows[k]; held != nil && op != "create" {
+		base = held["updated_at"]
 	}
-	// Once acknowledged, the newer checkpoint may be answered.
-	d.pullOnce()
-	resp = d.push()
-	if cp := confNum(t, resp, "checkpoint"); cp > d.checkpoint {
-		t.Errorf("push checkpoint %d, above the acknowledged %d", cp, d.checkpoint)
+	if op == "delete" {
+		delete(d.rows, k)
+		d.deleted[k] = true
+	} else {
+		d.rows[k] = row
+		delete(d.deleted, k)
 	}
+	return record(table, id, op, row, base)
+}
+
+// edit returns a copy of the whole row the device holds for table/id with
+// fields changed: what an SDK pushes for an update.
+func (d *confDevice) edit(table, id string, fields map[string]any) map[string]any {
+	d.t.Helper()
+	held := d.rows[table+"/"+id]
+	if held == nil {
+		d.t.Fatalf("%s holds no %s/%s", d.clientID, table, id)
+	}
+	row := maps.Clone(held)
+	maps.Copy(row, fields)
+	return row
+}
+
+// sync pushes records and applies the answer to the device's rows as the
+// SDKs do: an applied create or update takes the server's updated_at, a
+// result with a server_version takes that version.
+func (d *confDevice) sync(records ...map[string]any) map[string]any {
+	d.t.Helper()
+	resp := d.push(records...)
+	for _, key := range []string{"accepted", "rejected"} {
+		for _, r := range confRecords(d.t, resp, key) {
+			k := confStr(d.t, r, "table_name") + "/" + confStr(d.t, r, "id")
+			if sv, ok := r["server_version"].(map[string]any); ok {
+				d.rows[k] = confObj(d.t, sv, "data")
+				delete(d.deleted, k)
+				continue
+			}
+			if at, ok := r["server_updated_at"].(string); ok && r["status"] == synchro.PushStatusApplied && d.rows[k] != nil {
+				d.rows[k]["updated_at"] = at
+			}
+		}
+	}
+	return resp
+}
+
+// TestConformanceTwoUsersConverge checks the issue's "Done when" over the
+// SDK wire: two users, each with a Kotlin-shaped and a Swift-shaped device,
+// create, update and delete their own rows (lists, items, and tags, the
+// table without deleted_at), and the two devices of a user write the same
+// item from the same base (a conflict). After the changelog has caught up
+// and each device has pulled, every device's rows (its own writes, the push
+// answers and the pulled changes and deletes applied as the SDKs do) equal a
+// fresh snapshot of its user, and hold nothing of the other user.
+func TestConformanceTwoUsersConverge(t *testing.T) {
+	t.Parallel()
+	e := confStart(t, confSchema, confRegistry())
+	type user struct {
+		name string
+		k, s *confDevice
+		// lists, items and tags are the ids of every row the user made.
+		lists, items, tags []string
+	}
+	users := []*user{{name: "alice"}, {name: "bob"}}
+	for _, u := range users {
+		u.k, u.s = e.joined(t, kotlin, u.name), e.joined(t, swift, u.name)
+	}
+	each := func(f func(u *user)) {
+		for _, u := range users {
+			f(u)
+		}
+	}
+
+	// Creates on both devices.
+	each(func(u *user) {
+		l1, l2, l3 := newID(), newID(), newID()
+		i1, i2, i3 := newID(), newID(), newID()
+		tag := "tag-" + newID()
+		u.lists, u.items, u.tags = []string{l1, l2, l3}, []string{i1, i2, i3}, []string{tag}
+		resp := u.k.sync(
+			u.k.write("lists", l1, "create", listRow(kotlin, l1, u.name, u.name+" groceries")),
+			u.k.write("items", i1, "create", itemRow(kotlin, i1, l1, "Milk", false)),
+			u.k.write("items", i2, "create", itemRow(kotlin, i2, l1, "Bread", false)),
+		)
+		for _, id := range []string{l1, i1, i2} {
+			wantStatus(t, resp, id, synchro.PushStatusApplied, "")
+		}
+		now := localStamp(swift)
+		resp = u.s.sync(
+			u.s.write("lists", l2, "create", listRow(swift, l2, u.name, u.name+" chores")),
+			u.s.write("lists", l3, "create", listRow(swift, l3, u.name, u.name+" scratch")),
+			u.s.write("items", i3, "create", itemRow(swift, i3, l2, "Sweep", false)),
+			u.s.write("tags", tag, "create", map[string]any{"id": tag, "user_id": u.name, "label": "urgent", "updated_at": now, "deleted_at": nil}),
+		)
+		for _, id := range []string{l2, l3, i3, tag} {
+			wantStatus(t, resp, id, synchro.PushStatusApplied, "")
+		}
+	})
+	each(func(u *user) {
+		u.k.pullUntil("the swift device's rows", func() bool {
+			return u.k.rows["lists/"+u.lists[2]] != nil && u.k.rows["items/"+u.items[2]] != nil && u.k.rows["tags/"+u.tags[0]] != nil
+		})
+		u.s.pullUntil("the kotlin device's rows", func() bool {
+			return u.s.rows["lists/"+u.lists[0]] != nil && u.s.rows["items/"+u.items[1]] != nil
+		})
+	})
+
+	// Updates of rows the other device made, from the pulled versions.
+	each(func(u *user) {
+		resp := u.k.sync(
+			u.k.write("lists", u.lists[1], "update", u.k.edit("lists", u.lists[1], map[string]any{"name": u.name + " chores, weekly"})),
+			u.k.write("tags", u.tags[0], "update", u.k.edit("tags", u.tags[0], map[string]any{"label": "later"})),
+		)
+		wantStatus(t, resp, u.lists[1], synchro.PushStatusApplied, "")
+		wantStatus(t, resp, u.tags[0], synchro.PushStatusApplied, "")
+		resp = u.s.sync(u.s.write("items", u.items[0], "update", u.s.edit("items", u.items[0], map[string]any{"title": "Oat milk", "done": true})))
+		wantStatus(t, resp, u.items[0], synchro.PushStatusApplied, "")
+	})
+
+	// A conflict: both devices edit Bread from the same base; the swift
+	// device edited first (offline) and pushes last, so the kotlin
+	// device's write wins and the swift device takes the server's version.
+	each(func(u *user) {
+		i2 := u.items[1]
+		offline := u.s.write("items", i2, "update", u.s.edit("items", i2, map[string]any{"title": "Rye bread"}))
+		offline["client_updated_at"] = time.Now().Add(-time.Minute).UTC().Format("2006-01-02T15:04:05.000Z")
+		resp := u.k.sync(u.k.write("items", i2, "update", u.k.edit("items", i2, map[string]any{"title": "Sourdough", "done": true})))
+		wantStatus(t, resp, i2, synchro.PushStatusApplied, "")
+		resp = u.s.sync(offline)
+		r := wantStatus(t, resp, i2, synchro.PushStatusConflict, "")
+		if got := u.s.rows["items/"+i2]["title"]; got != "Sourdough" {
+			t.Errorf("%s: after the conflict the swift device holds %v, want the server's Sourdough; result %v", u.name, got, r)
+		}
+	})
+
+	// Deletes: the kotlin device deletes the swift device's empty list and
+	// Milk (after pulling its update); the swift device deletes the tag.
+	each(func(u *user) {
+		u.k.pullUntil("the swift device's update", func() bool { return u.k.rows["items/"+u.items[0]]["title"] == "Oat milk" })
+		u.s.pullUntil("the kotlin device's updates", func() bool {
+			return u.s.rows["tags/"+u.tags[0]]["label"] == "later" && u.s.rows["lists/"+u.lists[1]]["name"] == u.name+" chores, weekly"
+		})
+		resp := u.k.sync(u.k.write("items", u.items[0], "delete", nil), u.k.write("lists", u.lists[2], "delete", nil))
+		wantStatus(t, resp, u.items[0], synchro.PushStatusApplied, "")
+		wantStatus(t, resp, u.lists[2], synchro.PushStatusApplied, "")
+		resp = u.s.sync(u.s.write("tags", u.tags[0], "delete", nil))
+		wantStatus(t, resp, u.tags[0], synchro.PushStatusApplied, "")
+	})
+
+	// Every device pulls what the changelog holds, then equals a fresh
+	// snapshot of its user.
+	e.caughtUp(t)
+	each(func(u *user) {
+		fresh := e.joined(t, kotlin, u.name)
+		if len(fresh.rows) != 4 { // 2 lists, 2 items
+			t.Errorf("%s: fresh snapshot holds %d rows, want 4: %v", u.name, len(fresh.rows), fresh.rows)
+		}
+		if got := fresh.rows["lists/"+u.lists[1]]["name"]; got != u.name+" chores, weekly" {
+			t.Errorf("%s: snapshot's updated list name %v", u.name, got)
+		}
+		if got := fresh.rows["items/"+u.items[1]]; got["title"] != "Sourdough" || got["done"] != true {
+			t.Errorf("%s: snapshot's conflicted item %v, want the winner's Sourdough", u.name, got)
+		}
+		var other *user
+		for _, o := range users {
+			if o != u {
+				other = o
+			}
+		}
+		for _, d := range []*confDevice{u.k, u.s} {
+			d.pullUntil("the end", func() bool { return true })
+			for k, want := range fresh.rows {
+				if got := d.rows[k]; !reflect.DeepEqual(got, want) {
+					t.Errorf("%s's %s device: %s is %v, the snapshot's %v", u.name, d.shape, k, got, want)
+				}
+			}
+			for k, got := range d.rows {
+				if _, ok := fresh.rows[k]; !ok {
+					t.Errorf("%s's %s device holds %s = %v, not in the snapshot", u.name, d.shape, k, got)
+				}
+			}
+			for table, ids := range map[string][]string{"lists": other.lists, "items": other.items, "tags": other.tags} {
+				for _, id := range ids {
+					k := table + "/" + id
+					if d.rows[k] != nil || d.deleted[k] {
+						t.Errorf("%s's %s device knows %s of %s", u.name, d.shape, k, other.name)
+					}
+				}
+			}
+			for k, data := range d.rows {
+				if owner, ok := data["user_id"]; ok && owner != u.name {
+					t.Errorf("%s's %s device holds %s of %v", u.name, d.shape, k, owner)
+				}
+			}
+		}
+	})
 }
