@@ -3,6 +3,7 @@ package synchro
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -23,15 +24,11 @@ type clientRow struct {
 	snapshotSubs []string
 	// ackedSeq is the checkpoint the client last pulled from.
 	ackedSeq *int64
-	// parentWaits counts the client's consecutive pushes answered with a
-	// retryable parent_not_found, the first of them at parentWaitSince.
-	parentWaits     int
-	parentWaitSince *time.Time
 }
 
 const clientColumns = `id::text, user_id, client_id, client_name, platform, app_version, to_json(bucket_subs)::text,
 	last_sync_at, last_pull_at, last_push_at, last_pull_seq, is_active, created_at, updated_at,
-	snapshot_seq, snapshot_completed_at, to_json(snapshot_subs)::text, acked_seq, parent_waits, parent_wait_since`
+	snapshot_seq, snapshot_completed_at, to_json(snapshot_subs)::text, acked_seq`
 
 // scanClient reads the columns of clientColumns, then into extra the
 // columns that follow them.
@@ -41,7 +38,7 @@ func scanClient(row interface{ Scan(...any) error }, extra ...any) (*clientRow, 
 	var snapSubs sql.NullString
 	dest := []any{&c.ID, &c.UserID, &c.ClientID, &c.ClientName, &c.Platform, &c.AppVersion, &subs,
 		&c.LastSyncAt, &c.LastPullAt, &c.LastPushAt, &c.LastPullSeq, &c.IsActive, &c.CreatedAt, &c.UpdatedAt,
-		&c.snapshotSeq, &c.snapshotCompletedAt, &snapSubs, &c.ackedSeq, &c.parentWaits, &c.parentWaitSince}
+		&c.snapshotSeq, &c.snapshotCompletedAt, &snapSubs, &c.ackedSeq}
 	err := row.Scan(append(dest, extra...)...)
 	if err != nil {
 		return nil, err
@@ -96,12 +93,42 @@ func findClient(ctx context.Context, db DB, clientID, query string, args []any, 
 	return c, nil
 }
 
+// pushClient is the client row as a push sees it.
+type pushClient struct {
+	*clientRow
+	// waits are the records of the client's last push that wait for their
+	// parent (clients.parent_waits).
+	waits []parentWait
+	// now is the database's clock at the start of the push.
+	now time.Time
+}
+
+// parentWait is one record of clients.parent_waits.
+type parentWait struct {
+	Table string `json:"table"`
+	ID    string `json:"id"`
+	// Stalled counts the pushes of the client, since the record first
+	// waited, that applied nothing at all.
+	Stalled int       `json:"stalled"`
+	Since   time.Time `json:"since"`
+}
+
 // lockClientForPush loads the client inside the push transaction, locking
 // its row (see findClient for the errors).
-func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string) (*clientRow, error) {
-	return findClient(ctx, tx, clientID,
-		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
-		[]any{userID, clientID})
+func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string) (*pushClient, error) {
+	var waits string
+	pc := &pushClient{}
+	c, err := findClient(ctx, tx, clientID,
+		`SELECT `+clientColumns+`, parent_waits::text, now() FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
+		[]any{userID, clientID}, &waits, &pc.now)
+	if err != nil {
+		return nil, err
+	}
+	pc.clientRow = c
+	if err := json.Unmarshal([]byte(waits), &pc.waits); err != nil {
+		return nil, fmt.Errorf("synchro: reading the parent waits of client %q: %w", clientID, err)
+	}
+	return pc, nil
 }
 
 // loadClient reads a client (see findClient for the errors).

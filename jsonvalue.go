@@ -104,3 +104,29 @@ func sameDecoded(a, b any) bool {
 	}
 	return false
 }
+
+// isColumnDefault reports whether a pushed value is what a device that
+// built its table from the schema contract gets from the column's portable
+// default (SchemaColumn.SQLiteDefaultSQL): the literal itself (booleans as
+// true/false or 1/0), or, for a current-time default, any string, since
+// the device's clock made it.
+func isColumnDefault(col *columnInfo, raw json.RawMessage) bool {
+	if col == nil || col.defaultKind != DefaultKindPortable {
+		return false
+	}
+	d := col.sqliteDflt
+	switch {
+	case d == sqliteNowRFC3339 || d == "CURRENT_TIMESTAMP" || d == "CURRENT_DATE" || d == "CURRENT_TIME":
+		v, ok := decodeJSONValue(raw)
+		_, isString := v.(string)
+		return ok && isString
+	case d == "NULL":
+		return isJSONNull(raw)
+	case col.logicalType == "boolean" && (d == "1" || d == "0"):
+		return sameJSONValue(raw, json.RawMessage(d)) || sameJSONValue(raw, json.RawMessage(map[string]string{"1": "true", "0": "false"}[d]))
+	case strings.HasPrefix(d, "'") && strings.HasSuffix(d, "'") && len(d) >= 2:
+		lit, err := json.Marshal(strings.ReplaceAll(d[1:len(d)-1], "''", "'"))
+		return err == nil && sameJSONValue(raw, lit)
+	}
+	return sameJSONValue(raw, json.RawMessage(d))
+}

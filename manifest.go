@@ -133,6 +133,10 @@ func (c *schemaCache) refreshLocked(ctx context.Context) (*manifest, error) {
 		if err != nil {
 			return nil, err
 		}
+		if mixedOwnerTypes(snap.info) {
+			c.logger.WarnContext(ctx, "synchro: the owner columns of the registered tables have types of different text forms (such as uuid and text); "+
+				"user ids are used exactly as the auth layer returns them, so it must spell them as PostgreSQL prints every owner column (lower-case UUIDs)")
+		}
 		if old != nil {
 			c.logger.InfoContext(ctx, "synchro: schema contract changed",
 				"old_version", old.version, "new_version", next.version, "hash", next.hash)

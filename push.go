@@ -65,9 +65,13 @@ const (
 // when it equals the record id. The owner column and the parent foreign key
 // may be set by a create (the owner only to the caller) and repeated
 // unchanged by an update. A column of the application's ProtectedColumns may
-// appear on a create only as null and on an update only with its stored
-// value (compared as JSON values: numbers by value, timestamps as instants);
-// both are then ignored. Every other key must be a synced column of the
+// appear on a create only as null or as the default the schema contract
+// gives devices, and on an update only with its stored value (compared as
+// JSON values: numbers by value, timestamps as instants); both are then
+// ignored. On an update whose base_updated_at names an older version than
+// the stored row (the device's copy is stale: the server changed the row
+// since), a differing owner, parent or protected value is the device's old
+// copy, not a change: it is ignored too. Every other key must be a synced column of the
 // table: an unknown column, a column outside SyncColumns, or a changed
 // protected, owner or parent column is refused as invalid_data naming the
 // column.
@@ -93,23 +97,27 @@ const (
 // (jsonb_populate_record), so integers beyond 2^53, numerics, JSON, arrays,
 // bytea ("\\x..." strings), enums and timestamps keep their exact values.
 //
-// A create whose parent row (ParentFKCol) is not there is retried after
-// the other records of the push, so a parent that comes later in the same
-// request is found. If it is still missing: parent_deleted
-// (rejected_terminal) when the changelog of the client's buckets records the
-// parent's deletion, or when the client's acknowledged checkpoint is below
-// the compaction boundary (it must snapshot again, which starts its queue
-// afresh); ownership_violation when the parent exists but belongs to another
-// user; otherwise parent_not_found (rejected_retryable), since the device
-// may push the parent later. A client answered parent_not_found on 10
-// consecutive pushes over at least 10 minutes gets its records still
-// missing their parent as parent_never_arrived (rejected_terminal) on the
-// next: its queue evidently never delivers the parent, and must not stay
-// stuck. A create or update that a single-column
-// foreign key refuses is treated the same way when the key refers to the
-// primary key of a registered table clients push to (the row may come from
-// the device); a key to any other table is refused for good (create_failed
-// or update_failed, terminal).
+// A create whose parent row (ParentFKCol) the caller cannot read is
+// retried after the other records of the push, so a parent that comes
+// later in the same request is found; so is a create or update that a
+// single-column foreign key refuses when the key refers to the primary key
+// of a registered table clients push to (the row may come from the device;
+// a key to any other table is refused for good: create_failed or
+// update_failed, terminal). If the row is still missing: parent_deleted
+// (rejected_terminal) when the changelog of the client's buckets records
+// its deletion, or when the client's acknowledged checkpoint is below the
+// compaction boundary (it must snapshot again, which starts its queue
+// afresh); otherwise parent_not_found (rejected_retryable), since the
+// device may push it later. A parent of another user that row-level
+// security hides is answered like a missing one, so that a push never
+// tells whether another user's row exists (with a role that bypasses RLS
+// the engine sees it: ownership_violation). A record that has waited for
+// its parent through 10 pushes of its client that applied nothing at all,
+// over at least 10 minutes, is answered parent_never_arrived
+// (rejected_terminal): the device's queue evidently never delivers the
+// parent (the SDKs resend the same batch after a retryable answer), and it
+// must not stay stuck. Pushes that apply anything do not count, so a
+// draining backlog is never cut short.
 //
 // rejected_terminal means the record can never succeed as sent (devices
 // drop it): constraint violations, bad values and row-level security
@@ -168,7 +176,7 @@ func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*Pu
 	if err != nil {
 		return nil, err
 	}
-	if err := e.staleCheck(ctx, client); err != nil {
+	if err := e.staleCheck(ctx, client.clientRow); err != nil {
 		return nil, err
 	}
 	if err := SetAuthContext(ctx, tx, userID); err != nil {
@@ -236,7 +244,7 @@ type pusher struct {
 	userID   string
 	clientID string
 	// client is the pushing client's row, locked for the push.
-	client *clientRow
+	client *pushClient
 	// dirty means a write succeeded since the savepoint was set, so the
 	// savepoint must be moved forward before the next statement that may
 	// have to be undone on its own.
@@ -289,10 +297,12 @@ type pushItem struct {
 	res       PushResult
 	// final is set once res is the record's outcome.
 	final bool
-	// deferrable means the record is a create that failed for want of its
-	// parent row, which a later record of the same push may create: it is
-	// tried again after the others.
+	// deferrable means the record failed for want of its parent row (or
+	// the row a foreign key refers to), named by awaits, which a later
+	// record of the same push may create: it is tried again after the
+	// others.
 	deferrable bool
+	awaits     parentKey
 
 	// Set by decide for a record that writes.
 	kind writeKind
@@ -309,6 +319,8 @@ type recordFailure struct {
 	// code is the SQLSTATE of a database failure, and constraint the name
 	// of the constraint it names, if any.
 	code, constraint string
+	// awaits is the row a parent_not_found record waits for.
+	awaits parentKey
 }
 
 func terminal(reason, format string, args ...any) *recordFailure {
@@ -319,95 +331,128 @@ func (it *pushItem) fail(f *recordFailure) {
 	it.res.Status, it.res.ReasonCode, it.res.Message = f.status, f.reason, f.message
 	it.final, it.kind = true, writeNone
 	it.deferrable = f.reason == reasonParentNotFound
+	it.awaits = f.awaits
 }
 
-// A client may be answered parent_not_found on parentWaitPushes
-// consecutive pushes spanning parentWaitTime; after that its records still
-// missing their parent are terminal (parent_never_arrived), so that a
-// device whose queue never delivers the parent (it was dropped there, or
-// lies beyond the batch the device keeps resending) is not stuck forever.
-// The SDKs retry a push with a retryable record before anything else,
-// within seconds to minutes; a device that pushes in order sends the
-// parent in its next push.
+// A record may wait for its parent (parent_not_found) through
+// parentWaitStalls pushes of its client that apply nothing at all, over at
+// least parentWaitTime; the next push of it is answered parent_never_arrived
+// (terminal). The SDKs resend the same batch after a retryable answer
+// before anything else, so a record whose parent is beyond that batch, or
+// was dropped on the device, would otherwise stop the device for good. A
+// push that applies anything (the device's queue moves) does not count, so
+// a backlog that drains is never cut short.
 const (
-	parentWaitPushes = 10
+	parentWaitStalls = 10
 	parentWaitTime   = 10 * time.Minute
 )
 
-// boundParentWait turns the records still waiting for their parent into
-// terminal ones once the client has waited long enough, and records on
-// the client row how long it has been waiting.
+// boundParentWait gives up on the records still waiting for their parent
+// that have waited long enough, and records on the client row which records
+// wait, through how many stalled pushes, since when.
 func (p *pusher) boundParentWait(ctx context.Context, items []*pushItem) error {
-	var waiting []*pushItem
-	for _, it := range items {
-		if it.res.Status == PushStatusRejectedRetryable && it.res.ReasonCode == reasonParentNotFound {
-			waiting = append(waiting, it)
-		}
-	}
 	c := p.client
-	if len(waiting) > 0 && c.parentWaits >= parentWaitPushes-1 && c.parentWaitSince != nil && time.Since(*c.parentWaitSince) >= parentWaitTime {
-		for _, it := range waiting {
-			it.res.Status, it.res.ReasonCode = PushStatusRejectedTerminal, reasonParentNeverArrived
-			it.res.Message = fmt.Sprintf("%s; the client has been waiting for it since %s, over %d pushes: given up",
-				it.res.Message, c.parentWaitSince.UTC().Format(time.RFC3339), c.parentWaits+1)
+	stalled := true
+	for _, it := range items {
+		if it.res.Status == PushStatusApplied {
+			stalled = false
+			break
 		}
-		waiting = nil
 	}
-	var q string
-	switch {
-	case len(waiting) > 0:
-		q = `UPDATE synchro.clients SET parent_waits = parent_waits + 1, parent_wait_since = coalesce(parent_wait_since, now()) WHERE id = $1::uuid`
-	case c.parentWaits > 0 || c.parentWaitSince != nil:
-		q = `UPDATE synchro.clients SET parent_waits = 0, parent_wait_since = NULL WHERE id = $1::uuid`
-	default:
+	before := map[parentKey]parentWait{}
+	for _, w := range c.waits {
+		before[p.rowKey(w.Table, w.ID)] = w
+	}
+	var after []parentWait
+	for _, it := range items {
+		if it.res.Status != PushStatusRejectedRetryable || it.res.ReasonCode != reasonParentNotFound {
+			continue
+		}
+		w, seen := before[p.rowKey(it.info.cfg.TableName, it.rec.ID)]
+		if !seen {
+			w = parentWait{Table: it.info.cfg.TableName, ID: it.rec.ID, Since: c.now}
+		}
+		if stalled {
+			w.Stalled++
+		}
+		if w.Stalled >= parentWaitStalls && c.now.Sub(w.Since) >= parentWaitTime {
+			it.res.Status, it.res.ReasonCode = PushStatusRejectedTerminal, reasonParentNeverArrived
+			it.res.Message = fmt.Sprintf("%s; it has waited since %s, through %d pushes that applied nothing: given up",
+				it.res.Message, w.Since.UTC().Format(time.RFC3339), w.Stalled)
+			continue
+		}
+		after = append(after, w)
+	}
+	if len(after) == 0 && len(c.waits) == 0 {
 		return nil
 	}
-	if _, err := p.tx.ExecContext(ctx, q, c.ID); err != nil {
-		return fmt.Errorf("synchro: push: recording the wait for parents: %w", err)
+	if after == nil {
+		after = []parentWait{}
+	}
+	doc, err := json.Marshal(after)
+	if err != nil {
+		return fmt.Errorf("synchro: push: encoding the parent waits: %w", err)
+	}
+	if _, err := p.tx.ExecContext(ctx, `UPDATE synchro.clients SET parent_waits = $2::jsonb WHERE id = $1::uuid`, c.ID, string(doc)); err != nil {
+		return fmt.Errorf("synchro: push: recording the parent waits: %w", err)
 	}
 	return nil
 }
 
-// retryDeferred tries the creates that failed for want of their parent row
-// again, one at a time in request order, after every other record of the
-// push: a device's queue may hold a child before its parent (the SDKs order
-// it by edit time, and editing a parent after creating its child moves the
-// parent behind). A record whose row another record of the push also
-// names is not retried, so no record's outcome depends on being moved
-// behind a record of the same row. It repeats while a round applies
-// something, so chains of any depth settle.
+// retryDeferred tries the records that failed for want of their parent row
+// (or the row a foreign key refers to) again, after every other record of
+// the push: a device's queue may hold a child before its parent (the SDKs
+// order it by edit time, and editing a parent after creating its child
+// moves the parent behind). Each such record is tried once more in request
+// order, then again only when the row it waits for has been applied, so
+// chains of any depth settle in work linear in the records. A record whose
+// row another record of the push also names is not retried, so no record's
+// outcome depends on being moved behind a record of the same row.
 func (p *pusher) retryDeferred(ctx context.Context, items []*pushItem) error {
-	type key struct{ table, id string }
-	named := map[key]int{}
+	named := map[parentKey]int{}
 	for _, it := range items {
 		if it.info != nil {
-			named[key{it.info.cfg.TableName, it.rec.ID}]++
+			named[p.rowKey(it.info.cfg.TableName, it.rec.ID)]++
 		}
 	}
-	for {
-		var again []*pushItem
-		for _, it := range items {
-			if it.deferrable && named[key{it.info.cfg.TableName, it.rec.ID}] == 1 {
-				again = append(again, it)
-			}
-		}
-		if len(again) == 0 {
-			return nil
-		}
-		progress := false
-		for _, it := range again {
-			it.reset()
-			if err := p.runOne(ctx, it); err != nil {
-				return fmt.Errorf("record %s %q: %w", it.rec.TableName, it.rec.ID, err)
-			}
-			if !it.deferrable {
-				progress = true
-			}
-		}
-		if !progress {
-			return nil
+	eligible := func(it *pushItem) bool {
+		return it.deferrable && named[p.rowKey(it.info.cfg.TableName, it.rec.ID)] == 1
+	}
+	var queue []*pushItem
+	for _, it := range items {
+		if eligible(it) {
+			queue = append(queue, it)
 		}
 	}
+	waiters := map[parentKey][]*pushItem{}
+	for len(queue) > 0 {
+		it := queue[0]
+		queue = queue[1:]
+		it.reset()
+		if err := p.runOne(ctx, it); err != nil {
+			return fmt.Errorf("record %s %q: %w", it.rec.TableName, it.rec.ID, err)
+		}
+		switch {
+		case it.res.Status == PushStatusApplied:
+			k := p.rowKey(it.info.cfg.TableName, it.rec.ID)
+			queue = append(queue, waiters[k]...)
+			delete(waiters, k)
+		case eligible(it):
+			k := p.rowKey(it.awaits.table, it.awaits.fk)
+			waiters[k] = append(waiters[k], it)
+		}
+	}
+	return nil
+}
+
+// rowKey names a row of a registered table by its key in the text form
+// PostgreSQL prints it in, so that two spellings of one key (an upper-case
+// UUID) meet.
+func (p *pusher) rowKey(table, id string) parentKey {
+	if t := p.m.table(table); t != nil {
+		id = formOfColumn(t.column(t.pk)).canonical(id)
+	}
+	return parentKey{table: table, fk: id}
 }
 
 // prepare runs the checks that need no database.
@@ -510,7 +555,7 @@ func (p *pusher) runSegment(ctx context.Context, items []*pushItem) error {
 // reset returns an item to its prepared state, for a second attempt.
 func (it *pushItem) reset() {
 	it.res = PushResult{ID: it.rec.ID, TableName: it.rec.TableName, Operation: it.rec.Operation}
-	it.final, it.kind, it.cols, it.deferrable = false, writeNone, nil, false
+	it.final, it.kind, it.cols, it.deferrable, it.awaits = false, writeNone, nil, false, parentKey{}
 }
 
 // freshSavepoint makes sure the standing savepoint sits after the last
@@ -715,7 +760,9 @@ func decodeData(raw json.RawMessage) (map[string]json.RawMessage, error) {
 // The primary key may appear with the record id as its value; the owner and
 // parent columns are checked later against the caller and the stored row.
 // A column of the application's ProtectedColumns is refused on a create
-// unless its value is null, and kept aside in protected (and removed from
+// unless its value is null or the column's default as the schema contract
+// gives it to devices (so a row made on a device with the contract's
+// defaults passes), and kept aside in protected (and removed from
 // fields) on an update, where decideWrite accepts it only unchanged.
 func checkColumns(info *tableInfo, id string, op Operation, fields map[string]json.RawMessage) (protected map[string]json.RawMessage, err error) {
 	cfg := info.cfg
@@ -738,7 +785,7 @@ func checkColumns(info *tableInfo, id string, op Operation, fields map[string]js
 		case key == cfg.OwnerColumn || key == cfg.ParentFKCol:
 		case cfg.IsProtected(key):
 			if op == OpInsert {
-				if !isJSONNull(fields[key]) {
+				if !isJSONNull(fields[key]) && !isColumnDefault(info.column(key), fields[key]) {
 					return nil, fmt.Errorf("column %q is managed by the server and cannot be written", key)
 				}
 			} else {

@@ -110,7 +110,8 @@ func (p *pusher) decideInsert(ctx context.Context, it *pushItem) (*recordFailure
 	cfg, info := it.info.cfg, it.info
 	if cfg.OwnerColumn != "" {
 		if v, present := it.fields[cfg.OwnerColumn]; present {
-			if s, ok := rawText(v); !ok || formOfColumn(info.column(cfg.OwnerColumn)).canonical(s) != p.userID {
+			f := formOfColumn(info.column(cfg.OwnerColumn))
+			if s, ok := rawText(v); !ok || f.canonical(s) != f.canonical(p.userID) {
 				return terminal(reasonOwnershipViolation, "column %q must be the caller's user id", cfg.OwnerColumn), nil
 			}
 		}
@@ -201,43 +202,40 @@ func (p *pusher) parentAbsent(ctx context.Context, info *tableInfo, fields map[s
 	return p.missingParent(ctx, parent, fk)
 }
 
-// missingParent decides the outcome of a new record whose parent row (key
-// fk of table parent) the caller cannot read. The parent may belong to
-// another user (its edges exist: ownership_violation, terminal); it may have
-// been deleted (the changelog of the caller's buckets records the delete:
-// parent_deleted, terminal); the client's history may be older than the
-// server keeps, so that a delete can no longer be seen (parent_deleted,
-// terminal: the client must snapshot again, which starts its queue
-// afresh); otherwise it may still come, later in the device's queue
-// (parent_not_found, retryable).
+// missingParent decides the outcome of a record whose parent row (key fk of
+// table parent), or the row a foreign key of it refers to, the caller
+// cannot read. It may have been deleted (the changelog of the caller's
+// buckets records the delete: parent_deleted, terminal); the client's
+// history may be older than the server keeps, so that a delete can no
+// longer be seen (parent_deleted, terminal: the client must snapshot again,
+// which starts its queue afresh); otherwise it may still come, later in the
+// device's queue (parent_not_found, retryable, bounded by boundParentWait).
+// A row of another user that the caller cannot read is answered the same
+// way as one that does not exist, so that a push never tells whether
+// another user's row exists.
 func (p *pusher) missingParent(ctx context.Context, parent *tableInfo, fk string) (*recordFailure, error) {
-	buckets := []string{userBucket(p.userID)}
-	if p.client != nil {
-		buckets = append(buckets, p.client.BucketSubs...)
-	}
+	buckets := append([]string{userBucket(p.userID)}, p.client.BucketSubs...)
 	var (
-		elsewhere, deleted bool
-		boundary           int64
+		deleted  bool
+		boundary int64
 	)
-	err := p.tx.QueryRowContext(ctx, fmt.Sprintf(`WITH k AS (SELECT CAST($2::text AS %s)::text AS id)
-SELECT EXISTS (SELECT FROM synchro.bucket_edges e, k WHERE e.table_name = $1 AND e.record_id = k.id),
-	EXISTS (SELECT FROM synchro.changelog c, k WHERE c.table_name = $1 AND c.record_id = k.id AND c.bucket_id = ANY($3::text[]) AND c.operation = 3),
+	err := p.tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT EXISTS (SELECT FROM synchro.changelog c
+		WHERE c.table_name = $1 AND c.record_id = CAST($2::text AS %s)::text AND c.bucket_id = ANY($3::text[]) AND c.operation = 3),
 	coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0)`, parent.pkType()),
-		parent.cfg.TableName, fk, buckets).Scan(&elsewhere, &deleted, &boundary)
+		parent.cfg.TableName, fk, buckets).Scan(&deleted, &boundary)
 	if err != nil {
 		return classifyDBError(err, reasonInternalError, "looking for the parent")
 	}
 	name := parent.cfg.TableName
 	switch {
-	case elsewhere:
-		return terminal(reasonOwnershipViolation, "row %q of table %q, which the record refers to, does not exist or is not accessible", fk, name), nil
 	case deleted:
 		return terminal(reasonParentDeleted, "row %q of table %q, which the record refers to, was deleted", fk, name), nil
-	case p.client != nil && p.client.ackedSeq != nil && *p.client.ackedSeq < boundary:
+	case p.client.ackedSeq != nil && *p.client.ackedSeq < boundary:
 		return terminal(reasonParentDeleted, "row %q of table %q, which the record refers to, does not exist, and this client's history is older than the server keeps: it must snapshot again", fk, name), nil
 	}
 	return &recordFailure{status: PushStatusRejectedRetryable, reason: reasonParentNotFound,
-		message: fmt.Sprintf("row %q of table %q, which the record refers to, does not exist yet; push it first, or retry", fk, name)}, nil
+		message: fmt.Sprintf("row %q of table %q, which the record refers to, does not exist yet; push it first, or retry", fk, name),
+		awaits:  parentKey{table: name, fk: fk}}, nil
 }
 
 // missingReference decides the outcome of a write that a foreign key
@@ -277,12 +275,28 @@ WHERE c.contype = 'f' AND c.conname = $1 AND c.conrelid = $2::regclass AND cardi
 	return nil, nil
 }
 
+// staleCopy reports whether the device's copy of the row is older than the
+// stored row: the table keeps versions (an updated-at column) and the
+// record names a base version that is not the stored one. Without a base
+// version nothing is known of the device's copy: it is not stale.
+func staleCopy(info *tableInfo, rec *PushRecord, row *lockedRow) bool {
+	if !info.hasUpdatedAt || row.updatedAt == nil || rec.BaseUpdatedAt == nil {
+		return false
+	}
+	return !rec.BaseUpdatedAt.Equal(*row.updatedAt)
+}
+
 // decideWrite resolves the conflict between the client's change and the
 // stored row, and plans the update (or resurrection) when the client wins.
 func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, kind writeKind) (*recordFailure, error) {
 	cfg, info := it.info.cfg, it.info
-	// The owner and parent columns cannot change through a push: repeating
-	// the stored value is accepted, anything else is refused.
+	// The owner and parent columns, and the application's protected
+	// columns, cannot change through a push: repeating the stored value is
+	// accepted, and so is an older value from a device whose copy of the
+	// row is older than the stored one (its base version is not the
+	// current one: the server changed the column since); both are then
+	// ignored. Anything else is refused.
+	stale := staleCopy(info, it.rec, row)
 	for _, f := range []struct {
 		col    string
 		stored *string
@@ -298,7 +312,7 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 		if ok {
 			s = formOfColumn(info.column(f.col)).canonical(s)
 		}
-		if ok != (f.stored != nil) || (ok && s != *f.stored) {
+		if (ok != (f.stored != nil) || (ok && s != *f.stored)) && !stale {
 			return terminal(reasonInvalidData, "column %q cannot be changed", f.col), nil
 		}
 		delete(it.fields, f.col)
@@ -310,7 +324,7 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 			return nil, fmt.Errorf("reading the stored row of %q: %w", it.rec.ID, err)
 		}
 		for _, col := range slices.Sorted(maps.Keys(it.protected)) {
-			if !sameJSONValue(it.protected[col], stored[col]) {
+			if !sameJSONValue(it.protected[col], stored[col]) && !stale {
 				return terminal(reasonInvalidData, "column %q is managed by the server and cannot be written", col), nil
 			}
 		}
@@ -378,7 +392,8 @@ func (p *pusher) requireOwned(ctx context.Context, info *tableInfo, id string, v
 	if jr, ok := p.e.ownership.(*JoinResolver); ok {
 		var owner string
 		owner, owned, err = p.chainOwnerOf(ctx, jr, info.cfg, vals)
-		owned = owned && owner == p.userID
+		f := p.m.ownerForm(info)
+		owned = owned && f.canonical(owner) == f.canonical(p.userID)
 	} else {
 		var buckets []string
 		buckets, err = p.e.ownership.ResolveOwner(ctx, p.tx, info.cfg.TableName, id, vals)

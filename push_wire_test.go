@@ -1,7 +1,6 @@
 package synchro
 
 import (
-	"database/sql"
 	"fmt"
 	"github.com/synchrosync/synchro/internal/pgtest"
 
@@ -95,6 +94,9 @@ func TestPushProtectedColumns(t *testing.T) {
 	p.register("alice", "c1")
 
 	ptWant(t, "create with null protected", p.one("alice", "c1", ptCreate("scores", "s1", `{"label":"a","points":null,"checked_at":null}`)), PushStatusApplied, "")
+	// A device that built its table from the contract sends the column's
+	// default: accepted, it is what the server writes too.
+	ptWant(t, "create with the default", p.one("alice", "c1", ptCreate("scores", "s0", `{"label":"a","points":0,"checked_at":null}`)), PushStatusApplied, "")
 	res := p.one("alice", "c1", ptCreate("scores", "s2", `{"label":"a","points":5}`))
 	ptWant(t, "create with a protected value", res, PushStatusRejectedTerminal, reasonInvalidData)
 	if !strings.Contains(res.Message, "points") {
@@ -124,6 +126,70 @@ func TestPushProtectedColumns(t *testing.T) {
 	if label != "d" || points != "12.50" {
 		t.Errorf("scores row %q %q, want d 12.50", label, points)
 	}
+
+	// A device whose copy is older than the row (its base version is not
+	// the current one) sends the value it holds, which the server has
+	// changed since: ignored, the rest of its edit goes through the
+	// resolver. A device with the current copy that changes it is refused.
+	var current time.Time
+	ptScan(t, db.Super, `SELECT updated_at FROM scores WHERE id = 's1'`, nil, &current)
+	old := current.Add(-time.Minute)
+	staleEdit := ptUpdate("scores", "s1", `{"label":"stale","points":3}`, ptFuture())
+	staleEdit.BaseUpdatedAt = &old
+	ptWant(t, "stale copy", p.one("alice", "c1", staleEdit), PushStatusApplied, "")
+	ptScan(t, db.Super, `SELECT label, points::text, updated_at FROM scores WHERE id = 's1'`, nil, &label, &points, &current)
+	if label != "stale" || points != "12.50" {
+		t.Errorf("after a stale copy's edit: %q %q, want stale 12.50", label, points)
+	}
+	currentEdit := ptUpdate("scores", "s1", `{"label":"current","points":3}`, ptFuture())
+	currentEdit.BaseUpdatedAt = &current
+	ptWant(t, "current copy", p.one("alice", "c1", currentEdit), PushStatusRejectedTerminal, reasonInvalidData)
+}
+
+// TestPushStaleParentAndOwner: the server moved an item to another list
+// while a device edited it offline; the device's whole row still names the
+// old list. Its edit applies and the item stays where the server put it.
+func TestPushStaleParentAndOwner(t *testing.T) {
+	t.Parallel()
+	p := ptNewEnv(t, nil)
+	p.register("alice", "c1")
+	a, b, item := ptID(), ptID(), ptID()
+	resp := p.push("alice", "c1",
+		ptCreate("lists", a, `{"name":"A"}`),
+		ptCreate("lists", b, `{"name":"B"}`),
+		ptCreate("items", item, `{"list_id":"`+a+`","title":"t"}`),
+	)
+	base := *ptFind(t, resp, item).ServerUpdatedAt
+	ptExec(t, p.db.Super, `UPDATE items SET list_id = $1::uuid, updated_at = clock_timestamp() WHERE id = $2::uuid`, b, item)
+
+	edit := ptUpdate("items", item, `{"id":"`+item+`","list_id":"`+a+`","title":"renamed offline","done":false}`, ptFuture())
+	edit.BaseUpdatedAt = &base
+	ptWant(t, "edit of a moved item", p.one("alice", "c1", edit), PushStatusApplied, "")
+	var list, title string
+	ptScan(t, p.db.Super, `SELECT list_id::text, title FROM items WHERE id = $1::uuid`, []any{item}, &list, &title)
+	if list != b || title != "renamed offline" {
+		t.Errorf("item in list %s titled %q, want list %s (the server's move) and the device's title", list, title, b)
+	}
+}
+
+// TestPushOwnerIDFormsMixed: with owner columns of different types (uuid and
+// text) the id is used as the auth layer returns it; a uuid owner column
+// still compares in its own type.
+func TestPushOwnerIDFormsMixed(t *testing.T) {
+	t.Parallel()
+	db := pgtestSetupUUIDOwners(t)
+	reg := ptRegistry(t) // lists and notes have text owners
+	reg.Register(&TableConfig{TableName: "docs", OwnerColumn: "owner_id"})
+	reg.Register(&TableConfig{TableName: "pages", ParentTable: "docs", ParentFKCol: "doc_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	upper := strings.ToUpper(ptID())
+	p.register(upper, "c1")
+	doc, page := ptID(), ptID()
+	ptWant(t, "create", p.one(upper, "c1", ptCreate("docs", doc, `{"title":"a","owner_id":"`+upper+`"}`)), PushStatusApplied, "")
+	ptWant(t, "create child", p.one(upper, "c1", ptCreate("pages", page, `{"doc_id":"`+doc+`","body":"p"}`)), PushStatusApplied, "")
+	ptWant(t, "update", p.one(upper, "c1", ptUpdate("docs", doc, `{"title":"b","owner_id":"`+strings.ToLower(upper)+`"}`, ptFuture())), PushStatusApplied, "")
+	ptWant(t, "update child", p.one(upper, "c1", ptUpdate("pages", page, `{"body":"q"}`, ptFuture())), PushStatusApplied, "")
+	ptWant(t, "a text-owned list", p.one(upper, "c1", ptCreate("lists", ptID(), `{"name":"l","user_id":"`+upper+`"}`)), PushStatusApplied, "")
 }
 
 // TestPushChildBeforeParent: a create whose parent comes later in the same
@@ -182,8 +248,10 @@ func TestPushChildBeforeParent(t *testing.T) {
 }
 
 // TestPushChildBeforeParentUnderRLS: with the engine on a role subject to
-// row-level security, another user's parent is invisible, yet found to
-// exist through its edges: terminal, not retryable.
+// row-level security, another user's parent is invisible, and answered as
+// a parent that is not there (a push never tells whether another user's
+// row exists); the wait bound ends it. A child of the caller's own parent
+// later in the push is applied.
 func TestPushChildBeforeParentUnderRLS(t *testing.T) {
 	t.Parallel()
 	db := ptSetup(t)
@@ -194,10 +262,20 @@ func TestPushChildBeforeParentUnderRLS(t *testing.T) {
 	p := ptEngine(t, db, db.App, reg, nil)
 	p.register("alice", "c1")
 	p.register("bob", "c2")
-	bobs := ptID()
+	bobs, missing := ptID(), ptID()
 	ptWant(t, "bob's list", p.one("bob", "c2", ptCreate("lists", bobs, `{"name":"bob"}`)), PushStatusApplied, "")
-	ptExec(t, db.Super, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('lists', $1, 'user:bob')`, bobs)
-	ptWant(t, "bob's parent", p.one("alice", "c1", ptCreate("items", ptID(), `{"list_id":"`+strings.ToUpper(bobs)+`","title":"x"}`)), PushStatusRejectedTerminal, reasonOwnershipViolation)
+	onBobs := p.one("alice", "c1", ptCreate("items", ptID(), `{"list_id":"`+strings.ToUpper(bobs)+`","title":"x"}`))
+	onMissing := p.one("alice", "c1", ptCreate("items", ptID(), `{"list_id":"`+strings.ToUpper(missing)+`","title":"x"}`))
+	ptWant(t, "bob's parent", onBobs, PushStatusRejectedRetryable, reasonParentNotFound)
+	ptWant(t, "a missing parent", onMissing, PushStatusRejectedRetryable, reasonParentNotFound)
+	if strings.Replace(onBobs.Message, strings.ToUpper(bobs), "X", 1) != strings.Replace(onMissing.Message, strings.ToUpper(missing), "X", 1) {
+		t.Errorf("the answers tell bob's list from a missing one: %q, %q", onBobs.Message, onMissing.Message)
+	}
+	var n int
+	ptScan(t, db.Super, `SELECT count(*) FROM items`, nil, &n)
+	if n != 0 {
+		t.Errorf("%d items written under another user's or a missing parent", n)
+	}
 
 	list, item := ptID(), ptID()
 	resp := p.push("alice", "c1",
@@ -306,56 +384,71 @@ func TestSameJSONValue(t *testing.T) {
 	}
 }
 
-// TestPushParentWaitIsBounded: a client whose pushes keep missing a parent
-// is answered parent_not_found until it has waited parentWaitPushes pushes
-// over parentWaitTime; then the record is terminal, so a device whose queue
-// never delivers the parent is not stuck for ever. A push without a
-// missing parent starts the count again.
+// TestPushParentWaitIsBounded: a record waiting for its parent is answered
+// parent_not_found until it has waited through parentWaitStalls pushes that
+// applied nothing, over parentWaitTime; then it is terminal, so a device
+// whose queue never delivers the parent is not stuck for ever. Pushes that
+// apply something do not count, nor does a record's first wait.
 func TestPushParentWaitIsBounded(t *testing.T) {
 	t.Parallel()
 	p := ptNewEnv(t, nil)
 	super := p.db.Super
 	p.register("alice", "c1")
-	waits := func() (n int, since sql.NullTime) {
-		ptScan(t, super, `SELECT parent_waits, parent_wait_since FROM synchro.clients WHERE client_id = 'c1'`, nil, &n, &since)
-		return n, since
+	waits := func() []parentWait {
+		var doc string
+		ptScan(t, super, `SELECT parent_waits::text FROM synchro.clients WHERE client_id = 'c1'`, nil, &doc)
+		var w []parentWait
+		if err := json.Unmarshal([]byte(doc), &w); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	age := func() {
+		ptExec(t, super, `UPDATE synchro.clients SET parent_waits = (SELECT coalesce(jsonb_agg(jsonb_set(w, '{since}', to_jsonb(now() - $1::interval))), '[]')
+			FROM jsonb_array_elements(parent_waits) AS w) WHERE client_id = 'c1'`, fmt.Sprintf("%d seconds", int(parentWaitTime.Seconds())+1))
 	}
 	orphan := ptCreate("items", ptID(), `{"list_id":"`+ptID()+`","title":"orphan"}`)
-	for i := range parentWaitPushes - 1 {
+	for i := range parentWaitStalls - 1 {
 		ptWant(t, fmt.Sprint("push ", i), p.one("alice", "c1", orphan), PushStatusRejectedRetryable, reasonParentNotFound)
 	}
-	n, since := waits()
-	if n != parentWaitPushes-1 || !since.Valid {
-		t.Fatalf("after %d waiting pushes: parent_waits %d since %v", parentWaitPushes-1, n, since)
+	if w := waits(); len(w) != 1 || w[0].ID != orphan.ID || w[0].Stalled != parentWaitStalls-1 {
+		t.Fatalf("after %d stalled pushes: waits %+v", parentWaitStalls-1, w)
 	}
-	// Enough pushes, but not enough time: still waiting.
+	// Enough stalled pushes, but not enough time: still waiting.
 	ptWant(t, "too soon", p.one("alice", "c1", orphan), PushStatusRejectedRetryable, reasonParentNotFound)
-	ptExec(t, super, `UPDATE synchro.clients SET parent_wait_since = now() - $1::interval WHERE client_id = 'c1'`, fmt.Sprintf("%d seconds", int(parentWaitTime.Seconds())+1))
-	// A parent that comes in the same push is still found.
+	age()
+
+	// A parent that comes in the same push is still found; a record
+	// waiting for the first time is not given up; the old one is.
 	list, child := ptID(), ptID()
+	fresh := ptCreate("items", ptID(), `{"list_id":"`+ptID()+`","title":"fresh"}`)
 	resp := p.push("alice", "c1",
 		ptCreate("items", child, `{"list_id":"`+list+`","title":"child"}`),
 		orphan,
+		fresh,
 		ptCreate("lists", list, `{"name":"late"}`),
 	)
 	ptWant(t, "child of a late parent", ptFind(t, resp, child), PushStatusApplied, "")
+	ptWant(t, "first wait", ptFind(t, resp, fresh.ID), PushStatusRejectedRetryable, reasonParentNotFound)
 	res := ptFind(t, resp, orphan.ID)
 	ptWant(t, "given up", res, PushStatusRejectedTerminal, reasonParentNeverArrived)
-	if !strings.Contains(res.Message, "waiting") {
+	if !strings.Contains(res.Message, "waited") {
 		t.Errorf("message %q does not say how long it waited", res.Message)
 	}
-	if n, since := waits(); n != 0 || since.Valid {
-		t.Errorf("after giving up: parent_waits %d since %v, want 0 and NULL", n, since)
+	if w := waits(); len(w) != 1 || w[0].ID != fresh.ID || w[0].Stalled != 0 {
+		t.Errorf("after giving up: waits %+v, want only the fresh record, with no stalled push (that push applied something)", w)
 	}
 
-	// A push without a missing parent starts the count again.
-	other := ptCreate("items", ptID(), `{"list_id":"`+ptID()+`","title":"orphan 2"}`)
-	ptWant(t, "waiting again", p.one("alice", "c1", other), PushStatusRejectedRetryable, reasonParentNotFound)
-	if n, _ := waits(); n != 1 {
-		t.Errorf("parent_waits %d, want 1", n)
+	// A queue that moves (each push applies something) is never cut short,
+	// however long it takes.
+	for i := range parentWaitStalls + 2 {
+		ptWant(t, fmt.Sprint("moving queue ", i), ptFind(t, p.push("alice", "c1", fresh, ptCreate("lists", ptID(), `{"name":"x"}`)), fresh.ID),
+			PushStatusRejectedRetryable, reasonParentNotFound)
+		age()
 	}
-	ptWant(t, "an ordinary push", p.one("alice", "c1", ptCreate("lists", ptID(), `{"name":"x"}`)), PushStatusApplied, "")
-	if n, since := waits(); n != 0 || since.Valid {
-		t.Errorf("after a push without a missing parent: parent_waits %d since %v, want 0 and NULL", n, since)
+	// Once the device stops sending it, it is forgotten.
+	ptWant(t, "an ordinary push", p.one("alice", "c1", ptCreate("lists", ptID(), `{"name":"y"}`)), PushStatusApplied, "")
+	if w := waits(); len(w) != 0 {
+		t.Errorf("after a push without waiting records: waits %+v, want none", w)
 	}
 }

@@ -125,9 +125,14 @@
 // becomes "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"; when every one is
 // smallint, integer or bigint, "0042" becomes "42". With text owner
 // columns, or owner columns of several types, the id is used as the auth
-// layer returned it. Bucket ids are "user:" followed by the owner value's
-// PostgreSQL text form, so a subscription rule should build them from the
-// user id it is given (already in that form).
+// layer returned it (the engine logs a warning for several types: the auth
+// layer must then spell ids as PostgreSQL prints each owner column, since
+// the generated RLS policies compare text). Bucket ids are "user:" followed
+// by the owner value's PostgreSQL text form, so a subscription rule should
+// build them from the user id it is given (already in that form). Client
+// rows registered under another spelling by an earlier version are not
+// found under the new one: such devices register again (the SDKs do at
+// every start).
 //
 // # Conflicts and versions
 //

@@ -60,6 +60,34 @@ func formOfColumn(col *columnInfo) ownerForm {
 	return ownerFormAsIs
 }
 
+// ownerForm returns the form of the owner column that decides who owns the
+// rows of t: its own OwnerColumn, or that of the nearest ancestor that has
+// one (the root of its parent chain).
+func (m *manifest) ownerForm(t *tableInfo) ownerForm {
+	if t.cfg.OwnerColumn != "" {
+		return formOfColumn(t.column(t.cfg.OwnerColumn))
+	}
+	for _, name := range t.ancestors {
+		if a := m.table(name); a != nil && a.cfg.OwnerColumn != "" {
+			return formOfColumn(a.column(a.cfg.OwnerColumn))
+		}
+	}
+	return ownerFormAsIs
+}
+
+// mixedOwnerTypes reports whether the owner columns of the registered
+// tables have types of different text forms (such as uuid and text): user
+// ids are then used as the auth layer returns them.
+func mixedOwnerTypes(info map[string]*tableInfo) bool {
+	seen := map[ownerForm]bool{}
+	for _, t := range info {
+		if col := t.column(t.cfg.OwnerColumn); t.cfg.OwnerColumn != "" && col != nil {
+			seen[formOfColumn(col)] = true
+		}
+	}
+	return len(seen) > 1
+}
+
 // canonical returns id in form f. An id that is not a valid value of the
 // owner type is returned unchanged: it owns nothing either way.
 func (f ownerForm) canonical(id string) string {

@@ -299,8 +299,7 @@ func TestSchema(t *testing.T) {
 				{Name: "updated_at", Type: timestamptz, NotNull: true, Default: now},
 				{Name: "acked_seq", Type: bigint},
 				{Name: "snapshot_subs", Type: "text[]"},
-				{Name: "parent_waits", Type: "integer", NotNull: true, Default: "0"},
-				{Name: "parent_wait_since", Type: timestamptz},
+				{Name: "parent_waits", Type: "jsonb", NotNull: true, Default: "'[]'::jsonb"},
 			},
 			indexes: map[string]string{
 				"clients_pkey":                "(id)",

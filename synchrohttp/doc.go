@@ -153,14 +153,15 @@
 //	                                          record cannot be read (decided here)
 //	rejected_terminal   record_not_found      an update or delete of a row that does not exist or that
 //	                                          the caller cannot see
-//	rejected_terminal   ownership_violation   the row, or the parent a create names, belongs to another user
+//	rejected_terminal   ownership_violation   the row belongs to another user (or, with an engine role that
+//	                                          bypasses RLS, the parent a create names)
 //	rejected_terminal   parent_deleted        a create's parent (or referred row) is gone: the changelog of the client's
 //	                                          buckets records its deletion, or the client's checkpoint is
 //	                                          older than the server's history (its next pull tells it to
 //	                                          snapshot again, and the SDKs' rebuild starts the queue afresh)
 //	rejected_terminal   parent_never_arrived  a record still missing its parent (or referred row) after
-//	                                          the client was answered parent_not_found on 10 consecutive
-//	                                          pushes over at least 10 minutes: its queue never delivers it
+//	                                          waiting through 10 pushes of its client that applied
+//	                                          nothing, over at least 10 minutes: the queue never delivers it
 //	rejected_terminal   stale_client          Hooks.OnStaleClient refused the client (see below)
 //	rejected_terminal   create_failed,        PostgreSQL refused the write for good: a constraint (NOT NULL,
 //	                    update_failed,        unique, foreign key, check), row-level security, or an
@@ -174,11 +175,14 @@
 //	                                          the device pushes the parent; if the parent never comes,
 //	                                          its deletion in the changelog, or the client's checkpoint
 //	                                          falling behind retention, turns the record into
-//	                                          parent_deleted, and at the latest 10 consecutive pushes
-//	                                          over 10 minutes into parent_never_arrived (terminal). The
-//	                                          SDKs retry the same batch and pull only after it passes, so
-//	                                          that bound is what frees a device whose queue never
-//	                                          delivers the parent
+//	                                          parent_deleted, and at the latest 10 pushes that applied
+//	                                          nothing, over 10 minutes, into parent_never_arrived
+//	                                          (terminal). The SDKs resend the same batch and pull only
+//	                                          after it passes, so that bound is what frees a device
+//	                                          whose queue never delivers the parent within the batch: a
+//	                                          parent beyond it (over 100 records behind its child in the
+//	                                          SDK's queue) cannot arrive, and the child is given up.
+//	                                          A parent of another user hidden by RLS is answered so too
 //	rejected_retryable  create_failed,        a transient database failure (serialization failure,
 //	                    update_failed,        deadlock, lock or statement timeout, shutdown, connection,
 //	                    delete_failed,        resources). Out: the retry succeeds once the database does
