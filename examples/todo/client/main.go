@@ -1,5 +1,5 @@
 // Command client is the scripted demo client of the example server
-// examples/todo: four devices, each with its own local SQLite file, sync
+// examples/todo: five devices, each with its own local SQLite file, sync
 // through the server's HTTP API and print a transcript.
 //
 //	go run ./examples/todo &                 # the server, on 127.0.0.1:8080
@@ -12,14 +12,17 @@
 // and the server resolves the conflict (last writer wins, by the time of the
 // write against the server's row). A third device of alice, alice-sdk
 // (sdkdevice.go), speaks exactly the wire of the original Swift and Kotlin
-// SDKs, in Kotlin's shape: JSON maps rather than our request types, whole
-// rows, SQLite timestamps, change capture by SQLite triggers built from the
+// SDKs, in Kotlin's shape: JSON maps rather than our request types, explicit
+// nulls, whole rows, change capture by SQLite triggers built from the
 // schema contract; it creates, updates and deletes items and loses a
-// conflict to the laptop. bob sees none of alice's rows and cannot change
-// them. At the end alice's devices must hold the same rows, equal to what a
-// fresh device of alice gets from the server (alice-sdk without created_at,
-// see compare); the client exits with status 1 when they differ or anything
-// fails.
+// conflict to the laptop. bob has a tablet and bob-sdk, the same SDK device
+// in Swift's shape (null fields left out of its requests): bob-sdk receives
+// the tablet's list, adds to it, makes a list of its own, renames and
+// deletes items and wins a conflict with the tablet. bob sees none of
+// alice's rows and cannot change them. At the end each user's devices must
+// hold the same rows, equal to what a fresh device of that user gets from
+// the server (the SDK devices without created_at, see compare); the client
+// exits with status 1 when they differ or anything fails.
 //
 // Each of the other devices keeps its synced tables, created from the
 // server's schema contract (GET /sync/schema), an outbox of its offline
@@ -152,6 +155,8 @@ type member interface {
 	// records per table.
 	bootstrap(ctx context.Context) (map[string]int, error)
 	tableNames() []string
+	// rows returns every local row of a table, in key order.
+	rows(ctx context.Context, table string) ([]localRow, error)
 	// queued returns the number of local writes waiting for a push.
 	queued(ctx context.Context) (int, error)
 	// waitFor syncs until every record of want has arrived and returns
@@ -189,7 +194,11 @@ func (s *scenario) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	android, err := s.joinSDK(ctx, "alice-sdk", "alice")
+	android, err := s.joinSDK(ctx, "alice-sdk", "alice", kotlinShape)
+	if err != nil {
+		return err
+	}
+	ios, err := s.joinSDK(ctx, "bob-sdk", "bob", swiftShape)
 	if err != nil {
 		return err
 	}
@@ -293,9 +302,12 @@ func (s *scenario) play(ctx context.Context) error {
 		return err
 	}
 
-	// 6. Bob: his own list, none of alice's rows, no way to change them.
+	// 6. Bob: his own lists, shared by his two devices, none of alice's
+	// rows, no way to change them.
+	var chores string
 	err = s.offline(ctx, tablet, `creates list "Chores" with item "Vacuum"`, func() error {
-		chores, err := tablet.create(ctx, "lists", map[string]any{"user_id": "bob", "name": "Chores"})
+		var err error
+		chores, err = tablet.create(ctx, "lists", map[string]any{"user_id": "bob", "name": "Chores"})
 		if err != nil {
 			return err
 		}
@@ -308,16 +320,27 @@ func (s *scenario) play(ctx context.Context) error {
 	if err := s.push(ctx, tablet); err != nil {
 		return err
 	}
-	if err := s.receive(ctx, tablet); err != nil {
+	if err := s.receive(ctx, tablet, ios); err != nil {
 		return err
 	}
-	if err := s.checkIsolation(ctx, tablet, "bob", milk); err != nil {
+	if err := s.bobScene(ctx, ios, tablet, chores); err != nil {
+		return err
+	}
+	for _, d := range []member{tablet, ios} {
+		if err := s.checkHoldings(ctx, d, "bob"); err != nil {
+			return err
+		}
+	}
+	if err := s.checkForeignWrite(ctx, tablet, milk); err != nil {
 		return err
 	}
 
-	// 7. Everything settled: alice's devices must be equal, to each other
-	// and to the server's view.
-	return s.compare(ctx, laptop, phone, android)
+	// 7. Everything settled: each user's devices must be equal, to each
+	// other and to the server's view.
+	if err := s.compare(ctx, laptop, phone, android); err != nil {
+		return err
+	}
+	return s.compare(ctx, tablet, ios)
 }
 
 // joinDevice creates a device, registers it and bootstraps it from a
@@ -439,10 +462,11 @@ func (s *scenario) sayArrivals(name string, arrivals []arrival) {
 	s.out.say(name, "pull: %s", strings.Join(texts, "; "))
 }
 
-// checkIsolation shows that d (of user) holds no row of another user, and
-// that the server refuses its attempt to change another user's item.
-func (s *scenario) checkIsolation(ctx context.Context, d *device, user, foreignItem string) error {
-	if _, err := d.pull(ctx); err != nil {
+// checkHoldings shows that d (of user), once it has received everything
+// of user, holds no row of another user.
+func (s *scenario) checkHoldings(ctx context.Context, d member, user string) error {
+	name := d.id().name
+	if _, err := d.waitFor(ctx, s.expect[user]); err != nil {
 		return err
 	}
 	lists, err := d.rows(ctx, "lists")
@@ -452,7 +476,7 @@ func (s *scenario) checkIsolation(ctx context.Context, d *device, user, foreignI
 	own := map[string]bool{}
 	for _, l := range lists {
 		if l["user_id"] != user {
-			return fmt.Errorf("%s holds list %v of user %v", d.name, l["id"], l["user_id"])
+			return fmt.Errorf("%s holds list %v of user %v", name, l["id"], l["user_id"])
 		}
 		own[fmt.Sprint(l["id"])] = true
 	}
@@ -462,19 +486,24 @@ func (s *scenario) checkIsolation(ctx context.Context, d *device, user, foreignI
 	}
 	for _, it := range items {
 		if !own[fmt.Sprint(it["list_id"])] {
-			return fmt.Errorf("%s holds item %v of another user's list", d.name, it["id"])
+			return fmt.Errorf("%s holds item %v of another user's list", name, it["id"])
 		}
 	}
 	priorities, err := d.rows(ctx, "priorities")
 	if err != nil {
 		return err
 	}
-	s.out.say(d.name, "holds %s and %s, all his own, and the %s everybody shares: nothing of alice's",
+	s.out.say(name, "holds %s and %s, all his own, and the %s everybody shares: nothing of alice's",
 		count(len(lists), "lists"), count(len(items), "items"), count(len(priorities), "priorities"))
+	return nil
+}
 
+// checkForeignWrite shows that the server refuses d's attempt to change
+// another user's item.
+func (s *scenario) checkForeignWrite(ctx context.Context, d *device, foreignItem string) error {
 	// Knowing the id of alice's item is not enough to change it.
 	var resp synchro.PushResponse
-	err = d.api.call(ctx, d.user, "POST", "/sync/push", &synchro.PushRequest{
+	err := d.api.call(ctx, d.user, "POST", "/sync/push", &synchro.PushRequest{
 		ClientID: d.clientID,
 		Changes: []synchro.PushRecord{{
 			ID: foreignItem, TableName: "items", Operation: "update",

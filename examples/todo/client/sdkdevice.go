@@ -16,9 +16,9 @@ import (
 
 // This file is a device that speaks exactly the wire of the original Swift
 // and Kotlin SDKs (see issue 13 and the shared design note sdk-wire.md),
-// in their Kotlin shape: requests are JSON maps written here, never the Go
-// request types of package synchro; answers are read as maps, by the keys
-// the SDKs read. Its local store works the way the SDKs' does:
+// in either SDK's shape (sdkShape): requests are JSON maps written here,
+// never the Go request types of package synchro; answers are read as maps,
+// by the keys the SDKs read. Its local store works the way the SDKs' does:
 //
 //   - the local tables are built from GET /sync/schema: the contract's
 //     columns, their SQLite types and sqlite_default_sql defaults;
@@ -29,11 +29,12 @@ import (
 //     deleted_at a delete; a local DELETE becomes that soft delete;
 //   - a sync lock turns the triggers off while the device applies what
 //     the server sent;
-//   - a push sends the oldest 100 pending entries (by client_updated_at),
-//     each with the whole local row, explicit nulls included; applied
-//     entries leave the queue and take the server's updated_at/deleted_at,
-//     conflicts take the server's version, terminal rejections are dropped,
-//     a retryable rejection keeps the queue and skips this cycle's pull;
+//   - a push sends the oldest 100 pending entries (by client_updated_at,
+//     then in the order they were queued), each with the whole local row
+//     (its null columns included); applied entries leave the queue and
+//     take the server's updated_at/deleted_at, conflicts take the server's
+//     version, terminal rejections are dropped, a retryable rejection
+//     keeps the queue and skips this cycle's pull;
 //   - a pull skips a change whose local updated_at is at least the
 //     record's, applies the others and the deletes, and keeps the
 //     checkpoint; snapshot_required rebuilds from a snapshot.
@@ -48,6 +49,48 @@ const (
 	sdkNowSQL = `strftime('%Y-%m-%dT%H:%M:%fZ','now')`
 )
 
+// sdkShape is the form of the wire an SDK device speaks: the same routes,
+// keys and whole rows, but the SDKs differ in what they do with an
+// optional field that is null.
+type sdkShape int
+
+const (
+	// kotlinShape sends such a field as an explicit null ("cursor": null,
+	// "tables": null, "known_buckets": null, "base_updated_at": null,
+	// "data": null on deletes).
+	kotlinShape sdkShape = iota
+	// swiftShape leaves such a field out of the request and of its
+	// records (a row's own null columns stay in data), and drops a
+	// base_updated_at it cannot parse as a timestamp.
+	swiftShape
+)
+
+// shaped returns body as the shape sends it: as it is for Kotlin; for
+// Swift without its null fields, nor those of its records (changes).
+func (sh sdkShape) shaped(body map[string]any) map[string]any {
+	if sh != swiftShape {
+		return body
+	}
+	out := map[string]any{}
+	for k, v := range body {
+		if v == nil {
+			continue
+		}
+		if recs, ok := v.([]any); ok && k == "changes" {
+			shaped := make([]any, len(recs))
+			for i, r := range recs {
+				if m, ok := r.(map[string]any); ok {
+					r = sh.shaped(m)
+				}
+				shaped[i] = r
+			}
+			v = shaped
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // sdkColumn and sdkTable are the parts of the contract the device uses.
 type sdkColumn struct {
 	name, logical, sqliteDefault string
@@ -61,6 +104,7 @@ type sdkTable struct {
 // sdkDevice is the SDK-shaped device.
 type sdkDevice struct {
 	ident
+	shape         sdkShape
 	base          string
 	http          *http.Client
 	db            *sql.DB
@@ -71,29 +115,29 @@ type sdkDevice struct {
 }
 
 // newSDKDevice creates the device's SQLite file in dir, replacing one a
-// previous run left.
-func newSDKDevice(base, dir, name, user string) (*sdkDevice, error) {
+// previous run left; it speaks the wire in shape.
+func newSDKDevice(base, dir, name, user string, shape sdkShape) (*sdkDevice, error) {
 	id, db, err := openDevice(dir, name, user)
 	if err != nil {
 		return nil, err
 	}
 	return &sdkDevice{
-		ident: id,
-		base:  strings.TrimRight(base, "/"), http: &http.Client{Timeout: requestTimeout}, db: db,
+		ident: id, shape: shape,
+		base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: requestTimeout}, db: db,
 	}, nil
 }
 
 func (d *sdkDevice) close() error { return d.db.Close() }
 
 // send makes one request with the SDKs' headers and decodes the answer as
-// a map. A 503 or 429 is tried again after its Retry-After seconds; any
+// a map; body goes out in the device's shape. A 503 or 429 is tried again after its Retry-After seconds; any
 // other error status is returned as an error quoting the body's `error`,
 // the key the SDKs show.
 func (d *sdkDevice) send(ctx context.Context, method, path string, body map[string]any) (map[string]any, error) {
 	var payload []byte
 	if body != nil {
 		var err error
-		if payload, err = json.Marshal(body); err != nil {
+		if payload, err = json.Marshal(d.shape.shaped(body)); err != nil {
 			return nil, err
 		}
 	}
@@ -161,9 +205,17 @@ func (d *sdkDevice) register(ctx context.Context) error {
 		return err
 	}
 	_, err = d.send(ctx, http.MethodPost, "/sync/register", d.request(map[string]any{
-		"client_name": d.name, "platform": "android", "app_version": sdkAppVersion,
+		"client_name": d.name, "platform": d.platform(), "app_version": sdkAppVersion,
 	}))
 	return err
+}
+
+// platform is what the device registers as.
+func (d *sdkDevice) platform() string {
+	if d.shape == swiftShape {
+		return "ios"
+	}
+	return "android"
 }
 
 // buildLocal reads the contract and creates the local tables, the pending
@@ -436,7 +488,7 @@ func readSDKRows(ctx context.Context, q interface {
 }
 
 // wireRow is a local row as the SDKs send it: every contract column,
-// booleans as JSON booleans, nulls explicit.
+// booleans as JSON booleans, null columns as nulls (in either shape).
 func wireRow(t *sdkTable, row map[string]any) map[string]any {
 	out := map[string]any{}
 	for _, c := range t.columns {
@@ -449,7 +501,8 @@ func wireRow(t *sdkTable, row map[string]any) map[string]any {
 	return out
 }
 
-// push sends the oldest pending changes, whole rows, and settles the queue
+// push sends the oldest pending changes (in the order they were queued),
+// whole rows, and settles the queue
 // by the results. It reports whether a retryable rejection asks for the
 // push to be tried again (the SDKs then skip the pull).
 func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
@@ -459,7 +512,7 @@ func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
 	labels := map[string]string{}
 	err := func() error {
 		rows, err := d.db.QueryContext(ctx, `SELECT table_name, record_id, operation, base_updated_at, client_updated_at
-			FROM _sdk_pending ORDER BY client_updated_at LIMIT ?`, sdkBatch)
+			FROM _sdk_pending ORDER BY client_updated_at, rowid LIMIT ?`, sdkBatch)
 		if err != nil {
 			return err
 		}
@@ -470,13 +523,15 @@ func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
 			if err := rows.Scan(&e.table, &e.id, &e.op, &base, &e.clientAt); err != nil {
 				return err
 			}
-			var baseV any // null when there is none, as Kotlin sends it
-			if base.Valid {
+			// Null when there is none (left out in Swift's shape, as is
+			// a value Swift cannot parse).
+			var baseV any
+			if _, ok := parseStamp(base.String); base.Valid && (ok || d.shape != swiftShape) {
 				baseV = base.String
 			}
 			entries = append(entries, e)
 			changes = append(changes, map[string]any{
-				"id": e.id, "table_name": e.table, "operation": e.op, "data": nil,
+				"id": e.id, "table_name": e.table, "operation": e.op, "data": nil, // a delete's: null, or none in Swift's shape
 				"client_updated_at": e.clientAt, "base_updated_at": baseV,
 			})
 		}
@@ -660,7 +715,7 @@ func (d *sdkDevice) pull(ctx context.Context) ([]arrival, error) {
 // SDKs' rebuild does.
 func (d *sdkDevice) bootstrap(ctx context.Context) (map[string]int, error) {
 	counts := map[string]int{}
-	var cursor any // null: the first page
+	var cursor any // null (left out in Swift's shape): the first page
 	err := d.locked(ctx, func(tx *sql.Tx) error {
 		for _, name := range d.order {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+quoteIdent(name)); err != nil {
@@ -778,12 +833,31 @@ func (d *sdkDevice) rowLabel(ctx context.Context, table, id string) (string, boo
 // rows it created, as the server sets its own and the echo of the row is
 // skipped by the SDKs' rule (the local updated_at is the server's already).
 func (d *sdkDevice) words() wording {
+	shape := "Kotlin's shape (JSON maps, explicit nulls"
+	if d.shape == swiftShape {
+		shape = "Swift's shape (JSON maps, null fields left out"
+	}
 	return wording{
-		joined:   ", speaking the original SDKs' wire (JSON maps, whole rows, SQLite triggers)",
+		joined:   ", speaking the original SDKs' wire in " + shape + ", whole rows, SQLite triggers)",
 		queued:   "pending, queued by its triggers",
 		upToDate: "up to date",
 		aside:    "created_at",
 	}
+}
+
+// rows returns every local row of table, soft-deleted ones included, in
+// key order.
+func (d *sdkDevice) rows(ctx context.Context, table string) ([]localRow, error) {
+	t := d.tables[table]
+	if t == nil {
+		return nil, fmt.Errorf("no table %q", table)
+	}
+	rows, err := readSDKRows(ctx, d.db, t, "")
+	out := make([]localRow, len(rows))
+	for i, r := range rows {
+		out[i] = r
+	}
+	return out, err
 }
 
 // find returns the key of the row of table whose title (or name) is text.

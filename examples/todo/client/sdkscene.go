@@ -6,13 +6,14 @@ import (
 	"time"
 )
 
-// This file is the part of the demo played by the SDK-shaped device
-// (sdkdevice.go).
+// This file is the part of the demo played by the SDK-shaped devices
+// (sdkdevice.go): alice's in Kotlin's shape, bob's in Swift's.
 
-// joinSDK creates an SDK-shaped device, builds its local store from the
-// schema contract, registers it and bootstraps it from a snapshot.
-func (s *scenario) joinSDK(ctx context.Context, name, user string) (*sdkDevice, error) {
-	d, err := newSDKDevice(s.base, s.dir, name, user)
+// joinSDK creates an SDK-shaped device speaking shape, builds its local
+// store from the schema contract, registers it and bootstraps it from a
+// snapshot.
+func (s *scenario) joinSDK(ctx context.Context, name, user string, shape sdkShape) (*sdkDevice, error) {
+	d, err := newSDKDevice(s.base, s.dir, name, user, shape)
 	if err != nil {
 		return nil, err
 	}
@@ -90,4 +91,67 @@ func (s *scenario) sdkScene(ctx context.Context, sdk *sdkDevice, laptop, phone *
 		return err
 	}
 	return s.receive(ctx, laptop, phone, sdk)
+}
+
+// bobScene: bob's SDK-shaped device adds an item to the tablet's list
+// "Chores", makes a list of its own and renames the tablet's "Vacuum"; the
+// tablet receives it all. Then both edit the same item offline, the tablet
+// a moment later; the SDK device pushes first (with a delete), its write
+// wins, and the tablet's conflict gives it the server's version.
+func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device, chores string) error {
+	shelves, garden, leaves := newUUID(), newUUID(), newUUID()
+	err := s.offline(ctx, sdk, `adds "Dust shelves" to "Chores", creates list "Garden" with item "Rake leaves", renames "Vacuum" to "Vacuum upstairs"`, func() error {
+		if err := sdk.exec(ctx, `INSERT INTO items (id, list_id, title) VALUES (?, ?, ?)`, shelves, chores, "Dust shelves"); err != nil {
+			return err
+		}
+		if err := sdk.exec(ctx, `INSERT INTO lists (id, user_id, name) VALUES (?, ?, ?)`, garden, sdk.user, "Garden"); err != nil {
+			return err
+		}
+		if err := sdk.exec(ctx, `INSERT INTO items (id, list_id, title) VALUES (?, ?, ?)`, leaves, garden, "Rake leaves"); err != nil {
+			return err
+		}
+		vacuum, err := sdk.find(ctx, "items", "Vacuum")
+		if err != nil {
+			return err
+		}
+		return sdk.exec(ctx, `UPDATE items SET title = 'Vacuum upstairs' WHERE id = ?`, vacuum)
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.syncSDK(ctx, sdk); err != nil {
+		return err
+	}
+	if err := s.receive(ctx, tablet); err != nil {
+		return err
+	}
+
+	// A conflict the SDK device wins: it renames "Dust shelves" and
+	// deletes "Rake leaves" offline, the tablet renames "Dust shelves" a
+	// moment later; the SDK device syncs first.
+	err = s.offline(ctx, sdk, `renames "Dust shelves" to "Dust bookshelves", deletes "Rake leaves"`, func() error {
+		if err := sdk.exec(ctx, `UPDATE items SET title = 'Dust bookshelves' WHERE id = ?`, shelves); err != nil {
+			return err
+		}
+		return sdk.exec(ctx, `DELETE FROM items WHERE id = ?`, leaves)
+	})
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, 20*time.Millisecond); err != nil {
+		return err
+	}
+	err = s.offline(ctx, tablet, `renames "Dust shelves" to "Dust all shelves" (a moment later)`, func() error {
+		return tablet.update(ctx, "items", shelves, map[string]any{"title": "Dust all shelves"})
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.syncSDK(ctx, sdk); err != nil {
+		return err
+	}
+	if err := s.push(ctx, tablet); err != nil {
+		return err
+	}
+	return s.receive(ctx, tablet, sdk)
 }
