@@ -153,55 +153,97 @@ func (c *Compactor) Compact(ctx context.Context, db DB, safeSeq int64) (int64, e
 
 // deleteRows deletes the changelog rows at or below boundary, then the
 // superseded rows above it, in batches.
+//
+// A batch is a window of c.batch consecutive seqs, not c.batch rows: a
+// range of the primary key is bounded whatever plan PostgreSQL picks,
+// while "the next c.batch rows" (ORDER BY seq LIMIT) was planned without
+// statistics as a bitmap scan and sort of everything up to the boundary,
+// for every batch. Seqs are dense but for the rows compaction deleted
+// before and aborted transactions; an empty window jumps to the next seq
+// that exists.
 func (c *Compactor) deleteRows(ctx context.Context, db DB, boundary int64) (int64, error) {
 	var total int64
-	// Each batch starts after the last seq the previous one deleted, so
-	// it does not walk the index entries of the rows already deleted.
-	var after int64
-	for {
+	step := int64(c.batch)
+	// Rows at or below the boundary, from the first that exists.
+	from, err := nextWindow(ctx, db, 0, 0, boundary)
+	if err != nil {
+		return 0, fmt.Errorf("synchro: deleting compacted changelog rows: %w", err)
+	}
+	for from >= 0 && from < boundary {
+		to := min(from+step, boundary)
 		var n int64
-		var last sql.NullInt64
-		err := db.QueryRowContext(ctx, `
-WITH d AS (
-	DELETE FROM synchro.changelog WHERE seq IN (
-		SELECT seq FROM synchro.changelog WHERE seq > $3 AND seq <= $1 ORDER BY seq LIMIT $2)
-	RETURNING seq)
-SELECT count(*), max(seq) FROM d`, boundary, c.batch, after).Scan(&n, &last)
-		total += n
-		if err != nil {
+		if err := db.QueryRowContext(ctx, compactBelowSQL, from, to).Scan(&n); err != nil {
 			return total, fmt.Errorf("synchro: deleting compacted changelog rows: %w", err)
 		}
-		if n < int64(c.batch) {
-			break
+		total += n
+		if from, err = nextWindow(ctx, db, n, to, boundary); err != nil {
+			return total, fmt.Errorf("synchro: deleting compacted changelog rows: %w", err)
 		}
-		after = last.Int64
 	}
-	// Superseded rows above the boundary, scanned in seq windows so each
-	// batch is bounded.
-	from := boundary
-	for {
-		var to sql.NullInt64
-		if err := db.QueryRowContext(ctx, `
-SELECT max(seq) FROM (SELECT seq FROM synchro.changelog WHERE seq > $1 ORDER BY seq LIMIT $2) AS w`, from, c.batch).Scan(&to); err != nil {
-			return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
-		}
-		if !to.Valid {
-			return total, nil
-		}
-		res, err := db.ExecContext(ctx, `
-DELETE FROM synchro.changelog AS c
- WHERE c.seq > $1 AND c.seq <= $2
-   AND EXISTS (SELECT 1 FROM synchro.changelog AS n
-                WHERE n.table_name = c.table_name AND n.record_id = c.record_id
-                  AND n.bucket_id = c.bucket_id AND n.seq > c.seq)`, from, to.Int64)
+	// Superseded rows above it.
+	var last sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT max(seq) FROM synchro.changelog`).Scan(&last); err != nil {
+		return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
+	}
+	for from := boundary; from >= 0 && from < last.Int64; {
+		to := min(from+step, last.Int64)
+		res, err := db.ExecContext(ctx, compactSupersededSQL, from, to)
 		n, err := affected(res, err)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
 		}
-		from = to.Int64
+		if from, err = nextWindow(ctx, db, n, to, last.Int64); err != nil {
+			return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
+		}
 	}
+	return total, nil
 }
+
+// nextWindow returns where the window after (…, to] starts: to itself when
+// the window deleted rows (n > 0), else just before the next seq that
+// exists up to limit, or -1 when there is none.
+func nextWindow(ctx context.Context, db DB, n, to, limit int64) (int64, error) {
+	if n > 0 || to >= limit {
+		return to, nil
+	}
+	var next sql.NullInt64
+	if err := db.QueryRowContext(ctx, compactNextSeqSQL, to, limit).Scan(&next); err != nil {
+		return 0, err
+	}
+	if !next.Valid {
+		return -1, nil
+	}
+	return next.Int64 - 1, nil
+}
+
+// The statements of deleteRows, each bounded by one window of seqs
+// whatever the statistics say:
+//
+//   - compactBelowSQL deletes the rows of the window ($1, $2] (at or below
+//     the boundary) and counts them;
+//   - compactNextSeqSQL finds the first seq after $1 up to $2 (the
+//     primary key's first entry after $1);
+//   - compactSupersededSQL deletes, in the window ($1, $2], the rows that a
+//     later row of the same record and bucket supersedes. The later row is
+//     probed per row through (table_name, record_id, bucket_id, seq); the
+//     OFFSET 0 keeps the EXISTS a subquery of its own, since as a semi join
+//     PostgreSQL without statistics could read the whole changelog (or the
+//     window's every row again) for each row of the window.
+const (
+	compactBelowSQL = `
+WITH d AS (DELETE FROM synchro.changelog WHERE seq > $1 AND seq <= $2 RETURNING 1)
+SELECT count(*) FROM d`
+	compactNextSeqSQL = `
+SELECT min(seq) FROM synchro.changelog WHERE seq > $1 AND seq <= $2`
+	compactSupersededSQL = `
+DELETE FROM synchro.changelog AS c
+ WHERE c.seq > $1 AND c.seq <= $2
+   AND EXISTS (SELECT 1 FROM synchro.changelog AS n
+                WHERE n.table_name = c.table_name AND n.record_id = c.record_id
+                  AND n.bucket_id = c.bucket_id AND n.seq > c.seq
+               OFFSET 0)`
+)
 
 // affected returns the rows a statement affected.
 func affected(res sql.Result, err error) (int64, error) {

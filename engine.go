@@ -299,11 +299,14 @@ func (e *Engine) pruneStatements(m *manifest) []string {
 		if t == nil || !t.hasDeletedAt || parents[name] {
 			continue
 		}
-		pk := "x." + pgident.Quote(t.pk)
-		q := fmt.Sprintf(`DELETE FROM synchro.bucket_edges AS e USING %s AS x
- WHERE e.table_name = %s AND e.record_id = %s::text
-   AND x.%s < %s`,
-			t.quoted, pgident.QuoteLiteral(name), pk, pgident.Quote(t.cfg.DeletedAtColumn), olderThanParam)
+		// Each edge of the table is probed by key in the table (the OFFSET
+		// 0 keeps the EXISTS apart): linear in the table's edges whatever
+		// the statistics say. As a join, PostgreSQL without statistics
+		// could pair every edge with every deleted row.
+		q := fmt.Sprintf(`DELETE FROM synchro.bucket_edges AS e
+ WHERE e.table_name = %s
+   AND EXISTS (SELECT 1 FROM %s AS x WHERE x.%s = CAST(e.record_id AS %s) AND x.%s < %s OFFSET 0)`,
+			pgident.QuoteLiteral(name), t.quoted, pgident.Quote(t.pk), t.pkType(), pgident.Quote(t.cfg.DeletedAtColumn), olderThanParam)
 		out = append(out, q)
 	}
 	return out

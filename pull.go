@@ -404,7 +404,7 @@ func bucketReadCap(limit, n int) int {
 
 // pullAuthCTE sets the auth context of the read transaction ($4) and turns
 // JIT off (see setReadContext).
-const pullAuthCTE = `WITH auth AS MATERIALIZED (SELECT set_config(` + "'" + authSettingName + "'" + `, $4, true), ` + noJIT + `)`
+const pullAuthCTE = `WITH auth AS MATERIALIZED (SELECT set_config(` + "'" + authSettingName + "'" + `, $4, true), ` + noJIT + `, ` + indexWalk + `)`
 
 // pullBoundarySQL reads the compaction boundary after the auth context is
 // set.

@@ -77,7 +77,13 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	// idMark stands for the record id as text: the id the changelog gave
 	// when hydrating, the key's text in a snapshot.
 	const idMark = "\x01"
-	edges := fmt.Sprintf(`EXISTS (SELECT 1 FROM synchro.bucket_edges AS e WHERE e.table_name = %s AND e.record_id = %s AND e.bucket_id = ANY(%s))`,
+	// The row's edges are probed row by row, by (table, record id): OFFSET
+	// 0 keeps PostgreSQL from flattening the EXISTS into a semi join, which
+	// without statistics on bucket_edges it ran as a nested loop reading
+	// every edge of the client's buckets for every row of the table
+	// (20,000 x 20,000 comparisons for a fresh import). As a subquery of its
+	// own, the record id is an index condition of every plan it can get.
+	edges := fmt.Sprintf(`EXISTS (SELECT 1 FROM synchro.bucket_edges AS e WHERE e.table_name = %s AND e.record_id = %s AND e.bucket_id = ANY(%s) OFFSET 0)`,
 		pgident.QuoteLiteral(cfg.TableName), idMark, subsMark)
 	var conds []string
 	if t.hasDeletedAt {
@@ -117,7 +123,11 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	// A snapshot page reads the client's rows in key order in one of two
 	// ways: by walking the table in key order, testing each row's edges,
 	// or from the keys the client's edges name, sorted (see
-	// Engine.snapshotByEdges).
+	// Engine.snapshotByEdges). Both run in a transaction that rules out
+	// sequential scans (indexWalk): a page must walk the primary
+	// key index and stop after $2 rows, whatever the statistics say (with
+	// none, PostgreSQL estimated one row for the table and scanned and
+	// sorted all of it for every page).
 	keyType := t.pkType()
 	walk := func(after string) string {
 		return fmt.Sprintf(`SELECT %[1]s::text, %[2]s
@@ -127,17 +137,24 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	}
 	s.first = walk("")
 	s.after = walk(pk + " > CAST($3::text AS " + keyType + ")\n   AND ")
+	// From the edges: the client's keys of the table, distinct and in key
+	// order, each looked up by key in a LATERAL subquery that OFFSET 0 keeps
+	// apart, so that whatever PostgreSQL believes of either side the table
+	// is never scanned: at most the keys the decision allowed (cap, at most
+	// 64 pages) are read, and the rows stop at $2.
 	byEdges := func(after string) string {
-		return fmt.Sprintf(`SELECT %[1]s::text, %[2]s
+		return fmt.Sprintf(`SELECT r.*
   FROM (SELECT DISTINCT CAST(e.record_id AS %[3]s) AS key FROM synchro.bucket_edges AS e
-         WHERE e.bucket_id = ANY($1::text[]) AND e.table_name = %[4]s) AS k
-  JOIN %[5]s AS %[6]s ON %[1]s = k.key
- WHERE %[7]s%[8]s
- ORDER BY %[1]s LIMIT $2`, pk, rest, keyType, pgident.QuoteLiteral(cfg.TableName), t.quoted, x,
+         WHERE e.bucket_id = ANY($1::text[]) AND e.table_name = %[4]s%[7]s) AS k
+ CROSS JOIN LATERAL (SELECT %[1]s::text AS id, %[2]s
+                       FROM %[5]s AS %[6]s
+                      WHERE %[1]s = k.key AND %[8]s
+                     OFFSET 0) AS r
+ ORDER BY k.key LIMIT $2`, pk, rest, keyType, pgident.QuoteLiteral(cfg.TableName), t.quoted, x,
 			after, cmp.Or(where("$1::text[]", pk+"::text", false), "true"))
 	}
 	s.edgesFirst = byEdges("")
-	s.edgesAfter = byEdges("k.key > CAST($3::text AS " + keyType + ")\n   AND ")
+	s.edgesAfter = byEdges("\n           AND CAST(e.record_id AS " + keyType + ") > CAST($3::text AS " + keyType + ")")
 	s.byEdges = fmt.Sprintf(snapshotByEdgesSQL, pgident.QuoteLiteral(t.quoted), pgident.QuoteLiteral(cfg.TableName))
 	return s, nil
 }

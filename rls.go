@@ -62,11 +62,15 @@ func SetAuthContext(ctx context.Context, tx DB, userID string) error {
 // row-level security or through a large table; above jit_above_cost it
 // then spends more time compiling a statement (tens to hundreds of
 // milliseconds, measured with cmd/synchro-load) than running it.
-func setReadContext(ctx context.Context, tx DB, userID string) error {
+//
+// settings are further SQL expressions run in the same statement, such as
+// indexWalk.
+func setReadContext(ctx context.Context, tx DB, userID string, settings ...string) error {
 	if userID == "" {
 		return errors.New("synchro: setting auth context: empty user id")
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT set_config(`+pgident.QuoteLiteral(authSettingName)+`, $1, true), `+noJIT, userID); err != nil {
+	q := `SELECT set_config(` + pgident.QuoteLiteral(authSettingName) + `, $1, true), ` + strings.Join(append([]string{noJIT}, settings...), ", ")
+	if _, err := tx.ExecContext(ctx, q, userID); err != nil {
 		return fmt.Errorf("synchro: setting auth context: %w", err)
 	}
 	return nil
@@ -75,6 +79,17 @@ func setReadContext(ctx context.Context, tx DB, userID string) error {
 // noJIT is the SQL expression that turns JIT compilation off for the rest
 // of the transaction (see setReadContext).
 const noJIT = `set_config('jit', 'off', true)`
+
+// indexWalk is the SQL that rules sequential and bitmap scans out for the
+// rest of the transaction (off makes them the last resort), so that a
+// statement ordered by an index and limited walks the index and stops:
+// every statement of a snapshot page reads by an index and stops after the
+// page, and without statistics (a bulk import autovacuum has not analysed
+// yet) PostgreSQL took a table of 22,000 rows for one row and scanned (or
+// bitmap-scanned the key range) and sorted all of it for every page. A
+// cached generic plan is built under the same settings, since only
+// snapshot pages run these statements.
+const indexWalk = `set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true)`
 
 // GenerateRLSPolicies generates SQL statements to enable RLS and create policies for all registered tables based on registry configuration.
 //

@@ -184,7 +184,7 @@ func (e *Engine) snapshotPage(ctx context.Context, m *manifest, userID, clientRo
 		return nil, fmt.Errorf("synchro: snapshot: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if err := setReadContext(ctx, tx, userID); err != nil {
+	if err := setReadContext(ctx, tx, userID, indexWalk); err != nil {
 		return nil, err
 	}
 	idx, after := cur.TableIndex, cur.AfterID
