@@ -39,6 +39,9 @@ type Engine struct {
 	// snapshotPlans remembers how snapshots in progress read their
 	// current table (see snapshotByEdges).
 	snapshotPlans snapshotPlanCache
+	// pullViaSQL makes pulls read through database/sql even when the
+	// driver is pgx's (tests of both paths; see inPullTx).
+	pullViaSQL bool
 }
 
 // defaultStaleThreshold is how long a client may go without syncing before

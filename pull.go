@@ -187,18 +187,23 @@ func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 func (e *Engine) pullState(ctx context.Context, userID, clientID string, subs []string, checkpoint int64) (*clientRow, int64, bool, error) {
 	var boundary int64
 	var pending bool
-	c, err := findClient(ctx, e.db, clientID, `
-SELECT `+clientColumns+`,
-       coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0),
-       EXISTS (SELECT 1 FROM unnest($3::text[] || ($5 || c.id::text)) AS b(id)
-                WHERE EXISTS (SELECT 1 FROM synchro.changelog AS l WHERE l.bucket_id = b.id AND l.seq > $4))
-  FROM synchro.clients AS c WHERE c.user_id = $1 AND c.client_id = $2`,
+	c, err := findClient(ctx, e.db, clientID, pullStateSQL,
 		[]any{userID, clientID, subs, checkpoint, clientBucket("")}, &boundary, &pending)
 	if err != nil {
 		return nil, 0, false, err
 	}
 	return c, boundary, pending, nil
 }
+
+// pullStateSQL is pullState's statement: $1 the user, $2 the client id, $3
+// the subscriptions, $4 the checkpoint, $5 the prefix of the client's
+// private bucket.
+const pullStateSQL = `
+SELECT ` + clientColumns + `,
+       coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0),
+       EXISTS (SELECT 1 FROM unnest($3::text[] || ($5 || c.id::text)) AS b(id)
+                WHERE EXISTS (SELECT 1 FROM synchro.changelog AS l WHERE l.bucket_id = b.id AND l.seq > $4))
+  FROM synchro.clients AS c WHERE c.user_id = $1 AND c.client_id = $2`
 
 // checkpointAhead reports whether checkpoint is above every checkpoint the
 // server has handed out (see snapshotReasonCheckpointAhead), and the highest
@@ -344,11 +349,21 @@ type pageEntry struct {
 // the compaction boundary read in it. buckets are the buckets to read the
 // changelog of (the subscriptions and the client's private bucket).
 func (p *puller) run(ctx context.Context, buckets []string, checkpoint int64) (int64, error) {
-	tx, err := p.e.db.BeginTx(ctx, readTxOptions)
-	if err != nil {
+	_, sqlRules := p.e.ownership.(*JoinResolver)
+	var boundary int64
+	err := p.e.inPullTx(ctx, sqlRules, func(tx pullTx) error {
+		var err error
+		boundary, err = p.runIn(ctx, tx, buckets, checkpoint)
+		return err
+	})
+	return boundary, err
+}
+
+// runIn is run in the transaction tx.
+func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpoint int64) (int64, error) {
+	if err := tx.exec(ctx, pullSettingsSQL, p.userID); err != nil {
 		return 0, fmt.Errorf("synchro: pull: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
 	perBucket := bucketReadCap(p.limit, len(buckets))
 	pg, err := p.readPage(ctx, tx, buckets, checkpoint, perBucket)
 	if err != nil {
@@ -364,15 +379,15 @@ func (p *puller) run(ctx context.Context, buckets []string, checkpoint int64) (i
 	if checkpoint < pg.boundary {
 		return pg.boundary, nil
 	}
-	p.resp.HasMore = pg.hasMore
-	if pg.n > 0 {
-		p.resp.Checkpoint = pg.last
-	}
 	if err := p.hydrate(ctx, tx, pg.entries); err != nil {
 		return 0, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.commit(ctx); err != nil {
 		return 0, fmt.Errorf("synchro: pull: %w", err)
+	}
+	p.resp.HasMore = pg.hasMore
+	if pg.n > 0 {
+		p.resp.Checkpoint = pg.last
 	}
 	for _, en := range pg.entries {
 		if en.record != nil {
@@ -402,41 +417,59 @@ func bucketReadCap(limit, n int) int {
 	return min(limit, max(16, (2*limit+n-1)/n))
 }
 
-// pullAuthCTE sets the auth context of the read transaction ($4) and turns
-// JIT off (see setReadContext).
-const pullAuthCTE = `WITH auth AS MATERIALIZED (SELECT set_config(` + "'" + authSettingName + "'" + `, $4, true), ` + noJIT + `, ` + indexWalk + `)`
+// pullSettingsSQL is the first statement of a pull's read transaction: it
+// sets the auth context ($1) and turns JIT off (see setReadContext), and
+// rules out, for the rest of the transaction, the plans whose work is not
+// bounded by the page. Settings made in a statement apply to the
+// statements planned after it, hence a statement of its own.
+//
+//   - enable_bitmapscan off: a bucket's part of the page is its first
+//     entries after the checkpoint in (bucket_id, seq) order, which an
+//     index scan of changelog_bucket_seq_idx reads and stops at the LIMIT.
+//     When the statistics are missing or behind (a bulk import not yet
+//     analysed) the planner can believe the bucket holds few entries and
+//     read them all with a bitmap scan, then sort them: every entry of the
+//     bucket after the checkpoint, a million for a client that far behind.
+//   - enable_seqscan off: the same for a sequential scan of the changelog
+//     or of a synced table, which no pull statement needs.
+//
+// The statements keep their shape besides: the page is driven by the
+// client's buckets (at most maxSubscriptions, plus its own) with LIMIT
+// inside each bucket's subquery, and hydration by the page's ids (see
+// readStatements.pull). TestPullPlansWithoutStatistics checks the plans on
+// tables bulk loaded without ANALYZE.
+const pullSettingsSQL = `SELECT set_config('` + authSettingName + `', $1, true), ` + noJIT + `, ` + indexWalk
 
-// pullBoundarySQL reads the compaction boundary after the auth context is
-// set.
-const pullBoundarySQL = `(SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0) FROM auth)`
+// pullBoundarySQL reads the compaction boundary.
+const pullBoundarySQL = `(SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))`
 
 // pullFullPageSQL reads the page when every bucket is read as far as a page
-// could reach ($5 is the limit): the first $3 entries of the union of the
-// buckets' first $3. It returns the boundary, NULL for the cut, and the
+// could reach ($4 is the limit): the first $3 entries of the union of the
+// buckets' first $4+1. It returns the boundary, NULL for the cut, and the
 // entries.
-const pullFullPageSQL = pullAuthCTE + `
+const pullFullPageSQL = `
 SELECT ` + pullBoundarySQL + `, NULL::bigint, p.seq, p.table_name, p.record_id, p.operation
   FROM (SELECT 1) AS one
   LEFT JOIN LATERAL (
         SELECT c.seq, c.table_name, c.record_id, c.operation
           FROM unnest($1::text[]) AS b(id)
          CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $5 + 1) AS c
+                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS c
          ORDER BY c.seq LIMIT $3) AS p ON true
  ORDER BY p.seq`
 
-// pullCappedPageSQL reads at most $5+1 entries of each bucket, numbered
+// pullCappedPageSQL reads at most $4+1 entries of each bucket, numbered
 // within the bucket with the seq before each; the cut is the lowest
-// $5-th seq of a bucket that had more (the seq before its ($5+1)-th).
-const pullCappedPageSQL = pullAuthCTE + `,
-seen AS MATERIALIZED (
+// $4-th seq of a bucket that had more (the seq before its ($4+1)-th).
+const pullCappedPageSQL = `
+WITH seen AS MATERIALIZED (
         SELECT c.seq, c.table_name, c.record_id, c.operation, c.k, c.prev
           FROM unnest($1::text[]) AS b(id)
          CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation,
                                     row_number() OVER (ORDER BY seq) AS k, lag(seq) OVER (ORDER BY seq) AS prev
                                FROM (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                                      WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $5 + 1) AS l) AS c)
-SELECT ` + pullBoundarySQL + `, (SELECT min(prev) FROM seen WHERE k > $5), p.seq, p.table_name, p.record_id, p.operation
+                                      WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS l) AS c)
+SELECT ` + pullBoundarySQL + `, (SELECT min(prev) FROM seen WHERE k > $4), p.seq, p.table_name, p.record_id, p.operation
   FROM (SELECT 1) AS one
   LEFT JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3) AS p ON true
  ORDER BY p.seq`
@@ -465,19 +498,18 @@ type changelogPage struct {
 // the one that follows them, so the page ends at the cut (at the latest)
 // and that entry, when it is of a table the request wants, says there is
 // more.
-func (p *puller) readPage(ctx context.Context, tx *sql.Tx, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
-	// One statement sets the auth context (and turns JIT off: see
-	// setReadContext), reads the boundary and the changelog page; with a
+func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
+	// One statement reads the boundary and the changelog page; with a
 	// per-bucket cap below the limit, also the cut (NULL otherwise).
 	query := pullFullPageSQL
 	if perBucket < p.limit {
 		query = pullCappedPageSQL
 	}
-	rows, err := tx.QueryContext(ctx, query, buckets, checkpoint, p.limit+1, p.userID, perBucket)
+	rows, err := tx.query(ctx, query, buckets, checkpoint, p.limit+1, perBucket)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
-	defer func() { _ = rows.Close() }()
+	defer rows.Close()
 	pg := &changelogPage{entries: make([]*pageEntry, 0, p.limit)}
 	var (
 		byKey   = make(map[[2]string]*pageEntry, p.limit)
@@ -522,7 +554,7 @@ func (p *puller) readPage(ctx context.Context, tx *sql.Tx, buckets []string, che
 
 // hydrate reads the current rows of the page's records that are not
 // deletes, one query per table, in table dependency order.
-func (p *puller) hydrate(ctx context.Context, tx *sql.Tx, entries []*pageEntry) error {
+func (p *puller) hydrate(ctx context.Context, tx pullTx, entries []*pageEntry) error {
 	ids := map[string][]string{}
 	want := make(map[[2]string]*pageEntry, len(entries))
 	for _, en := range entries {
@@ -532,6 +564,7 @@ func (p *puller) hydrate(ctx context.Context, tx *sql.Tx, entries []*pageEntry) 
 		ids[en.table] = append(ids[en.table], en.id)
 		want[[2]string{en.table, en.id}] = en
 	}
+	_, sqlRules := p.e.ownership.(*JoinResolver)
 	for _, table := range p.e.tableOrder {
 		if len(ids[table]) == 0 {
 			continue
@@ -540,8 +573,25 @@ func (p *puller) hydrate(ctx context.Context, tx *sql.Tx, entries []*pageEntry) 
 		if info == nil {
 			return fmt.Errorf("synchro: pull: table %q is registered but missing from the schema", table)
 		}
-		got, err := p.e.readRows(ctx, tx, info, p.subs, func(st *readStatements) (*sql.Rows, error) {
-			return tx.QueryContext(ctx, st.hydrate, ids[table], p.subs)
+		if st, err := info.readSQL(p.e.registry, sqlRules); err != nil {
+			return fmt.Errorf("synchro: pull: reading %s: %w", table, err)
+		} else if st.pull != nil {
+			recs, err := tx.hydrate(ctx, info, st.pull, ids[table], p.subs)
+			if err != nil {
+				return fmt.Errorf("synchro: pull: reading %s: %w", table, err)
+			}
+			for _, r := range recs {
+				if en := want[[2]string{table, r.ID}]; en != nil {
+					en.record = r
+				}
+			}
+			continue
+		}
+		// A custom OwnershipResolver decides (inPullTx then gave a
+		// database/sql transaction).
+		sqlTx := tx.(sqlPullTx).tx
+		got, err := p.e.readRows(ctx, sqlTx, info, p.subs, func(st *readStatements) (*sql.Rows, error) {
+			return sqlTx.QueryContext(ctx, st.hydrate, ids[table], p.subs)
 		})
 		if err != nil {
 			return fmt.Errorf("synchro: pull: reading %s: %w", table, err)

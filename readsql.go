@@ -50,6 +50,9 @@ type readStatements struct {
 	// byEdges decides between them (see snapshotByEdgesSQL): $1 text[]
 	// buckets, $2 the page's size.
 	byEdges string
+	// pull is pull's hydration with the ownership rules in SQL (nil
+	// otherwise, where hydrate serves): see pullread.go.
+	pull *pullHydration
 }
 
 // readSQL returns the read statements of t. sqlRules tells whether the
@@ -120,6 +123,23 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	s.hydrate = fmt.Sprintf(`SELECT r.id, %s
   FROM unnest($1::text[], CAST($1::text[] AS %s[])) AS r(id, key) JOIN %s AS %s ON %s = r.key
  WHERE %s`, rest, t.pkType(), t.quoted, x, pk, where("$2::text[]", "r.id", hydrateEdges))
+	if sqlRules {
+		// Driven by the page's ids (at most a page), each row looked up
+		// by its key in a LATERAL subquery that LIMIT 1 keeps from being
+		// flattened into a join: whatever the statistics say, the plan
+		// is a nested loop over the ids with one primary key probe each,
+		// never a scan of the table (TestPullPlansWithoutStatistics).
+		cols, sel := pullColumns(t, x)
+		s.pull = &pullHydration{cols: cols, sql: fmt.Sprintf(`SELECT r.id, h.*
+  FROM unnest($1::text[], CAST($1::text[] AS %s[])) AS r(id, key)
+ CROSS JOIN LATERAL (
+       SELECT %s AS updated_at%s
+         FROM %s AS %s
+        WHERE %s = r.key
+          AND %s
+        LIMIT 1) AS h`, t.pkType(), updated, strings.Join(append([]string{""}, sel...), ", "), t.quoted, x, pk,
+			where("$2::text[]", "r.id", false))}
+	}
 	// A snapshot page reads the client's rows in key order in one of two
 	// ways: by walking the table in key order, testing each row's edges,
 	// or from the keys the client's edges name, sorted (see

@@ -1,0 +1,151 @@
+package synchro
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
+)
+
+// TestPullPlansWithoutStatistics checks the plans of pull's statements (the
+// pending check, the changelog page in both forms, the hydration) on tables
+// bulk loaded with autovacuum off and never analysed, as after an import
+// or a restore: every scan of the changelog must be an index scan of
+// (bucket_id, seq), which the LIMIT of a bucket's read stops, and the synced
+// table must be read only by primary key probes driven by the page's ids.
+// No plan may scan the changelog or the table whole, or read a bucket's
+// entries with a bitmap scan (all of them, then sorted). The statements run
+// in a transaction set up as a pull's (pullSettingsSQL), with generic plans
+// and with custom ones.
+func TestPullPlansWithoutStatistics(t *testing.T) {
+	t.Parallel()
+	const n = 50_000 // rows of the user; another user holds as many
+	db := pgtest.NewMigratedDatabase(t)
+	ptExec(t, db.Super, `
+CREATE TABLE pps_items (
+	id         bigint PRIMARY KEY,
+	user_id    text NOT NULL,
+	title      text NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	deleted_at timestamptz
+) WITH (autovacuum_enabled = off);
+ALTER TABLE synchro.changelog SET (autovacuum_enabled = off);
+ALTER TABLE synchro.bucket_edges SET (autovacuum_enabled = off)`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "pps_items", OwnerColumn: "user_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	ctx := t.Context()
+	// The bulk load, after the engine read the (empty) tables.
+	for _, q := range []string{
+		`INSERT INTO pps_items (id, user_id, title) SELECT g, 'u' || (g % 2), 'item ' || g FROM generate_series(1, $1::bigint) AS g`,
+		`INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
+SELECT 'pps_items', g::text, 'user:u' || (g % 2) FROM generate_series(1, $1::bigint) AS g`,
+		`INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT 'user:u' || (g % 2), 'pps_items', g::text, 1 FROM generate_series(1, $1::bigint) AS g ORDER BY g`,
+	} {
+		ptExec(t, db.Super, q, 2*n)
+	}
+	var analysed int
+	if err := db.Super.QueryRowContext(ctx, `
+SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tablename IN ('pps_items', 'changelog', 'bucket_edges')`).Scan(&analysed); err != nil {
+		t.Fatal(err)
+	}
+	if analysed != 0 {
+		t.Fatalf("the tables have statistics (%d columns): the test needs them missing", analysed)
+	}
+
+	m, err := p.e.schema.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.table("pps_items").readSQL(reg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = strconv.Itoa(2 * (n/2 + i)) // the user u0's rows from the middle
+	}
+	subs := []string{"global", "user:u0"}
+	buckets := append(subs, clientBucket("00000000-0000-0000-0000-000000000000"))
+	var many []string // more buckets than bucketReadCap reads in full
+	for i := range 20 {
+		many = append(many, fmt.Sprintf("user:x%d", i))
+	}
+	many = append(many, "user:u0")
+
+	statements := []struct {
+		name  string
+		query string
+		args  []any
+		// inPull: the statement runs in the pull's read transaction,
+		// after pullSettingsSQL; the pending check runs before it, alone.
+		inPull bool
+	}{
+		{"pending check", pullStateSQL, []any{"u0", "dev", subs, int64(n / 2), clientBucket("")}, false},
+		{"page", pullFullPageSQL, []any{buckets, int64(n / 2), 1001, 1000}, true},
+		{"capped page", pullCappedPageSQL, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, true},
+		{"hydration", st.pull.sql, []any{ids, subs}, true},
+	}
+	// explainIn returns the plan of s in a transaction of its own, rolled
+	// back at once, set up as a pull's when settings is true.
+	explainIn := func(query string, args []any, settings, generic bool) string {
+		t.Helper()
+		tx, err := db.App.BeginTx(ctx, readTxOptions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback() }()
+		if err := setReadContext(ctx, tx, "u0"); err != nil {
+			t.Fatal(err)
+		}
+		if settings {
+			if _, err := tx.ExecContext(ctx, pullSettingsSQL, "u0"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if generic {
+			forceGenericPlans(t, tx)
+		}
+		return explain(t, tx, query, args...)
+	}
+	for _, generic := range []bool{false, true} {
+		for _, s := range statements {
+			plan := explainIn(s.query, s.args, s.inPull, generic)
+			if bad := unboundedPullScans(plan); bad != "" {
+				t.Errorf("%s (generic plan %v): %s:\n%s", s.name, generic, bad, plan)
+			}
+			if s.inPull && testing.Verbose() {
+				// What the statement would do without the settings.
+				if bad := unboundedPullScans(explainIn(s.query, s.args, false, generic)); bad != "" {
+					t.Logf("%s (generic plan %v) without pullSettingsSQL: %s", s.name, generic, bad)
+				}
+			}
+		}
+	}
+}
+
+// unboundedPullScans returns the first scan of plan that a pull statement
+// must not make (see TestPullPlansWithoutStatistics), "" when none.
+func unboundedPullScans(plan string) string {
+	for _, line := range strings.Split(plan, "\n") {
+		line = strings.TrimLeft(line, " ->")
+		switch {
+		case !strings.Contains(line, "Scan"),
+			strings.HasPrefix(line, "Function Scan"),
+			strings.HasPrefix(line, "CTE Scan"),
+			strings.HasPrefix(line, "Subquery Scan"),
+			strings.HasPrefix(line, "Seq Scan on compaction"), // one row
+			strings.HasPrefix(line, "Index Scan using compaction_pkey on compaction"),
+			strings.HasPrefix(line, "Index Scan using clients_user_client_key on clients"),
+			strings.HasPrefix(line, "Index Scan using changelog_bucket_seq_idx on changelog"),
+			strings.HasPrefix(line, "Index Only Scan using changelog_bucket_seq_idx on changelog"),
+			strings.HasPrefix(line, "Index Scan using pps_items_pkey on pps_items"):
+			continue
+		}
+		return line
+	}
+	return ""
+}

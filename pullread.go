@@ -1,0 +1,444 @@
+package synchro
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// This file holds pull's hydration with the default ownership rules: the
+// statement returns each delivered column on its own, in a form the engine
+// turns into the row's JSON object itself, byte for byte what
+// row_to_json gives (TestPullRowJSONMatchesRowToJSON).
+//
+// Why: row_to_json looks up the JSON category of every column's type for
+// every row, and formats and escapes in the backend; on a 12-column table
+// that was 2.9 ms of the 4.5 ms of hydrating a page of 1000 rows, against
+// 1.3 ms for the columns' text output (docs/benchmarks.md, issue 14 item
+// 4). The engine escapes a string and copies a number in a fraction of
+// that, while PostgreSQL is already producing the next rows.
+
+// pullColumnKind says how the engine writes one delivered column's value
+// into the row's JSON object.
+type pullColumnKind uint8
+
+const (
+	// pullNull: a made-up timestamp column (see tableInfo.delivered),
+	// always null; the statement does not return it.
+	pullNull pullColumnKind = iota
+	// pullRaw: the value's text is its JSON (integers, bool as true/false,
+	// json, jsonb, and whatever to_json made).
+	pullRaw
+	// pullNumber: a number's text, written as is when it is a JSON number
+	// and as a string otherwise (NaN, Infinity), as row_to_json does.
+	pullNumber
+	// pullString: the text output, written as a JSON string.
+	pullString
+)
+
+// pullColumn is one delivered column of a pull hydration.
+type pullColumn struct {
+	// key is the column's `"name":` with the separator before it, as
+	// row_to_json writes it.
+	key  string
+	kind pullColumnKind
+}
+
+// Type OIDs the hydration writes without to_json (pg_type.h).
+const (
+	oidBool    = 16
+	oidInt8    = 20
+	oidInt2    = 21
+	oidInt4    = 23
+	oidText    = 25
+	oidJSON    = 114
+	oidFloat4  = 700
+	oidFloat8  = 701
+	oidVarchar = 1043
+	oidNumeric = 1700
+	oidUUID    = 2950
+	oidJSONB   = 3802
+)
+
+// pullColumns returns, for the delivered columns of t over the row alias
+// x, how each is written and its select list expression, always of type
+// text (drivers hand text over as it is). Each expression first casts the
+// column to what its kind expects, so that a column whose type
+// changed after the schema was read fails the statement or still gives
+// valid JSON, never a malformed object. Types other than the common
+// built-in ones (dates and times among them, whose JSON form differs from
+// their text output; domains, arrays, enums, composites) come through
+// to_json, which gives exactly what row_to_json gives for the column.
+func pullColumns(t *tableInfo, x string) ([]pullColumn, []string) {
+	cols := make([]pullColumn, len(t.delivered))
+	var sel []string
+	for i, c := range t.delivered {
+		var key strings.Builder
+		if i == 0 {
+			key.WriteByte('{')
+		} else {
+			key.WriteByte(',')
+		}
+		key.Write(appendPGJSONString(nil, c.name))
+		key.WriteByte(':')
+		cols[i].key = key.String()
+		if c.madeUp {
+			cols[i].kind = pullNull
+			continue
+		}
+		col := x + "." + pgident.Quote(c.name)
+		switch c.typeOID {
+		case oidInt2, oidInt4, oidInt8:
+			cols[i].kind, col = pullRaw, col+"::int8::text"
+		case oidBool:
+			cols[i].kind, col = pullRaw, col+"::bool::text" // true or false
+		case oidFloat4, oidFloat8, oidNumeric:
+			cols[i].kind, col = pullNumber, col+"::text"
+		case oidText, oidVarchar, oidUUID:
+			cols[i].kind, col = pullString, col+"::text"
+		case oidJSON:
+			cols[i].kind, col = pullRaw, col+"::json::text"
+		case oidJSONB:
+			cols[i].kind, col = pullRaw, col+"::jsonb::text"
+		default:
+			cols[i].kind, col = pullRaw, "to_json("+col+")::text"
+		}
+		sel = append(sel, fmt.Sprintf("%s AS c%d", col, i))
+	}
+	return cols, sel
+}
+
+// pullRowWriter turns the values of pull hydration rows into JSON objects.
+// The objects of a page share large buffers instead of one allocation each;
+// each object is a slice capped at its end, so that appending to one never
+// writes into the next.
+type pullRowWriter struct {
+	cols    []pullColumn
+	scratch []byte
+	chunk   []byte
+}
+
+// pullChunkSize is the size of the buffers the JSON objects of a page are
+// copied into.
+const pullChunkSize = 64 << 10
+
+// object writes the JSON object of one row; vals are the values of the
+// columns that the statement returns (every column but the null ones), nil
+// for SQL NULL. The result stays valid after vals are reused.
+func (w *pullRowWriter) object(vals []sql.RawBytes) []byte {
+	b := w.scratch[:0]
+	v := 0
+	for _, c := range w.cols {
+		b = append(b, c.key...)
+		if c.kind == pullNull {
+			b = append(b, "null"...)
+			continue
+		}
+		val := vals[v]
+		v++
+		switch {
+		case val == nil:
+			b = append(b, "null"...)
+		case c.kind == pullRaw:
+			b = append(b, val...)
+		case c.kind == pullNumber && isJSONNumber(val):
+			b = append(b, val...)
+		default:
+			b = appendPGJSONString(b, val)
+		}
+	}
+	b = append(b, '}')
+	w.scratch = b
+	if len(w.chunk)+len(b) > cap(w.chunk) {
+		w.chunk = make([]byte, 0, max(pullChunkSize, len(b)))
+	}
+	start := len(w.chunk)
+	w.chunk = append(w.chunk, b...)
+	return w.chunk[start:len(w.chunk):len(w.chunk)]
+}
+
+// appendPGJSONString appends s as a JSON string the way PostgreSQL's
+// escape_json writes it: the two-character escapes for \b \f \n \r \t " and
+// \, \u00XX (lowercase hex) for the other control characters, every other
+// byte as it is.
+func appendPGJSONString[S ~string | ~[]byte](b []byte, s S) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '"':
+			b = append(b, '\\', '"')
+		case '\\':
+			b = append(b, '\\', '\\')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// isJSONNumber reports whether b is a number by the JSON grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(b []byte) bool {
+	i, n := 0, len(b)
+	digits := func() bool {
+		start := i
+		for i < n && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < n && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && b[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < n && b[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < n && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < n && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == n
+}
+
+// hydrateRows runs the pull hydration of info (st.pull) for ids and
+// returns the records it read: the rows of ids that exist, are not
+// deleted, and are in one of subs by the ownership rules.
+func hydrateRows(ctx context.Context, tx *sql.Tx, info *tableInfo, st *pullHydration, ids, subs []string) ([]*Record, error) {
+	rows, err := tx.QueryContext(ctx, st.sql, ids, subs)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	n := 0
+	for _, c := range st.cols {
+		if c.kind != pullNull {
+			n++
+		}
+	}
+	var (
+		id      string
+		updated sql.NullTime
+		vals    = make([]sql.RawBytes, n)
+		dest    = make([]any, 0, n+2)
+		w       = pullRowWriter{cols: st.cols}
+		out     = make([]*Record, 0, len(ids))
+		recs    = make([]Record, len(ids)) // one allocation for the page's records
+	)
+	dest = append(dest, &id, &updated)
+	for i := range vals {
+		dest = append(dest, &vals[i])
+	}
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if len(out) == len(recs) {
+			return nil, fmt.Errorf("more rows than the %d ids asked for", len(ids))
+		}
+		r := &recs[len(out)]
+		r.ID, r.TableName, r.Data = id, info.cfg.TableName, w.object(vals)
+		if updated.Valid {
+			r.UpdatedAt = updated.Time.UTC()
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// pullHydration is the statement of a pull hydration and how to write its
+// rows as JSON (see pullColumns): $1 text[] of ids, $2 text[] of the
+// client's buckets; it returns the id as the changelog gave it, the
+// updated-at (NULL without the column), then the delivered columns but
+// the null ones.
+type pullHydration struct {
+	sql  string
+	cols []pullColumn
+}
+
+// pullTx is the read transaction of a pull: database/sql's, or, when the
+// pool's driver is pgx's (the engine owns the connection for the length of
+// the transaction), pgx's own, which reads the hydrated values where they
+// arrived instead of converting each to a driver.Value and then to the scan
+// target (two copies and an interface per column: 2 ms of a page of 1000
+// rows of 12 columns in BenchmarkPullThroughput, see docs/benchmarks.md).
+type pullTx interface {
+	exec(ctx context.Context, query string, args ...any) error
+	query(ctx context.Context, query string, args ...any) (pullRows, error)
+	// hydrate runs st for ids and subs (see hydrateRows).
+	hydrate(ctx context.Context, info *tableInfo, st *pullHydration, ids, subs []string) ([]*Record, error)
+	commit(ctx context.Context) error
+}
+
+// pullRows are the rows of a pullTx query.
+type pullRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// sqlPullTx is a pullTx of database/sql.
+type sqlPullTx struct{ tx *sql.Tx }
+
+// sqlPullRows adapts *sql.Rows to pullRows.
+type sqlPullRows struct{ *sql.Rows }
+
+func (r sqlPullRows) Close() { _ = r.Rows.Close() }
+
+func (t sqlPullTx) exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.ExecContext(ctx, query, args...)
+	return err
+}
+
+func (t sqlPullTx) query(ctx context.Context, query string, args ...any) (pullRows, error) {
+	rows, err := t.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlPullRows{rows}, nil
+}
+
+func (t sqlPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydration, ids, subs []string) ([]*Record, error) {
+	return hydrateRows(ctx, t.tx, info, st, ids, subs)
+}
+
+func (t sqlPullTx) commit(context.Context) error { return t.tx.Commit() }
+
+// pgxPullTx is a pullTx of pgx, on the connection of the pool's driver.
+type pgxPullTx struct{ tx pgx.Tx }
+
+func (t pgxPullTx) exec(ctx context.Context, query string, args ...any) error {
+	_, err := t.tx.Exec(ctx, query, args...)
+	return err
+}
+
+func (t pgxPullTx) query(ctx context.Context, query string, args ...any) (pullRows, error) {
+	return t.tx.Query(ctx, query, args...)
+}
+
+func (t pgxPullTx) commit(ctx context.Context) error { return t.tx.Commit(ctx) }
+
+// hydrate is hydrateRows reading the values pgx received in place: the id
+// and every delivered column are text, whose wire form in either format is
+// the text itself.
+func (t pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydration, ids, subs []string) ([]*Record, error) {
+	rows, err := t.tx.Query(ctx, st.sql, ids, subs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var (
+		updated pgtype.Timestamptz
+		dest    = make([]any, len(rows.FieldDescriptions()))
+		vals    = make([]sql.RawBytes, len(dest)-2)
+		w       = pullRowWriter{cols: st.cols}
+		out     = make([]*Record, 0, len(ids))
+		recs    = make([]Record, len(ids))
+	)
+	dest[1] = &updated // the others are read in place (nil: not scanned)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		raw := rows.RawValues()
+		if len(out) == len(recs) {
+			return nil, fmt.Errorf("more rows than the %d ids asked for", len(ids))
+		}
+		for i := range vals {
+			vals[i] = raw[2+i]
+		}
+		r := &recs[len(out)]
+		r.ID, r.TableName, r.Data = string(raw[0]), info.cfg.TableName, w.object(vals)
+		if updated.Valid && updated.InfinityModifier == pgtype.Finite {
+			r.UpdatedAt = updated.Time.UTC()
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// pgxConn is what the connections of pgx's database/sql driver
+// (github.com/jackc/pgx/v5/stdlib) give through sql.Conn.Raw.
+type pgxConn interface{ Conn() *pgx.Conn }
+
+// inPullTx runs f in a read-only repeatable read transaction on a
+// connection of e.db: pgx's own when sqlRules and the driver is pgx's
+// (unless e.pullViaSQL), database/sql's otherwise. f's transaction is
+// rolled back unless f committed it.
+func (e *Engine) inPullTx(ctx context.Context, sqlRules bool, f func(pullTx) error) error {
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("synchro: pull: %w", err)
+	}
+	defer func() { _ = conn.Close() }()
+	if sqlRules && !e.pullViaSQL {
+		native := false
+		err := conn.Raw(func(dc any) error {
+			c, ok := dc.(pgxConn)
+			if !ok {
+				return nil
+			}
+			native = true
+			tx, err := c.Conn().BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+			if err != nil {
+				return fmt.Errorf("synchro: pull: %w", err)
+			}
+			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+			return f(pgxPullTx{tx})
+		})
+		if native || err != nil {
+			return err
+		}
+	}
+	tx, err := conn.BeginTx(ctx, readTxOptions)
+	if err != nil {
+		return fmt.Errorf("synchro: pull: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return f(sqlPullTx{tx})
+}

@@ -1,0 +1,147 @@
+package synchro
+
+import (
+	"database/sql"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
+)
+
+// TestPullRowJSONMatchesRowToJSON checks that pull's hydration, which
+// writes each row's JSON object itself from the columns' text, gives
+// byte for byte what row_to_json gives (the snapshot's and the previous
+// hydration's form), through pgx's own transaction and through
+// database/sql's, for every kind of column: integers, bool, numbers with
+// NaN and infinities, strings with quotes, backslashes, control characters
+// and non-ASCII text, uuid, json and jsonb, and the types that go through
+// to_json (timestamps, dates, arrays, enums, domains, bpchar, interval,
+// bytea), NULL in each.
+func TestPullRowJSONMatchesRowToJSON(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	ptExec(t, db.Super, `
+CREATE TYPE pj_mood AS ENUM ('happy', 'sad');
+CREATE DOMAIN pj_posint AS integer CHECK (VALUE > 0);
+CREATE TABLE pj (
+	id         bigint PRIMARY KEY,
+	user_id    text NOT NULL,
+	"Odd ""name"""  text,
+	small      smallint,
+	big        bigint,
+	flag       boolean,
+	num        numeric,
+	f4         real,
+	f8         double precision,
+	u          uuid,
+	vc         varchar(20),
+	bp         char(5),
+	js         json,
+	jb         jsonb,
+	ts         timestamptz,
+	tsn        timestamp,
+	d          date,
+	iv         interval,
+	arr        text[],
+	mood       pj_mood,
+	pos        pj_posint,
+	raw        bytea,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	deleted_at timestamptz
+);
+INSERT INTO pj (id, user_id, "Odd ""name""", small, big, flag, num, f4, f8, u, vc, bp, js, jb, ts, tsn, d, iv, arr, mood, pos, raw) VALUES
+ (1, 'u1', e'quote " backslash \\ nl \n tab \t cr \r bs \b ff \f bell \x07 us \x1f', -3, 9223372036854775807, true, 12.50, 1.5, 1e100,
+  '6f1c9f4e-33b5-4a8e-9c61-7d0c4c6e2a11', 'héllo wörld ✓', 'ab', '{"a": [1, 2.0, "x"],  "b" : null}', '{"z": 1, "a": {"k": [true]}}',
+  '2024-03-04 05:06:07.123456+05:30', '2024-03-04 05:06:07', '2024-03-04', '1 day 02:03:04', '{a,"b c",NULL}', 'sad', 7, '\x00ff'),
+ (2, 'u1', '', 0, 0, false, 'NaN', 'Infinity', '-Infinity', NULL, '', '', 'null', '[]',
+  'infinity', '-infinity', '0044-03-15 BC', '-1 mon', '{}', 'happy', 1, ''),
+ (3, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, 'u1', 'x', 1, 1, true, -0.000001, 'NaN', -0.0, NULL, 'x', 'x', '1', '"s"', '1999-12-31 23:59:59.5+00', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (5, 'u1', e'\u2028 <script>&', 1, 1, true, 1e-20, 3.4e38, 5e-324, NULL, NULL, NULL, NULL, '1.0e10', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "pj", OwnerColumn: "user_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	ctx := t.Context()
+	m, err := p.e.schema.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := m.table("pj")
+	st, err := info.readSQL(reg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"1", "2", "3", "4", "5"}
+	subs := []string{"global", "user:u1"}
+
+	// What row_to_json gives: the hydration statement the engine used
+	// before, still the form of snapshot pages.
+	want := map[string]string{}
+	rows, err := db.Super.QueryContext(ctx, st.hydrate, ids, subs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var (
+			id, data string
+			updated  sql.NullTime
+			whole    sql.NullString
+		)
+		if err := rows.Scan(&id, &data, &updated, &whole); err != nil {
+			t.Fatal(err)
+		}
+		want[id] = data
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != len(ids) {
+		t.Fatalf("row_to_json statement returned %d rows, want %d", len(want), len(ids))
+	}
+
+	for _, viaSQL := range []bool{false, true} {
+		t.Run(fmt.Sprintf("viaSQL=%v", viaSQL), func(t *testing.T) {
+			p.e.pullViaSQL = viaSQL // the subtests run one after the other
+			got := map[string]string{}
+			err := p.e.inPullTx(ctx, true, func(tx pullTx) error {
+				if _, native := tx.(pgxPullTx); native == viaSQL {
+					t.Errorf("transaction %T with pullViaSQL %v", tx, viaSQL)
+				}
+				if err := tx.exec(ctx, pullSettingsSQL, "u1"); err != nil {
+					return err
+				}
+				recs, err := tx.hydrate(ctx, info, st.pull, ids, subs)
+				for _, r := range recs {
+					got[r.ID] = string(r.Data)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range slices.Sorted(maps.Keys(want)) {
+				if got[id] != want[id] {
+					t.Errorf("row %s:\n got %s\nwant %s", id, got[id], want[id])
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("hydrated %d rows, want %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+func TestIsJSONNumber(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"0": true, "-0": true, "12": true, "12.50": true, "1e+100": true, "1E-7": true, "-0.000001": true, "5e-324": true,
+		"": false, "-": false, "01": false, "1.": false, ".5": false, "1e": false, "NaN": false, "Infinity": false,
+		"-Infinity": false, "1 ": false, "+1": false, "0x10": false,
+	} {
+		if got := isJSONNumber([]byte(s)); got != want {
+			t.Errorf("isJSONNumber(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
