@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the writers' pool
+
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
@@ -92,10 +94,13 @@ SELECT g, 'user' || (g % 50), 'payload ' || g FROM generate_series($1::bigint, $
 }
 
 // BenchmarkCaptureThroughput measures how fast the consumer turns committed
-// row changes into changelog rows: -capture.changes single-row inserts (one
-// bucket each) in -capture.txns transactions are committed while the
-// consumer is stopped, then the consumer is started and timed until the
-// changelog holds them all. It reports changes/s.
+// row changes into changelog rows: -capture.changes inserted rows (one
+// bucket each) in -capture.txns transactions (by default 100,000 rows in
+// transactions of 100; -capture.txns 100000 makes them single-row
+// transactions) are committed while the consumer is stopped, then the
+// consumer is started and timed until the changelog holds them all. It
+// reports changes/s. BenchmarkCaptureBurst measures capture while the rows
+// are being written.
 //
 //	go test -run '^$' -bench CaptureThroughput -benchtime 1x ./wal/
 func BenchmarkCaptureThroughput(b *testing.B) {
@@ -227,4 +232,146 @@ SELECT g, 'user' || (g % 50), 'x' FROM generate_series($1::bigint, $2::bigint) A
 			fmt.Printf("latency over %d changes: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", len(lat), p(0.5), p(0.99), p(1))
 		}
 	}
+}
+
+var (
+	burstTxns    = flag.Int("capture.burst.txns", 200, "transactions of 100 rows written by BenchmarkCaptureBurst/rows=100 (20000 of one row for rows=1); a tenth under -short")
+	burstWriters = flag.Int("capture.burst.writers", 4, "connections writing the single-row transactions of BenchmarkCaptureBurst/rows=1")
+)
+
+// BenchmarkCaptureBurst measures capture while the rows are being written:
+// with the consumer running, a writer commits a burst of transactions as
+// fast as PostgreSQL takes them, then the benchmark waits until the
+// changelog holds every row. rows=100 writes -capture.burst.txns
+// transactions of 100 rows (one INSERT ... SELECT each, on one connection);
+// rows=1 writes the same number of rows one per transaction, from
+// -capture.burst.writers connections. The writers commit with
+// synchronous_commit=on, as applications do (see BenchmarkCaptureLatency).
+// It reports rows/s (rows over the time from the first write to the
+// changelog holding the last row), lag_ms (from the last commit to the
+// changelog holding every row) and write_rows/s (what the writers
+// achieved: capture cannot beat it).
+//
+//	go test -run '^$' -bench CaptureBurst -benchtime 1x ./wal/
+func BenchmarkCaptureBurst(b *testing.B) {
+	if *burstWriters < 1 {
+		b.Fatalf("-capture.burst.writers %d: want at least 1", *burstWriters)
+	}
+	txns := *burstTxns
+	if testing.Short() {
+		txns = max(txns/10, 1)
+	}
+	rows := txns * 100
+	for _, shape := range []struct {
+		name    string
+		perTxn  int
+		writers int
+	}{
+		{"rows=100", 100, 1},
+		{"rows=1", 1, *burstWriters},
+	} {
+		b.Run(shape.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				e := newBenchEnv(b)
+				stop := e.run(b)
+				r := e.burst(b, rows, shape.perTxn, shape.writers)
+				stop()
+				b.ReportMetric(float64(rows)/r.captured.Seconds(), "rows/s")
+				b.ReportMetric(float64(r.lag)/float64(time.Millisecond), "lag_ms")
+				b.ReportMetric(float64(rows)/r.written.Seconds(), "write_rows/s")
+			}
+		})
+	}
+}
+
+// burstResult is what burst measured: the time to write, the time until
+// the changelog held every row (both from the first write), and the lag
+// from the last commit to then.
+type burstResult struct {
+	written, captured, lag time.Duration
+}
+
+// burst writes rows rows in transactions of perTxn from writers
+// connections, as fast as the server takes them, then waits until the
+// changelog holds them all and checks that it holds each exactly once.
+func (e *benchEnv) burst(b *testing.B, rows, perTxn, writers int) burstResult {
+	ctx := context.Background()
+	// The writers have a pool of their own: the test database's pools are
+	// bounded, and the consumer must not wait for a connection they hold.
+	pool, err := sql.Open("pgx", e.db.DSN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = pool.Close() }()
+	conns := make([]*sql.Conn, writers)
+	for w := range conns {
+		c, err := pool.Conn(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = c.Close() }()
+		if _, err := c.ExecContext(ctx, `SET synchronous_commit = on`); err != nil {
+			b.Fatal(err)
+		}
+		conns[w] = c
+	}
+	txns := rows / perTxn
+	lastIDs := make([]int, writers) // the last id each writer committed
+	errs := make(chan error, writers)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Writer w commits transactions w, w+writers, ...
+			for t := w; t < txns; t += writers {
+				lo := 1 + t*perTxn
+				if _, err := c.ExecContext(ctx, `INSERT INTO events (id, user_id, payload)
+SELECT g, 'user' || (g % 50), 'payload ' || g FROM generate_series($1::bigint, $2::bigint) AS g`, lo, lo+perTxn-1); err != nil {
+					errs <- err
+					return
+				}
+				lastIDs[w] = lo + perTxn - 1
+			}
+		}()
+	}
+	wg.Wait()
+	committed := time.Now()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	// Each changelog transaction holds whole WAL transactions in commit
+	// order: once the last transaction of every writer is there, all are.
+	ids := make([]string, 0, writers)
+	for _, id := range lastIDs {
+		if id != 0 {
+			ids = append(ids, fmt.Sprint(id))
+		}
+	}
+	deadline := committed.Add(2 * time.Minute)
+	for {
+		var n int
+		if err := e.db.Super.QueryRow(`SELECT count(DISTINCT record_id) FROM synchro.changelog
+ WHERE table_name = 'events' AND record_id = ANY($1)`, ids).Scan(&n); err != nil {
+			b.Fatal(err)
+		}
+		if n == len(ids) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the changelog lacks the last rows 2 minutes after the last commit (%d rows captured of %d)", e.changelogCount(b), rows)
+		}
+		time.Sleep(time.Millisecond) // polling a condition under a deadline
+	}
+	done := time.Now()
+	var total, distinct int
+	if err := e.db.Super.QueryRow(`SELECT count(*), count(DISTINCT record_id) FROM synchro.changelog WHERE table_name = 'events'`).Scan(&total, &distinct); err != nil {
+		b.Fatal(err)
+	}
+	if total != rows || distinct != rows {
+		b.Fatalf("the changelog holds %d rows for %d records, want %d of each", total, distinct, rows)
+	}
+	return burstResult{written: committed.Sub(start), captured: done.Sub(start), lag: done.Sub(committed)}
 }

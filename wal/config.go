@@ -76,13 +76,18 @@ type ConsumerConfig struct {
 	StandbyTimeout time.Duration
 
 	// MaxBatchEvents bounds the row changes written in one changelog
-	// transaction; a WAL transaction is never split. Defaults to 10000.
+	// transaction; a WAL transaction is never split. It also bounds what
+	// the consumer holds in memory: while a batch is being written, the
+	// stream is received into the next one until it is full. Defaults to
+	// 10000.
 	MaxBatchEvents int
 
 	// MaxBatchDelay is how long received transactions may wait for more to
 	// batch with them before they are written, while the stream keeps
-	// coming; when it pauses for 2ms they are written at once. Defaults to
-	// 20ms; at least 1ms.
+	// coming; when it pauses for 2ms they are written at once. While a
+	// batch is being written, the transactions received meanwhile wait for
+	// it, and are written as soon as it has committed if they have waited
+	// this long. Defaults to 20ms; at least 1ms.
 	MaxBatchDelay time.Duration
 }
 

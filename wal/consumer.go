@@ -263,19 +263,63 @@ func (c *Consumer) connect(ctx context.Context, replication bool) (*pgconn.PgCon
 	return conn, nil
 }
 
+// written is the outcome of the write of one batch of transactions.
+type written struct {
+	batch []*txn
+	err   error
+}
+
 // stream receives WAL and writes it, batching transactions, until an error.
+//
+// Batches are written by a goroutine of their own, one at a time and in
+// order, while the stream goes on: the transactions received meanwhile
+// form the next batch, written once the previous one has committed (and,
+// as always, the stream paused, the oldest waited MaxBatchDelay or the
+// batch is full; a full batch stops the receiving until it can be
+// written). Receiving and decoding thus overlap writing, and a burst is
+// written in batches as large as the writes are slow. Only written batches
+// are confirmed to the server. stream returns once the goroutine has ended.
+// An error ends the stream and the batches not written with it; the next
+// session starts again from the last written one.
 func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder, durable pglogrepl.LSN) error {
 	var (
+		// pending are the transactions received and not yet being written.
 		pending       []*txn
 		pendingEvents int
-		serverEnd     pglogrepl.LSN
-		nextStatus    = time.Now().Add(c.cfg.StandbyTimeout)
+		pendingSince  time.Time // when the first of pending was received
+		// writing is set while a batch is being written; done receives
+		// its outcome.
+		writing    bool
+		writer     sync.WaitGroup
+		done       = make(chan written, 1)
+		serverEnd  pglogrepl.LSN
+		nextStatus = time.Now().Add(c.cfg.StandbyTimeout)
+		lastRecv   time.Time
 	)
+	// Receives wait under a read deadline of the connection rather than
+	// under a context of their own, which would cost a context, a timer and
+	// a watch of the connection for each message (each row change is one).
+	// The end of ctx and the end of a write end the wait by moving the
+	// deadline to now.
+	netConn := conn.Conn()
+	wake := func() { _ = netConn.SetReadDeadline(time.Now()) }
+	stopWake := context.AfterFunc(ctx, wake)
+	defer stopWake()
+
+	writeCtx, stopWriting := context.WithCancel(ctx)
+	defer func() {
+		// An error ends the stream: a batch being written commits or not,
+		// its outcome does not matter.
+		stopWriting()
+		writer.Wait()
+	}()
+
 	sendStatus := func() error {
 		pos := durable
-		// Idle and caught up: confirm the server's position, so the slot
-		// does not hold WAL for changes that do not concern us.
-		if len(pending) == 0 && !dec.inTransaction() && serverEnd > pos {
+		// Idle and caught up (nothing received unwritten, nothing being
+		// written): confirm the server's position, so the slot does not
+		// hold WAL for changes that do not concern us.
+		if len(pending) == 0 && !writing && !dec.inTransaction() && serverEnd > pos {
 			pos = serverEnd
 		}
 		err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
@@ -288,49 +332,108 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 		nextStatus = time.Now().Add(c.cfg.StandbyTimeout)
 		return nil
 	}
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		// Transactions without changes to registered tables need no write:
-		// confirming them is enough (writing the position for them would
-		// itself make WAL, and feed the stream with its own writes).
-		if slices.ContainsFunc(pending, func(t *txn) bool { return len(t.events) > 0 }) {
-			if err := c.applier.apply(ctx, pending); err != nil {
-				return err
-			}
-		}
-		last := pending[len(pending)-1]
+	// wrote records a written batch and confirms it.
+	wrote := func(batch []*txn) error {
+		last := batch[len(batch)-1]
 		durable = last.endLSN
 		c.appliedLSN.Store(uint64(durable))
 		c.lastCommit.Store(last.commitTime.UnixNano())
-		c.pendingSince.Store(0)
-		pending, pendingEvents = pending[:0], 0
+		if len(pending) > 0 {
+			c.pendingSince.Store(pendingSince.UnixNano())
+		} else {
+			c.pendingSince.Store(0)
+		}
 		return sendStatus()
 	}
+	// finish takes the outcome of the batch being written.
+	finish := func(w written) error {
+		writing = false
+		if w.err != nil {
+			return w.err
+		}
+		return wrote(w.batch)
+	}
+	// write starts writing the pending transactions. Transactions without
+	// changes to registered tables need no write: confirming them is enough
+	// (writing the position for them would itself make WAL, and feed the
+	// stream with its own writes).
+	write := func() error {
+		batch := pending
+		pending, pendingEvents = nil, 0
+		if !slices.ContainsFunc(batch, func(t *txn) bool { return len(t.events) > 0 }) {
+			return wrote(batch)
+		}
+		writing = true
+		writer.Go(func() {
+			err := c.applier.apply(writeCtx, batch)
+			done <- written{batch, err}
+			wake()
+		})
+		return nil
+	}
+	// due reports whether the pending transactions should be written now:
+	// there are enough of them, the stream paused, or the oldest has waited
+	// MaxBatchDelay.
+	due := func(now time.Time) bool {
+		return len(pending) > 0 && (pendingEvents >= c.cfg.MaxBatchEvents ||
+			now.Sub(lastRecv) >= idleFlush || now.Sub(pendingSince) >= c.cfg.MaxBatchDelay)
+	}
 
-	var lastRecv time.Time
 	for {
+		if writing {
+			select {
+			case w := <-done:
+				if err := finish(w); err != nil {
+					return err
+				}
+			default:
+				if pendingEvents >= c.cfg.MaxBatchEvents {
+					// The next batch is full: receive no more until the
+					// current one is written.
+					select {
+					case w := <-done:
+						if err := finish(w); err != nil {
+							return err
+						}
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+			}
+		}
+		if !writing && due(time.Now()) {
+			if err := write(); err != nil {
+				return err
+			}
+		}
+
 		deadline := nextStatus
-		if len(pending) > 0 {
+		if !writing && len(pending) > 0 {
 			// Write when the stream pauses, or when the oldest pending
 			// transaction has waited MaxBatchDelay under a steady stream.
-			deadline = time.Unix(0, c.pendingSince.Load()).Add(c.cfg.MaxBatchDelay)
+			deadline = pendingSince.Add(c.cfg.MaxBatchDelay)
 			if idle := lastRecv.Add(idleFlush); idle.Before(deadline) {
 				deadline = idle
 			}
 		}
-		recvCtx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := conn.ReceiveMessage(recvCtx)
-		cancel()
+		if err := netConn.SetReadDeadline(deadline); err != nil {
+			return fmt.Errorf("wal: receiving: %w", err)
+		}
+		// A wake that came before the deadline was set is not lost: it
+		// shows here.
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if writing && len(done) > 0 {
+			continue
+		}
+		msg, err := conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
-				if err := flush(); err != nil {
-					return err
-				}
+				// The deadline, or a wake: the connection is fine.
 				if time.Now().After(nextStatus) {
 					if err := sendStatus(); err != nil {
 						return err
@@ -358,8 +461,10 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 					c.serverLSN.Store(uint64(serverEnd))
 				}
 				if ka.ReplyRequested {
-					if err := flush(); err != nil {
-						return err
+					if !writing && len(pending) > 0 {
+						if err := write(); err != nil {
+							return err
+						}
 					}
 					if err := sendStatus(); err != nil {
 						return err
@@ -385,15 +490,13 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 					continue // written before a restart; the server sent it again
 				}
 				if len(pending) == 0 {
-					c.pendingSince.Store(time.Now().UnixNano())
+					pendingSince = lastRecv
+					if !writing {
+						c.pendingSince.Store(pendingSince.UnixNano())
+					}
 				}
 				pending = append(pending, t)
 				pendingEvents += len(t.events)
-				if pendingEvents >= c.cfg.MaxBatchEvents {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
 			}
 		case *pgproto3.ErrorResponse:
 			return fmt.Errorf("wal: server error: %w", pgconn.ErrorResponseToPgError(m))

@@ -481,6 +481,49 @@ func TestE2EMultiBucketChanges(t *testing.T) {
 	ctEqual(t, "team:e holds", e.present(all, "team:e"), "tasks t7")
 }
 
+// TestE2EKeptEdgesAreNotRewritten checks that a batch writes only the
+// bucket edges that change: a record that leaves one of its two buckets
+// keeps the other's edge as it was (its updated_at says when the record
+// entered the bucket), and a record that moves away and back within one
+// transaction leaves its edges untouched.
+func TestE2EKeptEdgesAreNotRewritten(t *testing.T) {
+	t.Parallel()
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "tasks", OwnerColumn: "user_id"})
+	e := e2eNew(t, `CREATE TABLE tasks (id text PRIMARY KEY, team_id text, user_id text, title text,
+		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`, reg)
+	e.cfg.Assigner = teamUserAssigner{}
+	e.run()
+	ctEqual(t, "start", e.sync())
+	ctEqual(t, "insert", e.step(`INSERT INTO tasks (id, team_id, user_id) VALUES ('t1', 'a', 'u1'), ('t2', 'b', 'u2')`),
+		"team:a tasks t1 create", "user:u1 tasks t1 create", "team:b tasks t2 create", "user:u2 tasks t2 create")
+	stamped := func(id string) []string {
+		var out []string
+		for _, l := range e.edgeTable(true) {
+			if strings.HasPrefix(l, "tasks "+id+" ") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	t1, t2 := stamped("t1"), stamped("t2")
+
+	ctEqual(t, "user change", e.step(`UPDATE tasks SET user_id = 'u3' WHERE id = 't1'`),
+		"user:u1 tasks t1 delete", "team:a tasks t1 update", "user:u3 tasks t1 create")
+	got := stamped("t1")
+	if len(got) != 2 || got[0] != t1[0] || !strings.HasPrefix(got[1], "tasks t1 user:u3 @") {
+		t.Errorf("edges of t1 after the user change: got %q, want the team:a edge unchanged (%q) and a new user:u3 edge", got, t1[0])
+	}
+
+	ctEqual(t, "away and back in one transaction", e.step(`BEGIN;
+		UPDATE tasks SET user_id = 'u9' WHERE id = 't2';
+		UPDATE tasks SET user_id = 'u2' WHERE id = 't2';
+		COMMIT;`),
+		"user:u2 tasks t2 delete", "team:b tasks t2 update", "user:u9 tasks t2 create",
+		"user:u9 tasks t2 delete", "team:b tasks t2 update", "user:u2 tasks t2 create")
+	ctEqual(t, "edges of t2 after moving away and back", stamped("t2"), t2...)
+}
+
 // TestE2EOwnerChange checks that an owner change A→B is exactly a delete in
 // user:A followed by a create in user:B.
 func TestE2EOwnerChange(t *testing.T) {

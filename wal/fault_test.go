@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -864,6 +865,9 @@ type faultHooks struct {
 	afterQuery func(query string)
 	// afterCommit runs after each transaction committed.
 	afterCommit func()
+	// beforeCommit runs before each commit; an error it returns rolls
+	// the transaction back and is returned by Commit.
+	beforeCommit func() error
 }
 
 // faultHookedDB opens a pool on dsn whose connections call hooks.
@@ -920,6 +924,12 @@ type faultTx struct {
 }
 
 func (tx *faultTx) Commit() error {
+	if tx.hooks.beforeCommit != nil {
+		if err := tx.hooks.beforeCommit(); err != nil {
+			_ = tx.Tx.Rollback()
+			return err
+		}
+	}
 	err := tx.Tx.Commit()
 	if err == nil && tx.hooks.afterCommit != nil {
 		tx.hooks.afterCommit()
@@ -1376,4 +1386,193 @@ func TestFaultNewConsumerRefusesInvalidConfigs(t *testing.T) {
 			t.Errorf("%s: NewConsumer = %v, %v; want an error about %s", tt.name, c, err, tt.want)
 		}
 	}
+}
+
+// TestFaultStreamGoesOnWhileWriting holds the commit of a batch. Meanwhile
+// the consumer keeps receiving (it hears of WAL written after the batch),
+// and the positions it confirms stay before the batch, even though the
+// server moved on and nothing else is waiting to be written: a batch is
+// confirmed only once committed. Transactions received while it is held
+// are written after it, each once and in commit order.
+func TestFaultStreamGoesOnWhileWriting(t *testing.T) {
+	t.Parallel()
+	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), `CREATE TABLE unregistered (id serial PRIMARY KEY, v text)`)
+	var hold atomic.Bool
+	held, release := make(chan struct{}), make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	hooks := &faultHooks{beforeCommit: func() error {
+		if hold.CompareAndSwap(true, false) {
+			close(held)
+			select {
+			case <-release:
+			case <-time.After(faultTimeout):
+			}
+		}
+		return nil
+	}}
+	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+	logs := newFaultLogs(t, "the consumer")
+	r := faultStart(t, e.cfg, logs, "c")
+	t.Cleanup(releaseOnce) // runs before the consumer is stopped
+	logs.waitStreaming(t, "c", 1)
+	m, rng := newFaultModel("r"), faultRand(t)
+	if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 4); err != nil {
+		t.Fatal(err)
+	}
+	e.waitConfirmed(e.walLSN(), faultTimeout)
+
+	hold.Store(true)
+	if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 4); err != nil {
+		t.Fatal(err)
+	}
+	// Past the end of the held transaction: confirming this far would say
+	// it is written. (Up to its commit the consumer may confirm: a slot's
+	// position counts the transactions that commit before it.)
+	committed := e.walLSN()
+	select {
+	case <-held:
+	case <-time.After(faultTimeout):
+		t.Fatal("the batch was not written")
+	}
+	// WAL the consumer has nothing to write for.
+	for i := range 50 {
+		ctExec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
+	}
+	e.waitReceived(r, e.walLSN())
+	// Several status intervals: a confirmation past the held batch would
+	// show in the slot by now.
+	time.Sleep(3 * faultStandby) // an observation window, not a synchronisation
+	_, _, past, err := e.slotState(committed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if confirmed := pglogrepl.LSN(r.c.confirmedLSN.Load()); past || confirmed >= faultParseLSN(t, committed) {
+		t.Fatalf("confirmed up to %s (the slot: %v, the consumer: %s) while the transaction ending before it was not written", committed, past, confirmed)
+	}
+
+	// More transactions while the batch is held: received, written later.
+	for range 5 {
+		if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitReceived(r, e.walLSN())
+	if n := logs.count("replication interrupted"); n != 0 {
+		t.Fatalf("the stream was interrupted %d times", n)
+	}
+	releaseOnce()
+	e.waitConfirmed(e.walLSN(), faultTimeout)
+	e.checkExactlyOnce(m.want)
+}
+
+// TestFaultFailedWrite makes the commit of a batch fail once while more
+// transactions arrive: the consumer must not write what came after the
+// failed batch ahead of it, but start over from its position, and every
+// change ends in the changelog once, in commit order.
+func TestFaultFailedWrite(t *testing.T) {
+	t.Parallel()
+	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
+	var fail atomic.Bool
+	failing := make(chan struct{})
+	hooks := &faultHooks{beforeCommit: func() error {
+		if fail.CompareAndSwap(true, false) {
+			close(failing)
+			// Let the stream receive what is written meanwhile.
+			time.Sleep(100 * time.Millisecond) // widens the window the test is about
+			return errors.New("injected commit failure")
+		}
+		return nil
+	}}
+	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+	logs := newFaultLogs(t, "the consumer")
+	faultStart(t, e.cfg, logs, "c")
+	logs.waitStreaming(t, "c", 1)
+	m, rng := newFaultModel("r"), faultRand(t)
+	fail.Store(true)
+	if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 6); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-failing:
+	case <-time.After(faultTimeout):
+		t.Fatal("no batch was written")
+	}
+	for range 10 {
+		if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitConfirmed(e.walLSN(), faultTimeout)
+	e.checkExactlyOnce(m.want)
+	if logs.count("injected commit failure") == 0 {
+		t.Error("the failure was not logged")
+	}
+}
+
+// TestFaultEdgeStoredMeanwhile stores, between the batch's reading of the
+// bucket edges and its writing them, an edge the batch is about to insert
+// (as a writer that does not take the slot's lock could): the batch must
+// still commit, without an interruption of the stream, and the edge be
+// there once.
+func TestFaultEdgeStoredMeanwhile(t *testing.T) {
+	t.Parallel()
+	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
+	var arm atomic.Bool
+	var hookErr atomic.Value
+	hooks := &faultHooks{afterQuery: func(q string) {
+		if strings.Contains(q, "CROSS JOIN LATERAL") && arm.CompareAndSwap(true, false) {
+			if _, err := e.db.Super.Exec(`INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('lists', 'l9', 'user:alice')`); err != nil {
+				hookErr.Store(err)
+			}
+		}
+	}}
+	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+	logs := newFaultLogs(t, "the consumer")
+	faultStart(t, e.cfg, logs, "c")
+	logs.waitStreaming(t, "c", 1)
+	arm.Store(true)
+	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l9', 'alice', 'nine'), ('l10', 'alice', 'ten')`)
+	e.waitConfirmed(e.walLSN(), faultTimeout)
+	if err, _ := hookErr.Load().(error); err != nil {
+		t.Fatalf("storing the edge: %v", err)
+	}
+	if arm.Load() {
+		t.Fatal("the batch did not read the edges")
+	}
+	if n := logs.count("replication interrupted"); n != 0 {
+		t.Fatalf("the stream was interrupted %d times:\n%s", n, logs.grep("replication interrupted"))
+	}
+	if logs.count("some bucket edges were stored meanwhile") != 1 {
+		t.Errorf("the conflict was not met: %s", logs.tail(5))
+	}
+	rows := e.waitRows(0, 2)
+	ctEqual(t, "changelog", rows, "user:alice lists l9 create", "user:alice lists l10 create")
+	ctEqual(t, "edges", e.edges(faultEdgesQuery), "lists l10 user:alice", "lists l9 user:alice")
+}
+
+// waitReceived waits until consumer r has received the server's WAL up to
+// lsn (it may not have written it).
+func (e *faultEnv) waitReceived(r *faultRun, lsn string) {
+	e.t.Helper()
+	target := faultParseLSN(e.t, lsn)
+	// The server streams only flushed WAL, and flushes asynchronously
+	// (synchronous_commit=off).
+	faultPoll(e.t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
+		var flushed bool
+		err := e.db.Super.QueryRow(`SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, lsn).Scan(&flushed)
+		return err == nil && flushed, fmt.Sprint(err)
+	})
+	faultPoll(e.t, "the consumer to receive WAL up to "+lsn, faultTimeout, func() (bool, string) {
+		got := r.c.Lag().ServerLSN
+		return got >= target, "received up to " + got.String()
+	})
+}
+
+func faultParseLSN(t *testing.T, s string) pglogrepl.LSN {
+	t.Helper()
+	lsn, err := pglogrepl.ParseLSN(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lsn
 }

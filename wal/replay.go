@@ -54,7 +54,7 @@ SELECT id, table_name, record_id FROM synchro.rule_failures
 		return 0, fmt.Errorf("wal: reading rule failures: %w", err)
 	}
 
-	b := a.newBatch(ctx, tx)
+	b := a.newBatch(ctx, tx, len(failures))
 	resolved := map[recKey]bool{}
 	var done []int64
 	for _, f := range failures {

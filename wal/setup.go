@@ -279,7 +279,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.bucket_edges WHERE table_name = ANY($1::text[])`, names); err != nil {
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
-	b := a.newBatch(ctx, tx)
+	b := a.newBatch(ctx, tx, 0)
 
 	total := 0
 	for _, cfg := range parentsFirst(a.tables, names) {
