@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -248,15 +249,10 @@ func hydrateRows(ctx context.Context, tx *sql.Tx, info *tableInfo, st *pullHydra
 		return nil, err
 	}
 	defer func() { _ = rows.Close() }()
-	n := 0
-	for _, c := range st.cols {
-		if c.kind != pullNull {
-			n++
-		}
-	}
+	n := st.returned()
 	var (
 		id      string
-		updated sql.NullTime
+		updated pgtype.Timestamptz
 		vals    = make([]sql.RawBytes, n)
 		dest    = make([]any, 0, n+2)
 		w       = pullRowWriter{cols: st.cols}
@@ -276,15 +272,35 @@ func hydrateRows(ctx context.Context, tx *sql.Tx, info *tableInfo, st *pullHydra
 		}
 		r := &recs[len(out)]
 		r.ID, r.TableName, r.Data = id, info.cfg.TableName, w.object(vals)
-		if updated.Valid {
-			r.UpdatedAt = updated.Time.UTC()
-		}
+		r.UpdatedAt = finiteTime(updated)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// finiteTime is the UTC time of a timestamptz, or the zero time for NULL
+// and ±infinity (an updated-at of infinity is no version: both ways of
+// reading a pull treat it alike).
+func finiteTime(t pgtype.Timestamptz) time.Time {
+	if !t.Valid || t.InfinityModifier != pgtype.Finite {
+		return time.Time{}
+	}
+	return t.Time.UTC()
+}
+
+// returned is the number of delivered columns the statement returns (all
+// but the made-up ones, which are always null).
+func (st *pullHydration) returned() int {
+	n := 0
+	for _, c := range st.cols {
+		if c.kind != pullNull {
+			n++
+		}
+	}
+	return n
 }
 
 // pullHydration is the statement of a pull hydration and how to write its
@@ -369,10 +385,14 @@ func (t pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydrati
 		return nil, err
 	}
 	defer rows.Close()
+	// Sized from the statement, not from rows.FieldDescriptions(), which
+	// is empty when the statement failed before its first row (a canceled
+	// request, a bad id): the failure is then reported by rows.Err().
+	n := st.returned()
 	var (
 		updated pgtype.Timestamptz
-		dest    = make([]any, len(rows.FieldDescriptions()))
-		vals    = make([]sql.RawBytes, len(dest)-2)
+		dest    = make([]any, n+2)
+		vals    = make([]sql.RawBytes, n)
 		w       = pullRowWriter{cols: st.cols}
 		out     = make([]*Record, 0, len(ids))
 		recs    = make([]Record, len(ids))
@@ -386,14 +406,15 @@ func (t pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydrati
 		if len(out) == len(recs) {
 			return nil, fmt.Errorf("more rows than the %d ids asked for", len(ids))
 		}
+		if len(raw) != n+2 {
+			return nil, fmt.Errorf("hydration returned %d columns, want %d", len(raw), n+2)
+		}
 		for i := range vals {
 			vals[i] = raw[2+i]
 		}
 		r := &recs[len(out)]
 		r.ID, r.TableName, r.Data = string(raw[0]), info.cfg.TableName, w.object(vals)
-		if updated.Valid && updated.InfinityModifier == pgtype.Finite {
-			r.UpdatedAt = updated.Time.UTC()
-		}
+		r.UpdatedAt = finiteTime(updated)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

@@ -1,11 +1,14 @@
 package synchro
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
@@ -142,6 +145,68 @@ func TestIsJSONNumber(t *testing.T) {
 	} {
 		if got := isJSONNumber([]byte(s)); got != want {
 			t.Errorf("isJSONNumber(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestPullHydrationFailures: a hydration statement that fails before its
+// first row (the request canceled between the page and the hydration, an
+// id that is not a key) is an error on both ways of reading, never a
+// panic; an updated-at of infinity is no version on both.
+func TestPullHydrationFailures(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	ptExec(t, db.Super, `CREATE TABLE ph (id bigint PRIMARY KEY, user_id text NOT NULL, body text, updated_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO ph VALUES (1, 'u1', 'a', 'infinity'), (2, 'u1', 'b', '2026-01-02 03:04:05+00')`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "ph", OwnerColumn: "user_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	m, err := p.e.schema.get(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := m.table("ph")
+	st, err := info.readSQL(reg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hydrate := func(ctx context.Context, viaSQL, cancelFirst bool, ids []string) (recs []*Record, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		p.e.pullViaSQL = viaSQL
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		err = p.e.inPullTx(ctx, true, func(tx pullTx) error {
+			if err := tx.exec(ctx, pullSettingsSQL, "u1"); err != nil {
+				return err
+			}
+			if cancelFirst {
+				cancel() // the client went away between the page and the hydration
+			}
+			var err error
+			recs, err = tx.hydrate(ctx, info, st.pull, ids, []string{"user:u1"})
+			return err
+		})
+		return recs, err
+	}
+	for _, viaSQL := range []bool{false, true} {
+		name := map[bool]string{false: "pgx", true: "database/sql"}[viaSQL]
+		if _, err := hydrate(t.Context(), viaSQL, false, []string{"not-a-number"}); err == nil || strings.HasPrefix(err.Error(), "panic") {
+			t.Errorf("%s, an id that is not a key: %v, want an error", name, err)
+		}
+		if _, err := hydrate(t.Context(), viaSQL, true, []string{"1"}); err == nil || strings.HasPrefix(err.Error(), "panic") {
+			t.Errorf("%s, canceled: %v, want an error", name, err)
+		}
+		recs, err := hydrate(t.Context(), viaSQL, false, []string{"1", "2"})
+		if err != nil || len(recs) != 2 {
+			t.Fatalf("%s: %d records, %v", name, len(recs), err)
+		}
+		slices.SortFunc(recs, func(a, b *Record) int { return strings.Compare(a.ID, b.ID) })
+		if !recs[0].UpdatedAt.IsZero() || !recs[1].UpdatedAt.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+			t.Errorf("%s: updated_at %v and %v, want zero (infinity) and 2026-01-02T03:04:05Z", name, recs[0].UpdatedAt, recs[1].UpdatedAt)
 		}
 	}
 }

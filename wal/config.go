@@ -77,9 +77,10 @@ type ConsumerConfig struct {
 
 	// MaxBatchEvents bounds the row changes written in one changelog
 	// transaction; a WAL transaction is never split. It also bounds what
-	// the consumer holds in memory: while a batch is being written, the
-	// stream is received into the next one until it is full. Defaults to
-	// 10000.
+	// the consumer holds in memory, to about twice as many changes: while
+	// a batch is being written, the stream is received into the next one
+	// until it is full (a single WAL transaction larger than the bound is
+	// held whole). Defaults to 10000.
 	MaxBatchEvents int
 
 	// MaxBatchDelay is how long received transactions may wait for more to

@@ -303,7 +303,8 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 	// deadline to now.
 	netConn := conn.Conn()
 	wake := func() { _ = netConn.SetReadDeadline(time.Now()) }
-	stopWake := context.AfterFunc(ctx, wake)
+	// The end of ctx also ends a send blocked on a stalled peer.
+	stopWake := context.AfterFunc(ctx, func() { _ = netConn.SetDeadline(time.Now()) })
 	defer stopWake()
 
 	writeCtx, stopWriting := context.WithCancel(ctx)
@@ -387,16 +388,26 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 					return err
 				}
 			default:
-				if pendingEvents >= c.cfg.MaxBatchEvents {
-					// The next batch is full: receive no more until the
-					// current one is written.
+				// The next batch is full: receive no more until the
+				// current one is written, still telling the server at
+				// every StandbyTimeout that the session lives (confirming
+				// only what is written), so that a write slower than
+				// wal_sender_timeout does not cost the connection.
+				for writing && pendingEvents >= c.cfg.MaxBatchEvents {
+					status := time.NewTimer(time.Until(nextStatus))
 					select {
 					case w := <-done:
+						status.Stop()
 						if err := finish(w); err != nil {
 							return err
 						}
 					case <-ctx.Done():
+						status.Stop()
 						return ctx.Err()
+					case <-status.C:
+						if err := sendStatus(); err != nil {
+							return err
+						}
 					}
 				}
 			}

@@ -1465,6 +1465,70 @@ func TestFaultStreamGoesOnWhileWriting(t *testing.T) {
 	e.checkExactlyOnce(m.want)
 }
 
+// TestFaultStatusWhileNextBatchFull holds the commit of a batch while more
+// transactions than MaxBatchEvents arrive: the consumer stops receiving
+// until the batch is written, yet keeps sending the server its status at
+// every StandbyTimeout (a write slower than wal_sender_timeout would
+// otherwise cost the connection). The walsender's reply_time moves on
+// while the batch is held.
+func TestFaultStatusWhileNextBatchFull(t *testing.T) {
+	t.Parallel()
+	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
+	e.cfg.MaxBatchEvents = 4
+	var hold atomic.Bool
+	held, release := make(chan struct{}), make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	hooks := &faultHooks{beforeCommit: func() error {
+		if hold.CompareAndSwap(true, false) {
+			close(held)
+			select {
+			case <-release:
+			case <-time.After(faultTimeout):
+			}
+		}
+		return nil
+	}}
+	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+	logs := newFaultLogs(t, "the consumer")
+	faultStart(t, e.cfg, logs, "c")
+	t.Cleanup(releaseOnce) // runs before the consumer is stopped
+	logs.waitStreaming(t, "c", 1)
+	m, rng := newFaultModel("r"), faultRand(t)
+
+	hold.Store(true)
+	if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 4); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(faultTimeout):
+		t.Fatal("the batch was not written")
+	}
+	// A full next batch, and more behind it.
+	for range 4 {
+		if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replyTime := func() time.Time {
+		var at sql.NullTime
+		if err := e.db.Super.QueryRow(`SELECT r.reply_time FROM pg_stat_replication r
+			JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1`, e.cfg.SlotName).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at.Time
+	}
+	time.Sleep(2 * faultStandby) // let the consumer fill the next batch and stop receiving
+	before := replyTime()
+	faultPoll(t, "a status sent while the batch is held", 10*faultStandby, func() (bool, string) {
+		now := replyTime()
+		return now.After(before), fmt.Sprintf("reply_time %v, before %v", now, before)
+	})
+	releaseOnce()
+	e.waitConfirmed(e.walLSN(), faultTimeout)
+	e.checkExactlyOnce(m.want)
+}
+
 // TestFaultFailedWrite makes the commit of a batch fail once while more
 // transactions arrive: the consumer must not write what came after the
 // failed batch ahead of it, but start over from its position, and every
