@@ -26,10 +26,66 @@ func TestParseFlags(t *testing.T) {
 	for _, bad := range [][]string{
 		{"-clients", "0"}, {"-batch", "1001"}, {"-pull-limit", "0"}, {"-push-ratio", "1.5"},
 		{"-transport", "grpc"}, {"-server", "http://x"}, {"-items", "0"}, {"-think", "-1s"}, {"extra"},
+		{"-catchup", "-1"}, {"-catchup", "10000001"}, {"-catchup", "x"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+func TestParseFlagsCatchUp(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.catchup != 0 {
+		t.Errorf("catch-up by default: %d", o.catchup)
+	}
+	o, err = parseFlags([]string{"-catchup", "20000", "-clients", "4", "-pull-limit", "1000"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.catchup != 20000 || o.clients != 4 || o.pullLimit != 1000 || !o.reference {
+		t.Errorf("-catchup 20000 -clients 4 -pull-limit 1000: %+v", o)
+	}
+	o, err = parseFlags([]string{"-smoke", "-catchup", "500"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.catchup != 500 || o.clients != 4 {
+		t.Errorf("-smoke -catchup 500: %+v", o)
+	}
+}
+
+// A catch-up run needs no push and no writer, but every written record on
+// both sides.
+func TestHealthyCatchUp(t *testing.T) {
+	ok := func() *Report {
+		return &Report{
+			Setup:     Setup{Clients: 2, CatchUp: 100},
+			Bootstrap: Phase{Kinds: map[string]KindStats{kindSnapshot: {Ops: 1}}},
+			Sync:      Phase{Kinds: map[string]KindStats{kindPull: {Ops: 2, Records: 201}}},
+			Raw:       &Phase{Kinds: map[string]KindStats{kindPull: {Ops: 2, Records: 200}}},
+		}
+	}
+	if err := ok().healthy(); err != nil {
+		t.Errorf("a healthy catch-up: %v", err)
+	}
+	r := ok()
+	r.Sync.Kinds[kindPull] = KindStats{Ops: 2, Records: 199}
+	if err := r.healthy(); err == nil || !strings.Contains(err.Error(), "pulled 199 records of 200") {
+		t.Errorf("a short pull: %v", err)
+	}
+	r = ok()
+	r.Raw.Kinds[kindPull] = KindStats{Ops: 1, Records: 100}
+	if err := r.healthy(); err == nil || !strings.Contains(err.Error(), "raw reference read 100") {
+		t.Errorf("a short raw read: %v", err)
+	}
+	r = ok()
+	r.Raw.Errors = map[string]int64{"pull: timeout": 1}
+	if err := r.healthy(); err == nil {
+		t.Error("an error passed")
 	}
 }
 

@@ -47,6 +47,22 @@
 //
 // The devices pause -think (±50%) between operations; with -think 0 they
 // run flat out, and measure throughput rather than latency.
+//
+// # Catch-up
+//
+// With -catchup N the program measures a device that comes back after a
+// while instead: after the bootstrap, N new items are written for each
+// device's user with plain SQL (in bulk), change capture records them
+// (the program waits until it has), and then every device pulls its whole
+// backlog in pulls of -pull-limit, flat out, all devices at once. The raw
+// reference does the same work with plain SQL on the same rows: each device
+// pages through its user's items changed since the bulk write by
+// (updated_at, id), -pull-limit rows a page, with the columns a pull
+// delivers. The report gives the records a second of both and synchro's as
+// a ratio of the reference's. -duration, -think, -push-ratio and the SQL
+// writer do not apply.
+//
+//	go run ./cmd/synchro-load -catchup 20000 -clients 4 -pull-limit 1000
 package main
 
 import (
@@ -91,6 +107,7 @@ type options struct {
 	lists       int
 	items       int
 	prefill     int64
+	catchup     int
 	transport   string
 	server      string
 	databaseURL string
@@ -119,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.lists, "lists", 4, "lists of each user at the start")
 	fs.IntVar(&o.items, "items", 200, "items of each user at the start, spread over the lists")
 	fs.Int64Var(&o.prefill, "changelog-rows", 0, "rows of other buckets written into the changelog before the run")
+	fs.IntVar(&o.catchup, "catchup", 0, "catch-up mode: write this many new items for each device's user after the bootstrap, then each device pulls its whole backlog flat out, and the raw reference reads the same rows (0: the push and pull load)")
 	fs.StringVar(&o.transport, "transport", "engine", "in-process server: the devices call the engine (engine) or its HTTP handler (http)")
 	fs.StringVar(&o.server, "server", "", "base `URL` of a running example server (examples/todo); needs -database-url")
 	fs.StringVar(&o.databaseURL, "database-url", os.Getenv(todoapp.EnvDatabaseURL), "superuser postgres:// `URL` of the database (default $"+todoapp.EnvDatabaseURL+"; empty: a throwaway local PostgreSQL)")
@@ -172,6 +190,7 @@ func (o options) validate() error {
 	check(o.lists >= 1, "-lists must be at least 1")
 	check(o.items >= 1, "-items must be at least 1")
 	check(o.prefill >= 0, "-changelog-rows must not be negative")
+	check(o.catchup >= 0 && o.catchup <= 10_000_000, "-catchup must be 0-10000000")
 	check(o.transport == "engine" || o.transport == "http", "-transport must be engine or http")
 	check(o.server == "" || o.databaseURL != "", "-server needs -database-url (the server's database)")
 	return errors.Join(errs...)
@@ -231,6 +250,7 @@ type Setup struct {
 	Lists          int     `json:"lists_per_user"`
 	Items          int     `json:"items_per_user"`
 	ChangelogRows  int64   `json:"changelog_prefill"`
+	CatchUp        int     `json:"catchup,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -284,6 +304,9 @@ func (r *Report) healthy() error {
 			}
 		}
 	}
+	if r.Setup.CatchUp > 0 {
+		return errors.Join(append(errs, r.catchUpHealthy()...)...)
+	}
 	for _, k := range []string{kindPush, kindPull} {
 		if r.Sync.Kinds[k].Ops == 0 {
 			errs = append(errs, fmt.Errorf("sync: no %s completed", k))
@@ -307,6 +330,10 @@ func output(w io.Writer, o options, r *Report) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
+	}
+	if o.catchup > 0 {
+		outputCatchUp(w, r)
+		return nil
 	}
 	m := r.Machine
 	fmt.Fprintf(w, "synchro-load: %d devices, transport %s, %v (+ %v raw reference), push ratio %.2f of %d records, pulls of <= %d, think %v, SQL writer %.0f changes/s\n",
@@ -362,7 +389,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 
 	rep = &Report{Setup: Setup{Transport: o.transport, Clients: o.clients, DurationSec: o.duration.Seconds(), PushRatio: o.pushRatio,
 		Batch: o.batch, PullLimit: o.pullLimit, ThinkMs: ms(o.think), WriteRate: o.writeRate, WriteBatch: o.writeBatch,
-		Lists: o.lists, Items: o.items, ChangelogRows: o.prefill}}
+		Lists: o.lists, Items: o.items, ChangelogRows: o.prefill, CatchUp: o.catchup}}
 	if o.server != "" {
 		rep.Setup.Transport = "http " + o.server
 	}
@@ -389,6 +416,9 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 
 	e.logf("bootstrap: %d devices register and snapshot", len(clients))
 	rep.Bootstrap = e.bootstrap(ctx, clients, sd)
+	if o.catchup > 0 {
+		return rep, e.catchUpRun(ctx, rep, clients, sd, items[0])
+	}
 	before, err := e.changelogRows(ctx, 0)
 	if err != nil {
 		return nil, err
