@@ -1388,6 +1388,28 @@ func TestFaultNewConsumerRefusesInvalidConfigs(t *testing.T) {
 	}
 }
 
+// holdCommits makes the consumer's changelog writes of e commit through a
+// hook: once hold is set, the next commit closes held and waits until
+// release is called (or faultTimeout passes).
+func (e *faultEnv) holdCommits(t *testing.T) (hold *atomic.Bool, held chan struct{}, release func()) {
+	t.Helper()
+	hold, held = new(atomic.Bool), make(chan struct{})
+	released := make(chan struct{})
+	release = sync.OnceFunc(func() { close(released) })
+	hooks := &faultHooks{beforeCommit: func() error {
+		if hold.CompareAndSwap(true, false) {
+			close(held)
+			select {
+			case <-released:
+			case <-time.After(faultTimeout):
+			}
+		}
+		return nil
+	}}
+	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+	return hold, held, release
+}
+
 // TestFaultStreamGoesOnWhileWriting holds the commit of a batch. Meanwhile
 // the consumer keeps receiving (it hears of WAL written after the batch),
 // and the positions it confirms stay before the batch, even though the
@@ -1397,20 +1419,7 @@ func TestFaultNewConsumerRefusesInvalidConfigs(t *testing.T) {
 func TestFaultStreamGoesOnWhileWriting(t *testing.T) {
 	t.Parallel()
 	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), `CREATE TABLE unregistered (id serial PRIMARY KEY, v text)`)
-	var hold atomic.Bool
-	held, release := make(chan struct{}), make(chan struct{})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	hooks := &faultHooks{beforeCommit: func() error {
-		if hold.CompareAndSwap(true, false) {
-			close(held)
-			select {
-			case <-release:
-			case <-time.After(faultTimeout):
-			}
-		}
-		return nil
-	}}
-	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+	hold, held, releaseOnce := e.holdCommits(t)
 	logs := newFaultLogs(t, "the consumer")
 	r := faultStart(t, e.cfg, logs, "c")
 	t.Cleanup(releaseOnce) // runs before the consumer is stopped
@@ -1475,20 +1484,7 @@ func TestFaultStatusWhileNextBatchFull(t *testing.T) {
 	t.Parallel()
 	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
 	e.cfg.MaxBatchEvents = 4
-	var hold atomic.Bool
-	held, release := make(chan struct{}), make(chan struct{})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	hooks := &faultHooks{beforeCommit: func() error {
-		if hold.CompareAndSwap(true, false) {
-			close(held)
-			select {
-			case <-release:
-			case <-time.After(faultTimeout):
-			}
-		}
-		return nil
-	}}
-	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+	hold, held, releaseOnce := e.holdCommits(t)
 	logs := newFaultLogs(t, "the consumer")
 	faultStart(t, e.cfg, logs, "c")
 	t.Cleanup(releaseOnce) // runs before the consumer is stopped
