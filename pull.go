@@ -438,7 +438,7 @@ func bucketReadCap(limit, n int) int {
 // inside each bucket's subquery, and hydration by the page's ids (see
 // readStatements.pull). TestPullPlansWithoutStatistics checks the plans on
 // tables bulk loaded without ANALYZE.
-const pullSettingsSQL = `SELECT set_config('` + authSettingName + `', $1, true), ` + noJIT + `, ` + indexWalk
+const pullSettingsSQL = readContextSQL + `, ` + indexWalk
 
 // pullBoundarySQL reads the compaction boundary.
 const pullBoundarySQL = `(SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))`

@@ -166,13 +166,9 @@ func (p *pusher) checkParent(ctx context.Context, info *tableInfo, fields map[st
 	if parent == nil {
 		return terminal(reasonOwnershipViolation, "parent table %q is not available", info.cfg.ParentTable), nil
 	}
-	rows, fail, err := p.lockRows(ctx, parent, []string{fk})
+	row, fail, err := p.lockParent(ctx, parent, fk)
 	if fail != nil || err != nil {
 		return fail, err
-	}
-	row := rows[fk]
-	if row == nil {
-		return p.missingParent(ctx, parent, fk)
 	}
 	if fail, err := p.requireOwned(ctx, parent, fk, rowVals(parent.cfg, row)); fail != nil || err != nil {
 		if fail != nil && fail.reason == reasonOwnershipViolation {
@@ -192,14 +188,23 @@ func (p *pusher) parentAbsent(ctx context.Context, info *tableInfo, fields map[s
 	if !ok || parent == nil {
 		return nil, nil
 	}
+	_, fail, err := p.lockParent(ctx, parent, fk)
+	return fail, err
+}
+
+// lockParent reads and locks the parent row with key fk of table parent;
+// when the caller cannot read it, it returns the failure missingParent
+// decides instead.
+func (p *pusher) lockParent(ctx context.Context, parent *tableInfo, fk string) (*lockedRow, *recordFailure, error) {
 	rows, fail, err := p.lockRows(ctx, parent, []string{fk})
 	if fail != nil || err != nil {
-		return fail, err
+		return nil, fail, err
 	}
-	if rows[fk] != nil {
-		return nil, nil
+	if row := rows[fk]; row != nil {
+		return row, nil, nil
 	}
-	return p.missingParent(ctx, parent, fk)
+	fail, err = p.missingParent(ctx, parent, fk)
+	return nil, fail, err
 }
 
 // missingParent decides the outcome of a record whose parent row (key fk of

@@ -69,12 +69,16 @@ func setReadContext(ctx context.Context, tx DB, userID string, settings ...strin
 	if userID == "" {
 		return errors.New("synchro: setting auth context: empty user id")
 	}
-	q := `SELECT set_config(` + pgident.QuoteLiteral(authSettingName) + `, $1, true), ` + strings.Join(append([]string{noJIT}, settings...), ", ")
+	q := strings.Join(append([]string{readContextSQL}, settings...), ", ")
 	if _, err := tx.ExecContext(ctx, q, userID); err != nil {
 		return fmt.Errorf("synchro: setting auth context: %w", err)
 	}
 	return nil
 }
+
+// readContextSQL sets the auth context of a read transaction to $1 and
+// turns JIT off; further settings may follow it in its select list.
+const readContextSQL = `SELECT set_config('` + authSettingName + `', $1, true), ` + noJIT
 
 // noJIT is the SQL expression that turns JIT compilation off for the rest
 // of the transaction (see setReadContext).

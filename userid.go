@@ -27,22 +27,25 @@ const (
 // ownerFormOf returns the form of the owner columns of the registered
 // tables: uuid or integer when every owner column has that type, else as is.
 func ownerFormOf(info map[string]*tableInfo) ownerForm {
-	form, seen := ownerFormAsIs, false
-	for _, t := range info {
-		col := t.column(t.cfg.OwnerColumn)
-		if t.cfg.OwnerColumn == "" || col == nil {
-			continue
+	forms := ownerForms(info)
+	if len(forms) == 1 {
+		for f := range forms {
+			return f
 		}
-		f := formOfColumn(col)
-		if f == ownerFormAsIs {
-			return ownerFormAsIs
-		}
-		if seen && f != form {
-			return ownerFormAsIs
-		}
-		form, seen = f, true
 	}
-	return form
+	return ownerFormAsIs
+}
+
+// ownerForms returns the forms of the owner columns of the registered
+// tables.
+func ownerForms(info map[string]*tableInfo) map[ownerForm]bool {
+	forms := map[ownerForm]bool{}
+	for _, t := range info {
+		if col := t.column(t.cfg.OwnerColumn); t.cfg.OwnerColumn != "" && col != nil {
+			forms[formOfColumn(col)] = true
+		}
+	}
+	return forms
 }
 
 // formOfColumn returns the form PostgreSQL prints values of col in, as far
@@ -79,13 +82,7 @@ func (m *manifest) ownerForm(t *tableInfo) ownerForm {
 // tables have types of different text forms (such as uuid and text): user
 // ids are then used as the auth layer returns them.
 func mixedOwnerTypes(info map[string]*tableInfo) bool {
-	seen := map[ownerForm]bool{}
-	for _, t := range info {
-		if col := t.column(t.cfg.OwnerColumn); t.cfg.OwnerColumn != "" && col != nil {
-			seen[formOfColumn(col)] = true
-		}
-	}
-	return len(seen) > 1
+	return len(ownerForms(info)) > 1
 }
 
 // canonical returns id in form f. An id that is not a valid value of the

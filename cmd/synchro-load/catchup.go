@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
-	"sync"
 	"time"
 )
 
@@ -146,29 +145,20 @@ SELECT gen_random_uuid(), l.ids[1 + g % cardinality(l.ids)], 'catch-up ' || g
 // once and with no pause, and returns the phase from the first pull to the
 // end of the last. A device stops at its first error.
 func (e *env) drain(ctx context.Context, clients []*client, drv driver) Phase {
-	rec := newRecorder()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				more, err := drv.pull(ctx, c, rec)
-				if err != nil {
-					if ctx.Err() == nil {
-						rec.fail(kindPull, classify(err))
-					}
-					return
+	return allAtOnce(clients, func(c *client, rec *recorder) {
+		for ctx.Err() == nil {
+			more, err := drv.pull(ctx, c, rec)
+			if err != nil {
+				if ctx.Err() == nil {
+					rec.fail(kindPull, classify(err))
 				}
-				if !more {
-					return
-				}
+				return
 			}
-		}()
-	}
-	wg.Wait()
-	return rec.phase(time.Since(start))
+			if !more {
+				return
+			}
+		}
+	})
 }
 
 // catchUpHealthy reports what -smoke fails on in a catch-up run, besides

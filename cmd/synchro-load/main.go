@@ -687,17 +687,22 @@ func (e *env) clients() []*client {
 
 // bootstrap bootstraps every device at once.
 func (e *env) bootstrap(ctx context.Context, clients []*client, d driver) Phase {
+	return allAtOnce(clients, func(c *client, rec *recorder) {
+		if err := d.bootstrap(ctx, c, rec); err != nil && ctx.Err() == nil {
+			rec.fail(kindSnapshot, classify(err))
+		}
+	})
+}
+
+// allAtOnce runs do for every device at once, each in its goroutine with a
+// recorder they share, and returns the phase from the start to the end of
+// the last.
+func allAtOnce(clients []*client, do func(*client, *recorder)) Phase {
 	rec := newRecorder()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := d.bootstrap(ctx, c, rec); err != nil && ctx.Err() == nil {
-				rec.fail(kindSnapshot, classify(err))
-			}
-		}()
+		wg.Go(func() { do(c, rec) })
 	}
 	wg.Wait()
 	return rec.phase(time.Since(start))
