@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/pgident"
 )
@@ -379,8 +380,10 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 	if checkpoint < pg.boundary {
 		return pg.boundary, nil
 	}
-	if err := p.hydrate(ctx, tx, pg.entries); err != nil {
-		return 0, err
+	if !pg.hydrated {
+		if err := p.hydrate(ctx, tx, pg.entries); err != nil {
+			return 0, err
+		}
 	}
 	if err := tx.commit(ctx); err != nil {
 		return 0, fmt.Errorf("synchro: pull: %w", err)
@@ -432,13 +435,18 @@ func bucketReadCap(limit, n int) int {
 //     bucket after the checkpoint, a million for a client that far behind.
 //   - enable_seqscan off: the same for a sequential scan of the changelog
 //     or of a synced table, which no pull statement needs.
+//   - DateStyle ISO: the hydration reads dates and timestamps as their
+//     text output and writes their JSON form from it (see pullColumns),
+//     whatever the server's or the role's DateStyle. Only the output
+//     style is set; the order of day and month for input is kept.
 //
 // The statements keep their shape besides: the page is driven by the
 // client's buckets (at most maxSubscriptions, plus its own) with LIMIT
 // inside each bucket's subquery, and hydration by the page's ids (see
 // readStatements.pull). TestPullPlansWithoutStatistics checks the plans on
 // tables bulk loaded without ANALYZE.
-const pullSettingsSQL = `SELECT set_config('` + authSettingName + `', $1, true), ` + noJIT + `, ` + indexWalk
+const pullSettingsSQL = `SELECT set_config('` + authSettingName + `', $1, true), ` + noJIT + `, ` + indexWalk +
+	`, set_config('DateStyle', 'ISO', true)`
 
 // pullBoundarySQL reads the compaction boundary.
 const pullBoundarySQL = `(SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))`
@@ -484,6 +492,9 @@ type changelogPage struct {
 	// short is set when the page stopped before limit entries because a
 	// bucket's reads ran out, not because the changelog did.
 	short bool
+	// hydrated is set when the page was read with the current rows of its
+	// records (pgxPullTx.readPageHydrated): it needs no hydration.
+	hydrated bool
 }
 
 // readPage reads the boundary and a page of the changelog after
@@ -499,6 +510,11 @@ type changelogPage struct {
 // and that entry, when it is of a table the request wants, says there is
 // more.
 func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
+	if t, ok := tx.(pgxPullTx); ok && p.filter == nil {
+		if ps := p.e.pullPage(p.m); ps != nil {
+			return t.readPageHydrated(ctx, p, ps, buckets, checkpoint, perBucket)
+		}
+	}
 	// One statement reads the boundary and the changelog page; with a
 	// per-bucket cap below the limit, also the cut (NULL otherwise).
 	query := pullFullPageSQL
@@ -510,46 +526,70 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
 	defer rows.Close()
-	pg := &changelogPage{entries: make([]*pageEntry, 0, p.limit)}
+	b := newPageBuilder(p)
+	// pgtype's types: pgx reads them without the detour through
+	// driver.Value that sql.Null* take; database/sql scans them too.
 	var (
-		byKey   = make(map[[2]string]*pageEntry, p.limit)
-		blocked bool
-		cut     sql.NullInt64
+		boundary, cut, seq pgtype.Int8
+		table, id          pgtype.Text
+		op                 pgtype.Int2
 	)
 	for rows.Next() {
-		var seq sql.NullInt64
-		var table, id sql.NullString
-		var op sql.NullInt16
-		if err := rows.Scan(&pg.boundary, &cut, &seq, &table, &id, &op); err != nil {
+		if err := rows.Scan(&boundary, &cut, &seq, &table, &id, &op); err != nil {
 			return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 		}
-		if !seq.Valid || blocked || pg.hasMore {
-			continue
-		}
-		if p.filter != nil && !p.filter[table.String] {
-			blocked = true // the checkpoint must not pass it
-			continue
-		}
-		if pg.n == p.limit || (cut.Valid && seq.Int64 > cut.Int64) {
-			pg.hasMore = true
-			pg.short = pg.n < p.limit/2
-			continue
-		}
-		pg.n++
-		pg.last = seq.Int64
-		k := [2]string{table.String, id.String}
-		if en := byKey[k]; en != nil {
-			en.op = Operation(op.Int16)
-			continue
-		}
-		en := &pageEntry{table: table.String, id: id.String, op: Operation(op.Int16)}
-		byKey[k] = en
-		pg.entries = append(pg.entries, en)
+		b.add(boundary.Int64, cut, seq, table, id, op)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
-	return pg, nil
+	return b.page, nil
+}
+
+// pageBuilder merges the rows of a page statement into a changelogPage.
+type pageBuilder struct {
+	p       *puller
+	page    *changelogPage
+	byKey   map[[2]string]*pageEntry
+	pool    []pageEntry // one allocation for the page's entries
+	blocked bool
+}
+
+func newPageBuilder(p *puller) *pageBuilder {
+	return &pageBuilder{p: p, page: &changelogPage{entries: make([]*pageEntry, 0, p.limit)},
+		byKey: make(map[[2]string]*pageEntry, p.limit), pool: make([]pageEntry, 0, p.limit)}
+}
+
+// add takes one row of the page statement: the boundary, the cut, and an
+// entry (seq NULL for none). It returns the entry's record when the entry
+// is in the page, nil otherwise.
+func (b *pageBuilder) add(boundary int64, cut, seq pgtype.Int8, table, id pgtype.Text, op pgtype.Int2) *pageEntry {
+	pg := b.page
+	pg.boundary = boundary
+	if !seq.Valid || b.blocked || pg.hasMore {
+		return nil
+	}
+	if b.p.filter != nil && !b.p.filter[table.String] {
+		b.blocked = true // the checkpoint must not pass it
+		return nil
+	}
+	if pg.n == b.p.limit || (cut.Valid && seq.Int64 > cut.Int64) {
+		pg.hasMore = true
+		pg.short = pg.n < b.p.limit/2
+		return nil
+	}
+	pg.n++
+	pg.last = seq.Int64
+	k := [2]string{table.String, id.String}
+	if en := b.byKey[k]; en != nil {
+		en.op = Operation(op.Int16)
+		return en
+	}
+	b.pool = append(b.pool, pageEntry{table: table.String, id: id.String, op: Operation(op.Int16)})
+	en := &b.pool[len(b.pool)-1]
+	b.byKey[k] = en
+	pg.entries = append(pg.entries, en)
+	return en
 }
 
 // hydrate reads the current rows of the page's records that are not
