@@ -344,6 +344,9 @@ type pageEntry struct {
 	// record is the hydrated row; nil until hydrated, and when the record
 	// must be deleted on the client.
 	record *Record
+	// hydrated is set when the page statement looked the row up already
+	// (readPageHydrated): record is final.
+	hydrated bool
 }
 
 // run reads and hydrates the page in one read-only transaction and returns
@@ -380,10 +383,8 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 	if checkpoint < pg.boundary {
 		return pg.boundary, nil
 	}
-	if !pg.hydrated {
-		if err := p.hydrate(ctx, tx, pg.entries); err != nil {
-			return 0, err
-		}
+	if err := p.hydrate(ctx, tx, pg.entries); err != nil {
+		return 0, err
 	}
 	if err := tx.commit(ctx); err != nil {
 		return 0, fmt.Errorf("synchro: pull: %w", err)
@@ -509,11 +510,25 @@ type changelogPage struct {
 // the one that follows them, so the page ends at the cut (at the latest)
 // and that entry, when it is of a table the request wants, says there is
 // more.
-func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
+func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (pg *changelogPage, err error) {
 	if t, ok := tx.(pgxPullTx); ok && p.filter == nil {
-		if ps := p.e.pullPage(p.m); ps != nil {
-			return t.readPageHydrated(ctx, p, ps, buckets, checkpoint, perBucket)
+		// The page and the rows of the tables the previous page
+		// delivered (see Engine.pullPage).
+		cache := &p.m.snap.pullPageCache
+		if names := cache.recent.Load(); names != nil {
+			if ps := p.e.pullPage(p.m, *names); ps != nil {
+				pg, err := t.readPageHydrated(ctx, p, ps, buckets, checkpoint, perBucket)
+				if err == nil {
+					p.noteTables(pg)
+				}
+				return pg, err
+			}
 		}
+		defer func() {
+			if pg != nil {
+				p.noteTables(pg)
+			}
+		}()
 	}
 	// One statement reads the boundary and the changelog page; with a
 	// per-bucket cap below the limit, also the cut (NULL otherwise).
@@ -544,6 +559,21 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
 	return b.page, nil
+}
+
+// noteTables records the tables whose rows pg delivers (at most
+// maxPullPageTables, none otherwise) for the engine's next page.
+func (p *puller) noteTables(pg *changelogPage) {
+	names := pageTables(p.e.tableOrder, pg)
+	recent := &p.m.snap.pullPageCache.recent
+	switch old := recent.Load(); {
+	case len(names) == 0:
+		if old != nil {
+			recent.Store(nil)
+		}
+	case old == nil || !slices.Equal(*old, names):
+		recent.Store(&names)
+	}
 }
 
 // pageBuilder merges the rows of a page statement into a changelogPage.
@@ -598,7 +628,7 @@ func (p *puller) hydrate(ctx context.Context, tx pullTx, entries []*pageEntry) e
 	ids := map[string][]string{}
 	want := make(map[[2]string]*pageEntry, len(entries))
 	for _, en := range entries {
-		if en.op == OpDelete {
+		if en.op == OpDelete || en.hydrated {
 			continue
 		}
 		ids[en.table] = append(ids[en.table], en.id)

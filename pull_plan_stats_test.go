@@ -70,7 +70,7 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := p.e.pullPage(m)
+	ps := p.e.pullPage(m, []string{"pps_items"})
 	if ps == nil {
 		t.Fatal("no page statements with rows")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -15,38 +16,40 @@ import (
 // This file holds pull's page read in one statement: the changelog page
 // and the current rows of its records, in one round trip. It serves pulls
 // with the default ownership rules on pgx's connection and without a
-// tables filter; the others read the page and then hydrate each table
-// (puller.readPage, puller.hydrate).
+// tables filter, for the rows of a few tables (see Engine.pullPage); the
+// other pulls, and the other tables' entries, read the page and then
+// hydrate each table (puller.readPage, puller.hydrate).
 //
 // Why: the hydration was a statement of its own per table, with the page's
 // ids sent back to the server, unnested and cast (a round trip and about
 // 1 ms of a page of 1000 in BenchmarkPullThroughput, docs/benchmarks.md,
 // issue 14 item 4). Here each page entry is looked up where it is read.
 
-// pullPageAlias is the alias of the changelog page in pullPageSQL, which
-// each table's lookup refers to.
+// pullPageAlias is the alias of the changelog page in the page statement
+// (pullPageStatements.build), which each table's lookup refers to.
 const pullPageAlias = "synchro_page"
 
-// pullPageStatements are the page statements of one schema: the page of
-// pullFullPageSQL or pullCappedPageSQL, each entry with the current row of
-// its record when the page delivers it.
+// pullPageStatements are the page statements of one schema and set of
+// tables: the page of pullFullPageSQL or pullCappedPageSQL, each entry of
+// those tables with the current row of its record when the page delivers
+// it.
 type pullPageStatements struct {
 	full, capped string
-	// tables are the hydrations of the registered tables by name.
+	// tables are the hydrations of the tables read, by name.
 	tables map[string]*pullHydration
 	// width is the number of row columns (c0, c1, ...) the statements
 	// return after f and u: the most any table returns.
 	width int
 }
 
-// pullPageSQL wraps the page statement page (pullFullPageSQL or
+// build wraps the page statement page (pullFullPageSQL or
 // pullCappedPageSQL, parameters $1 to $4) so that each of its entries comes
 // with the current row of its record ($5 the client's buckets, for the
 // ownership rules): the entry's columns, then f (true when the row was
 // found and may be delivered, NULL otherwise), u (its updated-at) and c0,
 // c1, ... (its returned columns, see pullColumns).
 //
-// Each table's row is looked up in a LATERAL subquery of its own whose
+// Each table of names has its row looked up in a LATERAL subquery whose
 // first conditions involve only the entry: that it is of the table, not a
 // delete, and not after the cut (entries after it are read only to tell
 // that more follow). PostgreSQL evaluates such conditions as a one-time
@@ -101,38 +104,94 @@ func (ps *pullPageStatements) coalesced(names []string, f func(int, *pullHydrati
 	return strings.Join(parts, ", ")
 }
 
-// pullPage returns the page statements of m for the engine's tables, nil
-// when a table cannot be read that way (missing from the schema, or its
-// statements fail to build: the two-statement read then reports it).
-func (e *Engine) pullPage(m *manifest) *pullPageStatements {
-	m.snap.pullPageOnce.Do(func() {
-		ps := &pullPageStatements{tables: make(map[string]*pullHydration, len(e.tableOrder))}
-		for _, name := range e.tableOrder {
-			info := m.table(name)
-			if info == nil {
-				return
-			}
-			st, err := info.readSQL(e.registry, true)
-			if err != nil || st.pull == nil {
-				return
-			}
-			ps.tables[name] = st.pull
-			ps.width = max(ps.width, st.pull.returned())
+// pullPage returns the page statements of m that read the rows of the
+// tables names (in the engine's table order), nil when one cannot be read
+// that way (missing from the schema, or its statements fail to build: the
+// two-statement read then reports it).
+//
+// A statement reads the rows of a few tables only: each table's lookup
+// costs every entry of the page a test (about 0.3 µs an entry and table
+// when the entry is of another table: 6 ms a page of 1000 with 21 tables).
+// The tables are those of the previous page the engine read
+// (pullPageCache.recent), which a client catching up on a run of changes
+// keeps finding; the entries of other tables are hydrated by their own
+// statements after the page (puller.hydrate).
+func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
+	c := &m.snap.pullPageCache
+	key := strings.Join(names, "\x00")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ps, ok := c.statements[key]; ok {
+		return ps
+	}
+	var ps *pullPageStatements
+	defer func() {
+		if c.statements == nil || len(c.statements) >= maxPullPageStatements {
+			c.statements = map[string]*pullPageStatements{}
 		}
-		if len(ps.tables) == 0 {
-			return
+		c.statements[key] = ps
+	}()
+	built := &pullPageStatements{tables: make(map[string]*pullHydration, len(names))}
+	for _, name := range names {
+		info := m.table(name)
+		if info == nil {
+			return nil
 		}
-		ps.full = ps.build(pullFullPageSQL, e.tableOrder)
-		ps.capped = ps.build(pullCappedPageSQL, e.tableOrder)
-		m.snap.pullPage = ps
-	})
-	return m.snap.pullPage
+		st, err := info.readSQL(e.registry, true)
+		if err != nil || st.pull == nil {
+			return nil
+		}
+		built.tables[name] = st.pull
+		built.width = max(built.width, st.pull.returned())
+	}
+	if len(built.tables) == 0 {
+		return nil
+	}
+	built.full = built.build(pullFullPageSQL, names)
+	built.capped = built.build(pullCappedPageSQL, names)
+	ps = built
+	return ps
 }
 
-// pullPageCache is the lazily built pullPageStatements of a schema.
+// Bounds of the page statements with rows.
+const (
+	// maxPullPageTables is the most tables whose rows one page statement
+	// reads.
+	maxPullPageTables = 3
+	// maxPullPageStatements is the most page statements kept per schema
+	// (each set of tables has its own); past it the cache starts over.
+	maxPullPageStatements = 64
+)
+
+// pullPageCache holds the page statements with rows of a schema, by the
+// set of tables whose rows they read, and that set for the next page.
 type pullPageCache struct {
-	pullPageOnce sync.Once
-	pullPage     *pullPageStatements
+	mu         sync.Mutex
+	statements map[string]*pullPageStatements
+	// recent are the tables (at most maxPullPageTables, in the engine's
+	// table order) whose rows the last page read by the engine delivered.
+	recent atomic.Pointer[[]string]
+}
+
+// pageTables returns the tables of the entries of pg that are not deletes,
+// in order, when there are at most maxPullPageTables of them; nil
+// otherwise.
+func pageTables(order []string, pg *changelogPage) []string {
+	seen := make(map[string]bool, maxPullPageTables+1)
+	for _, en := range pg.entries {
+		if en.op != OpDelete && !seen[en.table] {
+			if seen[en.table] = true; len(seen) > maxPullPageTables {
+				return nil
+			}
+		}
+	}
+	var out []string
+	for _, t := range order {
+		if seen[t] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // readPageHydrated reads the page as puller.readPage does, with the current
@@ -200,6 +259,9 @@ func (t pgxPullTx) readPageHydrated(ctx context.Context, p *puller, ps *pullPage
 		if en.op == OpDelete {
 			en.record = nil
 		}
+		// Every appearance of a table of ps that is not a delete was
+		// looked up; the others are hydrated after the page.
+		en.hydrated = ps.tables[en.table] != nil
 	}
 	pg.hydrated = true
 	return pg, nil

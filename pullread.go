@@ -363,9 +363,9 @@ type pullHydration struct {
 	sql  string
 	cols []pullColumn
 	// lateralFrom and lateralWhere are the lookup of one row as a LATERAL
-	// subquery of the page statement (see pullPageSQL): lateralFrom
-	// selects true (f), the updated-at (u) and the returned columns
-	// (c0, c1, ...) from the table, lateralWhere its conditions.
+	// subquery of the page statement (see pullPageStatements.build):
+	// lateralFrom selects true (f), the updated-at (u) and the returned
+	// columns (c0, c1, ...) from the table, lateralWhere its conditions.
 	lateralFrom, lateralWhere string
 }
 

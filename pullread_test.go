@@ -141,7 +141,12 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELE
 					if viaSQL {
 						return nil
 					}
+					// The page statement reads the rows of the tables
+					// the previous page delivered: a page primes it.
 					pu := &puller{e: p.e, m: m, userID: "u1", subs: subs, limit: 100}
+					if _, err := pu.readPage(ctx, tx, []string{"user:u1"}, 0, 100); err != nil {
+						return err
+					}
 					pg, err := pu.readPage(ctx, tx, []string{"user:u1"}, 0, 100)
 					if err != nil {
 						return err

@@ -144,10 +144,10 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
         LIMIT 1) AS h`, t.pkType(), updated, list, t.quoted, x, pk,
 			where("$2::text[]", "r.id", false))}
 		// The same lookup as a LATERAL subquery of pull's page statement
-		// (see pullPageSQL): the key is the page entry's record id, cast
-		// as a value of the outer row (a parameter of the subquery, not a
-		// column of the table read, so RLS does not keep it from being an
-		// index condition); the buckets are $5.
+		// (see pullPageStatements.build): the key is the page entry's
+		// record id, cast as a value of the outer row (a parameter of the
+		// subquery, not a column of the table read, so RLS does not keep
+		// it from being an index condition); the buckets are $5.
 		s.pull.lateralFrom = fmt.Sprintf(`SELECT true AS f, %s AS u%s FROM %s AS %s`, updated, list, t.quoted, x)
 		s.pull.lateralWhere = fmt.Sprintf(`%s = CAST(%s.record_id AS %s) AND %s`, pk, pullPageAlias, t.pkType(),
 			where("$5::text[]", "NULL", false))
