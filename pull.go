@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/pgident"
 )
@@ -343,6 +344,9 @@ type pageEntry struct {
 	// record is the hydrated row; nil until hydrated, and when the record
 	// must be deleted on the client.
 	record *Record
+	// hydrated is set when the page statement looked the row up already
+	// (readPageHydrated): record is final.
+	hydrated bool
 }
 
 // run reads and hydrates the page in one read-only transaction and returns
@@ -432,13 +436,17 @@ func bucketReadCap(limit, n int) int {
 //     bucket after the checkpoint, a million for a client that far behind.
 //   - enable_seqscan off: the same for a sequential scan of the changelog
 //     or of a synced table, which no pull statement needs.
+//   - DateStyle ISO: the hydration reads dates and timestamps as their
+//     text output and writes their JSON form from it (see pullColumns),
+//     whatever the server's or the role's DateStyle. Only the output
+//     style is set; the order of day and month for input is kept.
 //
 // The statements keep their shape besides: the page is driven by the
 // client's buckets (at most maxSubscriptions, plus its own) with LIMIT
 // inside each bucket's subquery, and hydration by the page's ids (see
 // readStatements.pull). TestPullPlansWithoutStatistics checks the plans on
 // tables bulk loaded without ANALYZE.
-const pullSettingsSQL = readContextSQL + `, ` + indexWalk
+const pullSettingsSQL = readContextSQL + `, ` + indexWalk + `, set_config('DateStyle', 'ISO', true)`
 
 // pullBoundarySQL reads the compaction boundary.
 const pullBoundarySQL = `(SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))`
@@ -484,6 +492,9 @@ type changelogPage struct {
 	// short is set when the page stopped before limit entries because a
 	// bucket's reads ran out, not because the changelog did.
 	short bool
+	// hydrated is set when the page was read with the current rows of its
+	// records (pgxPullTx.readPageHydrated): it needs no hydration.
+	hydrated bool
 }
 
 // readPage reads the boundary and a page of the changelog after
@@ -498,7 +509,26 @@ type changelogPage struct {
 // the one that follows them, so the page ends at the cut (at the latest)
 // and that entry, when it is of a table the request wants, says there is
 // more.
-func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
+func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (pg *changelogPage, err error) {
+	if t, ok := tx.(pgxPullTx); ok && p.filter == nil {
+		// The page and the rows of the tables the previous page
+		// delivered (see Engine.pullPage).
+		cache := &p.m.snap.pullPageCache
+		if names := cache.recent.Load(); names != nil {
+			if ps := p.e.pullPage(p.m, *names); ps != nil {
+				pg, err := t.readPageHydrated(ctx, p, ps, buckets, checkpoint, perBucket)
+				if err == nil {
+					p.noteTables(pg)
+				}
+				return pg, err
+			}
+		}
+		defer func() {
+			if pg != nil {
+				p.noteTables(pg)
+			}
+		}()
+	}
 	// One statement reads the boundary and the changelog page; with a
 	// per-bucket cap below the limit, also the cut (NULL otherwise).
 	query := pullFullPageSQL
@@ -510,46 +540,85 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
 	defer rows.Close()
-	pg := &changelogPage{entries: make([]*pageEntry, 0, p.limit)}
+	b := newPageBuilder(p)
+	// pgtype's types: pgx reads them without the detour through
+	// driver.Value that sql.Null* take; database/sql scans them too.
 	var (
-		byKey   = make(map[[2]string]*pageEntry, p.limit)
-		blocked bool
-		cut     sql.NullInt64
+		boundary, cut, seq pgtype.Int8
+		table, id          pgtype.Text
+		op                 pgtype.Int2
 	)
 	for rows.Next() {
-		var seq sql.NullInt64
-		var table, id sql.NullString
-		var op sql.NullInt16
-		if err := rows.Scan(&pg.boundary, &cut, &seq, &table, &id, &op); err != nil {
+		if err := rows.Scan(&boundary, &cut, &seq, &table, &id, &op); err != nil {
 			return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 		}
-		if !seq.Valid || blocked || pg.hasMore {
-			continue
-		}
-		if p.filter != nil && !p.filter[table.String] {
-			blocked = true // the checkpoint must not pass it
-			continue
-		}
-		if pg.n == p.limit || (cut.Valid && seq.Int64 > cut.Int64) {
-			pg.hasMore = true
-			pg.short = pg.n < p.limit/2
-			continue
-		}
-		pg.n++
-		pg.last = seq.Int64
-		k := [2]string{table.String, id.String}
-		if en := byKey[k]; en != nil {
-			en.op = Operation(op.Int16)
-			continue
-		}
-		en := &pageEntry{table: table.String, id: id.String, op: Operation(op.Int16)}
-		byKey[k] = en
-		pg.entries = append(pg.entries, en)
+		b.add(boundary.Int64, cut, seq, table, id, op)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
-	return pg, nil
+	return b.page, nil
+}
+
+// noteTables records the tables whose rows pg delivers (at most
+// maxPullPageTables, none otherwise) for the engine's next page.
+func (p *puller) noteTables(pg *changelogPage) {
+	names := pageTables(p.e.tableOrder, pg)
+	recent := &p.m.snap.pullPageCache.recent
+	switch old := recent.Load(); {
+	case len(names) == 0:
+		if old != nil {
+			recent.Store(nil)
+		}
+	case old == nil || !slices.Equal(*old, names):
+		recent.Store(&names)
+	}
+}
+
+// pageBuilder merges the rows of a page statement into a changelogPage.
+type pageBuilder struct {
+	p       *puller
+	page    *changelogPage
+	byKey   map[[2]string]*pageEntry
+	pool    []pageEntry // one allocation for the page's entries
+	blocked bool
+}
+
+func newPageBuilder(p *puller) *pageBuilder {
+	return &pageBuilder{p: p, page: &changelogPage{entries: make([]*pageEntry, 0, p.limit)},
+		byKey: make(map[[2]string]*pageEntry, p.limit), pool: make([]pageEntry, 0, p.limit)}
+}
+
+// add takes one row of the page statement: the boundary, the cut, and an
+// entry (seq NULL for none). It returns the entry's record when the entry
+// is in the page, nil otherwise.
+func (b *pageBuilder) add(boundary int64, cut, seq pgtype.Int8, table, id pgtype.Text, op pgtype.Int2) *pageEntry {
+	pg := b.page
+	pg.boundary = boundary
+	if !seq.Valid || b.blocked || pg.hasMore {
+		return nil
+	}
+	if b.p.filter != nil && !b.p.filter[table.String] {
+		b.blocked = true // the checkpoint must not pass it
+		return nil
+	}
+	if pg.n == b.p.limit || (cut.Valid && seq.Int64 > cut.Int64) {
+		pg.hasMore = true
+		pg.short = pg.n < b.p.limit/2
+		return nil
+	}
+	pg.n++
+	pg.last = seq.Int64
+	k := [2]string{table.String, id.String}
+	if en := b.byKey[k]; en != nil {
+		en.op = Operation(op.Int16)
+		return en
+	}
+	b.pool = append(b.pool, pageEntry{table: table.String, id: id.String, op: Operation(op.Int16)})
+	en := &b.pool[len(b.pool)-1]
+	b.byKey[k] = en
+	pg.entries = append(pg.entries, en)
+	return en
 }
 
 // hydrate reads the current rows of the page's records that are not
@@ -558,7 +627,7 @@ func (p *puller) hydrate(ctx context.Context, tx pullTx, entries []*pageEntry) e
 	ids := map[string][]string{}
 	want := make(map[[2]string]*pageEntry, len(entries))
 	for _, en := range entries {
-		if en.op == OpDelete {
+		if en.op == OpDelete || en.hydrated {
 			continue
 		}
 		ids[en.table] = append(ids[en.table], en.id)

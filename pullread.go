@@ -1,6 +1,7 @@
 package synchro
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -41,6 +42,10 @@ const (
 	pullNumber
 	// pullString: the text output, written as a JSON string.
 	pullString
+	// pullTimestamp: the text output of a timestamp or timestamptz under
+	// DateStyle ISO (which pullSettingsSQL sets), written as to_json
+	// writes it (see appendPGTimestampJSON).
+	pullTimestamp
 )
 
 // pullColumn is one delivered column of a pull hydration.
@@ -53,29 +58,35 @@ type pullColumn struct {
 
 // Type OIDs the hydration writes without to_json (pg_type.h).
 const (
-	oidBool    = 16
-	oidInt8    = 20
-	oidInt2    = 21
-	oidInt4    = 23
-	oidText    = 25
-	oidJSON    = 114
-	oidFloat4  = 700
-	oidFloat8  = 701
-	oidVarchar = 1043
-	oidNumeric = 1700
-	oidUUID    = 2950
-	oidJSONB   = 3802
+	oidBool        = 16
+	oidInt8        = 20
+	oidInt2        = 21
+	oidInt4        = 23
+	oidText        = 25
+	oidJSON        = 114
+	oidFloat4      = 700
+	oidFloat8      = 701
+	oidVarchar     = 1043
+	oidNumeric     = 1700
+	oidUUID        = 2950
+	oidJSONB       = 3802
+	oidDate        = 1082
+	oidTimestamp   = 1114
+	oidTimestampTZ = 1184
 )
 
 // pullColumns returns, for the delivered columns of t over the row alias
-// x, how each is written and its select list expression, always of type
+// x, how each is written and the select list expressions of the returned
+// ones (all but the pullNull columns), in order, each of type
 // text (drivers hand text over as it is). Each expression first casts the
 // column to what its kind expects, so that a column whose type
 // changed after the schema was read fails the statement or still gives
-// valid JSON, never a malformed object. Types other than the common
-// built-in ones (dates and times among them, whose JSON form differs from
-// their text output; domains, arrays, enums, composites) come through
-// to_json, which gives exactly what row_to_json gives for the column.
+// valid JSON, never a malformed object. Dates and timestamps come as
+// their text output under DateStyle ISO (set by pullSettingsSQL), from
+// which the engine writes their JSON form (appendPGTimestampJSON). Types
+// other than these and the common built-in ones (times, intervals,
+// domains, arrays, enums, composites) come through to_json, which gives
+// exactly what row_to_json gives for the column.
 func pullColumns(t *tableInfo, x string) ([]pullColumn, []string) {
 	cols := make([]pullColumn, len(t.delivered))
 	var sel []string
@@ -107,10 +118,18 @@ func pullColumns(t *tableInfo, x string) ([]pullColumn, []string) {
 			cols[i].kind, col = pullRaw, col+"::json::text"
 		case oidJSONB:
 			cols[i].kind, col = pullRaw, col+"::jsonb::text"
+		case oidDate:
+			// Under DateStyle ISO its text output is its JSON form:
+			// 2024-03-04, 0044-03-15 BC, infinity.
+			cols[i].kind, col = pullString, col+"::date::text"
+		case oidTimestamp:
+			cols[i].kind, col = pullTimestamp, col+"::timestamp::text"
+		case oidTimestampTZ:
+			cols[i].kind, col = pullTimestamp, col+"::timestamptz::text"
 		default:
 			cols[i].kind, col = pullRaw, "to_json("+col+")::text"
 		}
-		sel = append(sel, fmt.Sprintf("%s AS c%d", col, i))
+		sel = append(sel, col)
 	}
 	return cols, sel
 }
@@ -150,6 +169,8 @@ func (w *pullRowWriter) object(vals []sql.RawBytes) []byte {
 			b = append(b, val...)
 		case c.kind == pullNumber && isJSONNumber(val):
 			b = append(b, val...)
+		case c.kind == pullTimestamp:
+			b = appendPGTimestampJSON(b, val)
 		default:
 			b = appendPGJSONString(b, val)
 		}
@@ -199,6 +220,36 @@ func appendPGJSONString[S ~string | ~[]byte](b []byte, s S) []byte {
 		start = i + 1
 	}
 	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendPGTimestampJSON appends, as a JSON string, the timestamp or
+// timestamptz whose text output under DateStyle ISO is s, the way to_json
+// writes it (PostgreSQL's XSD style): the date and the time joined by T
+// instead of a space, and a time zone offset of whole hours written with
+// its minutes (+05 becomes +05:00; +05:30 and the +00:19:32 of local mean
+// times stay as they are). The rest is the same in both: the fraction of
+// a second, a year beyond 9999, the " BC" suffix, infinity and -infinity.
+func appendPGTimestampJSON(b, s []byte) []byte {
+	sp := bytes.IndexByte(s, ' ')
+	if len(s) == 0 || s[0] < '0' || s[0] > '9' || sp < 0 {
+		return appendPGJSONString(b, s) // infinity, -infinity
+	}
+	bc := bytes.HasSuffix(s, []byte(" BC"))
+	if bc {
+		s = s[:len(s)-3]
+	}
+	b = append(b, '"')
+	b = append(b, s[:sp]...)
+	b = append(b, 'T')
+	rest := s[sp+1:]
+	b = append(b, rest...)
+	if i := bytes.LastIndexAny(rest, "+-"); i >= 0 && bytes.IndexByte(rest[i:], ':') < 0 {
+		b = append(b, ":00"...)
+	}
+	if bc {
+		b = append(b, " BC"...)
+	}
 	return append(b, '"')
 }
 
@@ -311,6 +362,11 @@ func (st *pullHydration) returned() int {
 type pullHydration struct {
 	sql  string
 	cols []pullColumn
+	// lateralFrom and lateralWhere are the lookup of one row as a LATERAL
+	// subquery of the page statement (see pullPageStatements.build):
+	// lateralFrom selects true (f), the updated-at (u) and the returned
+	// columns (c0, c1, ...) from the table, lateralWhere its conditions.
+	lateralFrom, lateralWhere string
 }
 
 // pullTx is the read transaction of a pull: database/sql's, or, when the

@@ -2,13 +2,14 @@ package synchro
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
@@ -17,11 +18,15 @@ import (
 // writes each row's JSON object itself from the columns' text, gives
 // byte for byte what row_to_json gives (the snapshot's and the previous
 // hydration's form), through pgx's own transaction and through
-// database/sql's, for every kind of column: integers, bool, numbers with
-// NaN and infinities, strings with quotes, backslashes, control characters
-// and non-ASCII text, uuid, json and jsonb, and the types that go through
-// to_json (timestamps, dates, arrays, enums, domains, bpchar, interval,
-// bytea), NULL in each.
+// database/sql's, and in the page statement that reads the changelog and
+// the rows at once (pgx's), for every kind of column: integers, bool,
+// numbers with NaN and infinities, strings with quotes, backslashes,
+// control characters and non-ASCII text, uuid, json and jsonb, dates and
+// timestamps (written from their text: BC, years beyond 9999, infinities,
+// fractions, offsets of whole hours, of minutes and of seconds, under
+// several time zones and a session DateStyle other than ISO), and the
+// types that go through to_json (arrays, enums, domains, bpchar,
+// interval, bytea), NULL in each.
 func TestPullRowJSONMatchesRowToJSON(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
@@ -62,7 +67,11 @@ INSERT INTO pj (id, user_id, "Odd ""name""", small, big, flag, num, f4, f8, u, v
   'infinity', '-infinity', '0044-03-15 BC', '-1 mon', '{}', 'happy', 1, ''),
  (3, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
  (4, 'u1', 'x', 1, 1, true, -0.000001, 'NaN', -0.0, NULL, 'x', 'x', '1', '"s"', '1999-12-31 23:59:59.5+00', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
- (5, 'u1', e'\u2028 <script>&', 1, 1, true, 1e-20, 3.4e38, 5e-324, NULL, NULL, NULL, NULL, '1.0e10', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`)
+ (5, 'u1', e'\u2028 <script>&', 1, 1, true, 1e-20, 3.4e38, 5e-324, NULL, NULL, NULL, NULL, '1.0e10', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (6, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '0044-03-15 12:00:00.5+00 BC', '0044-03-15 12:00:00.25 BC', 'infinity', NULL, NULL, NULL, NULL, NULL),
+ (7, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '1850-01-01 00:00:00+00', '12345-06-07 08:09:10', '-infinity', NULL, NULL, NULL, NULL, NULL),
+ (8, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '20000-01-01 00:00:00.000001+00', '2024-06-30 23:59:59.999999', '12345-01-01', NULL, NULL, NULL, NULL, NULL);
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELECT 'user:u1', 'pj', g::text, 1 FROM generate_series(1, 8) AS g`)
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "pj", OwnerColumn: "user_id"})
 	p := ptEngine(t, db, db.Super, reg, nil)
@@ -76,63 +85,101 @@ INSERT INTO pj (id, user_id, "Odd ""name""", small, big, flag, num, f4, f8, u, v
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := []string{"1", "2", "3", "4", "5"}
+	ids := []string{"1", "2", "3", "4", "5", "6", "7", "8"}
 	subs := []string{"global", "user:u1"}
 
-	// What row_to_json gives: the hydration statement the engine used
-	// before, still the form of snapshot pages.
-	want := map[string]string{}
-	rows, err := db.Super.QueryContext(ctx, st.hydrate, ids, subs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var (
-			id, data string
-			updated  sql.NullTime
-			whole    sql.NullString
-		)
-		if err := rows.Scan(&id, &data, &updated, &whole); err != nil {
-			t.Fatal(err)
-		}
-		want[id] = data
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if len(want) != len(ids) {
-		t.Fatalf("row_to_json statement returned %d rows, want %d", len(want), len(ids))
-	}
-
-	for _, viaSQL := range []bool{false, true} {
-		t.Run(fmt.Sprintf("viaSQL=%v", viaSQL), func(t *testing.T) {
-			p.e.pullViaSQL = viaSQL // the subtests run one after the other
-			got := map[string]string{}
-			err := p.e.inPullTx(ctx, true, func(tx pullTx) error {
-				if _, native := tx.(pgxPullTx); native == viaSQL {
-					t.Errorf("transaction %T with pullViaSQL %v", tx, viaSQL)
+	// The time zones change the offsets (whole hours, minutes, the local
+	// mean time of 1850 in seconds), the DateStyle the text output unless
+	// the pull sets it.
+	for _, tz := range []string{"UTC", "Asia/Kolkata", "America/St_Johns", "Europe/Amsterdam", "Pacific/Chatham"} {
+		for _, viaSQL := range []bool{false, true} {
+			t.Run(fmt.Sprintf("tz=%s/viaSQL=%v", tz, viaSQL), func(t *testing.T) {
+				p.e.pullViaSQL = viaSQL // the subtests run one after the other
+				want, got, page := map[string]string{}, map[string]string{}, map[string]string{}
+				err := p.e.inPullTx(ctx, true, func(tx pullTx) error {
+					if _, native := tx.(pgxPullTx); native == viaSQL {
+						t.Errorf("transaction %T with pullViaSQL %v", tx, viaSQL)
+					}
+					if err := tx.exec(ctx, `SELECT set_config('DateStyle', 'SQL, DMY', true)`); err != nil {
+						return err
+					}
+					if err := tx.exec(ctx, pullSettingsSQL, "u1"); err != nil {
+						return err
+					}
+					if err := tx.exec(ctx, `SELECT set_config('TimeZone', $1, true)`, tz); err != nil {
+						return err
+					}
+					// What row_to_json gives: the hydration statement the
+					// engine used before, still the form of snapshot pages.
+					rows, err := tx.query(ctx, st.hydrate, ids, subs)
+					if err != nil {
+						return err
+					}
+					for rows.Next() {
+						var (
+							id, data string
+							updated  pgtype.Timestamptz
+							whole    pgtype.Text
+						)
+						if err := rows.Scan(&id, &data, &updated, &whole); err != nil {
+							rows.Close()
+							return err
+						}
+						want[id] = data
+					}
+					rows.Close()
+					if err := rows.Err(); err != nil {
+						return err
+					}
+					recs, err := tx.hydrate(ctx, info, st.pull, ids, subs)
+					if err != nil {
+						return err
+					}
+					for _, r := range recs {
+						got[r.ID] = string(r.Data)
+					}
+					if viaSQL {
+						return nil
+					}
+					// The page statement reads the rows of the tables
+					// the previous page delivered: a page primes it.
+					pu := &puller{e: p.e, m: m, userID: "u1", subs: subs, limit: 100}
+					if _, err := pu.readPage(ctx, tx, []string{"user:u1"}, 0, 100); err != nil {
+						return err
+					}
+					pg, err := pu.readPage(ctx, tx, []string{"user:u1"}, 0, 100)
+					if err != nil {
+						return err
+					}
+					if !pg.hydrated {
+						t.Errorf("the page was read without its rows")
+					}
+					for _, en := range pg.entries {
+						if en.record != nil {
+							page[en.id] = string(en.record.Data)
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
 				}
-				if err := tx.exec(ctx, pullSettingsSQL, "u1"); err != nil {
-					return err
+				if len(want) != len(ids) {
+					t.Fatalf("row_to_json statement returned %d rows, want %d", len(want), len(ids))
 				}
-				recs, err := tx.hydrate(ctx, info, st.pull, ids, subs)
-				for _, r := range recs {
-					got[r.ID] = string(r.Data)
+				for _, id := range slices.Sorted(maps.Keys(want)) {
+					if got[id] != want[id] {
+						t.Errorf("row %s:\n got %s\nwant %s", id, got[id], want[id])
+					}
+					if !viaSQL && page[id] != want[id] {
+						t.Errorf("row %s in the page statement:\n got %s\nwant %s", id, page[id], want[id])
+					}
 				}
-				return err
+				if len(got) != len(want) {
+					t.Errorf("hydrated %d rows, want %d", len(got), len(want))
+				}
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, id := range slices.Sorted(maps.Keys(want)) {
-				if got[id] != want[id] {
-					t.Errorf("row %s:\n got %s\nwant %s", id, got[id], want[id])
-				}
-			}
-			if len(got) != len(want) {
-				t.Errorf("hydrated %d rows, want %d", len(got), len(want))
-			}
-		})
+		}
 	}
 }
 

@@ -130,6 +130,10 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 		// is a nested loop over the ids with one primary key probe each,
 		// never a scan of the table (TestPullPlansWithoutStatistics).
 		cols, sel := pullColumns(t, x)
+		list := ""
+		for i, c := range sel {
+			list += fmt.Sprintf(", %s AS c%d", c, i)
+		}
 		s.pull = &pullHydration{cols: cols, sql: fmt.Sprintf(`SELECT r.id, h.*
   FROM unnest($1::text[], CAST($1::text[] AS %s[])) AS r(id, key)
  CROSS JOIN LATERAL (
@@ -137,8 +141,16 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
          FROM %s AS %s
         WHERE %s = r.key
           AND %s
-        LIMIT 1) AS h`, t.pkType(), updated, strings.Join(append([]string{""}, sel...), ", "), t.quoted, x, pk,
+        LIMIT 1) AS h`, t.pkType(), updated, list, t.quoted, x, pk,
 			where("$2::text[]", "r.id", false))}
+		// The same lookup as a LATERAL subquery of pull's page statement
+		// (see pullPageStatements.build): the key is the page entry's
+		// record id, cast as a value of the outer row (a parameter of the
+		// subquery, not a column of the table read, so RLS does not keep
+		// it from being an index condition); the buckets are $5.
+		s.pull.lateralFrom = fmt.Sprintf(`SELECT true AS f, %s AS u%s FROM %s AS %s`, updated, list, t.quoted, x)
+		s.pull.lateralWhere = fmt.Sprintf(`%s = CAST(%s.record_id AS %s) AND %s`, pk, pullPageAlias, t.pkType(),
+			where("$5::text[]", "NULL", false))
 	}
 	// A snapshot page reads the client's rows in key order in one of two
 	// ways: by walking the table in key order, testing each row's edges,

@@ -132,4 +132,6 @@ type schemaSnapshot struct {
 	info map[string]*tableInfo
 	// hash is the lowercase hex SHA-256 of the canonical contract.
 	hash string
+	// pull's page statements, built on first use (Engine.pullPage).
+	pullPageCache
 }

@@ -1,0 +1,268 @@
+package synchro
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/synchrosync/synchro/internal/pgident"
+)
+
+// This file holds pull's page read in one statement: the changelog page
+// and the current rows of its records, in one round trip. It serves pulls
+// with the default ownership rules on pgx's connection and without a
+// tables filter, for the rows of a few tables (see Engine.pullPage); the
+// other pulls, and the other tables' entries, read the page and then
+// hydrate each table (puller.readPage, puller.hydrate).
+//
+// Why: the hydration was a statement of its own per table, with the page's
+// ids sent back to the server, unnested and cast (a round trip and about
+// 1 ms of a page of 1000 in BenchmarkPullThroughput, docs/benchmarks.md,
+// issue 14 item 4). Here each page entry is looked up where it is read.
+
+// pullPageAlias is the alias of the changelog page in the page statement
+// (pullPageStatements.build), which each table's lookup refers to.
+const pullPageAlias = "synchro_page"
+
+// pullPageStatements are the page statements of one schema and set of
+// tables: the page of pullFullPageSQL or pullCappedPageSQL, each entry of
+// those tables with the current row of its record when the page delivers
+// it.
+type pullPageStatements struct {
+	full, capped string
+	// tables are the hydrations of the tables read, by name.
+	tables map[string]*pullHydration
+	// width is the number of row columns (c0, c1, ...) the statements
+	// return after f and u: the most any table returns.
+	width int
+}
+
+// build wraps the page statement page (pullFullPageSQL or
+// pullCappedPageSQL, parameters $1 to $4) so that each of its entries comes
+// with the current row of its record ($5 the client's buckets, for the
+// ownership rules): the entry's columns, then f (true when the row was
+// found and may be delivered, NULL otherwise), u (its updated-at) and c0,
+// c1, ... (its returned columns, see pullColumns).
+//
+// Each table of names has its row looked up in a LATERAL subquery whose
+// first conditions involve only the entry: that it is of the table, not a
+// delete, and not after the cut (entries after it are read only to tell
+// that more follow). PostgreSQL evaluates such conditions as a one-time
+// filter before the subquery's scan, so an entry costs one primary key
+// probe of its own table and a test per other table; the record id is
+// cast to the key type only for its own table. LIMIT 1 keeps the
+// subqueries from being flattened into joins: whatever the statistics, the
+// plan is the page's plan followed by nested loops over its entries, each
+// with at most one index probe (TestPullPlansWithoutStatistics). The page
+// subquery keeps its seq order through the nested loops, so the final
+// ORDER BY costs no sort.
+//
+// An entry of a record that appears more than once in the page is looked
+// up at each appearance that is not a delete (the same row, in the same
+// snapshot); the engine keeps the first found and applies the merge rules
+// (last operation wins) as for the two-statement read.
+func (ps *pullPageStatements) build(page string, names []string) string {
+	var q, cols strings.Builder
+	fmt.Fprintf(&cols, "coalesce(%s)", ps.coalesced(names, func(i int, _ *pullHydration) string { return fmt.Sprintf("h%d.f", i) }))
+	fmt.Fprintf(&cols, ", coalesce(%s)", ps.coalesced(names, func(i int, _ *pullHydration) string { return fmt.Sprintf("h%d.u", i) }))
+	for c := range ps.width {
+		fmt.Fprintf(&cols, ", coalesce(%s)", ps.coalesced(names, func(i int, h *pullHydration) string {
+			if c >= h.returned() {
+				return ""
+			}
+			return fmt.Sprintf("h%d.c%d", i, c)
+		}))
+	}
+	fmt.Fprintf(&q, "SELECT %[1]s.*, %[2]s\n  FROM (%[3]s) AS %[1]s(boundary, cut, seq, table_name, record_id, operation)", pullPageAlias, cols.String(), page)
+	for i, name := range names {
+		h := ps.tables[name]
+		fmt.Fprintf(&q, `
+  LEFT JOIN LATERAL (%[2]s
+                      WHERE %[1]s.table_name = %[3]s AND %[1]s.operation <> %[4]d
+                        AND (%[1]s.cut IS NULL OR %[1]s.seq <= %[1]s.cut)
+                        AND %[5]s
+                      LIMIT 1) AS h%[6]d ON true`, pullPageAlias, h.lateralFrom, pgident.QuoteLiteral(name), OpDelete, h.lateralWhere, i)
+	}
+	fmt.Fprintf(&q, "\n ORDER BY %s.seq", pullPageAlias)
+	return q.String()
+}
+
+// coalesced lists the non-empty f(i, table) for the tables names, comma
+// separated.
+func (ps *pullPageStatements) coalesced(names []string, f func(int, *pullHydration) string) string {
+	var parts []string
+	for i, name := range names {
+		if s := f(i, ps.tables[name]); s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pullPage returns the page statements of m that read the rows of the
+// tables names (in the engine's table order), nil when one cannot be read
+// that way (missing from the schema, or its statements fail to build: the
+// two-statement read then reports it).
+//
+// A statement reads the rows of a few tables only: each table's lookup
+// costs every entry of the page a test (about 0.3 µs an entry and table
+// when the entry is of another table: 6 ms a page of 1000 with 21 tables).
+// The tables are those of the previous page the engine read
+// (pullPageCache.recent), which a client catching up on a run of changes
+// keeps finding; the entries of other tables are hydrated by their own
+// statements after the page (puller.hydrate).
+func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
+	c := &m.snap.pullPageCache
+	key := strings.Join(names, "\x00")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ps, ok := c.statements[key]; ok {
+		return ps
+	}
+	var ps *pullPageStatements
+	defer func() {
+		if c.statements == nil || len(c.statements) >= maxPullPageStatements {
+			c.statements = map[string]*pullPageStatements{}
+		}
+		c.statements[key] = ps
+	}()
+	built := &pullPageStatements{tables: make(map[string]*pullHydration, len(names))}
+	for _, name := range names {
+		info := m.table(name)
+		if info == nil {
+			return nil
+		}
+		st, err := info.readSQL(e.registry, true)
+		if err != nil || st.pull == nil {
+			return nil
+		}
+		built.tables[name] = st.pull
+		built.width = max(built.width, st.pull.returned())
+	}
+	if len(built.tables) == 0 {
+		return nil
+	}
+	built.full = built.build(pullFullPageSQL, names)
+	built.capped = built.build(pullCappedPageSQL, names)
+	ps = built
+	return ps
+}
+
+// Bounds of the page statements with rows.
+const (
+	// maxPullPageTables is the most tables whose rows one page statement
+	// reads.
+	maxPullPageTables = 3
+	// maxPullPageStatements is the most page statements kept per schema
+	// (each set of tables has its own); past it the cache starts over.
+	maxPullPageStatements = 64
+)
+
+// pullPageCache holds the page statements with rows of a schema, by the
+// set of tables whose rows they read, and that set for the next page.
+type pullPageCache struct {
+	mu         sync.Mutex
+	statements map[string]*pullPageStatements
+	// recent are the tables (at most maxPullPageTables, in the engine's
+	// table order) whose rows the last page read by the engine delivered.
+	recent atomic.Pointer[[]string]
+}
+
+// pageTables returns the tables of the entries of pg that are not deletes,
+// in order, when there are at most maxPullPageTables of them; nil
+// otherwise.
+func pageTables(order []string, pg *changelogPage) []string {
+	seen := make(map[string]bool, maxPullPageTables+1)
+	for _, en := range pg.entries {
+		if en.op != OpDelete && !seen[en.table] {
+			if seen[en.table] = true; len(seen) > maxPullPageTables {
+				return nil
+			}
+		}
+	}
+	var out []string
+	for _, t := range order {
+		if seen[t] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// readPageHydrated reads the page as puller.readPage does, with the current
+// rows of its records (ps's statement): the entries that are not deletes
+// come with their record when the row was found and may be delivered.
+func (t pgxPullTx) readPageHydrated(ctx context.Context, p *puller, ps *pullPageStatements, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
+	query := ps.full
+	if perBucket < p.limit {
+		query = ps.capped
+	}
+	rows, err := t.tx.Query(ctx, query, buckets, checkpoint, p.limit+1, perBucket, p.subs)
+	if err != nil {
+		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
+	}
+	defer rows.Close()
+	b := newPageBuilder(p)
+	var (
+		boundary, cut, seq pgtype.Int8
+		table, id          pgtype.Text
+		op                 pgtype.Int2
+		found              pgtype.Bool
+		updated            pgtype.Timestamptz
+		dest               = make([]any, 8+ps.width)
+		vals               = make([]sql.RawBytes, ps.width)
+		writers            = make(map[string]*pullRowWriter, len(ps.tables))
+		recs               = make([]Record, 0, p.limit)
+	)
+	dest[0], dest[1], dest[2], dest[3], dest[4], dest[5], dest[6], dest[7] = &boundary, &cut, &seq, &table, &id, &op, &found, &updated
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil { // the row columns are read in place (nil: not scanned)
+			return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
+		}
+		en := b.add(boundary.Int64, cut, seq, table, id, op)
+		if en == nil || !found.Bool || en.record != nil {
+			continue
+		}
+		h := ps.tables[en.table]
+		if h == nil {
+			return nil, fmt.Errorf("synchro: reading the changelog: a row of unknown table %q", en.table)
+		}
+		w := writers[en.table]
+		if w == nil {
+			w = &pullRowWriter{cols: h.cols}
+			writers[en.table] = w
+		}
+		raw := rows.RawValues()
+		if len(raw) != len(dest) {
+			return nil, fmt.Errorf("synchro: reading the changelog: %d columns, want %d", len(raw), len(dest))
+		}
+		n := h.returned()
+		for i := range n {
+			vals[i] = raw[8+i]
+		}
+		if len(recs) == cap(recs) {
+			recs = make([]Record, 0, p.limit)
+		}
+		recs = append(recs, Record{ID: en.id, TableName: en.table, Data: w.object(vals[:n]), UpdatedAt: finiteTime(updated)})
+		en.record = &recs[len(recs)-1]
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
+	}
+	pg := b.page
+	for _, en := range pg.entries {
+		if en.op == OpDelete {
+			en.record = nil
+		}
+		// Every appearance of a table of ps that is not a delete was
+		// looked up; the others are hydrated after the page.
+		en.hydrated = ps.tables[en.table] != nil
+	}
+	pg.hydrated = true
+	return pg, nil
+}
