@@ -2,8 +2,10 @@ package synchro_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -122,6 +124,60 @@ func BenchmarkPullBuckets(b *testing.B) {
 					b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(pages), "ms/page")
 				})
 			}
+			if k <= 10 {
+				b.Run("raw/page=1000", func(b *testing.B) { rkRawRead(b, e, n, 1000) })
+			}
 		})
 	}
+}
+
+// rkRawRead is the plain SELECT reference of BenchmarkPullBuckets, in the
+// same database: an iteration reads the same n rows of rk_items, every
+// column, in pages of limit by key through database/sql, as a program
+// that knows which rows it wants would (no changelog, no membership, no
+// JSON). It reports records/s and ms/page like the pull sub-benchmarks.
+func rkRawRead(b *testing.B, e *rbEnv, n, limit int) {
+	ctx := context.Background()
+	pages := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		read, after := 0, int64(0)
+		for {
+			rows, err := e.db.Super.QueryContext(ctx, `SELECT * FROM rk_items WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cols, _ := rows.Columns()
+			vals := make([]sql.RawBytes, len(cols))
+			ptrs := make([]any, len(cols))
+			for j := range vals {
+				ptrs[j] = &vals[j]
+			}
+			got := 0
+			for rows.Next() {
+				if err := rows.Scan(ptrs...); err != nil {
+					b.Fatal(err)
+				}
+				after, err = strconv.ParseInt(string(vals[0]), 10, 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				got++
+			}
+			if err := rows.Err(); err != nil {
+				b.Fatal(err)
+			}
+			rows.Close()
+			pages++
+			read += got
+			if got < limit {
+				break
+			}
+		}
+		if read != n {
+			b.Fatalf("read %d rows, want %d", read, n)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(pages), "ms/page")
 }
