@@ -20,10 +20,13 @@ import (
 // goroutine of its own: the schema contract is refreshed by the requests that
 // read it (see Schema), and compaction runs only when asked.
 type Engine struct {
-	db         *sql.DB
-	registry   *Registry
-	hooks      Hooks
-	resolver   ConflictResolver
+	db       *sql.DB
+	registry *Registry
+	hooks    Hooks
+	resolver ConflictResolver
+	// clockSkew is Config.ClockSkewTolerance: how far past the database
+	// clock a pushed edit time may be (see pusher.editTime).
+	clockSkew  time.Duration
 	ownership  OwnershipResolver
 	minVersion string
 	stale      time.Duration
@@ -90,6 +93,7 @@ func newEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		registry:   cfg.Registry,
 		hooks:      cfg.Hooks,
 		resolver:   cfg.ConflictResolver,
+		clockSkew:  cfg.ClockSkewTolerance,
 		ownership:  cfg.Ownership,
 		minVersion: cfg.MinClientVersion,
 		stale:      defaultStaleThreshold,

@@ -91,9 +91,22 @@ const (
 // server wins, the record is a conflict (server_won_conflict) carrying the
 // server's row. A table without an updated-at column has no conflict
 // resolution: the last push wins. Deletes always win; they are soft when the
-// table has a deleted-at column and hard otherwise. The engine sets the
-// updated-at and deleted-at columns from the database clock; clients never
-// write them. Values are converted to the columns' types by PostgreSQL
+// table has a deleted-at column and hard otherwise.
+//
+// The updated-at column is the row's version, and the engine writes it;
+// clients never do. A write through Push sets it to the record's edit time
+// (client_updated_at, capped at the database clock at the start of the push
+// plus Config.ClockSkewTolerance; the start of the push when the record has
+// none), or to just after the current version when that is not earlier, so
+// that a row's versions only move forward and each names one state of the
+// row: a device sends the updated_at of its copy as base_updated_at, and
+// the result's server_updated_at is the new version. A soft delete sets
+// deleted-at and updated-at to its version; a table without an updated-at
+// column gets deleted-at from the database clock. Conflicts are thus
+// decided by edit time, whatever the order the edits arrive in (see
+// LWWResolver and Conflict), and within one push a record of a row that an
+// earlier record of the push wrote is taken as made on that write. Values
+// are converted to the columns' types by PostgreSQL
 // (jsonb_populate_record), so integers beyond 2^53, numerics, JSON, arrays,
 // bytea ("\\x..." strings), enums and timestamps keep their exact values.
 //
@@ -189,7 +202,7 @@ func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*Pu
 		return nil, fmt.Errorf("synchro: push: %w", err)
 	}
 
-	p := &pusher{e: e, tx: tx, m: m, userID: userID, clientID: req.ClientID, client: client}
+	p := &pusher{e: e, tx: tx, m: m, userID: userID, clientID: req.ClientID, client: client, written: map[parentKey][]time.Time{}}
 	items := make([]*pushItem, len(req.Changes))
 	for i := range req.Changes {
 		items[i] = p.prepare(&req.Changes[i])
@@ -257,6 +270,9 @@ type pusher struct {
 	// the rows as they were before its writes, so one lookup per parent
 	// serves every record under it. Nil outside of those decisions.
 	owners map[parentKey]chainOwner
+	// written holds the versions this push gave each row it wrote (see
+	// baseVersion), by rowKey.
+	written map[parentKey][]time.Time
 }
 
 // parentKey names a parent row as a child table refers to it.

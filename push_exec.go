@@ -282,13 +282,13 @@ WHERE c.contype = 'f' AND c.conname = $1 AND c.conrelid = $2::regclass AND cardi
 
 // staleCopy reports whether the device's copy of the row is older than the
 // stored row: the table keeps versions (an updated-at column) and the
-// record names a base version that is not the stored one. Without a base
+// record's base version (baseVersion) is not the stored one. Without a base
 // version nothing is known of the device's copy: it is not stale.
-func staleCopy(info *tableInfo, rec *PushRecord, row *lockedRow) bool {
-	if !info.hasUpdatedAt || row.updatedAt == nil || rec.BaseUpdatedAt == nil {
+func staleCopy(info *tableInfo, base *time.Time, row *lockedRow) bool {
+	if !info.hasUpdatedAt || row.updatedAt == nil || base == nil {
 		return false
 	}
-	return !rec.BaseUpdatedAt.Equal(*row.updatedAt)
+	return !base.Equal(*row.updatedAt)
 }
 
 // decideWrite resolves the conflict between the client's change and the
@@ -301,7 +301,7 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 	// row is older than the stored one (its base version is not the
 	// current one: the server changed the column since); both are then
 	// ignored. Anything else is refused.
-	stale := staleCopy(info, it.rec, row)
+	stale := staleCopy(info, p.baseVersion(it, row), row)
 	for _, f := range []struct {
 		col    string
 		stored *string
@@ -343,8 +343,8 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 			UserID:      p.userID,
 			ClientData:  it.rec.Data,
 			ServerData:  row.data,
-			ClientTime:  it.rec.ClientUpdatedAt,
-			BaseVersion: it.rec.BaseUpdatedAt,
+			ClientTime:  p.clientTime(it.rec),
+			BaseVersion: p.baseVersion(it, row),
 		}
 		if row.updatedAt != nil {
 			c.ServerTime = *row.updatedAt
@@ -496,7 +496,17 @@ func (p *pusher) write(ctx context.Context, items []*pushItem) (*recordFailure, 
 		arg = string(payload)
 	}
 
-	rows, err := p.tx.QueryContext(ctx, query, arg)
+	args := []any{arg}
+	if info.hasUpdatedAt && (first.kind != writeDelete || info.hasDeletedAt) {
+		// The statements set each row's new version from its record's
+		// edit time ($2, see editTime and versionSQL).
+		at := make([]time.Time, len(items))
+		for i, it := range items {
+			at[i] = p.editTime(it.rec)
+		}
+		args = append(args, at)
+	}
+	rows, err := p.tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return classifyDBError(err, reason, "writing the record")
 	}
@@ -520,6 +530,10 @@ func (p *pusher) write(ctx context.Context, items []*pushItem) (*recordFailure, 
 			it.res.ServerDeletedAt = ts
 		case info.hasUpdatedAt:
 			it.res.ServerUpdatedAt = ts
+		}
+		if ts != nil && info.hasUpdatedAt {
+			k := p.rowKey(info.cfg.TableName, it.rec.ID)
+			p.written[k] = append(p.written[k], *ts)
 		}
 		seen++
 	}
@@ -580,11 +594,15 @@ ORDER BY x.%s FOR UPDATE OF x`,
 			t.pkType(), t.quoted, pk, pk)
 		ids := fmt.Sprintf(`unnest(CAST($1::text[] AS %s[])) WITH ORDINALITY AS r(id, ord)`, t.pkType())
 		if t.hasDeletedAt {
-			set := pgident.Quote(cfg.DeletedAtColumn) + " = v.t"
+			// A soft delete is a new version of the row: deleted-at and
+			// updated-at both take it. Without an updated-at column there
+			// are no versions, and deleted-at is the database clock.
+			set := pgident.Quote(cfg.DeletedAtColumn) + " = clock_timestamp()"
 			if t.hasUpdatedAt {
-				set += ", " + pgident.Quote(cfg.UpdatedAtColumn) + " = v.t"
+				at := t.versionSQL("($2::timestamptz[])[r.ord]")
+				set = pgident.Quote(cfg.DeletedAtColumn) + " = " + at + ", " + pgident.Quote(cfg.UpdatedAtColumn) + " = " + at
 			}
-			s.delete = fmt.Sprintf(`UPDATE %s AS x SET %s FROM %s, (SELECT clock_timestamp() AS t) AS v WHERE x.%s = r.id RETURNING r.ord, x.%s`,
+			s.delete = fmt.Sprintf(`UPDATE %s AS x SET %s FROM %s WHERE x.%s = r.id RETURNING r.ord, x.%s`,
 				t.quoted, set, ids, pk, pgident.Quote(cfg.DeletedAtColumn))
 		} else {
 			s.delete = fmt.Sprintf(`DELETE FROM %s AS x USING %s WHERE x.%s = r.id RETURNING r.ord, NULL::timestamptz`,
@@ -593,6 +611,75 @@ ORDER BY x.%s FOR UPDATE OF x`,
 		t.push = s
 	})
 	return t.push
+}
+
+// clientTime is the edit time of rec as the engine counts it: the device's
+// client_updated_at, never later than the database clock at the start of
+// the push plus Config.ClockSkewTolerance, to the microsecond (as
+// PostgreSQL keeps it); zero when the record carries none. It is
+// Conflict.ClientTime.
+func (p *pusher) clientTime(rec *PushRecord) time.Time {
+	at := rec.ClientUpdatedAt
+	if at.IsZero() {
+		return at
+	}
+	if limit := p.client.now.Add(p.e.clockSkew); at.After(limit) {
+		at = limit
+	}
+	return at.Truncate(time.Microsecond)
+}
+
+// editTime is the time a write of rec stamps as the row's new version
+// (versionSQL): clientTime, or the start of the push when the record
+// carries no edit time.
+func (p *pusher) editTime(rec *PushRecord) time.Time {
+	if at := p.clientTime(rec); !at.IsZero() {
+		return at
+	}
+	return p.client.now.Truncate(time.Microsecond)
+}
+
+// baseVersion is the version of row the device's change of it was made
+// on: the record's base_updated_at, or, when an earlier record of this push
+// wrote the row and the row is still as that write left it, the version
+// that write gave it. A device's queue holds its edits of a row in the
+// order it made them, each on top of the one before, so a later edit of the
+// same push is based on the earlier one, whatever the clocks say.
+func (p *pusher) baseVersion(it *pushItem, row *lockedRow) *time.Time {
+	if row.updatedAt != nil {
+		// Every version this push gave the row: one of them may have been
+		// undone with its savepoint, and the one before it is the current.
+		for _, v := range p.written[p.rowKey(it.info.cfg.TableName, it.rec.ID)] {
+			if row.updatedAt.Equal(v) {
+				return &v
+			}
+		}
+	}
+	return it.rec.BaseUpdatedAt
+}
+
+// versionSQL is the new version (updated-at) of a row of the table x that
+// an edit made at the time at (SQL) writes: the edit time, or just after
+// the row's current version when that is not earlier, so that the
+// versions of a row only move forward and each names one state of the row
+// (a device's base_updated_at). The step is the column's precision: a
+// microsecond, or more for a column declared with fewer fractional digits.
+func (t *tableInfo) versionSQL(at string) string {
+	col := "x." + pgident.Quote(t.cfg.UpdatedAtColumn)
+	return fmt.Sprintf("GREATEST(%s + interval '%d microseconds', %s)", col, t.versionStep(), at)
+}
+
+// versionStep is the smallest step of the updated-at column, in
+// microseconds: 10^(6-p) for a column of precision p (timestamptz(p)).
+func (t *tableInfo) versionStep() int {
+	ty := t.column(t.cfg.UpdatedAtColumn).dbType
+	step := 1
+	if i := strings.IndexByte(ty, '('); i >= 0 && i+2 < len(ty) && ty[i+2] == ')' && ty[i+1] >= '0' && ty[i+1] <= '6' {
+		for range 6 - int(ty[i+1]-'0') {
+			step *= 10
+		}
+	}
+	return step
 }
 
 // insertSQL inserts one row per object of the JSON array $1, setting the
@@ -615,8 +702,9 @@ func (t *tableInfo) insertSQL(cols []string) string {
 	}
 	returning := "NULL::timestamptz"
 	if t.hasUpdatedAt {
+		// A new row's first version is its edit time ($2, see editTime).
 		names = append(names, pgident.Quote(t.cfg.UpdatedAtColumn))
-		values = append(values, "clock_timestamp()")
+		values = append(values, "($2::timestamptz[])[o]")
 		returning = "ins." + pgident.Quote(t.cfg.UpdatedAtColumn)
 	}
 	pk := pgident.Quote(t.pk)
@@ -642,7 +730,7 @@ func (t *tableInfo) updateSQL(cols []string, resurrect bool) string {
 	}
 	returning := "NULL::timestamptz"
 	if t.hasUpdatedAt {
-		set = append(set, pgident.Quote(t.cfg.UpdatedAtColumn)+" = clock_timestamp()")
+		set = append(set, pgident.Quote(t.cfg.UpdatedAtColumn)+" = "+t.versionSQL("($2::timestamptz[])[e.o]"))
 		returning = "x." + pgident.Quote(t.cfg.UpdatedAtColumn)
 	}
 	if resurrect && t.hasDeletedAt {

@@ -1574,7 +1574,8 @@ func TestPushOnConflict(t *testing.T) {
 			t.Errorf("call %d: conflict lacks server time or data: %+v", i, c.c)
 		}
 	}
-	if !calls[0].c.ClientTime.Equal(old) || !calls[0].c.ServerTime.Equal(*created.ServerUpdatedAt) {
+	// The client time is kept to the microsecond, as the row's version.
+	if !calls[0].c.ClientTime.Equal(old.Truncate(time.Microsecond)) || !calls[0].c.ServerTime.Equal(*created.ServerUpdatedAt) {
 		t.Errorf("first conflict times: client %v (want %v), server %v (want %v)",
 			calls[0].c.ClientTime, old, calls[0].c.ServerTime, created.ServerUpdatedAt)
 	}
@@ -1843,7 +1844,11 @@ func TestPushBatchEqualsOneByOne(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Parallel()
 			rng := mathrand.New(mathrand.NewPCG(uint64(seed), 42))
-			batch, single := ptNewEnv(t, nil), ptNewEnv(t, nil)
+			// Edit times are chosen below so that none is capped by the
+			// database clock (which differs between the pushes of the
+			// twin): a tolerance of an hour, and times at most 60 ms ahead.
+			skew := func(c *Config) { c.ClockSkewTolerance = time.Hour }
+			batch, single := ptNewEnv(t, skew), ptNewEnv(t, skew)
 			var lists, items []string
 			for range 5 {
 				lists = append(lists, ptID())
@@ -1860,11 +1865,16 @@ func TestPushBatchEqualsOneByOne(t *testing.T) {
 				}
 			}
 			pick := func(s []string) string { return s[rng.IntN(len(s))] }
-			when := func() time.Time {
+			// Mostly edits made after the setup, in record order; now and
+			// then one that is older than anything on the server.
+			base := time.Now()
+			var when func() time.Time
+			n := 0
+			when = func() time.Time {
 				if rng.IntN(6) == 0 {
-					return time.Now().Add(-time.Hour)
+					return base.Add(-2 * time.Hour)
 				}
-				return ptFuture()
+				return base.Add(time.Duration(n+1) * time.Millisecond)
 			}
 			// Mostly good data, with each kind of mistake now and then.
 			listData := []string{`{"name":"n%d"}`, `{"name":"n%d","category_id":"work"}`, `{"name":"n%d"}`, `{"name":"n%d","category_id":"home"}`,
@@ -1872,7 +1882,7 @@ func TestPushBatchEqualsOneByOne(t *testing.T) {
 			itemData := []string{`{"list_id":"%s","title":"t%d"}`, `{"list_id":"%s","title":"t%d","done":true}`, `{"list_id":"%s","title":"t%d"}`,
 				`{"list_id":"%s","title":null}`, `{"list_id":"%s","done":"abc"}`}
 			var recs []PushRecord
-			for n := range 60 {
+			for n = range 60 {
 				var r PushRecord
 				switch rng.IntN(7) {
 				case 0, 1:
@@ -1933,10 +1943,30 @@ func TestPushBatchEqualsOneByOne(t *testing.T) {
 				return fmt.Sprintf("%s %s %s: %s/%s", r.Operation, r.TableName, r.ID, r.Status, r.ReasonCode)
 			}
 			resp := batch.push("alice", "c1", recs...)
+			// In one push, a record of a row that an earlier record wrote is
+			// based on that write (see Push); pushed one at a time, the
+			// device says so with base_updated_at, as it learnt the
+			// version from the earlier push's answer.
 			results := make([]PushResult, len(recs))
 			named := map[string]int{}
+			versions := map[string]time.Time{}
+			pushOne := func(r PushRecord) PushResult {
+				k := r.TableName + " " + r.ID
+				if v, ok := versions[k]; ok {
+					r.BaseUpdatedAt = &v
+				}
+				res := single.one("alice", "c1", r)
+				switch {
+				case res.Status != PushStatusApplied:
+				case res.ServerUpdatedAt != nil:
+					versions[k] = *res.ServerUpdatedAt
+				case res.ServerDeletedAt != nil:
+					versions[k] = *res.ServerDeletedAt
+				}
+				return res
+			}
 			for i, r := range recs {
-				results[i] = single.one("alice", "c1", r)
+				results[i] = pushOne(r)
 				named[r.TableName+" "+r.ID]++
 			}
 			// As documented, a create missing its parent is tried again
@@ -1946,7 +1976,7 @@ func TestPushBatchEqualsOneByOne(t *testing.T) {
 				progress = false
 				for i, r := range recs {
 					if results[i].ReasonCode == reasonParentNotFound && named[r.TableName+" "+r.ID] == 1 {
-						results[i] = single.one("alice", "c1", r)
+						results[i] = pushOne(r)
 						progress = progress || results[i].ReasonCode != reasonParentNotFound
 					}
 				}

@@ -281,6 +281,10 @@ type Config struct {
 	// MinClientVersion is the minimum supported client version (semver).
 	MinClientVersion string
 	// ClockSkewTolerance is added to client timestamps during LWW comparison.
+	// It is also how far a pushed edit time (client_updated_at) may be
+	// after the database clock at the start of the push: later times are
+	// capped there, for the comparison and for the version the write
+	// leaves (see Conflict.ClientTime).
 	ClockSkewTolerance time.Duration
 	// Compactor configures changelog compaction. Optional.
 	Compactor *CompactorConfig

@@ -1530,3 +1530,59 @@ func TestConformanceTwoUsersConverge(t *testing.T) {
 		}
 	})
 }
+
+// TestConformanceLWWByEditTime: two SDK devices edit one row offline; the
+// one that edited later pushes last and wins, over HTTP, with the SDKs'
+// base_updated_at (the local updated_at as pulled) and client_updated_at
+// (RFC 3339 with milliseconds). The row's updated_at, as the devices pull
+// it, is the winning edit's time; the earlier edit, pushed last, loses.
+func TestConformanceLWWByEditTime(t *testing.T) {
+	t.Parallel()
+	e := confStart(t, confSchema, confRegistry())
+	list := newID()
+	e.exec(t, `INSERT INTO lists (id, user_id, name, updated_at) VALUES ($1, 'alice', 'v0', now() - interval '1 hour')`, list)
+	e.caughtUp(t)
+	a, b := e.device(t, kotlin, "alice"), e.device(t, swift, "alice")
+	for _, d := range []*confDevice{a, b} {
+		d.register()
+		d.snapshot(100)
+		if d.rows["lists/"+list] == nil {
+			t.Fatalf("%s: the snapshot lacks the list", d.shape)
+		}
+	}
+	now := time.Now().UTC()
+	stamp := func(ago time.Duration) string { return now.Add(-ago).Format("2006-01-02T15:04:05.000Z") }
+	rename := func(d *confDevice, name string, ago time.Duration) map[string]any {
+		row := maps.Clone(d.rows["lists/"+list])
+		row["name"] = name
+		rec := d.write("lists", list, "update", row)
+		rec["client_updated_at"] = stamp(ago)
+		return rec
+	}
+	// B edits at 10:05 and pushes at 10:12; A edited at 10:10 and pushes
+	// at 10:30 (minutes before now; the pushes happen now, B's first).
+	recB := rename(b, "B", 25*time.Minute)
+	recA := rename(a, "A", 20*time.Minute)
+	wantStatus(t, b.push(recB), list, "applied", "")
+	res := wantStatus(t, a.push(recA), list, "applied", "")
+	if got := confTime(t, res, "server_updated_at"); !got.Equal(now.Add(-20 * time.Minute).Truncate(time.Millisecond)) {
+		t.Errorf("A's server_updated_at %v, want its edit time %v", got, now.Add(-20*time.Minute))
+	}
+	if n := e.count(t, "lists", "id = $1 AND name = 'A'", list); n != 1 {
+		t.Fatalf("the server did not keep A's later edit")
+	}
+	// B pulls A's edit, with its edit time as the version.
+	b.pullUntil("A's edit", func() bool { return b.rows["lists/"+list]["name"] == "A" })
+	if got := confTime(t, b.rows["lists/"+list], "updated_at"); !got.Equal(now.Add(-20 * time.Minute).Truncate(time.Millisecond)) {
+		t.Errorf("pulled updated_at %v, want A's edit time", got)
+	}
+	// An edit made before A's, on the old copy, pushed now: it loses.
+	c := e.device(t, kotlin, "alice")
+	c.register()
+	c.snapshot(100)
+	c.rows["lists/"+list]["updated_at"] = recB["base_updated_at"]
+	res = wantStatus(t, c.push(rename(c, "C", 22*time.Minute)), list, "conflict", "server_won_conflict")
+	if msg, _ := res["message"].(string); !strings.Contains(msg, "server write is newer") {
+		t.Errorf("conflict message %q does not say why", msg)
+	}
+}

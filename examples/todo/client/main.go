@@ -259,6 +259,7 @@ func (s *scenario) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	oat := s.edited(laptop, "Oat milk")
 	if err := sleep(ctx, 20*time.Millisecond); err != nil {
 		return err
 	}
@@ -268,18 +269,24 @@ func (s *scenario) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	almond := s.edited(phone, "Almond milk")
 	if err := s.push(ctx, laptop, phone); err != nil {
 		return err
 	}
 	if err := s.receive(ctx, laptop, phone); err != nil {
 		return err
 	}
+	var shown string
 	for _, d := range []*device{laptop, phone} {
 		row, err := d.row(ctx, "items", milk)
 		if err != nil {
 			return err
 		}
-		s.out.say(d.name, "shows %q", label(d.tables["items"], row))
+		shown = label(d.tables["items"], row)
+		s.out.say(d.name, "shows %q", shown)
+	}
+	if err := s.explainLWW(`"Milk"`, oat, almond, shown); err != nil {
+		return err
 	}
 
 	// 4. A delete travels too.
@@ -370,6 +377,44 @@ func (s *scenario) join(ctx context.Context, d member) error {
 
 // offline makes local writes on d, which stay queued on it until it
 // pushes.
+// offlineEdit is one device's offline change of a value, for explainLWW:
+// who made it, the value, and when (transcript time, taken right after the
+// write, which is when the device stamps its edit time).
+type offlineEdit struct {
+	who, value string
+	at         time.Duration
+}
+
+// edited makes an offlineEdit of d's change to value, now.
+func (s *scenario) edited(d member, value string) offlineEdit {
+	return offlineEdit{who: d.id().name, value: value, at: time.Since(s.out.start)}
+}
+
+// explainLWW says which of two offline edits of one value the server kept
+// (kept, read back from a device once everything arrived) and why, in the
+// terms of the engine's last-write-wins: a row's version is the time its
+// last winning edit was made, and a pushed edit replaces it only when it
+// was made later (or made on that very version). first is the edit pushed
+// first. It fails when the server kept the earlier edit.
+func (s *scenario) explainLWW(what string, first, second offlineEdit, kept string) error {
+	later, earlier := second, first
+	if first.at > second.at {
+		later, earlier = first, second
+	}
+	order := "the later edit also arrived last"
+	if later == first {
+		order = "the later edit arrived first; the earlier one, pushed after it, lost although it arrived last"
+	}
+	s.out.say("server", "%s was edited offline twice: %q by %s at %.2fs, %q by %s at %.2fs; %s pushed first. "+
+		"Last write wins by edit time (when a change was made, not when it reached the server), so the server kept %s's %q: %s",
+		what, earlier.value, earlier.who, earlier.at.Seconds(), later.value, later.who, later.at.Seconds(), first.who,
+		later.who, later.value, order)
+	if kept != later.value {
+		return fmt.Errorf("%s: the server kept %q, not the later edit %q", what, kept, later.value)
+	}
+	return nil
+}
+
 func (s *scenario) offline(ctx context.Context, d member, what string, writes func() error) error {
 	name := d.id().name
 	if err := writes(); err != nil {

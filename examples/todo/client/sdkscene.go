@@ -75,6 +75,7 @@ func (s *scenario) sdkScene(ctx context.Context, sdk *sdkDevice, laptop, phone *
 	if err != nil {
 		return err
 	}
+	vegan := s.edited(sdk, "Vegan butter")
 	if err := sleep(ctx, 20*time.Millisecond); err != nil {
 		return err
 	}
@@ -84,20 +85,25 @@ func (s *scenario) sdkScene(ctx context.Context, sdk *sdkDevice, laptop, phone *
 	if err != nil {
 		return err
 	}
+	salted := s.edited(laptop, "Salted butter")
 	if err := s.push(ctx, laptop); err != nil {
 		return err
 	}
 	if err := s.syncSDK(ctx, sdk); err != nil {
 		return err
 	}
-	return s.receive(ctx, laptop, phone, sdk)
+	if err := s.receive(ctx, laptop, phone, sdk); err != nil {
+		return err
+	}
+	kept, _ := sdk.rowLabel(ctx, "items", butter)
+	return s.explainLWW(`"Butter"`, salted, vegan, kept)
 }
 
 // bobScene: bob's SDK-shaped device adds an item to the tablet's list
 // "Chores", makes a list of its own and renames the tablet's "Vacuum"; the
 // tablet receives it all. Then both edit the same item offline, the tablet
-// a moment later; the SDK device pushes first (with a delete), its write
-// wins, and the tablet's conflict gives it the server's version.
+// a moment later; the SDK device pushes first (with a delete), and the
+// tablet's later edit wins (last write wins by edit time).
 func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device, chores string) error {
 	shelves, garden, leaves := newUUID(), newUUID(), newUUID()
 	err := s.offline(ctx, sdk, `adds "Dust shelves" to "Chores", creates list "Garden" with item "Rake leaves", renames "Vacuum" to "Vacuum upstairs"`, func() error {
@@ -126,9 +132,9 @@ func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device,
 		return err
 	}
 
-	// A conflict the SDK device wins: it renames "Dust shelves" and
-	// deletes "Rake leaves" offline, the tablet renames "Dust shelves" a
-	// moment later; the SDK device syncs first.
+	// A conflict: the SDK device renames "Dust shelves" and deletes "Rake
+	// leaves" offline, the tablet renames "Dust shelves" a moment later;
+	// the SDK device syncs first, and the tablet's later edit wins.
 	err = s.offline(ctx, sdk, `renames "Dust shelves" to "Dust bookshelves", deletes "Rake leaves"`, func() error {
 		if err := sdk.exec(ctx, `UPDATE items SET title = 'Dust bookshelves' WHERE id = ?`, shelves); err != nil {
 			return err
@@ -138,6 +144,7 @@ func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device,
 	if err != nil {
 		return err
 	}
+	bookshelves := s.edited(sdk, "Dust bookshelves")
 	if err := sleep(ctx, 20*time.Millisecond); err != nil {
 		return err
 	}
@@ -147,11 +154,16 @@ func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device,
 	if err != nil {
 		return err
 	}
+	all := s.edited(tablet, "Dust all shelves")
 	if err := s.syncSDK(ctx, sdk); err != nil {
 		return err
 	}
 	if err := s.push(ctx, tablet); err != nil {
 		return err
 	}
-	return s.receive(ctx, tablet, sdk)
+	if err := s.receive(ctx, tablet, sdk); err != nil {
+		return err
+	}
+	kept, _ := sdk.rowLabel(ctx, "items", shelves)
+	return s.explainLWW(`"Dust shelves"`, bookshelves, all, kept)
 }

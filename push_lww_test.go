@@ -1,0 +1,287 @@
+package synchro
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// This file tests last-write-wins by edit time (see Conflict and
+// LWWResolver): a row's version is the edit time of the write that made it,
+// capped by the database clock, and only moves forward.
+
+// lwwEnv is a push environment that records every OnConflict call.
+type lwwEnv struct {
+	*ptEnv
+	mu    sync.Mutex
+	calls []conflictEvent
+}
+
+func lwwStart(t *testing.T, mod func(*Config)) *lwwEnv {
+	t.Helper()
+	e := &lwwEnv{}
+	e.ptEnv = ptNewEnv(t, func(c *Config) {
+		c.Hooks.OnConflict = func(_ context.Context, c Conflict, r Resolution) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.calls = append(e.calls, conflictEvent{c, r})
+		}
+		if mod != nil {
+			mod(c)
+		}
+	})
+	e.register("alice", "phone")
+	e.register("alice", "laptop")
+	return e
+}
+
+// last returns the latest OnConflict call.
+func (e *lwwEnv) last(t *testing.T) conflictEvent {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.calls) == 0 {
+		t.Fatal("OnConflict was not called")
+	}
+	return e.calls[len(e.calls)-1]
+}
+
+// list creates a list edited at the time at and returns its id and version.
+func (e *lwwEnv) list(t *testing.T, at time.Time) (string, time.Time) {
+	t.Helper()
+	id := ptID()
+	rec := ptCreate("lists", id, `{"name":"v0"}`)
+	rec.ClientUpdatedAt = at
+	res := e.one("alice", "laptop", rec)
+	ptWant(t, "create", res, PushStatusApplied, "")
+	if res.ServerUpdatedAt == nil || !res.ServerUpdatedAt.Equal(at.Truncate(time.Microsecond)) {
+		t.Fatalf("create edited at %v: version %v, want the edit time", at, res.ServerUpdatedAt)
+	}
+	return id, *res.ServerUpdatedAt
+}
+
+// edit is an update of list id's name made at the time at on a copy of
+// version base.
+func edit(id, name string, at, base time.Time) PushRecord {
+	rec := ptUpdate("lists", id, `{"name":"`+name+`"}`, at)
+	rec.BaseUpdatedAt = &base
+	return rec
+}
+
+func lwwWantName(t *testing.T, e *lwwEnv, id, want string) {
+	t.Helper()
+	if name, _ := ptListName(t, e.db.Super, id); name != want {
+		t.Errorf("name %q, want %q", name, want)
+	}
+}
+
+// TestLWWByEditTime is the issue's scenario: A edits offline at 10:10, B
+// edits at 10:05 and pushes at 10:12, A pushes at 10:30. A's edit is the
+// later one: it wins, and the row's version is its edit time. Times are
+// minutes before now; both pushes arrive now, B's first.
+func TestLWWByEditTime(t *testing.T) {
+	t.Parallel()
+	e := lwwStart(t, nil)
+	now := time.Now()
+	id, v0 := e.list(t, now.Add(-60*time.Minute))
+
+	atB := now.Add(-25 * time.Minute) // 10:05
+	resB := e.one("alice", "phone", edit(id, "B", atB, v0))
+	ptWant(t, "B", resB, PushStatusApplied, "")
+	if !resB.ServerUpdatedAt.Equal(atB.Truncate(time.Microsecond)) {
+		t.Errorf("B's version %v, want its edit time %v", resB.ServerUpdatedAt, atB)
+	}
+
+	atA := now.Add(-20 * time.Minute) // 10:10
+	resA := e.one("alice", "laptop", edit(id, "A", atA, v0))
+	ptWant(t, "A, edited after B", resA, PushStatusApplied, "")
+	lwwWantName(t, e, id, "A")
+	if !resA.ServerUpdatedAt.Equal(atA.Truncate(time.Microsecond)) {
+		t.Errorf("A's version %v, want its edit time %v", resA.ServerUpdatedAt, atA)
+	}
+	c := e.last(t)
+	if c.res.Winner != winnerClient || !c.c.ClientTime.Equal(atA.Truncate(time.Microsecond)) ||
+		!c.c.ServerTime.Equal(atB.Truncate(time.Microsecond)) || c.c.BaseVersion == nil || !c.c.BaseVersion.Equal(v0) {
+		t.Errorf("the hook saw client %v, server %v, base %v, winner %s; want %v, %v, %v, client",
+			c.c.ClientTime, c.c.ServerTime, c.c.BaseVersion, c.res.Winner, atA, atB, v0)
+	}
+}
+
+// TestLWWEarlierEditLoses is the reverse: A edited at 10:03, before B's
+// 10:05, so B's edit stays, whatever the order of arrival.
+func TestLWWEarlierEditLoses(t *testing.T) {
+	t.Parallel()
+	e := lwwStart(t, nil)
+	now := time.Now()
+	id, v0 := e.list(t, now.Add(-60*time.Minute))
+	atB := now.Add(-25 * time.Minute)
+	ptWant(t, "B", e.one("alice", "phone", edit(id, "B", atB, v0)), PushStatusApplied, "")
+
+	res := e.one("alice", "laptop", edit(id, "A", now.Add(-27*time.Minute), v0))
+	ptWant(t, "A, edited before B", res, PushStatusConflict, reasonServerWon)
+	lwwWantName(t, e, id, "B")
+	if res.ServerUpdatedAt == nil || !res.ServerUpdatedAt.Equal(atB.Truncate(time.Microsecond)) {
+		t.Errorf("conflict carries version %v, want B's %v", res.ServerUpdatedAt, atB)
+	}
+	if c := e.last(t); c.res.Winner != winnerServer || !c.c.ServerTime.Equal(atB.Truncate(time.Microsecond)) {
+		t.Errorf("the hook saw server time %v, winner %s; want %v, server", c.c.ServerTime, c.res.Winner, atB)
+	}
+}
+
+// TestLWWClockAhead: a device whose clock runs an hour ahead wins the
+// conflict it pushes (its edit arrives last), but the version it leaves is
+// the database clock at its push, not its clock: an edit made after that
+// push by another device wins.
+func TestLWWClockAhead(t *testing.T) {
+	t.Parallel()
+	e := lwwStart(t, nil)
+	id, v0 := e.list(t, time.Now().Add(-60*time.Minute))
+
+	before := time.Now()
+	res := e.one("alice", "phone", edit(id, "fast clock", time.Now().Add(time.Hour), v0))
+	ptWant(t, "clock an hour ahead", res, PushStatusApplied, "")
+	after := time.Now()
+	if v := *res.ServerUpdatedAt; v.Before(before.Add(-time.Second)) || v.After(after.Add(time.Second)) {
+		t.Fatalf("version %v, want the push's time (%v to %v)", v, before, after)
+	}
+	if c := e.last(t); c.c.ClientTime.After(after.Add(time.Second)) {
+		t.Errorf("the resolver saw the client time %v, beyond the database clock", c.c.ClientTime)
+	}
+
+	time.Sleep(5 * time.Millisecond)
+	ptWant(t, "an edit made after the fast device's push", e.one("alice", "laptop", edit(id, "later", time.Now(), v0)), PushStatusApplied, "")
+	lwwWantName(t, e, id, "later")
+}
+
+// TestLWWClockSkewToleranceCaps: the cap is the database clock plus
+// Config.ClockSkewTolerance.
+func TestLWWClockSkewToleranceCaps(t *testing.T) {
+	t.Parallel()
+	e := lwwStart(t, func(c *Config) { c.ClockSkewTolerance = 10 * time.Minute })
+	id, v0 := e.list(t, time.Now().Add(-60*time.Minute))
+	start := time.Now()
+	res := e.one("alice", "phone", edit(id, "ahead", start.Add(time.Hour), v0))
+	ptWant(t, "ahead", res, PushStatusApplied, "")
+	v := *res.ServerUpdatedAt
+	if v.Before(start.Add(10*time.Minute-time.Second)) || v.After(time.Now().Add(10*time.Minute+time.Second)) {
+		t.Errorf("version %v, want the push's time plus 10 minutes (%v)", v, start.Add(10*time.Minute))
+	}
+}
+
+// TestLWWDirectWrite: a write made outside synchro (plain SQL that sets
+// updated_at) is a version like any other: an edit made before it loses, an
+// edit made on it wins whatever the device's clock says, and the version
+// the device's write leaves is after it.
+func TestLWWDirectWrite(t *testing.T) {
+	t.Parallel()
+	e := lwwStart(t, nil)
+	now := time.Now()
+	id, v0 := e.list(t, now.Add(-60*time.Minute))
+
+	var direct time.Time
+	ptScan(t, e.db.Super, `UPDATE lists SET name = 'sql', updated_at = now() + interval '1 minute' WHERE id = $1::uuid RETURNING updated_at`,
+		[]any{id}, &direct)
+
+	ptWant(t, "edit made before the SQL write", e.one("alice", "phone", edit(id, "old", now.Add(-time.Minute), v0)), PushStatusConflict, reasonServerWon)
+	lwwWantName(t, e, id, "sql")
+	if c := e.last(t); !c.c.ServerTime.Equal(direct) {
+		t.Errorf("server time %v, want the SQL write's updated_at %v", c.c.ServerTime, direct)
+	}
+
+	// The device saw the SQL write; its clock is behind: it wins, and the
+	// version moves forward from the SQL write's.
+	res := e.one("alice", "laptop", edit(id, "on top", now.Add(-30*time.Minute), direct))
+	ptWant(t, "edit on the SQL write", res, PushStatusApplied, "")
+	lwwWantName(t, e, id, "on top")
+	if !res.ServerUpdatedAt.After(direct) {
+		t.Errorf("version %v went back from %v", res.ServerUpdatedAt, direct)
+	}
+	if c := e.last(t); c.res.Winner != winnerClient || c.c.BaseVersion == nil || !c.c.BaseVersion.Equal(direct) {
+		t.Errorf("the hook saw base %v, winner %s", c.c.BaseVersion, c.res.Winner)
+	}
+
+	// The same with the delete of a soft-deleted table: its version too.
+	del := ptDelete("lists", id)
+	del.ClientUpdatedAt = now.Add(-50 * time.Minute)
+	dres := e.one("alice", "phone", del)
+	ptWant(t, "delete", dres, PushStatusApplied, "")
+	var updated, deleted time.Time
+	ptScan(t, e.db.Super, `SELECT updated_at, deleted_at FROM lists WHERE id = $1::uuid`, []any{id}, &updated, &deleted)
+	if !updated.After(*res.ServerUpdatedAt) || !deleted.Equal(updated) {
+		t.Errorf("after the delete: updated_at %v, deleted_at %v; want both just after %v", updated, deleted, res.ServerUpdatedAt)
+	}
+}
+
+// TestLWWVersionsMoveForward: versions of one row never go back, even
+// when the winning edit's time is earlier than the current version (it
+// won on its base), and each write gives a new version.
+func TestLWWVersionsMoveForward(t *testing.T) {
+	t.Parallel()
+	e := lwwStart(t, nil)
+	now := time.Now()
+	id, v := e.list(t, now.Add(-10*time.Minute))
+	for i := range 5 {
+		// Each edit is made on the current version, with a clock that
+		// says an hour ago.
+		res := e.one("alice", "phone", edit(id, "n", now.Add(-time.Hour), v))
+		ptWant(t, "edit on the current version", res, PushStatusApplied, "")
+		if !res.ServerUpdatedAt.After(v) {
+			t.Fatalf("edit %d: version %v, not after %v", i, res.ServerUpdatedAt, v)
+		}
+		v = *res.ServerUpdatedAt
+	}
+}
+
+// TestLWWSamePushEdits: a device's queue may hold two edits of one row,
+// the second made on the first. In one push the second is based on the
+// first's write even when its clock went back (and it carries the base of
+// the first): it wins.
+func TestLWWSamePushEdits(t *testing.T) {
+	t.Parallel()
+	e := lwwStart(t, nil)
+	now := time.Now()
+	id, v0 := e.list(t, now.Add(-60*time.Minute))
+	resp := e.push("alice", "phone",
+		edit(id, "first", now.Add(-10*time.Minute), v0),
+		edit(id, "second", now.Add(-11*time.Minute), v0))
+	if len(resp.Accepted) != 2 {
+		t.Fatalf("accepted %d of 2 edits (rejected %+v)", len(resp.Accepted), resp.Rejected)
+	}
+	lwwWantName(t, e, id, "second")
+}
+
+// TestLWWServerWins: with ServerWinsResolver every update of a row with a
+// version is refused, and the hook sees the same times.
+func TestLWWServerWins(t *testing.T) {
+	t.Parallel()
+	e := lwwStart(t, func(c *Config) { c.ConflictResolver = &ServerWinsResolver{} })
+	now := time.Now()
+	id, v0 := e.list(t, now.Add(-60*time.Minute))
+	at := now.Add(-time.Minute)
+	ptWant(t, "update", e.one("alice", "phone", edit(id, "x", at, v0)), PushStatusConflict, reasonServerWon)
+	lwwWantName(t, e, id, "v0")
+	c := e.last(t)
+	if c.res.Winner != winnerServer || !c.c.ClientTime.Equal(at.Truncate(time.Microsecond)) || !c.c.ServerTime.Equal(v0) {
+		t.Errorf("the hook saw client %v, server %v, winner %s; want %v, %v, server", c.c.ClientTime, c.c.ServerTime, c.res.Winner, at, v0)
+	}
+}
+
+// TestVersionStep: a column with fewer fractional digits steps by its
+// precision, so that a new version is never rounded back onto the old.
+func TestVersionStep(t *testing.T) {
+	for ty, want := range map[string]int{
+		"timestamp with time zone":       1,
+		"timestamp(6) with time zone":    1,
+		"timestamp(3) with time zone":    1000,
+		"timestamp(0) without time zone": 1000000,
+		"timestamp without time zone":    1,
+	} {
+		ti := &tableInfo{cfg: &TableConfig{UpdatedAtColumn: "updated_at"}}
+		ti.columns = []columnInfo{{name: "updated_at", dbType: ty}}
+		ti.byName = map[string]int{"updated_at": 0}
+		if got := ti.versionStep(); got != want {
+			t.Errorf("%s: step %d µs, want %d", ty, got, want)
+		}
+	}
+}
