@@ -111,6 +111,26 @@
 // null or absent client_updated_at is the zero time, which loses every
 // conflict under the default resolver.
 //
+// # Versions and last write wins
+//
+// A row's updated_at is its version, and it is the time its latest edit
+// was made: for an edit pushed by a device, its client_updated_at (capped
+// at the server's clock when the push starts, plus the engine's
+// ClockSkewTolerance), moved just past the previous version if it is not
+// later, so versions only move forward. Pulls deliver it as the row's
+// updated_at, and an applied record's result gives the new one as
+// server_updated_at: that is what a device sends back as base_updated_at
+// with its next edit of the row. Under the default resolver an edit
+// replaces the server's row when it was made on the current version
+// (base_updated_at equal to it), or else when it was made later than the
+// current version's edit; otherwise the record is a conflict
+// (server_won_conflict) whose message gives both times and whose
+// server_version is the row to keep. So the later edit wins, whichever
+// device reached the server first. A device whose clock is behind loses to
+// edits made within its lag (unless it sends its base); one whose clock is
+// ahead cannot leave a version beyond the server's clock at its push. See
+// synchro.LWWResolver and synchro.Conflict.
+//
 // # Timestamps
 //
 // client_updated_at and base_updated_at are read in any of these forms:
