@@ -20,7 +20,8 @@
 // Migrate needs a role that may create a schema in the database (CREATE on
 // the database) and tables in it, typically the role that owns the database.
 // It grants nothing: the application grants its runtime role (the role of
-// the engine's pool) what it needs, after Migrate:
+// the engine's pool) what it needs, after Migrate; [Grants] returns the
+// statements for a role name:
 //
 //	GRANT USAGE ON SCHEMA synchro TO app_runtime;
 //	GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA synchro TO app_runtime;
@@ -30,6 +31,13 @@
 // changelog's sequence. Grant again after a Migrate that adds tables (or set
 // ALTER DEFAULT PRIVILEGES for the migrating role). These are exactly the
 // privileges the engine uses; the library's tests run it with them.
+//
+// # Other migration tools
+//
+// A deploy that runs its own tool applies the same files: [FS] returns them
+// as they are (plain SQL, NNNN_description.sql), [GooseFS] laid out for
+// pressly/goose and [GolangMigrateFS] for golang-migrate/migrate. Apply
+// [Grants] after them, as after Migrate.
 //
 // # Concurrency and failure
 //

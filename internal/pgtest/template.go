@@ -113,13 +113,9 @@ func migratedTemplateSetup(ctx context.Context, db *sql.DB) error {
 	if err := migrations.Migrate(ctx, db); err != nil {
 		return err
 	}
-	role := ident(AppRole)
-	schema := ident("synchro")
-	return execAll(ctx, db,
-		`GRANT USAGE ON SCHEMA `+schema+` TO `+role,
-		`GRANT ALL ON ALL TABLES IN SCHEMA `+schema+` TO `+role,
-		`GRANT ALL ON ALL SEQUENCES IN SCHEMA `+schema+` TO `+role,
-	)
+	// Exactly the grants package migrations documents, so that every test
+	// of the engine as AppRole checks that they suffice.
+	return execAll(ctx, db, migrations.Grants(AppRole)...)
 }
 
 // execAll runs statements in order, stopping at the first error.

@@ -124,18 +124,16 @@ func setUpDatabase(ctx context.Context, super *sql.DB, reg *synchro.Registry) (s
 	}
 	defer func() { _ = tx.Rollback() }()
 	role := pgx.Identifier{AppRole}.Sanitize()
-	statements := []string{
-		// The library's state, as package migrations asks the application
-		// to grant it.
-		`GRANT USAGE ON SCHEMA synchro TO ` + role,
-		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA synchro TO ` + role,
-		`GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA synchro TO ` + role,
+	// The library's state, as package migrations asks the application to
+	// grant it.
+	statements := migrations.Grants(AppRole)
+	statements = append(statements,
 		// The application's tables: clients write lists and items, and
 		// only read priorities.
-		`GRANT USAGE ON SCHEMA public TO ` + role,
-		`GRANT SELECT, INSERT, UPDATE, DELETE ON lists, items TO ` + role,
-		`GRANT SELECT ON priorities TO ` + role,
-	}
+		`GRANT USAGE ON SCHEMA public TO `+role,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON lists, items TO `+role,
+		`GRANT SELECT ON priorities TO `+role,
+	)
 	// Row-level security matching the registry: AppRole reads the rows of
 	// the user named by app.user_id (which the engine sets), and the
 	// reference table.
