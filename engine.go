@@ -60,7 +60,12 @@ const defaultStaleThreshold = 7 * 24 * time.Hour
 // missing table or configured column, a missing or composite primary key, an
 // unsupported column type (ErrUnsupportedSchemaFeature). Every such error
 // names the table and the column. The migrations of package migrations must
-// have been applied.
+// have been applied: when a table or column of theirs is missing, the error
+// wraps ErrNotMigrated and names it; when the role may not use them, it
+// names the grants (migrations.Grants). A role that bypasses row-level
+// security (superuser or BYPASSRLS) is accepted with a warning logged once
+// (Warn, naming the role): the database then does not enforce the policies
+// between users.
 func NewEngine(cfg Config) (*Engine, error) {
 	return newEngine(context.Background(), cfg)
 }
@@ -118,6 +123,9 @@ func newEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		e.compactor = NewCompactor(&cc)
 		e.stale = e.compactor.stale
+	}
+	if err := e.checkSetup(ctx); err != nil {
+		return nil, err
 	}
 	e.schema = newSchemaCache(cfg.DB, cfg.Registry, e.logger)
 	if _, err := e.schema.refresh(ctx); err != nil {

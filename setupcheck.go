@@ -1,0 +1,101 @@
+package synchro
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// This file holds the checks NewEngine makes of its database before it
+// starts, so that a wrong setup says so at once instead of failing or
+// misbehaving quietly later.
+
+// ErrNotMigrated is returned (wrapped) by NewEngine when the database lacks
+// the tables of package migrations, or the columns of a newer migration:
+// migrations.Migrate has not been run (or not since the library was
+// upgraded). The error names what is missing.
+var ErrNotMigrated = errors.New("synchro: the database is not migrated: run migrations.Migrate (package github.com/synchrosync/synchro/migrations) first")
+
+// migrationMarks are objects each migration creates, newest last: the
+// first one missing names the migration that was not applied. Existence is
+// read from the catalogs, which any role may read, so a role without the
+// grants is told so apart (see checkSetup).
+var migrationMarks = []struct{ migration, table, column string }{
+	{"0001_init.sql", "changelog", ""},
+	{"0001_init.sql", "clients", ""},
+	{"0001_init.sql", "bucket_edges", ""},
+	{"0001_init.sql", "schema_manifest", ""},
+	{"0001_init.sql", "compaction", ""},
+	{"0002_wal_tables.sql", "wal_tables", ""},
+	{"0003_read_path.sql", "clients", "acked_seq"},
+	{"0004_parent_wait.sql", "clients", "parent_waits"},
+}
+
+// setupCheckSQL reads, for the migration marks ($1 tables, $2 columns, ”
+// for none), whether each exists and whether the current role may read and
+// write its table, and the current role's name and whether it bypasses
+// row-level security (superuser or BYPASSRLS).
+const setupCheckSQL = `
+SELECT current_user::text, r.rolsuper OR r.rolbypassrls,
+       (SELECT string_agg(m.o::text || ':' ||
+                    (c.oid IS NOT NULL AND (m.col = '' OR EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = m.col AND NOT a.attisdropped)))::text || ':' ||
+                    (c.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE'))::text,
+                          ',' ORDER BY m.o)
+               FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS m(tbl, col, o)
+               LEFT JOIN pg_namespace n ON n.nspname = 'synchro'
+               LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = m.tbl)
+  FROM pg_roles r WHERE r.rolname = current_user`
+
+// checkSetup verifies that the library's tables are there and usable by
+// the engine's role, and warns once when the role bypasses row-level
+// security: then the database does not enforce the policies that
+// GenerateRLSPolicies writes, and the engine's own filters are the only
+// wall between users.
+func (e *Engine) checkSetup(ctx context.Context) error {
+	tables := make([]string, len(migrationMarks))
+	cols := make([]string, len(migrationMarks))
+	for i, m := range migrationMarks {
+		tables[i], cols[i] = m.table, m.column
+	}
+	var (
+		role   string
+		bypass bool
+		answer string
+	)
+	if err := e.db.QueryRowContext(ctx, setupCheckSQL, tables, cols).Scan(&role, &bypass, &answer); err != nil {
+		return fmt.Errorf("synchro: checking the database setup: %w", err)
+	}
+	marks := strings.Split(answer, ",")
+	if len(marks) != len(migrationMarks) {
+		return fmt.Errorf("synchro: checking the database setup: %d answers for %d checks", len(marks), len(migrationMarks))
+	}
+	var ungranted []string
+	for i, s := range marks {
+		parts := strings.Split(s, ":")
+		if len(parts) != 3 {
+			return fmt.Errorf("synchro: checking the database setup: answer %q", s)
+		}
+		m := migrationMarks[i]
+		if parts[1] != "true" {
+			what := "table synchro." + m.table
+			if m.column != "" {
+				what = fmt.Sprintf("column %s of synchro.%s", m.column, m.table)
+			}
+			return fmt.Errorf("%w (%s, made by migration %s, is missing)", ErrNotMigrated, what, m.migration)
+		}
+		if parts[2] != "true" && !slices.Contains(ungranted, "synchro."+m.table) {
+			ungranted = append(ungranted, "synchro."+m.table)
+		}
+	}
+	if len(ungranted) > 0 {
+		return fmt.Errorf("synchro: role %q may not use %s: grant it what migrations.Grants(%q) returns", role, strings.Join(ungranted, ", "), role)
+	}
+	if bypass {
+		e.logger.WarnContext(ctx, "synchro: the engine's role bypasses row-level security (superuser or BYPASSRLS): "+
+			"the database does not enforce the policies between users; give the engine an ordinary role",
+			"role", role)
+	}
+	return nil
+}
