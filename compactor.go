@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,6 +19,13 @@ type CompactorConfig struct {
 	BatchSize int
 	// Logger for compaction operations. Falls back to slog.Default().
 	Logger *slog.Logger
+	// DB is the database Engine.RunCompaction and StartCompaction run on;
+	// nil means the engine's Config.DB. Pruning the bucket edges of deleted
+	// rows needs a role that sees every row of the registered tables: one
+	// that row-level security does not apply to (the tables' owner, a
+	// superuser or a role with BYPASSRLS). Under RLS the edges of those
+	// tables are left alone, and CompactResult.EdgesNotPruned names them.
+	DB DB
 }
 
 // CompactResult reports what a compaction run accomplished.
@@ -31,6 +40,14 @@ type CompactResult struct {
 	// Skipped reports that the run did nothing because another compaction
 	// (in this or another process) was in progress.
 	Skipped bool
+	// PrunedEdges is the number of bucket edges of long-deleted rows
+	// deleted, PrunedRuleFailures the number of replayed rule failures.
+	PrunedEdges, PrunedRuleFailures int64
+	// EdgesNotPruned names the tables whose edges could not be pruned
+	// because the role is subject to row-level security on them (see
+	// CompactorConfig.DB), separated by ", "; empty when none. A warning
+	// is logged when it changes. (A string keeps CompactResult comparable.)
+	EdgesNotPruned string
 }
 
 // olderThanParam is the SQL cutoff "now minus $1 microseconds": durations
@@ -65,6 +82,14 @@ type Compactor struct {
 	stale  time.Duration
 	batch  int
 	logger *slog.Logger
+	// db is CompactorConfig.DB.
+	db DB
+
+	// mu guards the log state: what the last run reported, so that a
+	// repeated condition is logged at Info (or Warn) once, then at Debug.
+	mu          sync.Mutex
+	idleLogged  bool
+	lastBlocked string
 }
 
 // NewCompactor creates a Compactor from the given config.
@@ -85,6 +110,7 @@ func NewCompactor(cfg *CompactorConfig) *Compactor {
 	if cfg.Logger != nil {
 		c.logger = cfg.Logger
 	}
+	c.db = cfg.DB
 	return c
 }
 
@@ -288,7 +314,7 @@ func (c *Compactor) RunCompaction(ctx context.Context, db DB) (CompactResult, er
 }
 
 // run is RunCompaction, also running the engine's edge-pruning statements.
-func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []string) (CompactResult, error) {
+func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []pruneStatement) (CompactResult, error) {
 	var res CompactResult
 	conn, release, ok, err := c.lock(ctx, db)
 	if err != nil || !ok {
@@ -306,13 +332,53 @@ func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []string) (Co
 	if res.DeletedEntries, err = c.deleteRows(ctx, conn, res.SafeSeq); err != nil {
 		return res, err
 	}
-	edges, failures, err := c.prune(ctx, conn, edgeStatements)
-	if err != nil {
+	var statements, blocked []string
+	for _, p := range edgeStatements {
+		var active bool
+		if err := conn.QueryRowContext(ctx, `SELECT row_security_active($1::regclass)`, p.quoted).Scan(&active); err != nil {
+			return res, fmt.Errorf("synchro: checking row-level security on %s: %w", p.table, err)
+		}
+		if active {
+			blocked = append(blocked, p.table)
+			continue
+		}
+		statements = append(statements, p.sql)
+	}
+	res.EdgesNotPruned = strings.Join(blocked, ", ")
+	if res.PrunedEdges, res.PrunedRuleFailures, err = c.prune(ctx, conn, statements); err != nil {
 		return res, err
 	}
-	c.logger.InfoContext(ctx, "synchro: compaction", "deactivated_clients", res.DeactivatedClients, "safe_seq", res.SafeSeq,
-		"deleted_entries", res.DeletedEntries, "pruned_edges", edges, "pruned_rule_failures", failures)
+	c.report(ctx, res)
 	return res, nil
+}
+
+// pruneStatement is the edge-pruning statement of one table.
+type pruneStatement struct {
+	table, quoted, sql string
+}
+
+// report logs a run: at Info when it did something or is the first idle
+// run since one that did, at Debug otherwise; and, at Warn, the tables
+// whose edges it could not prune, when they differ from the last run's.
+func (c *Compactor) report(ctx context.Context, res CompactResult) {
+	c.mu.Lock()
+	idle := res.DeactivatedClients == 0 && res.DeletedEntries == 0 && res.PrunedEdges == 0 && res.PrunedRuleFailures == 0
+	level := slog.LevelInfo
+	if idle && c.idleLogged {
+		level = slog.LevelDebug
+	}
+	c.idleLogged = idle
+	blocked := res.EdgesNotPruned
+	warn := blocked != "" && blocked != c.lastBlocked
+	c.lastBlocked = blocked
+	c.mu.Unlock()
+
+	c.logger.Log(ctx, level, "synchro: compaction", "deactivated_clients", res.DeactivatedClients, "safe_seq", res.SafeSeq,
+		"deleted_entries", res.DeletedEntries, "pruned_edges", res.PrunedEdges, "pruned_rule_failures", res.PrunedRuleFailures)
+	if warn {
+		c.logger.WarnContext(ctx, "synchro: compaction cannot prune the bucket edges of deleted rows: its role is subject to row-level security on these tables; give CompactorConfig.DB a role that is not (the tables' owner, a superuser or BYPASSRLS)",
+			"tables", blocked)
+	}
 }
 
 // fixBoundary computes the safe boundary and records it, in one

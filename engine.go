@@ -254,7 +254,11 @@ func (e *Engine) RunCompaction(ctx context.Context) (CompactResult, error) {
 	if err != nil {
 		return CompactResult{}, err
 	}
-	res, err := e.compactor.run(ctx, e.db, e.pruneStatements(m))
+	db := e.compactor.db
+	if db == nil {
+		db = e.db
+	}
+	res, err := e.compactor.run(ctx, db, e.pruneStatements(m))
 	if err != nil {
 		return res, err
 	}
@@ -301,14 +305,14 @@ func (e *Engine) StartCompaction(ctx context.Context, interval time.Duration) {
 // while it had no children would leave a later child in no bucket, synced to
 // nobody (found by the convergence model with compaction running in the
 // background).
-func (e *Engine) pruneStatements(m *manifest) []string {
+func (e *Engine) pruneStatements(m *manifest) []pruneStatement {
 	parents := map[string]bool{}
 	for _, child := range e.registry.All() {
 		if child.ParentTable != "" {
 			parents[child.ParentTable] = true
 		}
 	}
-	var out []string
+	var out []pruneStatement
 	for _, name := range e.tableNames {
 		t := m.table(name)
 		if t == nil || !t.hasDeletedAt || parents[name] {
@@ -322,7 +326,7 @@ func (e *Engine) pruneStatements(m *manifest) []string {
  WHERE e.table_name = %s
    AND EXISTS (SELECT 1 FROM %s AS x WHERE x.%s = CAST(e.record_id AS %s) AND x.%s < %s OFFSET 0)`,
 			pgident.QuoteLiteral(name), t.quoted, pgident.Quote(t.pk), t.pkType(), pgident.Quote(t.cfg.DeletedAtColumn), olderThanParam)
-		out = append(out, q)
+		out = append(out, pruneStatement{table: name, quoted: t.quoted, sql: q})
 	}
 	return out
 }

@@ -224,7 +224,7 @@ func TestSubscriptionAndCompactionPlansWithoutStatistics(t *testing.T) {
 	// Pruning reads every edge of a table once (here none of the lists is
 	// deleted).
 	for _, q := range f.p.e.pruneStatements(f.m) {
-		cases = append(cases, planCase{name: "prune " + q[:60], query: q, args: []any{int64(0)},
+		cases = append(cases, planCase{name: "prune " + q.table, query: q.sql, args: []any{int64(0)},
 			max: 10 * (statsU1Lists + statsU2Lists + statsU3Lists) * 3})
 	}
 	checkPlanWork(t, f, "u1", cases)
