@@ -152,7 +152,10 @@ func fatal(format string, args ...any) error {
 // Start runs the consumer until ctx is cancelled, and then returns nil. It
 // returns an error only for a problem that retrying cannot fix (wal_level is
 // not logical, a registered table does not exist, the slot belongs to
-// another plugin or database). Every other failure (a lost connection, a
+// another plugin or database, the database is not migrated, row-level
+// security applies to the role of ConnString or of ChangelogDB on a
+// registered table: it would hide rows, whose changes would then never
+// reach the devices). Every other failure (a lost connection, a
 // server restart, a slot used by another consumer) is logged and retried
 // with backoff. Start may be called again after it returns, but not twice
 // at once.

@@ -43,6 +43,9 @@ func (c *Consumer) prepare(ctx context.Context, conn *pgconn.PgConn) (map[relKey
 	if level := string(rows[0][0]); level != "logical" {
 		return nil, nil, nil, fatal("wal: the server runs with wal_level=%s; change capture needs wal_level=logical", level)
 	}
+	if err := c.checkSetup(ctx, conn); err != nil {
+		return nil, nil, nil, err
+	}
 
 	names := c.names
 	quoted := make([]string, len(names))
