@@ -61,7 +61,8 @@ func (p *pusher) lockAhead(ctx context.Context, items []*pushItem) error {
 		add(it.info, it.rec.ID)
 		if it.op != OpInsert {
 			// An update cannot change the parent key (decideWrite), so
-			// it locks no parent.
+			// it locks no parent; one that changes another foreign key
+			// is not covered (see Engine.Push).
 			continue
 		}
 		refs, err := p.lockRefs(ctx, it.info)
