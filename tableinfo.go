@@ -2,6 +2,7 @@ package synchro
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/synchrosync/synchro/internal/pgident"
 )
@@ -48,6 +49,12 @@ type tableInfo struct {
 	// use.
 	pushOnce sync.Once
 	push     *pushStatements
+
+	// lockRefs holds, once a push has read them from the catalog, the
+	// columns whose values in a create name rows the push locks ahead
+	// (pushlock.go). A foreign key added afterwards is seen when the table
+	// is introspected anew (a change of the schema contract, a restart).
+	lockRefs atomic.Pointer[[]lockRef]
 
 	// readOnce builds read (or readErr), the statements that read the
 	// table for clients, on first use.

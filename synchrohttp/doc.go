@@ -216,6 +216,15 @@
 // same way: 503 after Retry-After; 409 after reloading the schema; 426
 // after an upgrade.
 //
+// Concurrent pushes, from several devices of one user or from users
+// sharing rows, do not deadlock one another whatever the order of their
+// records: before its first record a push locks the rows it will write and
+// the parents its creates attach to, in one order common to all pushes
+// (tables parents first, rows by key). A push may wait for another that
+// holds the same rows, but never in a cycle, so its records are not
+// answered rejected_retryable for a deadlock; the few locks this does not
+// cover are listed under [synchro.Engine.Push].
+//
 // # Errors
 //
 // Every error response has a JSON body of strings
