@@ -93,9 +93,11 @@ const (
 // resolution: the last push wins. Deletes always win; they are soft when the
 // table has a deleted-at column and hard otherwise. The engine sets the
 // updated-at and deleted-at columns from the database clock; clients never
-// write them. Values are converted to the columns' types by PostgreSQL
-// (jsonb_populate_record), so integers beyond 2^53, numerics, JSON, arrays,
-// bytea ("\\x..." strings), enums and timestamps keep their exact values.
+// write them. Each value must be in one of the JSON forms its column's
+// type accepts (see "Pushed values" in the package documentation): any
+// other is refused as invalid_data naming the column and the form it
+// expects. Accepted values keep their exact values: integers beyond 2^53,
+// numerics, JSON, arrays, bytes, enums and timestamps.
 //
 // A create whose parent row (ParentFKCol) the caller cannot read is
 // retried after the other records of the push, so a parent that comes
@@ -482,6 +484,9 @@ func (p *pusher) prepare(rec *PushRecord) *pushItem {
 		var protected map[string]json.RawMessage
 		if err == nil {
 			protected, err = checkColumns(info, rec.ID, op, fields)
+		}
+		if err == nil {
+			err = convertFields(info, fields, protected)
 		}
 		if err != nil {
 			it.fail(terminal(reasonInvalidData, "%v", err))
