@@ -343,6 +343,7 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 			dbType:      c.dbType,
 			typeOID:     c.typeOID,
 			logicalType: logical,
+			value:       valueSpecOf(c.base, c.dbType),
 			nullable:    !c.notNull && !c.base.domainNN,
 			defaultSQL:  c.defaultSQL,
 			defaultKind: kind,

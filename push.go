@@ -105,10 +105,13 @@ const (
 // column gets deleted-at from the database clock. Conflicts are thus
 // decided by edit time, whatever the order the edits arrive in (see
 // LWWResolver and Conflict), and within one push a record of a row that an
-// earlier record of the push wrote is taken as made on that write. Values
-// are converted to the columns' types by PostgreSQL
-// (jsonb_populate_record), so integers beyond 2^53, numerics, JSON, arrays,
-// bytea ("\\x..." strings), enums and timestamps keep their exact values.
+// earlier record of the push wrote is taken as made on that write.
+//
+// Each value must be in one of the JSON forms its column's type accepts
+// (see "Pushed values" in the package documentation): any other is refused
+// as invalid_data naming the column and the form it expects. Accepted
+// values keep their exact values: integers beyond 2^53, numerics, JSON,
+// arrays, bytes, enums and timestamps.
 //
 // A create whose parent row (ParentFKCol) the caller cannot read is
 // retried after the other records of the push, so a parent that comes
@@ -522,6 +525,9 @@ func (p *pusher) prepare(rec *PushRecord) *pushItem {
 		var protected map[string]json.RawMessage
 		if err == nil {
 			protected, err = checkColumns(info, rec.ID, op, fields)
+		}
+		if err == nil {
+			err = convertFields(info, fields, protected)
 		}
 		if err != nil {
 			it.fail(terminal(reasonInvalidData, "%v", err))

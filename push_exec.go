@@ -329,7 +329,7 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 			return nil, fmt.Errorf("reading the stored row of %q: %w", it.rec.ID, err)
 		}
 		for _, col := range slices.Sorted(maps.Keys(it.protected)) {
-			if !sameJSONValue(it.protected[col], stored[col]) && !stale {
+			if !sameColumnValue(info.column(col), it.protected[col], stored[col]) && !stale {
 				return terminal(reasonInvalidData, "column %q is managed by the server and cannot be written", col), nil
 			}
 		}

@@ -2,6 +2,8 @@ package synchro
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -103,6 +105,21 @@ func FuzzPushData(f *testing.F) {
 		`{"doc":"` + strings.Repeat("x", 5000) + `"}`,
 		`{"label":"` + strings.Repeat("é", 3000) + `"}`,
 		strings.Repeat(`{"doc":`, 200) + `1` + strings.Repeat(`}`, 200),
+		`{"label":{"a":1}}`,
+		`{"label":42}`,
+		`{"label":` + strings.Repeat(`[`, 3000) + strings.Repeat(`]`, 3000) + `}`,
+		`{"raw":"AQL/"}`,
+		`{"raw":"aGVsbG8"}`,
+		`{"raw":"\\x0102FF"}`,
+		`{"at":"2024-01-01 10:00:00"}`,
+		`{"at":"now"}`,
+		`{"at":1704103200}`,
+		`{"ints":"[1,2]"}`,
+		`{"ints":"{1,2}"}`,
+		`{"flag":"true"}`,
+		`{"flag":0}`,
+		`{"count":1.0}`,
+		`{"big":"9007199254740993"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -155,8 +172,8 @@ func FuzzPushData(f *testing.F) {
 		}
 
 		var rows int
-		var owner, label *string
-		err = db.Super.QueryRowContext(ctx, `SELECT count(*), max(user_id), max(label) FROM fuzz_rows WHERE id = $1::uuid`, id).Scan(&rows, &owner, &label)
+		var owner, label, raw *string
+		err = db.Super.QueryRowContext(ctx, `SELECT count(*), max(user_id), max(label), max(encode(raw, 'hex')) FROM fuzz_rows WHERE id = $1::uuid`, id).Scan(&rows, &owner, &label, &raw)
 		if err != nil {
 			t.Fatalf("reading back %s: %v", id, err)
 		}
@@ -169,15 +186,30 @@ func FuzzPushData(f *testing.F) {
 		if owner == nil || *owner != "fuzzer" {
 			t.Fatalf("Push(%q): applied row owned by %v", data, owner)
 		}
-		// A text value sent as a JSON string is stored as sent.
-		if utf8.Valid(data) {
-			var fields map[string]json.RawMessage
-			if json.Unmarshal(data, &fields) == nil {
+		// A text value sent as a JSON string is stored as sent, and
+		// nothing else is stored in a text column; bytes sent as a string
+		// are stored decoded.
+		var fields map[string]json.RawMessage
+		if utf8.Valid(data) && json.Unmarshal(data, &fields) == nil {
+			if v, ok := fields["label"]; ok {
 				var want string
-				if raw, ok := fields["label"]; ok && json.Unmarshal(raw, &want) == nil {
+				switch {
+				case json.Unmarshal(v, &want) == nil:
 					if label == nil || *label != want {
 						t.Fatalf("Push(%q): label stored as %v, want %q", data, label, want)
 					}
+				case string(v) != "null":
+					t.Fatalf("Push(%q): a label that is not a string was applied", data)
+				}
+			}
+			var sent string
+			if v, ok := fields["raw"]; ok && json.Unmarshal(v, &sent) == nil {
+				want, err := hex.DecodeString(strings.TrimPrefix(sent, `\x`))
+				if !strings.HasPrefix(sent, `\x`) {
+					want, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(sent, "="))
+				}
+				if err != nil || raw == nil || *raw != hex.EncodeToString(want) {
+					t.Fatalf("Push(%q): raw stored as %v, want the bytes of %q", data, raw, sent)
 				}
 			}
 		}

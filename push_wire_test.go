@@ -109,13 +109,15 @@ func TestPushProtectedColumns(t *testing.T) {
 		`{"label":"b","points":12.5,"checked_at":"2026-01-02T03:04:05.678+00:00"}`,
 		`{"label":"c","points":12.50,"checked_at":"2026-01-02T03:04:05.678Z"}`,
 		`{"label":"d","points":1.25e1}`,
+		`{"label":"d","points":"12.5"}`, // a numeric string: the same number
 	} {
 		ptWant(t, "unchanged "+data, p.one("alice", "c1", ptUpdate("scores", "s1", data, ptFuture())), PushStatusApplied, "")
 	}
 	for _, data := range []string{
 		`{"label":"e","points":13}`,
 		`{"label":"e","points":null}`,
-		`{"label":"e","points":"12.5"}`,
+		`{"label":"e","points":"12.6"}`,
+		`{"label":"e","points":"twelve"}`,
 		`{"label":"e","checked_at":"2026-01-02T03:04:05Z"}`,
 		`{"label":"e","points":1e999999999}`,
 	} {

@@ -85,6 +85,93 @@
 // mismatch ([ErrSchemaMismatch], 409 schema_mismatch over HTTP) and reloads
 // the schema.
 //
+// # Pushed values
+//
+// The data of a pushed create or update holds one JSON value per column.
+// Each column accepts the JSON forms listed here for its type, chosen for
+// what devices send from SQLite and for what pulls, snapshots and push's
+// server_version deliver, so that a device can always send back a row it
+// received. Anything else is refused before anything is written: the
+// record is rejected_terminal with reason invalid_data, and the message
+// names the column and the form it expects, such as
+//
+//	column "title" expects a JSON string, got an object
+//	column "tags" element [2] expects a JSON string, got 7
+//
+// Accepted values are stored exactly; the engine rewrites some of them into
+// the text PostgreSQL reads as the same value (an integer's digits, the
+// bytes of a base64 string, UTC made explicit). By logical type of the
+// schema contract:
+//
+//   - string (text, varchar, char, uuid, enums, interval, inet, citext and
+//     the other types read from text): a JSON string. PostgreSQL then
+//     checks the text itself (a uuid's syntax, an enum's labels, a length
+//     limit); its refusal is invalid_data too, with its own message.
+//   - int (smallint, integer) and int64 (bigint): a JSON number of integral
+//     value within the column's type's range: 7, -7, 1.0 and 1e3 (stored
+//     as 1 and 1000), never 1.5. A bigint also takes a string of one,
+//     "9007199254740993", for clients whose numbers are doubles. The digits
+//     are kept exactly, never passed through a float64.
+//   - float (real, double precision): a JSON number within the type's range
+//     (1e400 and 1e-400 are refused), a string holding one ("2.5"), or one
+//     of the strings "NaN", "Infinity" and "-Infinity".
+//   - float (numeric): a JSON number or a string holding one, digits kept
+//     exactly ("1.50" stays 1.50; a numeric(p,s) rounds to its scale, as
+//     PostgreSQL does, and refuses a number too large for it), or "NaN";
+//     "Infinity" and "-Infinity" unless the type has a precision.
+//   - boolean: true and false, and the numbers 0 and 1 (SQLite stores
+//     booleans as integers). Strings, "true" and "1" included, are refused:
+//     the SDKs send booleans, and a string means the app wrote text into
+//     the column.
+//   - json (json, jsonb): any JSON value, stored as jsonb writes it (a json
+//     column loses its key order, spacing and duplicate keys). A string is
+//     a string, even one that holds JSON text.
+//   - bytes (bytea): a string, either PostgreSQL's hex text "\x0102ff"
+//     (either case; the form pull delivers) or base64 in the standard
+//     alphabet (RFC 4648, as the SDKs encode SQLite blobs), padded or not,
+//     without line breaks, spaces or the URL-safe alphabet. The decoded
+//     bytes are stored. Pull delivers them as "\x..." hex text.
+//   - date: a string "YYYY-MM-DD" (the year has four to seven digits; a
+//     year before 1 is written with a " BC" suffix, as PostgreSQL writes
+//     it), or "infinity" or "-infinity".
+//   - time: a string "HH:MM", "HH:MM:SS" or "HH:MM:SS.ffffff", hour 00-23
+//     or 24:00:00, without a zone; a time with time zone takes a zone too
+//     ("Z", ±HH, ±HH:MM, ±HHMM or ±HH:MM:SS) and is in UTC without one.
+//   - datetime (timestamp, timestamptz): a string in RFC 3339 or SQLite's
+//     forms: the date as above, then optionally a time as above (hour
+//     00-23) after "T", "t" or a space, then optionally a zone as above;
+//     "2026-12-02T04:20:23.123Z", "2026-12-02 04:20:23",
+//     "2026-12-02T04:20" and "2026-12-02" are all accepted, as are
+//     "infinity" and "-infinity". A timestamp without a zone is UTC (as
+//     SQLite's CURRENT_TIMESTAMP writes it), whatever the database
+//     session's time zone; a timestamp without time zone column given a
+//     zone stores the UTC time it names (PostgreSQL alone would drop the
+//     zone). Numbers (Unix times) and words ("now", "today") are refused;
+//     so are a day the month lacks, hour 24 and second 60. PostgreSQL keeps
+//     microseconds and rounds further digits.
+//   - arrays (logical type json): a JSON array whose elements are in the
+//     forms of the element type, or null; nested arrays for more
+//     dimensions, as many as PostgreSQL allows (6), each sub-array of a
+//     dimension as long as the others. A string holding such an array as
+//     JSON text ("[1,2]") is accepted too: the SDKs store the arrays they
+//     pull as text in SQLite and send that text back. PostgreSQL's own
+//     array text ("{1,2}") is refused. The elements of json and jsonb
+//     arrays, and of arrays of types other than the built-in ones (enums,
+//     domains, composites), are left to PostgreSQL.
+//   - null: passes for every column. A NOT NULL column refuses it in
+//     PostgreSQL (create_failed or update_failed, terminal), as it refuses
+//     a create that leaves the column out.
+//
+// Text anywhere in the data, JSON values included, must be valid UTF-8,
+// without the escape \u0000 or a UTF-16 surrogate escape that is not part
+// of a pair: PostgreSQL cannot store them. Deeply nested values are safe:
+// the checks never recurse deeper than an array's dimensions.
+//
+// The same forms are compared when an update repeats a protected, owner or
+// parent column (see [Engine.Push]): 1 is the stored true, a base64 string
+// the stored bytes it decodes to, "2026-12-02 04:20:23" the stored instant
+// 2026-12-02T05:20:23+01:00.
+//
 // # Reading: snapshot, pull, subscriptions
 //
 // A new device pages through [Engine.Snapshot] until HasMore is false, then

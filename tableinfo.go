@@ -69,6 +69,9 @@ type columnInfo struct {
 	dbType      string // format_type(atttypid, atttypmod)
 	typeOID     uint32
 	logicalType string
+	// value says which JSON forms a push may give the column
+	// (pushvalues.go).
+	value       valueSpec
 	nullable    bool
 	defaultSQL  string // pg_get_expr(adbin, adrelid), "" when none
 	defaultKind string // DefaultKindNone, DefaultKindPortable or DefaultKindServerOnly
@@ -86,6 +89,7 @@ func madeUpTimestampColumn(name string) columnInfo {
 		name:        name,
 		dbType:      "timestamp with time zone",
 		logicalType: logicalDatetime,
+		value:       valueSpec{kind: valueTimestampTZ},
 		nullable:    true,
 		defaultKind: DefaultKindNone,
 		madeUp:      true,

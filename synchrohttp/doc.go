@@ -146,6 +146,50 @@
 // nanosecond are dropped). The date and time must be real: a month without
 // a 31st, hour 24 or second 60 is refused.
 //
+// # Pushed values
+//
+// Each value in a record's data must be in a JSON form its column's type
+// accepts; the engine refuses any other as rejected_terminal, invalid_data,
+// with a message naming the column and the expected form (`column "title"
+// expects a JSON string, got an object`). By logical type of the schema
+// contract (the details are in package synchro's documentation, "Pushed
+// values"):
+//
+//	Logical type  Accepted JSON                                    Refused, for example
+//	string        a string                                         42, true, {...}, [...]
+//	int, int64    a number of integral value in the type's range   1.5, 3000000000 for integer,
+//	              (1.0 and 1e3 are 1 and 1000); int64 also a       "7" for integer
+//	              string of digits ("9007199254740993")
+//	float         a number in the type's range, a string holding   "fast", 1e400, "nan"
+//	              one, "NaN", "Infinity", "-Infinity" (numeric(p,s):
+//	              no infinities)
+//	boolean       true, false, 0, 1                                "true", "1", 2
+//	json          any JSON value (a string stays a string)         -
+//	bytes         a string: base64 (standard alphabet, padding     12, "AQL_" (URL-safe),
+//	              optional) or PostgreSQL's hex "\x0102ff"; the    "\x012"
+//	              decoded bytes are stored, pull sends "\x..."
+//	date          "YYYY-MM-DD", "infinity", "-infinity"            "2024-02-30", "today",
+//	                                                               "2024-02-29T10:00:00Z"
+//	time          "HH:MM[:SS[.ffffff]]"; with time zone, a zone    "25:00", "10:00+05" (time)
+//	              may follow (none: UTC)
+//	datetime      RFC 3339 or SQLite's text:                       1764649223, "now",
+//	              "2026-12-02T04:20:23Z",                          "Jan 8 1999",
+//	              "2026-12-02 04:20:23[.123]",                     "2024-01-01T24:00:00Z"
+//	              "2026-12-02T04:20", "2026-12-02";
+//	              no zone means UTC; "infinity"
+//	arrays        a JSON array of the element type's forms         "{1,2}", [1,"x"] for
+//	              (nulls allowed; nested arrays of equal           integer[], [[1],[2,3]]
+//	              lengths for more dimensions, at most 6),
+//	              or a string holding one ("[1,2]": the SDKs
+//	              keep arrays as text in SQLite)
+//	any           null (a NOT NULL column then refuses it:         -
+//	              create_failed or update_failed, terminal)
+//
+// Every value of a built-in type that a pull, a snapshot or a
+// server_version delivers is accepted back in a push (bytea as "\x..."
+// hex, timestamps with their offset, arrays as JSON arrays), so a device
+// that sends whole rows is not refused a row it received.
+//
 // # Push outcomes
 //
 // Each record of a push ends in "accepted" or "rejected" with a status and,
@@ -169,8 +213,9 @@
 //	                                          here, before the engine)
 //	rejected_terminal   invalid_data          data is not an object, names an unknown or unsynced
 //	                                          column, changes a protected, owner or parent column, holds
-//	                                          a value the column's type refuses, or a timestamp of the
-//	                                          record cannot be read (decided here)
+//	                                          a value not in a form its column accepts (see "Pushed
+//	                                          values") or that PostgreSQL refuses for the column's type,
+//	                                          or a timestamp of the record cannot be read (decided here)
 //	rejected_terminal   record_not_found      an update or delete of a row that does not exist or that
 //	                                          the caller cannot see
 //	rejected_terminal   ownership_violation   the row belongs to another user (or, with an engine role that
