@@ -119,8 +119,10 @@ func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string)
 	var waits string
 	pc := &pushClient{}
 	c, err := findClient(ctx, tx, clientID,
-		`SELECT `+clientColumns+`, parent_waits::text, now() FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
-		[]any{userID, clientID}, &waits, &pc.now)
+		// The push's conflicts carry rows read as text: bytea in hex (see
+		// hexBytes), set here for the rest of the transaction.
+		`SELECT `+clientColumns+`, parent_waits::text, now(), `+hexBytes+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
+		[]any{userID, clientID}, &waits, &pc.now, new(string))
 	if err != nil {
 		return nil, err
 	}

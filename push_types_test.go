@@ -1,6 +1,7 @@
 package synchro
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
@@ -388,5 +391,50 @@ func TestPushProtectedTypedValues(t *testing.T) {
 		if res.Status != PushStatusRejectedTerminal || res.ReasonCode != reasonInvalidData || !strings.Contains(res.Message, c.col) || !strings.Contains(res.Message, c.msg) {
 			t.Errorf("%s = %s: %s/%s %q, want invalid_data naming the column and %q", c.col, c.value, res.Status, res.ReasonCode, res.Message, c.msg)
 		}
+	}
+}
+
+// TestByteaOutputEscape: with bytea_output=escape on the database, the rows
+// a device receives (a conflict's server_version; a snapshot's or a pull's
+// rows, read in transactions that start with readContextSQL) still carry
+// bytes in hex, the form push reads back as bytes.
+func TestByteaOutputEscape(t *testing.T) {
+	t.Parallel()
+	p := tvEnv(t)
+	var name string
+	ptScan(t, p.db.Super, `SELECT current_database()`, nil, &name)
+	ptExec(t, p.db.Super, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET bytea_output = 'escape'`)
+	p.db.Super.SetMaxIdleConns(0) // new connections take the setting
+	p.db.Super.SetMaxIdleConns(2)
+	var out string
+	ptScan(t, p.db.Super, `SELECT current_setting('bytea_output')`, nil, &out)
+	if out != "escape" {
+		t.Fatalf("bytea_output %q on a new connection", out)
+	}
+	id := ptID()
+	ptWant(t, "create", p.one("alice", "c1", ptCreate("typed_values", id, `{"s":"x","req":"r","raw":"YWJjZA=="}`)), PushStatusApplied, "")
+	res := p.one("alice", "c1", ptCreate("typed_values", id, `{}`))
+	if res.ServerVersion == nil || !strings.Contains(string(res.ServerVersion.Data), `"raw":"\\x61626364"`) {
+		t.Errorf("conflict server_version under bytea_output=escape: %+v", res.ServerVersion)
+	}
+	// Snapshots and pulls read rows in transactions that start with
+	// readContextSQL.
+	tx, err := p.db.Super.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var dummy any
+	cols := strings.Count(readContextSQL, "set_config(")
+	dest := make([]any, cols)
+	for i := range dest {
+		dest[i] = &dummy
+	}
+	if err := tx.QueryRow(readContextSQL, "alice").Scan(dest...); err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	if err := tx.QueryRow(`SELECT raw::text FROM typed_values WHERE id = $1::uuid`, id).Scan(&text); err != nil || text != `\x61626364` {
+		t.Errorf("a read transaction reads bytea as %q (%v), want hex", text, err)
 	}
 }

@@ -76,9 +76,16 @@ func setReadContext(ctx context.Context, tx DB, userID string, settings ...strin
 	return nil
 }
 
-// readContextSQL sets the auth context of a read transaction to $1 and
-// turns JIT off; further settings may follow it in its select list.
-const readContextSQL = `SELECT set_config('` + authSettingName + `', $1, true), ` + noJIT
+// readContextSQL sets the auth context of a read transaction to $1, turns
+// JIT off and reads bytea in hex (hexBytes); further settings may follow it
+// in its select list.
+const readContextSQL = `SELECT set_config('` + authSettingName + `', $1, true), ` + noJIT + `, ` + hexBytes
+
+// hexBytes makes bytea values read as text take the hex form ("\x0102ff")
+// for the rest of the transaction, whatever the server's or the role's
+// bytea_output: the form a device receives is the one push reads back as
+// bytes (with bytea_output=escape, "abcd" would also read as base64).
+const hexBytes = `set_config('bytea_output', 'hex', true)`
 
 // noJIT is the SQL expression that turns JIT compilation off for the rest
 // of the transaction (see setReadContext).
