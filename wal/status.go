@@ -61,7 +61,7 @@ type ConsumerStatus struct {
 
 	// AppliedLSN is the position up to which the changelog is written: the
 	// end of the last transaction written, or the recorded position the
-	// last session started from.
+	// last session read when it began (a standby reads it too).
 	AppliedLSN pglogrepl.LSN
 	// ConfirmedLSN is the last position confirmed to the server. While idle
 	// the consumer confirms positions past AppliedLSN (the WAL in between
