@@ -45,6 +45,8 @@ type Engine struct {
 	// pullViaSQL makes pulls read through database/sql even when the
 	// driver is pgx's (tests of both paths; see inPullTx).
 	pullViaSQL bool
+	// walSeen remembers the WAL positions CaptureStatus read.
+	walSeen walSamples
 }
 
 // defaultStaleThreshold is how long a client may go without syncing before

@@ -240,6 +240,12 @@
 // Change capture runs in package github.com/synchrosync/synchro/wal. It needs
 // a server with wal_level=logical and a role allowed to replicate.
 //
+// Without it the engine still applies pushes, but no device receives them
+// and a new device's snapshot misses what was committed since capture
+// stopped. [Engine.CaptureStatus] tells, from any instance, whether somebody
+// captures and keeps up (package synchrohttp serves it as a readiness
+// endpoint); wal.Consumer.Status tells what a consumer does.
+//
 // # Testing
 //
 // The tests run against a real PostgreSQL with wal_level=logical: the URL in

@@ -19,6 +19,9 @@
 // returns an error (see "Stale clients and snapshots"), and push decodes
 // its records one by one (see "Push records").
 //
+// A [Health] built by [NewHealth] answers the health endpoints, liveness
+// and readiness, for an orchestrator or a load balancer (see "Health").
+//
 // # Mounting
 //
 // [Handler.ServeHTTP] routes on the part of the request path after its last
@@ -354,6 +357,115 @@
 // canceled, statement_timeout), 57P01, 57P02 or 57P03 (administrator or
 // crash shutdown, cannot connect now). A closed *sql.DB ("sql: database is
 // closed") is a server fault: 500.
+//
+// # Health
+//
+// [Health] serves two GET (and HEAD) endpoints, without authentication and
+// apart from [Handler]:
+//
+//	health, err := synchrohttp.NewHealth(synchrohttp.HealthConfig{Engine: engine, Consumer: consumer})
+//	mux.Handle("/healthz", health) // liveness
+//	mux.Handle("/readyz", health)  // readiness
+//
+// Liveness (/healthz, [Health.ServeLive]) answers 200 whenever the process
+// serves HTTP. It reads no database: an outage of PostgreSQL or of change
+// capture is not mended by restarting the process, so it must not make an
+// orchestrator restart it. Its body is {"live": true, "checked_at": ...,
+// "consumer": {...}}, the consumer's status when HealthConfig.Consumer is
+// set.
+//
+// Readiness (/readyz, [Health.ServeReady]) answers 200 when the process
+// can serve with its data kept current, 503 when not. Not ready means: the
+// process's own consumer (HealthConfig.Consumer, when set) has failed or
+// stopped; or the capture status cannot be read from the database; or
+// [synchro.Engine.CaptureStatus] is not ready: the slot is missing, is not
+// a pgoutput slot of the database, lost (or is about to lose) WAL it
+// needs, nobody streams it, or it is behind the server by more than
+// HealthConfig.Capture's limits. The capture status is read from the
+// database, so every instance of the application gives the same verdict,
+// whichever of them (if any) runs the consumer: while nobody captures,
+// pushes are still applied, but no device receives them, and a new
+// device's snapshot misses what was committed since capture stopped. A
+// readiness probe on it takes every instance out of a load balancer while
+// nobody captures; an application that prefers to serve stale data then
+// watches it as an alert instead. Readiness checks are one short statement
+// each (HealthConfig.Timeout bounds it); CaptureStatus measures how long a
+// slot has been behind from the positions its earlier calls read, so call
+// it periodically (every few seconds) for its lag in time to be exact.
+//
+// The readiness body:
+//
+//	ready          boolean: the verdict, as the status code says
+//	reason         the first reason not to be ready; absent when ready:
+//	                 consumer_failed     the process's consumer failed (message: its error)
+//	                 consumer_stopped    the process's consumer is not running
+//	                 capture_unknown     the capture status could not be read (capture_error)
+//	                 no_slot, slot_mismatch, wal_lost, wal_unreserved, slot_inactive,
+//	                 lag_bytes, lag_time: capture.reason (synchro.CaptureReason*)
+//	message        the reason explained for people; absent when ready
+//	checked_at     when the answer was made (RFC 3339, UTC)
+//	capture        synchro.CaptureStatus; absent when it could not be read:
+//	  ready, reason, message           its own verdict
+//	  server_lsn                       the server's WAL position ("16/B374D848")
+//	  server_time                      the database's clock
+//	  changelog_last_at                created_at of the newest changelog row; absent when empty
+//	  changelog_age_seconds            server_time minus changelog_last_at; absent when empty.
+//	                                   Informational: an idle database is ready however old
+//	  slots                            one object per slot read (synchro.SlotStatus):
+//	    name, ready, reason, message   the slot's verdict
+//	    exists, active                 whether the slot exists and a process streams it
+//	    active_pid                     the walsender streaming it; absent when inactive
+//	    confirmed_lsn, restart_lsn     the slot's positions; absent when it does not exist
+//	    wal_status                     reserved, extended, unreserved or lost
+//	    retained_bytes                 WAL the server keeps for the slot
+//	    lag_bytes                      WAL after confirmed_lsn (0 when caught up)
+//	    lag_seconds                    how long, at least, the WAL has been past confirmed_lsn
+//	    recorded_lsn, recorded_at      synchro.wal_position: the changelog is complete up to
+//	                                   recorded_lsn, written at recorded_at; absent when none
+//	capture_error  the database error when the capture status could not be read
+//	consumer       the process's consumer (wal.ConsumerStatus), when configured:
+//	  state                            starting, streaming, standby (another process streams the
+//	                                   slot; it takes over when the slot is free), reconnecting,
+//	                                   failed or stopped
+//	  since                            when it entered state
+//	  slot, attempts                   its slot; failed sessions since it last streamed
+//	  applied_lsn, confirmed_lsn       written to the changelog; confirmed to the server
+//	  server_lsn                       the server's WAL end as it last heard it
+//	  lag_bytes                        server_lsn minus what it wrote or confirmed; -1 (unknown)
+//	                                   unless streaming
+//	  lag_seconds                      how long since it was last caught up; 0 when caught up
+//	  last_commit_at, last_applied_at  commit time of the last transaction it finished, and when
+//	                                   it finished it; absent before the first
+//	  last_error, last_error_at        the last error that ended a session or Start, kept after
+//	                                   it recovers; absent when none
+//
+// Times are RFC 3339 in UTC, LSNs as PostgreSQL prints a pg_lsn. Fields
+// may be added. For example, the process of a standby consumer while
+// another process streams the slot:
+//
+//	{"ready": true, "checked_at": "2026-12-02T08:58:15.645403971Z",
+//	 "capture": {"ready": true, "server_lsn": "0/3700568", "server_time": "2026-12-02T08:58:15.643538Z",
+//	   "changelog_last_at": "2026-12-02T08:58:15.619833Z", "changelog_age_seconds": 0.024,
+//	   "slots": [{"name": "synchro_slot", "ready": true, "exists": true, "active": true,
+//	     "active_pid": 22589, "confirmed_lsn": "0/3700568", "restart_lsn": "0/32C0150",
+//	     "wal_status": "reserved", "retained_bytes": 4457496, "lag_bytes": 0, "lag_seconds": 0,
+//	     "recorded_lsn": "0/3700520", "recorded_at": "2026-12-02T08:58:15.619833Z"}]},
+//	 "consumer": {"state": "standby", "since": "2026-12-02T08:58:15.197276154Z", "slot": "synchro_slot",
+//	   "attempts": 3, "applied_lsn": "0/32BF4D8", "confirmed_lsn": "0/0", "server_lsn": "0/3700000",
+//	   "lag_bytes": -1, "lag_seconds": 0.472}}
+//
+// and, with no consumer anywhere after rows were written, 503:
+//
+//	{"ready": false, "reason": "no_slot",
+//	 "message": "replication slot \"synchro_slot\" does not exist: no consumer has streamed it, ...",
+//	 "checked_at": "...", "capture": {"ready": false, "reason": "no_slot", ..., "slots": [{"name":
+//	   "synchro_slot", "ready": false, "reason": "no_slot", ..., "exists": false, "active": false,
+//	   "retained_bytes": 0, "lag_bytes": 0, "lag_seconds": 0}]}}
+//
+// The bodies name slots and carry error texts, which may name hosts and
+// roles: serve the endpoints where only operators and the orchestrator
+// reach them. Not-ready answers are logged when readiness changes: once at
+// Warn with the reason, and once at Info when it is ready again.
 //
 // # Logging
 //

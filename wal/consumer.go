@@ -36,12 +36,24 @@
 // dropped while the consumer was away is recreated with a fresh record of
 // every row's buckets; since changes were lost, the compaction boundary is
 // raised so that every client takes a new snapshot.
+//
+// # Monitoring
+//
+// Consumer.Status reports, without a database round trip, what the
+// consumer does (starting, streaming, standby, reconnecting, failed,
+// stopped), its positions, how far behind the server it is in bytes and in
+// time, and its last error. A consumer that does not stream never reports
+// itself caught up: Status gives its lag in bytes as -1 (unknown), Lag as
+// math.MaxInt64. synchro.Engine.CaptureStatus tells from the database, on
+// any instance of the application, whether somebody captures and keeps up;
+// synchrohttp.Health serves both as liveness and readiness endpoints.
 package wal
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -85,6 +97,8 @@ type Consumer struct {
 	serverLSN    atomic.Uint64
 	lastCommit   atomic.Int64 // unix nanoseconds of the last applied commit
 	pendingSince atomic.Int64 // unix nanoseconds of the oldest unapplied commit, 0 when none
+	// status is the rest of what Status reports (status.go).
+	status statusTracker
 }
 
 // NewConsumer validates cfg, fills in its defaults and returns a consumer.
@@ -101,7 +115,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 			names = append(names, n)
 		}
 	}
-	return &Consumer{cfg: cfg, applier: a, names: names}, nil
+	c := &Consumer{cfg: cfg, applier: a, names: names}
+	c.status.init(time.Now())
+	return c, nil
 }
 
 // Lag describes how far the changelog is behind the server.
@@ -111,17 +127,22 @@ type Lag struct {
 	// ServerLSN is the latest server position the consumer heard of.
 	ServerLSN pglogrepl.LSN
 	// Bytes is how much WAL the server has that the consumer has neither
-	// written nor confirmed as irrelevant (0 when caught up).
+	// written nor confirmed as irrelevant (0 when caught up). A consumer
+	// that does not stream (see Status) cannot know where the server is:
+	// Bytes is then math.MaxInt64, so that a check against any threshold
+	// fails.
 	Bytes int64
 	// Delay is how long the oldest received but unwritten transaction has
-	// waited, or 0 when everything received is written.
+	// waited, or 0 when everything received is written. A consumer that
+	// does not stream reports how long ago it was last caught up instead
+	// (ConsumerStatus.LagTime), never 0.
 	Delay time.Duration
 	// LastCommit is the commit time of the last transaction written.
 	LastCommit time.Time
 }
 
 // Lag reports the replication lag, for monitoring. It is safe to call from
-// any goroutine.
+// any goroutine. Status says more, the consumer's state included.
 func (c *Consumer) Lag() Lag {
 	l := Lag{AppliedLSN: pglogrepl.LSN(c.appliedLSN.Load()), ServerLSN: pglogrepl.LSN(c.serverLSN.Load())}
 	// While idle the consumer confirms positions past its last write (the
@@ -135,6 +156,10 @@ func (c *Consumer) Lag() Lag {
 	}
 	if t := c.lastCommit.Load(); t != 0 {
 		l.LastCommit = time.Unix(0, t)
+	}
+	if !c.status.is(ConsumerStreaming) {
+		l.Bytes = math.MaxInt64
+		l.Delay = max(time.Since(c.status.behindSince()), time.Nanosecond)
 	}
 	return l
 }
@@ -159,11 +184,13 @@ func fatal(format string, args ...any) error {
 // server restart, a slot used by another consumer) is logged and retried
 // with backoff. Start may be called again after it returns, but not twice
 // at once.
-func (c *Consumer) Start(ctx context.Context) error {
+func (c *Consumer) Start(ctx context.Context) (err error) {
 	if !c.running.TryLock() {
 		return errors.New("wal: Consumer.Start is already running")
 	}
 	defer c.running.Unlock()
+	c.status.starting()
+	defer func() { c.status.ended(err) }()
 	log := c.cfg.Logger
 	backoff := minBackoff
 	for {
@@ -180,6 +207,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		if time.Since(started) > time.Minute {
 			backoff = minBackoff // the session ran well: start over
 		}
+		c.status.retrying(err)
 		if errors.Is(err, errSlotInUse) {
 			log.InfoContext(ctx, "wal: slot in use by another consumer; waiting", "slot", c.cfg.SlotName, "retry_in", backoff)
 		} else {
@@ -231,6 +259,12 @@ func (c *Consumer) session(ctx context.Context) error {
 		return err
 	}
 	c.appliedLSN.Store(uint64(start))
+	// Where the server is, for Status until the stream says more.
+	sys, err := pglogrepl.IdentifySystem(ctx, repl)
+	if err != nil {
+		return fmt.Errorf("wal: identifying the server: %w", err)
+	}
+	c.serverLSN.Store(uint64(sys.XLogPos))
 
 	args := []string{"proto_version '1'", "publication_names " + pgident.QuoteLiteral(pgident.Quote(c.cfg.PublicationName))}
 	if err := pglogrepl.StartReplication(ctx, repl, c.cfg.SlotName, start, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
@@ -245,6 +279,7 @@ func (c *Consumer) session(ctx context.Context) error {
 		return err
 	}
 	c.cfg.Logger.InfoContext(ctx, "wal: streaming", "slot", c.cfg.SlotName, "publication", c.cfg.PublicationName, "from", start)
+	c.status.streaming()
 	return c.stream(ctx, repl, newDecoder(tables, pks), start)
 }
 
@@ -332,7 +367,7 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 		if err != nil {
 			return fmt.Errorf("wal: sending status: %w", err)
 		}
-		c.confirmedLSN.Store(uint64(pos))
+		c.noteConfirmed(pos)
 		nextStatus = time.Now().Add(c.cfg.StandbyTimeout)
 		return nil
 	}
@@ -342,6 +377,7 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 		durable = last.endLSN
 		c.appliedLSN.Store(uint64(durable))
 		c.lastCommit.Store(last.commitTime.UnixNano())
+		c.status.lastApplied.Store(time.Now().UnixNano())
 		if len(pending) > 0 {
 			c.pendingSince.Store(pendingSince.UnixNano())
 		} else {

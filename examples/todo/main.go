@@ -44,7 +44,10 @@
 //   - the change-capture consumer (package wal), on a replication
 //     connection as the superuser, which reads every user's rows;
 //   - compaction of the changelog (Engine.StartCompaction);
-//   - the HTTP adapter (package synchrohttp) under /sync/.
+//   - the HTTP adapter (package synchrohttp) under /sync/;
+//   - the health endpoints of synchrohttp.Health: GET /healthz (liveness:
+//     200 while the server serves) and GET /readyz (readiness: 200 while
+//     change capture streams and keeps up, else 503 with the reason).
 //
 // SIGINT or SIGTERM shut it down in order: the HTTP server finishes the
 // requests in flight, the consumer and the compaction stop, and the
@@ -163,6 +166,8 @@ func run(ctx context.Context, opts options, logger *slog.Logger) (err error) {
 
 	mux := http.NewServeMux()
 	mux.Handle("/sync/", app.Handler)
+	mux.Handle("/healthz", app.Health)
+	mux.Handle("/readyz", app.Health)
 	server := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -173,7 +178,7 @@ func run(ctx context.Context, opts options, logger *slog.Logger) (err error) {
 
 	base := "http://" + ln.Addr().String()
 	logger.Warn("todo: DEMO-ONLY AUTHENTICATION: every request's \"Authorization: Bearer <user>\" is believed; never expose this server")
-	logger.Info("todo: serving", "url", base+"/sync/", "tables", app.Registry.TableNames())
+	logger.Info("todo: serving", "url", base+"/sync/", "ready", base+"/readyz", "tables", app.Registry.TableNames())
 	if opts.readyFile != "" {
 		if err := writeReadyFile(opts.readyFile, base); err != nil {
 			return errors.Join(err, shutdown(server))

@@ -22,7 +22,9 @@
 // alice's rows and cannot change them. At the end each user's devices must
 // hold the same rows, equal to what a fresh device of that user gets from
 // the server (the SDK devices without created_at, see compare); the client
-// exits with status 1 when they differ or anything fails.
+// exits with status 1 when they differ or anything fails. Last, it prints
+// the server's readiness answer (GET /readyz), which says whether change
+// capture streams and keeps up.
 //
 // Each of the other devices keeps its synced tables, created from the
 // server's schema contract (GET /sync/schema), an outbox of its offline
@@ -32,12 +34,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -106,7 +110,34 @@ func run(ctx context.Context, w io.Writer, base, dir string, wait time.Duration)
 			err = errors.Join(err, d.close())
 		}
 	}()
-	return s.play(ctx)
+	if err := s.play(ctx); err != nil {
+		return err
+	}
+	return readiness(ctx, a, out)
+}
+
+// readiness prints the server's readiness answer (GET /readyz: whether
+// change capture streams and keeps up, see synchrohttp.Health) as it comes,
+// and fails unless it is 200: the server's consumer streams all along.
+func readiness(ctx context.Context, a *api, out *transcript) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET /readyz: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return fmt.Errorf("GET /readyz: reading the response: %w", err)
+	}
+	out.say("server", "GET /readyz: %s %s", resp.Status, bytes.TrimSpace(body))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /readyz: %s, want 200 OK: change capture does not keep up", resp.Status)
+	}
+	return nil
 }
 
 // waitForServer polls the schema endpoint until the server answers, for at

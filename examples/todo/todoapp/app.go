@@ -8,7 +8,8 @@
 // the row-level security policies of synchro.GenerateRLSPolicies), then
 // starts the engine as AppRole, change capture (package wal) as the
 // superuser, and compaction of the changelog. The caller serves App.Handler
-// under /sync/ and calls App.Close when done.
+// under /sync/ and App.Health at /healthz and /readyz, and calls App.Close
+// when done.
 //
 // Its authentication, DemoUserID, is DEMO-ONLY: it believes whatever user a
 // request names. See the command examples/todo for the database it creates
@@ -96,6 +97,10 @@ type App struct {
 	// Handler is the HTTP adapter (package synchrohttp) of Engine, with
 	// DemoUserID as its authentication: mount it under /sync/.
 	Handler http.Handler
+	// Health serves liveness and readiness (synchrohttp.Health) for
+	// Engine and the change capture of this App: mount it at /healthz and
+	// /readyz.
+	Health http.Handler
 	// Super is a pool of the superuser, the owner of the tables.
 	Super *sql.DB
 	// SuperURL is the URL of Super. It may hold a password: never log it.
@@ -224,6 +229,15 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	a.Handler = handler
+	health, err := synchrohttp.NewHealth(synchrohttp.HealthConfig{
+		Engine:   engine,
+		Consumer: consumer,
+		Logger:   logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Health = health
 	return a, nil
 }
 
