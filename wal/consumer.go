@@ -12,7 +12,11 @@
 //	if err != nil {
 //		return err
 //	}
-//	go c.Start(ctx) // returns when ctx ends
+//	go func() {
+//		if err := c.Start(ctx); err != nil { // nil when ctx ends
+//			log.Printf("change capture stopped: %v", err) // a setup to fix
+//		}
+//	}()
 //
 // The server needs wal_level=logical and free replication slots; the role of
 // ConnString needs REPLICATION and must read every row of the registered
@@ -32,7 +36,9 @@
 // confirms the server's position, so the slot never holds WAL back.
 //
 // Connection losses and server restarts are retried with backoff. A second
-// consumer on the same slot waits until the first stops. A slot that was
+// consumer on the same slot stands by, trying the slot about every second,
+// and takes over when the first stops or dies (docs/operations.md gives the
+// takeover time). A slot that was
 // dropped while the consumer was away is recreated with a fresh record of
 // every row's buckets; since changes were lost, the compaction boundary is
 // raised so that every client takes a new snapshot.
@@ -47,12 +53,22 @@
 // math.MaxInt64. synchro.Engine.CaptureStatus tells from the database, on
 // any instance of the application, whether somebody captures and keeps up;
 // synchrohttp.Health serves both as liveness and readiness endpoints.
+//
+// # Logs
+//
+// A condition that repeats is logged once, then at Debug while it lasts: a
+// standby's "slot in use by another consumer" at Info, "replication
+// interrupted; reconnecting" at Warn, again at their level only once the
+// condition changed (the consumer streamed in between, or the other
+// condition came). Start's fatal errors are logged at Error. Each session
+// that begins streaming logs "wal: streaming" at Info.
 package wal
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -193,6 +209,7 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 	defer func() { c.status.ended(err) }()
 	log := c.cfg.Logger
 	backoff := minBackoff
+	var last retryKind // the condition of the previous retry, for the log policy
 	for {
 		started := time.Now()
 		err := c.session(ctx)
@@ -204,23 +221,59 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 			log.ErrorContext(ctx, "wal: consumer stopped", "slot", c.cfg.SlotName, "error", err)
 			return err
 		}
-		if time.Since(started) > time.Minute {
-			backoff = minBackoff // the session ran well: start over
+		streamed := c.status.is(ConsumerStreaming)
+		if streamed || time.Since(started) > time.Minute {
+			backoff = minBackoff // the session ran: start over
 		}
 		c.status.retrying(err)
+		kind := retryReconnect
 		if errors.Is(err, errSlotInUse) {
-			log.InfoContext(ctx, "wal: slot in use by another consumer; waiting", "slot", c.cfg.SlotName, "retry_in", backoff)
-		} else {
-			log.WarnContext(ctx, "wal: replication interrupted; reconnecting", "slot", c.cfg.SlotName, "error", err, "retry_in", backoff)
+			kind = retryStandby
 		}
+		// A condition is logged once at its level, then at Debug while it
+		// lasts (see the package documentation, "Logs").
+		repeat := kind == last && !streamed
+		last = kind
 		wait := backoff/2 + rand.N(backoff/2+1)
+		switch {
+		case kind == retryStandby:
+			// Another process streams the slot: look again soon, so that
+			// the takeover after it dies is quick (a standby's attempt is
+			// two connections and a few catalog reads).
+			wait = standbyPoll/2 + rand.N(standbyPoll/2+1)
+			log.Log(ctx, quiet(repeat, slog.LevelInfo), "wal: slot in use by another consumer; standing by", "slot", c.cfg.SlotName, "retry_in", wait)
+		default:
+			log.Log(ctx, quiet(repeat, slog.LevelWarn), "wal: replication interrupted; reconnecting", "slot", c.cfg.SlotName, "error", err, "retry_in", wait)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, maxBackoff)
+		if kind != retryStandby {
+			backoff = min(2*backoff, maxBackoff)
+		}
 	}
+}
+
+// retryKind is the condition a session ended in, when it is retried.
+type retryKind int
+
+const (
+	retryNone      retryKind = iota
+	retryStandby             // another consumer streams the slot
+	retryReconnect           // any other failure
+)
+
+// standbyPoll is how often a standby consumer tries the slot again.
+const standbyPoll = time.Second
+
+// quiet is level, or Debug when the condition is a repeat.
+func quiet(repeat bool, level slog.Level) slog.Level {
+	if repeat {
+		return slog.LevelDebug
+	}
+	return level
 }
 
 // errSlotInUse reports that another consumer streams the slot.

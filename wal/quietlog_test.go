@@ -1,0 +1,60 @@
+package wal
+
+import (
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestLogsReconnectOnce: a consumer that cannot reach its server logs the
+// interruption at Warn once, then at Debug while it lasts.
+func TestLogsReconnectOnce(t *testing.T) {
+	t.Parallel()
+	db, err := sql.Open("pgx", "postgres://nobody@127.0.0.1:1/none") // never connected
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	cfg := ConsumerConfig{ConnString: "postgres://nobody@127.0.0.1:1/none?connect_timeout=5", SlotName: "quiet",
+		Registry: ctRegistry(), ChangelogDB: db}
+	logs := newFaultLogs(t, "the consumer")
+	r := statusStart(t, cfg, logs)
+	faultPoll(t, "four attempts", faultTimeout, func() (bool, string) {
+		return r.c.Status().Attempts >= 4, fmt.Sprintf("%+v", r.c.Status())
+	})
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	warn := logs.count(`level=WARN msg="wal: replication interrupted; reconnecting"`)
+	debug := logs.count(`level=DEBUG msg="wal: replication interrupted; reconnecting"`)
+	if warn != 1 || debug < 3 {
+		t.Errorf("%d attempts logged %d times at Warn and %d at Debug; want 1 and the rest:\n%s",
+			r.c.Status().Attempts, warn, debug, logs.grep("reconnecting"))
+	}
+}
+
+// TestLogsStandbyOnce: a standby logs that the slot is in use at Info
+// once, then at Debug while it waits; it looks again about every second.
+func TestLogsStandbyOnce(t *testing.T) {
+	t.Parallel()
+	e := ctStart(t, "")
+	logs := newFaultLogs(t, "the standby")
+	r := statusStart(t, e.cfg, logs)
+	start := time.Now()
+	faultPoll(t, "three standby attempts", faultTimeout, func() (bool, string) {
+		return logs.count(`msg="wal: slot in use by another consumer; standing by"`) >= 3, logs.tail(3)
+	})
+	took := time.Since(start)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	info := logs.count(`level=INFO msg="wal: slot in use by another consumer; standing by"`)
+	debug := logs.count(`level=DEBUG msg="wal: slot in use by another consumer; standing by"`)
+	if info != 1 || debug < 2 {
+		t.Errorf("standby logged %d times at Info and %d at Debug; want 1 and the rest:\n%s", info, debug, logs.grep("standing by"))
+	}
+	if took > 15*time.Second {
+		t.Errorf("three standby attempts took %v: a standby must look again about every second", took)
+	}
+}
