@@ -65,6 +65,9 @@ type Compactor struct {
 	stale  time.Duration
 	batch  int
 	logger *slog.Logger
+	// metrics counts the deleted rows: the engine's metrics for the
+	// engine's compactor, nil for one made with NewCompactor.
+	metrics *engineMetrics
 }
 
 // NewCompactor creates a Compactor from the given config.
@@ -303,10 +306,14 @@ func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []string) (Co
 	if res.SafeSeq, err = c.fixBoundary(ctx, conn); err != nil {
 		return res, err
 	}
-	if res.DeletedEntries, err = c.deleteRows(ctx, conn, res.SafeSeq); err != nil {
+	res.DeletedEntries, err = c.deleteRows(ctx, conn, res.SafeSeq)
+	c.metrics.compacted(ctx, compactionChangelog, res.DeletedEntries)
+	if err != nil {
 		return res, err
 	}
 	edges, failures, err := c.prune(ctx, conn, edgeStatements)
+	c.metrics.compacted(ctx, compactionBucketEdges, edges)
+	c.metrics.compacted(ctx, compactionRuleFailures, failures)
 	if err != nil {
 		return res, err
 	}

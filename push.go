@@ -161,6 +161,14 @@ const (
 // those records are redone one at a time, each under its own savepoint, so
 // the outcome is the same as processing them one by one.
 func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*PushResponse, error) {
+	start := e.metrics.start()
+	resp, err := e.push(ctx, userID, req)
+	e.metrics.pushed(ctx, start, resp, err)
+	return resp, err
+}
+
+// push is Push without its metrics.
+func (e *Engine) push(ctx context.Context, userID string, req *PushRequest) (*PushResponse, error) {
 	if req == nil {
 		return nil, badRequest("synchro: nil PushRequest")
 	}

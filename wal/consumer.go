@@ -36,6 +36,17 @@
 // dropped while the consumer was away is recreated with a fresh record of
 // every row's buckets; since changes were lost, the compaction boundary is
 // raised so that every client takes a new snapshot.
+//
+// # Metrics
+//
+// With ConsumerConfig.MeterProvider set, the consumer reports
+// OpenTelemetry metrics, all with the attribute synchro.capture.slot:
+// synchro.capture.rows (by synchro.table and synchro.capture.operation),
+// synchro.capture.transactions, synchro.capture.changelog.rows,
+// synchro.capture.rule_failures (by synchro.table),
+// synchro.capture.batch.duration (seconds), and, while Start runs, the
+// gauges synchro.capture.lag (bytes) and synchro.capture.delay (seconds),
+// read from Lag. docs/metrics.md in the repository has the table.
 package wal
 
 import (
@@ -95,6 +106,10 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, err
 	}
 	a := newApplier(cfg)
+	var err error
+	if a.metrics, err = newCaptureMetrics(cfg); err != nil {
+		return nil, err
+	}
 	names := make([]string, 0, len(a.tables))
 	for _, n := range cfg.Registry.TableNames() {
 		if a.tables[n] != nil {
@@ -161,6 +176,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return errors.New("wal: Consumer.Start is already running")
 	}
 	defer c.running.Unlock()
+	defer c.applier.metrics.observeLag(c.Lag, c.cfg.Logger)()
 	log := c.cfg.Logger
 	backoff := minBackoff
 	for {
