@@ -4,7 +4,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint bench load-smoke load demo
+.PHONY: test lint bench load-smoke load demo example-metrics
 
 ## test: vet, then run every test with the race detector against a real PostgreSQL.
 test:
@@ -36,3 +36,7 @@ load:
 ## local PostgreSQL), run the scripted demo client against it, print its transcript, stop the server.
 demo:
 	GO=$(GO) ./examples/todo/demo.sh
+
+## example-metrics: vet and build examples/metrics, a module of its own (its SDK and Prometheus exporter stay out of go.mod).
+example-metrics:
+	cd examples/metrics && $(GO) vet ./... && $(GO) build -o /dev/null ./...

@@ -84,6 +84,9 @@ type Compactor struct {
 	logger *slog.Logger
 	// db is CompactorConfig.DB.
 	db DB
+	// metrics counts the deleted rows: the engine's metrics for the
+	// engine's compactor, nil for one made with NewCompactor.
+	metrics *engineMetrics
 
 	// mu guards the log state: what the last run reported, so that a
 	// repeated condition is logged at Info (or Warn) once, then at Debug.
@@ -329,7 +332,9 @@ func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []pruneStatem
 	if res.SafeSeq, err = c.fixBoundary(ctx, conn); err != nil {
 		return res, err
 	}
-	if res.DeletedEntries, err = c.deleteRows(ctx, conn, res.SafeSeq); err != nil {
+	res.DeletedEntries, err = c.deleteRows(ctx, conn, res.SafeSeq)
+	c.metrics.compacted(ctx, compactionChangelog, res.DeletedEntries)
+	if err != nil {
 		return res, err
 	}
 	var statements, blocked []string
@@ -345,7 +350,10 @@ func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []pruneStatem
 		statements = append(statements, p.sql)
 	}
 	res.EdgesNotPruned = strings.Join(blocked, ", ")
-	if res.PrunedEdges, res.PrunedRuleFailures, err = c.prune(ctx, conn, statements); err != nil {
+	res.PrunedEdges, res.PrunedRuleFailures, err = c.prune(ctx, conn, statements)
+	c.metrics.compacted(ctx, compactionBucketEdges, res.PrunedEdges)
+	c.metrics.compacted(ctx, compactionRuleFailures, res.PrunedRuleFailures)
+	if err != nil {
 		return res, err
 	}
 	c.report(ctx, res)

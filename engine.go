@@ -42,6 +42,9 @@ type Engine struct {
 	// snapshotPlans remembers how snapshots in progress read their
 	// current table (see snapshotByEdges).
 	snapshotPlans snapshotPlanCache
+	// metrics records the engine's metrics; nil without
+	// Config.MeterProvider.
+	metrics *engineMetrics
 	// pullViaSQL makes pulls read through database/sql even when the
 	// driver is pgx's (tests of both paths; see inPullTx).
 	pullViaSQL bool
@@ -129,6 +132,13 @@ func newEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := e.checkSetup(ctx); err != nil {
 		return nil, err
 	}
+	var err error
+	if e.metrics, err = newEngineMetrics(cfg.MeterProvider, e.tableNames); err != nil {
+		return nil, err
+	}
+	if e.compactor != nil {
+		e.compactor.metrics = e.metrics
+	}
 	e.schema = newSchemaCache(cfg.DB, cfg.Registry, e.logger)
 	if _, err := e.schema.refresh(ctx); err != nil {
 		return nil, err
@@ -152,6 +162,14 @@ func (e *Engine) Registry() *Registry {
 // yet); otherwise both must equal the server's or ErrSchemaMismatch is
 // returned.
 func (e *Engine) RegisterClient(ctx context.Context, userID string, req *RegisterRequest) (*RegisterResponse, error) {
+	start := e.metrics.start()
+	resp, err := e.registerClient(ctx, userID, req)
+	e.metrics.registered(ctx, start, err)
+	return resp, err
+}
+
+// registerClient is RegisterClient without its metrics.
+func (e *Engine) registerClient(ctx context.Context, userID string, req *RegisterRequest) (*RegisterResponse, error) {
 	if req == nil {
 		return nil, badRequest("synchro: nil RegisterRequest")
 	}

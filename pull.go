@@ -94,6 +94,14 @@ var readTxOptions = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly:
 // A filtered pull therefore never skips changes of other tables; a pull
 // without the filter continues past them.
 func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*PullResponse, error) {
+	start := e.metrics.start()
+	resp, err := e.pull(ctx, userID, req)
+	e.metrics.pulled(ctx, start, resp, err)
+	return resp, err
+}
+
+// pull is Pull without its metrics.
+func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest) (*PullResponse, error) {
 	if req == nil {
 		return nil, badRequest("synchro: nil PullRequest")
 	}

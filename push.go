@@ -185,6 +185,14 @@ const (
 // hard-deleted, two pushes creating the same new ids in opposite orders,
 // and whatever triggers, hooks and resolvers lock.
 func (e *Engine) Push(ctx context.Context, userID string, req *PushRequest) (*PushResponse, error) {
+	start := e.metrics.start()
+	resp, err := e.push(ctx, userID, req)
+	e.metrics.pushed(ctx, start, resp, err)
+	return resp, err
+}
+
+// push is Push without its metrics.
+func (e *Engine) push(ctx context.Context, userID string, req *PushRequest) (*PushResponse, error) {
 	if req == nil {
 		return nil, badRequest("synchro: nil PushRequest")
 	}

@@ -78,6 +78,7 @@ type rpOptions struct {
 	app      bool                  // the engine connects as the role without BYPASSRLS
 	config   func(*synchro.Config) // adjusts the engine's configuration
 	assigner func(*synchro.Registry, *sql.DB) wal.BucketAssigner
+	consumer func(*wal.ConsumerConfig) // adjusts the consumer's configuration
 }
 
 // rpStart creates the environment and waits until the consumer streams.
@@ -110,10 +111,14 @@ func rpStart(t testing.TB, o rpOptions) *rpEnv {
 	if o.assigner != nil {
 		assigner = o.assigner(reg, db.Super)
 	}
-	c, err := wal.NewConsumer(wal.ConsumerConfig{
+	ccfg := wal.ConsumerConfig{
 		ConnString: db.DSN, SlotName: e.slot, PublicationName: "pub", Registry: reg,
 		Assigner: assigner, ChangelogDB: db.Super, StandbyTimeout: 200 * time.Millisecond,
-	})
+	}
+	if o.consumer != nil {
+		o.consumer(&ccfg)
+	}
+	c, err := wal.NewConsumer(ccfg)
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
 	}

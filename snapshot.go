@@ -42,6 +42,14 @@ const snapshotLockKey int64 = 0x73796e63736e6170 // "syncsnap"
 // the pulls after it. Snapshot does not consult Hooks.OnStaleClient: a
 // snapshot is how a stale or deactivated client comes back.
 func (e *Engine) Snapshot(ctx context.Context, userID string, req *SnapshotRequest) (*SnapshotResponse, error) {
+	start := e.metrics.start()
+	resp, err := e.snapshot(ctx, userID, req)
+	e.metrics.snapshotted(ctx, start, resp, err)
+	return resp, err
+}
+
+// snapshot is Snapshot without its metrics.
+func (e *Engine) snapshot(ctx context.Context, userID string, req *SnapshotRequest) (*SnapshotResponse, error) {
 	if req == nil {
 		return nil, badRequest("synchro: nil SnapshotRequest")
 	}

@@ -246,6 +246,31 @@
 // captures and keeps up (package synchrohttp serves it as a readiness
 // endpoint); wal.Consumer.Status tells what a consumer does.
 //
+// # Metrics
+//
+// With [Config.MeterProvider] set, the engine reports OpenTelemetry
+// metrics through it (the consumer's ConsumerConfig.MeterProvider does the
+// same for change capture); without it, none. The table of every metric,
+// with its instrument, unit, attributes and meaning, is docs/metrics.md in
+// the repository; in short:
+//
+//	synchro.register.requests, .duration      RegisterClient calls, seconds
+//	synchro.push.requests, .duration          Push calls, seconds
+//	synchro.push.records                      records of committed pushes by
+//	                                          synchro.table, synchro.push.status
+//	                                          and synchro.push.reason
+//	synchro.pull.requests, .records, .duration
+//	synchro.snapshot.pages, .records, .duration
+//	synchro.compaction.deleted                rows deleted, by synchro.compaction.target
+//	synchro.capture.*                         (package wal) rows, transactions,
+//	                                          changelog rows, batch duration,
+//	                                          rule failures, lag in bytes and seconds
+//
+// Counters have units in braces ({record}), durations are histograms in
+// seconds with bucket boundaries from 0.5ms to 10s, failed calls carry
+// error.type. Attribute values come from bounded sets: registered table
+// names, statuses, reason codes; never user or client ids.
+//
 // # Testing
 //
 // The tests run against a real PostgreSQL with wal_level=logical: the URL in
@@ -259,6 +284,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Push status constants.
@@ -387,6 +414,12 @@ type Config struct {
 	// on every pull (see SubscriptionRule and SQLSubscriptions). Nil means
 	// the default: "user:<user id>" and "global".
 	Subscriptions SubscriptionRule
+	// MeterProvider receives the engine's OpenTelemetry metrics: requests,
+	// records and durations of registrations, pushes, pulls and
+	// snapshots, and the rows compaction deletes (see Metrics in the
+	// package documentation, and docs/metrics.md). Defaults to nil: no
+	// metrics, at the cost of a nil check per call.
+	MeterProvider metric.MeterProvider
 }
 
 // Hooks defines lifecycle callbacks for sync operations.

@@ -61,6 +61,8 @@ type applier struct {
 	logger *slog.Logger
 	// columnTypes caches the SQL type of key columns.
 	columnTypes pgcatalog.ColumnTypes
+	// metrics records what is written; nil without a MeterProvider.
+	metrics *captureMetrics
 }
 
 func newApplier(cfg ConsumerConfig) *applier {
@@ -113,10 +115,11 @@ func (a *applier) newBatch(ctx context.Context, tx *sql.Tx, size int) *batch {
 // in one database transaction. Transactions below the recorded position
 // are skipped: another consumer of the slot wrote them already (it may have
 // lost its connection before confirming them to the server).
-func (a *applier) apply(ctx context.Context, txns []*txn) error {
+func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 	if len(txns) == 0 {
 		return nil
 	}
+	defer a.metrics.batchDone(ctx, a.metrics.start(), &err)
 	tx, err := a.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("wal: beginning changelog transaction: %w", err)
@@ -159,6 +162,7 @@ func (a *applier) apply(ctx context.Context, txns []*txn) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("wal: committing changelog transaction: %w", err)
 	}
+	a.metrics.applied(ctx, txns, b)
 	return nil
 }
 

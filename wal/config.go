@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgident"
@@ -90,6 +91,13 @@ type ConsumerConfig struct {
 	// it, and are written as soon as it has committed if they have waited
 	// this long. Defaults to 20ms; at least 1ms.
 	MaxBatchDelay time.Duration
+
+	// MeterProvider receives the consumer's OpenTelemetry metrics: row
+	// changes and transactions written, batch write durations, rule
+	// failures, and the lag gauges while Start runs (see Metrics in the
+	// package documentation, and docs/metrics.md). Defaults to nil: no
+	// metrics, at the cost of a nil check per batch.
+	MeterProvider metric.MeterProvider
 }
 
 // withDefaults returns cfg with its zero fields set to their defaults.

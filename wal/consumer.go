@@ -62,6 +62,17 @@
 // condition changed (the consumer streamed in between, or the other
 // condition came). Start's fatal errors are logged at Error. Each session
 // that begins streaming logs "wal: streaming" at Info.
+//
+// # Metrics
+//
+// With ConsumerConfig.MeterProvider set, the consumer reports
+// OpenTelemetry metrics, all with the attribute synchro.capture.slot:
+// synchro.capture.rows (by synchro.table and synchro.capture.operation),
+// synchro.capture.transactions, synchro.capture.changelog.rows,
+// synchro.capture.rule_failures (by synchro.table),
+// synchro.capture.batch.duration (seconds), and, while Start runs, the
+// gauges synchro.capture.lag (bytes) and synchro.capture.delay (seconds),
+// read from Lag. docs/metrics.md in the repository has the table.
 package wal
 
 import (
@@ -125,6 +136,10 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, err
 	}
 	a := newApplier(cfg)
+	var err error
+	if a.metrics, err = newCaptureMetrics(cfg); err != nil {
+		return nil, err
+	}
 	names := make([]string, 0, len(a.tables))
 	for _, n := range cfg.Registry.TableNames() {
 		if a.tables[n] != nil {
@@ -207,6 +222,7 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 	defer c.running.Unlock()
 	c.status.starting()
 	defer func() { c.status.ended(err) }()
+	defer c.applier.metrics.observeLag(c.Lag, c.cfg.Logger)()
 	log := c.cfg.Logger
 	backoff := minBackoff
 	var last retryKind // the condition of the previous retry, for the log policy

@@ -112,6 +112,7 @@ SELECT id, table_name, record_id FROM synchro.rule_failures
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
 	}
+	a.metrics.failuresRecorded(ctx, b.failures)
 	return len(done), nil
 }
 

@@ -322,6 +322,7 @@ UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq 
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
+	a.metrics.failuresRecorded(ctx, b.failures)
 	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(b.failures))
 	return nil
 }
