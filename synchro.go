@@ -271,6 +271,18 @@
 // error.type. Attribute values come from bounded sets: registered table
 // names, statuses, reason codes; never user or client ids.
 //
+// # Logs
+//
+// The engine logs through Config.Logger (slog.Default when nil). Setup
+// problems it can live with are logged once at Warn when found (a role
+// that bypasses row-level security, at NewEngine); refusals are returned
+// as errors instead. A condition that repeats is logged once at its level,
+// then at Debug until it changes: compaction runs that find nothing to do
+// (Info), tables whose bucket edges compaction cannot prune (Warn). Per
+// request, only failures that are the server's fault are logged. Package
+// wal follows the same policy for change capture. docs/operations.md in
+// the repository is the operator's guide.
+//
 // # Testing
 //
 // The tests run against a real PostgreSQL with wal_level=logical: the URL in
