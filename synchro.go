@@ -278,8 +278,7 @@
 // that bypasses row-level security, at NewEngine); refusals are returned
 // as errors instead. A condition that repeats is logged once at its level,
 // then at Debug until it changes: compaction runs that find nothing to do
-// (Info), tables whose bucket edges compaction cannot prune (Warn). Per
-// request, only failures that are the server's fault are logged. Package
+// (Info), tables whose bucket edges compaction cannot prune (Warn). Package
 // wal follows the same policy for change capture. docs/operations.md in
 // the repository is the operator's guide.
 //
