@@ -47,7 +47,12 @@
 //   - the HTTP adapter (package synchrohttp) under /sync/;
 //   - the health endpoints of synchrohttp.Health: GET /healthz (liveness:
 //     200 while the server serves) and GET /readyz (readiness: 200 while
-//     change capture streams and keeps up, else 503 with the reason).
+//     change capture streams and keeps up, else 503 with the reason);
+//   - the metrics of the engine and of change capture (docs/metrics.md) at
+//     GET /metrics, in the Prometheus text format, from todoapp.Metrics: a
+//     small MeterProvider of the example's own on the OpenTelemetry metric
+//     API, since the library's module has no SDK (examples/metrics shows
+//     the SDK with its Prometheus exporter).
 //
 // SIGINT or SIGTERM shut it down in order: the HTTP server finishes the
 // requests in flight, the consumer and the compaction stop, and the
@@ -148,10 +153,12 @@ func run(ctx context.Context, opts options, logger *slog.Logger) (err error) {
 	}
 	defer func() { _ = ln.Close() }()
 
+	metrics := todoapp.NewMetrics()
 	app, err := todoapp.Open(ctx, todoapp.Config{
 		DatabaseURL:     os.Getenv(todoapp.EnvDatabaseURL),
 		CompactInterval: opts.compactInterval,
 		Logger:          logger,
+		MeterProvider:   metrics,
 	})
 	if err != nil {
 		return err
@@ -168,6 +175,7 @@ func run(ctx context.Context, opts options, logger *slog.Logger) (err error) {
 	mux.Handle("/sync/", app.Handler)
 	mux.Handle("/healthz", app.Health)
 	mux.Handle("/readyz", app.Health)
+	mux.Handle("/metrics", metrics)
 	server := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -178,7 +186,7 @@ func run(ctx context.Context, opts options, logger *slog.Logger) (err error) {
 
 	base := "http://" + ln.Addr().String()
 	logger.Warn("todo: DEMO-ONLY AUTHENTICATION: every request's \"Authorization: Bearer <user>\" is believed; never expose this server")
-	logger.Info("todo: serving", "url", base+"/sync/", "ready", base+"/readyz", "tables", app.Registry.TableNames())
+	logger.Info("todo: serving", "url", base+"/sync/", "ready", base+"/readyz", "metrics", base+"/metrics", "tables", app.Registry.TableNames())
 	if opts.readyFile != "" {
 		if err := writeReadyFile(opts.readyFile, base); err != nil {
 			return errors.Join(err, shutdown(server))

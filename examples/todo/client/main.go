@@ -24,7 +24,9 @@
 // the server (the SDK devices without created_at, see compare); the client
 // exits with status 1 when they differ or anything fails. Last, it prints
 // the server's readiness answer (GET /readyz), which says whether change
-// capture streams and keeps up.
+// capture streams and keeps up, and a summary of the server's metrics (GET
+// /metrics, metrics.go): what the engine and change capture counted of the
+// demo.
 //
 // Each of the other devices keeps its synced tables, created from the
 // server's schema contract (GET /sync/schema), an outbox of its offline
@@ -81,6 +83,12 @@ func (t *transcript) say(who, format string, args ...any) {
 	fmt.Fprintf(t.w, "%5.2fs  %-12s  %s\n", time.Since(t.start).Seconds(), who, fmt.Sprintf(format, args...))
 }
 
+// more prints a line that continues the event said last, indented under
+// its text.
+func (t *transcript) more(line string) {
+	fmt.Fprintf(t.w, "%22s  %s\n", "", line)
+}
+
 // run plays the demo against the server at base.
 func run(ctx context.Context, w io.Writer, base, dir string, wait time.Duration) (err error) {
 	out := &transcript{w: w, start: time.Now()}
@@ -113,7 +121,10 @@ func run(ctx context.Context, w io.Writer, base, dir string, wait time.Duration)
 	if err := s.play(ctx); err != nil {
 		return err
 	}
-	return readiness(ctx, a, out)
+	if err := readiness(ctx, a, out); err != nil {
+		return err
+	}
+	return metrics(ctx, a, out)
 }
 
 // readiness prints the server's readiness answer (GET /readyz: whether

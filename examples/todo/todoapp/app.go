@@ -9,7 +9,9 @@
 // starts the engine as AppRole, change capture (package wal) as the
 // superuser, and compaction of the changelog. The caller serves App.Handler
 // under /sync/ and App.Health at /healthz and /readyz, and calls App.Close
-// when done.
+// when done. With Config.MeterProvider set, the engine and change capture
+// report their metrics to it; Metrics is one, that the caller serves at
+// /metrics.
 //
 // Its authentication, DemoUserID, is DEMO-ONLY: it believes whatever user a
 // request names. See the command examples/todo for the database it creates
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pglocal"
@@ -72,6 +75,11 @@ type Config struct {
 	// Logger receives the application's and the library's logs. Nil:
 	// slog.Default().
 	Logger *slog.Logger
+	// MeterProvider receives the metrics of the engine and of change
+	// capture (synchro.Config.MeterProvider, wal.ConsumerConfig.MeterProvider;
+	// docs/metrics.md lists them): a *Metrics, say, served at /metrics. Nil:
+	// no metrics.
+	MeterProvider metric.MeterProvider
 }
 
 // withDefaults returns cfg with its zero fields set to their defaults.
@@ -178,10 +186,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	a.engineDB = engineDB
 	engine, err := synchro.NewEngine(synchro.Config{
-		DB:        engineDB,
-		Registry:  reg,
-		Compactor: &synchro.CompactorConfig{Logger: logger},
-		Logger:    logger,
+		DB:            engineDB,
+		Registry:      reg,
+		Compactor:     &synchro.CompactorConfig{Logger: logger},
+		Logger:        logger,
+		MeterProvider: cfg.MeterProvider,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the engine as %s: %w", AppRole, err)
@@ -190,10 +199,11 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	// Change capture, as the superuser: it reads every user's rows.
 	consumer, err := wal.NewConsumer(wal.ConsumerConfig{
-		ConnString:  superURL,
-		Registry:    reg,
-		ChangelogDB: super,
-		Logger:      logger,
+		ConnString:    superURL,
+		Registry:      reg,
+		ChangelogDB:   super,
+		Logger:        logger,
+		MeterProvider: cfg.MeterProvider,
 	})
 	if err != nil {
 		return nil, err
