@@ -93,6 +93,7 @@ SELECT col.ord,
        col.attnum,
        col.attname::text,
        pg_catalog.format_type(col.atttypid, col.atttypmod),
+       pg_catalog.format_type(col.atttypid, NULL),
        col.atttypid::int8,
        col.attndims,
        col.attnotnull,
@@ -125,6 +126,7 @@ type catalogRelation struct {
 type catalogColumn struct {
 	name       string
 	dbType     string
+	castType   string // format_type(atttypid, NULL): without the type modifier
 	typeOID    uint32
 	notNull    bool
 	defaultSQL string
@@ -218,13 +220,13 @@ func readCatalog(ctx context.Context, db DB, quoted []string) ([]catalogRelation
 			found                              bool
 			nsp, rel, relkind                  string
 			attnum, dims, typlen               sql.NullInt64
-			attname, dbType, dflt              sql.NullString
+			attname, dbType, castType, dflt    sql.NullString
 			typeOID, pkPos, typelem            sql.NullInt64
 			notNull, domainNN                  sql.NullBool
 			typname, typnsp, typtype, category sql.NullString
 		)
 		if err := rows.Scan(&ord, &found, &nsp, &rel, &relkind,
-			&attnum, &attname, &dbType, &typeOID, &dims, &notNull, &dflt, &pkPos,
+			&attnum, &attname, &dbType, &castType, &typeOID, &dims, &notNull, &dflt, &pkPos,
 			&domainNN, &typname, &typnsp, &typtype, &category, &typelem, &typlen); err != nil {
 			return nil, fmt.Errorf("synchro: reading the catalog: %w", err)
 		}
@@ -239,6 +241,7 @@ func readCatalog(ctx context.Context, db DB, quoted []string) ([]catalogRelation
 		r.columns = append(r.columns, catalogColumn{
 			name:       attname.String,
 			dbType:     dbType.String,
+			castType:   castType.String,
 			typeOID:    uint32(typeOID.Int64),
 			notNull:    notNull.Bool,
 			defaultSQL: dflt.String,
@@ -341,6 +344,7 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 		ti.columns = append(ti.columns, columnInfo{
 			name:        c.name,
 			dbType:      c.dbType,
+			castType:    c.castType,
 			typeOID:     c.typeOID,
 			logicalType: logical,
 			value:       valueSpecOf(c.base, c.dbType),

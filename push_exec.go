@@ -559,9 +559,16 @@ type pushStatements struct {
 	delete string
 }
 
-// pkType is the SQL type of the primary key, as format_type prints it.
+// pkType is the SQL type a key given as text is cast to: the primary
+// key's type without its modifier. With it, an explicit cast truncates or
+// rounds ('abcdef' to varchar(3) is 'abc', '1.234' to numeric(5,2) is
+// 1.23), so that an id would name another row.
 func (t *tableInfo) pkType() string {
-	return t.column(t.pk).dbType
+	c := t.column(t.pk)
+	if c.castType != "" {
+		return c.castType
+	}
+	return c.dbType
 }
 
 func (t *tableInfo) pushSQL() *pushStatements {

@@ -65,8 +65,12 @@ type tableInfo struct {
 
 // columnInfo describes one physical column.
 type columnInfo struct {
-	name        string
-	dbType      string // format_type(atttypid, atttypmod)
+	name   string
+	dbType string // format_type(atttypid, atttypmod)
+	// castType is the type without its modifier (format_type(atttypid,
+	// NULL)): what a key given as text is cast to, so that the cast never
+	// truncates or rounds it into another row's key (see pkType).
+	castType    string
 	typeOID     uint32
 	logicalType string
 	// value says which JSON forms a push may give the column
