@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -163,7 +164,7 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 		return resp, nil
 	}
 	resp.BucketUpdates = bucketDiff(req.KnownBuckets, subs)
-	if !slices.Equal(subs, normalizeBuckets(c.BucketSubs)) {
+	if !slices.Equal(subs, bucket.Normalize(c.BucketSubs)) {
 		if err := e.resubscribe(ctx, c, subs, req.Checkpoint); err != nil {
 			return nil, err
 		}
@@ -172,7 +173,7 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 
 	if pending {
 		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp}
-		if boundary, err = p.run(ctx, append(slices.Clone(subs), clientBucket(c.ID)), req.Checkpoint); err != nil {
+		if boundary, err = p.run(ctx, append(slices.Clone(subs), bucket.Client(c.ID)), req.Checkpoint); err != nil {
 			return nil, err
 		}
 		if req.Checkpoint < boundary { // compaction passed it meanwhile
@@ -197,7 +198,7 @@ func (e *Engine) pullState(ctx context.Context, userID, clientID string, subs []
 	var boundary int64
 	var pending bool
 	c, err := findClient(ctx, e.db, clientID, pullStateSQL,
-		[]any{userID, clientID, subs, checkpoint, clientBucket("")}, &boundary, &pending)
+		[]any{userID, clientID, subs, checkpoint, bucket.ClientPrefix}, &boundary, &pending)
 	if err != nil {
 		return nil, 0, false, err
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro"
-	"github.com/synchrosync/synchro/internal/bucketrow"
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
@@ -190,7 +190,7 @@ func (b *batch) preload(txns []*txn, size int) error {
 			add(recKey{ev.table, ev.id})
 			add(recKey{ev.table, ev.oldID})
 			if cfg := b.a.tables[ev.table]; cfg != nil && b.parentDerived(cfg) {
-				if fk, ok := textValue(ev.newRow[cfg.ParentFKCol]); ok {
+				if fk, ok := bucket.Text(ev.newRow[cfg.ParentFKCol]); ok {
 					add(recKey{cfg.ParentTable, fk})
 				}
 			}
@@ -330,7 +330,7 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 			cur, err := b.current(k)
 			return cur, err == nil, err
 		}
-		s, ok := textValue(fk)
+		s, ok := bucket.Text(fk)
 		if !ok {
 			return []string{}, true, nil
 		}
@@ -341,7 +341,7 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 		cur, err := b.current(k)
 		return cur, err == nil, err
 	}
-	ctx := bucketrow.WithOldRow(b.ctx, ev.oldRow)
+	ctx := bucket.WithOldRow(b.ctx, ev.oldRow)
 	buckets, err := b.a.assigner.AssignBuckets(ctx, cfg.TableName, k.id, op, ev.newRow)
 	if err != nil {
 		payload, mErr := json.Marshal(map[string]any{"new_row": ev.newRow, "old_row": ev.oldRow})
@@ -355,7 +355,7 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 			"table", k.table, "id", k.id, "error", err)
 		return nil, false, nil
 	}
-	return normalize(buckets), true, nil
+	return bucket.Normalize(buckets), true, nil
 }
 
 // bucketColumnsPresent reports whether the columns the JoinResolver reads
@@ -376,13 +376,6 @@ func bucketColumnsPresent(cfg *synchro.TableConfig, row rowValues) bool {
 func deleted(cfg *synchro.TableConfig, row rowValues) bool {
 	v, ok := row[cfg.DeletedAtColumn]
 	return ok && v != nil
-}
-
-// normalize sorts and de-duplicates bucket ids, dropping empty ones.
-func normalize(buckets []string) []string {
-	out := slices.DeleteFunc(slices.Clone(buckets), func(s string) bool { return s == "" })
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // move sets a record's buckets to next (nil: none, the record is gone) and
@@ -703,22 +696,4 @@ func nullable(b []byte) any {
 		return nil
 	}
 	return string(b)
-}
-
-// textValue formats a decoded value as the text a bucket id or key uses;
-// false for NULL.
-func textValue(v any) (string, bool) {
-	switch x := v.(type) {
-	case nil:
-		return "", false
-	case string:
-		return x, x != ""
-	case json.Number:
-		return x.String(), true
-	case json.RawMessage:
-		return strings.TrimSpace(string(x)), true
-	default:
-		s := fmt.Sprint(x)
-		return s, s != ""
-	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
@@ -1247,8 +1248,8 @@ func TestFaultDroppedSlot(t *testing.T) {
 	marker := faultMaxSeq(t, e.db.Super)
 	var markerBucket string
 	if err := e.db.Super.QueryRow(`SELECT bucket_id FROM synchro.changelog WHERE seq = $1`, marker).Scan(&markerBucket); err != nil ||
-		marker <= maxSeq || markerBucket != boundaryMarkerBucket {
-		t.Errorf("after the recreation: max seq %d (was %d) in bucket %q (%v), want one marker row in %q", marker, maxSeq, markerBucket, err, boundaryMarkerBucket)
+		marker <= maxSeq || markerBucket != bucket.BoundaryMarker {
+		t.Errorf("after the recreation: max seq %d (was %d) in bucket %q (%v), want one marker row in %q", marker, maxSeq, markerBucket, err, bucket.BoundaryMarker)
 	}
 	if b := faultBoundary(t, e.db.Super); b != marker {
 		t.Errorf("compaction boundary %d, want the marker's seq %d", b, marker)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -315,7 +316,7 @@ WITH marker AS (
 	INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 	VALUES ($1, '', '', 3) RETURNING seq
 )
-UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq FROM marker)), compacted_at = now()`, boundaryMarkerBucket); err != nil {
+UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq FROM marker)), compacted_at = now()`, bucket.BoundaryMarker); err != nil {
 			return fmt.Errorf("wal: backfill: raising the compaction boundary: %w", err)
 		}
 	}
@@ -397,8 +398,3 @@ func parentsFirst(tables map[string]*synchro.TableConfig, names []string) []*syn
 	}
 	return out
 }
-
-// boundaryMarkerBucket is the bucket of the marker changelog row written
-// when the compaction boundary is raised after a lost slot. No client
-// follows it.
-const boundaryMarkerBucket = "synchro:boundary"
