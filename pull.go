@@ -4,17 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -762,6 +761,5 @@ func (e *Engine) resolverAllows(ctx context.Context, tx *sql.Tx, info *tableInfo
 // isDataError reports whether err is PostgreSQL refusing a value (SQLSTATE
 // class 22: invalid text representation, out of range, ...).
 func isDataError(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
+	return pgerr.Class(pgerr.Code(err)) == pgerr.ClassDataException
 }

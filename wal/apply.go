@@ -5,18 +5,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgcatalog"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -670,8 +669,7 @@ func (b *batch) insertEdges(l edgeList) error {
 		return err
 	}
 	_, err := b.tx.ExecContext(b.ctx, insertEdgesSQL, l.tables, l.ids, l.buckets)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != uniqueViolation {
+	if pgerr.Code(err) != pgerr.UniqueViolation {
 		return err
 	}
 	b.a.logger.DebugContext(b.ctx, "wal: some bucket edges were stored meanwhile; inserting the others", "error", err)
@@ -681,9 +679,6 @@ func (b *batch) insertEdges(l edgeList) error {
 	_, err = b.tx.ExecContext(b.ctx, insertEdgesSQL+` ON CONFLICT DO NOTHING`, l.tables, l.ids, l.buckets)
 	return err
 }
-
-// uniqueViolation is the SQLSTATE of a duplicate key.
-const uniqueViolation = "23505"
 
 // insertEdgesSQL inserts the edges ($1 tables, $2 ids, $3 buckets).
 const insertEdgesSQL = `

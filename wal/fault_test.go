@@ -32,11 +32,11 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
@@ -1114,8 +1114,7 @@ func (e *faultEnv) dropSlot() {
 	e.t.Helper()
 	faultPoll(e.t, "the slot to be dropped", faultTimeout, func() (bool, string) {
 		_, err := e.db.Super.Exec(`SELECT pg_drop_replication_slot($1)`, e.cfg.SlotName)
-		var pgErr *pgconn.PgError
-		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "55006") {
+		if err != nil && pgerr.Code(err) != pgerr.ObjectInUse {
 			e.t.Fatalf("dropping the slot: %v", err)
 		}
 		return err == nil, fmt.Sprint(err)
