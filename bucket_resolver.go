@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/synchrosync/synchro/internal/bucketrow"
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -305,7 +305,7 @@ func (r *SQLBucketResolver) AssignBuckets(ctx context.Context, table string, rec
 		}
 	}
 
-	buckets = uniqueBuckets(buckets)
+	buckets = bucket.Dedupe(buckets)
 	if r.maxBuckets > 0 && len(buckets) > r.maxBuckets {
 		return nil, fmt.Errorf("synchro: table %q record %q: bucket fanout %d exceeds MaxBucketsPerEvent %d", table, recordID, len(buckets), r.maxBuckets)
 	}
@@ -319,7 +319,7 @@ func (r *SQLBucketResolver) callFunction(ctx context.Context, fn, table, recordI
 	if err != nil {
 		return nil, fmt.Errorf("synchro: table %q record %q: encoding new_row for bucket function %s: %w", table, recordID, fn, err)
 	}
-	old := bucketrow.OldRow(ctx)
+	old := bucket.OldRow(ctx)
 	oldRow, err := jsonArg(old)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: table %q record %q: encoding old_row for bucket function %s: %w", table, recordID, fn, err)
@@ -387,25 +387,10 @@ func jsonArg(row map[string]any) (any, error) {
 
 // rulesRow returns the column values the Go bucket rules read for a change:
 // data, or for a delete reported without data, the old row carried by ctx
-// (see internal/bucketrow).
+// (see internal/bucket).
 func rulesRow(ctx context.Context, op Operation, data map[string]any) map[string]any {
 	if data == nil && op == OpDelete {
-		return bucketrow.OldRow(ctx)
+		return bucket.OldRow(ctx)
 	}
 	return data
-}
-
-// uniqueBuckets drops empty and repeated bucket ids, keeping the first
-// occurrence of each. It never returns nil.
-func uniqueBuckets(ids []string) []string {
-	out := make([]string, 0, len(ids))
-	seen := make(map[string]struct{}, len(ids))
-	for _, id := range ids {
-		if _, dup := seen[id]; id == "" || dup {
-			continue
-		}
-		seen[id] = struct{}{}
-		out = append(out, id)
-	}
-	return out
 }

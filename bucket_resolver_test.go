@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/synchrosync/synchro/internal/bucketrow"
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
@@ -161,7 +161,7 @@ func brAssign(t *testing.T, a bucketAssigner, c brOwnershipCase) ([]string, erro
 	t.Helper()
 	ctx := t.Context()
 	if c.old != nil {
-		ctx = bucketrow.WithOldRow(ctx, c.old)
+		ctx = bucket.WithOldRow(ctx, c.old)
 	}
 	return a.AssignBuckets(ctx, c.table, "rec-1", c.op, c.data)
 }
@@ -207,22 +207,6 @@ func TestJoinResolverAssignBucketsNeedsDB(t *testing.T) {
 	got, err := NewJoinResolver(reg).ResolveOwner(t.Context(), nil, "lists", "1", map[string]any{"user_id": "u1"})
 	if err != nil || !slices.Equal(got, []string{"user:u1"}) {
 		t.Errorf("ResolveOwner = %v, %v; want [user:u1]", got, err)
-	}
-}
-
-func TestUniqueBuckets(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in, want []string
-	}{
-		{nil, []string{}},
-		{[]string{""}, []string{}},
-		{[]string{"a", "", "b", "a", "c", "b"}, []string{"a", "b", "c"}},
-	}
-	for _, tt := range tests {
-		if got := uniqueBuckets(tt.in); got == nil || !slices.Equal(got, tt.want) {
-			t.Errorf("uniqueBuckets(%q) = %#v, want %#v", tt.in, got, tt.want)
-		}
 	}
 }
 

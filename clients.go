@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/bucket"
 )
 
 // This file holds the statements on synchro.clients.
@@ -62,7 +64,7 @@ func scanClient(row interface{ Scan(...any) error }, extra ...any) (*clientRow, 
 func upsertClient(ctx context.Context, db DB, userID string, req *RegisterRequest) (*clientRow, error) {
 	row := db.QueryRowContext(ctx, `
 INSERT INTO synchro.clients AS c (user_id, client_id, client_name, platform, app_version, bucket_subs)
-VALUES ($1, $2, $3, $4, $5, ARRAY[$6::text, 'global'])
+VALUES ($1, $2, $3, $4, $5, ARRAY[$6::text, $7::text])
 ON CONFLICT (user_id, client_id) DO UPDATE
    SET client_name = EXCLUDED.client_name,
        platform    = EXCLUDED.platform,
@@ -70,7 +72,7 @@ ON CONFLICT (user_id, client_id) DO UPDATE
        is_active   = true,
        updated_at  = now()
 RETURNING `+clientColumns,
-		userID, req.ClientID, req.ClientName, req.Platform, req.AppVersion, userBucket(userID))
+		userID, req.ClientID, req.ClientName, req.Platform, req.AppVersion, bucket.User(userID), bucket.Global)
 	c, err := scanClient(row)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: registering client %q: %w", req.ClientID, err)

@@ -252,12 +252,6 @@ func checkIdentity(userID, clientID string) error {
 	return nil
 }
 
-// userBucket is the personal bucket of a user: every client of the user
-// follows it, and push accepts writes only to records in it.
-func userBucket(userID string) string {
-	return defaultBucketPrefix + userID
-}
-
 // RunCompaction runs a single compaction cycle. Returns an error if no Compactor was configured.
 //
 // It runs on the engine's pool (see Compactor for what a run does, including

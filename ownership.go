@@ -4,12 +4,11 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
@@ -24,9 +23,6 @@ import (
 type OwnershipResolver interface {
 	ResolveOwner(ctx context.Context, db DB, table string, recordID string, data map[string]any) ([]string, error)
 }
-
-// globalBucket is the bucket every client follows for rows readable by all.
-const globalBucket = "global"
 
 // JoinResolver is the default OwnershipResolver that uses registry metadata.
 //
@@ -92,7 +88,7 @@ func (r *JoinResolver) AssignBuckets(ctx context.Context, table string, recordID
 	if err != nil {
 		return nil, fmt.Errorf("synchro: assigning buckets to %q record %q: %w", table, recordID, err)
 	}
-	return uniqueBuckets(buckets), nil
+	return bucket.Dedupe(buckets), nil
 }
 
 // ResolveOwner implements OwnershipResolver. db is used only for tables with
@@ -106,52 +102,27 @@ func (r *JoinResolver) ResolveOwner(ctx context.Context, db DB, table string, re
 	case cfg.BucketByColumn != "":
 		return bucketsFor(cfg.BucketPrefix, data[cfg.BucketByColumn], cfg.GlobalWhenBucketNull), nil
 	case cfg.OwnerColumn != "":
-		return bucketsFor(cmp.Or(cfg.BucketPrefix, defaultBucketPrefix), data[cfg.OwnerColumn], cfg.AllowGlobalRead), nil
+		return bucketsFor(cmp.Or(cfg.BucketPrefix, bucket.UserPrefix), data[cfg.OwnerColumn], cfg.AllowGlobalRead), nil
 	case cfg.ParentTable != "":
-		fk, ok := bucketValue(data[cfg.ParentFKCol])
+		fk, ok := bucket.Text(data[cfg.ParentFKCol])
 		if !ok {
 			return []string{}, nil
 		}
 		return r.resolveChain(ctx, db, cfg, fk)
 	default:
-		return []string{globalBucket}, nil
+		return []string{bucket.Global}, nil
 	}
 }
 
 // bucketsFor forms the bucket of a bucket-column value.
 func bucketsFor(prefix string, v any, nullGlobal bool) []string {
-	if s, ok := bucketValue(v); ok {
+	if s, ok := bucket.Text(v); ok {
 		return []string{prefix + s}
 	}
 	if nullGlobal {
-		return []string{globalBucket}
+		return []string{bucket.Global}
 	}
 	return []string{}
-}
-
-// bucketValue formats a column value for a bucket id; false for NULL, a
-// missing value or an empty string.
-func bucketValue(v any) (string, bool) {
-	var s string
-	switch x := v.(type) {
-	case nil:
-		return "", false
-	case string:
-		s = x
-	case []byte:
-		s = string(x)
-	case json.Number:
-		s = x.String()
-	case float64:
-		s = strconv.FormatFloat(x, 'f', -1, 64)
-	case float32:
-		s = strconv.FormatFloat(float64(x), 'f', -1, 32)
-	case fmt.Stringer:
-		s = x.String()
-	default:
-		s = fmt.Sprint(x)
-	}
-	return s, s != ""
 }
 
 // chainRoot returns the first ancestor of cfg (following ParentTable) for
@@ -191,7 +162,7 @@ func (r *JoinResolver) resolveChain(ctx context.Context, db DB, cfg *TableConfig
 	if err != nil {
 		return nil, err
 	}
-	col, prefix, nullGlobal := root.OwnerColumn, cmp.Or(root.BucketPrefix, defaultBucketPrefix), root.AllowGlobalRead
+	col, prefix, nullGlobal := root.OwnerColumn, cmp.Or(root.BucketPrefix, bucket.UserPrefix), root.AllowGlobalRead
 	if root.BucketByColumn != "" {
 		col, prefix, nullGlobal = root.BucketByColumn, root.BucketPrefix, root.GlobalWhenBucketNull
 	}
@@ -212,13 +183,13 @@ func (r *JoinResolver) resolveChain(ctx context.Context, db DB, cfg *TableConfig
 // parent).
 func (r *JoinResolver) ownerOf(ctx context.Context, db DB, cfg *TableConfig, vals map[string]any) (string, bool, error) {
 	if cfg.OwnerColumn != "" {
-		owner, ok := bucketValue(vals[cfg.OwnerColumn])
+		owner, ok := bucket.Text(vals[cfg.OwnerColumn])
 		return owner, ok, nil
 	}
 	if cfg.ParentTable == "" {
 		return "", false, nil
 	}
-	fk, ok := bucketValue(vals[cfg.ParentFKCol])
+	fk, ok := bucket.Text(vals[cfg.ParentFKCol])
 	if !ok {
 		return "", false, nil
 	}

@@ -4,16 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -163,7 +163,7 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 		return resp, nil
 	}
 	resp.BucketUpdates = bucketDiff(req.KnownBuckets, subs)
-	if !slices.Equal(subs, normalizeBuckets(c.BucketSubs)) {
+	if !slices.Equal(subs, bucket.Normalize(c.BucketSubs)) {
 		if err := e.resubscribe(ctx, c, subs, req.Checkpoint); err != nil {
 			return nil, err
 		}
@@ -172,7 +172,7 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 
 	if pending {
 		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp}
-		if boundary, err = p.run(ctx, append(slices.Clone(subs), clientBucket(c.ID)), req.Checkpoint); err != nil {
+		if boundary, err = p.run(ctx, append(slices.Clone(subs), bucket.Client(c.ID)), req.Checkpoint); err != nil {
 			return nil, err
 		}
 		if req.Checkpoint < boundary { // compaction passed it meanwhile
@@ -197,7 +197,7 @@ func (e *Engine) pullState(ctx context.Context, userID, clientID string, subs []
 	var boundary int64
 	var pending bool
 	c, err := findClient(ctx, e.db, clientID, pullStateSQL,
-		[]any{userID, clientID, subs, checkpoint, clientBucket("")}, &boundary, &pending)
+		[]any{userID, clientID, subs, checkpoint, bucket.ClientPrefix}, &boundary, &pending)
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -761,6 +761,5 @@ func (e *Engine) resolverAllows(ctx context.Context, tx *sql.Tx, info *tableInfo
 // isDataError reports whether err is PostgreSQL refusing a value (SQLSTATE
 // class 22: invalid text representation, out of range, ...).
 func isDataError(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
+	return pgerr.Class(pgerr.Code(err)) == pgerr.ClassDataException
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
@@ -79,7 +80,7 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 		ids[i] = strconv.Itoa(2 * (n/2 + i)) // the user u0's rows from the middle
 	}
 	subs := []string{"global", "user:u0"}
-	buckets := append(subs, clientBucket("00000000-0000-0000-0000-000000000000"))
+	buckets := append(subs, bucket.Client("00000000-0000-0000-0000-000000000000"))
 	var many []string // more buckets than bucketReadCap reads in full
 	for i := range 20 {
 		many = append(many, fmt.Sprintf("user:x%d", i))
@@ -94,7 +95,7 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 		// after pullSettingsSQL; the pending check runs before it, alone.
 		inPull bool
 	}{
-		{"pending check", pullStateSQL, []any{"u0", "dev", subs, int64(n / 2), clientBucket("")}, false},
+		{"pending check", pullStateSQL, []any{"u0", "dev", subs, int64(n / 2), bucket.ClientPrefix}, false},
 		{"page", pullFullPageSQL, []any{buckets, int64(n / 2), 1001, 1000}, true},
 		{"capped page", pullCappedPageSQL, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, true},
 		{"hydration", st.pull.sql, []any{ids, subs}, true},

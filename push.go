@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/synchrosync/synchro/internal/pgerr"
 )
 
 // maxPushRecords is the most records one push may carry. A larger push is
@@ -654,7 +656,7 @@ func (p *pusher) runOne(ctx context.Context, it *pushItem) error {
 		if _, err := p.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+recordSavepoint); err != nil {
 			return fmt.Errorf("rolling back to savepoint: %w", err)
 		}
-		if fail.code == sqlStateForeignKeyViolation && it.kind != writeDelete {
+		if fail.code == pgerr.ForeignKeyViolation && it.kind != writeDelete {
 			// The row the key refers to may still come.
 			ref, err := p.missingReference(ctx, it, fail.constraint)
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -219,7 +220,7 @@ func (p *pusher) lockParent(ctx context.Context, parent *tableInfo, fk string) (
 // way as one that does not exist, so that a push never tells whether
 // another user's row exists.
 func (p *pusher) missingParent(ctx context.Context, parent *tableInfo, fk string) (*recordFailure, error) {
-	buckets := append([]string{userBucket(p.userID)}, p.client.BucketSubs...)
+	buckets := append([]string{bucket.User(p.userID)}, p.client.BucketSubs...)
 	var (
 		deleted  bool
 		boundary int64
@@ -402,7 +403,7 @@ func (p *pusher) requireOwned(ctx context.Context, info *tableInfo, id string, v
 	} else {
 		var buckets []string
 		buckets, err = p.e.ownership.ResolveOwner(ctx, p.tx, info.cfg.TableName, id, vals)
-		owned = slices.Contains(buckets, userBucket(p.userID))
+		owned = slices.Contains(buckets, bucket.User(p.userID))
 	}
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -421,7 +422,7 @@ func (p *pusher) requireOwned(ctx context.Context, info *tableInfo, id string, v
 // chainOwnerOf is jr.ownerOf, answered from p.owners when a record of the
 // same table with the same parent key was decided before in this segment.
 func (p *pusher) chainOwnerOf(ctx context.Context, jr *JoinResolver, cfg *TableConfig, vals map[string]any) (string, bool, error) {
-	fk, hasFK := bucketValue(vals[cfg.ParentFKCol])
+	fk, hasFK := bucket.Text(vals[cfg.ParentFKCol])
 	if p.owners == nil || cfg.OwnerColumn != "" || cfg.ParentTable == "" || !hasFK {
 		return jr.ownerOf(ctx, p.tx, cfg, vals)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/synchrosync/synchro/internal/bucket"
 )
 
 // This file checks that the read statements of snapshot, subscriptions and
@@ -206,7 +208,7 @@ func TestSnapshotPlansWithoutStatistics(t *testing.T) {
 func TestSubscriptionAndCompactionPlansWithoutStatistics(t *testing.T) {
 	t.Parallel()
 	f := newStatsFixture(t)
-	private := clientBucket("00000000-0000-0000-0000-000000000001")
+	private := bucket.Client("00000000-0000-0000-0000-000000000001")
 	order := []string{"categories", "lists", "items", "notes"}
 	var maxSeq int64
 	ptScan(t, f.p.db.Super, `SELECT max(seq) FROM synchro.changelog`, nil, &maxSeq)

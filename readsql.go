@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -216,13 +217,13 @@ func memberPredicate(reg *Registry, cfg *TableConfig, alias, subs string) (strin
 	case cfg.BucketByColumn != "":
 		return bucketMatch(col(cfg.BucketByColumn), cfg.BucketPrefix, cfg.GlobalWhenBucketNull, subs), nil
 	case cfg.OwnerColumn != "":
-		return bucketMatch(col(cfg.OwnerColumn), cmp.Or(cfg.BucketPrefix, defaultBucketPrefix), cfg.AllowGlobalRead, subs), nil
+		return bucketMatch(col(cfg.OwnerColumn), cmp.Or(cfg.BucketPrefix, bucket.UserPrefix), cfg.AllowGlobalRead, subs), nil
 	case cfg.ParentTable != "":
 		root, path, err := chainRoot(reg, cfg, bucketsRoot)
 		if err != nil {
 			return "", err
 		}
-		rootCol, prefix, nullGlobal := root.OwnerColumn, cmp.Or(root.BucketPrefix, defaultBucketPrefix), root.AllowGlobalRead
+		rootCol, prefix, nullGlobal := root.OwnerColumn, cmp.Or(root.BucketPrefix, bucket.UserPrefix), root.AllowGlobalRead
 		if root.BucketByColumn != "" {
 			rootCol, prefix, nullGlobal = root.BucketByColumn, root.BucketPrefix, root.GlobalWhenBucketNull
 		}
@@ -237,7 +238,7 @@ func memberPredicate(reg *Registry, cfg *TableConfig, alias, subs string) (strin
 		fk := col(cfg.ParentFKCol)
 		return fmt.Sprintf("(coalesce(%s, '') <> '' AND %s)", fk, bucketMatch(q.String(), prefix, nullGlobal, subs)), nil
 	default:
-		return fmt.Sprintf("%s = ANY(%s)", pgident.QuoteLiteral(globalBucket), subs), nil
+		return fmt.Sprintf("%s = ANY(%s)", pgident.QuoteLiteral(bucket.Global), subs), nil
 	}
 }
 
@@ -246,7 +247,7 @@ func memberPredicate(reg *Registry, cfg *TableConfig, alias, subs string) (strin
 func bucketMatch(value, prefix string, nullGlobal bool, subs string) string {
 	empty := "false"
 	if nullGlobal {
-		empty = fmt.Sprintf("%s = ANY(%s)", pgident.QuoteLiteral(globalBucket), subs)
+		empty = fmt.Sprintf("%s = ANY(%s)", pgident.QuoteLiteral(bucket.Global), subs)
 	}
 	// IN (SELECT unnest(...)) rather than = ANY(...): PostgreSQL hashes the
 	// buckets once per statement instead of comparing each row with every

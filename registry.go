@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -25,7 +26,6 @@ const (
 	defaultUpdatedAtColumn = "updated_at"
 	defaultDeletedAtColumn = "deleted_at"
 	defaultCreatedAtColumn = "created_at"
-	defaultBucketPrefix    = "user:"
 )
 
 // TableConfig defines sync behavior for a table.
@@ -207,7 +207,7 @@ func (c *TableConfig) applyDefaults() {
 		}
 	}
 	if c.BucketByColumn != "" && c.BucketPrefix == "" {
-		c.BucketPrefix = defaultBucketPrefix
+		c.BucketPrefix = bucket.UserPrefix
 	}
 }
 

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
@@ -150,16 +150,6 @@ func rlsIDs(t *testing.T, q DB, table string) []string {
 		t.Fatal(err)
 	}
 	return ids
-}
-
-// rlsSQLState returns the SQLSTATE of err, or "" when it is not a
-// PostgreSQL error.
-func rlsSQLState(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
 }
 
 // rlsAsUser runs fn as the application role in a transaction authenticated
@@ -381,7 +371,7 @@ func TestRLSPolicies(t *testing.T) {
 		} {
 			rlsAsUser(t, db.App, "alice", func(tx *sql.Tx) {
 				_, err := tx.ExecContext(ctx, stmt)
-				if code := rlsSQLState(err); code != "42501" {
+				if code := pgerr.Code(err); code != pgerr.InsufficientPrivilege {
 					t.Errorf("%s: error %v (SQLSTATE %q), want SQLSTATE 42501", stmt, err, code)
 				}
 			})

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/synchrosync/synchro/internal/bucket"
 )
 
 // snapshotLockKey is the transaction-level advisory lock between a snapshot
@@ -91,7 +93,7 @@ func (e *Engine) snapshot(ctx context.Context, userID string, req *SnapshotReque
 		}
 		subs = c.snapshotSubs
 		if subs == nil {
-			subs = normalizeBuckets(c.BucketSubs) // the snapshot completed: its buckets were recorded
+			subs = bucket.Normalize(c.BucketSubs) // the snapshot completed: its buckets were recorded
 		}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -70,23 +71,15 @@ func queryStrings(ctx context.Context, db DB, q string, args ...any) ([]string, 
 
 // Limits on what a SubscriptionRule may return.
 const (
-	maxSubscriptions  = 10000
-	maxBucketIDLen    = 1024
-	reservedBucketPfx = "synchro:"
+	maxSubscriptions = 10000
+	maxBucketIDLen   = 1024
 )
-
-// clientBucket is the private bucket of one client: the changelog rows that
-// bring it the rows of a bucket it gained, or remove those of a bucket it
-// lost. Only that client follows it.
-func clientBucket(clientRowID string) string {
-	return reservedBucketPfx + "client:" + clientRowID
-}
 
 // subscriptions returns the buckets the client follows now, sorted and
 // without duplicates: the rule's answer, or "user:<id>" and "global".
 func (e *Engine) subscriptions(ctx context.Context, userID, clientID string) ([]string, error) {
 	if e.subscribe == nil {
-		return normalizeBuckets([]string{userBucket(userID), globalBucket}), nil
+		return bucket.Normalize([]string{bucket.User(userID), bucket.Global}), nil
 	}
 	buckets, err := e.subscribe(ctx, e.db, userID, clientID)
 	if err != nil {
@@ -99,18 +92,11 @@ func (e *Engine) subscriptions(ctx context.Context, userID, clientID string) ([]
 		switch {
 		case b == "" || !utf8.ValidString(b) || len(b) > maxBucketIDLen:
 			return nil, fmt.Errorf("synchro: subscription rule returned an invalid bucket id %q for user %q", b, userID)
-		case strings.HasPrefix(b, reservedBucketPfx):
+		case strings.HasPrefix(b, bucket.ReservedPrefix):
 			return nil, fmt.Errorf("synchro: subscription rule returned the reserved bucket id %q for user %q", b, userID)
 		}
 	}
-	return normalizeBuckets(buckets), nil
-}
-
-// normalizeBuckets sorts bucket ids and removes duplicates.
-func normalizeBuckets(b []string) []string {
-	out := slices.Clone(b)
-	slices.Sort(out)
-	return slices.Compact(out)
+	return bucket.Normalize(buckets), nil
 }
 
 // bucketDiff reports the buckets of next missing from known (in next's
@@ -170,7 +156,7 @@ func (e *Engine) resubscribe(ctx context.Context, c *clientRow, next []string, c
 	if err != nil {
 		return fmt.Errorf("synchro: changing subscriptions: %w", err)
 	}
-	prev = normalizeBuckets(prev)
+	prev = bucket.Normalize(prev)
 	if slices.Equal(prev, next) {
 		return nil // a concurrent pull of the same client did it
 	}
@@ -188,7 +174,7 @@ func (e *Engine) resubscribe(ctx context.Context, c *clientRow, next []string, c
 	if _, err := tx.ExecContext(ctx, changelogWriteLock); err != nil {
 		return fmt.Errorf("synchro: changing subscriptions: %w", err)
 	}
-	private := clientBucket(c.ID)
+	private := bucket.Client(c.ID)
 	if len(removed) > 0 {
 		_, err = tx.ExecContext(ctx, unsubscribeSQL, private, removed, checkpoint, next, e.tableOrder)
 		if err != nil {

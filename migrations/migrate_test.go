@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgtest"
 	"github.com/synchrosync/synchro/migrations"
 )
@@ -488,10 +488,6 @@ func mapsEqual(a, b map[string]string) bool {
 func TestConstraints(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	const (
-		checkViolation  = "23514"
-		uniqueViolation = "23505"
-	)
 	tests := []struct {
 		name     string
 		setup    string
@@ -506,23 +502,23 @@ func TestConstraints(t *testing.T) {
 		{
 			name:     "changelog refuses another operation",
 			stmt:     `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:a', 't', '1', 4)`,
-			wantCode: checkViolation,
+			wantCode: pgerr.CheckViolation,
 		},
 		{
 			name:     "one client per user and client id",
 			setup:    `INSERT INTO synchro.clients (user_id, client_id) VALUES ('u', 'c')`,
 			stmt:     `INSERT INTO synchro.clients (user_id, client_id) VALUES ('u', 'c')`,
-			wantCode: uniqueViolation,
+			wantCode: pgerr.UniqueViolation,
 		},
 		{
 			name:     "compaction has a single row",
 			stmt:     `INSERT INTO synchro.compaction (singleton) VALUES (true)`,
-			wantCode: uniqueViolation,
+			wantCode: pgerr.UniqueViolation,
 		},
 		{
 			name:     "compaction singleton cannot be false",
 			stmt:     `INSERT INTO synchro.compaction (singleton) VALUES (false)`,
-			wantCode: checkViolation,
+			wantCode: pgerr.CheckViolation,
 		},
 		{
 			name: "a schema hash may come back under a new version",
@@ -544,11 +540,10 @@ func TestConstraints(t *testing.T) {
 				}
 			}
 			_, err = tx.ExecContext(t.Context(), tt.stmt)
-			var pgErr *pgconn.PgError
 			switch {
 			case tt.wantCode == "" && err != nil:
 				t.Fatalf("unexpected error: %v", err)
-			case tt.wantCode != "" && (!errors.As(err, &pgErr) || pgErr.Code != tt.wantCode):
+			case tt.wantCode != "" && pgerr.Code(err) != tt.wantCode:
 				t.Fatalf("error = %v, want SQLSTATE %s", err, tt.wantCode)
 			}
 		})

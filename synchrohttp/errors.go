@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgerr"
 )
 
 // This file maps errors to responses and writes the responses.
@@ -83,7 +83,7 @@ func classify(err error, clientGone bool) failure {
 		return failure{status: status, code: code, message: err.Error(), level: slog.LevelDebug}
 	}
 	switch {
-	case clientGone && (errors.Is(err, context.Canceled) || hasSQLState(err, sqlStateQueryCanceled)):
+	case clientGone && (errors.Is(err, context.Canceled) || pgerr.Code(err) == pgerr.QueryCanceled):
 		return failure{status: statusClientClosedRequest, code: codeCanceled, message: messageCanceled, level: slog.LevelDebug}
 	case errors.Is(err, synchro.ErrSchemaMismatch):
 		return client(http.StatusConflict, codeSchemaMismatch)
@@ -99,7 +99,7 @@ func classify(err error, clientGone bool) failure {
 		return client(http.StatusGone, codeSnapshotRequired)
 	case isBadRequest(err):
 		return client(http.StatusBadRequest, codeBadRequest)
-	case hasSQLState(err, sqlStateCharacterNotInRepertoire):
+	case pgerr.Code(err) == pgerr.CharacterNotInRepertoire:
 		// Only text from the request can hold a NUL: the engine passed
 		// one on to PostgreSQL, whose message is not for the client.
 		return failure{status: http.StatusBadRequest, code: codeBadRequest, message: messageBadText, level: slog.LevelDebug}
@@ -121,24 +121,10 @@ func isBadRequest(err error) bool {
 	return errors.As(err, &br) && br.BadRequest()
 }
 
-// SQLSTATE codes and classes the mapping branches on.
-const (
-	sqlStateQueryCanceled = "57014"
-	// sqlStateCharacterNotInRepertoire is what PostgreSQL answers to a
-	// NUL in a text parameter.
-	sqlStateCharacterNotInRepertoire = "22021"
-	sqlStateSerializationFailure     = "40001"
-	sqlStateDeadlockDetected         = "40P01"
-	sqlStateLockNotAvailable         = "55P03"
-	sqlStateAdminShutdown            = "57P01"
-	sqlStateCrashShutdown            = "57P02"
-	sqlStateCannotConnectNow         = "57P03"
-	sqlClassConnection               = "08"
-	sqlClassInsufficientResource     = "53"
-)
-
 // isTransient reports whether err is a failure that retrying later may
-// cure: see "Transient failures" in the package documentation.
+// cure: see "Transient failures" in the package documentation. A
+// PostgreSQL error is decided by pgerr.Transient, which says why it is
+// narrower than the push's pgerr.RecordRetryable.
 func isTransient(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, driver.ErrBadConn) {
 		return true
@@ -147,32 +133,13 @@ func isTransient(err error) bool {
 	if errors.As(err, &pgErr) {
 		// The server answered: its code decides, even when a network
 		// error is also in the chain.
-		return transientSQLState(pgErr.Code)
+		return pgerr.Transient(pgErr.Code)
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
 		return true
 	}
 	return pgconn.SafeToRetry(err) || pgconn.Timeout(err)
-}
-
-// transientSQLState reports whether a PostgreSQL error code is transient.
-func transientSQLState(code string) bool {
-	if strings.HasPrefix(code, sqlClassConnection) || strings.HasPrefix(code, sqlClassInsufficientResource) {
-		return true
-	}
-	switch code {
-	case sqlStateSerializationFailure, sqlStateDeadlockDetected, sqlStateLockNotAvailable, sqlStateQueryCanceled,
-		sqlStateAdminShutdown, sqlStateCrashShutdown, sqlStateCannotConnectNow:
-		return true
-	}
-	return false
-}
-
-// hasSQLState reports whether err is a PostgreSQL error with code.
-func hasSQLState(err error, code string) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == code
 }
 
 // writeError answers r with the failure err maps to. A schema mismatch

@@ -5,18 +5,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro"
-	"github.com/synchrosync/synchro/internal/bucketrow"
+	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgcatalog"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -190,7 +189,7 @@ func (b *batch) preload(txns []*txn, size int) error {
 			add(recKey{ev.table, ev.id})
 			add(recKey{ev.table, ev.oldID})
 			if cfg := b.a.tables[ev.table]; cfg != nil && b.parentDerived(cfg) {
-				if fk, ok := textValue(ev.newRow[cfg.ParentFKCol]); ok {
+				if fk, ok := bucket.Text(ev.newRow[cfg.ParentFKCol]); ok {
 					add(recKey{cfg.ParentTable, fk})
 				}
 			}
@@ -330,7 +329,7 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 			cur, err := b.current(k)
 			return cur, err == nil, err
 		}
-		s, ok := textValue(fk)
+		s, ok := bucket.Text(fk)
 		if !ok {
 			return []string{}, true, nil
 		}
@@ -341,7 +340,7 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 		cur, err := b.current(k)
 		return cur, err == nil, err
 	}
-	ctx := bucketrow.WithOldRow(b.ctx, ev.oldRow)
+	ctx := bucket.WithOldRow(b.ctx, ev.oldRow)
 	buckets, err := b.a.assigner.AssignBuckets(ctx, cfg.TableName, k.id, op, ev.newRow)
 	if err != nil {
 		payload, mErr := json.Marshal(map[string]any{"new_row": ev.newRow, "old_row": ev.oldRow})
@@ -355,7 +354,7 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 			"table", k.table, "id", k.id, "error", err)
 		return nil, false, nil
 	}
-	return normalize(buckets), true, nil
+	return bucket.Normalize(buckets), true, nil
 }
 
 // bucketColumnsPresent reports whether the columns the JoinResolver reads
@@ -376,13 +375,6 @@ func bucketColumnsPresent(cfg *synchro.TableConfig, row rowValues) bool {
 func deleted(cfg *synchro.TableConfig, row rowValues) bool {
 	v, ok := row[cfg.DeletedAtColumn]
 	return ok && v != nil
-}
-
-// normalize sorts and de-duplicates bucket ids, dropping empty ones.
-func normalize(buckets []string) []string {
-	out := slices.DeleteFunc(slices.Clone(buckets), func(s string) bool { return s == "" })
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // move sets a record's buckets to next (nil: none, the record is gone) and
@@ -677,8 +669,7 @@ func (b *batch) insertEdges(l edgeList) error {
 		return err
 	}
 	_, err := b.tx.ExecContext(b.ctx, insertEdgesSQL, l.tables, l.ids, l.buckets)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != uniqueViolation {
+	if pgerr.Code(err) != pgerr.UniqueViolation {
 		return err
 	}
 	b.a.logger.DebugContext(b.ctx, "wal: some bucket edges were stored meanwhile; inserting the others", "error", err)
@@ -688,9 +679,6 @@ func (b *batch) insertEdges(l edgeList) error {
 	_, err = b.tx.ExecContext(b.ctx, insertEdgesSQL+` ON CONFLICT DO NOTHING`, l.tables, l.ids, l.buckets)
 	return err
 }
-
-// uniqueViolation is the SQLSTATE of a duplicate key.
-const uniqueViolation = "23505"
 
 // insertEdgesSQL inserts the edges ($1 tables, $2 ids, $3 buckets).
 const insertEdgesSQL = `
@@ -703,22 +691,4 @@ func nullable(b []byte) any {
 		return nil
 	}
 	return string(b)
-}
-
-// textValue formats a decoded value as the text a bucket id or key uses;
-// false for NULL.
-func textValue(v any) (string, bool) {
-	switch x := v.(type) {
-	case nil:
-		return "", false
-	case string:
-		return x, x != ""
-	case json.Number:
-		return x.String(), true
-	case json.RawMessage:
-		return strings.TrimSpace(string(x)), true
-	default:
-		s := fmt.Sprint(x)
-		return s, s != ""
-	}
 }

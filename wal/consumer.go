@@ -338,7 +338,7 @@ func (c *Consumer) session(ctx context.Context) error {
 	args := []string{"proto_version '1'", "publication_names " + pgident.QuoteLiteral(pgident.Quote(c.cfg.PublicationName))}
 	if err := pglogrepl.StartReplication(ctx, repl, c.cfg.SlotName, start, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+		if isSlotInUse(err) && errors.As(err, &pgErr) {
 			return fmt.Errorf("%w: %s", errSlotInUse, pgErr.Message)
 		}
 		return fmt.Errorf("wal: starting replication on slot %s: %w", c.cfg.SlotName, err)

@@ -32,10 +32,11 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
@@ -1113,8 +1114,7 @@ func (e *faultEnv) dropSlot() {
 	e.t.Helper()
 	faultPoll(e.t, "the slot to be dropped", faultTimeout, func() (bool, string) {
 		_, err := e.db.Super.Exec(`SELECT pg_drop_replication_slot($1)`, e.cfg.SlotName)
-		var pgErr *pgconn.PgError
-		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "55006") {
+		if err != nil && pgerr.Code(err) != pgerr.ObjectInUse {
 			e.t.Fatalf("dropping the slot: %v", err)
 		}
 		return err == nil, fmt.Sprint(err)
@@ -1247,8 +1247,8 @@ func TestFaultDroppedSlot(t *testing.T) {
 	marker := faultMaxSeq(t, e.db.Super)
 	var markerBucket string
 	if err := e.db.Super.QueryRow(`SELECT bucket_id FROM synchro.changelog WHERE seq = $1`, marker).Scan(&markerBucket); err != nil ||
-		marker <= maxSeq || markerBucket != boundaryMarkerBucket {
-		t.Errorf("after the recreation: max seq %d (was %d) in bucket %q (%v), want one marker row in %q", marker, maxSeq, markerBucket, err, boundaryMarkerBucket)
+		marker <= maxSeq || markerBucket != bucket.BoundaryMarker {
+		t.Errorf("after the recreation: max seq %d (was %d) in bucket %q (%v), want one marker row in %q", marker, maxSeq, markerBucket, err, bucket.BoundaryMarker)
 	}
 	if b := faultBoundary(t, e.db.Super); b != marker {
 		t.Errorf("compaction boundary %d, want the marker's seq %d", b, marker)

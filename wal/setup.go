@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -90,8 +92,7 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 	var unpublished []string
 	if len(rows) == 0 {
 		_, err := exec(ctx, conn, `CREATE PUBLICATION `+pgident.Quote(pub)+` FOR TABLE `+strings.Join(rels, ", "))
-		var pgErr *pgconn.PgError
-		if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // created meanwhile by another consumer
+		if err != nil && pgerr.Code(err) != pgerr.DuplicateObject { // created meanwhile by another consumer
 			return nil, nil, nil, fmt.Errorf("wal: creating publication %s: %w", pub, err)
 		}
 		if err == nil {
@@ -169,8 +170,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 		Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT",
 	})
 	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42710" {
+		if pgerr.Code(err) == pgerr.DuplicateObject {
 			return 0, false, fmt.Errorf("%w: created meanwhile by another consumer", errSlotInUse)
 		}
 		return 0, false, fmt.Errorf("wal: creating slot %s: %w", slot, err)
@@ -232,8 +232,7 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 		slices.Sort(rels)
 		pub := c.cfg.PublicationName
 		if _, err := exec(ctx, mgmt, `ALTER PUBLICATION `+pgident.Quote(pub)+` ADD TABLE `+strings.Join(rels, ", ")); err != nil {
-			var pgErr *pgconn.PgError
-			if !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // already a member
+			if pgerr.Code(err) != pgerr.DuplicateObject { // already a member
 				return fmt.Errorf("wal: adding tables to publication %s: %w", pub, err)
 			}
 		}
@@ -245,9 +244,10 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 	return c.backfill(ctx, mgmt, "", missing, 0, false)
 }
 
+// isSlotInUse reports whether err is the server refusing a slot another
+// connection streams from.
 func isSlotInUse(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "55006"
+	return pgerr.Code(err) == pgerr.ObjectInUse
 }
 
 // backfill records the buckets of every row of the tables names, replacing
@@ -315,7 +315,7 @@ WITH marker AS (
 	INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 	VALUES ($1, '', '', 3) RETURNING seq
 )
-UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq FROM marker)), compacted_at = now()`, boundaryMarkerBucket); err != nil {
+UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq FROM marker)), compacted_at = now()`, bucket.BoundaryMarker); err != nil {
 			return fmt.Errorf("wal: backfill: raising the compaction boundary: %w", err)
 		}
 	}
@@ -397,8 +397,3 @@ func parentsFirst(tables map[string]*synchro.TableConfig, names []string) []*syn
 	}
 	return out
 }
-
-// boundaryMarkerBucket is the bucket of the marker changelog row written
-// when the compaction boundary is raised after a lost slot. No client
-// follows it.
-const boundaryMarkerBucket = "synchro:boundary"

@@ -72,14 +72,16 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/synchrosync/synchro/internal/pgerr"
 )
 
 // AppRole is the login role of [Database.App] and [Database.AppDSN]: no
@@ -303,24 +305,8 @@ func closePool(t testing.TB, name string, db *sql.DB) {
 	}
 }
 
-// SQLSTATE codes the harness branches on.
-const (
-	codeDuplicateObject = "42710"
-	codeUniqueViolation = "23505"
-	codeObjectInUse     = "55006"
-	codeUndefinedObject = "42704"
-)
-
 // hasCode reports whether err is a PostgreSQL error with one of codes.
 func hasCode(err error, codes ...string) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	for _, c := range codes {
-		if pgErr.Code == c {
-			return true
-		}
-	}
-	return false
+	code := pgerr.Code(err)
+	return code != "" && slices.Contains(codes, code)
 }

@@ -3,13 +3,13 @@ package pgtest_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
@@ -127,7 +127,7 @@ func TestAppRoleIsSubjectToRLS(t *testing.T) {
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO notes VALUES (4, 'alice', 'forged')`); err == nil {
 		t.Error("App as bob inserted a note owned by alice")
-	} else if !isCode(err, "42501") {
+	} else if !isCode(err, pgerr.InsufficientPrivilege) {
 		t.Errorf("inserting alice's note as bob: %v, want insufficient_privilege", err)
 	}
 	_ = tx.Rollback()
@@ -171,8 +171,7 @@ func noteIDs(t *testing.T, q querier) []int {
 }
 
 func isCode(err error, code string) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == code
+	return pgerr.Code(err) == code
 }
 
 func TestMigratedDatabase(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pglocal"
 )
 
@@ -195,7 +196,7 @@ func (s *server) ensureAppRole(ctx context.Context) error {
 	}
 	create := `CREATE ROLE ` + ident(AppRole) + ` LOGIN PASSWORD ` + password +
 		` NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`
-	if _, err := s.admin.ExecContext(ctx, create); err != nil && !hasCode(err, codeDuplicateObject, codeUniqueViolation) {
+	if _, err := s.admin.ExecContext(ctx, create); err != nil && !hasCode(err, pgerr.DuplicateObject, pgerr.UniqueViolation) {
 		return fmt.Errorf("creating role %s: %w", AppRole, err)
 	}
 
@@ -285,7 +286,7 @@ func (s *server) createDatabase(ctx context.Context, name, tmpl string) error {
 		if err == nil {
 			return nil
 		}
-		if !hasCode(err, codeObjectInUse) || attempt == attempts {
+		if !hasCode(err, pgerr.ObjectInUse) || attempt == attempts {
 			return fmt.Errorf("creating database %s from %s: %w", name, tmpl, err)
 		}
 		if err := s.terminateSessions(ctx, tmpl); err != nil {
@@ -348,10 +349,10 @@ func (s *server) dropSlots(ctx context.Context, name string) error {
 			_, err := s.admin.ExecContext(ctx, `SELECT pg_drop_replication_slot($1)`, slot)
 			switch {
 			case err == nil:
-			case hasCode(err, codeObjectInUse):
+			case hasCode(err, pgerr.ObjectInUse):
 				// Its walsender has not exited yet.
 				inUse = true
-			case hasCode(err, codeUndefinedObject):
+			case hasCode(err, pgerr.UndefinedObject):
 				// Dropped meanwhile: a temporary slot whose session ended.
 			default:
 				return fmt.Errorf("dropping replication slot %s: %w", slot, err)

@@ -1,9 +1,10 @@
-// Package bucketrow carries the old row of a change from the WAL consumer to
-// a bucket resolver through the context, so that BucketAssigner keeps its
-// documented signature while SQL bucket functions still receive old_row.
-package bucketrow
+package bucket
 
 import "context"
+
+// This file carries the old row of a change from the WAL consumer to a
+// bucket resolver through the context, so that BucketAssigner keeps its
+// documented signature while SQL bucket functions still receive old_row.
 
 type oldRowKey struct{}
 

@@ -1,0 +1,67 @@
+// Package bucket is the vocabulary of bucket ids that the engine (package
+// synchro) and the change capture (package wal) share and must agree on:
+// the ids and prefixes with a meaning of their own, how a column value
+// becomes the text of a bucket id or of a record key ([Text]), the two ways
+// of tidying a list of ids ([Normalize], [Dedupe]), and the old row of a
+// change, carried through a context to the bucket rules ([WithOldRow]).
+package bucket
+
+import "slices"
+
+// Bucket ids and prefixes with a meaning of their own.
+const (
+	// UserPrefix starts the personal bucket of a user, "user:<id>" (see
+	// [User]). It is also the default TableConfig.BucketPrefix.
+	UserPrefix = "user:"
+
+	// Global is the bucket every client follows for rows readable by all.
+	Global = "global"
+
+	// ReservedPrefix starts the bucket ids the library keeps for itself;
+	// a subscription rule may not return one.
+	ReservedPrefix = "synchro:"
+
+	// ClientPrefix starts the private bucket of one client (see [Client]).
+	ClientPrefix = ReservedPrefix + "client:"
+
+	// BoundaryMarker is the bucket of the marker changelog row written
+	// when the compaction boundary is raised after a lost slot. No client
+	// follows it.
+	BoundaryMarker = ReservedPrefix + "boundary"
+)
+
+// User returns the personal bucket of a user: every client of the user
+// follows it, and push accepts writes only to records in it.
+func User(userID string) string { return UserPrefix + userID }
+
+// Client returns the private bucket of one client, given its row id (the
+// id column of synchro.clients): the changelog rows that bring it the rows
+// of a bucket it gained, or remove those of a bucket it lost. Only that
+// client follows it.
+func Client(rowID string) string { return ClientPrefix + rowID }
+
+// Normalize returns ids sorted, without duplicates and without empty ids,
+// in a new slice (nil for nil): the form in which a client's subscriptions
+// and a record's buckets are stored and compared.
+func Normalize(ids []string) []string {
+	out := slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == "" })
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Dedupe returns ids without empty and repeated ids, keeping the first
+// occurrence of each where it was, in a new slice; never nil. Unlike
+// [Normalize] it keeps the order, for answers whose order means something
+// (a resolver's buckets, in the order of its rules).
+func Dedupe(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	seen := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; id == "" || dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		out = append(out, id)
+	}
+	return out
+}
