@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/synchrosync/synchro/internal/pgident"
 )
 
 // Engine is the top-level sync orchestrator.
@@ -307,40 +305,4 @@ func (e *Engine) StartCompaction(ctx context.Context, interval time.Duration) {
 			}
 		}
 	}()
-}
-
-// pruneStatements returns, for every table with a deleted-at column that
-// is no registered table's parent, the statement deleting the bucket edges
-// of its rows soft-deleted more than $1 microseconds ago.
-//
-// A parent table's edges are never pruned: children take their parent
-// row's recorded buckets, and a child may be created under a soft-deleted
-// parent at any time (by a push or by the application), so a parent pruned
-// while it had no children would leave a later child in no bucket, synced to
-// nobody (found by the convergence model with compaction running in the
-// background).
-func (e *Engine) pruneStatements(m *manifest) []pruneStatement {
-	parents := map[string]bool{}
-	for _, child := range e.registry.All() {
-		if child.ParentTable != "" {
-			parents[child.ParentTable] = true
-		}
-	}
-	var out []pruneStatement
-	for _, name := range e.tableNames {
-		t := m.table(name)
-		if t == nil || !t.hasDeletedAt || parents[name] {
-			continue
-		}
-		// Each edge of the table is probed by key in the table (the OFFSET
-		// 0 keeps the EXISTS apart): linear in the table's edges whatever
-		// the statistics say. As a join, PostgreSQL without statistics
-		// could pair every edge with every deleted row.
-		q := fmt.Sprintf(`DELETE FROM synchro.bucket_edges AS e
- WHERE e.table_name = %s
-   AND EXISTS (SELECT 1 FROM %s AS x WHERE x.%s = CAST(e.record_id AS %s) AND x.%s < %s OFFSET 0)`,
-			pgident.QuoteLiteral(name), t.quoted, pgident.Quote(t.pk), t.pkType(), pgident.Quote(t.cfg.DeletedAtColumn), olderThanParam)
-		out = append(out, pruneStatement{table: name, quoted: t.quoted, sql: q})
-	}
-	return out
 }

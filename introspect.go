@@ -157,7 +157,7 @@ type catalogType struct {
 // one, the column. Problems with the schema itself (no or a composite primary
 // key, an unsupported column type, a NOT NULL column of a pushable table with
 // a default clients cannot reproduce offline) wrap ErrUnsupportedSchemaFeature.
-func introspect(ctx context.Context, db DB, reg *Registry) (*schemaSnapshot, error) {
+func introspect(ctx context.Context, db DB, reg *Registry) (*introspection, error) {
 	if db == nil {
 		return nil, errors.New("synchro: introspect: nil database")
 	}
@@ -181,7 +181,7 @@ func introspect(ctx context.Context, db DB, reg *Registry) (*schemaSnapshot, err
 		return nil, err
 	}
 
-	snap := &schemaSnapshot{
+	snap := &introspection{
 		tables: make([]SchemaTable, 0, len(cfgs)),
 		info:   make(map[string]*tableInfo, len(cfgs)),
 	}

@@ -41,7 +41,7 @@ func execSQL(t *testing.T, db *sql.DB, stmts ...string) {
 }
 
 // mustIntrospect runs introspect and fails the test on error.
-func mustIntrospect(t *testing.T, db DB, reg *Registry) *schemaSnapshot {
+func mustIntrospect(t *testing.T, db DB, reg *Registry) *introspection {
 	t.Helper()
 	snap, err := introspect(t.Context(), db, reg)
 	if err != nil {
@@ -51,7 +51,7 @@ func mustIntrospect(t *testing.T, db DB, reg *Registry) *schemaSnapshot {
 }
 
 // contractTable returns the contract entry of the named table.
-func contractTable(t *testing.T, snap *schemaSnapshot, name string) SchemaTable {
+func contractTable(t *testing.T, snap *introspection, name string) SchemaTable {
 	t.Helper()
 	for _, st := range snap.tables {
 		if st.TableName == name {

@@ -35,7 +35,7 @@ const (
 type manifest struct {
 	version   int64
 	hash      string
-	snap      *schemaSnapshot
+	snap      *introspection
 	checkedAt time.Time
 	// owner is how the caller's user id is spelled for the owner columns.
 	owner ownerForm
@@ -148,7 +148,7 @@ func (c *schemaCache) refreshLocked(ctx context.Context) (*manifest, error) {
 
 // sameTables reports whether two introspections describe the same tables:
 // the same contract (hash) resolved to the same relations.
-func sameTables(a, b *schemaSnapshot) bool {
+func sameTables(a, b *introspection) bool {
 	if a.hash != b.hash || len(a.info) != len(b.info) {
 		return false
 	}

@@ -3,17 +3,14 @@ package synchro
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/bucket"
-	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -22,10 +19,6 @@ const (
 	// maxKnownBuckets bounds PullRequest.KnownBuckets.
 	maxKnownBuckets = maxSubscriptions
 )
-
-// readTxOptions is the transaction every page is read in: one consistent
-// snapshot, no writes.
-var readTxOptions = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 
 // Pull retrieves changes for a client since their checkpoint.
 //
@@ -680,86 +673,4 @@ func (p *puller) hydrate(ctx context.Context, tx pullTx, entries []*pageEntry) e
 		}
 	}
 	return nil
-}
-
-// readRow is one row a read statement returned; ok tells whether it may
-// go to the client.
-type readRow struct {
-	rec *Record
-	ok  bool
-}
-
-// readRows runs one of info's read statements. Every row the SQL rules
-// let through may go to the client; with a custom OwnershipResolver each
-// row is then checked in Go against subs.
-func (e *Engine) readRows(ctx context.Context, tx *sql.Tx, info *tableInfo, subs []string,
-	query func(*readStatements) (*sql.Rows, error)) ([]readRow, error) {
-	_, sqlRules := e.ownership.(*JoinResolver)
-	st, err := info.readSQL(e.registry, sqlRules)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := query(st)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []readRow
-	var wholes []string
-	for rows.Next() {
-		var (
-			id      string
-			data    []byte // database/sql hands over a copy of its own
-			updated sql.NullTime
-			whole   sql.NullString
-		)
-		if err := rows.Scan(&id, &data, &updated, &whole); err != nil {
-			return nil, err
-		}
-		r := &Record{ID: id, TableName: info.cfg.TableName, Data: json.RawMessage(data)}
-		if updated.Valid {
-			r.UpdatedAt = updated.Time.UTC()
-		}
-		out = append(out, readRow{rec: r, ok: sqlRules})
-		wholes = append(wholes, whole.String)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close()
-	if !sqlRules {
-		for i := range out {
-			if out[i].ok, err = e.resolverAllows(ctx, tx, info, out[i].rec.ID, wholes[i], subs); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return out, nil
-}
-
-// resolverAllows asks the custom OwnershipResolver whether the row (whole,
-// the row as JSON) is in one of subs.
-func (e *Engine) resolverAllows(ctx context.Context, tx *sql.Tx, info *tableInfo, id, whole string, subs []string) (bool, error) {
-	dec := json.NewDecoder(strings.NewReader(whole))
-	dec.UseNumber()
-	var vals map[string]any
-	if err := dec.Decode(&vals); err != nil {
-		return false, fmt.Errorf("decoding row %q: %w", id, err)
-	}
-	buckets, err := e.ownership.ResolveOwner(ctx, tx, info.cfg.TableName, id, vals)
-	if err != nil {
-		return false, fmt.Errorf("resolving the buckets of %q: %w", id, err)
-	}
-	for _, b := range buckets {
-		if _, found := slices.BinarySearch(subs, b); found {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// isDataError reports whether err is PostgreSQL refusing a value (SQLSTATE
-// class 22: invalid text representation, out of range, ...).
-func isDataError(err error) bool {
-	return pgerr.Class(pgerr.Code(err)) == pgerr.ClassDataException
 }

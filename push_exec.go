@@ -8,17 +8,16 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro/internal/bucket"
-	"github.com/synchrosync/synchro/internal/pgident"
 )
 
-// This file holds the decisions of push and the statements that carry them
-// out, for one record or for a group of records of one table.
+// This file holds the decisions of push, for one record or for a group of
+// records of one table, and the writes that carry them out; the statements
+// themselves are built in tablesql.go.
 
 // lockedRow is the current state of a record, read under FOR UPDATE.
 type lockedRow struct {
@@ -549,78 +548,6 @@ func (p *pusher) write(ctx context.Context, items []*pushItem) (*recordFailure, 
 	return nil, nil
 }
 
-// pushStatements are the fixed statements push runs on one table.
-type pushStatements struct {
-	// lock: $1 text[] of ids -> id (as pushed), data, updated_at,
-	// deleted_at, owner, parent fk, bucket column, rows locked FOR UPDATE in
-	// primary key order.
-	lock string
-	// delete: $1 text[] of ids -> position in $1, deleted_at (NULL for a
-	// hard delete).
-	delete string
-}
-
-// pkType is the SQL type a key given as text is cast to: the primary
-// key's type without its modifier. With it, an explicit cast truncates or
-// rounds ('abcdef' to varchar(3) is 'abc', '1.234' to numeric(5,2) is
-// 1.23), so that an id would name another row.
-func (t *tableInfo) pkType() string {
-	c := t.column(t.pk)
-	if c.castType != "" {
-		return c.castType
-	}
-	return c.dbType
-}
-
-func (t *tableInfo) pushSQL() *pushStatements {
-	t.pushOnce.Do(func() {
-		cfg := t.cfg
-		pk := pgident.Quote(t.pk)
-		textCol := func(col string) string {
-			if col == "" || t.column(col) == nil {
-				return "NULL::text"
-			}
-			return "x." + pgident.Quote(col) + "::text"
-		}
-		tsCol := func(col string, present bool) string {
-			if !present {
-				return "NULL::timestamptz"
-			}
-			return "x." + pgident.Quote(col)
-		}
-		proj := t.deliveredSQL("x")
-		s := &pushStatements{}
-		// The ids are cast as one array, not in the join condition, so that
-		// under row-level security the rows are still looked up by key (see
-		// readStatements.hydrate).
-		s.lock = fmt.Sprintf(`SELECT r.id, (SELECT row_to_json(s.*)::text FROM (SELECT %s) AS s), %s, %s, %s, %s, %s
-FROM unnest($1::text[], CAST($1::text[] AS %s[])) AS r(id, key) JOIN %s AS x ON x.%s = r.key
-ORDER BY x.%s FOR UPDATE OF x`,
-			strings.Join(proj, ", "),
-			tsCol(cfg.UpdatedAtColumn, t.hasUpdatedAt), tsCol(cfg.DeletedAtColumn, t.hasDeletedAt),
-			textCol(cfg.OwnerColumn), textCol(cfg.ParentFKCol), textCol(cfg.BucketByColumn),
-			t.pkType(), t.quoted, pk, pk)
-		ids := fmt.Sprintf(`unnest(CAST($1::text[] AS %s[])) WITH ORDINALITY AS r(id, ord)`, t.pkType())
-		if t.hasDeletedAt {
-			// A soft delete is a new version of the row: deleted-at and
-			// updated-at both take it. Without an updated-at column there
-			// are no versions, and deleted-at is the database clock.
-			set := pgident.Quote(cfg.DeletedAtColumn) + " = clock_timestamp()"
-			if t.hasUpdatedAt {
-				at := t.versionSQL("($2::timestamptz[])[r.ord]")
-				set = pgident.Quote(cfg.DeletedAtColumn) + " = " + at + ", " + pgident.Quote(cfg.UpdatedAtColumn) + " = " + at
-			}
-			s.delete = fmt.Sprintf(`UPDATE %s AS x SET %s FROM %s WHERE x.%s = r.id RETURNING r.ord, x.%s`,
-				t.quoted, set, ids, pk, pgident.Quote(cfg.DeletedAtColumn))
-		} else {
-			s.delete = fmt.Sprintf(`DELETE FROM %s AS x USING %s WHERE x.%s = r.id RETURNING r.ord, NULL::timestamptz`,
-				t.quoted, ids, pk)
-		}
-		t.push = s
-	})
-	return t.push
-}
-
 // clientTime is the edit time of rec as the engine counts it: the device's
 // client_updated_at, never later than the database clock at the start of
 // the push plus Config.ClockSkewTolerance, to the microsecond (as
@@ -664,107 +591,4 @@ func (p *pusher) baseVersion(it *pushItem, row *lockedRow) *time.Time {
 		}
 	}
 	return it.rec.BaseUpdatedAt
-}
-
-// versionSQL is the new version (updated-at) of a row of the table x that
-// an edit made at the time at (SQL) writes: the edit time, or just after
-// the row's current version when that is not earlier, so that the
-// versions of a row only move forward and each names one state of the row
-// (a device's base_updated_at). The step is the column's precision: a
-// microsecond, or more for a column declared with fewer fractional digits.
-func (t *tableInfo) versionSQL(at string) string {
-	col := "x." + pgident.Quote(t.cfg.UpdatedAtColumn)
-	return fmt.Sprintf("GREATEST(%s + interval '%d microseconds', %s)", col, t.versionStep(), at)
-}
-
-// versionStep is the smallest step of the updated-at column, in
-// microseconds: 10^(6-p) for a column of precision p (timestamptz(p)).
-func (t *tableInfo) versionStep() int {
-	ty := t.column(t.cfg.UpdatedAtColumn).dbType
-	step := 1
-	if i := strings.IndexByte(ty, '('); i >= 0 && i+2 < len(ty) && ty[i+2] == ')' && ty[i+1] >= '0' && ty[i+1] <= '6' {
-		for range 6 - int(ty[i+1]-'0') {
-			step *= 10
-		}
-	}
-	return step
-}
-
-// insertSQL inserts one row per object of the JSON array $1, setting the
-// columns cols converted to their types by jsonb_populate_record, and
-// updated-at from the database clock. It returns each row's position in $1
-// and its new updated-at. The source rows get generated column names (o, v1,
-// v2, ...), so no table column can clash with an alias.
-func (t *tableInfo) insertSQL(cols []string) string {
-	var names, srcCols, picks, values []string
-	pkSrc := ""
-	for i, c := range cols {
-		v := fmt.Sprintf("v%d", i+1)
-		names = append(names, pgident.Quote(c))
-		srcCols = append(srcCols, v)
-		picks = append(picks, "r."+pgident.Quote(c))
-		values = append(values, v)
-		if c == t.pk {
-			pkSrc = v
-		}
-	}
-	returning := "NULL::timestamptz"
-	if t.hasUpdatedAt {
-		// A new row's first version is its edit time ($2, see editTime).
-		names = append(names, pgident.Quote(t.cfg.UpdatedAtColumn))
-		values = append(values, "($2::timestamptz[])[o]")
-		returning = "ins." + pgident.Quote(t.cfg.UpdatedAtColumn)
-	}
-	pk := pgident.Quote(t.pk)
-	return fmt.Sprintf(`WITH src(o, %s) AS MATERIALIZED (
-	SELECT e.o, %s FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, o), LATERAL jsonb_populate_record(NULL::%s, e.doc) AS r
-), ins AS (
-	INSERT INTO %s (%s) SELECT %s FROM src ORDER BY src.o RETURNING *
-)
-SELECT src.o, %s FROM ins JOIN src ON src.%s = ins.%s`,
-		strings.Join(srcCols, ", "), strings.Join(picks, ", "), t.quoted,
-		t.quoted, strings.Join(names, ", "), strings.Join(values, ", "),
-		returning, pkSrc, pk)
-}
-
-// updateSQL updates one row per object of the JSON array $1 (matched by
-// primary key), setting the columns cols and updated-at from the database
-// clock and, when resurrecting, clearing deleted-at. It returns each row's
-// position in $1 and its new updated-at.
-func (t *tableInfo) updateSQL(cols []string, resurrect bool) string {
-	var set []string
-	for _, c := range cols {
-		set = append(set, pgident.Quote(c)+" = r."+pgident.Quote(c))
-	}
-	returning := "NULL::timestamptz"
-	if t.hasUpdatedAt {
-		set = append(set, pgident.Quote(t.cfg.UpdatedAtColumn)+" = "+t.versionSQL("($2::timestamptz[])[e.o]"))
-		returning = "x." + pgident.Quote(t.cfg.UpdatedAtColumn)
-	}
-	if resurrect && t.hasDeletedAt {
-		set = append(set, pgident.Quote(t.cfg.DeletedAtColumn)+" = NULL")
-	}
-	pk := pgident.Quote(t.pk)
-	if len(set) == 0 {
-		// Nothing to write: touch the key so the row is still reported.
-		set = append(set, pk+" = x."+pk)
-	}
-	return fmt.Sprintf(`UPDATE %s AS x SET %s
-FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, o), LATERAL jsonb_populate_record(NULL::%s, e.doc) AS r
-WHERE x.%s = r.%s RETURNING e.o, %s`,
-		t.quoted, strings.Join(set, ", "), t.quoted, pk, pk, returning)
-}
-
-// distinctKeysSQL counts the distinct primary keys the ids of $1 spell, to
-// detect two spellings of one row ('0042' and '42', upper and lower case
-// UUIDs).
-func (t *tableInfo) distinctKeysSQL() string {
-	return fmt.Sprintf(`SELECT count(DISTINCT CAST(r.id AS %s)) FROM unnest($1::text[]) AS r(id)`, t.pkType())
-}
-
-// textKey reports whether the primary key's text is the key itself, so that
-// two different ids are always two different rows.
-func (t *tableInfo) textKey() bool {
-	ty := t.pkType()
-	return ty == "text" || strings.HasPrefix(ty, "character varying")
 }

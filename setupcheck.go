@@ -2,7 +2,6 @@ package synchro
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,12 +10,6 @@ import (
 // This file holds the checks NewEngine makes of its database before it
 // starts, so that a wrong setup says so at once instead of failing or
 // misbehaving quietly later.
-
-// ErrNotMigrated is returned (wrapped) by NewEngine when the database lacks
-// the tables of package migrations, or the columns of a newer migration:
-// migrations.Migrate has not been run (or not since the library was
-// upgraded). The error names what is missing.
-var ErrNotMigrated = errors.New("synchro: the database is not migrated: run migrations.Migrate (package github.com/synchrosync/synchro/migrations) first")
 
 // migrationMarks are objects each migration creates, newest last: the
 // first one missing names the migration that was not applied. Existence is

@@ -139,8 +139,9 @@ func (t *tableInfo) column(name string) *columnInfo {
 	return nil
 }
 
-// schemaSnapshot is one introspection of every registered table.
-type schemaSnapshot struct {
+// introspection is what one reading of the catalog learned about every
+// registered table ("snapshot" means only the client bootstrap).
+type introspection struct {
 	// tables is the canonical schema contract, sorted by table name.
 	tables []SchemaTable
 	// info holds the introspected tables by registered TableName.
