@@ -42,11 +42,7 @@ const restartTimeout = 2 * time.Minute
 // be called from the test's goroutine.
 func NewDedicatedServer(t testing.TB) *DedicatedServer {
 	t.Helper()
-	shared := active.Load()
-	if shared == nil {
-		t.Fatal("pgtest: no PostgreSQL server: call pgtest.Main from TestMain")
-		return nil
-	}
+	shared := shared(t)
 	if !shared.local {
 		t.Skipf("pgtest: a dedicated server needs the local PostgreSQL binaries (%s=%s); these tests use %s",
 			envBackend, backendLocal, shared.describe)

@@ -18,7 +18,7 @@ import (
 // untouched, and the end of the test stops the server and removes its files.
 func TestDedicatedServerRestart(t *testing.T) {
 	t.Parallel()
-	if !active.Load().local {
+	if !shared(t).local {
 		t.Skip("the tests do not use the local PostgreSQL binaries")
 	}
 	var (
@@ -43,7 +43,7 @@ func TestDedicatedServerRestart(t *testing.T) {
 		).Scan(&dataDir, &before, &port); err != nil {
 			t.Fatal(err)
 		}
-		if shared := active.Load(); shared.base.Host == localBase(port).Host {
+		if shared := shared(t); shared.base.Host == localBase(port).Host {
 			t.Fatalf("the dedicated server listens on the shared server's address %s", shared.base.Host)
 		}
 		if _, err := db.Super.ExecContext(ctx, `
@@ -98,12 +98,12 @@ func TestDedicatedServerRestart(t *testing.T) {
 			t.Errorf("a database created after the restart: %d rows in synchro.compaction, %v", n, err)
 		}
 		// The shared server did not restart.
-		var shared time.Time
-		if err := active.Load().admin.QueryRowContext(ctx, `SELECT pg_postmaster_start_time()`).Scan(&shared); err != nil {
+		var sharedStart time.Time
+		if err := shared(t).admin.QueryRowContext(ctx, `SELECT pg_postmaster_start_time()`).Scan(&sharedStart); err != nil {
 			t.Fatal(err)
 		}
-		if !shared.Before(before) {
-			t.Errorf("the shared server started at %v, after the dedicated one (%v)", shared, before)
+		if !sharedStart.Before(before) {
+			t.Errorf("the shared server started at %v, after the dedicated one (%v)", sharedStart, before)
 		}
 	})
 	if dataDir == "" {
@@ -124,7 +124,7 @@ func TestDedicatedServerRestart(t *testing.T) {
 // dedicated server is skipped when the tests use an external server or a
 // container. Not parallel: it swaps the shared server.
 func TestDedicatedServerSkipsOtherBackends(t *testing.T) {
-	real := active.Load()
+	real := shared(t)
 	active.Store(&server{describe: "the server of " + envDatabaseURL})
 	defer active.Store(real)
 	var started bool

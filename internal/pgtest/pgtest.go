@@ -67,7 +67,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -115,18 +114,21 @@ type Database struct {
 	App *sql.DB
 }
 
-// active is the server started by Main, nil before.
+// active is the shared server, nil until its first use (see shared).
 var active atomic.Pointer[server]
 
-// Main starts one PostgreSQL server for the test binary, runs the tests and
-// stops the server. Call it from TestMain:
+// Main runs the tests with one PostgreSQL server for the test binary,
+// started by the first test that asks for a database, and stops it at the
+// end. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
-// It never returns: it exits with the tests' exit code, after stopping the
-// server and removing its files even when tests failed. SIGINT and SIGTERM
-// stop the server too. When no server can be found or started, Main prints
-// why and how to provide one, and exits with status 1.
+// Tests that need no database (decoders, registry checks, SQL text) run
+// without one: a binary that runs only those starts no server. Main never
+// returns: it exits with the tests' exit code, after stopping the server and
+// removing its files even when tests failed. SIGINT and SIGTERM stop the
+// server too. When no server can be found or started, each test that asks
+// for a database fails with why and how to provide one.
 func Main(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -141,26 +143,30 @@ func run(m *testing.M) int {
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
 
-	srv, err := start(signals)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
-		return 1
-	}
-	active.Store(srv)
-	// The flags are parsed by m.Run too; parsing them first lets Main
-	// honour -test.v.
-	if !flag.Parsed() {
-		flag.Parse()
-	}
-	if testing.Verbose() {
-		fmt.Fprintf(os.Stderr, "pgtest: using %s\n", srv.describe)
+	// The server starts on first use (see shared), so that the tests that
+	// need no database (decoders, registry, SQL text) run without one.
+	lazy.start = func() (*server, error) {
+		srv, err := start(signals)
+		if err != nil {
+			return nil, err
+		}
+		if testing.Verbose() {
+			fmt.Fprintf(os.Stderr, "pgtest: using %s\n", srv.describe)
+		}
+		active.Store(srv)
+		return srv, nil
 	}
 
 	var once sync.Once
 	shutdown := func() {
 		once.Do(func() {
-			if err := closeServer(srv); err != nil {
-				fmt.Fprintf(os.Stderr, "pgtest: stopping PostgreSQL: %v\n", err)
+			lazy.mu.Lock() // no start after this, none under way
+			defer lazy.mu.Unlock()
+			lazy.closed = true
+			if srv := active.Load(); srv != nil {
+				if err := closeServer(srv); err != nil {
+					fmt.Fprintf(os.Stderr, "pgtest: stopping PostgreSQL: %v\n", err)
+				}
 			}
 		})
 	}
@@ -237,12 +243,41 @@ func NewMigratedDatabase(t testing.TB) *Database {
 
 func newDatabase(t testing.TB, kind templateKind) *Database {
 	t.Helper()
-	srv := active.Load()
-	if srv == nil {
-		t.Fatal("pgtest: no PostgreSQL server: call pgtest.Main from TestMain")
-		return nil
+	return shared(t).newDatabase(t, kind)
+}
+
+// lazy starts the shared server on first use; Main sets start.
+var lazy struct {
+	mu     sync.Mutex
+	start  func() (*server, error)
+	err    error // the first start's failure, reported to every later caller
+	closed bool  // Main is shutting down
+}
+
+// shared returns the shared server, starting it on first use; it fails t
+// when there is none.
+func shared(t testing.TB) *server {
+	t.Helper()
+	if srv := active.Load(); srv != nil {
+		return srv
 	}
-	return srv.newDatabase(t, kind)
+	lazy.mu.Lock()
+	defer lazy.mu.Unlock()
+	if srv := active.Load(); srv != nil {
+		return srv
+	}
+	switch {
+	case lazy.start == nil:
+		t.Fatal("pgtest: no PostgreSQL server: call pgtest.Main from TestMain")
+	case lazy.closed:
+		t.Fatal("pgtest: the tests are over")
+	case lazy.err == nil:
+		if _, lazy.err = lazy.start(); lazy.err == nil {
+			return active.Load()
+		}
+	}
+	t.Fatalf("pgtest: %v", lazy.err)
+	return nil
 }
 
 // newDatabase creates a database of kind on srv for t, dropped when t ends.
