@@ -370,38 +370,38 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 		return 0, fmt.Errorf("synchro: pull: %w", err)
 	}
 	perBucket := bucketReadCap(p.limit, len(buckets))
-	pg, err := p.readPage(ctx, tx, buckets, checkpoint, perBucket)
+	page, err := p.readPage(ctx, tx, buckets, checkpoint, perBucket)
 	if err != nil {
 		return 0, err
 	}
-	if pg.short && perBucket < p.limit && checkpoint >= pg.boundary {
+	if page.short && perBucket < p.limit && checkpoint >= page.boundary {
 		// One bucket holds most of what follows: read each bucket as far
 		// as a whole page could reach.
-		if pg, err = p.readPage(ctx, tx, buckets, checkpoint, p.limit); err != nil {
+		if page, err = p.readPage(ctx, tx, buckets, checkpoint, p.limit); err != nil {
 			return 0, err
 		}
 	}
-	if checkpoint < pg.boundary {
-		return pg.boundary, nil
+	if checkpoint < page.boundary {
+		return page.boundary, nil
 	}
-	if err := p.hydrate(ctx, tx, pg.entries); err != nil {
+	if err := p.hydrate(ctx, tx, page.entries); err != nil {
 		return 0, err
 	}
 	if err := tx.commit(ctx); err != nil {
 		return 0, fmt.Errorf("synchro: pull: %w", err)
 	}
-	p.resp.HasMore = pg.hasMore
-	if pg.n > 0 {
-		p.resp.Checkpoint = pg.last
+	p.resp.HasMore = page.hasMore
+	if page.n > 0 {
+		p.resp.Checkpoint = page.last
 	}
-	for _, en := range pg.entries {
+	for _, en := range page.entries {
 		if en.record != nil {
 			p.resp.Changes = append(p.resp.Changes, *en.record)
 		} else {
 			p.resp.Deletes = append(p.resp.Deletes, DeleteEntry{ID: en.id, TableName: en.table})
 		}
 	}
-	return pg.boundary, nil
+	return page.boundary, nil
 }
 
 // bucketReadCap is how many changelog entries a page reads from each of n
@@ -510,23 +510,23 @@ type changelogPage struct {
 // the one that follows them, so the page ends at the cut (at the latest)
 // and that entry, when it is of a table the request wants, says there is
 // more.
-func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (pg *changelogPage, err error) {
+func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (page *changelogPage, err error) {
 	if t, ok := tx.(pgxPullTx); ok && p.filter == nil {
 		// The page and the rows of the tables the previous page
 		// delivered (see Engine.pullPage).
 		cache := &p.m.snap.pullPageCache
 		if names := cache.recent.Load(); names != nil {
 			if ps := p.e.pullPage(p.m, *names); ps != nil {
-				pg, err := t.readPageHydrated(ctx, p, ps, buckets, checkpoint, perBucket)
+				page, err := t.readPageHydrated(ctx, p, ps, buckets, checkpoint, perBucket)
 				if err == nil {
-					p.noteTables(pg)
+					p.noteTables(page)
 				}
-				return pg, err
+				return page, err
 			}
 		}
 		defer func() {
-			if pg != nil {
-				p.noteTables(pg)
+			if page != nil {
+				p.noteTables(page)
 			}
 		}()
 	}
@@ -561,10 +561,10 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 	return b.page, nil
 }
 
-// noteTables records the tables whose rows pg delivers (at most
+// noteTables records the tables whose rows page delivers (at most
 // maxPullPageTables, none otherwise) for the engine's next page.
-func (p *puller) noteTables(pg *changelogPage) {
-	names := pageTables(p.e.tableOrder, pg)
+func (p *puller) noteTables(page *changelogPage) {
+	names := pageTables(p.e.tableOrder, page)
 	recent := &p.m.snap.pullPageCache.recent
 	switch old := recent.Load(); {
 	case len(names) == 0:
@@ -594,22 +594,22 @@ func newPageBuilder(p *puller) *pageBuilder {
 // entry (seq NULL for none). It returns the entry's record when the entry
 // is in the page, nil otherwise.
 func (b *pageBuilder) add(boundary int64, cut, seq pgtype.Int8, table, id pgtype.Text, op pgtype.Int2) *pageEntry {
-	pg := b.page
-	pg.boundary = boundary
-	if !seq.Valid || b.blocked || pg.hasMore {
+	page := b.page
+	page.boundary = boundary
+	if !seq.Valid || b.blocked || page.hasMore {
 		return nil
 	}
 	if b.p.filter != nil && !b.p.filter[table.String] {
 		b.blocked = true // the checkpoint must not pass it
 		return nil
 	}
-	if pg.n == b.p.limit || (cut.Valid && seq.Int64 > cut.Int64) {
-		pg.hasMore = true
-		pg.short = pg.n < b.p.limit/2
+	if page.n == b.p.limit || (cut.Valid && seq.Int64 > cut.Int64) {
+		page.hasMore = true
+		page.short = page.n < b.p.limit/2
 		return nil
 	}
-	pg.n++
-	pg.last = seq.Int64
+	page.n++
+	page.last = seq.Int64
 	k := [2]string{table.String, id.String}
 	if en := b.byKey[k]; en != nil {
 		en.op = Operation(op.Int16)
@@ -618,7 +618,7 @@ func (b *pageBuilder) add(boundary int64, cut, seq pgtype.Int8, table, id pgtype
 	b.pool = append(b.pool, pageEntry{table: table.String, id: id.String, op: Operation(op.Int16)})
 	en := &b.pool[len(b.pool)-1]
 	b.byKey[k] = en
-	pg.entries = append(pg.entries, en)
+	page.entries = append(page.entries, en)
 	return en
 }
 

@@ -173,12 +173,12 @@ type pullPageCache struct {
 	recent atomic.Pointer[[]string]
 }
 
-// pageTables returns the tables of the entries of pg that are not deletes,
+// pageTables returns the tables of the entries of page that are not deletes,
 // in order, when there are at most maxPullPageTables of them; nil
 // otherwise.
-func pageTables(order []string, pg *changelogPage) []string {
+func pageTables(order []string, page *changelogPage) []string {
 	seen := make(map[string]bool, maxPullPageTables+1)
-	for _, en := range pg.entries {
+	for _, en := range page.entries {
 		if en.op != OpDelete && !seen[en.table] {
 			if seen[en.table] = true; len(seen) > maxPullPageTables {
 				return nil
@@ -254,8 +254,8 @@ func (t pgxPullTx) readPageHydrated(ctx context.Context, p *puller, ps *pullPage
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
-	pg := b.page
-	for _, en := range pg.entries {
+	page := b.page
+	for _, en := range page.entries {
 		if en.op == OpDelete {
 			en.record = nil
 		}
@@ -263,6 +263,6 @@ func (t pgxPullTx) readPageHydrated(ctx context.Context, p *puller, ps *pullPage
 		// looked up; the others are hydrated after the page.
 		en.hydrated = ps.tables[en.table] != nil
 	}
-	pg.hydrated = true
-	return pg, nil
+	page.hydrated = true
+	return page, nil
 }
