@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synchrosync/synchro/internal/locks"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -61,7 +62,7 @@ const olderThanParam = `now() - $1::bigint * interval '1 microsecond'`
 const (
 	defaultCompactBatch    = 10000
 	defaultCompactInterval = time.Hour
-	compactionRunLockKey   = int64(0x73796e63636d7074) // "synccmpt": one compaction at a time
+	compactionRunLockKey   = locks.CompactionRun // one compaction at a time
 )
 
 // Compactor runs changelog compaction.

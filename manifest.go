@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/locks"
 )
 
 // schemaRefreshInterval is how old the cached schema contract may be before a
@@ -19,9 +21,9 @@ import (
 const schemaRefreshInterval = 2 * time.Second
 
 // manifestLockKey is the transaction-level advisory lock taken while a new
-// schema version is assigned: "synchro.m" read as a big-endian integer. It is
-// taken only when the schema hash changes, never per request.
-const manifestLockKey int64 = 0x73796e6368726f6d
+// schema version is assigned, only when the schema hash changes, never per
+// request; see package locks.
+const manifestLockKey = locks.Manifest
 
 // defaultManifestHistoryLimit and maxManifestHistoryLimit bound
 // SchemaManifestHistory.

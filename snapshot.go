@@ -8,13 +8,13 @@ import (
 	"sync"
 
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/locks"
 )
 
 // snapshotLockKey is the transaction-level advisory lock between a snapshot
 // capturing its checkpoint (shared) and compaction choosing its boundary
-// (exclusive): a snapshot's checkpoint is recorded for its client before
-// compaction can pass it.
-const snapshotLockKey int64 = 0x73796e63736e6170 // "syncsnap"
+// (exclusive); see package locks.
+const snapshotLockKey = locks.Snapshot
 
 // Snapshot performs a full snapshot for a client. Returns paginated results using a stateless cursor.
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/locks"
 	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
@@ -24,8 +25,9 @@ import (
 
 // applyLockKey is the transaction-level advisory lock every changelog write
 // of a slot takes (together with a hash of the slot name), so that the
-// stream and a rule-failure replay never interleave their edge updates.
-const applyLockKey int32 = 0x73796e63 // "sync"
+// stream and a rule-failure replay never interleave their edge updates; see
+// package locks.
+const applyLockKey = locks.Apply
 
 // recKey identifies a record.
 type recKey struct{ table, id string }

@@ -91,12 +91,14 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/synchrosync/synchro/internal/locks"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
 // setupLockKey is the session advisory lock (with a hash of the slot name)
-// held while a consumer checks, creates or recreates its slot.
-const setupLockKey int32 = 0x73796e64 // "synd"
+// held while a consumer checks, creates or recreates its slot; see package
+// locks.
+const setupLockKey = locks.SlotSetup
 
 // idleFlush is how long the stream must pause before received transactions
 // are written without waiting for MaxBatchDelay.
