@@ -272,8 +272,10 @@ func TestHealthStreamingAndStandby(t *testing.T) {
 	standby.waitState(t, wal.ConsumerStandby)
 	e.exec(t, `INSERT INTO notes (id, user_id) SELECT 'n' || g, 'alice' FROM generate_series(1, 10) g`)
 
+	// Ready, and the inserted rows applied (the changelog may have been
+	// written by the slot's backfill before them).
 	body, raw := waitReady(t, e.health(t, holder, nil), "the holder's process to be ready", func(code int, b readyJSON) bool {
-		return code == http.StatusOK && b.Capture.ChangelogLastAt != nil
+		return code == http.StatusOK && b.Capture.ChangelogLastAt != nil && b.Consumer != nil && b.Consumer.LastAppliedAt != nil
 	})
 	if body.Consumer == nil || body.Consumer.State != "streaming" || body.Consumer.LastAppliedAt == nil || body.Consumer.Slot != e.slot {
 		t.Errorf("the holder's process: %s", raw)
