@@ -71,7 +71,9 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -126,8 +128,10 @@ var active atomic.Pointer[server]
 // Tests that need no database (decoders, registry checks, SQL text) run
 // without one: a binary that runs only those starts no server. Main never
 // returns: it exits with the tests' exit code, after stopping the server and
-// removing its files even when tests failed. SIGINT and SIGTERM stop the
-// server too. When no server can be found or started, each test that asks
+// removing its files even when tests failed. After a green run it checks
+// that no goroutine of the library outlives the tests (a consumer or a
+// compaction loop nobody stopped): if one does after 5 s, it prints its
+// stack and exits with status 1. SIGINT and SIGTERM stop the server too. When no server can be found or started, each test that asks
 // for a database fails with why and how to provide one.
 func Main(m *testing.M) {
 	os.Exit(run(m))
@@ -188,6 +192,9 @@ func run(m *testing.M) int {
 	close(done)
 	<-watcherDone
 	shutdown()
+	if code == 0 {
+		code = checkLeaks()
+	}
 	return code
 }
 
@@ -344,4 +351,60 @@ func closePool(t testing.TB, name string, db *sql.DB) {
 func hasCode(err error, codes ...string) bool {
 	code := pgerr.Code(err)
 	return code != "" && slices.Contains(codes, code)
+}
+
+// checkLeaks reports goroutines of the library that outlive a green run
+// (a consumer, a compaction loop or a batch writer nobody stopped): it
+// waits up to leakGrace for them to end, then prints their stacks and
+// returns 1. Goroutines of other packages (database/sql's connection
+// openers, pgx's readers) are not the library's to stop.
+func checkLeaks() int {
+	deadline := time.Now().Add(leakGrace)
+	for {
+		leaks := libraryGoroutines()
+		if len(leaks) == 0 {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "pgtest: %d goroutines of the library still run after the tests passed:\n\n%s\n",
+				len(leaks), strings.Join(leaks, "\n\n"))
+			return 1
+		}
+		time.Sleep(50 * time.Millisecond) // polling under a deadline
+	}
+}
+
+// leakGrace is how long checkLeaks lets goroutines finish.
+const leakGrace = 5 * time.Second
+
+// libraryGoroutines returns the stacks of the running goroutines that are
+// in a function of the library (not of this package or of a test).
+func libraryGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "github.com/synchrosync/synchro") {
+			continue
+		}
+		own := true
+		for _, line := range strings.Split(g, "\n") {
+			if strings.HasPrefix(line, "github.com/synchrosync/synchro") && !strings.HasPrefix(line, "github.com/synchrosync/synchro/internal/pgtest.") &&
+				!strings.Contains(line, "_test.") && !strings.Contains(line, ".Test") {
+				own = false
+				break
+			}
+		}
+		if !own {
+			out = append(out, g)
+		}
+	}
+	return out
 }
