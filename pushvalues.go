@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/synchrosync/synchro/internal/textscan"
 )
 
 // This file checks the values of a pushed record against the JSON forms
@@ -740,64 +742,64 @@ func (t *temporal) astroYear() int {
 // a kind allows.
 func parseTemporal(s string, dateFirst bool) (temporal, bool) {
 	var t temporal
-	p := fieldParser{s: s, ok: true}
+	p := textscan.Scanner{S: s, OK: true}
 	if dateFirst {
-		start := p.i
-		for p.i < len(s) && p.i-start < 8 && isDigit(s[p.i]) {
-			p.i++
+		start := p.I
+		for p.I < len(s) && p.I-start < 8 && textscan.IsDigit(s[p.I]) {
+			p.I++
 		}
-		if n := p.i - start; n < 4 || n > 7 {
+		if n := p.I - start; n < 4 || n > 7 {
 			return t, false
 		}
-		t.year, _ = strconv.Atoi(s[start:p.i])
-		p.expect('-')
-		t.month = p.digits(2)
-		p.expect('-')
-		t.day = p.digits(2)
+		t.year, _ = strconv.Atoi(s[start:p.I])
+		p.Expect('-')
+		t.month = p.Digits(2)
+		p.Expect('-')
+		t.day = p.Digits(2)
 		t.hasDate = true
-		if p.ok && p.i+1 < len(s) && (s[p.i] == 'T' || s[p.i] == 't' || s[p.i] == ' ') && isDigit(s[p.i+1]) {
-			p.i++
+		if p.OK && p.I+1 < len(s) && (s[p.I] == 'T' || s[p.I] == 't' || s[p.I] == ' ') && textscan.IsDigit(s[p.I+1]) {
+			p.I++
 			t.hasTime = true
 		}
 	} else {
 		t.hasTime = true
 	}
 	if t.hasTime {
-		t.hour = p.digits(2)
-		p.expect(':')
-		t.minute = p.digits(2)
-		if p.ok && p.i < len(s) && s[p.i] == ':' {
-			p.i++
-			t.second = p.digits(2)
-			if p.ok && p.i < len(s) && s[p.i] == '.' {
-				p.i++
-				start := p.i
-				for p.i < len(s) && isDigit(s[p.i]) {
-					p.i++
+		t.hour = p.Digits(2)
+		p.Expect(':')
+		t.minute = p.Digits(2)
+		if p.OK && p.I < len(s) && s[p.I] == ':' {
+			p.I++
+			t.second = p.Digits(2)
+			if p.OK && p.I < len(s) && s[p.I] == '.' {
+				p.I++
+				start := p.I
+				for p.I < len(s) && textscan.IsDigit(s[p.I]) {
+					p.I++
 				}
-				t.frac = s[start:p.i]
+				t.frac = s[start:p.I]
 				if t.frac == "" {
-					p.ok = false
+					p.OK = false
 				}
 			}
 		}
-		if p.ok && p.i < len(s) {
-			switch s[p.i] {
+		if p.OK && p.I < len(s) {
+			switch s[p.I] {
 			case 'Z', 'z':
-				p.i++
+				p.I++
 				t.hasZone = true
 			case '+', '-':
 				t.hasZone = true
-				t.offset, p.ok = parseZoneOffset(&p)
+				t.offset, p.OK = parseZoneOffset(&p)
 			}
 		}
 	}
-	t.end = p.i
-	if p.ok && dateFirst && strings.HasSuffix(s, " BC") && p.i == len(s)-3 {
+	t.end = p.I
+	if p.OK && dateFirst && strings.HasSuffix(s, " BC") && p.I == len(s)-3 {
 		t.bc = true
-		p.i = len(s)
+		p.I = len(s)
 	}
-	if !p.ok || p.i != len(s) || t.year < 0 || t.minute > 59 || t.second > 59 {
+	if !p.OK || p.I != len(s) || t.year < 0 || t.minute > 59 || t.second > 59 {
 		return t, false
 	}
 	if t.hour > 23 && !(t.hour == 24 && t.minute == 0 && t.second == 0 && strings.Trim(t.frac, "0") == "") {
@@ -813,67 +815,30 @@ func parseTemporal(s string, dateFirst bool) (temporal, bool) {
 
 // parseZoneOffset reads ±HH, ±HH:MM, ±HHMM or ±HH:MM:SS at p and returns the
 // offset in seconds east of UTC; PostgreSQL takes offsets below 16 hours.
-func parseZoneOffset(p *fieldParser) (int, bool) {
+func parseZoneOffset(p *textscan.Scanner) (int, bool) {
 	sign := 1
-	if p.s[p.i] == '-' {
+	if p.S[p.I] == '-' {
 		sign = -1
 	}
-	p.i++
-	h := p.digits(2)
+	p.I++
+	h := p.Digits(2)
 	var m, sec int
 	switch {
-	case p.ok && p.i < len(p.s) && p.s[p.i] == ':':
-		p.i++
-		m = p.digits(2)
-		if p.ok && p.i < len(p.s) && p.s[p.i] == ':' {
-			p.i++
-			sec = p.digits(2)
+	case p.OK && p.I < len(p.S) && p.S[p.I] == ':':
+		p.I++
+		m = p.Digits(2)
+		if p.OK && p.I < len(p.S) && p.S[p.I] == ':' {
+			p.I++
+			sec = p.Digits(2)
 		}
-	case p.ok && p.i < len(p.s) && isDigit(p.s[p.i]):
-		m = p.digits(2)
+	case p.OK && p.I < len(p.S) && textscan.IsDigit(p.S[p.I]):
+		m = p.Digits(2)
 	}
-	if !p.ok || h > 15 || m > 59 || sec > 59 {
+	if !p.OK || h > 15 || m > 59 || sec > 59 {
 		return 0, false
 	}
 	return sign * (h*3600 + m*60 + sec), true
 }
-
-// fieldParser reads fixed-width fields from the start of s; ok turns false
-// at the first mismatch and stays false.
-type fieldParser struct {
-	s  string
-	i  int
-	ok bool
-}
-
-// digits reads n decimal digits.
-func (p *fieldParser) digits(n int) int {
-	if !p.ok || p.i+n > len(p.s) {
-		p.ok = false
-		return 0
-	}
-	v := 0
-	for _, c := range []byte(p.s[p.i : p.i+n]) {
-		if !isDigit(c) {
-			p.ok = false
-			return 0
-		}
-		v = v*10 + int(c-'0')
-	}
-	p.i += n
-	return v
-}
-
-// expect reads the byte c.
-func (p *fieldParser) expect(c byte) {
-	if !p.ok || p.i >= len(p.s) || p.s[p.i] != c {
-		p.ok = false
-		return
-	}
-	p.i++
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // daysIn returns the number of days of a month of an astronomical year in
 // the proleptic Gregorian calendar (PostgreSQL's, before 1582 too).

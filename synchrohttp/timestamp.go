@@ -3,6 +3,8 @@ package synchrohttp
 import (
 	"errors"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/textscan"
 )
 
 // This file reads the timestamps of pushed records.
@@ -26,57 +28,57 @@ var errTimestamp = errors.New("not a timestamp: want RFC 3339 (2006-01-02T15:04:
 // offset below 24:00, and the instant in UTC within years 0000-9999. The
 // result is in UTC.
 func parseTimestamp(s string) (time.Time, error) {
-	p := tsParser{s: s, ok: true}
-	year := p.digits(4)
-	p.expect('-')
-	month := p.digits(2)
-	p.expect('-')
-	day := p.digits(2)
-	if p.ok && p.i < len(s) && (s[p.i] == 'T' || s[p.i] == 't' || s[p.i] == ' ') {
-		p.i++
+	p := textscan.Scanner{S: s, OK: true}
+	year := p.Digits(4)
+	p.Expect('-')
+	month := p.Digits(2)
+	p.Expect('-')
+	day := p.Digits(2)
+	if p.OK && p.I < len(s) && (s[p.I] == 'T' || s[p.I] == 't' || s[p.I] == ' ') {
+		p.I++
 	} else {
-		p.ok = false
+		p.OK = false
 	}
-	hour := p.digits(2)
-	p.expect(':')
-	minute := p.digits(2)
-	p.expect(':')
-	second := p.digits(2)
+	hour := p.Digits(2)
+	p.Expect(':')
+	minute := p.Digits(2)
+	p.Expect(':')
+	second := p.Digits(2)
 	nsec := 0
-	if p.ok && p.i < len(s) && s[p.i] == '.' {
-		p.i++
-		start := p.i
-		for scale := 100_000_000; p.i < len(s) && isDigit(s[p.i]); p.i++ {
-			nsec += int(s[p.i]-'0') * scale
+	if p.OK && p.I < len(s) && s[p.I] == '.' {
+		p.I++
+		start := p.I
+		for scale := 100_000_000; p.I < len(s) && textscan.IsDigit(s[p.I]); p.I++ {
+			nsec += int(s[p.I]-'0') * scale
 			scale /= 10
 		}
-		if p.i == start {
-			p.ok = false
+		if p.I == start {
+			p.OK = false
 		}
 	}
 	offset := 0 // seconds east of UTC
-	if p.ok && p.i < len(s) {
-		switch s[p.i] {
+	if p.OK && p.I < len(s) {
+		switch s[p.I] {
 		case 'Z', 'z':
-			p.i++
+			p.I++
 		case '+', '-':
 			sign := 1
-			if s[p.i] == '-' {
+			if s[p.I] == '-' {
 				sign = -1
 			}
-			p.i++
-			oh := p.digits(2)
-			p.expect(':')
-			om := p.digits(2)
+			p.I++
+			oh := p.Digits(2)
+			p.Expect(':')
+			om := p.Digits(2)
 			if oh > 23 || om > 59 {
-				p.ok = false
+				p.OK = false
 			}
 			offset = sign * (oh*3600 + om*60)
 		default:
-			p.ok = false
+			p.OK = false
 		}
 	}
-	if !p.ok || p.i != len(s) ||
+	if !p.OK || p.I != len(s) ||
 		month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59 {
 		return time.Time{}, errTimestamp
 	}
@@ -90,40 +92,3 @@ func parseTimestamp(s string) (time.Time, error) {
 	}
 	return t, nil
 }
-
-// tsParser reads fixed-width fields from the start of s; ok turns false at
-// the first mismatch and stays false.
-type tsParser struct {
-	s  string
-	i  int
-	ok bool
-}
-
-// digits reads n decimal digits.
-func (p *tsParser) digits(n int) int {
-	if !p.ok || p.i+n > len(p.s) {
-		p.ok = false
-		return 0
-	}
-	v := 0
-	for _, c := range []byte(p.s[p.i : p.i+n]) {
-		if !isDigit(c) {
-			p.ok = false
-			return 0
-		}
-		v = v*10 + int(c-'0')
-	}
-	p.i += n
-	return v
-}
-
-// expect reads the byte c.
-func (p *tsParser) expect(c byte) {
-	if !p.ok || p.i >= len(p.s) || p.s[p.i] != c {
-		p.ok = false
-		return
-	}
-	p.i++
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
