@@ -301,7 +301,8 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 	// row is older than the stored one (its base version is not the
 	// current one: the server changed the column since); both are then
 	// ignored. Anything else is refused.
-	stale := staleCopy(info, p.baseVersion(it, row), row)
+	base := p.baseVersion(it, row)
+	stale := staleCopy(info, base, row)
 	for _, f := range []struct {
 		col    string
 		stored *string
@@ -344,7 +345,7 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 			ClientData:  it.rec.Data,
 			ServerData:  row.data,
 			ClientTime:  p.clientTime(it.rec),
-			BaseVersion: p.baseVersion(it, row),
+			BaseVersion: base,
 		}
 		if row.updatedAt != nil {
 			c.ServerTime = *row.updatedAt

@@ -75,19 +75,7 @@ func TestHydrateLooksUpKeysUnderRLS(t *testing.T) {
 // took 70 ms in that statement alone.
 func TestPushLocksKeysUnderRLS(t *testing.T) {
 	t.Parallel()
-	db, _, m := planSetup(t)
-	ctx := t.Context()
-	tx, err := db.App.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := SetAuthContext(ctx, tx, "u1"); err != nil {
-		t.Fatal(err)
-	}
-	forceGenericPlans(t, tx)
-	ids := []string{"6f1c9f4e-33b5-4a8e-9c61-7d0c4c6e2a11", "0b7d5c2a-9e8f-4d3c-a1b2-c3d4e5f60718"}
-	plan := explain(t, tx, m.table("items").pushSQL().lock, ids)
+	plan := genericPlanOfItemKeys(t, func(m *manifest) string { return m.table("items").pushSQL().lock })
 	if strings.Contains(plan, "Seq Scan on items") || !strings.Contains(plan, "items_pkey") {
 		t.Errorf("push does not look its records up by key:\n%s", plan)
 	}
@@ -259,4 +247,25 @@ ANALYZE synchro.bucket_edges, items`)
 	if strings.Contains(plan, "Seq Scan on items") || !strings.Contains(plan, "items_pkey") {
 		t.Errorf("the edge plan does not look the items up by key:\n%s", plan)
 	}
+}
+
+// genericPlanOfItemKeys returns the generic plan of the statement query
+// picks, for two ids of items, as a role subject to row-level security
+// (user u1): the plans of the statements that look rows up by the ids a
+// client sent.
+func genericPlanOfItemKeys(t *testing.T, query func(*manifest) string) string {
+	t.Helper()
+	db, _, m := planSetup(t)
+	ctx := t.Context()
+	tx, err := db.App.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := SetAuthContext(ctx, tx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	forceGenericPlans(t, tx)
+	ids := []string{"6f1c9f4e-33b5-4a8e-9c61-7d0c4c6e2a11", "0b7d5c2a-9e8f-4d3c-a1b2-c3d4e5f60718"}
+	return explain(t, tx, query(m), ids)
 }
