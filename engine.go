@@ -48,6 +48,8 @@ type Engine struct {
 	pullViaSQL bool
 	// walSeen remembers the WAL positions CaptureStatus read.
 	walSeen walSamples
+	// live routes change notifications to waiting pulls (live.go).
+	live *liveHub
 }
 
 // defaultStaleThreshold is how long a client may go without syncing before
@@ -109,6 +111,7 @@ func newEngine(ctx context.Context, cfg Config) (*Engine, error) {
 		subscribe:  cfg.Subscriptions,
 		tableOrder: dependencyOrder(cfg.Registry),
 		tableNames: slices.Sorted(slices.Values(cfg.Registry.TableNames())),
+		live:       newLiveHub(),
 	}
 	if e.resolver == nil {
 		e.resolver = &LWWResolver{ClockSkewTolerance: cfg.ClockSkewTolerance}

@@ -43,3 +43,19 @@ func JSONObjectKeys(t testing.TB, raw json.RawMessage) []string {
 	}
 	return keys
 }
+
+// LiveWaiting returns the number of PullWait calls of e waiting or reading.
+func LiveWaiting(e *Engine) int { return e.live.waiting() }
+
+// LiveNotes returns the number of change notifications e's Listen received.
+func LiveNotes(e *Engine) int64 { return e.live.notes.Load() }
+
+// LiveListens returns the number of sessions e's Listen started listening.
+func LiveListens(e *Engine) int64 { return e.live.listens.Load() }
+
+// LiveConnected reports whether e's Listen is listening.
+func LiveConnected(e *Engine) bool {
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	return e.live.connected
+}

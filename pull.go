@@ -88,13 +88,15 @@ const (
 // without the filter continues past them.
 func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*PullResponse, error) {
 	start := e.metrics.start()
-	resp, err := e.pull(ctx, userID, req)
+	resp, err := e.pull(ctx, userID, req, nil)
 	e.metrics.pulled(ctx, start, resp, err)
 	return resp, err
 }
 
-// pull is Pull without its metrics.
-func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest) (*PullResponse, error) {
+// pull is Pull without its metrics. When watch is not nil and the client's
+// buckets were read, it receives them (its subscriptions and its private
+// bucket): the buckets whose changes concern a waiting pull.
+func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watch *[]string) (*PullResponse, error) {
 	if req == nil {
 		return nil, badRequest("synchro: nil PullRequest")
 	}
@@ -133,6 +135,9 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest) (*Pu
 	c, boundary, pending, err := e.pullState(ctx, userID, req.ClientID, subs, req.Checkpoint)
 	if err != nil {
 		return nil, err
+	}
+	if watch != nil {
+		*watch = append(slices.Clone(subs), bucket.Client(c.ID))
 	}
 	if err := e.staleCheck(ctx, c); err != nil {
 		return nil, err

@@ -79,12 +79,16 @@ type rpOptions struct {
 	config   func(*synchro.Config) // adjusts the engine's configuration
 	assigner func(*synchro.Registry, *sql.DB) wal.BucketAssigner
 	consumer func(*wal.ConsumerConfig) // adjusts the consumer's configuration
+	db       *pgtest.Database          // a migrated database to use instead of a new one
 }
 
 // rpStart creates the environment and waits until the consumer streams.
 func rpStart(t testing.TB, o rpOptions) *rpEnv {
 	t.Helper()
-	db := pgtest.NewMigratedDatabase(t)
+	db := o.db
+	if db == nil {
+		db = pgtest.NewMigratedDatabase(t)
+	}
 	schema, reg := cmpOr(o.schema, rpSchema), o.registry
 	if reg == nil {
 		reg = rpRegistry()
@@ -133,14 +137,17 @@ func rpStart(t testing.TB, o rpOptions) *rpEnv {
 			t.Errorf("the consumer did not stop within 30s")
 		}
 	})
-	e.waitFor("the consumer to stream", func() bool {
-		var active bool
-		err := db.Super.QueryRow(`
+	e.waitFor("the consumer to stream", e.streaming)
+	return e
+}
+
+// streaming reports whether the consumer streams from its slot.
+func (e *rpEnv) streaming() bool {
+	var active bool
+	err := e.db.Super.QueryRow(`
 SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
   FROM pg_replication_slots s WHERE s.slot_name = $1`, e.slot).Scan(&active)
-		return err == nil && active
-	})
-	return e
+	return err == nil && active
 }
 
 func cmpOr(a, b string) string {

@@ -3,6 +3,7 @@ package synchrohttp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -46,6 +47,12 @@ type Config struct {
 	// Logger receives the failures (see the package documentation for the
 	// levels). Defaults to slog.Default().
 	Logger *slog.Logger
+
+	// MaxPullWait caps the wait a pull may ask for with its "wait" query
+	// parameter (see "Live sync" in the package documentation); longer
+	// waits are clamped to it. Defaults to synchro.MaxPullWait (60 s),
+	// which is also its maximum; must not be negative.
+	MaxPullWait time.Duration
 }
 
 // withDefaults returns c with the zero fields set to their defaults.
@@ -58,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.MaxPullWait == 0 {
+		c.MaxPullWait = synchro.MaxPullWait
 	}
 	return c
 }
@@ -73,6 +83,8 @@ func (c Config) validate() error {
 		return errors.New("synchrohttp: Config.MaxBodyBytes must not be negative")
 	case c.RetryAfter < 0:
 		return errors.New("synchrohttp: Config.RetryAfter must not be negative")
+	case c.MaxPullWait < 0 || c.MaxPullWait > synchro.MaxPullWait:
+		return fmt.Errorf("synchrohttp: Config.MaxPullWait must be between 0 and %v", synchro.MaxPullWait)
 	}
 	return nil
 }
@@ -86,6 +98,8 @@ type Handler struct {
 	// retryAfter is the Retry-After header value, in seconds.
 	retryAfter string
 	logger     *slog.Logger
+	// maxWait is Config.MaxPullWait.
+	maxWait time.Duration
 }
 
 // New validates cfg and returns a Handler. It fails when Engine or UserID is
@@ -101,6 +115,7 @@ func New(cfg Config) (*Handler, error) {
 		maxBody:    cfg.MaxBodyBytes,
 		retryAfter: retryAfterSeconds(cfg.RetryAfter),
 		logger:     cfg.Logger,
+		maxWait:    cfg.MaxPullWait,
 	}, nil
 }
 
@@ -171,14 +186,23 @@ func (h *Handler) ServeRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServePull handles POST /sync/pull: a synchro.PullRequest body, answered by
-// Engine.Pull with a synchro.PullResponse. A client the engine refuses with
+// Engine.Pull with a synchro.PullResponse, or by Engine.PullWait when the
+// query parameter "wait" asks to wait for a change (see "Live sync" in the
+// package documentation). A client the engine refuses with
 // synchro.ErrStaleClient or synchro.ErrSnapshotRequired gets a 200
 // response with snapshot_required set, snapshot_reason "stale_client" or
 // "snapshot_required", no changes and the request's checkpoint.
 func (h *Handler) ServePull(w http.ResponseWriter, r *http.Request) {
-	if h.ready(w, r) {
-		servePost(h, w, r, h.pull)
+	if !h.ready(w, r) {
+		return
 	}
+	wait, err := h.pullWait(r)
+	servePost(h, w, r, func(ctx context.Context, userID string, req *synchro.PullRequest) (*synchro.PullResponse, error) {
+		if err != nil {
+			return nil, err
+		}
+		return h.pull(ctx, userID, req, wait)
+	})
 }
 
 // ServePush handles POST /sync/push: a synchro.PushRequest body, answered by

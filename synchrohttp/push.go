@@ -138,8 +138,8 @@ func (h *Handler) stalePush(ctx context.Context, records []synchro.PushRecord, r
 // pull has the engine answer a pull; a client the engine refuses as stale
 // or as needing a snapshot gets a 200 snapshot-required answer instead of
 // an error (see snapshotAnswer).
-func (h *Handler) pull(ctx context.Context, userID string, req *synchro.PullRequest) (*synchro.PullResponse, error) {
-	resp, err := h.engine.Pull(ctx, userID, req)
+func (h *Handler) pull(ctx context.Context, userID string, req *synchro.PullRequest, wait time.Duration) (*synchro.PullResponse, error) {
+	resp, err := h.engine.PullWait(ctx, userID, req, wait)
 	switch {
 	case errors.Is(err, synchro.ErrStaleClient):
 		return h.snapshotAnswer(ctx, req, snapshotReasonStaleClient, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/changenote"
 	"github.com/synchrosync/synchro/internal/locks"
 	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgerr"
@@ -583,6 +584,9 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`, buckets, tables, ids, ops); err != nil {
 			return fmt.Errorf("wal: writing %d changelog rows: %w", len(b.rows), err)
 		}
+		if err := b.notify(); err != nil {
+			return err
+		}
 	}
 	gone, added := b.edgeChanges()
 	if len(gone.tables) > 0 {
@@ -609,6 +613,26 @@ ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, up
 			b.a.slot, int64(end)); err != nil {
 			return fmt.Errorf("wal: recording the position: %w", err)
 		}
+	}
+	return nil
+}
+
+// notify announces the buckets of the batch's changelog rows on
+// synchro.ChangesChannel (see package changenote). PostgreSQL delivers the
+// notifications when the transaction commits, so a pull they wake sees the
+// rows; a rolled-back batch announces nothing.
+func (b *batch) notify() error {
+	seen := make(map[string]bool, 8)
+	var buckets []string
+	for _, r := range b.rows {
+		if !seen[r.bucket] {
+			seen[r.bucket] = true
+			buckets = append(buckets, r.bucket)
+		}
+	}
+	if _, err := b.tx.ExecContext(b.ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`,
+		synchro.ChangesChannel, changenote.Encode(buckets)); err != nil {
+		return fmt.Errorf("wal: notifying the changes of %d buckets: %w", len(buckets), err)
 	}
 	return nil
 }
