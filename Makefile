@@ -23,10 +23,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -short ./...
 
 ## load-smoke: a few seconds of cmd/synchro-load (4 devices, in-process example server, throwaway
-## PostgreSQL), once calling the engine and once through its HTTP handler; fails on any error.
+## PostgreSQL), once calling the engine, once through its HTTP handler, once through it with live
+## sync (pulls that wait for changes); fails on any error.
 load-smoke:
 	$(GO) run ./cmd/synchro-load -smoke
 	$(GO) run ./cmd/synchro-load -smoke -transport http
+	$(GO) run ./cmd/synchro-load -smoke -transport http -wait 5s
 
 ## load: the default load run (50 devices, 30 s, with the raw PostgreSQL reference); see docs/benchmarks.md.
 load:

@@ -88,6 +88,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 
+	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/examples/todo/todoapp"
 	"github.com/synchrosync/synchro/wal"
 )
@@ -102,6 +103,7 @@ type options struct {
 	batch       int
 	pullLimit   int
 	think       time.Duration
+	wait        time.Duration
 	writeRate   float64
 	writeBatch  int
 	lists       int
@@ -131,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.batch, "batch", 100, "records per push")
 	fs.IntVar(&o.pullLimit, "pull-limit", 1000, "records per pull at most (1-1000)")
 	fs.DurationVar(&o.think, "think", 50*time.Millisecond, "a device's pause between operations (±50%)")
+	fs.DurationVar(&o.wait, "wait", 0, "live sync: each pull waits up to this long for a change (long polling, ?wait= over HTTP) and no pause follows it; 0: plain pulls")
 	fs.Float64Var(&o.writeRate, "write-rate", 1000, "row changes per second made by the SQL writer (0: none)")
 	fs.IntVar(&o.writeBatch, "write-batch", 10, "row changes per transaction of the SQL writer")
 	fs.IntVar(&o.lists, "lists", 4, "lists of each user at the start")
@@ -185,6 +188,7 @@ func (o options) validate() error {
 	check(o.batch >= 1 && o.batch <= 1000, "-batch must be 1-1000")
 	check(o.pullLimit >= 1 && o.pullLimit <= 1000, "-pull-limit must be 1-1000")
 	check(o.think >= 0, "-think must not be negative")
+	check(o.wait >= 0 && o.wait <= synchro.MaxPullWait, "-wait must be 0-60s")
 	check(o.writeRate >= 0, "-write-rate must not be negative")
 	check(o.writeBatch >= 1, "-write-batch must be at least 1")
 	check(o.lists >= 1, "-lists must be at least 1")
@@ -228,6 +232,10 @@ type Report struct {
 	Sync      Phase   `json:"sync"`
 	Capture   Capture `json:"capture"`
 	Writer    Writer  `json:"writer"`
+	// DatabaseXactPerSec is the rate of transactions the database ran
+	// during the sync phase, all sessions together (pg_stat_database):
+	// the database work the load costs.
+	DatabaseXactPerSec float64 `json:"database_xact_per_sec"`
 	// The raw reference, when it ran: its bootstrap and its load phase,
 	// and synchro's figures divided by its own.
 	RawBootstrap *Phase           `json:"raw_bootstrap,omitempty"`
@@ -245,6 +253,7 @@ type Setup struct {
 	Batch          int     `json:"batch"`
 	PullLimit      int     `json:"pull_limit"`
 	ThinkMs        float64 `json:"think_ms"`
+	WaitSec        float64 `json:"wait_sec,omitempty"`
 	WriteRate      float64 `json:"write_rate"`
 	WriteBatch     int     `json:"write_batch"`
 	Lists          int     `json:"lists_per_user"`
@@ -338,6 +347,9 @@ func output(w io.Writer, o options, r *Report) error {
 	m := r.Machine
 	fmt.Fprintf(w, "synchro-load: %d devices, transport %s, %v (+ %v raw reference), push ratio %.2f of %d records, pulls of <= %d, think %v, SQL writer %.0f changes/s\n",
 		r.Setup.Clients, r.Setup.Transport, o.duration, o.refDuration, r.Setup.PushRatio, r.Setup.Batch, r.Setup.PullLimit, o.think, r.Setup.WriteRate)
+	if o.wait > 0 {
+		fmt.Fprintf(w, "live sync: pulls wait up to %v for a change\n", o.wait)
+	}
 	fmt.Fprintf(w, "machine: %s/%s, %d CPUs %s, %s; PostgreSQL %s (%s)\n", m.OS, m.Arch, m.CPUs, m.CPUModel, m.GoVersion, m.PostgreSQL, settingsLine(m.Settings))
 	printPhase(w, "bootstrap (snapshot pages)", r.Bootstrap, r.RawBootstrap)
 	printPhase(w, "sync", r.Sync, r.Raw)
@@ -346,6 +358,7 @@ func output(w io.Writer, o options, r *Report) error {
 		c.ChangelogRowsWritten, c.RowsPerSec, c.LagMaxBytes, c.LagEndBytes, c.CatchUpSec)
 	fmt.Fprintf(w, "  changelog: %d rows before, %d after, %.1f MB\n", c.ChangelogRowsBefore, c.ChangelogRowsAfter, float64(c.ChangelogBytes)/1e6)
 	fmt.Fprintf(w, "  SQL writer: %d changes (%.0f/s), %d errors\n", r.Writer.Changes, r.Writer.PerSec, len(r.Writer.Errors))
+	fmt.Fprintf(w, "  database: %.0f transactions/s during the sync phase (all sessions, pg_stat_database)\n", r.DatabaseXactPerSec)
 	if r.Raw != nil {
 		printPhase(w, "raw PostgreSQL reference (plain batched SQL, no sync)", *r.Raw, nil)
 	}
@@ -388,7 +401,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	defer func() { err = errors.Join(err, cleanup()) }()
 
 	rep = &Report{Setup: Setup{Transport: o.transport, Clients: o.clients, DurationSec: o.duration.Seconds(), PushRatio: o.pushRatio,
-		Batch: o.batch, PullLimit: o.pullLimit, ThinkMs: ms(o.think), WriteRate: o.writeRate, WriteBatch: o.writeBatch,
+		Batch: o.batch, PullLimit: o.pullLimit, ThinkMs: ms(o.think), WaitSec: o.wait.Seconds(), WriteRate: o.writeRate, WriteBatch: o.writeBatch,
 		Lists: o.lists, Items: o.items, ChangelogRows: o.prefill, CatchUp: o.catchup}}
 	if o.server != "" {
 		rep.Setup.Transport = "http " + o.server
@@ -411,7 +424,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		return nil, fmt.Errorf("reading the schema: %w", err)
 	}
 	cm := newCommits()
-	sd := &syncDriver{s: e.syncer, version: version, hash: hash, pullLimit: o.pullLimit, batch: o.batch, commits: cm}
+	sd := &syncDriver{s: e.syncer, version: version, hash: hash, pullLimit: o.pullLimit, batch: o.batch, commits: cm, wait: o.wait}
 	clients := e.clients()
 
 	e.logf("bootstrap: %d devices register and snapshot", len(clients))
@@ -442,7 +455,14 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 			return nil, err
 		}
 	}
+	xacts, err := e.xacts(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rep.Sync = e.load(ctx, "sync", clients, sd, w, o.duration, &lagMax)
+	if after, err := e.xacts(ctx); err == nil {
+		rep.DatabaseXactPerSec = float64(after-xacts) / rep.Sync.Seconds
+	}
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -720,7 +740,7 @@ func (e *env) load(ctx context.Context, name string, clients []*client, drv driv
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runClient(runCtx, c, drv, rec, e.o.pushRatio, e.o.think)
+			runClient(runCtx, c, drv, rec, e.o.pushRatio, e.o.think, e.o.wait > 0 && name == "sync")
 		}()
 	}
 	wg.Add(1)
@@ -847,4 +867,20 @@ func (e *env) maxSeq(ctx context.Context) (int64, error) {
 	var n int64
 	err := e.super.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM synchro.changelog`).Scan(&n)
 	return n, err
+}
+
+// xacts reads the number of transactions the database has run, after
+// flushing this session's statistics (other sessions flush theirs within
+// about a second when idle, every second when busy).
+func (e *env) xacts(ctx context.Context) (int64, error) {
+	var n int64
+	err := e.super.QueryRowContext(ctx, `SELECT pg_stat_force_next_flush()`).Scan(new(any))
+	if err == nil {
+		err = e.super.QueryRowContext(ctx,
+			`SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading pg_stat_database: %w", err)
+	}
+	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 type syncer interface {
 	schema(ctx context.Context) (version int64, hash string, err error)
 	register(ctx context.Context, user string, req *synchro.RegisterRequest) error
-	pull(ctx context.Context, user string, req *synchro.PullRequest) (*synchro.PullResponse, error)
+	// pull waits up to wait for a change when there is none (long
+	// polling); wait 0 is a plain pull.
+	pull(ctx context.Context, user string, req *synchro.PullRequest, wait time.Duration) (*synchro.PullResponse, error)
 	push(ctx context.Context, user string, req *synchro.PushRequest) (*synchro.PushResponse, error)
 	snapshot(ctx context.Context, user string, req *synchro.SnapshotRequest) (*synchro.SnapshotResponse, error)
 }
@@ -36,8 +39,8 @@ func (s engineSyncer) register(ctx context.Context, user string, req *synchro.Re
 	return err
 }
 
-func (s engineSyncer) pull(ctx context.Context, user string, req *synchro.PullRequest) (*synchro.PullResponse, error) {
-	return s.e.Pull(ctx, user, req)
+func (s engineSyncer) pull(ctx context.Context, user string, req *synchro.PullRequest, wait time.Duration) (*synchro.PullResponse, error) {
+	return s.e.PullWait(ctx, user, req, wait)
 }
 
 func (s engineSyncer) push(ctx context.Context, user string, req *synchro.PushRequest) (*synchro.PushResponse, error) {
@@ -126,9 +129,13 @@ func (s *httpSyncer) register(ctx context.Context, user string, req *synchro.Reg
 	return s.call(ctx, user, "/sync/register", req, &resp)
 }
 
-func (s *httpSyncer) pull(ctx context.Context, user string, req *synchro.PullRequest) (*synchro.PullResponse, error) {
+func (s *httpSyncer) pull(ctx context.Context, user string, req *synchro.PullRequest, wait time.Duration) (*synchro.PullResponse, error) {
 	var resp synchro.PullResponse
-	return &resp, s.call(ctx, user, "/sync/pull", req, &resp)
+	path := "/sync/pull"
+	if wait > 0 {
+		path += "?wait=" + strconv.FormatFloat(wait.Seconds(), 'f', -1, 64)
+	}
+	return &resp, s.call(ctx, user, path, req, &resp)
 }
 
 func (s *httpSyncer) push(ctx context.Context, user string, req *synchro.PushRequest) (*synchro.PushResponse, error) {

@@ -179,6 +179,8 @@ type syncDriver struct {
 	pullLimit int
 	batch     int
 	commits   *commits
+	// wait is how long a pull waits for a change (-wait; 0: plain pulls).
+	wait time.Duration
 }
 
 func (d *syncDriver) bootstrap(ctx context.Context, c *client, rec *recorder) error {
@@ -219,7 +221,7 @@ func (d *syncDriver) bootstrap(ctx context.Context, c *client, rec *recorder) er
 func (d *syncDriver) pull(ctx context.Context, c *client, rec *recorder) (bool, error) {
 	start := time.Now()
 	resp, err := d.s.pull(ctx, c.user, &synchro.PullRequest{ClientID: c.id, Checkpoint: c.checkpoint, Limit: d.pullLimit,
-		SchemaVersion: d.version, SchemaHash: d.hash})
+		SchemaVersion: d.version, SchemaHash: d.hash}, d.wait)
 	if err != nil {
 		return false, err
 	}
@@ -419,9 +421,12 @@ ON CONFLICT (id) DO UPDATE SET title = excluded.title, done = excluded.done, upd
 // runClient runs c's mix of operations until ctx ends: a push with
 // probability pushRatio, else a pull (followed by more pulls while the
 // server says there is more), then a pause of think, jittered by ±50%.
-func runClient(ctx context.Context, c *client, d driver, rec *recorder, pushRatio float64, think time.Duration) {
+// With live set the pulls wait for changes themselves (-wait), and no
+// pause follows them.
+func runClient(ctx context.Context, c *client, d driver, rec *recorder, pushRatio float64, think time.Duration, live bool) {
 	for ctx.Err() == nil {
-		if c.rng.Float64() < pushRatio {
+		pushed := c.rng.Float64() < pushRatio
+		if pushed {
 			if err := d.push(ctx, c, rec); err != nil && ctx.Err() == nil {
 				rec.fail(kindPush, classify(err))
 				pause(ctx, 50*time.Millisecond)
@@ -438,7 +443,7 @@ func runClient(ctx context.Context, c *client, d driver, rec *recorder, pushRati
 				}
 			}
 		}
-		if think > 0 {
+		if think > 0 && (pushed || !live) {
 			pause(ctx, time.Duration(float64(think)*(0.5+c.rng.Float64())))
 		}
 	}

@@ -122,6 +122,10 @@ type App struct {
 
 	// stopCompaction stops the compaction started by Open.
 	stopCompaction context.CancelFunc
+	// stopListen stops the engine's change listener (live sync);
+	// listenDone is closed once it has stopped.
+	stopListen context.CancelFunc
+	listenDone chan struct{}
 	// stopConsumer stops change capture; consumerDone is closed once it
 	// has stopped, consumerErr set before.
 	stopConsumer context.CancelFunc
@@ -230,6 +234,17 @@ func Open(ctx context.Context, cfg Config) (_ *App, err error) {
 		engine.StartCompaction(compaction, cfg.CompactInterval)
 	}
 
+	// Live sync: the listener wakes pulls that wait for changes
+	// (POST /sync/pull?wait=S) when change capture announces them.
+	listen, stopListen := context.WithCancel(context.Background())
+	a.stopListen, a.listenDone = stopListen, make(chan struct{})
+	go func() {
+		defer close(a.listenDone)
+		if err := engine.Listen(listen, synchro.ListenConfig{}); err != nil {
+			logger.Error("todo: live sync listener stopped", "error", err)
+		}
+	}()
+
 	handler, err := synchrohttp.New(synchrohttp.Config{
 		Engine: engine,
 		UserID: DemoUserID,
@@ -290,6 +305,10 @@ func (a *App) Close(ctx context.Context) error {
 		var errs []error
 		if a.stopCompaction != nil {
 			a.stopCompaction()
+		}
+		if a.stopListen != nil {
+			a.stopListen()
+			<-a.listenDone
 		}
 		// Reported here unless StopCapture did.
 		a.captureOnce.Do(func() {
