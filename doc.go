@@ -191,6 +191,17 @@
 // consumer's bucket assigner). Compaction may remove history: a client behind
 // the boundary is told to snapshot again ([PullResponse.SnapshotRequired]).
 //
+// # Live sync
+//
+// [Engine.PullWait] is a pull that, when there is nothing to deliver, waits
+// for a change (long polling; synchrohttp serves it as POST
+// /sync/pull?wait=S). Change capture announces the buckets of every
+// changelog transaction with a PostgreSQL NOTIFY on [ChangesChannel];
+// [Engine.Listen], run once per process, receives them and wakes only the
+// waiting pulls of those buckets, in every process on the database. A
+// waiting pull holds no connection; a missed notification costs latency,
+// not a change (a waiting pull re-reads every [ListenConfig.Recheck]).
+//
 // # Row-level security
 //
 // [GenerateRLSPolicies] returns statements that enable row-level security on

@@ -6,7 +6,7 @@
 // A [Handler] built by [New] answers six endpoints:
 //
 //	POST /sync/register  synchro.RegisterRequest -> synchro.RegisterResponse  (Engine.RegisterClient)
-//	POST /sync/pull      synchro.PullRequest     -> synchro.PullResponse      (Engine.Pull)
+//	POST /sync/pull      synchro.PullRequest     -> synchro.PullResponse      (Engine.Pull, Engine.PullWait)
 //	POST /sync/push      synchro.PushRequest     -> synchro.PushResponse      (Engine.Push)
 //	POST /sync/snapshot  synchro.SnapshotRequest -> synchro.SnapshotResponse  (Engine.Snapshot)
 //	GET  /sync/tables                            -> synchro.TableMetaResponse (Engine.TableMetadata)
@@ -345,6 +345,25 @@
 // reports a needed snapshot in the pull response itself) is answered the
 // same way by pull, with "snapshot_reason": "snapshot_required", and with
 // 410 snapshot_required by the other endpoints.
+//
+// # Live sync
+//
+// A pull may ask to wait for a change with the query parameter "wait", in
+// seconds: POST /sync/pull?wait=20 (decimals allowed: wait=2.5). When the
+// client has something to receive, or must snapshot again, the answer is
+// immediate, exactly as without the parameter; otherwise the request is
+// held until a change reaches one of the client's buckets (the answer then
+// carries it) or the wait passes (the ordinary empty page, 200). A wait
+// above [Config.MaxPullWait] (60 s unless the application lowers it) is
+// clamped to it; wait=0 is a plain pull. A value that is not a plain
+// decimal number of seconds (a sign, an exponent, NaN, the parameter given
+// twice) is 400 bad_request. A client that disconnects ends its wait at
+// once. Requests without the parameter behave exactly as before, so
+// clients that never send it are unaffected. The engine must run
+// [synchro.Engine.Listen] for changes to wake a waiting pull at once;
+// without it the pull re-reads every second (see synchro.Engine.PullWait).
+// The server's http.Server WriteTimeout, and any proxy's read timeout, must
+// be longer than the longest wait, or the proxy ends the request first.
 //
 // # Transient failures
 //
