@@ -621,6 +621,11 @@ ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, up
 // synchro.ChangesChannel (see package changenote). PostgreSQL delivers the
 // notifications when the transaction commits, so a pull they wake sees the
 // rows; a rolled-back batch announces nothing.
+//
+// A NOTIFY fails when PostgreSQL's notification queue (8 GB) is full, which
+// happens only when a listening session stops reading; the batch would then
+// fail and capture would stall. Past 90% of the queue the notes are skipped
+// instead: waiting pulls then find the changes at their next re-check.
 func (b *batch) notify() error {
 	seen := make(map[string]bool, 8)
 	var buckets []string
@@ -630,7 +635,7 @@ func (b *batch) notify() error {
 			buckets = append(buckets, r.bucket)
 		}
 	}
-	if _, err := b.tx.ExecContext(b.ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`,
+	if _, err := b.tx.ExecContext(b.ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p WHERE pg_notification_queue_usage() < 0.9`,
 		synchro.ChangesChannel, changenote.Encode(buckets)); err != nil {
 		return fmt.Errorf("wal: notifying the changes of %d buckets: %w", len(buckets), err)
 	}
