@@ -16,6 +16,7 @@ import (
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file prepares a session: the publication, the slot and, for a new
@@ -131,7 +132,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 	}
 	var pos int64
 	hasPosition := false
-	err = c.cfg.ChangelogDB.QueryRowContext(ctx, `SELECT confirmed_lsn FROM synchro.wal_position WHERE slot_name = $1`, slot).Scan(&pos)
+	err = c.cfg.ChangelogDB.QueryRowContext(ctx, store.SlotPosition, slot).Scan(&pos)
 	recorded := pglogrepl.LSN(pos)
 	switch {
 	case err == nil:
@@ -197,7 +198,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 // consumer streams the slot, so no change of those tables is skipped in
 // between; a change streamed afterwards applies on top.
 func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables map[relKey]string, unpublished []string) error {
-	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, `SELECT table_name FROM synchro.wal_tables WHERE slot_name = $1`, c.cfg.SlotName)
+	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, store.RecordedTables, c.cfg.SlotName)
 	if err != nil {
 		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
 	}
@@ -279,7 +280,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.bucket_edges WHERE table_name = ANY($1::text[])`, names); err != nil {
+	if _, err := tx.ExecContext(ctx, store.ClearTableEdges, names); err != nil {
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
 	b := a.newBatch(ctx, tx, 0)
@@ -295,14 +296,12 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if err := b.flush(start); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `
-INSERT INTO synchro.wal_tables (slot_name, table_name) SELECT $1, unnest($2::text[])
-ON CONFLICT (slot_name, table_name) DO UPDATE SET backfilled_at = now()`, a.slot, names); err != nil {
+	if _, err := tx.ExecContext(ctx, store.RecordTables, a.slot, names); err != nil {
 		return fmt.Errorf("wal: backfill: recording the tables: %w", err)
 	}
 	if snapshot != "" {
 		// A new slot: tables recorded for an earlier slot of this name count no more.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.wal_tables WHERE slot_name = $1 AND NOT table_name = ANY($2::text[])`, a.slot, names); err != nil {
+		if _, err := tx.ExecContext(ctx, store.ForgetOtherTables, a.slot, names); err != nil {
 			return fmt.Errorf("wal: backfill: recording the tables: %w", err)
 		}
 	}
@@ -310,12 +309,7 @@ ON CONFLICT (slot_name, table_name) DO UPDATE SET backfilled_at = now()`, a.slot
 		// A marker row in a bucket no client follows takes the next seq:
 		// every checkpoint handed out so far is below it, and a snapshot
 		// taken from now on records at least it, so no client loops.
-		if _, err := tx.ExecContext(ctx, `
-WITH marker AS (
-	INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
-	VALUES ($1, '', '', 3) RETURNING seq
-)
-UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq FROM marker)), compacted_at = now()`, bucket.BoundaryMarker); err != nil {
+		if _, err := tx.ExecContext(ctx, store.RaiseBoundaryPastMarker, bucket.BoundaryMarker); err != nil {
 			return fmt.Errorf("wal: backfill: raising the compaction boundary: %w", err)
 		}
 	}
