@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro/internal/locks"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // schemaRefreshInterval is how old the cached schema contract may be before a
@@ -196,9 +197,7 @@ func persistManifest(ctx context.Context, db *sql.DB, hash string) (int64, error
 		version    int64
 		latestHash string
 	)
-	err = tx.QueryRowContext(ctx,
-		`SELECT schema_version, schema_hash FROM synchro.schema_manifest ORDER BY schema_version DESC LIMIT 1`).
-		Scan(&version, &latestHash)
+	err = tx.QueryRowContext(ctx, store.LatestManifest).Scan(&version, &latestHash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		version = 0
@@ -208,8 +207,7 @@ func persistManifest(ctx context.Context, db *sql.DB, hash string) (int64, error
 		return version, nil
 	}
 	version++
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO synchro.schema_manifest (schema_version, schema_hash) VALUES ($1, $2)`, version, hash); err != nil {
+	if _, err := tx.ExecContext(ctx, store.InsertManifest, version, hash); err != nil {
 		return 0, fmt.Errorf("synchro: inserting schema manifest: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -266,8 +264,7 @@ func (e *Engine) SchemaManifestHistory(ctx context.Context, limit int) ([]Schema
 		limit = defaultManifestHistoryLimit
 	}
 	limit = min(limit, maxManifestHistoryLimit)
-	rows, err := e.db.QueryContext(ctx,
-		`SELECT schema_version, schema_hash, created_at FROM synchro.schema_manifest ORDER BY schema_version DESC LIMIT $1`, limit)
+	rows, err := e.db.QueryContext(ctx, store.ManifestHistory, limit)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: reading schema manifest history: %w", err)
 	}
