@@ -11,7 +11,8 @@ import (
 	"github.com/synchrosync/synchro/internal/bucket"
 )
 
-// This file holds the statements on synchro.clients.
+// This file holds the statements on synchro.clients and the decoding of
+// its rows.
 
 // clientRow is a stored client with the engine's bookkeeping.
 type clientRow struct {
@@ -57,6 +58,15 @@ func scanClient(row interface{ Scan(...any) error }, extra ...any) (*clientRow, 
 		}
 	}
 	return &c, nil
+}
+
+// decodeTextArray decodes the JSON form of a text[] (to_json(...)::text).
+func decodeTextArray(s string) ([]string, error) {
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("decoding a bucket list: %w", err)
+	}
+	return out, nil
 }
 
 // upsertClient inserts the client or updates its descriptive fields, keeping

@@ -3,7 +3,6 @@ package synchro
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -231,15 +230,6 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT $1, x.table_name, x.record_id, 1
   FROM (SELECT DISTINCT table_name, record_id FROM synchro.bucket_edges WHERE bucket_id = ANY($2::text[])) AS x
  ORDER BY array_position($3::text[], x.table_name) NULLS LAST, x.table_name, x.record_id`
-
-// decodeTextArray decodes the JSON form of a text[] (to_json(...)::text).
-func decodeTextArray(s string) ([]string, error) {
-	var out []string
-	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return nil, fmt.Errorf("decoding a bucket list: %w", err)
-	}
-	return out, nil
-}
 
 // dependencyOrder lists the registered tables so that every table comes
 // after its parent and its Dependencies; ties in name order.
