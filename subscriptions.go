@@ -230,35 +230,3 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT $1, x.table_name, x.record_id, 1
   FROM (SELECT DISTINCT table_name, record_id FROM synchro.bucket_edges WHERE bucket_id = ANY($2::text[])) AS x
  ORDER BY array_position($3::text[], x.table_name) NULLS LAST, x.table_name, x.record_id`
-
-// dependencyOrder lists the registered tables so that every table comes
-// after its parent and its Dependencies; ties in name order.
-func dependencyOrder(reg *Registry) []string {
-	names := slices.Clone(reg.TableNames())
-	slices.Sort(names)
-	var out []string
-	state := map[string]int{} // 1 visiting, 2 done
-	var visit func(string)
-	visit = func(n string) {
-		if state[n] != 0 {
-			return
-		}
-		state[n] = 1
-		if cfg := reg.get(n); cfg != nil {
-			deps := slices.Clone(cfg.Dependencies)
-			if cfg.ParentTable != "" {
-				deps = append(deps, cfg.ParentTable)
-			}
-			slices.Sort(deps)
-			for _, d := range deps {
-				visit(d)
-			}
-		}
-		state[n] = 2
-		out = append(out, n)
-	}
-	for _, n := range names {
-		visit(n)
-	}
-	return out
-}
