@@ -12,8 +12,9 @@ import (
 	"github.com/synchrosync/synchro/internal/store"
 )
 
-// This file holds the engine's reads and writes of its clients' rows;
-// their statements are in internal/store/clients.go.
+// This file holds the engine's reads and writes of its clients' rows and
+// the decoding of those rows; the statements are in
+// internal/store/clients.go.
 
 // clientRow is a stored client with the engine's bookkeeping.
 type clientRow struct {
@@ -55,6 +56,15 @@ func scanClient(row interface{ Scan(...any) error }, extra ...any) (*clientRow, 
 		}
 	}
 	return &c, nil
+}
+
+// decodeTextArray decodes the JSON form of a text[] (to_json(...)::text).
+func decodeTextArray(s string) ([]string, error) {
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("decoding a bucket list: %w", err)
+	}
+	return out, nil
 }
 
 // upsertClient inserts the client or updates its descriptive fields, keeping

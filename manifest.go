@@ -126,7 +126,7 @@ func (c *schemaCache) refreshLocked(ctx context.Context) (*manifest, error) {
 		return &next, nil
 	}
 	for _, info := range snap.info {
-		info.ancestors = ancestorsOf(c.reg, info.cfg)
+		info.chain = c.reg.chain(info.cfg.TableName)
 	}
 	next := &manifest{hash: snap.hash, snap: snap, checkedAt: time.Now(), owner: ownerFormOf(snap.info)}
 	if old != nil && old.hash == snap.hash {
@@ -161,24 +161,6 @@ func sameTables(a, b *introspection) bool {
 		}
 	}
 	return true
-}
-
-// ancestorsOf lists the tables above cfg through ParentTable, nearest first.
-// The registry is validated, so the walk ends; it stops at an unregistered
-// name or a repeat all the same.
-func ancestorsOf(reg *Registry, cfg *TableConfig) []string {
-	var out []string
-	seen := map[string]bool{cfg.TableName: true}
-	for p := cfg.ParentTable; p != "" && !seen[p]; {
-		seen[p] = true
-		out = append(out, p)
-		next := reg.get(p)
-		if next == nil {
-			break
-		}
-		p = next.ParentTable
-	}
-	return out
 }
 
 // persistManifest returns the version of hash: the newest manifest row when

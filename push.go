@@ -564,7 +564,7 @@ func segmentEnd(items []*pushItem, start int) int {
 			continue
 		}
 		k := key{it.info.cfg.TableName, it.rec.ID}
-		if i > start && (seenRows[k] || slices.ContainsFunc(it.info.ancestors, func(t string) bool { return seenTables[t] })) {
+		if i > start && (seenRows[k] || slices.ContainsFunc(it.info.chain.ancestors(), func(a *TableConfig) bool { return seenTables[a.TableName] })) {
 			return i
 		}
 		seenRows[k] = true

@@ -3,7 +3,6 @@ package synchro
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -189,45 +188,4 @@ func (e *Engine) resubscribe(ctx context.Context, c *clientRow, next []string, c
 	}
 	e.logger.InfoContext(ctx, "synchro: client subscriptions changed", "client_id", c.ClientID, "added", added, "removed", removed)
 	return nil
-}
-
-// decodeTextArray decodes the JSON form of a text[] (to_json(...)::text).
-func decodeTextArray(s string) ([]string, error) {
-	var out []string
-	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return nil, fmt.Errorf("decoding a bucket list: %w", err)
-	}
-	return out, nil
-}
-
-// dependencyOrder lists the registered tables so that every table comes
-// after its parent and its Dependencies; ties in name order.
-func dependencyOrder(reg *Registry) []string {
-	names := slices.Clone(reg.TableNames())
-	slices.Sort(names)
-	var out []string
-	state := map[string]int{} // 1 visiting, 2 done
-	var visit func(string)
-	visit = func(n string) {
-		if state[n] != 0 {
-			return
-		}
-		state[n] = 1
-		if cfg := reg.get(n); cfg != nil {
-			deps := slices.Clone(cfg.Dependencies)
-			if cfg.ParentTable != "" {
-				deps = append(deps, cfg.ParentTable)
-			}
-			slices.Sort(deps)
-			for _, d := range deps {
-				visit(d)
-			}
-		}
-		state[n] = 2
-		out = append(out, n)
-	}
-	for _, n := range names {
-		visit(n)
-	}
-	return out
 }

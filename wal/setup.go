@@ -14,6 +14,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/parentchain"
 	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 	"github.com/synchrosync/synchro/internal/store"
@@ -286,7 +287,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	b := a.newBatch(ctx, tx, 0)
 
 	total := 0
-	for _, cfg := range parentsFirst(a.tables, names) {
+	for _, cfg := range a.parentsFirst(names) {
 		n, err := c.backfillTable(ctx, mgmt, b, cfg, snapshot == "")
 		if err != nil {
 			return err
@@ -364,30 +365,28 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 
 // parentsFirst orders the tables names so that every parent among them
 // comes before its children (child buckets are read from the parents'; a
-// parent not among them is read from its recorded buckets).
-func parentsFirst(tables map[string]*synchro.TableConfig, names []string) []*synchro.TableConfig {
-	var out []*synchro.TableConfig
-	done := map[string]bool{}
-	wanted := map[string]bool{}
+// parent not among them is read from its recorded buckets): each table
+// comes after those of its ancestors that are among names, farthest first.
+// The ancestors are the registry's parent chains, which the engine's read
+// filter and RLS policies follow too.
+func (a *applier) parentsFirst(names []string) []*synchro.TableConfig {
+	wanted := make(map[string]bool, len(names))
 	for _, n := range names {
 		wanted[n] = true
 	}
-	var visit func(name string, depth int)
-	visit = func(name string, depth int) {
-		cfg := tables[name]
-		if cfg == nil || !wanted[name] || done[name] || depth > len(tables) {
-			return
-		}
-		if cfg.ParentTable != "" {
-			visit(cfg.ParentTable, depth+1)
-		}
-		if !done[name] {
+	var out []*synchro.TableConfig
+	done := map[string]bool{}
+	add := func(name string) {
+		if cfg := a.tables[name]; cfg != nil && wanted[name] && !done[name] {
 			done[name] = true
 			out = append(out, cfg)
 		}
 	}
 	for _, n := range names {
-		visit(n, 0)
+		for _, up := range slices.Backward(parentchain.Ancestors(a.reg, n)) {
+			add(up)
+		}
+		add(n)
 	}
 	return out
 }
