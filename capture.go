@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file answers whether change capture keeps up, from the database
@@ -206,7 +208,7 @@ type SlotStatus struct {
 // returned with a nil error, ready or not.
 func (e *Engine) CaptureStatus(ctx context.Context, opts CaptureOptions) (CaptureStatus, error) {
 	opts = opts.withDefaults()
-	rows, err := e.db.QueryContext(ctx, captureStatusSQL, opts.Slot, DefaultCaptureSlot)
+	rows, err := e.db.QueryContext(ctx, store.CaptureStatus, opts.Slot, DefaultCaptureSlot)
 	if err != nil {
 		return CaptureStatus{}, fmt.Errorf("synchro: reading the status of change capture: %w", err)
 	}
@@ -269,31 +271,6 @@ func (e *Engine) CaptureStatus(ctx context.Context, opts CaptureOptions) (Captur
 	}
 	return st, nil
 }
-
-// captureStatusSQL reads the slots of change capture: $1 is
-// CaptureOptions.Slot, $2 DefaultCaptureSlot. LSNs come as bigint (bytes
-// since 0/0). One row per slot, and always at least one.
-const captureStatusSQL = `
-WITH wanted AS (
-    SELECT slot_name FROM synchro.wal_position WHERE $1::text = ''
-    UNION
-    SELECT CASE WHEN $1::text = '' THEN $2::text ELSE $1::text END
-     WHERE $1::text <> '' OR NOT EXISTS (SELECT 1 FROM synchro.wal_position)
-), server AS (
-    SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn,
-           now() AS now
-)
-SELECT (v.lsn - '0/0'::pg_lsn)::bigint, v.now,
-       (SELECT c.created_at FROM synchro.changelog c ORDER BY c.seq DESC LIMIT 1),
-       w.slot_name, s.slot_name IS NOT NULL, s.plugin, s.slot_type, s.database = current_database(),
-       coalesce(s.active, false), s.active_pid,
-       (s.confirmed_flush_lsn - '0/0'::pg_lsn)::bigint, (s.restart_lsn - '0/0'::pg_lsn)::bigint, s.wal_status,
-       p.confirmed_lsn, p.updated_at
-  FROM wanted w
- CROSS JOIN server v
-  LEFT JOIN pg_replication_slots s ON s.slot_name = w.slot_name
-  LEFT JOIN synchro.wal_position p ON p.slot_name = w.slot_name
- ORDER BY w.slot_name`
 
 // slotVerdict returns the reason a slot is not ready and its message, or
 // two empty strings when it is ready.

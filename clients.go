@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
-// This file holds the statements on synchro.clients.
+// This file holds the engine's reads and writes of its clients' rows and
+// the decoding of those rows; the statements are in
+// internal/store/clients.go.
 
 // clientRow is a stored client with the engine's bookkeeping.
 type clientRow struct {
@@ -28,12 +31,8 @@ type clientRow struct {
 	ackedSeq *int64
 }
 
-const clientColumns = `id::text, user_id, client_id, client_name, platform, app_version, to_json(bucket_subs)::text,
-	last_sync_at, last_pull_at, last_push_at, last_pull_seq, is_active, created_at, updated_at,
-	snapshot_seq, snapshot_completed_at, to_json(snapshot_subs)::text, acked_seq`
-
-// scanClient reads the columns of clientColumns, then into extra the
-// columns that follow them.
+// scanClient reads the columns of store.ClientColumns, then into extra
+// the columns that follow them.
 func scanClient(row interface{ Scan(...any) error }, extra ...any) (*clientRow, error) {
 	var c clientRow
 	var subs string
@@ -59,19 +58,19 @@ func scanClient(row interface{ Scan(...any) error }, extra ...any) (*clientRow, 
 	return &c, nil
 }
 
+// decodeTextArray decodes the JSON form of a text[] (to_json(...)::text).
+func decodeTextArray(s string) ([]string, error) {
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("decoding a bucket list: %w", err)
+	}
+	return out, nil
+}
+
 // upsertClient inserts the client or updates its descriptive fields, keeping
 // its checkpoint and subscriptions, and marks it active.
 func upsertClient(ctx context.Context, db DB, userID string, req *RegisterRequest) (*clientRow, error) {
-	row := db.QueryRowContext(ctx, `
-INSERT INTO synchro.clients AS c (user_id, client_id, client_name, platform, app_version, bucket_subs)
-VALUES ($1, $2, $3, $4, $5, ARRAY[$6::text, $7::text])
-ON CONFLICT (user_id, client_id) DO UPDATE
-   SET client_name = EXCLUDED.client_name,
-       platform    = EXCLUDED.platform,
-       app_version = EXCLUDED.app_version,
-       is_active   = true,
-       updated_at  = now()
-RETURNING `+clientColumns,
+	row := db.QueryRowContext(ctx, store.UpsertClient,
 		userID, req.ClientID, req.ClientName, req.Platform, req.AppVersion, bucket.User(userID), bucket.Global)
 	c, err := scanClient(row)
 	if err != nil {
@@ -80,7 +79,7 @@ RETURNING `+clientColumns,
 	return c, nil
 }
 
-// findClient reads one client with query, which selects clientColumns and
+// findClient reads one client with query, which selects store.ClientColumns and
 // then the columns scanned into extra. It returns ErrClientNotRegistered when
 // there is no such client; any other failure is returned wrapped, never as
 // ErrClientNotRegistered.
@@ -120,10 +119,9 @@ type parentWait struct {
 func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string) (*pushClient, error) {
 	var waits string
 	pc := &pushClient{}
-	c, err := findClient(ctx, tx, clientID,
-		// The push's conflicts carry rows read as text: bytea in hex (see
-		// hexBytes), set here for the rest of the transaction.
-		`SELECT `+clientColumns+`, parent_waits::text, now(), `+hexBytes+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2 FOR UPDATE`,
+	// The push's conflicts carry rows read as text: the statement sets
+	// bytea in hex (hexBytes) for the rest of the transaction.
+	c, err := findClient(ctx, tx, clientID, store.LockClientForPush,
 		[]any{userID, clientID}, &waits, &pc.now, new(string))
 	if err != nil {
 		return nil, err
@@ -137,15 +135,12 @@ func lockClientForPush(ctx context.Context, tx *sql.Tx, userID, clientID string)
 
 // loadClient reads a client (see findClient for the errors).
 func loadClient(ctx context.Context, db DB, userID, clientID string) (*clientRow, error) {
-	return findClient(ctx, db, clientID,
-		`SELECT `+clientColumns+` FROM synchro.clients WHERE user_id = $1 AND client_id = $2`,
-		[]any{userID, clientID})
+	return findClient(ctx, db, clientID, store.LoadClient, []any{userID, clientID})
 }
 
 // touchClientPush records a push on the client row.
 func touchClientPush(ctx context.Context, tx *sql.Tx, id string) error {
-	if _, err := tx.ExecContext(ctx,
-		`UPDATE synchro.clients SET last_push_at = now(), last_sync_at = now() WHERE id = $1::uuid`, id); err != nil {
+	if _, err := tx.ExecContext(ctx, store.TouchClientPush, id); err != nil {
 		return fmt.Errorf("synchro: recording push: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/synchrosync/synchro/internal/locks"
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // CompactorConfig configures changelog compaction.
@@ -52,11 +53,6 @@ type CompactResult struct {
 	// is logged when it changes. (A string keeps CompactResult comparable.)
 	EdgesNotPruned string
 }
-
-// olderThanParam is the SQL cutoff "now minus $1 microseconds": durations
-// travel as a number of microseconds, which PostgreSQL reads exactly for
-// any duration (a Go duration string is not an interval it accepts).
-const olderThanParam = `now() - $1::bigint * interval '1 microsecond'`
 
 // Compaction defaults.
 const (
@@ -126,10 +122,7 @@ func NewCompactor(cfg *CompactorConfig) *Compactor {
 // The threshold is passed to PostgreSQL as a number of microseconds, so any
 // duration works. It returns the number of clients deactivated.
 func (c *Compactor) DeactivateStaleClients(ctx context.Context, db DB) (int64, error) {
-	res, err := db.ExecContext(ctx, `
-UPDATE synchro.clients SET is_active = false, updated_at = now()
- WHERE is_active AND last_sync_at IS NOT NULL AND last_sync_at < `+olderThanParam,
-		c.stale.Microseconds())
+	res, err := db.ExecContext(ctx, store.DeactivateStaleClients, c.stale.Microseconds())
 	if err != nil {
 		return 0, fmt.Errorf("synchro: deactivating stale clients: %w", err)
 	}
@@ -152,12 +145,7 @@ UPDATE synchro.clients SET is_active = false, updated_at = now()
 // recorded boundary.
 func (c *Compactor) SafeSeq(ctx context.Context, db DB) (int64, error) {
 	var safe int64
-	err := db.QueryRowContext(ctx, `
-SELECT greatest(
-         least((SELECT min(acked_seq) FROM synchro.clients WHERE is_active AND acked_seq IS NOT NULL),
-               (SELECT min(snapshot_seq) FROM synchro.clients WHERE is_active AND snapshot_subs IS NOT NULL),
-               (SELECT coalesce(max(seq), 0) FROM synchro.changelog)),
-         (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0)))`).Scan(&safe)
+	err := db.QueryRowContext(ctx, store.SafeSeq).Scan(&safe)
 	if err != nil {
 		return 0, fmt.Errorf("synchro: computing the safe compaction boundary: %w", err)
 	}
@@ -177,7 +165,7 @@ func (c *Compactor) Compact(ctx context.Context, db DB, safeSeq int64) (int64, e
 	if safeSeq <= 0 {
 		return 0, nil
 	}
-	if _, err := db.ExecContext(ctx, `UPDATE synchro.compaction SET boundary_seq = $1, compacted_at = now() WHERE singleton AND boundary_seq < $1`, safeSeq); err != nil {
+	if _, err := db.ExecContext(ctx, store.AdvanceBoundary, safeSeq); err != nil {
 		return 0, fmt.Errorf("synchro: recording the compaction boundary: %w", err)
 	}
 	return c.deleteRows(ctx, db, safeSeq)
@@ -192,7 +180,8 @@ func (c *Compactor) Compact(ctx context.Context, db DB, safeSeq int64) (int64, e
 // statistics as a bitmap scan and sort of everything up to the boundary,
 // for every batch. Seqs are dense but for the rows compaction deleted
 // before and aborted transactions; an empty window jumps to the next seq
-// that exists.
+// that exists. The statements (store.CompactBelow, CompactNextSeq and
+// CompactSuperseded) are each bounded by one window.
 func (c *Compactor) deleteRows(ctx context.Context, db DB, boundary int64) (int64, error) {
 	var total int64
 	step := int64(c.batch)
@@ -204,7 +193,7 @@ func (c *Compactor) deleteRows(ctx context.Context, db DB, boundary int64) (int6
 	for from >= 0 && from < boundary {
 		to := min(from+step, boundary)
 		var n int64
-		if err := db.QueryRowContext(ctx, compactBelowSQL, from, to).Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, store.CompactBelow, from, to).Scan(&n); err != nil {
 			return total, fmt.Errorf("synchro: deleting compacted changelog rows: %w", err)
 		}
 		total += n
@@ -213,19 +202,19 @@ func (c *Compactor) deleteRows(ctx context.Context, db DB, boundary int64) (int6
 		}
 	}
 	// Superseded rows above it.
-	var last sql.NullInt64
-	if err := db.QueryRowContext(ctx, `SELECT max(seq) FROM synchro.changelog`).Scan(&last); err != nil {
+	var last int64
+	if err := db.QueryRowContext(ctx, store.NewestSeq).Scan(&last); err != nil {
 		return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
 	}
-	for from := boundary; from >= 0 && from < last.Int64; {
-		to := min(from+step, last.Int64)
-		res, err := db.ExecContext(ctx, compactSupersededSQL, from, to)
+	for from := boundary; from >= 0 && from < last; {
+		to := min(from+step, last)
+		res, err := db.ExecContext(ctx, store.CompactSuperseded, from, to)
 		n, err := affected(res, err)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
 		}
-		if from, err = nextWindow(ctx, db, n, to, last.Int64); err != nil {
+		if from, err = nextWindow(ctx, db, n, to, last); err != nil {
 			return total, fmt.Errorf("synchro: compacting superseded changelog rows: %w", err)
 		}
 	}
@@ -240,7 +229,7 @@ func nextWindow(ctx context.Context, db DB, n, to, limit int64) (int64, error) {
 		return to, nil
 	}
 	var next sql.NullInt64
-	if err := db.QueryRowContext(ctx, compactNextSeqSQL, to, limit).Scan(&next); err != nil {
+	if err := db.QueryRowContext(ctx, store.CompactNextSeq, to, limit).Scan(&next); err != nil {
 		return 0, err
 	}
 	if !next.Valid {
@@ -248,34 +237,6 @@ func nextWindow(ctx context.Context, db DB, n, to, limit int64) (int64, error) {
 	}
 	return next.Int64 - 1, nil
 }
-
-// The statements of deleteRows, each bounded by one window of seqs
-// whatever the statistics say:
-//
-//   - compactBelowSQL deletes the rows of the window ($1, $2] (at or below
-//     the boundary) and counts them;
-//   - compactNextSeqSQL finds the first seq after $1 up to $2 (the
-//     primary key's first entry after $1);
-//   - compactSupersededSQL deletes, in the window ($1, $2], the rows that a
-//     later row of the same record and bucket supersedes. The later row is
-//     probed per row through (table_name, record_id, bucket_id, seq); the
-//     OFFSET 0 keeps the EXISTS a subquery of its own, since as a semi join
-//     PostgreSQL without statistics could read the whole changelog (or the
-//     window's every row again) for each row of the window.
-const (
-	compactBelowSQL = `
-WITH d AS (DELETE FROM synchro.changelog WHERE seq > $1 AND seq <= $2 RETURNING 1)
-SELECT count(*) FROM d`
-	compactNextSeqSQL = `
-SELECT min(seq) FROM synchro.changelog WHERE seq > $1 AND seq <= $2`
-	compactSupersededSQL = `
-DELETE FROM synchro.changelog AS c
- WHERE c.seq > $1 AND c.seq <= $2
-   AND EXISTS (SELECT 1 FROM synchro.changelog AS n
-                WHERE n.table_name = c.table_name AND n.record_id = c.record_id
-                  AND n.bucket_id = c.bucket_id AND n.seq > c.seq
-               OFFSET 0)`
-)
 
 // affected returns the rows a statement affected.
 func affected(res sql.Result, err error) (int64, error) {
@@ -299,7 +260,7 @@ func (c *Compactor) prune(ctx context.Context, db DB, edgeStatements []string) (
 		}
 		edges += n
 	}
-	res, err := db.ExecContext(ctx, `DELETE FROM synchro.rule_failures WHERE replayed_at < `+olderThanParam, age)
+	res, err := db.ExecContext(ctx, store.PruneRuleFailures, age)
 	failures, err = affected(res, err)
 	if err != nil {
 		return edges, failures, fmt.Errorf("synchro: pruning replayed rule failures: %w", err)
@@ -405,7 +366,7 @@ func (c *Compactor) fixBoundary(ctx context.Context, db DB) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if _, err := db.ExecContext(ctx, `UPDATE synchro.compaction SET boundary_seq = $1, compacted_at = now() WHERE singleton AND boundary_seq <= $1`, safe); err != nil {
+		if _, err := db.ExecContext(ctx, store.RecordRunBoundary, safe); err != nil {
 			return 0, fmt.Errorf("synchro: recording the compaction boundary: %w", err)
 		}
 		return safe, nil
@@ -498,7 +459,7 @@ func (e *Engine) pruneStatements(m *manifest) []pruneStatement {
 		q := fmt.Sprintf(`DELETE FROM synchro.bucket_edges AS e
  WHERE e.table_name = %s
    AND EXISTS (SELECT 1 FROM %s AS x WHERE x.%s = CAST(e.record_id AS %s) AND x.%s < %s OFFSET 0)`,
-			pgident.QuoteLiteral(name), t.quoted, pgident.Quote(t.pk), t.pkType(), pgident.Quote(t.cfg.DeletedAtColumn), olderThanParam)
+			pgident.QuoteLiteral(name), t.quoted, pgident.Quote(t.pk), t.pkType(), pgident.Quote(t.cfg.DeletedAtColumn), store.OlderThan)
 		out = append(out, pruneStatement{table: name, quoted: t.quoted, sql: q})
 	}
 	return out

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro/internal/locks"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // schemaRefreshInterval is how old the cached schema contract may be before a
@@ -125,7 +126,7 @@ func (c *schemaCache) refreshLocked(ctx context.Context) (*manifest, error) {
 		return &next, nil
 	}
 	for _, info := range snap.info {
-		info.ancestors = ancestorsOf(c.reg, info.cfg)
+		info.chain = c.reg.chain(info.cfg.TableName)
 	}
 	next := &manifest{hash: snap.hash, snap: snap, checkedAt: time.Now(), owner: ownerFormOf(snap.info)}
 	if old != nil && old.hash == snap.hash {
@@ -162,24 +163,6 @@ func sameTables(a, b *introspection) bool {
 	return true
 }
 
-// ancestorsOf lists the tables above cfg through ParentTable, nearest first.
-// The registry is validated, so the walk ends; it stops at an unregistered
-// name or a repeat all the same.
-func ancestorsOf(reg *Registry, cfg *TableConfig) []string {
-	var out []string
-	seen := map[string]bool{cfg.TableName: true}
-	for p := cfg.ParentTable; p != "" && !seen[p]; {
-		seen[p] = true
-		out = append(out, p)
-		next := reg.get(p)
-		if next == nil {
-			break
-		}
-		p = next.ParentTable
-	}
-	return out
-}
-
 // persistManifest returns the version of hash: the newest manifest row when
 // it has this hash, otherwise a new row with the next version. So versions
 // only grow, and a schema that returns to an earlier shape gets a new version.
@@ -196,9 +179,7 @@ func persistManifest(ctx context.Context, db *sql.DB, hash string) (int64, error
 		version    int64
 		latestHash string
 	)
-	err = tx.QueryRowContext(ctx,
-		`SELECT schema_version, schema_hash FROM synchro.schema_manifest ORDER BY schema_version DESC LIMIT 1`).
-		Scan(&version, &latestHash)
+	err = tx.QueryRowContext(ctx, store.LatestManifest).Scan(&version, &latestHash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		version = 0
@@ -208,8 +189,7 @@ func persistManifest(ctx context.Context, db *sql.DB, hash string) (int64, error
 		return version, nil
 	}
 	version++
-	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO synchro.schema_manifest (schema_version, schema_hash) VALUES ($1, $2)`, version, hash); err != nil {
+	if _, err := tx.ExecContext(ctx, store.InsertManifest, version, hash); err != nil {
 		return 0, fmt.Errorf("synchro: inserting schema manifest: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -266,8 +246,7 @@ func (e *Engine) SchemaManifestHistory(ctx context.Context, limit int) ([]Schema
 		limit = defaultManifestHistoryLimit
 	}
 	limit = min(limit, maxManifestHistoryLimit)
-	rows, err := e.db.QueryContext(ctx,
-		`SELECT schema_version, schema_hash, created_at FROM synchro.schema_manifest ORDER BY schema_version DESC LIMIT $1`, limit)
+	rows, err := e.db.QueryContext(ctx, store.ManifestHistory, limit)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: reading schema manifest history: %w", err)
 	}

@@ -6,11 +6,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgcatalog"
-	"github.com/synchrosync/synchro/internal/pgident"
 )
 
 // OwnershipResolver determines which buckets a record belongs to.
@@ -99,10 +97,9 @@ func (r *JoinResolver) ResolveOwner(ctx context.Context, db DB, table string, re
 		return nil, fmt.Errorf("%w: %q", ErrTableNotRegistered, table)
 	}
 	switch {
-	case cfg.BucketByColumn != "":
-		return bucketsFor(cfg.BucketPrefix, data[cfg.BucketByColumn], cfg.GlobalWhenBucketNull), nil
-	case cfg.OwnerColumn != "":
-		return bucketsFor(cmp.Or(cfg.BucketPrefix, bucket.UserPrefix), data[cfg.OwnerColumn], cfg.AllowGlobalRead), nil
+	case bucketsRoot(cfg):
+		col, prefix, nullGlobal := bucketRule(cfg)
+		return bucketsFor(prefix, data[col], nullGlobal), nil
 	case cfg.ParentTable != "":
 		fk, ok := bucket.Text(data[cfg.ParentFKCol])
 		if !ok {
@@ -112,6 +109,17 @@ func (r *JoinResolver) ResolveOwner(ctx context.Context, db DB, table string, re
 	default:
 		return []string{bucket.Global}, nil
 	}
+}
+
+// bucketRule returns how the buckets of a table that decides its own
+// (bucketsRoot) are formed: from column col, as prefix + its value, and
+// "global" for a NULL or empty value when nullGlobal is set. A bucket
+// column rules over the owner column.
+func bucketRule(c *TableConfig) (col, prefix string, nullGlobal bool) {
+	if c.BucketByColumn != "" {
+		return c.BucketByColumn, c.BucketPrefix, c.GlobalWhenBucketNull
+	}
+	return c.OwnerColumn, cmp.Or(c.BucketPrefix, bucket.UserPrefix), c.AllowGlobalRead
 }
 
 // bucketsFor forms the bucket of a bucket-column value.
@@ -125,48 +133,14 @@ func bucketsFor(prefix string, v any, nullGlobal bool) []string {
 	return []string{}
 }
 
-// chainRoot returns the first ancestor of cfg (following ParentTable) for
-// which isRoot holds, with the path of tables from cfg's parent up to it.
-func chainRoot(reg *Registry, cfg *TableConfig, isRoot func(*TableConfig) bool) (root *TableConfig, path []*TableConfig, err error) {
-	seen := map[string]bool{cfg.TableName: true}
-	cur := cfg
-	for cur.ParentTable != "" {
-		parent := reg.get(cur.ParentTable)
-		if parent == nil {
-			return nil, nil, fmt.Errorf("%w: ancestor %q of %q", ErrUnregisteredParent, cur.ParentTable, cfg.TableName)
-		}
-		if seen[parent.TableName] {
-			return nil, nil, fmt.Errorf("%w: at %q", ErrCycleDetected, parent.TableName)
-		}
-		seen[parent.TableName] = true
-		path = append(path, parent)
-		if isRoot(parent) {
-			return parent, path, nil
-		}
-		cur = parent
-	}
-	return nil, nil, fmt.Errorf("%w: no ancestor of %q decides its buckets", ErrOrphanedChain, cfg.TableName)
-}
-
-// bucketsRoot is the root of bucketing: the first ancestor with a bucket
-// or owner column.
-func bucketsRoot(c *TableConfig) bool { return c.BucketByColumn != "" || c.OwnerColumn != "" }
-
-// ownerRoot is the root of ownership: the first ancestor with an owner
-// column, as the RLS write policies walk.
-func ownerRoot(c *TableConfig) bool { return c.OwnerColumn != "" }
-
 // resolveChain looks up the root's bucket column through the parent chain.
 func (r *JoinResolver) resolveChain(ctx context.Context, db DB, cfg *TableConfig, fk string) ([]string, error) {
-	root, path, err := chainRoot(r.registry, cfg, bucketsRoot)
+	chain, err := r.registry.chain(cfg.TableName).upTo(bucketsRoot)
 	if err != nil {
 		return nil, err
 	}
-	col, prefix, nullGlobal := root.OwnerColumn, cmp.Or(root.BucketPrefix, bucket.UserPrefix), root.AllowGlobalRead
-	if root.BucketByColumn != "" {
-		col, prefix, nullGlobal = root.BucketByColumn, root.BucketPrefix, root.GlobalWhenBucketNull
-	}
-	v, err := r.chainValue(ctx, db, cfg, path, col, fk)
+	col, prefix, nullGlobal := bucketRule(chain.root())
+	v, err := r.chainValue(ctx, db, chain, col, fk)
 	if err != nil {
 		return nil, err
 	}
@@ -193,37 +167,33 @@ func (r *JoinResolver) ownerOf(ctx context.Context, db DB, cfg *TableConfig, val
 	if !ok {
 		return "", false, nil
 	}
-	root, path, err := chainRoot(r.registry, cfg, ownerRoot)
+	chain, err := r.registry.chain(cfg.TableName).upTo(ownerRoot)
 	if err != nil {
 		return "", false, err
 	}
-	v, err := r.chainValue(ctx, db, cfg, path, root.OwnerColumn, fk)
+	v, err := r.chainValue(ctx, db, chain, chain.root().OwnerColumn, fk)
 	if err != nil || v == nil {
 		return "", false, err
 	}
 	return *v, *v != "", nil
 }
 
-// chainValue reads column col of the last table of path (the root), joining
-// the chain from the row of path[0] whose key is fk. It returns nil when the
+// chainValue reads column col of the root of chain (cut by upTo), joining
+// the chain from the parent row whose key is fk. It returns nil when the
 // value is NULL or the chain is broken (a missing parent).
-func (r *JoinResolver) chainValue(ctx context.Context, db DB, cfg *TableConfig, path []*TableConfig, col, fk string) (*string, error) {
+func (r *JoinResolver) chainValue(ctx context.Context, db DB, chain *tableChain, col, fk string) (*string, error) {
+	cfg := chain.child
 	if db == nil {
 		return nil, fmt.Errorf("synchro: resolving the parent chain of %q needs a database handle", cfg.TableName)
 	}
-	pkType, err := r.pkType(ctx, db, path[0])
+	pkType, err := r.pkType(ctx, db, chain.path[0])
 	if err != nil {
 		return nil, err
 	}
-	var q strings.Builder
-	fmt.Fprintf(&q, "SELECT p%d.%s::text FROM %s AS p0", len(path)-1, pgident.Quote(col), pgident.QuoteQualified(path[0].TableName))
-	for i := 1; i < len(path); i++ {
-		fmt.Fprintf(&q, " JOIN %s AS p%d ON p%d.%s = p%d.%s", pgident.QuoteQualified(path[i].TableName), i,
-			i, pgident.Quote(path[i].IDColumn), i-1, pgident.Quote(path[i-1].ParentFKCol))
-	}
-	fmt.Fprintf(&q, " WHERE p0.%s = CAST($1::text AS %s)", pgident.Quote(path[0].IDColumn), pkType)
+	j := chain.join("", "CAST($1::text AS "+pkType+")")
+	q := "SELECT " + j.rootCol(col) + "::text FROM " + j.from + " WHERE " + j.on
 	var v sql.NullString
-	err = db.QueryRowContext(ctx, q.String(), fk).Scan(&v)
+	err = db.QueryRowContext(ctx, q, fk).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // Pull limits.
@@ -194,23 +195,13 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 func (e *Engine) pullState(ctx context.Context, userID, clientID string, subs []string, checkpoint int64) (*clientRow, int64, bool, error) {
 	var boundary int64
 	var pending bool
-	c, err := findClient(ctx, e.db, clientID, pullStateSQL,
+	c, err := findClient(ctx, e.db, clientID, store.PullState,
 		[]any{userID, clientID, subs, checkpoint, bucket.ClientPrefix}, &boundary, &pending)
 	if err != nil {
 		return nil, 0, false, err
 	}
 	return c, boundary, pending, nil
 }
-
-// pullStateSQL is pullState's statement: $1 the user, $2 the client id, $3
-// the subscriptions, $4 the checkpoint, $5 the prefix of the client's
-// private bucket.
-const pullStateSQL = `
-SELECT ` + clientColumns + `,
-       coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0),
-       EXISTS (SELECT 1 FROM unnest($3::text[] || ($5 || c.id::text)) AS b(id)
-                WHERE EXISTS (SELECT 1 FROM synchro.changelog AS l WHERE l.bucket_id = b.id AND l.seq > $4))
-  FROM synchro.clients AS c WHERE c.user_id = $1 AND c.client_id = $2`
 
 // checkpointAhead reports whether checkpoint is above every checkpoint the
 // server has handed out (see snapshotReasonCheckpointAhead), and the highest
@@ -236,7 +227,7 @@ func (e *Engine) checkpointAhead(ctx context.Context, c *clientRow, checkpoint, 
 		return false, bound, nil
 	}
 	var newest int64
-	if err := e.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM synchro.changelog`).Scan(&newest); err != nil {
+	if err := e.db.QueryRowContext(ctx, store.NewestSeq).Scan(&newest); err != nil {
 		return false, 0, fmt.Errorf("synchro: pull: reading the newest changelog seq: %w", err)
 	}
 	bound = max(bound, newest)
@@ -322,10 +313,7 @@ func (e *Engine) recordPull(ctx context.Context, c *clientRow, acked, delivered 
 		c.LastPullAt != nil && c.LastSyncAt != nil && time.Since(*c.LastSyncAt) < e.touchInterval() {
 		return nil
 	}
-	_, err := e.db.ExecContext(ctx, `
-UPDATE synchro.clients
-   SET last_pull_seq = $2, acked_seq = $3, last_pull_at = now(), last_sync_at = now(), is_active = true
- WHERE id = $1::uuid`, c.ID, delivered, acked)
+	_, err := e.db.ExecContext(ctx, store.RecordPull, c.ID, delivered, acked)
 	if err != nil {
 		return fmt.Errorf("synchro: recording the pull: %w", err)
 	}
@@ -454,40 +442,6 @@ func bucketReadCap(limit, n int) int {
 // tables bulk loaded without ANALYZE.
 const pullSettingsSQL = readContextSQL + `, ` + indexWalk + `, set_config('DateStyle', 'ISO', true)`
 
-// pullBoundarySQL reads the compaction boundary.
-const pullBoundarySQL = `(SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))`
-
-// pullFullPageSQL reads the page when every bucket is read as far as a page
-// could reach ($4 is the limit): the first $3 entries of the union of the
-// buckets' first $4+1. It returns the boundary, NULL for the cut, and the
-// entries.
-const pullFullPageSQL = `
-SELECT ` + pullBoundarySQL + `, NULL::bigint, p.seq, p.table_name, p.record_id, p.operation
-  FROM (SELECT 1) AS one
-  LEFT JOIN LATERAL (
-        SELECT c.seq, c.table_name, c.record_id, c.operation
-          FROM unnest($1::text[]) AS b(id)
-         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS c
-         ORDER BY c.seq LIMIT $3) AS p ON true
- ORDER BY p.seq`
-
-// pullCappedPageSQL reads at most $4+1 entries of each bucket, numbered
-// within the bucket with the seq before each; the cut is the lowest
-// $4-th seq of a bucket that had more (the seq before its ($4+1)-th).
-const pullCappedPageSQL = `
-WITH seen AS MATERIALIZED (
-        SELECT c.seq, c.table_name, c.record_id, c.operation, c.k, c.prev
-          FROM unnest($1::text[]) AS b(id)
-         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation,
-                                    row_number() OVER (ORDER BY seq) AS k, lag(seq) OVER (ORDER BY seq) AS prev
-                               FROM (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                                      WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS l) AS c)
-SELECT ` + pullBoundarySQL + `, (SELECT min(prev) FROM seen WHERE k > $4), p.seq, p.table_name, p.record_id, p.operation
-  FROM (SELECT 1) AS one
-  LEFT JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3) AS p ON true
- ORDER BY p.seq`
-
 // changelogPage is a page of the changelog as read, merged per record.
 type changelogPage struct {
 	boundary int64
@@ -537,9 +491,9 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 	}
 	// One statement reads the boundary and the changelog page; with a
 	// per-bucket cap below the limit, also the cut (NULL otherwise).
-	query := pullFullPageSQL
+	query := store.PullFullPage
 	if perBucket < p.limit {
-		query = pullCappedPageSQL
+		query = store.PullCappedPage
 	}
 	rows, err := tx.query(ctx, query, buckets, checkpoint, p.limit+1, perBucket)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgtest"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // TestPullPlansWithoutStatistics checks the plans of pull's statements (the
@@ -95,9 +96,9 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 		// after pullSettingsSQL; the pending check runs before it, alone.
 		inPull bool
 	}{
-		{"pending check", pullStateSQL, []any{"u0", "dev", subs, int64(n / 2), bucket.ClientPrefix}, false},
-		{"page", pullFullPageSQL, []any{buckets, int64(n / 2), 1001, 1000}, true},
-		{"capped page", pullCappedPageSQL, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, true},
+		{"pending check", store.PullState, []any{"u0", "dev", subs, int64(n / 2), bucket.ClientPrefix}, false},
+		{"page", store.PullFullPage, []any{buckets, int64(n / 2), 1001, 1000}, true},
+		{"capped page", store.PullCappedPage, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, true},
 		{"hydration", st.pull.sql, []any{ids, subs}, true},
 		{"page with rows", ps.full, []any{buckets, int64(n / 2), 1001, 1000, subs}, true},
 		{"capped page with rows", ps.capped, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, true},

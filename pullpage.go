@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file holds pull's page read in one statement: the changelog page
@@ -30,9 +31,9 @@ import (
 const pullPageAlias = "synchro_page"
 
 // pullPageStatements are the page statements of one schema and set of
-// tables: the page of pullFullPageSQL or pullCappedPageSQL, each entry of
-// those tables with the current row of its record when the page delivers
-// it.
+// tables: the page of store.PullFullPage or store.PullCappedPage, each
+// entry of those tables with the current row of its record when the page
+// delivers it.
 type pullPageStatements struct {
 	full, capped string
 	// tables are the hydrations of the tables read, by name.
@@ -42,10 +43,10 @@ type pullPageStatements struct {
 	width int
 }
 
-// build wraps the page statement page (pullFullPageSQL or
-// pullCappedPageSQL, parameters $1 to $4) so that each of its entries comes
-// with the current row of its record ($5 the client's buckets, for the
-// ownership rules): the entry's columns, then f (true when the row was
+// build wraps the page statement page (store.PullFullPage or
+// store.PullCappedPage, parameters $1 to $4) so that each of its entries
+// comes with the current row of its record ($5 the client's buckets, for
+// the ownership rules): the entry's columns, then f (true when the row was
 // found and may be delivered, NULL otherwise), u (its updated-at) and c0,
 // c1, ... (its returned columns, see pullColumns).
 //
@@ -147,8 +148,8 @@ func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
 	if len(built.tables) == 0 {
 		return nil
 	}
-	built.full = built.build(pullFullPageSQL, names)
-	built.capped = built.build(pullCappedPageSQL, names)
+	built.full = built.build(store.PullFullPage, names)
+	built.capped = built.build(store.PullCappedPage, names)
 	ps = built
 	return ps
 }

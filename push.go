@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro/internal/pgerr"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // maxPushRecords is the most records one push may carry. A larger push is
@@ -446,7 +447,7 @@ func (p *pusher) boundParentWait(ctx context.Context, items []*pushItem) error {
 	if err != nil {
 		return fmt.Errorf("synchro: push: encoding the parent waits: %w", err)
 	}
-	if _, err := p.tx.ExecContext(ctx, `UPDATE synchro.clients SET parent_waits = $2::jsonb WHERE id = $1::uuid`, c.ID, string(doc)); err != nil {
+	if _, err := p.tx.ExecContext(ctx, store.RecordParentWaits, c.ID, string(doc)); err != nil {
 		return fmt.Errorf("synchro: push: recording the parent waits: %w", err)
 	}
 	return nil
@@ -563,7 +564,7 @@ func segmentEnd(items []*pushItem, start int) int {
 			continue
 		}
 		k := key{it.info.cfg.TableName, it.rec.ID}
-		if i > start && (seenRows[k] || slices.ContainsFunc(it.info.ancestors, func(t string) bool { return seenTables[t] })) {
+		if i > start && (seenRows[k] || slices.ContainsFunc(it.info.chain.ancestors(), func(a *TableConfig) bool { return seenTables[a.TableName] })) {
 			return i
 		}
 		seenRows[k] = true

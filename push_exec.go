@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file holds the decisions of push, for one record or for a group of
@@ -224,10 +225,7 @@ func (p *pusher) missingParent(ctx context.Context, parent *tableInfo, fk string
 		deleted  bool
 		boundary int64
 	)
-	err := p.tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT EXISTS (SELECT FROM synchro.changelog c
-		WHERE c.table_name = $1 AND c.record_id = CAST($2::text AS %s)::text AND c.bucket_id = ANY($3::text[]) AND c.operation = 3),
-	coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0)`, parent.pkType()),
-		parent.cfg.TableName, fk, buckets).Scan(&deleted, &boundary)
+	err := p.tx.QueryRowContext(ctx, store.ParentDeleted(parent.pkType()), parent.cfg.TableName, fk, buckets).Scan(&deleted, &boundary)
 	if err != nil {
 		return classifyDBError(err, reasonInternalError, "looking for the parent")
 	}

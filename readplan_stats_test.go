@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file checks that the read statements of snapshot, subscriptions and
@@ -216,12 +217,12 @@ func TestSubscriptionAndCompactionPlansWithoutStatistics(t *testing.T) {
 	cases := []planCase{
 		// u1 moves from its own bucket to u3's: deletes for its lists,
 		// each probed once against the kept buckets.
-		{name: "unsubscribe", query: unsubscribeSQL, args: []any{private, []string{"user:u1"}, int64(0), []string{"user:u3", "global"}, order}, max: 40 * 2 * edgesU1},
-		{name: "subscribe", query: subscribeSQL, args: []any{private, []string{"user:u1"}, order}, max: 40 * edgesU1},
+		{name: "unsubscribe", query: store.Unsubscribe, args: []any{private, []string{"user:u1"}, int64(0), []string{"user:u3", "global"}, order}, max: 40 * 2 * edgesU1},
+		{name: "subscribe", query: store.Subscribe, args: []any{private, []string{"user:u1"}, order}, max: 40 * edgesU1},
 		// A batch of 1,000 below the boundary, and the window above it.
-		{name: "compact below the boundary", query: compactBelowSQL, args: []any{maxSeq / 2, maxSeq/2 + 1000}, max: 40 * 1000},
-		{name: "next seq", query: compactNextSeqSQL, args: []any{maxSeq / 2, maxSeq}, max: 100},
-		{name: "compact superseded rows", query: compactSupersededSQL, args: []any{maxSeq - 3000, maxSeq - 2000}, max: 40 * 1000},
+		{name: "compact below the boundary", query: store.CompactBelow, args: []any{maxSeq / 2, maxSeq/2 + 1000}, max: 40 * 1000},
+		{name: "next seq", query: store.CompactNextSeq, args: []any{maxSeq / 2, maxSeq}, max: 100},
+		{name: "compact superseded rows", query: store.CompactSuperseded, args: []any{maxSeq - 3000, maxSeq - 2000}, max: 40 * 1000},
 	}
 	// Pruning reads every edge of a table once (here none of the lists is
 	// deleted).

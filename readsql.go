@@ -33,11 +33,8 @@ import (
 // rules needs no such test: a record is hydrated only because the changelog
 // put it in one of the client's buckets, and the rules decide the rest.
 
-// readRowAlias is the alias of the table read; chain aliases follow it.
-const (
-	readRowAlias   = "x"
-	readChainAlias = "synchro_chain"
-)
+// readRowAlias is the alias of the table read.
+const readRowAlias = "x"
 
 // readStatements are the fixed statements that read one table for clients.
 // Each returns: id (text), data (json text of the delivered columns, see
@@ -221,29 +218,19 @@ SELECT count(*) <= (SELECT n FROM cap)
 func memberPredicate(reg *Registry, cfg *TableConfig, alias, subs string) (string, error) {
 	col := func(c string) string { return alias + "." + pgident.Quote(c) + "::text" }
 	switch {
-	case cfg.BucketByColumn != "":
-		return bucketMatch(col(cfg.BucketByColumn), cfg.BucketPrefix, cfg.GlobalWhenBucketNull, subs), nil
-	case cfg.OwnerColumn != "":
-		return bucketMatch(col(cfg.OwnerColumn), cmp.Or(cfg.BucketPrefix, bucket.UserPrefix), cfg.AllowGlobalRead, subs), nil
+	case bucketsRoot(cfg):
+		own, prefix, nullGlobal := bucketRule(cfg)
+		return bucketMatch(col(own), prefix, nullGlobal, subs), nil
 	case cfg.ParentTable != "":
-		root, path, err := chainRoot(reg, cfg, bucketsRoot)
+		chain, err := reg.chain(cfg.TableName).upTo(bucketsRoot)
 		if err != nil {
 			return "", err
 		}
-		rootCol, prefix, nullGlobal := root.OwnerColumn, cmp.Or(root.BucketPrefix, bucket.UserPrefix), root.AllowGlobalRead
-		if root.BucketByColumn != "" {
-			rootCol, prefix, nullGlobal = root.BucketByColumn, root.BucketPrefix, root.GlobalWhenBucketNull
-		}
-		a := func(i int) string { return fmt.Sprintf("%s%d", readChainAlias, i) }
-		var q strings.Builder
-		fmt.Fprintf(&q, "(SELECT %s.%s::text FROM %s AS %s", a(len(path)-1), pgident.Quote(rootCol), pgident.QuoteQualified(path[0].TableName), a(0))
-		for i := 1; i < len(path); i++ {
-			fmt.Fprintf(&q, " JOIN %s AS %s ON %s.%s = %s.%s", pgident.QuoteQualified(path[i].TableName), a(i),
-				a(i), pgident.Quote(path[i].IDColumn), a(i-1), pgident.Quote(path[i-1].ParentFKCol))
-		}
-		fmt.Fprintf(&q, " WHERE %s.%s = %s.%s)", a(0), pgident.Quote(path[0].IDColumn), alias, pgident.Quote(cfg.ParentFKCol))
+		rootCol, prefix, nullGlobal := bucketRule(chain.root())
+		j := chain.join(alias, alias+"."+pgident.Quote(cfg.ParentFKCol))
+		value := "(SELECT " + j.rootCol(rootCol) + "::text FROM " + j.from + " WHERE " + j.on + ")"
 		fk := col(cfg.ParentFKCol)
-		return fmt.Sprintf("(coalesce(%s, '') <> '' AND %s)", fk, bucketMatch(q.String(), prefix, nullGlobal, subs)), nil
+		return fmt.Sprintf("(coalesce(%s, '') <> '' AND %s)", fk, bucketMatch(value, prefix, nullGlobal, subs)), nil
 	default:
 		return fmt.Sprintf("%s = ANY(%s)", pgident.QuoteLiteral(bucket.Global), subs), nil
 	}

@@ -223,6 +223,10 @@ type Registry struct {
 	// problems are registration mistakes (nil or unnamed configs, duplicate
 	// names) that Register cannot return; Validate reports the first one.
 	problems []error
+	// chains holds the parent chain of every registered table (chain.go),
+	// built by Validate, or by the first reader of a registry not validated
+	// since its last Register, which drops them.
+	chains map[string]*tableChain
 }
 
 // NewRegistry returns an empty registry.
@@ -269,6 +273,7 @@ func (r *Registry) Register(cfg *TableConfig) {
 	c.protected = c.buildProtected()
 	r.tables[c.TableName] = c
 	r.order = append(r.order, c.TableName)
+	r.chains = nil
 }
 
 // get returns the registered config itself (not a copy), or nil. The caller
@@ -348,8 +353,11 @@ func (r *Registry) IsPushable(tableName string) bool {
 //   - ErrTableNotRegistered: a Dependencies entry names an unregistered table
 //     or the table itself.
 func (r *Registry) Validate() error {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Kept whatever the outcome: GenerateRLSPolicies builds what it can
+	// of an invalid registry.
+	r.chains = r.buildChains()
 	if len(r.problems) > 0 {
 		return r.problems[0]
 	}
@@ -361,7 +369,8 @@ func (r *Registry) Validate() error {
 	return nil
 }
 
-// validateTable checks one table. The caller holds r.mu.
+// validateTable checks one table. The caller holds r.mu and has built
+// r.chains.
 func (r *Registry) validateTable(c *TableConfig) error {
 	fail := func(sentinel error, format string, args ...any) error {
 		msg := fmt.Sprintf(format, args...)
@@ -407,28 +416,8 @@ func (r *Registry) validateTable(c *TableConfig) error {
 	}
 
 	if c.ParentTable != "" {
-		if _, ok := r.tables[c.ParentTable]; !ok {
-			return fail(ErrUnregisteredParent, "ParentTable %q is not registered", c.ParentTable)
-		}
-		if c.ParentFKCol == "" {
-			return fail(ErrMissingParentFKCol, "ParentTable %q needs ParentFKCol", c.ParentTable)
-		}
-		visited := map[string]bool{c.TableName: true}
-		cur := c
-		for cur.ParentTable != "" {
-			parent := cur.ParentTable
-			if visited[parent] {
-				return fail(ErrCycleDetected, "the parent chain returns to %q", parent)
-			}
-			next, ok := r.tables[parent]
-			if !ok {
-				return fail(ErrUnregisteredParent, "ancestor %q (parent of %q) is not registered", parent, cur.TableName)
-			}
-			visited[parent] = true
-			cur = next
-		}
-		if cur.OwnerColumn == "" {
-			return fail(ErrOrphanedChain, "the chain's root %q has no OwnerColumn", cur.TableName)
+		if f := r.chains[c.TableName].fault(); f != nil {
+			return fail(f.sentinel, "%s", f.msg)
 		}
 	} else if c.ParentFKCol != "" {
 		return fail(nil, "ParentFKCol %q is set without ParentTable", c.ParentFKCol)

@@ -28,14 +28,6 @@ const (
 // policy name that had to be shortened.
 const policyHashLen = 8
 
-// ancestorAliasBase is the alias prefix of the parent tables joined in a
-// parent-chain predicate; ancestorAliasFallback replaces it when the child
-// table itself bears one of those aliases.
-const (
-	ancestorAliasBase     = "synchro_parent"
-	ancestorAliasFallback = "synchro_ancestor"
-)
-
 // SetAuthContext sets app.user_id for the current transaction (set_config(..., true)).
 //
 // tx must be a transaction (a *sql.Tx, or a connection inside an explicit
@@ -195,15 +187,9 @@ func GenerateRLSPolicies(registry *Registry) []string {
 	if registry == nil {
 		return nil
 	}
-	tables := registry.All()
-	byName := make(map[string]*TableConfig, len(tables))
-	for _, c := range tables {
-		byName[c.TableName] = c
-	}
-	g := &rlsGenerator{tables: byName}
-
+	g := &rlsGenerator{reg: registry}
 	var stmts []string
-	for _, c := range tables {
+	for _, c := range registry.All() {
 		stmts = append(stmts, g.tableStatements(c)...)
 	}
 	return stmts
@@ -211,7 +197,7 @@ func GenerateRLSPolicies(registry *Registry) []string {
 
 // rlsGenerator builds the policies of one registry.
 type rlsGenerator struct {
-	tables map[string]*TableConfig
+	reg *Registry
 }
 
 // tableStatements returns the statements for one table, or nil when the
@@ -262,13 +248,11 @@ func (g *rlsGenerator) readPredicate(c *TableConfig, relation string) (string, b
 	case c.OwnerColumn != "":
 		return ownerReadPredicate(pgident.Quote(c.OwnerColumn), c.AllowGlobalRead), true
 	case c.ParentTable != "":
-		chain, ok := g.ancestors(c, func(a *TableConfig) bool {
-			return a.OwnerColumn != "" || a.BucketByColumn != ""
-		})
+		chain, ok := g.ancestors(c, bucketsRoot)
 		if !ok {
 			return "", false
 		}
-		root := chain[len(chain)-1]
+		root := chain.root()
 		if root.OwnerColumn == "" || (root.BucketByColumn != "" && root.BucketByColumn != root.OwnerColumn) {
 			return "", false
 		}
@@ -283,21 +267,20 @@ func (g *rlsGenerator) readPredicate(c *TableConfig, relation string) (string, b
 // writePredicate returns the INSERT, UPDATE and DELETE predicate of c, and
 // false when c has no ownership path that resolves.
 func (g *rlsGenerator) writePredicate(c *TableConfig, relation string) (string, bool) {
-	hasOwner := func(a *TableConfig) bool { return a.OwnerColumn != "" }
 	switch {
 	case c.OwnerColumn != "":
 		own := ownerMatches(pgident.Quote(c.OwnerColumn))
 		if c.ParentTable == "" {
 			return own, true
 		}
-		chain, ok := g.ancestors(c, hasOwner)
+		chain, ok := g.ancestors(c, ownerRoot)
 		if !ok {
 			return "", false
 		}
 		parent := chainPredicate(c, relation, chain, ownerMatches)
 		return own + " AND (" + pgident.Quote(c.ParentFKCol) + " IS NULL OR " + parent + ")", true
 	case c.ParentTable != "":
-		chain, ok := g.ancestors(c, hasOwner)
+		chain, ok := g.ancestors(c, ownerRoot)
 		if !ok {
 			return "", false
 		}
@@ -307,68 +290,22 @@ func (g *rlsGenerator) writePredicate(c *TableConfig, relation string) (string, 
 	}
 }
 
-// ancestors returns the parent chain of c, from its parent up to and
-// including the first ancestor for which isRoot reports true. It reports
-// false when the chain cannot be followed: a missing ParentFKCol, an
-// unregistered ancestor, a cycle, or no root before the top.
-func (g *rlsGenerator) ancestors(c *TableConfig, isRoot func(*TableConfig) bool) ([]*TableConfig, bool) {
-	var chain []*TableConfig
-	seen := map[string]bool{c.TableName: true}
-	cur := c
-	for {
-		if cur.ParentTable == "" || cur.ParentFKCol == "" || seen[cur.ParentTable] {
-			return nil, false
-		}
-		parent, ok := g.tables[cur.ParentTable]
-		if !ok {
-			return nil, false
-		}
-		seen[parent.TableName] = true
-		chain = append(chain, parent)
-		if isRoot(parent) {
-			return chain, true
-		}
-		cur = parent
-	}
+// ancestors returns the parent chain of c cut at its root (see
+// tableChain.upTo), and false when the chain cannot be followed that far: a
+// missing ParentFKCol, an unregistered ancestor, a cycle, or no root before
+// the top.
+func (g *rlsGenerator) ancestors(c *TableConfig, isRoot func(*TableConfig) bool) (*tableChain, bool) {
+	chain, err := g.reg.chain(c.TableName).upTo(isRoot)
+	return chain, err == nil
 }
 
 // chainPredicate returns an EXISTS predicate that joins the ancestors of
-// child (chain[0] its parent, the last element the root) and applies
-// rootCond to the root's owner column, given as a qualified, quoted column
-// reference.
-func chainPredicate(child *TableConfig, relation string, chain []*TableConfig, rootCond func(owner string) string) string {
-	// An alias equal to the child's relation name would hide the child's
-	// row, which the subquery refers to by that name.
-	base := ancestorAliasBase
-	for i := range chain {
-		if relation == fmt.Sprintf("%s_%d", base, i+1) {
-			base = ancestorAliasFallback
-			break
-		}
-	}
-	alias := func(i int) string { return pgident.Quote(fmt.Sprintf("%s_%d", base, i+1)) }
-
-	var b strings.Builder
-	b.WriteString("EXISTS (SELECT 1 FROM ")
-	for i, a := range chain {
-		if i > 0 {
-			b.WriteString(" JOIN ")
-		}
-		b.WriteString(pgident.QuoteQualified(a.TableName))
-		b.WriteString(" AS ")
-		b.WriteString(alias(i))
-		if i > 0 {
-			// This ancestor's key = the key to it held by the one below.
-			fmt.Fprintf(&b, " ON %s.%s = %s.%s",
-				alias(i), pgident.Quote(a.IDColumn),
-				alias(i-1), pgident.Quote(chain[i-1].ParentFKCol))
-		}
-	}
-	fmt.Fprintf(&b, " WHERE %s.%s = %s.%s AND (%s))",
-		alias(0), pgident.Quote(chain[0].IDColumn),
-		pgident.Quote(relation), pgident.Quote(child.ParentFKCol),
-		rootCond(alias(len(chain)-1)+"."+pgident.Quote(chain[len(chain)-1].OwnerColumn)))
-	return b.String()
+// child up to the root of chain and applies rootCond to the root's owner
+// column, given as a qualified, quoted column reference. The subquery
+// refers to the child's row by its relation name.
+func chainPredicate(child *TableConfig, relation string, chain *tableChain, rootCond func(owner string) string) string {
+	j := chain.join(relation, pgident.Quote(relation)+"."+pgident.Quote(child.ParentFKCol))
+	return "EXISTS (SELECT 1 FROM " + j.from + " WHERE " + j.on + " AND (" + rootCond(j.rootCol(chain.root().OwnerColumn)) + "))"
 }
 
 // ownerMatches returns the predicate "owner is the current user" for the

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file holds the checks NewEngine makes of its database before it
@@ -26,21 +28,6 @@ var migrationMarks = []struct{ migration, table, column string }{
 	{"0004_parent_wait.sql", "clients", "parent_waits"},
 }
 
-// setupCheckSQL reads, for the migration marks ($1 tables, $2 columns, ”
-// for none), whether each exists and whether the current role may read and
-// write its table, and the current role's name and whether it bypasses
-// row-level security (superuser or BYPASSRLS).
-const setupCheckSQL = `
-SELECT current_user::text, r.rolsuper OR r.rolbypassrls,
-       (SELECT string_agg(m.o::text || ':' ||
-                    (c.oid IS NOT NULL AND (m.col = '' OR EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = m.col AND NOT a.attisdropped)))::text || ':' ||
-                    (c.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE'))::text,
-                          ',' ORDER BY m.o)
-               FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS m(tbl, col, o)
-               LEFT JOIN pg_namespace n ON n.nspname = 'synchro'
-               LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = m.tbl)
-  FROM pg_roles r WHERE r.rolname = current_user`
-
 // checkSetup verifies that the library's tables are there and usable by
 // the engine's role, and warns once when the role bypasses row-level
 // security: then the database does not enforce the policies that
@@ -57,7 +44,7 @@ func (e *Engine) checkSetup(ctx context.Context) error {
 		bypass bool
 		answer string
 	)
-	if err := e.db.QueryRowContext(ctx, setupCheckSQL, tables, cols).Scan(&role, &bypass, &answer); err != nil {
+	if err := e.db.QueryRowContext(ctx, store.CheckSetup, tables, cols).Scan(&role, &bypass, &answer); err != nil {
 		return fmt.Errorf("synchro: checking the database setup: %w", err)
 	}
 	marks := strings.Split(answer, ",")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/locks"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // snapshotLockKey is the transaction-level advisory lock between a snapshot
@@ -132,24 +133,12 @@ func (e *Engine) beginSnapshot(ctx context.Context, c *clientRow, subs []string)
 	// writing the changelog (every number below it then belongs to a
 	// committed row or to none).
 	var seq int64
-	err = tx.QueryRowContext(ctx, `
-WITH cap AS (SELECT greatest((SELECT coalesce(max(seq), 0) FROM synchro.changelog),
-                             (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0))) AS s)
-UPDATE synchro.clients AS c
-   SET snapshot_seq = cap.s, snapshot_subs = $2, is_active = true, last_sync_at = now(), updated_at = now()
-  FROM cap
- WHERE c.id = $1::uuid AND (c.snapshot_seq IS NULL OR c.snapshot_seq < cap.s)
-RETURNING c.snapshot_seq`, c.ID, subs).Scan(&seq)
+	err = tx.QueryRowContext(ctx, store.BeginSnapshot, c.ID, subs).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
-		if _, err := tx.ExecContext(ctx, changelogWriteLock); err != nil {
+		if _, err := tx.ExecContext(ctx, store.LockChangelogWrites); err != nil {
 			return 0, fmt.Errorf("synchro: starting snapshot: %w", err)
 		}
-		err = tx.QueryRowContext(ctx, `
-UPDATE synchro.clients
-   SET snapshot_seq = nextval(pg_get_serial_sequence('synchro.changelog', 'seq')),
-       snapshot_subs = $2, is_active = true, last_sync_at = now(), updated_at = now()
- WHERE id = $1::uuid
-RETURNING snapshot_seq`, c.ID, subs).Scan(&seq)
+		err = tx.QueryRowContext(ctx, store.BeginSnapshotNewSeq, c.ID, subs).Scan(&seq)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("%w: client %q", ErrClientNotRegistered, c.ClientID)
@@ -168,12 +157,7 @@ RETURNING snapshot_seq`, c.ID, subs).Scan(&seq)
 // snapshot_seq, so its last page can be asked again (and go on with new
 // pages when rows were added meanwhile) until another snapshot starts.
 func (e *Engine) finishSnapshot(ctx context.Context, c *clientRow, checkpoint int64) error {
-	res, err := e.db.ExecContext(ctx, `
-UPDATE synchro.clients
-   SET bucket_subs = coalesce(snapshot_subs, bucket_subs), snapshot_subs = NULL,
-       last_pull_seq = $2, acked_seq = $2, snapshot_completed_at = now(),
-       last_pull_at = now(), last_sync_at = now(), is_active = true, updated_at = now()
- WHERE id = $1::uuid AND snapshot_seq = $2`, c.ID, checkpoint)
+	res, err := e.db.ExecContext(ctx, store.FinishSnapshot, c.ID, checkpoint)
 	if err != nil {
 		return fmt.Errorf("synchro: completing snapshot: %w", err)
 	}

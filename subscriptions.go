@@ -3,7 +3,6 @@ package synchro
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // SubscriptionRule decides the buckets a client follows, for Config.Subscriptions.
@@ -125,13 +125,6 @@ func bucketDiff(known, next []string) *BucketUpdate {
 	return &u
 }
 
-// changelogWriteLock is taken by a transaction that writes changelog rows
-// besides the WAL consumer. It conflicts with the consumer's inserts (ROW
-// EXCLUSIVE), so it waits for the consumer's open transaction and keeps the
-// next one out until commit: sequence numbers then stay in commit order, and
-// a pull that has seen a row has seen every row below it.
-const changelogWriteLock = `LOCK TABLE synchro.changelog IN SHARE ROW EXCLUSIVE MODE`
-
 // resubscribe moves a client from its recorded buckets to next. In one
 // transaction it writes to the client's private bucket an insert for every
 // record now in a bucket it gained, and a delete for every record it may hold
@@ -145,7 +138,7 @@ func (e *Engine) resubscribe(ctx context.Context, c *clientRow, next []string, c
 	}
 	defer func() { _ = tx.Rollback() }()
 	var stored string
-	err = tx.QueryRowContext(ctx, `SELECT to_json(bucket_subs)::text FROM synchro.clients WHERE id = $1::uuid FOR UPDATE`, c.ID).Scan(&stored)
+	err = tx.QueryRowContext(ctx, store.LockClientSubscriptions, c.ID).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%w: client %q", ErrClientNotRegistered, c.ClientID)
 	}
@@ -171,23 +164,23 @@ func (e *Engine) resubscribe(ctx context.Context, c *clientRow, next []string, c
 			removed = append(removed, b)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, changelogWriteLock); err != nil {
+	if _, err := tx.ExecContext(ctx, store.LockChangelogWrites); err != nil {
 		return fmt.Errorf("synchro: changing subscriptions: %w", err)
 	}
 	private := bucket.Client(c.ID)
 	if len(removed) > 0 {
-		_, err = tx.ExecContext(ctx, unsubscribeSQL, private, removed, checkpoint, next, e.tableOrder)
+		_, err = tx.ExecContext(ctx, store.Unsubscribe, private, removed, checkpoint, next, e.tableOrder)
 		if err != nil {
 			return fmt.Errorf("synchro: delivering the removal of buckets %v: %w", removed, err)
 		}
 	}
 	if len(added) > 0 {
-		_, err = tx.ExecContext(ctx, subscribeSQL, private, added, e.tableOrder)
+		_, err = tx.ExecContext(ctx, store.Subscribe, private, added, e.tableOrder)
 		if err != nil {
 			return fmt.Errorf("synchro: delivering the rows of buckets %v: %w", added, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE synchro.clients SET bucket_subs = $2, updated_at = now() WHERE id = $1::uuid`, c.ID, next); err != nil {
+	if _, err := tx.ExecContext(ctx, store.RecordSubscriptions, c.ID, next); err != nil {
 		return fmt.Errorf("synchro: recording subscriptions: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -195,80 +188,4 @@ func (e *Engine) resubscribe(ctx context.Context, c *clientRow, next []string, c
 	}
 	e.logger.InfoContext(ctx, "synchro: client subscriptions changed", "client_id", c.ClientID, "added", added, "removed", removed)
 	return nil
-}
-
-// unsubscribeSQL writes into the client's private bucket $1 a delete for
-// every record held through the buckets $2 it lost (recorded there now, or
-// changed there after its checkpoint $3) that is in none of the buckets $4
-// it keeps, parents last ($5 the tables in dependency order).
-//
-// Plan: the records of the lost buckets are read through (bucket_id, ...)
-// indexes, each once; whether a record is in a kept bucket is probed per
-// record by its key (the OFFSET 0 keeps the NOT EXISTS a subquery of its
-// own): flattened into an anti join, PostgreSQL without statistics could
-// read every edge of the kept buckets for every record lost, quadratic in
-// the user's rows.
-const unsubscribeSQL = `
-INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
-SELECT $1, x.table_name, x.record_id, 3
-  FROM (SELECT table_name, record_id FROM synchro.bucket_edges WHERE bucket_id = ANY($2::text[])
-        UNION
-        SELECT table_name, record_id FROM synchro.changelog WHERE bucket_id = ANY($2::text[]) AND seq > $3) AS x
- WHERE NOT EXISTS (SELECT 1 FROM synchro.bucket_edges e
-                    WHERE e.table_name = x.table_name AND e.record_id = x.record_id AND e.bucket_id = ANY($4::text[])
-                   OFFSET 0)
- ORDER BY array_position($5::text[], x.table_name) DESC NULLS LAST, x.table_name, x.record_id`
-
-// subscribeSQL writes into the client's private bucket $1 an insert for
-// every record of the buckets $2 it gained, parents first ($3 the tables in
-// dependency order).
-//
-// Plan: one table, no join: the edges of the gained buckets are read once
-// (by the bucket index, or at worst one scan of bucket_edges), distinct and
-// sorted; its cost is linear in what it reads whatever the statistics say.
-const subscribeSQL = `
-INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
-SELECT $1, x.table_name, x.record_id, 1
-  FROM (SELECT DISTINCT table_name, record_id FROM synchro.bucket_edges WHERE bucket_id = ANY($2::text[])) AS x
- ORDER BY array_position($3::text[], x.table_name) NULLS LAST, x.table_name, x.record_id`
-
-// decodeTextArray decodes the JSON form of a text[] (to_json(...)::text).
-func decodeTextArray(s string) ([]string, error) {
-	var out []string
-	if err := json.Unmarshal([]byte(s), &out); err != nil {
-		return nil, fmt.Errorf("decoding a bucket list: %w", err)
-	}
-	return out, nil
-}
-
-// dependencyOrder lists the registered tables so that every table comes
-// after its parent and its Dependencies; ties in name order.
-func dependencyOrder(reg *Registry) []string {
-	names := slices.Clone(reg.TableNames())
-	slices.Sort(names)
-	var out []string
-	state := map[string]int{} // 1 visiting, 2 done
-	var visit func(string)
-	visit = func(n string) {
-		if state[n] != 0 {
-			return
-		}
-		state[n] = 1
-		if cfg := reg.get(n); cfg != nil {
-			deps := slices.Clone(cfg.Dependencies)
-			if cfg.ParentTable != "" {
-				deps = append(deps, cfg.ParentTable)
-			}
-			slices.Sort(deps)
-			for _, d := range deps {
-				visit(d)
-			}
-		}
-		state[n] = 2
-		out = append(out, n)
-	}
-	for _, n := range names {
-		visit(n)
-	}
-	return out
 }

@@ -41,9 +41,9 @@ type tableInfo struct {
 	// no default.
 	delivered []columnInfo
 
-	// ancestors are the tables above this one through ParentTable, nearest
-	// first; set by the schema cache.
-	ancestors []string
+	// chain is the table's parent chain as the registry built it
+	// (chain.go); set by the schema cache.
+	chain *tableChain
 
 	// pushOnce builds push, the fixed push statements of the table, on first
 	// use.

@@ -70,8 +70,8 @@ func (m *manifest) ownerForm(t *tableInfo) ownerForm {
 	if t.cfg.OwnerColumn != "" {
 		return formOfColumn(t.column(t.cfg.OwnerColumn))
 	}
-	for _, name := range t.ancestors {
-		if a := m.table(name); a != nil && a.cfg.OwnerColumn != "" {
+	if chain, err := t.chain.upTo(ownerRoot); err == nil {
+		if a := m.table(chain.root().TableName); a != nil {
 			return formOfColumn(a.column(a.cfg.OwnerColumn))
 		}
 	}

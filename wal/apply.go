@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file turns decoded transactions into changelog rows and bucket edge
@@ -131,9 +133,10 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 		return fmt.Errorf("wal: locking the changelog of slot %s: %w", a.slot, err)
 	}
 	// Read after the lock, in a statement of its own: its snapshot then
-	// sees what the previous holder of the lock committed.
+	// sees what the previous holder of the lock committed. No position
+	// recorded yet is 0.
 	var recorded int64
-	if err := tx.QueryRowContext(ctx, `SELECT coalesce((SELECT confirmed_lsn FROM synchro.wal_position WHERE slot_name = $1), 0)`, a.slot).Scan(&recorded); err != nil {
+	if err := tx.QueryRowContext(ctx, store.SlotPosition, a.slot).Scan(&recorded); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("wal: reading the position of slot %s: %w", a.slot, err)
 	}
 	txns = slices.DeleteFunc(slices.Clone(txns), func(t *txn) bool { return t.finalLSN < pglogrepl.LSN(recorded) })
@@ -220,7 +223,7 @@ func (b *batch) load(tables, ids []string) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	rows, err := b.tx.QueryContext(b.ctx, loadEdgesSQL, tables, ids)
+	rows, err := b.tx.QueryContext(b.ctx, store.LoadEdges, tables, ids)
 	if err != nil {
 		return fmt.Errorf("wal: reading bucket edges: %w", err)
 	}
@@ -242,25 +245,6 @@ func (b *batch) load(tables, ids []string) error {
 	}
 	return nil
 }
-
-// loadEdgesSQL reads the stored buckets of the records ($1 tables, $2 ids;
-// an empty id is skipped). Each record is looked up on its own by the
-// primary key of bucket_edges: the lateral subquery, which OFFSET 0 keeps
-// from being flattened into a join, makes the plan a nested loop over the
-// keys, so the cost follows the number of records asked for, never the
-// size of the table, whatever the planner's statistics say. A plain join
-// of the unnested keys against the table was planned, with statistics
-// missing or stale, as a sequential scan and a sort of all of bucket_edges
-// in every batch (with 83,000 edges: a 2.8 MB external sort for a batch of
-// 5,600 new rows; it grows with the table).
-const loadEdgesSQL = `
-SELECT k.t, k.r, e.bucket_id
-  FROM unnest($1::text[], $2::text[]) AS k(t, r)
- CROSS JOIN LATERAL (
-       SELECT e.bucket_id FROM synchro.bucket_edges e
-        WHERE e.table_name = k.t AND e.record_id = k.r
-       OFFSET 0) AS e
- WHERE k.r <> ''`
 
 // current returns the recorded buckets of a record, loading them if needed.
 func (b *batch) current(k recKey) ([]string, error) {
@@ -528,8 +512,7 @@ func decodeRow(doc string) (rowValues, error) {
 // truncate deletes every record of the tables from every bucket.
 func (b *batch) truncate(tables []string) error {
 	for _, table := range tables {
-		rows, err := b.tx.QueryContext(b.ctx,
-			`SELECT record_id FROM synchro.bucket_edges WHERE table_name = $1 GROUP BY record_id`, table)
+		rows, err := b.tx.QueryContext(b.ctx, store.TableRecords, table)
 		if err != nil {
 			return fmt.Errorf("wal: reading the records of truncated table %s: %w", table, err)
 		}
@@ -579,9 +562,7 @@ func (b *batch) flush(end pglogrepl.LSN) error {
 		for i, r := range b.rows {
 			buckets[i], tables[i], ids[i], ops[i] = r.bucket, r.key.table, r.key.id, int16(r.op)
 		}
-		if _, err := b.tx.ExecContext(b.ctx, `
-INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`, buckets, tables, ids, ops); err != nil {
+		if _, err := b.tx.ExecContext(b.ctx, store.InsertChangelogRows, buckets, tables, ids, ops); err != nil {
 			return fmt.Errorf("wal: writing %d changelog rows: %w", len(b.rows), err)
 		}
 		if err := b.notify(); err != nil {
@@ -590,7 +571,7 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`, bucke
 	}
 	gone, added := b.edgeChanges()
 	if len(gone.tables) > 0 {
-		if _, err := b.tx.ExecContext(b.ctx, deleteEdgesSQL, gone.tables, gone.ids, gone.buckets); err != nil {
+		if _, err := b.tx.ExecContext(b.ctx, store.DeleteEdges, gone.tables, gone.ids, gone.buckets); err != nil {
 			return fmt.Errorf("wal: deleting %d bucket edges: %w", len(gone.tables), err)
 		}
 	}
@@ -600,17 +581,12 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`, bucke
 		}
 	}
 	for _, f := range b.failures {
-		if _, err := b.tx.ExecContext(b.ctx, `
-INSERT INTO synchro.rule_failures (table_name, record_id, operation, error_text, payload, lsn)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6)`, f.key.table, f.key.id, int16(f.op), f.err, nullable(f.payload), int64(f.lsn)); err != nil {
+		if _, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, nullable(f.payload), int64(f.lsn)); err != nil {
 			return fmt.Errorf("wal: recording a rule failure: %w", err)
 		}
 	}
 	if end != 0 {
-		if _, err := b.tx.ExecContext(b.ctx, `
-INSERT INTO synchro.wal_position (slot_name, confirmed_lsn, updated_at) VALUES ($1, $2, now())
-ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, updated_at = now()`,
-			b.a.slot, int64(end)); err != nil {
+		if _, err := b.tx.ExecContext(b.ctx, store.RecordPosition, b.a.slot, int64(end)); err != nil {
 			return fmt.Errorf("wal: recording the position: %w", err)
 		}
 	}
@@ -643,7 +619,7 @@ func (b *batch) notify() error {
 }
 
 // edgeList is a list of bucket edges as three parallel arrays, the
-// parameters of deleteEdgesSQL and insertEdgesSQL.
+// parameters of store.DeleteEdges and store.InsertEdges.
 type edgeList struct{ tables, ids, buckets []string }
 
 func (l *edgeList) add(k recKey, bucket string) {
@@ -673,25 +649,11 @@ func (b *batch) edgeChanges() (gone, added edgeList) {
 	return gone, added
 }
 
-// deleteEdgesSQL deletes the edges ($1 tables, $2 ids, $3 buckets). Each is
-// found by the primary key (a lateral subquery that LIMIT keeps from being
-// flattened, as in loadEdgesSQL) and deleted by its tuple id, so the
-// statement never scans the table.
-const deleteEdgesSQL = `
-DELETE FROM synchro.bucket_edges
- WHERE ctid = ANY (ARRAY(
-       SELECT e.ctid
-         FROM unnest($1::text[], $2::text[], $3::text[]) AS d(t, r, b)
-        CROSS JOIN LATERAL (
-              SELECT e.ctid FROM synchro.bucket_edges e
-               WHERE e.table_name = d.t AND e.record_id = d.r AND e.bucket_id = d.b
-               LIMIT 1) AS e))`
-
 // insertEdges inserts edges that are not stored: the batch read the stored
 // ones under the slot's lock, and only the batch's writer adds edges under
-// it. The plain insertEdgesSQL costs about 40% less than one with ON
-// CONFLICT DO NOTHING, which checks every edge before inserting it. Should
-// an edge be there all the same (written by a writer that does not take
+// it. The plain store.InsertEdges costs about 40% less than
+// store.InsertMissingEdges, which checks every edge before inserting it.
+// Should an edge be there all the same (written by a writer that does not take
 // the lock, such as a consumer of another slot capturing the same table),
 // the insert is undone to a savepoint and done again leaving such edges as
 // they are, rather than failing the batch, which would stop capture.
@@ -699,7 +661,7 @@ func (b *batch) insertEdges(l edgeList) error {
 	if _, err := b.tx.ExecContext(b.ctx, `SAVEPOINT synchro_edges`); err != nil {
 		return err
 	}
-	_, err := b.tx.ExecContext(b.ctx, insertEdgesSQL, l.tables, l.ids, l.buckets)
+	_, err := b.tx.ExecContext(b.ctx, store.InsertEdges, l.tables, l.ids, l.buckets)
 	if pgerr.Code(err) != pgerr.UniqueViolation {
 		return err
 	}
@@ -707,14 +669,9 @@ func (b *batch) insertEdges(l edgeList) error {
 	if _, err := b.tx.ExecContext(b.ctx, `ROLLBACK TO SAVEPOINT synchro_edges`); err != nil {
 		return err
 	}
-	_, err = b.tx.ExecContext(b.ctx, insertEdgesSQL+` ON CONFLICT DO NOTHING`, l.tables, l.ids, l.buckets)
+	_, err = b.tx.ExecContext(b.ctx, store.InsertMissingEdges, l.tables, l.ids, l.buckets)
 	return err
 }
-
-// insertEdgesSQL inserts the edges ($1 tables, $2 ids, $3 buckets).
-const insertEdgesSQL = `
-INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[])`
 
 // nullable returns b as a string parameter, or nil for SQL NULL when empty.
 func nullable(b []byte) any {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // TestEdgeStatementsLookUpByKey checks the plans of the statements that
@@ -14,7 +15,7 @@ import (
 // statistics (bulk loaded, never analysed, as after a backfill or an
 // import that autovacuum has not reached yet): each must look the records
 // up through the primary key, never scan the table. A plain join of the
-// unnested keys against bucket_edges, as loadEdgesSQL was, is planned here
+// unnested keys against bucket_edges, as store.LoadEdges was, is planned here
 // as a sequential scan of all the edges, sorted for a merge join, in every
 // batch.
 func TestEdgeStatementsLookUpByKey(t *testing.T) {
@@ -33,8 +34,8 @@ SELECT 'events', g::text, 'user:u' || (g % 50) FROM generate_series(1, 50000) AS
 		sql  string
 		args []any
 	}{
-		{"loadEdgesSQL", loadEdgesSQL, []any{tables, ids}},
-		{"deleteEdgesSQL", deleteEdgesSQL, []any{tables, ids, buckets}},
+		{"LoadEdges", store.LoadEdges, []any{tables, ids}},
+		{"DeleteEdges", store.DeleteEdges, []any{tables, ids, buckets}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tx, err := db.Super.Begin() // the delete is explained, not run, but stay safe

@@ -8,6 +8,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // ReplayRuleFailures resolves again the buckets of the records whose bucket
@@ -30,9 +31,7 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
 		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `
-SELECT id, table_name, record_id FROM synchro.rule_failures
- WHERE replayed_at IS NULL ORDER BY id FOR UPDATE`)
+	rows, err := tx.QueryContext(ctx, store.PendingRuleFailures)
 	if err != nil {
 		return 0, fmt.Errorf("wal: reading rule failures: %w", err)
 	}
@@ -105,7 +104,7 @@ SELECT id, table_name, record_id FROM synchro.rule_failures
 		return 0, err
 	}
 	if len(done) > 0 {
-		if _, err := tx.ExecContext(ctx, `UPDATE synchro.rule_failures SET replayed_at = now() WHERE id = ANY($1::bigint[])`, done); err != nil {
+		if _, err := tx.ExecContext(ctx, store.MarkRuleFailuresReplayed, done); err != nil {
 			return 0, fmt.Errorf("wal: marking rule failures replayed: %w", err)
 		}
 	}

@@ -14,8 +14,10 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/parentchain"
 	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file prepares a session: the publication, the slot and, for a new
@@ -131,7 +133,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 	}
 	var pos int64
 	hasPosition := false
-	err = c.cfg.ChangelogDB.QueryRowContext(ctx, `SELECT confirmed_lsn FROM synchro.wal_position WHERE slot_name = $1`, slot).Scan(&pos)
+	err = c.cfg.ChangelogDB.QueryRowContext(ctx, store.SlotPosition, slot).Scan(&pos)
 	recorded := pglogrepl.LSN(pos)
 	switch {
 	case err == nil:
@@ -197,7 +199,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 // consumer streams the slot, so no change of those tables is skipped in
 // between; a change streamed afterwards applies on top.
 func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables map[relKey]string, unpublished []string) error {
-	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, `SELECT table_name FROM synchro.wal_tables WHERE slot_name = $1`, c.cfg.SlotName)
+	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, store.RecordedTables, c.cfg.SlotName)
 	if err != nil {
 		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
 	}
@@ -279,13 +281,13 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.bucket_edges WHERE table_name = ANY($1::text[])`, names); err != nil {
+	if _, err := tx.ExecContext(ctx, store.ClearTableEdges, names); err != nil {
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
 	b := a.newBatch(ctx, tx, 0)
 
 	total := 0
-	for _, cfg := range parentsFirst(a.tables, names) {
+	for _, cfg := range a.parentsFirst(names) {
 		n, err := c.backfillTable(ctx, mgmt, b, cfg, snapshot == "")
 		if err != nil {
 			return err
@@ -295,14 +297,12 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if err := b.flush(start); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `
-INSERT INTO synchro.wal_tables (slot_name, table_name) SELECT $1, unnest($2::text[])
-ON CONFLICT (slot_name, table_name) DO UPDATE SET backfilled_at = now()`, a.slot, names); err != nil {
+	if _, err := tx.ExecContext(ctx, store.RecordTables, a.slot, names); err != nil {
 		return fmt.Errorf("wal: backfill: recording the tables: %w", err)
 	}
 	if snapshot != "" {
 		// A new slot: tables recorded for an earlier slot of this name count no more.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM synchro.wal_tables WHERE slot_name = $1 AND NOT table_name = ANY($2::text[])`, a.slot, names); err != nil {
+		if _, err := tx.ExecContext(ctx, store.ForgetOtherTables, a.slot, names); err != nil {
 			return fmt.Errorf("wal: backfill: recording the tables: %w", err)
 		}
 	}
@@ -310,12 +310,7 @@ ON CONFLICT (slot_name, table_name) DO UPDATE SET backfilled_at = now()`, a.slot
 		// A marker row in a bucket no client follows takes the next seq:
 		// every checkpoint handed out so far is below it, and a snapshot
 		// taken from now on records at least it, so no client loops.
-		if _, err := tx.ExecContext(ctx, `
-WITH marker AS (
-	INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
-	VALUES ($1, '', '', 3) RETURNING seq
-)
-UPDATE synchro.compaction SET boundary_seq = GREATEST(boundary_seq, (SELECT seq FROM marker)), compacted_at = now()`, bucket.BoundaryMarker); err != nil {
+		if _, err := tx.ExecContext(ctx, store.RaiseBoundaryPastMarker, bucket.BoundaryMarker); err != nil {
 			return fmt.Errorf("wal: backfill: raising the compaction boundary: %w", err)
 		}
 	}
@@ -370,30 +365,28 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 
 // parentsFirst orders the tables names so that every parent among them
 // comes before its children (child buckets are read from the parents'; a
-// parent not among them is read from its recorded buckets).
-func parentsFirst(tables map[string]*synchro.TableConfig, names []string) []*synchro.TableConfig {
-	var out []*synchro.TableConfig
-	done := map[string]bool{}
-	wanted := map[string]bool{}
+// parent not among them is read from its recorded buckets): each table
+// comes after those of its ancestors that are among names, farthest first.
+// The ancestors are the registry's parent chains, which the engine's read
+// filter and RLS policies follow too.
+func (a *applier) parentsFirst(names []string) []*synchro.TableConfig {
+	wanted := make(map[string]bool, len(names))
 	for _, n := range names {
 		wanted[n] = true
 	}
-	var visit func(name string, depth int)
-	visit = func(name string, depth int) {
-		cfg := tables[name]
-		if cfg == nil || !wanted[name] || done[name] || depth > len(tables) {
-			return
-		}
-		if cfg.ParentTable != "" {
-			visit(cfg.ParentTable, depth+1)
-		}
-		if !done[name] {
+	var out []*synchro.TableConfig
+	done := map[string]bool{}
+	add := func(name string) {
+		if cfg := a.tables[name]; cfg != nil && wanted[name] && !done[name] {
 			done[name] = true
 			out = append(out, cfg)
 		}
 	}
 	for _, n := range names {
-		visit(n, 0)
+		for _, up := range slices.Backward(parentchain.Ancestors(a.reg, n)) {
+			add(up)
+		}
+		add(n)
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file holds the checks a session makes before it captures anything,
@@ -48,14 +49,7 @@ SELECT current_user::text, coalesce(string_agg(q.name, ', ' ORDER BY q.ord), '')
 	}
 
 	var missing, role, hidden string
-	err = c.applier.db.QueryRowContext(ctx, `
-SELECT coalesce((SELECT string_agg('synchro.' || t, ', ' ORDER BY t) FROM unnest($1::text[]) AS t
-                  WHERE to_regclass('synchro.' || t) IS NULL), ''),
-       current_user::text,
-       coalesce((SELECT string_agg(q.name, ', ' ORDER BY q.ord)
-                   FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS q(name, ord)
-                  WHERE to_regclass(q.name) IS NOT NULL AND row_security_active(to_regclass(q.name))), '')`,
-		walTables, string(arr)).Scan(&missing, &role, &hidden)
+	err = c.applier.db.QueryRowContext(ctx, store.CheckChangelogDB, walTables, string(arr)).Scan(&missing, &role, &hidden)
 	if err != nil {
 		if strings.Contains(err.Error(), "permission denied for schema synchro") {
 			return fatal("wal: the role of ChangelogDB may not use schema synchro: grant it what migrations.Grants returns (%v)", err)

@@ -1,0 +1,158 @@
+package store
+
+// This file holds the statements on synchro.changelog: the captured
+// changes, one row per bucket, record and operation (1 create, 2 update,
+// 3 delete), whose seq is the pull checkpoint space.
+
+// NewestSeq reads the newest changelog seq, 0 when the changelog is empty.
+//
+// no parameters -> bigint seq
+const NewestSeq = `SELECT coalesce(max(seq), 0) FROM synchro.changelog`
+
+// LockChangelogWrites is taken by a transaction that writes changelog rows
+// besides the WAL consumer. It conflicts with the consumer's inserts (ROW
+// EXCLUSIVE), so it waits for the consumer's open transaction and keeps the
+// next one out until commit: sequence numbers then stay in commit order, and
+// a pull that has seen a row has seen every row below it. (LOCK cannot be
+// prepared: TestStatementsPrepare runs it in a transaction it rolls back.)
+//
+// no parameters, inside a transaction
+const LockChangelogWrites = `LOCK TABLE synchro.changelog IN SHARE ROW EXCLUSIVE MODE`
+
+// InsertChangelogRows writes changelog rows, in the order of the arrays
+// (the seqs follow it).
+//
+// $1 text[] buckets, $2 text[] tables, $3 text[] record ids, $4 smallint[]
+// operations -> rows affected
+const InsertChangelogRows = `
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`
+
+// Unsubscribe writes into the client's private bucket $1 a delete for
+// every record held through the buckets $2 it lost (recorded there now, or
+// changed there after its checkpoint $3) that is in none of the buckets $4
+// it keeps, parents last ($5 the tables in dependency order). It reads
+// synchro.bucket_edges.
+//
+// Plan: the records of the lost buckets are read through (bucket_id, ...)
+// indexes, each once; whether a record is in a kept bucket is probed per
+// record by its key (the OFFSET 0 keeps the NOT EXISTS a subquery of its
+// own): flattened into an anti join, PostgreSQL without statistics could
+// read every edge of the kept buckets for every record lost, quadratic in
+// the user's rows.
+//
+// $1 text private bucket, $2 text[] lost buckets, $3 bigint checkpoint,
+// $4 text[] kept buckets, $5 text[] tables in dependency order -> rows affected
+const Unsubscribe = `
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT $1, x.table_name, x.record_id, 3
+  FROM (SELECT table_name, record_id FROM synchro.bucket_edges WHERE bucket_id = ANY($2::text[])
+        UNION
+        SELECT table_name, record_id FROM synchro.changelog WHERE bucket_id = ANY($2::text[]) AND seq > $3) AS x
+ WHERE NOT EXISTS (SELECT 1 FROM synchro.bucket_edges e
+                    WHERE e.table_name = x.table_name AND e.record_id = x.record_id AND e.bucket_id = ANY($4::text[])
+                   OFFSET 0)
+ ORDER BY array_position($5::text[], x.table_name) DESC NULLS LAST, x.table_name, x.record_id`
+
+// Subscribe writes into the client's private bucket $1 an insert for every
+// record of the buckets $2 it gained, parents first ($3 the tables in
+// dependency order). It reads synchro.bucket_edges.
+//
+// Plan: one table, no join: the edges of the gained buckets are read once
+// (by the bucket index, or at worst one scan of bucket_edges), distinct and
+// sorted; its cost is linear in what it reads whatever the statistics say.
+//
+// $1 text private bucket, $2 text[] gained buckets, $3 text[] tables in
+// dependency order -> rows affected
+const Subscribe = `
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT $1, x.table_name, x.record_id, 1
+  FROM (SELECT DISTINCT table_name, record_id FROM synchro.bucket_edges WHERE bucket_id = ANY($2::text[])) AS x
+ ORDER BY array_position($3::text[], x.table_name) NULLS LAST, x.table_name, x.record_id`
+
+// PullFullPage reads a pull's page when every bucket is read as far as a
+// page could reach ($4 is the limit): the first $3 entries of the union of
+// the buckets' first $4+1. It returns the compaction boundary, NULL for the
+// cut, and the entries; one row with NULL entry columns when there are none.
+// synchro's pullPageStatements wraps it to look up the entries' rows.
+//
+// $1 text[] buckets, $2 bigint checkpoint, $3 int page size, $4 int per
+// bucket -> bigint boundary, bigint cut, bigint seq, text table_name,
+// text record_id, smallint operation
+const PullFullPage = `
+SELECT (SELECT ` + boundarySeq + `), NULL::bigint, p.seq, p.table_name, p.record_id, p.operation
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (
+        SELECT c.seq, c.table_name, c.record_id, c.operation
+          FROM unnest($1::text[]) AS b(id)
+         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
+                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS c
+         ORDER BY c.seq LIMIT $3) AS p ON true
+ ORDER BY p.seq`
+
+// PullCappedPage reads a pull's page reading at most $4+1 entries of each
+// bucket, numbered within the bucket with the seq before each; the cut is
+// the lowest $4-th seq of a bucket that had more (the seq before its
+// ($4+1)-th). Its columns are PullFullPage's.
+//
+// $1 text[] buckets, $2 bigint checkpoint, $3 int page size, $4 int per
+// bucket -> bigint boundary, bigint cut, bigint seq, text table_name,
+// text record_id, smallint operation
+const PullCappedPage = `
+WITH seen AS MATERIALIZED (
+        SELECT c.seq, c.table_name, c.record_id, c.operation, c.k, c.prev
+          FROM unnest($1::text[]) AS b(id)
+         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation,
+                                    row_number() OVER (ORDER BY seq) AS k, lag(seq) OVER (ORDER BY seq) AS prev
+                               FROM (SELECT seq, table_name, record_id, operation FROM synchro.changelog
+                                      WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS l) AS c)
+SELECT (SELECT ` + boundarySeq + `), (SELECT min(prev) FROM seen WHERE k > $4), p.seq, p.table_name, p.record_id, p.operation
+  FROM (SELECT 1) AS one
+  LEFT JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3) AS p ON true
+ ORDER BY p.seq`
+
+// ParentDeleted tells a push whether the changelog of the caller's buckets
+// records the delete of a parent row, and reads the compaction boundary
+// (whether the client's history still shows such deletes). keyType is the
+// parent's primary key type, as format_type prints it: the key is compared
+// in the text form PostgreSQL prints for that type, the form the changelog
+// records.
+//
+// $1 text parent table, $2 text parent key, $3 text[] buckets -> boolean
+// deleted, bigint boundary
+func ParentDeleted(keyType string) string {
+	return `SELECT EXISTS (SELECT FROM synchro.changelog c
+		WHERE c.table_name = $1 AND c.record_id = CAST($2::text AS ` + keyType + `)::text AND c.bucket_id = ANY($3::text[]) AND c.operation = 3),
+	` + boundarySeq
+}
+
+// The statements of compaction's deletes, each bounded by one window of
+// seqs whatever the statistics say:
+//
+//   - CompactBelow deletes the rows of the window ($1, $2] (at or below
+//     the boundary) and counts them;
+//   - CompactNextSeq finds the first seq after $1 up to $2 (the primary
+//     key's first entry after $1);
+//   - CompactSuperseded deletes, in the window ($1, $2], the rows that a
+//     later row of the same record and bucket supersedes. The later row is
+//     probed per row through (table_name, record_id, bucket_id, seq); the
+//     OFFSET 0 keeps the EXISTS a subquery of its own, since as a semi join
+//     PostgreSQL without statistics could read the whole changelog (or the
+//     window's every row again) for each row of the window.
+const (
+	// CompactBelow: $1 bigint after, $2 bigint up to -> bigint deleted
+	CompactBelow = `
+WITH d AS (DELETE FROM synchro.changelog WHERE seq > $1 AND seq <= $2 RETURNING 1)
+SELECT count(*) FROM d`
+	// CompactNextSeq: $1 bigint after, $2 bigint up to -> bigint seq or NULL
+	CompactNextSeq = `
+SELECT min(seq) FROM synchro.changelog WHERE seq > $1 AND seq <= $2`
+	// CompactSuperseded: $1 bigint after, $2 bigint up to -> rows affected
+	CompactSuperseded = `
+DELETE FROM synchro.changelog AS c
+ WHERE c.seq > $1 AND c.seq <= $2
+   AND EXISTS (SELECT 1 FROM synchro.changelog AS n
+                WHERE n.table_name = c.table_name AND n.record_id = c.record_id
+                  AND n.bucket_id = c.bucket_id AND n.seq > c.seq
+               OFFSET 0)`
+)
