@@ -611,7 +611,7 @@ func (b *batch) notify() error {
 			buckets = append(buckets, r.bucket)
 		}
 	}
-	if _, err := b.tx.ExecContext(b.ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p WHERE pg_notification_queue_usage() < 0.9`,
+	if _, err := b.tx.ExecContext(b.ctx, store.NotifyChanges,
 		synchro.ChangesChannel, changenote.Encode(buckets)); err != nil {
 		return fmt.Errorf("wal: notifying the changes of %d buckets: %w", len(buckets), err)
 	}

@@ -28,6 +28,14 @@ const InsertChangelogRows = `
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`
 
+// NotifyChanges sends, in the changelog transaction, the notes announcing
+// its buckets (package changenote) on channel $1, unless PostgreSQL's
+// notification queue is more than 90% full: a NOTIFY into a full queue
+// fails, and would fail the changelog write with it.
+//
+// $1 text channel, $2 text[] payloads
+const NotifyChanges = `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p WHERE pg_notification_queue_usage() < 0.9`
+
 // Unsubscribe writes into the client's private bucket $1 a delete for
 // every record held through the buckets $2 it lost (recorded there now, or
 // changed there after its checkpoint $3) that is in none of the buckets $4

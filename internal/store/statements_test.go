@@ -42,6 +42,7 @@ var statements = map[string]string{
 	"NewestSeq":           NewestSeq,
 	"LockChangelogWrites": LockChangelogWrites,
 	"InsertChangelogRows": InsertChangelogRows,
+	"NotifyChanges":       NotifyChanges,
 	"Unsubscribe":         Unsubscribe,
 	"Subscribe":           Subscribe,
 	"PullFullPage":        PullFullPage,
