@@ -204,10 +204,21 @@ func (a arrival) String() string {
 // locally; records that come back as they are (the echo of the device's own
 // pushes) are not listed.
 func (d *device) pull(ctx context.Context) ([]arrival, error) {
+	return d.pullWait(ctx, 0)
+}
+
+// pullWait is pull whose first request waits up to wait for a change when
+// there is none (live sync: POST /sync/pull?wait=S); wait 0 is pull.
+func (d *device) pullWait(ctx context.Context, wait time.Duration) ([]arrival, error) {
 	var arrivals []arrival
 	for {
+		path := "/sync/pull"
+		if wait > 0 {
+			path += "?wait=" + strconv.FormatFloat(wait.Seconds(), 'f', -1, 64)
+			wait = 0 // the next pages are there already
+		}
 		var page synchro.PullResponse
-		err := d.api.call(ctx, d.user, "POST", "/sync/pull", &synchro.PullRequest{
+		err := d.api.call(ctx, d.user, "POST", path, &synchro.PullRequest{
 			ClientID:      d.clientID,
 			Checkpoint:    d.checkpoint,
 			Limit:         pageLimit,

@@ -345,7 +345,13 @@ func (s *scenario) play(ctx context.Context) error {
 		return err
 	}
 
-	// 5. The SDK-shaped device writes its local tables with plain SQL
+	// 5. Live sync: the phone waits for changes; the laptop's next push
+	// reaches it at once.
+	if err := s.liveScene(ctx, phone, laptop, list); err != nil {
+		return err
+	}
+
+	// 5b. The SDK-shaped device writes its local tables with plain SQL
 	// (its triggers queue the changes), then syncs: push whole rows, pull.
 	if err := s.sdkScene(ctx, android, laptop, phone, list); err != nil {
 		return err
@@ -724,4 +730,55 @@ func noun(table string, n int) string {
 		return strings.TrimSuffix(table, "s")
 	}
 	return table
+}
+
+// liveScene shows live sync: listener, up to date, waits for a change with
+// a long-poll pull (POST /sync/pull?wait=10) while writer adds an item to
+// list and pushes; the change reaches listener as soon as change capture has
+// written it, without polling.
+func (s *scenario) liveScene(ctx context.Context, listener, writer *device, list string) error {
+	if err := s.receive(ctx, listener); err != nil {
+		return err
+	}
+	type heard struct {
+		arrivals []arrival
+		at       time.Time
+		err      error
+	}
+	got := make(chan heard, 1)
+	go func() {
+		deadline := time.Now().Add(arrivalTimeout)
+		for {
+			arrivals, err := listener.pullWait(ctx, 10*time.Second)
+			if err != nil || len(arrivals) > 0 || time.Now().After(deadline) {
+				got <- heard{arrivals, time.Now(), err}
+				return
+			}
+		}
+	}()
+	s.out.say(listener.name, "waits for changes (POST /sync/pull?wait=10: the server holds the request until one comes)")
+	if err := sleep(ctx, 300*time.Millisecond); err != nil { // the request is waiting
+		return err
+	}
+	err := s.offline(ctx, writer, `adds "Coffee"`, func() error {
+		_, err := writer.create(ctx, "items", map[string]any{"list_id": list, "title": "Coffee"})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	pushed := time.Now()
+	if err := s.push(ctx, writer); err != nil {
+		return err
+	}
+	h := <-got
+	if h.err != nil {
+		return fmt.Errorf("%s: live pull: %w", listener.name, h.err)
+	}
+	if len(h.arrivals) == 0 {
+		return fmt.Errorf("%s: no change arrived within %v of waiting", listener.name, arrivalTimeout)
+	}
+	s.out.say(listener.name, "hears of it live, %d ms after the push was answered:", max(h.at.Sub(pushed).Milliseconds(), 0))
+	s.sayArrivals(listener.name, h.arrivals)
+	return s.receive(ctx, listener)
 }
