@@ -42,7 +42,7 @@ const ChangesChannel = changenote.Channel
 const MaxPullWait = 60 * time.Second
 
 // DefaultListenRecheck is ListenConfig.Recheck's default.
-const DefaultListenRecheck = 10 * time.Second
+const DefaultListenRecheck = 30 * time.Second
 
 // unlistenedRecheck is how often a waiting pull re-reads while no listener
 // is connected in its process: it then polls.
