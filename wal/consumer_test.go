@@ -2,7 +2,6 @@ package wal
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -45,9 +44,9 @@ func ctRegistry() *synchro.Registry {
 func ctStart(t *testing.T, setup string) *ctEnv {
 	t.Helper()
 	db := pgtest.NewMigratedDatabase(t)
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	if setup != "" {
-		ctExec(t, db.Super, setup)
+		pgtest.Exec(t, db.Super, setup)
 	}
 	e := &ctEnv{t: t, db: db, reg: ctRegistry()}
 	e.cfg = ConsumerConfig{
@@ -70,20 +69,13 @@ func ctStart(t *testing.T, setup string) *ctEnv {
 // that record rather than of the stream).
 func (e *ctEnv) waitStreaming() {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	pgtest.WaitFor(e.t, "the consumer to stream", 20*time.Second, func() (bool, string) {
 		var active bool
 		err := e.db.Super.QueryRow(`
 SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
   FROM pg_replication_slots s WHERE s.slot_name = $1`, e.cfg.SlotName).Scan(&active)
-		if err == nil && active {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("the consumer did not start streaming within 20s (%v)", err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
+		return err == nil && active, fmt.Sprintf("streaming %v, %v", active, err)
+	})
 }
 
 func (e *ctEnv) start() {
@@ -112,13 +104,6 @@ func (e *ctEnv) stop() {
 	e.cancel = nil
 }
 
-func ctExec(t testing.TB, db *sql.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
 // changelog returns the changelog as "bucket table id op" lines in seq order.
 func (e *ctEnv) changelog() []string {
 	rows, err := e.db.Super.Query(`SELECT bucket_id, table_name, record_id, operation FROM synchro.changelog ORDER BY seq`)
@@ -142,17 +127,12 @@ func (e *ctEnv) changelog() []string {
 // and returns those rows.
 func (e *ctEnv) waitChangelog(skip, n int) []string {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		cl := e.changelog()
-		if len(cl) >= skip+n {
-			return cl[skip:]
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("changelog has %d rows after %d, want %d: %v", len(cl)-skip, skip, n, cl)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
+	var cl []string
+	pgtest.WaitFor(e.t, fmt.Sprintf("%d changelog rows after %d", n, skip), 20*time.Second, func() (bool, string) {
+		cl = e.changelog()
+		return len(cl) >= skip+n, fmt.Sprintf("%d rows: %v", len(cl), cl)
+	})
+	return cl[skip:]
 }
 
 func ctEqual(t *testing.T, what string, got []string, want ...string) {
@@ -166,43 +146,43 @@ func TestConsumerCapturesChanges(t *testing.T) {
 	t.Parallel()
 	e := ctStart(t, "")
 	db := e.db.Super
-	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one')`)
 	ctEqual(t, "insert", e.waitChangelog(0, 1), "user:alice lists l1 create")
 
-	ctExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
 	ctEqual(t, "child insert", e.waitChangelog(1, 1), "user:alice items i1 create")
 
-	ctExec(t, db, `INSERT INTO notes (id, item_id, body) VALUES (7, 'i1', 'n')`)
+	pgtest.Exec(t, db, `INSERT INTO notes (id, item_id, body) VALUES (7, 'i1', 'n')`)
 	ctEqual(t, "grandchild insert", e.waitChangelog(2, 1), "user:alice notes 7 create")
 
-	ctExec(t, db, `UPDATE items SET title = 'b' WHERE id = 'i1'`)
+	pgtest.Exec(t, db, `UPDATE items SET title = 'b' WHERE id = 'i1'`)
 	ctEqual(t, "update", e.waitChangelog(3, 1), "user:alice items i1 update")
 
 	// The owner changes: the list and its descendants move.
-	ctExec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
+	pgtest.Exec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
 	ctEqual(t, "owner change", e.waitChangelog(4, 6),
 		"user:alice lists l1 delete", "user:bob lists l1 create",
 		"user:alice items i1 delete", "user:bob items i1 create",
 		"user:alice notes 7 delete", "user:bob notes 7 create")
 
-	ctExec(t, db, `UPDATE items SET deleted_at = now() WHERE id = 'i1'`)
+	pgtest.Exec(t, db, `UPDATE items SET deleted_at = now() WHERE id = 'i1'`)
 	ctEqual(t, "soft delete", e.waitChangelog(10, 1), "user:bob items i1 delete")
 
-	ctExec(t, db, `DELETE FROM notes WHERE id = 7`)
+	pgtest.Exec(t, db, `DELETE FROM notes WHERE id = 7`)
 	ctEqual(t, "hard delete", e.waitChangelog(11, 1), "user:bob notes 7 delete")
 
-	ctExec(t, db, `INSERT INTO categories VALUES ('c1', 'x'), ('c2', 'y')`)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c1', 'x'), ('c2', 'y')`)
 	ctEqual(t, "reference rows", e.waitChangelog(12, 2), "global categories c1 create", "global categories c2 create")
-	ctExec(t, db, `TRUNCATE categories`)
+	pgtest.Exec(t, db, `TRUNCATE categories`)
 	ctEqual(t, "truncate", e.waitChangelog(14, 2), "global categories c1 delete", "global categories c2 delete")
 
-	ctExec(t, db, `UPDATE lists SET id = 'l9' WHERE id = 'l1' AND false`) // no-op
-	ctExec(t, db, `INSERT INTO shared VALUES ('s1', NULL, 'g')`)
+	pgtest.Exec(t, db, `UPDATE lists SET id = 'l9' WHERE id = 'l1' AND false`) // no-op
+	pgtest.Exec(t, db, `INSERT INTO shared VALUES ('s1', NULL, 'g')`)
 	ctEqual(t, "global row", e.waitChangelog(16, 1), "global shared s1 create")
-	ctExec(t, db, `UPDATE shared SET user_id = 'carol' WHERE id = 's1'`)
+	pgtest.Exec(t, db, `UPDATE shared SET user_id = 'carol' WHERE id = 's1'`)
 	ctEqual(t, "global to user", e.waitChangelog(17, 2), "global shared s1 delete", "user:carol shared s1 create")
 
-	ctExec(t, db, `UPDATE shared SET id = 's2' WHERE id = 's1'`)
+	pgtest.Exec(t, db, `UPDATE shared SET id = 's2' WHERE id = 's1'`)
 	ctEqual(t, "key change", e.waitChangelog(19, 2), "user:carol shared s1 delete", "user:carol shared s2 create")
 }
 
@@ -214,7 +194,7 @@ INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l2', 'b
 INSERT INTO categories VALUES ('c1', 'x');`)
 	// Backfilled rows have buckets but no changelog rows; a later change to
 	// them knows their buckets.
-	ctExec(t, e.db.Super, `UPDATE lists SET user_id = 'carol' WHERE id = 'l1'`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'carol' WHERE id = 'l1'`)
 	ctEqual(t, "move of a backfilled row", e.waitChangelog(0, 4),
 		"user:alice lists l1 delete", "user:carol lists l1 create",
 		"user:alice items i1 delete", "user:carol items i1 create")
@@ -232,11 +212,11 @@ func TestConsumerParentGainsBucketsMovesChildren(t *testing.T) {
 	t.Parallel()
 	e := ctStart(t, "")
 	db := e.db.Super
-	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', NULL, 'orphan')`)
-	ctExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
-	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('mark', 'zed', 'marker')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', NULL, 'orphan')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('mark', 'zed', 'marker')`)
 	ctEqual(t, "rows without buckets write nothing", e.waitChangelog(0, 1), "user:zed lists mark create")
-	ctExec(t, db, `UPDATE lists SET user_id = 'alice' WHERE id = 'l1'`)
+	pgtest.Exec(t, db, `UPDATE lists SET user_id = 'alice' WHERE id = 'l1'`)
 	ctEqual(t, "owner set", e.waitChangelog(1, 2), "user:alice lists l1 create", "user:alice items i1 create")
 }
 
@@ -245,7 +225,7 @@ func TestConsumerParentGainsBucketsMovesChildren(t *testing.T) {
 func TestConsumerIgnoresLaterRegistrations(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	e := &ctEnv{t: t, db: db, reg: ctRegistry()}
 	e.cfg = ConsumerConfig{
 		ConnString: db.DSN, SlotName: "s_" + strings.ReplaceAll(db.Name, "-", "_"), PublicationName: "pub",
@@ -255,13 +235,13 @@ func TestConsumerIgnoresLaterRegistrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctExec(t, db.Super, `CREATE TABLE later (id text PRIMARY KEY, user_id text)`)
+	pgtest.Exec(t, db.Super, `CREATE TABLE later (id text PRIMARY KEY, user_id text)`)
 	e.reg.Register(&synchro.TableConfig{TableName: "later", OwnerColumn: "user_id"})
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan error, 1)
 	go func() { e.done <- c.Start(ctx) }()
 	t.Cleanup(e.stop)
 	e.waitStreaming()
-	ctExec(t, db.Super, `INSERT INTO later VALUES ('x', 'amy'); INSERT INTO lists (id, user_id) VALUES ('l1', 'amy')`)
+	pgtest.Exec(t, db.Super, `INSERT INTO later VALUES ('x', 'amy'); INSERT INTO lists (id, user_id) VALUES ('l1', 'amy')`)
 	ctEqual(t, "only the tables known at NewConsumer", e.waitChangelog(0, 1), "user:amy lists l1 create")
 }

@@ -77,7 +77,7 @@ func (l *faultLogs) count(s string) int {
 // change committed from now on reaches it.
 func (l *faultLogs) waitStreaming(t *testing.T, name string, n int) {
 	t.Helper()
-	faultPoll(t, "consumer "+name+" to stream", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "consumer "+name+" to stream", faultTimeout, func() (bool, string) {
 		return l.count(`msg="wal: streaming" consumer=`+name+" ") >= n, l.tail(3)
 	})
 }
@@ -187,9 +187,9 @@ type faultEnv struct {
 
 func newFaultEnv(t *testing.T, db *pgtest.Database, setup string) *faultEnv {
 	t.Helper()
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	if setup != "" {
-		ctExec(t, db.Super, setup)
+		pgtest.Exec(t, db.Super, setup)
 	}
 	return &faultEnv{t: t, db: db, cfg: ConsumerConfig{
 		ConnString:      db.DSN,
@@ -199,23 +199,6 @@ func newFaultEnv(t *testing.T, db *pgtest.Database, setup string) *faultEnv {
 		ChangelogDB:     db.Super,
 		StandbyTimeout:  faultStandby,
 	}}
-}
-
-// faultPoll calls cond until it holds, failing t after timeout with cond's
-// last description of the state. It returns how long it waited.
-func faultPoll(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	begin := time.Now()
-	for {
-		ok, state := cond()
-		if ok {
-			return time.Since(begin)
-		}
-		if time.Since(begin) > timeout {
-			t.Fatalf("timed out after %v waiting for %s (%s)", timeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
 }
 
 // slotState reads the slot: whether it exists, its active pid (0 when
@@ -243,7 +226,7 @@ SELECT active_pid, confirmed_flush_lsn >= $2::pg_lsn, confirmed_flush_lsn::text
 func (e *faultEnv) waitActive(notPID int, timeout time.Duration) int {
 	e.t.Helper()
 	var pid int
-	faultPoll(e.t, "a consumer to stream the slot", timeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, "a consumer to stream the slot", timeout, func() (bool, string) {
 		exists, p, _, err := e.slotState("")
 		pid = p
 		return err == nil && p != 0 && p != notPID, fmt.Sprintf("exists=%v active_pid=%d err=%v", exists, p, err)
@@ -268,7 +251,7 @@ func (e *faultEnv) walLSN() string {
 // has written everything committed before lsn.
 func (e *faultEnv) waitConfirmed(lsn string, timeout time.Duration) time.Duration {
 	e.t.Helper()
-	return faultPoll(e.t, "the slot to be confirmed up to "+lsn, timeout, func() (bool, string) {
+	return pgtest.WaitFor(e.t, "the slot to be confirmed up to "+lsn, timeout, func() (bool, string) {
 		var confirmed, applied string
 		err := e.db.Super.QueryRow(`
 SELECT coalesce((SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1), 'no slot'),
@@ -315,14 +298,11 @@ func (e *faultEnv) checkExactlyOnce(want map[string][]string) bool {
 	for _, w := range want {
 		total += len(w)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// Rows still missing after the wait are reported by the comparison.
+	_, _ = pgtest.Poll("the changelog rows", 10*time.Second, func() (bool, string) {
 		_, n := e.changelog("lists")
-		if n >= total || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
+		return n >= total, ""
+	})
 	// Anything written late would be a duplicate: give it a moment.
 	time.Sleep(2 * faultStandby)
 	got, n := e.changelog("lists")
@@ -689,7 +669,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 		})
 	}
 	waitWrites := func(p int, n int64) {
-		faultPoll(t, "writes", faultTimeout, func() (bool, string) {
+		pgtest.WaitFor(t, "writes", faultTimeout, func() (bool, string) {
 			return committed[p].Load() >= n || stop.Load(), fmt.Sprintf("%d committed", committed[p].Load())
 		})
 	}
@@ -773,28 +753,30 @@ func faultWriteOne(ctx context.Context, db *sql.DB, m *faultModel, rng *rand.Ran
 		record()
 		return true, nil
 	}
-	deadline := time.Now().Add(faultTimeout)
-	for {
-		var row [2]string
-		err := db.QueryRowContext(ctx, `SELECT user_id, name FROM lists WHERE id = $1`, id).Scan(&row[0], &row[1])
-		switch {
-		case err == nil:
-			if applied(&row) {
-				record()
-			}
-			return false, nil
-		case errors.Is(err, sql.ErrNoRows):
-			if applied(nil) {
-				record()
-			}
-			return false, nil
-		case ctx.Err() != nil:
-			return false, ctx.Err()
-		case time.Now().After(deadline):
-			return false, fmt.Errorf("the server did not come back within %v: %w", faultTimeout, err)
+	// This runs on a writer's goroutine: Poll, not WaitFor.
+	var (
+		row   *[2]string
+		known bool // whether the row was read (or found absent)
+	)
+	_, err := pgtest.Poll("the server to come back", faultTimeout, func() (bool, string) {
+		var r [2]string
+		err := db.QueryRowContext(ctx, `SELECT user_id, name FROM lists WHERE id = $1`, id).Scan(&r[0], &r[1])
+		if err == nil {
+			row = &r
 		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
+		known = err == nil || errors.Is(err, sql.ErrNoRows)
+		return known || ctx.Err() != nil, fmt.Sprint(err)
+	})
+	switch {
+	case known:
+		if applied(row) {
+			record()
+		}
+		return false, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
 	}
+	return false, err
 }
 
 // TestFaultTwoConsumersOneSlot runs two consumers with the same
@@ -811,7 +793,7 @@ func TestFaultTwoConsumersOneSlot(t *testing.T) {
 	logsA.waitStreaming(t, "A", 1)
 	pidA := e.waitActive(0, faultTimeout)
 	b := faultStart(t, e.cfg, logsB, "B")
-	faultPoll(t, "B to find the slot in use", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "B to find the slot in use", faultTimeout, func() (bool, string) {
 		return logsB.count("slot in use by another consumer") > 0, logsB.tail(3)
 	})
 
@@ -985,17 +967,14 @@ func TestFaultTwoConsumersStalePosition(t *testing.T) {
 			fail(err)
 			return
 		}
+		// This runs on A's goroutine: Poll, not WaitFor.
 		deadline := time.Now().Add(faultTimeout)
-		for {
+		if _, err := pgtest.Poll("the slot to be released", faultTimeout, func() (bool, string) {
 			_, p, _, err := e.slotState("")
-			if err == nil && p == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				fail(fmt.Errorf("the slot is still active: pid %d, %v", p, err))
-				return
-			}
-			time.Sleep(10 * time.Millisecond) // polling a condition under a deadline
+			return err == nil && p == 0, fmt.Sprintf("pid %d, %v", p, err)
+		}); err != nil {
+			fail(err)
+			return
 		}
 		// What the server and the changelog hold now.
 		var state string
@@ -1010,13 +989,11 @@ SELECT format('slot confirmed up to %s, changelog complete up to %s',
 		// B goes on with the position it read, and streams before A's
 		// reconnection.
 		release()
-		for {
+		// B not streaming in time fails the test below.
+		_, _ = pgtest.Poll("B to stream", time.Until(deadline), func() (bool, string) {
 			_, p, _, err := e.slotState("")
-			if err == nil && p != 0 && p != pid || time.Now().After(deadline) {
-				return
-			}
-			time.Sleep(10 * time.Millisecond) // polling a condition under a deadline
-		}
+			return err == nil && p != 0 && p != pid, ""
+		})
 	}
 
 	logsA, logsB := newFaultLogs(t, "consumer A"), newFaultLogs(t, "consumer B")
@@ -1055,7 +1032,7 @@ SELECT format('slot confirmed up to %s, changelog complete up to %s',
 		}
 	}
 	slices.Sort(batch)
-	faultPoll(t, "A's batch and B's start", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "A's batch and B's start", faultTimeout, func() (bool, string) {
 		return logsB.count("wal: streaming") > 0 || hookErr.Load() != nil, logsB.tail(2)
 	})
 	if err, _ := hookErr.Load().(error); err != nil {
@@ -1086,12 +1063,12 @@ func TestFaultIdleConsumerConfirms(t *testing.T) {
 	}
 
 	for i := range 200 {
-		ctExec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
+		pgtest.Exec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
 	}
 	target := e.walLSN()
 	// The server streams only flushed WAL, and flushes asynchronously
 	// (synchronous_commit=off): the consumer's clock starts at the flush.
-	faultPoll(t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
 		var flushed bool
 		err := e.db.Super.QueryRow(`SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, target).Scan(&flushed)
 		return err == nil && flushed, fmt.Sprint(err)
@@ -1112,7 +1089,7 @@ func TestFaultIdleConsumerConfirms(t *testing.T) {
 // dropSlot drops the consumer's slot once its walsender released it.
 func (e *faultEnv) dropSlot() {
 	e.t.Helper()
-	faultPoll(e.t, "the slot to be dropped", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, "the slot to be dropped", faultTimeout, func() (bool, string) {
 		_, err := e.db.Super.Exec(`SELECT pg_drop_replication_slot($1)`, e.cfg.SlotName)
 		if err != nil && pgerr.Code(err) != pgerr.ObjectInUse {
 			e.t.Fatalf("dropping the slot: %v", err)
@@ -1177,7 +1154,7 @@ func faultBoundary(t *testing.T, db *sql.DB) int64 {
 func (e *faultEnv) waitRows(after int64, n int) []string {
 	e.t.Helper()
 	var out []string
-	faultPoll(e.t, fmt.Sprintf("%d changelog rows after seq %d", n, after), faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, fmt.Sprintf("%d changelog rows after seq %d", n, after), faultTimeout, func() (bool, string) {
 		rows, err := e.db.Super.Query(`SELECT bucket_id, table_name, record_id, operation FROM synchro.changelog WHERE seq > $1 ORDER BY seq`, after)
 		if err != nil {
 			e.t.Fatal(err)
@@ -1209,7 +1186,7 @@ INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l2', 'b
 	logs := newFaultLogs(t, "the consumers")
 	first := faultStart(t, e.cfg, logs, "first")
 	logs.waitStreaming(t, "first", 1)
-	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l3', 'carol', 'three')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l3', 'carol', 'three')`)
 	ctEqual(t, "change before the drop", e.waitRows(0, 1), "user:carol lists l3 create")
 	if err := first.stop(); err != nil {
 		t.Fatal(err)
@@ -1218,7 +1195,7 @@ INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l2', 'b
 
 	// While the consumer is away: a move (its child follows), a delete
 	// (its child is deleted by cascade), an insert.
-	ctExec(t, e.db.Super, `
+	pgtest.Exec(t, e.db.Super, `
 UPDATE lists SET user_id = 'dave' WHERE id = 'l1';
 DELETE FROM lists WHERE id = 'l2';
 INSERT INTO lists (id, user_id, name) VALUES ('l4', 'erin', 'four');
@@ -1255,10 +1232,10 @@ func TestFaultDroppedSlot(t *testing.T) {
 	}
 	maxSeq = marker
 
-	ctExec(t, e.db.Super, `UPDATE lists SET name = 'x' WHERE id = 'l1'; INSERT INTO lists (id, user_id, name) VALUES ('l5', 'frank', 'five')`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET name = 'x' WHERE id = 'l1'; INSERT INTO lists (id, user_id, name) VALUES ('l5', 'frank', 'five')`)
 	ctEqual(t, "changes after the recreation", e.waitRows(maxSeq, 2), "user:dave lists l1 update", "user:frank lists l5 create")
 	seq := faultMaxSeq(t, e.db.Super)
-	ctExec(t, e.db.Super, `UPDATE lists SET user_id = 'gina' WHERE id = 'l4'`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'gina' WHERE id = 'l4'`)
 	ctEqual(t, "a move after the recreation", e.waitRows(seq, 4),
 		"user:erin lists l4 delete", "user:gina lists l4 create", "user:erin items i4 delete", "user:gina items i4 create")
 }
@@ -1286,7 +1263,7 @@ func TestFaultStartErrors(t *testing.T) {
 	t.Run("missing table", func(t *testing.T) {
 		t.Parallel()
 		db := pgtest.NewMigratedDatabase(t)
-		ctExec(t, db.Super, ctSchema)
+		pgtest.Exec(t, db.Super, ctSchema)
 		reg := ctRegistry()
 		reg.Register(&synchro.TableConfig{TableName: "missing_table"})
 		e := &faultEnv{t: t, db: db}
@@ -1445,7 +1422,7 @@ func TestFaultStreamGoesOnWhileWriting(t *testing.T) {
 	}
 	// WAL the consumer has nothing to write for.
 	for i := range 50 {
-		ctExec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
+		pgtest.Exec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
 	}
 	e.waitReceived(r, e.walLSN())
 	// Several status intervals: a confirmation past the held batch would
@@ -1516,7 +1493,7 @@ func TestFaultStatusWhileNextBatchFull(t *testing.T) {
 	}
 	time.Sleep(2 * faultStandby) // let the consumer fill the next batch and stop receiving
 	before := replyTime()
-	faultPoll(t, "a status sent while the batch is held", 10*faultStandby, func() (bool, string) {
+	pgtest.WaitFor(t, "a status sent while the batch is held", 10*faultStandby, func() (bool, string) {
 		now := replyTime()
 		return now.After(before), fmt.Sprintf("reply_time %v, before %v", now, before)
 	})
@@ -1591,7 +1568,7 @@ func TestFaultEdgeStoredMeanwhile(t *testing.T) {
 	faultStart(t, e.cfg, logs, "c")
 	logs.waitStreaming(t, "c", 1)
 	arm.Store(true)
-	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l9', 'alice', 'nine'), ('l10', 'alice', 'ten')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l9', 'alice', 'nine'), ('l10', 'alice', 'ten')`)
 	e.waitConfirmed(e.walLSN(), faultTimeout)
 	if err, _ := hookErr.Load().(error); err != nil {
 		t.Fatalf("storing the edge: %v", err)
@@ -1617,12 +1594,12 @@ func (e *faultEnv) waitReceived(r *faultRun, lsn string) {
 	target := faultParseLSN(e.t, lsn)
 	// The server streams only flushed WAL, and flushes asynchronously
 	// (synchronous_commit=off).
-	faultPoll(e.t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
 		var flushed bool
 		err := e.db.Super.QueryRow(`SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, lsn).Scan(&flushed)
 		return err == nil && flushed, fmt.Sprint(err)
 	})
-	faultPoll(e.t, "the consumer to receive WAL up to "+lsn, faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, "the consumer to receive WAL up to "+lsn, faultTimeout, func() (bool, string) {
 		got := r.c.Lag().ServerLSN
 		return got >= target, "received up to " + got.String()
 	})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // TestLogsReconnectOnce: a consumer that cannot reach its server logs the
@@ -20,7 +22,7 @@ func TestLogsReconnectOnce(t *testing.T) {
 		Registry: ctRegistry(), ChangelogDB: db}
 	logs := newFaultLogs(t, "the consumer")
 	r := statusStart(t, cfg, logs)
-	faultPoll(t, "four attempts", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "four attempts", faultTimeout, func() (bool, string) {
 		return r.c.Status().Attempts >= 4, fmt.Sprintf("%+v", r.c.Status())
 	})
 	if err := r.stop(t); err != nil {
@@ -42,7 +44,7 @@ func TestLogsStandbyOnce(t *testing.T) {
 	logs := newFaultLogs(t, "the standby")
 	r := statusStart(t, e.cfg, logs)
 	start := time.Now()
-	faultPoll(t, "three standby attempts", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "three standby attempts", faultTimeout, func() (bool, string) {
 		return logs.count(`msg="wal: slot in use by another consumer; standing by"`) >= 3, logs.tail(3)
 	})
 	took := time.Since(start)

@@ -48,7 +48,7 @@ func scConfig(db *pgtest.Database) ConsumerConfig {
 func TestConsumerRefusesUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	err := startOnce(t, scConfig(db))
 	if err == nil || !strings.Contains(err.Error(), "migrations.Migrate") || !strings.Contains(err.Error(), "synchro.changelog") {
 		t.Fatalf("Start on an unmigrated database: %v", err)
@@ -62,14 +62,14 @@ func TestConsumerRefusesUnmigratedDatabase(t *testing.T) {
 func TestConsumerRefusesRoleUnderRLS(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ctExec(t, db.Super, ctSchema)
-	ctExec(t, db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'a'), ('l2', 'bob', 'b')`)
-	ctExec(t, db.Super, `ALTER TABLE lists ENABLE ROW LEVEL SECURITY`)
-	ctExec(t, db.Super, `CREATE POLICY own ON lists USING (user_id = current_setting('app.user_id', true))`)
+	pgtest.Exec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'a'), ('l2', 'bob', 'b')`)
+	pgtest.Exec(t, db.Super, `ALTER TABLE lists ENABLE ROW LEVEL SECURITY`)
+	pgtest.Exec(t, db.Super, `CREATE POLICY own ON lists USING (user_id = current_setting('app.user_id', true))`)
 	role := "repl_" + strings.ReplaceAll(db.Name, "-", "_")
-	ctExec(t, db.Super, `CREATE ROLE `+role+` LOGIN REPLICATION`)
+	pgtest.Exec(t, db.Super, `CREATE ROLE `+role+` LOGIN REPLICATION`)
 	t.Cleanup(func() { _, _ = db.Super.Exec(`DROP OWNED BY ` + role + `; DROP ROLE ` + role) })
-	ctExec(t, db.Super, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+role)
+	pgtest.Exec(t, db.Super, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+role)
 
 	cfg := scConfig(db)
 	u, err := url.Parse(db.DSN)

@@ -2,7 +2,7 @@ package wal
 
 // Tests of Consumer.Status and Lag through a consumer's life: starting,
 // streaming, standby, reconnecting, failed, stopped. Every wait has a
-// deadline (faultPoll).
+// deadline (pgtest.WaitFor).
 
 import (
 	"context"
@@ -67,7 +67,7 @@ func (r *statusRun) stop(t *testing.T) error {
 func (r *statusRun) waitState(t *testing.T, state ConsumerState, timeout time.Duration) ConsumerStatus {
 	t.Helper()
 	var s ConsumerStatus
-	faultPoll(t, "state "+string(state), timeout, func() (bool, string) {
+	pgtest.WaitFor(t, "state "+string(state), timeout, func() (bool, string) {
 		s = r.c.Status()
 		return s.State == state, fmt.Sprintf("%+v", s)
 	})
@@ -116,10 +116,10 @@ func TestStatusLifecycle(t *testing.T) {
 	// server's WAL position also moves with the other tests' databases, so
 	// the insert's own commit is found as "past the position before it".
 	before := s.AppliedLSN
-	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l1', 'amy'), ('l2', 'bob')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l1', 'amy'), ('l2', 'bob')`)
 	target := faultParseLSN(t, e.walLSN())
 	e.waitConfirmed(target.String(), faultTimeout)
-	faultPoll(t, "the consumer to be caught up", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "the consumer to be caught up", faultTimeout, func() (bool, string) {
 		s = r.c.Status()
 		return s.State == ConsumerStreaming && s.LagBytes == 0 && s.LagTime == 0 && s.AppliedLSN > before &&
 			!s.LastCommit.IsZero() && !s.LastApplied.IsZero(), fmt.Sprintf("%+v", s)
@@ -180,7 +180,7 @@ func TestStatusUnreachable(t *testing.T) {
 		Registry: ctRegistry(), ChangelogDB: db}
 	r := statusStart(t, cfg, newFaultLogs(t, "the consumer"))
 	var s ConsumerStatus
-	faultPoll(t, "two failed attempts", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "two failed attempts", faultTimeout, func() (bool, string) {
 		s = r.c.Status()
 		return s.State == ConsumerReconnecting && s.Attempts >= 2, fmt.Sprintf("%+v", s)
 	})
@@ -233,7 +233,7 @@ func TestStatusPostgresRestart(t *testing.T) {
 
 	restarted := time.Now()
 	srv.Restart(t)
-	faultPoll(t, "reconnecting, then streaming", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "reconnecting, then streaming", faultTimeout, func() (bool, string) {
 		return strings.HasSuffix(seen(), "reconnecting streaming]"), seen()
 	})
 	t.Logf("states: %s", seen())
