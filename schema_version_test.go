@@ -177,4 +177,3 @@ func TestNewEngineConfigErrors(t *testing.T) {
 		t.Errorf("invalid registry error %v does not wrap the Validate sentinel", err)
 	}
 }
-
