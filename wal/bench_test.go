@@ -43,23 +43,13 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}}
 }
 
-// run starts a consumer and returns a function that stops it.
+// run starts a consumer, waits until it streams, and returns a function
+// that stops it.
 func (e *benchEnv) run(b *testing.B) func() {
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	pgtest.WaitFor(b, "the consumer to start", 30*time.Second, func() (bool, string) {
-		var active bool
-		err := e.db.Super.QueryRow(`SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.cfg.SlotName).Scan(&active)
-		return err == nil && active, fmt.Sprintf("slot active %v, %v", active, err)
-	})
+	r := startConsumer(b, e.cfg)
+	r.waitStreaming()
 	return func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.stop(); err != nil {
 			b.Errorf("consumer: %v", err)
 		}
 	}

@@ -5,21 +5,130 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pglogrepl"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
+// running is a consumer started by startConsumer or runConsumer.
+type running struct {
+	t      testing.TB
+	c      *Consumer
+	cancel context.CancelFunc
+	// done is closed when Start returned, err then holds what it returned.
+	done chan struct{}
+	err  error
+
+	stopOnce sync.Once
+	stopErr  error
+	// taken is set when the test received Start's outcome (stop, result):
+	// the cleanup does not report it again.
+	taken atomic.Bool
+}
+
+// stopTimeout bounds how long Start may take to return once cancelled.
+const stopTimeout = 30 * time.Second
+
+// newTestConsumer returns a consumer with cfg whose test signals deliver.
+func newTestConsumer(t testing.TB, cfg ConsumerConfig) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.signals.init()
+	return c
+}
+
+// startConsumer starts a consumer with cfg (see runConsumer).
+func startConsumer(t testing.TB, cfg ConsumerConfig) *running {
+	t.Helper()
+	return runConsumer(t, newTestConsumer(t, cfg))
+}
+
+// runConsumer runs c.Start on a goroutine of its own. When t ends the
+// consumer is stopped, and t fails if Start returned an error the test did
+// not take (stop, result) or did not return within stopTimeout.
+func runConsumer(t testing.TB, c *Consumer) *running {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{t: t, c: c, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = c.Start(ctx)
+	}()
+	t.Cleanup(func() {
+		if err := r.halt(); err != nil && !r.taken.Load() {
+			t.Errorf("consumer of slot %s: %v", c.cfg.SlotName, err)
+		}
+	})
+	return r
+}
+
+// halt cancels the consumer and waits for Start to return. It returns
+// Start's error, or an error when Start did not return within stopTimeout;
+// further calls return the same.
+func (r *running) halt() error {
+	r.stopOnce.Do(func() {
+		r.cancel()
+		select {
+		case <-r.done:
+			if r.err != nil {
+				r.stopErr = fmt.Errorf("Start returned %w", r.err)
+			}
+		case <-time.After(stopTimeout):
+			r.stopErr = fmt.Errorf("Start did not return within %v of the cancellation", stopTimeout)
+		}
+	})
+	return r.stopErr
+}
+
+// stop is halt for the test, which takes the error.
+func (r *running) stop() error {
+	r.taken.Store(true)
+	return r.halt()
+}
+
+// result waits, without cancelling, for Start to return by itself and
+// returns its error; the test fails if it does not within timeout.
+func (r *running) result(timeout time.Duration) error {
+	r.t.Helper()
+	r.taken.Store(true)
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(timeout):
+		r.t.Fatalf("Start did not return within %v", timeout)
+		return nil
+	}
+}
+
+// waitStreaming waits until a session of the consumer streams, and
+// returns the position it streams from.
+func (r *running) waitStreaming() pglogrepl.LSN {
+	r.t.Helper()
+	return await(r, "the consumer to stream", &r.c.signals.streaming)
+}
+
+// waitStandby waits until a session of the consumer finds the slot in use
+// by another consumer.
+func (r *running) waitStandby() {
+	r.t.Helper()
+	await(r, "the consumer to find the slot in use", &r.c.signals.standby)
+}
+
 // ctEnv is a database with the test schema and a running consumer.
 type ctEnv struct {
-	t      *testing.T
-	db     *pgtest.Database
-	reg    *synchro.Registry
-	cfg    ConsumerConfig
-	cancel context.CancelFunc
-	done   chan error
+	t   *testing.T
+	db  *pgtest.Database
+	reg *synchro.Registry
+	cfg ConsumerConfig
+	// cur is the running consumer, nil when stopped.
+	cur *running
 }
 
 const ctSchema = `
@@ -57,51 +166,25 @@ func ctStart(t *testing.T, setup string) *ctEnv {
 		ChangelogDB:     db.Super,
 		StandbyTimeout:  200 * time.Millisecond,
 	}
-	e.start()
-	t.Cleanup(e.stop)
-	e.waitStreaming()
+	// Streaming, not only an active slot: the slot is active already
+	// while the consumer records the existing rows, and a write then would
+	// be part of that record rather than of the stream.
+	e.cur = startConsumer(t, e.cfg)
+	e.cur.waitStreaming()
 	return e
 }
 
-// waitStreaming waits until the consumer streams from its slot: the slot is
-// active and its position is recorded (the slot is active already while the
-// consumer records the existing rows, and a write then would be part of
-// that record rather than of the stream).
-func (e *ctEnv) waitStreaming() {
-	e.t.Helper()
-	pgtest.WaitFor(e.t, "the consumer to stream", 20*time.Second, func() (bool, string) {
-		var active bool
-		err := e.db.Super.QueryRow(`
-SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
-  FROM pg_replication_slots s WHERE s.slot_name = $1`, e.cfg.SlotName).Scan(&active)
-		return err == nil && active, fmt.Sprintf("streaming %v, %v", active, err)
-	})
-}
-
-func (e *ctEnv) start() {
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.done = cancel, make(chan error, 1)
-	go func() { e.done <- c.Start(ctx) }()
-}
-
+// stop stops the consumer, if it runs, failing the test if Start returned
+// an error.
 func (e *ctEnv) stop() {
-	if e.cancel == nil {
+	e.t.Helper()
+	if e.cur == nil {
 		return
 	}
-	e.cancel()
-	select {
-	case err := <-e.done:
-		if err != nil {
-			e.t.Errorf("Start returned %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		e.t.Error("consumer did not stop within 30s")
+	if err := e.cur.stop(); err != nil {
+		e.t.Error(err)
 	}
-	e.cancel = nil
+	e.cur = nil
 }
 
 // changelog returns the changelog as "bucket table id op" lines in seq order.
@@ -202,8 +285,6 @@ INSERT INTO categories VALUES ('c1', 'x');`)
 	if err := e.db.Super.QueryRow(`SELECT count(*) FROM synchro.bucket_edges`).Scan(&edges); err != nil || edges != 5 {
 		t.Fatalf("edges = %d, %v; want 5", edges, err)
 	}
-	var mu sync.Mutex
-	_ = &mu
 }
 
 // A parent that gets its first buckets (an owner set on a row that had
@@ -231,17 +312,11 @@ func TestConsumerIgnoresLaterRegistrations(t *testing.T) {
 		ConnString: db.DSN, SlotName: "s_" + strings.ReplaceAll(db.Name, "-", "_"), PublicationName: "pub",
 		Registry: e.reg, ChangelogDB: db.Super, StandbyTimeout: 200 * time.Millisecond,
 	}
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestConsumer(t, e.cfg)
 	pgtest.Exec(t, db.Super, `CREATE TABLE later (id text PRIMARY KEY, user_id text)`)
 	e.reg.Register(&synchro.TableConfig{TableName: "later", OwnerColumn: "user_id"})
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.done = cancel, make(chan error, 1)
-	go func() { e.done <- c.Start(ctx) }()
-	t.Cleanup(e.stop)
-	e.waitStreaming()
+	e.cur = runConsumer(t, c)
+	e.cur.waitStreaming()
 	pgtest.Exec(t, db.Super, `INSERT INTO later VALUES ('x', 'amy'); INSERT INTO lists (id, user_id) VALUES ('l1', 'amy')`)
 	ctEqual(t, "only the tables known at NewConsumer", e.waitChangelog(0, 1), "user:amy lists l1 create")
 }

@@ -35,11 +35,12 @@ const e2eTimeout = 30 * time.Second
 const markerPrefix = "zz-mark-"
 
 // e2eEnv is a ctEnv whose consumer the test starts and stops itself, with a
-// handle on the running Consumer and a record of its logs.
+// record of its logs, printed when the test fails.
 type e2eEnv struct {
 	*ctEnv
-	c     *Consumer
-	logs  *logRecorder
+	logs *logRecorder
+	// runs are every consumer run or launch started, for their signals.
+	runs  []*running
 	seen  int // changelog rows before the last marker sync returned
 	marks int
 }
@@ -68,50 +69,48 @@ func e2eNew(t *testing.T, setup string, reg *synchro.Registry) *e2eEnv {
 		StandbyTimeout:  200 * time.Millisecond,
 		Logger:          slog.New(logs),
 	}
+	// The consumers are stopped by cleanups registered after this one:
+	// they run first, and the logs are complete when printed.
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("consumer logs:\n%s", strings.Join(logs.all(), "\n"))
 		}
 	})
-	t.Cleanup(ce.stop) // runs first: the consumer stops before the logs are printed
 	return &e2eEnv{ctEnv: ce, logs: logs}
 }
 
 // run starts a new Consumer with e.cfg and waits until it streams.
 //
-// It waits for the consumer's "wal: streaming" log rather than for the
-// slot to be active (ctEnv.waitStreaming): the slot is already active while
-// the consumer creates it and records the existing rows, and a change
-// committed before the slot's starting point is recorded as an existing row,
-// without a changelog row.
+// It waits for the consumer's streaming signal rather than for the slot to
+// be active: the slot is already active while the consumer creates it and
+// records the existing rows, and a change committed before the slot's
+// starting point is recorded as an existing row, without a changelog row.
 func (e *e2eEnv) run() {
 	e.t.Helper()
-	if e.cancel != nil {
+	if e.cur != nil {
 		e.t.Fatal("run: the consumer is already running")
 	}
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	streaming := e.logs.count("wal: streaming")
-	e.launch(c)
-	pgtest.WaitFor(e.t, "the consumer to stream", e2eTimeout, func() (bool, string) {
-		select {
-		case err := <-e.done:
-			e.cancel = nil
-			e.t.Fatalf("Start returned %v before streaming", err)
-		default:
-		}
-		return e.logs.count("wal: streaming") > streaming, "no new \"wal: streaming\" log"
-	})
+	e.launch(newTestConsumer(e.t, e.cfg)).waitStreaming()
 }
 
 // launch starts c in the background as the env's consumer, without
 // waiting for anything.
-func (e *e2eEnv) launch(c *Consumer) {
-	ctx, cancel := context.WithCancel(context.Background())
-	e.c, e.cancel, e.done = c, cancel, make(chan error, 1)
-	go func() { e.done <- c.Start(ctx) }()
+func (e *e2eEnv) launch(c *Consumer) *running {
+	r := runConsumer(e.t, c)
+	e.cur = r
+	e.runs = append(e.runs, r)
+	return r
+}
+
+// signalled returns how many times the env's consumers signalled, each
+// count being one consumer's (a count of the signals it did not receive
+// yet; it receives them).
+func (e *e2eEnv) signalled(count func(s *consumerSignals) int) int {
+	n := 0
+	for _, r := range e.runs {
+		n += count(&r.c.signals)
+	}
+	return n
 }
 
 // halt stops the consumer and waits until the server released the slot.
@@ -316,19 +315,6 @@ func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
 	r.msgs = append(r.msgs, b.String())
 	r.mu.Unlock()
 	return nil
-}
-
-// count returns how many messages contained s.
-func (r *logRecorder) count(s string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, m := range r.msgs {
-		if strings.Contains(m, s) {
-			n++
-		}
-	}
-	return n
 }
 
 func (r *logRecorder) all() []string {
@@ -994,10 +980,10 @@ INSERT INTO shared (id, user_id, name) VALUES ('s1', NULL, 'g'), ('s2', 'carol',
 	if got := e.changelog(); !slices.Equal(got[:len(clBefore)], clBefore) {
 		t.Errorf("the restart changed earlier changelog rows:\nbefore %q\nafter  %q", clBefore, got[:len(clBefore)])
 	}
-	if n := e.logs.count("wal: recorded the buckets of existing rows"); n != 1 {
+	if n := e.signalled(func(s *consumerSignals) int { return s.backfilled.count() }); n != 1 {
 		t.Errorf("existing rows were recorded %d times, want once (first start only)", n)
 	}
-	if n := e.logs.count("wal: created slot"); n != 1 {
+	if n := e.signalled(func(s *consumerSignals) int { return s.slotCreated.count() }); n != 1 {
 		t.Errorf("the slot was created %d times, want once", n)
 	}
 	// Edges of the records nothing touched were not rewritten.
@@ -1093,7 +1079,7 @@ func TestE2EUnregisteredTablesAndNewTable(t *testing.T) {
 	ctEqual(t, "owner change in the new table", e.step(`UPDATE other SET user_id = 'quin' WHERE id = 'o1'`),
 		"user:pete other o1 delete", "user:quin other o1 create")
 	ctEqual(t, "delete in the new table", e.step(`DELETE FROM other WHERE id = 'o1'`), "user:quin other o1 delete")
-	if n := e.logs.count("wal: added tables to the publication"); n != 1 {
+	if n := e.signalled(func(s *consumerSignals) int { return s.tablesAdded.count() }); n != 1 {
 		t.Errorf("the publication was completed %d times, want once", n)
 	}
 }
@@ -1259,7 +1245,7 @@ SELECT p.confirmed_lsn, (s.confirmed_flush_lsn - '0/0'::pg_lsn)::bigint
 	// Idle: nothing more is written, and Lag reports no lag.
 	recorded, _, _ := slot()
 	pgtest.WaitFor(e.t, "Lag to report no lag", e2eTimeout, func() (bool, string) {
-		l := e.c.Lag()
+		l := e.cur.c.Lag()
 		ok := l.Bytes == 0 && l.Delay == 0 && !l.LastCommit.IsZero() && int64(l.AppliedLSN) >= recorded
 		return ok, fmt.Sprintf("Lag() = %+v, recorded position %d", l, recorded)
 	})
@@ -1275,27 +1261,9 @@ func TestE2ETwoConsumersOneSlot(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
 	e.run()
-	second, err := NewConsumer(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- second.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("second consumer: Start returned %v", err)
-			}
-		case <-time.After(e2eTimeout):
-			t.Error("second consumer did not stop")
-		}
-	})
-	pgtest.WaitFor(e.t, "the second consumer to find the slot in use", e2eTimeout, func() (bool, string) {
-		return e.logs.count("slot in use by another consumer") > 0, "no such log yet"
-	})
+	second := startConsumer(t, e.cfg)
+	e.runs = append(e.runs, second)
+	second.waitStandby()
 
 	ctEqual(t, "with two consumers", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`), "user:alice lists l1 create")
 	ctEqual(t, "owner change with two consumers", e.step(`UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`),
@@ -1306,7 +1274,7 @@ func TestE2ETwoConsumersOneSlot(t *testing.T) {
 	pgtest.Exec(t, e.db.Super, `UPDATE lists SET name = 'x' WHERE id = 'l1'`)
 	ctEqual(t, "after the first stopped", e.sync(), "user:bob lists l1 update")
 	ctEqual(t, "the second streams", e.step(`DELETE FROM lists WHERE id = 'l1'`), "user:bob lists l1 delete")
-	if n := e.logs.count("wal: created slot"); n != 1 {
+	if n := e.signalled(func(s *consumerSignals) int { return s.slotCreated.count() }); n != 1 {
 		t.Errorf("the slot was created %d times, want once", n)
 	}
 }
@@ -1368,16 +1336,14 @@ func TestE2ENewTableStoppedDuringItsBackfill(t *testing.T) {
 	if _, err := lock.ExecContext(ctx, `LOCK TABLE synchro.bucket_edges IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		t.Fatal(err)
+	r := e.launch(newTestConsumer(t, e.cfg))
+	if added := await(r, "the consumer to add other to the publication", &r.c.signals.tablesAdded); !slices.Equal(added, []string{`"public"."other"`}) {
+		t.Fatalf("the consumer added %q to the publication, want other", added)
 	}
-	e.launch(c)
-	pgtest.WaitFor(e.t, "the consumer to add other to the publication and block on the edges", e2eTimeout, func() (bool, string) {
-		added := e.logs.count("wal: added tables to the publication")
+	pgtest.WaitFor(e.t, "the consumer to block on the edges", e2eTimeout, func() (bool, string) {
 		waiting := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
 			WHERE NOT l.granted AND c.relname = 'bucket_edges'`)
-		return added == 1 && waiting > 0, fmt.Sprintf("added logs %d, waiting %d", added, waiting)
+		return waiting > 0, fmt.Sprintf("%d waiting", waiting)
 	})
 	e.stop() // while it records other's rows
 	if err := lock.Rollback(); err != nil {
@@ -1401,33 +1367,14 @@ func TestE2ENewTableRollingDeploy(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, otherSchema+`INSERT INTO other (id, user_id) VALUES ('o0', 'olga');`, nil)
 	e.run() // the old consumer: other is not registered
-	old := e.c
+	old := e.cur
 
 	reg := ctRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
 	cfg := e.cfg
 	cfg.Registry = reg
-	next, err := NewConsumer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- next.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("new consumer: Start returned %v", err)
-			}
-		case <-time.After(e2eTimeout):
-			t.Error("new consumer did not stop")
-		}
-	})
-	pgtest.WaitFor(e.t, "the new consumer to wait for the slot", e2eTimeout, func() (bool, string) {
-		return e.logs.count("slot in use by another consumer") > 0, "no such log yet"
-	})
+	next := startConsumer(t, cfg)
+	next.waitStandby()
 	// The new consumer adds the table only once it owns the slot: the old
 	// one, which does not know the table, would skip its changes.
 	ctEqual(t, "edges of the existing row while the old consumer streams", e.edges("other", "o0"))
@@ -1436,16 +1383,13 @@ func TestE2ENewTableRollingDeploy(t *testing.T) {
 	pgtest.Exec(t, e.db.Super, `INSERT INTO other (id, user_id) VALUES ('o5', 'pete')`)
 	pgtest.Exec(t, e.db.Super, `UPDATE other SET user_id = 'quin' WHERE id = 'o0'`)
 	e.sync()
-	if e.c != old {
+	if e.cur != old {
 		t.Fatal("the consumer changed")
 	}
 
 	// The old consumer stops; the new one takes over.
-	streaming := e.logs.count("wal: streaming")
 	e.stop()
-	pgtest.WaitFor(e.t, "the new consumer to stream", e2eTimeout, func() (bool, string) {
-		return e.logs.count("wal: streaming") > streaming, "not yet"
-	})
+	next.waitStreaming()
 	e.sync()
 	ctEqual(t, "edges of o5, inserted before the takeover", e.edges("other", "o5"), "user:pete")
 	ctEqual(t, "edges of o0, moved before the takeover", e.edges("other", "o0"), "user:quin")

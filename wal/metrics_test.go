@@ -95,7 +95,7 @@ func TestMetricsCapture(t *testing.T) {
 	}
 
 	// A replay that fails again records nothing new.
-	if n, err := e.c.ReplayRuleFailures(context.Background()); err != nil || n != 0 {
+	if n, err := e.cur.c.ReplayRuleFailures(context.Background()); err != nil || n != 0 {
 		t.Fatalf("ReplayRuleFailures = %d, %v; want 0 replayed", n, err)
 	}
 	if got := rec.Sum("synchro.capture.rule_failures"); got != 2 {

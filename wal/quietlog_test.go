@@ -1,5 +1,9 @@
 package wal
 
+// The tests of this file are about the consumer's log output (its levels,
+// what it repeats): they read the logs. Every other test waits on the
+// consumer's signals or state instead.
+
 import (
 	"database/sql"
 	"fmt"
@@ -25,7 +29,7 @@ func TestLogsReconnectOnce(t *testing.T) {
 	pgtest.WaitFor(t, "four attempts", faultTimeout, func() (bool, string) {
 		return r.c.Status().Attempts >= 4, fmt.Sprintf("%+v", r.c.Status())
 	})
-	if err := r.stop(t); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	warn := logs.count(`level=WARN msg="wal: replication interrupted; reconnecting"`)
@@ -44,11 +48,11 @@ func TestLogsStandbyOnce(t *testing.T) {
 	logs := newFaultLogs(t, "the standby")
 	r := statusStart(t, e.cfg, logs)
 	start := time.Now()
-	pgtest.WaitFor(t, "three standby attempts", faultTimeout, func() (bool, string) {
-		return logs.count(`msg="wal: slot in use by another consumer; standing by"`) >= 3, logs.tail(3)
-	})
+	for range 3 {
+		r.waitStandby()
+	}
 	took := time.Since(start)
-	if err := r.stop(t); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	info := logs.count(`level=INFO msg="wal: slot in use by another consumer; standing by"`)

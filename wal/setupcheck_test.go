@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,23 +13,7 @@ import (
 // failing when it keeps running (a setup error must stop it at once).
 func startOnce(t *testing.T, cfg ConsumerConfig) error {
 	t.Helper()
-	c, err := NewConsumer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(20 * time.Second):
-		cancel()
-		<-done
-		t.Fatal("Start kept running on a wrong setup")
-		return nil
-	}
+	return startConsumer(t, cfg).result(20 * time.Second)
 }
 
 func scConfig(db *pgtest.Database) ConsumerConfig {

@@ -64,7 +64,6 @@ func BenchmarkStandbyTakeover(b *testing.B) {
 	slot := "s_" + strings.ReplaceAll(db.Name, "-", "_")
 	cfg := ConsumerConfig{ConnString: db.DSN, SlotName: slot, PublicationName: "pub", Registry: ctRegistry(),
 		ChangelogDB: db.Super, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	var standby *Consumer
 	var total time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -85,14 +84,8 @@ func BenchmarkStandbyTakeover(b *testing.B) {
 				AND EXISTS (SELECT FROM synchro.wal_position WHERE slot_name = $1)`, slot).Scan(&holds)
 			return err == nil && holds, fmt.Sprint(err)
 		})
-		var err error
-		standby, err = NewConsumer(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- standby.Start(ctx) }()
+		r := startConsumer(b, cfg)
+		standby := r.c
 		pgtest.WaitFor(b, "the standby to stand by", time.Minute, func() (bool, string) {
 			s := standby.Status()
 			return s.State == ConsumerStandby, fmt.Sprintf("%+v", s)
@@ -121,8 +114,7 @@ func BenchmarkStandbyTakeover(b *testing.B) {
 		b.StopTimer()
 
 		_ = child.Wait()
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.stop(); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
