@@ -37,7 +37,7 @@ type csEnv struct {
 func csNew(t *testing.T) *csEnv {
 	t.Helper()
 	db := pgtest.NewMigratedDatabase(t)
-	rpExec(t, db.Super, `CREATE TABLE notes (id text PRIMARY KEY, user_id text NOT NULL, body text,
+	pgtest.Exec(t, db.Super, `CREATE TABLE notes (id text PRIMARY KEY, user_id text NOT NULL, body text,
 		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 	reg := synchro.NewRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "notes", OwnerColumn: "user_id"})
@@ -62,7 +62,7 @@ func (e *csEnv) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	e.c, e.cancel, e.done = c, cancel, make(chan error, 1)
 	go func() { e.done <- c.Start(ctx) }()
-	e.poll("the consumer to stream", func() (bool, string) {
+	pgtest.WaitFor(e.t, "the consumer to stream", csTimeout, func() (bool, string) {
 		s := c.Status()
 		return s.State == wal.ConsumerStreaming, fmt.Sprintf("%+v", s)
 	})
@@ -85,23 +85,6 @@ func (e *csEnv) stop() {
 	e.cancel = nil
 }
 
-// poll calls cond until it holds, failing the test after csTimeout with
-// cond's last description of the state.
-func (e *csEnv) poll(what string, cond func() (bool, string)) {
-	e.t.Helper()
-	deadline := time.Now().Add(csTimeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %v waiting for %s: %s", csTimeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
-}
-
 // status reads the capture status as the ordinary role.
 func (e *csEnv) status(opts synchro.CaptureOptions) synchro.CaptureStatus {
 	e.t.Helper()
@@ -116,7 +99,7 @@ func (e *csEnv) status(opts synchro.CaptureOptions) synchro.CaptureStatus {
 func (e *csEnv) waitStatus(what string, opts synchro.CaptureOptions, want func(synchro.CaptureStatus) bool) synchro.CaptureStatus {
 	e.t.Helper()
 	var st synchro.CaptureStatus
-	e.poll(what, func() (bool, string) {
+	pgtest.WaitFor(e.t, what, csTimeout, func() (bool, string) {
 		st = e.status(opts)
 		return want(st), fmt.Sprintf("%+v", st)
 	})
@@ -126,7 +109,7 @@ func (e *csEnv) waitStatus(what string, opts synchro.CaptureOptions, want func(s
 // write inserts n rows into the registered table.
 func (e *csEnv) write(n int) {
 	e.t.Helper()
-	rpExec(e.t, e.db.Super, `INSERT INTO notes (id, user_id) SELECT 'n' || g || '-' || gen_random_uuid(), 'alice' FROM generate_series(1, $1) g`, n)
+	pgtest.Exec(e.t, e.db.Super, `INSERT INTO notes (id, user_id) SELECT 'n' || g || '-' || gen_random_uuid(), 'alice' FROM generate_series(1, $1) g`, n)
 }
 
 // The engine's role is the harness's ordinary one: CaptureStatus must not
@@ -183,13 +166,13 @@ func TestCaptureStatusStreamingThenStopped(t *testing.T) {
 		s.RestartLSN == "" || s.WALStatus == "" || st.Reason != "" || st.Message != "" {
 		t.Fatalf("streaming: %+v", st)
 	}
-	e.poll("the changelog to hold the rows", func() (bool, string) {
+	pgtest.WaitFor(t, "the changelog to hold the rows", csTimeout, func() (bool, string) {
 		st = e.status(synchro.CaptureOptions{})
 		return !st.ChangelogLastAt.IsZero(), fmt.Sprintf("%+v", st)
 	})
 
 	// An idle database: the newest change is an hour old.
-	rpExec(t, e.db.Super, `UPDATE synchro.changelog SET created_at = now() - interval '1 hour'`)
+	pgtest.Exec(t, e.db.Super, `UPDATE synchro.changelog SET created_at = now() - interval '1 hour'`)
 	st = e.waitStatus("ready with an old changelog", synchro.CaptureOptions{}, func(st synchro.CaptureStatus) bool { return st.Ready })
 	if st.ChangelogAge < time.Hour {
 		t.Errorf("changelog age %v, want at least an hour", st.ChangelogAge)
@@ -203,7 +186,7 @@ func TestCaptureStatusStreamingThenStopped(t *testing.T) {
 	if st.Reason != synchro.CaptureReasonSlotInactive || st.Slots[0].Active || st.Slots[0].ActivePID != 0 {
 		t.Fatalf("stopped: %+v; want reason %s", st, synchro.CaptureReasonSlotInactive)
 	}
-	e.poll("the unwritten WAL to show", func() (bool, string) {
+	pgtest.WaitFor(t, "the unwritten WAL to show", csTimeout, func() (bool, string) {
 		st = e.status(synchro.CaptureOptions{})
 		return st.Slots[0].LagBytes > 0 && st.Slots[0].RetainedBytes >= st.Slots[0].LagBytes, fmt.Sprintf("%+v", st.Slots[0])
 	})

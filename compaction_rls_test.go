@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // TestCompactionUnderRLSSaysItCannotPrune: compaction on the application's
@@ -19,11 +21,11 @@ func TestCompactionUnderRLSSaysItCannotPrune(t *testing.T) {
 	reg := ptRegistry(t)
 	rlsApply(t, db.Super, GenerateRLSPolicies(reg))
 	list, item := ptID(), ptID()
-	ptExec(t, db.Super, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'l')`, list)
-	ptExec(t, db.Super, `INSERT INTO items (id, list_id, title, deleted_at) VALUES ($1, $2, 'gone', now() - interval '30 days')`, item, list)
-	ptExec(t, db.Super, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('items', $1, 'user:alice')`, item)
+	pgtest.Exec(t, db.Super, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'l')`, list)
+	pgtest.Exec(t, db.Super, `INSERT INTO items (id, list_id, title, deleted_at) VALUES ($1, $2, 'gone', now() - interval '30 days')`, item, list)
+	pgtest.Exec(t, db.Super, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('items', $1, 'user:alice')`, item)
 	edges := func() int {
-		return ptCount(t, db.Super, `SELECT count(*) FROM synchro.bucket_edges WHERE table_name = 'items' AND record_id = $1`, item)
+		return pgtest.Count(t, db.Super, `SELECT count(*) FROM synchro.bucket_edges WHERE table_name = 'items' AND record_id = $1`, item)
 	}
 
 	var buf syncBuffer

@@ -241,7 +241,7 @@ SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsub
 // pull and push (those it did) go back to then.
 func cpAge(t testing.TB, db *sql.DB, clientID string, ago string) {
 	t.Helper()
-	rpExec(t, db, `
+	pgtest.Exec(t, db, `
 UPDATE synchro.clients SET last_sync_at = now() - $2::interval,
        last_pull_at = CASE WHEN last_pull_at IS NOT NULL THEN now() - $2::interval END,
        last_push_at = CASE WHEN last_push_at IS NOT NULL THEN now() - $2::interval END
@@ -257,8 +257,8 @@ func TestCompactionBoundary(t *testing.T) {
 	t.Parallel()
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
 	db := e.db.Super
-	rpExec(t, db, `INSERT INTO categories VALUES ('c1', 'one'), ('c2', 'two')`)
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b'), (3, 'bob', 'c')`)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c1', 'one'), ('c2', 'two')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b'), (3, 'bob', 'c')`)
 	e.caughtUp()
 	fast, slow := e.client("alice", "fast"), e.client("alice", "slow")
 	fast.snapshot(100)
@@ -267,10 +267,10 @@ func TestCompactionBoundary(t *testing.T) {
 	// Changes the slow client does not pull. List 1 is updated twice, in
 	// separate transactions: the first update is superseded above the
 	// boundary.
-	rpExec(t, db, `UPDATE lists SET name = 'a1' WHERE id = 1`)
-	rpExec(t, db, `UPDATE lists SET name = 'a2' WHERE id = 1`)
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (4, 'alice', 'd')`)
-	rpExec(t, db, `UPDATE categories SET name = 'uno' WHERE id = 'c1'`)
+	pgtest.Exec(t, db, `UPDATE lists SET name = 'a1' WHERE id = 1`)
+	pgtest.Exec(t, db, `UPDATE lists SET name = 'a2' WHERE id = 1`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (4, 'alice', 'd')`)
+	pgtest.Exec(t, db, `UPDATE categories SET name = 'uno' WHERE id = 'c1'`)
 	e.caughtUp()
 	cpCatchUp(fast)
 
@@ -299,15 +299,15 @@ func TestCompactionBoundary(t *testing.T) {
 	// The slow client goes quiet for longer than the stale threshold; the
 	// fast one pulls on.
 	cpAge(t, db, "slow", "2 hours")
-	rpExec(t, db, `UPDATE lists SET name = 'b1' WHERE id = 2`)
-	rpExec(t, db, `DELETE FROM lists WHERE id = 4`)
+	pgtest.Exec(t, db, `UPDATE lists SET name = 'b1' WHERE id = 2`)
+	pgtest.Exec(t, db, `DELETE FROM lists WHERE id = 4`)
 	e.caughtUp()
 	cpCatchUp(fast)
 	b := fast.checkpoint
 	// Changes after the fast client's checkpoint: the boundary is then
 	// below the highest seq.
-	rpExec(t, db, `UPDATE lists SET name = 'a3' WHERE id = 1`)
-	rpExec(t, db, `INSERT INTO categories VALUES ('c3', 'three')`)
+	pgtest.Exec(t, db, `UPDATE lists SET name = 'a3' WHERE id = 1`)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c3', 'three')`)
 	e.caughtUp()
 	maxSeq = cpMaxSeq(t, db)
 	if slow.checkpoint >= b || maxSeq <= b {
@@ -344,7 +344,7 @@ func TestCompactionBoundary(t *testing.T) {
 	}
 	cpCatchUp(slow)
 	rpSameRows(t, "slow client after its new snapshot", slow.rows, e.expected("alice"))
-	rpExec(t, db, `UPDATE lists SET name = 'b2' WHERE id = 2`)
+	pgtest.Exec(t, db, `UPDATE lists SET name = 'b2' WHERE id = 2`)
 	e.caughtUp()
 	cpCatchUp(slow)
 	cpCatchUp(fast)
@@ -360,14 +360,14 @@ func TestCompactionLostPullResponse(t *testing.T) {
 	t.Parallel()
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
 	db := e.db.Super
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
 	e.caughtUp()
 	a, b := e.client("alice", "a"), e.client("alice", "b")
 	a.snapshot(100)
 	b.snapshot(100)
 	for i := range 3 {
-		rpExec(t, db, `UPDATE lists SET name = $1 WHERE id = 1`, fmt.Sprint("v", i))
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'x')`, 10+i)
+		pgtest.Exec(t, db, `UPDATE lists SET name = $1 WHERE id = 1`, fmt.Sprint("v", i))
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'x')`, 10+i)
 	}
 	e.caughtUp()
 	from := a.checkpoint
@@ -391,9 +391,9 @@ func TestCompactionSupersededRows(t *testing.T) {
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
 	db := e.db.Super
 	const item = "00000000-0000-4000-8000-000000000001"
-	rpExec(t, db, `INSERT INTO categories VALUES ('c1', 'one')`)
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'bob', 'b'), (6, 'alice', 'f')`)
-	rpExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i')`, item)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c1', 'one')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'bob', 'b'), (6, 'alice', 'f')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i')`, item)
 	e.caughtUp()
 	behind := e.client("alice", "behind")
 	behind.snapshot(100)
@@ -401,24 +401,24 @@ func TestCompactionSupersededRows(t *testing.T) {
 
 	// Each statement its own transaction: one changelog row each.
 	for i := range 30 {
-		rpExec(t, db, `UPDATE lists SET name = $1, updated_at = now() WHERE id = 1`, fmt.Sprint("a", i))
+		pgtest.Exec(t, db, `UPDATE lists SET name = $1, updated_at = now() WHERE id = 1`, fmt.Sprint("a", i))
 	}
 	for i := range 10 {
-		rpExec(t, db, `UPDATE categories SET name = $1 WHERE id = 'c1'`, fmt.Sprint("c", i))
-		rpExec(t, db, `UPDATE lists SET name = $1 WHERE id = 2`, fmt.Sprint("b", i))
+		pgtest.Exec(t, db, `UPDATE categories SET name = $1 WHERE id = 'c1'`, fmt.Sprint("c", i))
+		pgtest.Exec(t, db, `UPDATE lists SET name = $1 WHERE id = 2`, fmt.Sprint("b", i))
 	}
 	for i := range 5 {
-		rpExec(t, db, `UPDATE items SET title = $1 WHERE id = $2`, fmt.Sprint("i", i), item)
+		pgtest.Exec(t, db, `UPDATE items SET title = $1 WHERE id = $2`, fmt.Sprint("i", i), item)
 	}
 	// Created, updated and deleted above the boundary.
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (5, 'alice', 'e')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (5, 'alice', 'e')`)
 	for i := range 3 {
-		rpExec(t, db, `UPDATE lists SET name = $1 WHERE id = 5`, fmt.Sprint("e", i))
+		pgtest.Exec(t, db, `UPDATE lists SET name = $1 WHERE id = 5`, fmt.Sprint("e", i))
 	}
-	rpExec(t, db, `DELETE FROM lists WHERE id = 5`)
+	pgtest.Exec(t, db, `DELETE FROM lists WHERE id = 5`)
 	// Moving between buckets, ending in bob's.
 	for _, owner := range []string{"bob", "alice", "bob"} {
-		rpExec(t, db, `UPDATE lists SET user_id = $1 WHERE id = 6`, owner)
+		pgtest.Exec(t, db, `UPDATE lists SET user_id = $1 WHERE id = 6`, owner)
 	}
 	e.caughtUp()
 
@@ -482,9 +482,9 @@ func TestCompactionSnapshotInProgress(t *testing.T) {
 	t.Parallel()
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
 	db := e.db.Super
-	rpExec(t, db, `INSERT INTO categories SELECT 'c' || g, 'cat' || g FROM generate_series(1, 5) g`)
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) SELECT g, CASE WHEN g = 5 THEN 'bob' ELSE 'alice' END, 'l' || g FROM generate_series(1, 5) g`)
-	rpExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('00000000-0000-4000-8000-000000000001', 1, 'i1'), ('00000000-0000-4000-8000-000000000002', 3, 'i2')`)
+	pgtest.Exec(t, db, `INSERT INTO categories SELECT 'c' || g, 'cat' || g FROM generate_series(1, 5) g`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) SELECT g, CASE WHEN g = 5 THEN 'bob' ELSE 'alice' END, 'l' || g FROM generate_series(1, 5) g`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('00000000-0000-4000-8000-000000000001', 1, 'i1'), ('00000000-0000-4000-8000-000000000002', 3, 'i2')`)
 	e.caughtUp()
 	c := e.client("alice", "phone")
 	v, h := e.schema()
@@ -505,13 +505,13 @@ func TestCompactionSnapshotInProgress(t *testing.T) {
 
 	// Changes while the snapshot runs.
 	for i := range 3 {
-		rpExec(t, db, `UPDATE lists SET name = $1 WHERE id = 1`, fmt.Sprint("x", i))
+		pgtest.Exec(t, db, `UPDATE lists SET name = $1 WHERE id = 1`, fmt.Sprint("x", i))
 	}
-	rpExec(t, db, `DELETE FROM lists WHERE id = 2`)
-	rpExec(t, db, `UPDATE lists SET deleted_at = now() WHERE id = 3`)
-	rpExec(t, db, `INSERT INTO categories VALUES ('c9', 'nine')`)
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (7, 'alice', 'l7')`)
-	rpExec(t, db, `UPDATE lists SET user_id = 'alice' WHERE id = 5`)
+	pgtest.Exec(t, db, `DELETE FROM lists WHERE id = 2`)
+	pgtest.Exec(t, db, `UPDATE lists SET deleted_at = now() WHERE id = 3`)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c9', 'nine')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (7, 'alice', 'l7')`)
+	pgtest.Exec(t, db, `UPDATE lists SET user_id = 'alice' WHERE id = 5`)
 	e.caughtUp()
 	maxSeq := cpMaxSeq(t, db)
 	if maxSeq <= s {
@@ -595,9 +595,9 @@ func TestCompactionStaleClients(t *testing.T) {
 
 	// Through the engine, with its threshold of 36 hours.
 	{
-		rpExec(t, db, `UPDATE synchro.clients SET last_sync_at = now() - interval '35 hours' WHERE client_id = 'p1'`)
-		rpExec(t, db, `UPDATE synchro.clients SET last_sync_at = now() - interval '37 hours' WHERE client_id IN ('p2', 'p5')`)
-		rpExec(t, db, `UPDATE synchro.clients SET is_active = false WHERE client_id = 'p5'`)
+		pgtest.Exec(t, db, `UPDATE synchro.clients SET last_sync_at = now() - interval '35 hours' WHERE client_id = 'p1'`)
+		pgtest.Exec(t, db, `UPDATE synchro.clients SET last_sync_at = now() - interval '37 hours' WHERE client_id IN ('p2', 'p5')`)
+		pgtest.Exec(t, db, `UPDATE synchro.clients SET is_active = false WHERE client_id = 'p5'`)
 		res := e.run()
 		if res.DeactivatedClients != 1 {
 			t.Errorf("deactivated %d clients, want 1 (p2)", res.DeactivatedClients)
@@ -614,15 +614,15 @@ func TestCompactionStaleClients(t *testing.T) {
 
 	// Deactivated clients coming back.
 	{
-		rpExec(t, db, `INSERT INTO categories VALUES ('c1', 'one')`)
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'bob', 'b')`)
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c1', 'one')`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'bob', 'b')`)
 		e.caughtUp()
 		x, y, z := e.client("alice", "x"), e.client("alice", "y"), e.client("bob", "z")
 		for _, c := range []*rpClient{x, y, z} {
 			c.snapshot(100)
 		}
-		rpExec(t, db, `UPDATE lists SET name = 'a1' WHERE id = 1`)
-		rpExec(t, db, `UPDATE categories SET name = 'uno' WHERE id = 'c1'`)
+		pgtest.Exec(t, db, `UPDATE lists SET name = 'a1' WHERE id = 1`)
+		pgtest.Exec(t, db, `UPDATE categories SET name = 'uno' WHERE id = 'c1'`)
 		e.caughtUp()
 		cpCatchUp(y)
 		cpCatchUp(z)
@@ -670,13 +670,13 @@ func TestCompactionStaleClientSnapshotInProgress(t *testing.T) {
 	t.Parallel()
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: 36 * time.Hour}, false)
 	db := e.db.Super
-	rpExec(t, db, `INSERT INTO categories VALUES ('c1', 'one'), ('c2', 'two')`)
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c1', 'one'), ('c2', 'two')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
 	e.caughtUp()
 	x, z := e.client("alice", "x"), e.client("alice", "z")
 	x.snapshot(100)
 	z.snapshot(100)
-	rpExec(t, db, `UPDATE lists SET name = 'a1' WHERE id = 1`)
+	pgtest.Exec(t, db, `UPDATE lists SET name = 'a1' WHERE id = 1`)
 	e.caughtUp()
 	cpCatchUp(z)
 	cpAge(t, db, "x", "37 hours")
@@ -702,8 +702,8 @@ func TestCompactionStaleClientSnapshotInProgress(t *testing.T) {
 		t.Fatalf("after the first page of its snapshot: x active %v, has_more %v", active, first.HasMore)
 	}
 	// Changes meanwhile, which z pulls; then a compaction run.
-	rpExec(t, db, `UPDATE lists SET name = 'b1' WHERE id = 2`)
-	rpExec(t, db, `UPDATE categories SET name = 'uno' WHERE id = 'c1'`)
+	pgtest.Exec(t, db, `UPDATE lists SET name = 'b1' WHERE id = 2`)
+	pgtest.Exec(t, db, `UPDATE categories SET name = 'uno' WHERE id = 'c1'`)
 	e.caughtUp()
 	cpCatchUp(z)
 	res := e.run()
@@ -741,14 +741,14 @@ func TestCompactionShortStaleThreshold(t *testing.T) {
 	const threshold = 500 * time.Millisecond
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: threshold}, false)
 	db := e.db.Super
-	rpExec(t, db, `INSERT INTO categories VALUES ('c1', 'one')`)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c1', 'one')`)
 	e.caughtUp()
 	a, b := e.client("alice", "a"), e.client("bob", "b")
 	a.snapshot(100)
 	b.snapshot(100)
 	deadline := time.Now().Add(3 * threshold)
 	for i := 1; time.Now().Before(deadline); i++ {
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'bob', 'x')`, i)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'bob', 'x')`, i)
 		e.caughtUp()
 		cpCatchUp(b)
 		if resp := a.pull(100); resp.SnapshotRequired || len(resp.Changes)+len(resp.Deletes) != 0 {
@@ -778,7 +778,7 @@ func TestCompactionConcurrentRuns(t *testing.T) {
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
 	db := e.db.Super
 	ctx := context.Background()
-	rpExec(t, db, `INSERT INTO categories VALUES ('c1', 'one'), ('c2', 'two')`)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c1', 'one'), ('c2', 'two')`)
 	e.caughtUp()
 	standalone := synchro.NewCompactor(&synchro.CompactorConfig{Logger: cpDiscard})
 	// skipped runs fn and checks that it returns at once, skipped.
@@ -865,10 +865,10 @@ func TestCompactionConcurrentRuns(t *testing.T) {
 			res, err := e.eng.RunCompaction(ctx)
 			firstDone <- result{res, err}
 		}()
-		e.waitFor("the first run to hold the compaction lock and wait", func() bool {
+		pgtest.WaitFor(t, "the first run to hold the compaction lock and wait", rpTimeout, func() (bool, string) {
 			return cpRunLockHeld(t, db) && cpInt(t, db, `
 SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-   AND query LIKE '%synchro.clients%'`) > 0
+   AND query LIKE '%synchro.clients%'`) > 0, ""
 		})
 		// Two more at once, concurrently.
 		var wg sync.WaitGroup
@@ -992,13 +992,10 @@ func TestCompactionStart(t *testing.T) {
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
 	waitRuns := func(n int) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for e.runCount() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d compaction runs after 20s, want %d", e.runCount(), n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		pgtest.WaitFor(t, fmt.Sprintf("%d compaction runs", n), 20*time.Second, func() (bool, string) {
+			runs := e.runCount()
+			return runs >= n, fmt.Sprintf("%d runs", runs)
+		})
 	}
 	// stays checks that no run starts for d.
 	stays := func(what string, d time.Duration) {
@@ -1063,7 +1060,7 @@ func TestCompactionDefaults(t *testing.T) {
 	e := cpStart(t, &synchro.CompactorConfig{}, false)
 	db := e.db.Super
 	ctx := context.Background()
-	rpExec(t, db, `
+	pgtest.Exec(t, db, `
 CREATE TABLE cp_batches (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, n bigint NOT NULL);
 CREATE FUNCTION cp_log_batch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -1091,18 +1088,18 @@ CREATE TRIGGER cp_batches AFTER DELETE ON synchro.changelog
 		{"batch 7", &synchro.CompactorConfig{BatchSize: 7, Logger: cpDiscard}, 7, 40},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rpExec(t, db, `DELETE FROM synchro.clients; DELETE FROM synchro.changelog; TRUNCATE cp_batches;
+			pgtest.Exec(t, db, `DELETE FROM synchro.clients; DELETE FROM synchro.changelog; TRUNCATE cp_batches;
 UPDATE synchro.compaction SET boundary_seq = 0`)
-			rpExec(t, db, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+			pgtest.Exec(t, db, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT 'user:u', 'lists', 'r' || g, 1 FROM generate_series(1, $1::int) g`, tc.below)
 			// An active client at the last of them keeps the boundary
 			// there; above it, 12 records of 5 versions each: 48 rows
 			// superseded.
-			rpExec(t, db, `INSERT INTO synchro.clients (user_id, client_id, acked_seq) SELECT 'u', 'cp', max(seq) FROM synchro.changelog`)
+			pgtest.Exec(t, db, `INSERT INTO synchro.clients (user_id, client_id, acked_seq) SELECT 'u', 'cp', max(seq) FROM synchro.changelog`)
 			boundary := cpMaxSeq(t, db)
-			rpExec(t, db, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+			pgtest.Exec(t, db, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT 'user:u', 'lists', 'v' || (g % 12), 2 FROM generate_series(0, 59) g`)
-			rpExec(t, db, `TRUNCATE cp_batches`)
+			pgtest.Exec(t, db, `TRUNCATE cp_batches`)
 
 			// The stale threshold: 7 days by default.
 			tx, err := db.Begin()
@@ -1192,12 +1189,12 @@ func TestCompactionPrune(t *testing.T) {
 	)
 	setup := func(t *testing.T, e *cpEnv) {
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b'), (3, 'alice', 'c')`)
-		rpExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 2, 'i1'), ($2, 2, 'i2'), ($3, 3, 'i3')`, i1, i2, i3)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b'), (3, 'alice', 'c')`)
+		pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 2, 'i1'), ($2, 2, 'i2'), ($3, 3, 'i3')`, i1, i2, i3)
 		e.caughtUp()
-		rpExec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 1`)
-		rpExec(t, db, `UPDATE lists SET deleted_at = now() - interval '30 minutes' WHERE id = 2`)
-		rpExec(t, db, `UPDATE items SET deleted_at = now() - interval '3 hours' WHERE id = $1`, i1)
+		pgtest.Exec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 1`)
+		pgtest.Exec(t, db, `UPDATE lists SET deleted_at = now() - interval '30 minutes' WHERE id = 2`)
+		pgtest.Exec(t, db, `UPDATE items SET deleted_at = now() - interval '3 hours' WHERE id = $1`, i1)
 		e.caughtUp()
 	}
 	edges := func(t *testing.T, db *sql.DB) map[string]bool {
@@ -1246,7 +1243,7 @@ func TestCompactionPrune(t *testing.T) {
 		c := e.client("alice", "phone")
 		c.snapshot(100)
 		checkEdges(t, db, all)
-		rpExec(t, db, `INSERT INTO synchro.rule_failures (table_name, record_id, operation, error_text, created_at, replayed_at) VALUES
+		pgtest.Exec(t, db, `INSERT INTO synchro.rule_failures (table_name, record_id, operation, error_text, created_at, replayed_at) VALUES
 	('lists', 'old', 1, 'x', now() - interval '3 days', now() - interval '2 hours'),
 	('lists', 'recent', 1, 'x', now() - interval '3 days', now() - interval '30 minutes'),
 	('lists', 'pending', 1, 'x', now() - interval '30 days', NULL)`)
@@ -1267,9 +1264,9 @@ func TestCompactionPrune(t *testing.T) {
 		}
 
 		// A standalone Compactor prunes rule failures, not edges.
-		rpExec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 3`)
+		pgtest.Exec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 3`)
 		e.caughtUp()
-		rpExec(t, db, `UPDATE synchro.rule_failures SET replayed_at = now() - interval '2 hours' WHERE record_id = 'recent'`)
+		pgtest.Exec(t, db, `UPDATE synchro.rule_failures SET replayed_at = now() - interval '2 hours' WHERE record_id = 'recent'`)
 		if _, err := synchro.NewCompactor(&synchro.CompactorConfig{StaleThreshold: time.Hour, Logger: cpDiscard}).RunCompaction(context.Background(), db); err != nil {
 			t.Fatal(err)
 		}
@@ -1279,8 +1276,8 @@ func TestCompactionPrune(t *testing.T) {
 		}
 
 		// A pruned row that comes back reaches the client.
-		rpExec(t, db, `UPDATE lists SET deleted_at = NULL WHERE id = 1`)
-		rpExec(t, db, `UPDATE items SET deleted_at = NULL WHERE id = $1`, i1)
+		pgtest.Exec(t, db, `UPDATE lists SET deleted_at = NULL WHERE id = 1`)
+		pgtest.Exec(t, db, `UPDATE items SET deleted_at = NULL WHERE id = $1`, i1)
 		e.caughtUp()
 		c.pullAll(100)
 		rpSameRows(t, "client after the pruned rows came back", c.rows, e.expected("alice"))
@@ -1310,12 +1307,12 @@ func TestCompactionPruneDeletedParent(t *testing.T) {
 	)
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
 	db := e.db.Super
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
-	rpExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i1')`, i1)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i1')`, i1)
 	e.caughtUp()
 	c := e.client("alice", "phone")
 	c.snapshot(100)
-	rpExec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 1`)
+	pgtest.Exec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 1`)
 	e.caughtUp()
 	cpCatchUp(c)
 	rpSameRows(t, "client after the list's soft delete", c.rows, e.expected("alice"))
@@ -1323,8 +1320,8 @@ func TestCompactionPruneDeletedParent(t *testing.T) {
 		t.Fatalf("the item of a soft-deleted list is not synced: the test's premise does not hold")
 	}
 	e.run()
-	rpExec(t, db, `UPDATE items SET title = 'i1 again' WHERE id = $1`, i1)
-	rpExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i2')`, i2)
+	pgtest.Exec(t, db, `UPDATE items SET title = 'i1 again' WHERE id = $1`, i1)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i2')`, i2)
 	e.caughtUp()
 	c.pullAll(100)
 	rpSameRows(t, "client after its item of a pruned list changed", c.rows, e.expected("alice"))
@@ -1348,15 +1345,15 @@ func TestCompactionPruneChildlessParent(t *testing.T) {
 	const i1 = "00000000-0000-4000-8000-000000000001"
 	e := cpStart(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false)
 	db := e.db.Super
-	rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
 	e.caughtUp()
 	c := e.client("alice", "phone")
 	c.snapshot(100)
-	rpExec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 1`)
+	pgtest.Exec(t, db, `UPDATE lists SET deleted_at = now() - interval '2 hours' WHERE id = 1`)
 	e.caughtUp()
 	cpCatchUp(c)
 	e.run()
-	rpExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'late')`, i1)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'late')`, i1)
 	e.caughtUp()
 	c.pullAll(100)
 	if _, ok := e.expected("alice")["items/"+i1]; !ok {
@@ -1396,8 +1393,8 @@ func BenchmarkCompaction(b *testing.B) {
 	load := func(b *testing.B, db *pgtest.Database, n int) {
 		b.Helper()
 		records := max(n/4, 1)
-		rpExec(b, db.Super, `TRUNCATE synchro.changelog`)
-		rpExec(b, db.Super, `
+		pgtest.Exec(b, db.Super, `TRUNCATE synchro.changelog`)
+		pgtest.Exec(b, db.Super, `
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT CASE WHEN r % 20 = 0 THEN 'global' ELSE 'user:' || (r % 1000) END,
        (ARRAY['lists', 'items', 'notes'])[1 + r % 3],
@@ -1405,18 +1402,18 @@ SELECT CASE WHEN r % 20 = 0 THEN 'global' ELSE 'user:' || (r % 1000) END,
        CASE WHEN g < $2 THEN 1 WHEN g + $2 >= $1 AND r % 7 = 0 THEN 3 ELSE 2 END
   FROM generate_series(0, $1::bigint - 1) AS g, LATERAL (SELECT g % $2 AS r) AS x
  ORDER BY g`, n, records)
-		rpExec(b, db.Super, `VACUUM ANALYZE synchro.changelog`)
+		pgtest.Exec(b, db.Super, `VACUUM ANALYZE synchro.changelog`)
 	}
 	bulk := func(b *testing.B, client bool) {
 		db := pgtest.NewMigratedDatabase(b)
 		if client {
-			rpExec(b, db.Super, `INSERT INTO synchro.clients (user_id, client_id, acked_seq) VALUES ('u', 'behind', 0)`)
+			pgtest.Exec(b, db.Super, `INSERT INTO synchro.clients (user_id, client_id, acked_seq) VALUES ('u', 'behind', 0)`)
 		}
 		var deleted int64
 		var took time.Duration
 		for range b.N {
 			b.StopTimer()
-			rpExec(b, db.Super, `UPDATE synchro.compaction SET boundary_seq = 0`)
+			pgtest.Exec(b, db.Super, `UPDATE synchro.compaction SET boundary_seq = 0`)
 			load(b, db, rows)
 			// Without a client every row goes; with the client at 0,
 			// all but the last row of each record (its bucket is fixed).
@@ -1453,15 +1450,15 @@ SELECT CASE WHEN r % 20 = 0 THEN 'global' ELSE 'user:' || (r % 1000) END,
 		var took time.Duration
 		for range b.N {
 			b.StopTimer()
-			rpExec(b, db.Super, `DELETE FROM synchro.clients; TRUNCATE synchro.changelog; UPDATE synchro.compaction SET boundary_seq = 0`)
+			pgtest.Exec(b, db.Super, `DELETE FROM synchro.clients; TRUNCATE synchro.changelog; UPDATE synchro.compaction SET boundary_seq = 0`)
 			// The live records, created once; a client has snapshotted
 			// them.
-			rpExec(b, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+			pgtest.Exec(b, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT 'user:' || (r % 100), 'items', r::text, 1 FROM generate_series(0, $1::int - 1) AS r`, k)
-			rpExec(b, db.Super, `INSERT INTO synchro.clients (user_id, client_id, acked_seq) SELECT 'u', 'c', max(seq) FROM synchro.changelog`)
+			pgtest.Exec(b, db.Super, `INSERT INTO synchro.clients (user_id, client_id, acked_seq) SELECT 'u', 'c', max(seq) FROM synchro.changelog`)
 			for range rounds {
 				// M updates of random live records.
-				rpExec(b, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+				pgtest.Exec(b, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT 'user:' || (r % 100), 'items', r::text, 2
   FROM (SELECT floor(random() * $1)::int AS r FROM generate_series(1, $2::int)) AS u`, k, m)
 				peak = max(peak, cpInt(b, db.Super, `SELECT count(*) FROM synchro.changelog`))
@@ -1479,7 +1476,7 @@ SELECT 'user:' || (r % 100), 'items', r::text, 2
 					b.Fatalf("%d changelog rows kept for %d live records", kept, k)
 				}
 				// The client pulls up to the highest seq.
-				rpExec(b, db.Super, `UPDATE synchro.clients SET acked_seq = (SELECT max(seq) FROM synchro.changelog)`)
+				pgtest.Exec(b, db.Super, `UPDATE synchro.clients SET acked_seq = (SELECT max(seq) FROM synchro.changelog)`)
 			}
 		}
 		b.ReportMetric(float64(kept)/float64(k), "rows/record")

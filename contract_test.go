@@ -25,9 +25,9 @@ func TestContractStableAcrossRefreshes(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := pgtest.NewMigratedDatabase(t)
-	execSQL(t, db.Super,
-		`CREATE TABLE plain (id bigint PRIMARY KEY, user_id text NOT NULL, body text)`,
-		`CREATE TABLE soft (id bigint PRIMARY KEY, user_id text NOT NULL, note text, deleted_at timestamptz)`)
+	pgtest.Exec(t, db.Super, `
+CREATE TABLE plain (id bigint PRIMARY KEY, user_id text NOT NULL, body text);
+CREATE TABLE soft (id bigint PRIMARY KEY, user_id text NOT NULL, note text, deleted_at timestamptz)`)
 	reg := newTestRegistry(t,
 		&TableConfig{TableName: "plain", OwnerColumn: "user_id"},
 		&TableConfig{TableName: "soft", OwnerColumn: "user_id"})
@@ -146,7 +146,7 @@ func TestContractSQLiteTimestampDefaults(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := pgtest.NewDatabase(t)
-	execSQL(t, db.Super, `CREATE TABLE stamps (
+	pgtest.Exec(t, db.Super, `CREATE TABLE stamps (
 		id integer PRIMARY KEY,
 		created_at timestamptz NOT NULL DEFAULT now(),
 		seen timestamp(3) DEFAULT CURRENT_TIMESTAMP,

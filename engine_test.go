@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // TestRegisterClientSchemaContract checks the schema check of RegisterClient.
@@ -48,7 +50,7 @@ func TestRegisterClientSchemaContract(t *testing.T) {
 			t.Errorf("schema (%d, %q): %v, want ErrSchemaMismatch", s.v, s.h, err)
 		}
 	}
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM synchro.clients WHERE client_id = 'c2'`); n != 0 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM synchro.clients WHERE client_id = 'c2'`); n != 0 {
 		t.Error("a client refused for its schema was stored")
 	}
 }
@@ -85,7 +87,7 @@ func TestRegisterClientVersionGate(t *testing.T) {
 		}
 		mu.Unlock()
 	}
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM synchro.clients`); n != 0 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM synchro.clients`); n != 0 {
 		t.Errorf("%d clients refused by the version gate were stored", n)
 	}
 
@@ -120,7 +122,7 @@ func TestRegisterClientKeepsCheckpoint(t *testing.T) {
 
 	first := p.register("alice", "c1")
 	p.register("bob", "c1") // same device id, another user: another client
-	ptExec(t, super, `UPDATE synchro.clients SET last_pull_seq = 4242, is_active = false, last_sync_at = now() - interval '1 day' WHERE user_id = 'alice' AND client_id = 'c1'`)
+	pgtest.Exec(t, super, `UPDATE synchro.clients SET last_pull_seq = 4242, is_active = false, last_sync_at = now() - interval '1 day' WHERE user_id = 'alice' AND client_id = 'c1'`)
 
 	name := "Alice's phone"
 	resp, err := p.e.RegisterClient(ctx, "alice", &RegisterRequest{ClientID: "c1", ClientName: &name, Platform: "ios", AppVersion: "2.0.0"})
@@ -139,12 +141,11 @@ func TestRegisterClientKeepsCheckpoint(t *testing.T) {
 	var active bool
 	var platform, appVersion, clientName string
 	var seq int64
-	ptScan(t, super, `SELECT is_active, platform, app_version, client_name, last_pull_seq FROM synchro.clients WHERE user_id = 'alice' AND client_id = 'c1'`,
-		nil, &active, &platform, &appVersion, &clientName, &seq)
+	pgtest.QueryRow(t, super, `SELECT is_active, platform, app_version, client_name, last_pull_seq FROM synchro.clients WHERE user_id = 'alice' AND client_id = 'c1'`).Scan(&active, &platform, &appVersion, &clientName, &seq)
 	if !active || platform != "ios" || appVersion != "2.0.0" || clientName != name || seq != 4242 {
 		t.Errorf("stored client: active %v platform %q app %q name %q seq %d", active, platform, appVersion, clientName, seq)
 	}
-	if n := ptCount(t, super, `SELECT count(*) FROM synchro.clients`); n != 2 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM synchro.clients`); n != 2 {
 		t.Errorf("%d client rows, want 2 (alice's and bob's)", n)
 	}
 	bob, err := p.e.RegisterClient(ctx, "bob", &RegisterRequest{ClientID: "c1"})
@@ -183,7 +184,7 @@ func TestRegisterClientBadRequests(t *testing.T) {
 	if _, err := p.e.RegisterClient(ctx, "al\x00ice", &RegisterRequest{ClientID: "c1"}); err == nil || isBadRequest(err) {
 		t.Errorf("user id with NUL: %v, want an error that is not the client's", err)
 	}
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM synchro.clients`); n != 0 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM synchro.clients`); n != 0 {
 		t.Errorf("%d clients stored from bad requests", n)
 	}
 }
@@ -213,7 +214,7 @@ func TestEngineRLSPush(t *testing.T) {
 	rlsApply(t, db.Super, GenerateRLSPolicies(reg))
 
 	var bypass bool
-	ptScan(t, db.App, `SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user`, nil, &bypass)
+	pgtest.QueryRow(t, db.App, `SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&bypass)
 	if bypass {
 		t.Fatal("the application role bypasses RLS")
 	}
@@ -312,11 +313,11 @@ func TestEngineRLSPush(t *testing.T) {
 	}
 	wants := []int{1, 1, 1, 1, 1, 2}
 	for i, c := range checks {
-		if n := ptCount(t, super, c.q, c.args...); n != wants[i] {
+		if n := pgtest.Count(t, super, c.q, c.args...); n != wants[i] {
 			t.Errorf("%s: count %d, want %d", c.what, n, wants[i])
 		}
 	}
-	if n := ptCount(t, super, `SELECT count(*) FROM lists WHERE user_id = 'bob'`); n != 1 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE user_id = 'bob'`); n != 1 {
 		t.Errorf("bob owns %d lists, want 1", n)
 	}
 }

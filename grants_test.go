@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // documentedGrants returns the GRANT statements the migrations package
@@ -44,7 +45,7 @@ func TestDocumentedGrants(t *testing.T) {
 	e := rpStart(t, rpOptions{})
 	db := e.db.Super
 	role := "rt_" + strings.ReplaceAll(e.db.Name, "-", "_")
-	rpExec(t, db, `CREATE ROLE `+role+` LOGIN PASSWORD 'grants-test'`)
+	pgtest.Exec(t, db, `CREATE ROLE `+role+` LOGIN PASSWORD 'grants-test'`)
 	t.Cleanup(func() {
 		// After the role's pool is closed (cleanups run last first).
 		if _, err := db.Exec(`DROP OWNED BY ` + role + `; DROP ROLE ` + role); err != nil {
@@ -52,9 +53,9 @@ func TestDocumentedGrants(t *testing.T) {
 		}
 	})
 	for _, g := range documentedGrants(t, role) {
-		rpExec(t, db, g)
+		pgtest.Exec(t, db, g)
 	}
-	rpExec(t, db, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO `+role)
+	pgtest.Exec(t, db, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO `+role)
 
 	u, err := url.Parse(e.db.DSN)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // BenchmarkSnapshotAfterImport reproduces a bulk import met by a new device
@@ -44,16 +45,16 @@ func BenchmarkSnapshotAfterImport(b *testing.B) {
 	reg.Register(&synchro.TableConfig{TableName: "bi_lists", OwnerColumn: "user_id"})
 	for b.Loop() {
 		e := rpStart(b, rpOptions{schema: biSchema, registry: reg, app: true})
-		rpExec(b, e.db.Super, `ALTER TABLE synchro.bucket_edges SET (autovacuum_enabled = false);
+		pgtest.Exec(b, e.db.Super, `ALTER TABLE synchro.bucket_edges SET (autovacuum_enabled = false);
 ALTER TABLE synchro.changelog SET (autovacuum_enabled = false)`)
-		rpExec(b, e.db.Super, `INSERT INTO bi_lists (id, user_id, name, position) SELECT gen_random_uuid(), 'u1', 'list ' || g, g FROM generate_series(1, 2000) AS g`)
-		rpExec(b, e.db.Super, `INSERT INTO bi_lists (id, user_id, name, position) SELECT gen_random_uuid(), 'u2', 'list ' || g, g FROM generate_series(1, $1::int) AS g`, rows)
+		pgtest.Exec(b, e.db.Super, `INSERT INTO bi_lists (id, user_id, name, position) SELECT gen_random_uuid(), 'u1', 'list ' || g, g FROM generate_series(1, 2000) AS g`)
+		pgtest.Exec(b, e.db.Super, `INSERT INTO bi_lists (id, user_id, name, position) SELECT gen_random_uuid(), 'u2', 'list ' || g, g FROM generate_series(1, $1::int) AS g`, rows)
 		start := time.Now()
 		biWaitCaptured(b, e, int64(rows+2000))
 		b.ReportMetric(float64(rows+2000)/time.Since(start).Seconds(), "captured-rows/s")
 
 		first := biRound(b, e, "first", rows)
-		rpExec(b, e.db.Super, `ANALYZE bi_lists, synchro.bucket_edges, synchro.changelog, synchro.clients`)
+		pgtest.Exec(b, e.db.Super, `ANALYZE bi_lists, synchro.bucket_edges, synchro.changelog, synchro.clients`)
 		repeat := biRound(b, e, "repeat", rows)
 		for i, name := range []string{"snapshot50", "snapshot1000", "pull1000"} {
 			b.ReportMetric(first[i].Seconds(), "first-"+name+"-s")
@@ -125,18 +126,8 @@ func biRound(b *testing.B, e *rpEnv, round string, rows int) [3]time.Duration {
 // biWaitCaptured waits until the changelog holds n rows.
 func biWaitCaptured(b *testing.B, e *rpEnv, n int64) {
 	b.Helper()
-	deadline := time.Now().Add(10 * time.Minute)
-	for {
-		var got int64
-		if err := e.db.Super.QueryRow(`SELECT count(*) FROM synchro.changelog`).Scan(&got); err != nil {
-			b.Fatal(err)
-		}
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the changelog holds %d rows after 10 minutes, want %d", got, n)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition under a deadline
-	}
+	pgtest.WaitFor(b, fmt.Sprintf("%d changelog rows", n), 10*time.Minute, func() (bool, string) {
+		got := pgtest.Count(b, e.db.Super, `SELECT count(*) FROM synchro.changelog`)
+		return int64(got) >= n, fmt.Sprintf("%d rows", got)
+	})
 }

@@ -30,16 +30,6 @@ func newTestRegistry(t *testing.T, cfgs ...*TableConfig) *Registry {
 	return reg
 }
 
-// execSQL runs each statement on db and fails the test on the first error.
-func execSQL(t *testing.T, db *sql.DB, stmts ...string) {
-	t.Helper()
-	for _, s := range stmts {
-		if _, err := db.ExecContext(t.Context(), s); err != nil {
-			t.Fatalf("exec %q: %v", s, err)
-		}
-	}
-}
-
 // mustIntrospect runs introspect and fails the test on error.
 func mustIntrospect(t *testing.T, db DB, reg *Registry) *introspection {
 	t.Helper()
@@ -178,10 +168,10 @@ func TestDefaultClassification(t *testing.T) {
 func TestDefaultClassificationCatalog(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	execSQL(t, db.Super,
-		`CREATE TYPE order_status AS ENUM ('pending', 'done')`,
-		`CREATE DOMAIN other_stamp AS timestamp(3)`,
-		`CREATE TABLE dflt (
+	pgtest.Exec(t, db.Super, `
+CREATE TYPE order_status AS ENUM ('pending', 'done');
+CREATE DOMAIN other_stamp AS timestamp(3);
+CREATE TABLE dflt (
 			id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
 			empty_text text NOT NULL DEFAULT '',
 			status order_status NOT NULL DEFAULT 'pending',
@@ -276,15 +266,15 @@ func TestDefaultClassificationCatalog(t *testing.T) {
 func TestTypeMapIntrospect(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	execSQL(t, db.Super,
-		`CREATE SCHEMA other`,
-		`CREATE TYPE other."Order Status" AS ENUM ('open', 'closed')`,
-		`CREATE DOMAIN other.posint AS integer CHECK (VALUE > 0)`,
-		`CREATE DOMAIN other.small_posint AS other.posint CHECK (VALUE < 100)`,
-		`CREATE DOMAIN other.required_text AS text NOT NULL`,
-		`CREATE DOMAIN other.tag_list AS text[]`,
-		`CREATE DOMAIN other.stamp AS timestamptz(3)`,
-		`CREATE TABLE types_t (
+	pgtest.Exec(t, db.Super, `
+CREATE SCHEMA other;
+CREATE TYPE other."Order Status" AS ENUM ('open', 'closed');
+CREATE DOMAIN other.posint AS integer CHECK (VALUE > 0);
+CREATE DOMAIN other.small_posint AS other.posint CHECK (VALUE < 100);
+CREATE DOMAIN other.required_text AS text NOT NULL;
+CREATE DOMAIN other.tag_list AS text[];
+CREATE DOMAIN other.stamp AS timestamptz(3);
+CREATE TABLE types_t (
 			id bigint PRIMARY KEY,
 			c_bool boolean,
 			c_int2 smallint,
@@ -431,7 +421,7 @@ func TestTypeMapIntrospect(t *testing.T) {
 					t.Skipf("extension %s is not available: %v", ext.name, err)
 				}
 				table := "ext_" + ext.name
-				execSQL(t, db.Super, "CREATE TABLE "+table+" (id integer PRIMARY KEY, v "+ext.typ+")")
+				pgtest.Exec(t, db.Super, "CREATE TABLE "+table+" (id integer PRIMARY KEY, v "+ext.typ+")")
 				snap := mustIntrospect(t, db.App, newTestRegistry(t, &TableConfig{TableName: table}))
 				c := contractTable(t, snap, table).Columns[1]
 				if c.DBType != ext.typ || c.LogicalType != ext.logical {
@@ -469,26 +459,25 @@ func TestTypeMapUnsupported(t *testing.T) {
 func TestIntrospectErrors(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	execSQL(t, db.Super,
-		`CREATE TYPE pair AS (x integer, y integer)`,
-		`CREATE TABLE items (id uuid PRIMARY KEY, user_id text, title text,
-			updated_at timestamptz, deleted_at timestamptz)`,
-		`CREATE TABLE no_pk (id uuid, user_id text)`,
-		`CREATE TABLE composite_pk (a integer, b integer, user_id text, PRIMARY KEY (b, a))`,
-		`CREATE TABLE other_pk (key integer PRIMARY KEY, id integer)`,
-		`CREATE TABLE composite_col (id integer PRIMARY KEY, p pair)`,
-		`CREATE TABLE regclass_col (id integer PRIMARY KEY, r regclass)`,
-		`CREATE TABLE server_default (id uuid PRIMARY KEY, user_id text,
-			code text NOT NULL DEFAULT md5(random()::text))`,
-		`CREATE TABLE server_default_ok (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id text,
+	pgtest.Exec(t, db.Super, `
+CREATE TYPE pair AS (x integer, y integer);
+CREATE TABLE items (id uuid PRIMARY KEY, user_id text, title text,
+			updated_at timestamptz, deleted_at timestamptz);
+CREATE TABLE no_pk (id uuid, user_id text);
+CREATE TABLE composite_pk (a integer, b integer, user_id text, PRIMARY KEY (b, a));
+CREATE TABLE other_pk (key integer PRIMARY KEY, id integer);
+CREATE TABLE composite_col (id integer PRIMARY KEY, p pair);
+CREATE TABLE regclass_col (id integer PRIMARY KEY, r regclass);
+CREATE TABLE server_default (id uuid PRIMARY KEY, user_id text,
+			code text NOT NULL DEFAULT md5(random()::text));
+CREATE TABLE server_default_ok (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id text,
 			code text NOT NULL DEFAULT md5(random()::text),
 			maybe text DEFAULT md5(random()::text),
-			created_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
-		`CREATE TABLE deleted_not_null (id integer PRIMARY KEY, deleted_at timestamptz NOT NULL)`,
-		`CREATE TABLE updated_text (id integer PRIMARY KEY, updated_at text)`,
-		`CREATE TABLE custom_ts (id integer PRIMARY KEY, modified_at date)`,
-		`CREATE VIEW items_view AS SELECT * FROM items`,
-	)
+			created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE TABLE deleted_not_null (id integer PRIMARY KEY, deleted_at timestamptz NOT NULL);
+CREATE TABLE updated_text (id integer PRIMARY KEY, updated_at text);
+CREATE TABLE custom_ts (id integer PRIMARY KEY, modified_at date);
+CREATE VIEW items_view AS SELECT * FROM items`)
 
 	tests := []struct {
 		name     string
@@ -636,15 +625,14 @@ func TestIntrospectErrors(t *testing.T) {
 func TestIntrospectTableInfo(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	execSQL(t, db.Super,
-		`CREATE TABLE lists (id uuid PRIMARY KEY, user_id text NOT NULL, name text,
-			updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`,
-		`CREATE TABLE items (dropped integer, id uuid PRIMARY KEY, list_id uuid NOT NULL REFERENCES lists,
+	pgtest.Exec(t, db.Super, `
+CREATE TABLE lists (id uuid PRIMARY KEY, user_id text NOT NULL, name text,
+			updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE items (dropped integer, id uuid PRIMARY KEY, list_id uuid NOT NULL REFERENCES lists,
 			title text NOT NULL DEFAULT '', body text, done boolean NOT NULL DEFAULT false,
-			updated_at timestamptz(3) NOT NULL DEFAULT now(), deleted_at timestamp)`,
-		`ALTER TABLE items DROP COLUMN dropped`,
-		`CREATE TABLE tags (id integer PRIMARY KEY, label text)`,
-	)
+			updated_at timestamptz(3) NOT NULL DEFAULT now(), deleted_at timestamp);
+ALTER TABLE items DROP COLUMN dropped;
+CREATE TABLE tags (id integer PRIMARY KEY, label text)`)
 	reg := newTestRegistry(t,
 		&TableConfig{TableName: "lists", OwnerColumn: "user_id", Dependencies: nil},
 		&TableConfig{TableName: "tags", Dependencies: []string{"lists", "items"}},
@@ -784,10 +772,9 @@ func TestIntrospectTableInfo(t *testing.T) {
 func TestIntrospectHash(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	execSQL(t, db.Super,
-		`CREATE TABLE b_notes (id uuid PRIMARY KEY, user_id text, body text, updated_at timestamptz, deleted_at timestamptz)`,
-		`CREATE TABLE a_tags (id integer PRIMARY KEY, label text)`,
-	)
+	pgtest.Exec(t, db.Super, `
+CREATE TABLE b_notes (id uuid PRIMARY KEY, user_id text, body text, updated_at timestamptz, deleted_at timestamptz);
+CREATE TABLE a_tags (id integer PRIMARY KEY, label text)`)
 	notes := func() *TableConfig {
 		return &TableConfig{TableName: "b_notes", OwnerColumn: "user_id", Dependencies: []string{"a_tags"}}
 	}
@@ -832,12 +819,12 @@ func TestIntrospectHash(t *testing.T) {
 	}
 
 	// A schema change changes the hash.
-	execSQL(t, db.Super, `ALTER TABLE a_tags ADD COLUMN color text`)
+	pgtest.Exec(t, db.Super, `ALTER TABLE a_tags ADD COLUMN color text`)
 	altered := mustIntrospect(t, db.App, regAB)
 	if altered.hash == first.hash {
 		t.Error("hash unchanged after ALTER TABLE ADD COLUMN")
 	}
-	execSQL(t, db.Super, `ALTER TABLE a_tags DROP COLUMN color`)
+	pgtest.Exec(t, db.Super, `ALTER TABLE a_tags DROP COLUMN color`)
 	if reverted := mustIntrospect(t, db.App, regAB); reverted.hash != first.hash {
 		t.Error("hash differs after dropping the added column again")
 	}
@@ -869,14 +856,13 @@ func TestIntrospectEmptyRegistry(t *testing.T) {
 func TestIntrospectSchemaQualified(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	execSQL(t, db.Super,
-		`CREATE SCHEMA "App Data"`,
-		`CREATE TABLE "App Data"."Items" ("Id" uuid PRIMARY KEY, "Owner" text, updated_at timestamptz, deleted_at timestamptz)`,
-		`CREATE SCHEMA s2`,
-		`CREATE TABLE public.dup (id integer PRIMARY KEY, in_public boolean)`,
-		`CREATE TABLE s2.dup (id integer PRIMARY KEY, in_s2 boolean)`,
-		`GRANT USAGE ON SCHEMA "App Data", s2 TO `+pgtest.AppRole,
-	)
+	pgtest.Exec(t, db.Super, `
+CREATE SCHEMA "App Data";
+CREATE TABLE "App Data"."Items" ("Id" uuid PRIMARY KEY, "Owner" text, updated_at timestamptz, deleted_at timestamptz);
+CREATE SCHEMA s2;
+CREATE TABLE public.dup (id integer PRIMARY KEY, in_public boolean);
+CREATE TABLE s2.dup (id integer PRIMARY KEY, in_s2 boolean);
+GRANT USAGE ON SCHEMA "App Data", s2 TO `+pgtest.AppRole)
 
 	t.Run("qualified mixed case", func(t *testing.T) {
 		t.Parallel()
@@ -924,12 +910,11 @@ func TestIntrospectSchemaQualified(t *testing.T) {
 func TestIntrospectOptionalTimestamps(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	execSQL(t, db.Super,
-		`CREATE TABLE plain (id bigint PRIMARY KEY, user_id text, body text)`,
-		`CREATE TABLE only_updated (id bigint PRIMARY KEY, user_id text, updated_at timestamp(0))`,
-		`CREATE TABLE custom (id bigint PRIMARY KEY, user_id text, modified_at timestamptz, removed_at timestamptz)`,
-		`CREATE TABLE soft (id bigint PRIMARY KEY, user_id text, note text, deleted_at timestamptz)`,
-	)
+	pgtest.Exec(t, db.Super, `
+CREATE TABLE plain (id bigint PRIMARY KEY, user_id text, body text);
+CREATE TABLE only_updated (id bigint PRIMARY KEY, user_id text, updated_at timestamp(0));
+CREATE TABLE custom (id bigint PRIMARY KEY, user_id text, modified_at timestamptz, removed_at timestamptz);
+CREATE TABLE soft (id bigint PRIMARY KEY, user_id text, note text, deleted_at timestamptz)`)
 	reg := newTestRegistry(t,
 		&TableConfig{TableName: "plain", OwnerColumn: "user_id"},
 		&TableConfig{TableName: "only_updated", OwnerColumn: "user_id"},

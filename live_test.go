@@ -28,7 +28,7 @@ func lvListen(t *testing.T, env *rpEnv, e *synchro.Engine, recheck time.Duration
 			t.Errorf("Listen returned %v", err)
 		}
 	})
-	env.waitFor("the listener to listen", func() bool { return synchro.LiveConnected(e) })
+	lvUntil(env, "the listener to listen", func() bool { return synchro.LiveConnected(e) })
 }
 
 // lvWait is a PullWait running in the background.
@@ -79,10 +79,16 @@ func (w *lvWait) answered() bool {
 	}
 }
 
+// lvUntil waits until cond holds.
+func lvUntil(env *rpEnv, what string, cond func() bool) {
+	env.t.Helper()
+	pgtest.WaitFor(env.t, what, rpTimeout, func() (bool, string) { return cond(), "not yet" })
+}
+
 // lvWaiting waits until n PullWait calls of e wait.
 func lvWaiting(env *rpEnv, e *synchro.Engine, n int) {
 	env.t.Helper()
-	env.waitFor(fmt.Sprintf("%d waiting pulls", n), func() bool { return synchro.LiveWaiting(e) >= n })
+	lvUntil(env, fmt.Sprintf("%d waiting pulls", n), func() bool { return synchro.LiveWaiting(e) >= n })
 	time.Sleep(20 * time.Millisecond) // past the read that preceded the wait
 }
 
@@ -105,7 +111,7 @@ func TestPullWaitWakesOnChange(t *testing.T) {
 	w := lvPullWait(context.Background(), c, nil, 30*time.Second)
 	lvWaiting(env, env.eng, 1)
 	committed := time.Now()
-	rpExec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
 	resp, err := w.result(t, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +131,7 @@ func TestPullWaitAnswersAtOnce(t *testing.T) {
 	env := rpStart(t, rpOptions{})
 	lvListen(t, env, env.eng, time.Minute)
 	c := lvReady(env, "amy", "amy-phone")
-	rpExec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
 	env.caughtUp()
 	resp, err := lvPullWait(context.Background(), c, nil, 30*time.Second).result(t, 10*time.Second)
 	if err != nil || len(resp.Changes) != 1 {
@@ -168,7 +174,7 @@ func TestPullWaitTimeoutAndCancel(t *testing.T) {
 	if _, err := w.result(t, 5*time.Second); !errors.Is(err, context.Canceled) {
 		t.Errorf("PullWait after its context was cancelled: %v; want context.Canceled", err)
 	}
-	env.waitFor("the waiter to leave", func() bool { return synchro.LiveWaiting(env.eng) == 0 })
+	lvUntil(env, "the waiter to leave", func() bool { return synchro.LiveWaiting(env.eng) == 0 })
 }
 
 // A change wakes the waiting devices of the bucket it reached and no
@@ -203,14 +209,14 @@ func TestPullWaitWakesOnlyItsBuckets(t *testing.T) {
 	}
 	lvWaiting(env, env.eng, len(clients))
 	notes := synchro.LiveNotes(env.eng)
-	rpExec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'u00', 'mine')`)
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'u00', 'mine')`)
 	for _, i := range []int{0, users} {
 		resp, err := waits[i].result(t, 20*time.Second)
 		if err != nil || len(resp.Changes) != 1 {
 			t.Fatalf("%s: %+v, %v; want the new list", clients[i].id, resp, err)
 		}
 	}
-	env.waitFor("the notification", func() bool { return synchro.LiveNotes(env.eng) > notes })
+	lvUntil(env, "the notification", func() bool { return synchro.LiveNotes(env.eng) > notes })
 	time.Sleep(200 * time.Millisecond) // room for a wrongly woken waiter to read
 	mu.Lock()
 	defer mu.Unlock()
@@ -238,7 +244,7 @@ func TestPullWaitSubscriptionGain(t *testing.T) {
 			return []string{"user:" + userID}, nil
 		}
 	}})
-	rpExec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (7, 'bob', 'shared')`)
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (7, 'bob', 'shared')`)
 	env.caughtUp()
 	lvListen(t, env, env.eng, 300*time.Millisecond)
 	c := lvReady(env, "amy", "amy-phone")
@@ -260,7 +266,7 @@ func TestPullWaitWithoutListener(t *testing.T) {
 	c := lvReady(env, "amy", "amy-phone")
 	w := lvPullWait(context.Background(), c, nil, 30*time.Second)
 	lvWaiting(env, env.eng, 1)
-	rpExec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
 	resp, err := w.result(t, 20*time.Second)
 	if err != nil || len(resp.Changes) != 1 {
 		t.Fatalf("PullWait without Listen: %+v, %v; want the change", resp, err)
@@ -298,7 +304,7 @@ func TestListenAcrossEngines(t *testing.T) {
 	wa, wb := lvPullWait(context.Background(), a, nil, 30*time.Second), lvPullWait(context.Background(), b, other, 30*time.Second)
 	lvWaiting(env, env.eng, 1)
 	lvWaiting(env, other, 1)
-	rpExec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
 	for _, w := range []*lvWait{wa, wb} {
 		if resp, err := w.result(t, 20*time.Second); err != nil || len(resp.Changes) != 1 {
 			t.Fatalf("%+v, %v; want the change", resp, err)
@@ -318,12 +324,12 @@ func TestListenSurvivesRestart(t *testing.T) {
 	c := lvReady(env, "amy", "amy-phone")
 	listens := synchro.LiveListens(env.eng)
 	srv.Restart(t)
-	env.waitFor("the listener to listen again", func() bool { return synchro.LiveListens(env.eng) > listens })
-	env.waitFor("the consumer to stream again", env.streaming)
+	lvUntil(env, "the listener to listen again", func() bool { return synchro.LiveListens(env.eng) > listens })
+	pgtest.WaitFor(t, "the consumer to stream again", rpTimeout, env.streaming)
 
 	w := lvPullWait(context.Background(), c, nil, 30*time.Second)
 	lvWaiting(env, env.eng, 1)
-	rpExec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
 	resp, err := w.result(t, 20*time.Second)
 	if err != nil || len(resp.Changes) != 1 {
 		t.Fatalf("PullWait after a restart: %+v, %v; want the change", resp, err)

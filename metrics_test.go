@@ -74,7 +74,7 @@ var mtKinds = map[string]string{
 func TestMetricsDocumented(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	rpExec(t, db.Super, `CREATE TABLE lists (id bigint PRIMARY KEY, user_id text, name text)`)
+	pgtest.Exec(t, db.Super, `CREATE TABLE lists (id bigint PRIMARY KEY, user_id text, name text)`)
 	reg := synchro.NewRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
 	rec := metrictest.NewProvider()
@@ -149,18 +149,19 @@ func TestMetricsRequests(t *testing.T) {
 	slot := attribute.String("synchro.capture.slot", e.slot)
 
 	// Change capture: four transactions, written as they come.
-	rpExec(t, super, `INSERT INTO categories VALUES ('a', 'A'), ('b', 'B')`)
-	rpExec(t, super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'one'), (2, 'alice', 'two')`)
-	rpExec(t, super, `UPDATE lists SET name = 'uno' WHERE id = 1`)
-	rpExec(t, super, `DELETE FROM categories WHERE id = 'b'`)
+	pgtest.Exec(t, super, `INSERT INTO categories VALUES ('a', 'A'), ('b', 'B')`)
+	pgtest.Exec(t, super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'one'), (2, 'alice', 'two')`)
+	pgtest.Exec(t, super, `UPDATE lists SET name = 'uno' WHERE id = 1`)
+	pgtest.Exec(t, super, `DELETE FROM categories WHERE id = 'b'`)
 	e.caughtUp()
 	var changelogRows int
 	if err := super.QueryRow(`SELECT count(*) FROM synchro.changelog`).Scan(&changelogRows); err != nil {
 		t.Fatal(err)
 	}
 	// The counters move after the commit the changelog shows: wait for them.
-	e.waitFor("the capture counters", func() bool {
-		return rec.Sum("synchro.capture.transactions") >= 4 && rec.Sum("synchro.capture.changelog.rows") >= float64(changelogRows)
+	pgtest.WaitFor(t, "the capture counters", rpTimeout, func() (bool, string) {
+		tx, rows := rec.Sum("synchro.capture.transactions"), rec.Sum("synchro.capture.changelog.rows")
+		return tx >= 4 && rows >= float64(changelogRows), fmt.Sprintf("%v transactions, %v changelog rows", tx, rows)
 	})
 	for _, c := range []struct {
 		table, op string
@@ -407,11 +408,11 @@ func TestMetricsCompaction(t *testing.T) {
 		},
 	})
 	super := e.db.Super
-	rpExec(t, super, `INSERT INTO lists (id, user_id, name) SELECT g, 'alice', 'l' FROM generate_series(1, 5) g`)
-	rpExec(t, super, `UPDATE lists SET name = 'renamed'`)
-	rpExec(t, super, `UPDATE lists SET deleted_at = now() - interval '1 day' WHERE id <= 2`)
+	pgtest.Exec(t, super, `INSERT INTO lists (id, user_id, name) SELECT g, 'alice', 'l' FROM generate_series(1, 5) g`)
+	pgtest.Exec(t, super, `UPDATE lists SET name = 'renamed'`)
+	pgtest.Exec(t, super, `UPDATE lists SET deleted_at = now() - interval '1 day' WHERE id <= 2`)
 	e.caughtUp()
-	rpExec(t, super, `INSERT INTO synchro.rule_failures (table_name, record_id, operation, error_text, replayed_at)
+	pgtest.Exec(t, super, `INSERT INTO synchro.rule_failures (table_name, record_id, operation, error_text, replayed_at)
 VALUES ('lists', '9', 1, 'old', now() - interval '1 day'), ('lists', '9', 1, 'old', now() - interval '1 day'), ('lists', '9', 1, 'new', NULL)`)
 	count := func(q string) float64 {
 		t.Helper()

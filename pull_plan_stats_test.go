@@ -26,7 +26,7 @@ func TestPullPlansWithoutStatistics(t *testing.T) {
 	t.Parallel()
 	const n = 50_000 // rows of the user; another user holds as many
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 CREATE TABLE pps_items (
 	id         bigint PRIMARY KEY,
 	user_id    text NOT NULL,
@@ -41,7 +41,7 @@ ALTER TABLE synchro.bucket_edges SET (autovacuum_enabled = off)`)
 	// As in production, the application role reads under RLS: a lookup
 	// by key must stay an index condition under the policy.
 	for _, stmt := range GenerateRLSPolicies(reg) {
-		ptExec(t, db.Super, stmt)
+		pgtest.Exec(t, db.Super, stmt)
 	}
 	p := ptEngine(t, db, db.Super, reg, nil)
 	ctx := t.Context()
@@ -53,7 +53,7 @@ SELECT 'pps_items', g::text, 'user:u' || (g % 2) FROM generate_series(1, $1::big
 		`INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT 'user:u' || (g % 2), 'pps_items', g::text, 1 FROM generate_series(1, $1::bigint) AS g ORDER BY g`,
 	} {
-		ptExec(t, db.Super, q, 2*n)
+		pgtest.Exec(t, db.Super, q, 2*n)
 	}
 	var analysed int
 	if err := db.Super.QueryRowContext(ctx, `

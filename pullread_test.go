@@ -30,7 +30,7 @@ import (
 func TestPullRowJSONMatchesRowToJSON(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 CREATE TYPE pj_mood AS ENUM ('happy', 'sad');
 CREATE DOMAIN pj_posint AS integer CHECK (VALUE > 0);
 CREATE TABLE pj (
@@ -203,7 +203,7 @@ func TestIsJSONNumber(t *testing.T) {
 func TestPullHydrationFailures(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, `CREATE TABLE ph (id bigint PRIMARY KEY, user_id text NOT NULL, body text, updated_at timestamptz NOT NULL DEFAULT now());
+	pgtest.Exec(t, db.Super, `CREATE TABLE ph (id bigint PRIMARY KEY, user_id text NOT NULL, body text, updated_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO ph VALUES (1, 'u1', 'a', 'infinity'), (2, 'u1', 'b', '2026-01-02 03:04:05+00')`)
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "ph", OwnerColumn: "user_id"})

@@ -26,7 +26,7 @@ func BenchmarkPush(b *testing.B) {
 func benchPush(b *testing.B, op string, size int) {
 	ctx := context.Background()
 	db := pgtest.NewMigratedDatabase(b)
-	schemaTestExec(b, db.Super, `CREATE TABLE bench_lists (
+	pgtest.Exec(b, db.Super, `CREATE TABLE bench_lists (
 		id uuid PRIMARY KEY, user_id text NOT NULL, name text NOT NULL, position integer NOT NULL DEFAULT 0,
 		created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 	reg := NewRegistry()

@@ -126,7 +126,7 @@ func FuzzPushData(f *testing.F) {
 
 	// One database and engine for every input.
 	db := pgtest.NewMigratedDatabase(f)
-	ptExec(f, db.Super, fuzzPushSchema)
+	pgtest.Exec(f, db.Super, fuzzPushSchema)
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "fuzz_rows", OwnerColumn: "user_id"})
 	if err := reg.Validate(); err != nil {

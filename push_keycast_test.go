@@ -14,7 +14,7 @@ import (
 func TestPushKeyIsNotTruncated(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 CREATE TABLE codes (id varchar(3) PRIMARY KEY, user_id text NOT NULL, name text, updated_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE prices (id numeric(5,2) PRIMARY KEY, user_id text NOT NULL, name text, updated_at timestamptz NOT NULL DEFAULT now());`)
 	reg := NewRegistry()
@@ -35,7 +35,7 @@ CREATE TABLE prices (id numeric(5,2) PRIMARY KEY, user_id text NOT NULL, name te
 	}
 	for _, q := range []string{`SELECT name FROM codes WHERE id = 'abc'`, `SELECT name FROM prices WHERE id = 1.23`} {
 		var name string
-		ptScan(t, db.Super, q, nil, &name)
+		pgtest.QueryRow(t, db.Super, q).Scan(&name)
 		if name != "kept" {
 			t.Errorf("%s: %q, want kept", q, name)
 		}

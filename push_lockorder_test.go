@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // This file tests push's lock order (see Engine.Push): pushes that name the
@@ -39,7 +41,7 @@ func loNewEnv(t *testing.T, schema string, reg *Registry, app bool, mod func(*Co
 	t.Helper()
 	db := ptSetup(t)
 	if schema != "" {
-		ptExec(t, db.Super, schema)
+		pgtest.Exec(t, db.Super, schema)
 	}
 	dsn := db.DSN
 	if app {
@@ -65,7 +67,7 @@ func loNewEnv(t *testing.T, schema string, reg *Registry, app bool, mod func(*Co
 func (e *loEnv) deadlocks() int64 {
 	e.t.Helper()
 	var n int64
-	ptScan(e.t, e.db.Super, `SELECT coalesce((SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()), 0)`, nil, &n)
+	pgtest.QueryRow(e.t, e.db.Super, `SELECT coalesce((SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()), 0)`).Scan(&n)
 	return n
 }
 
@@ -77,17 +79,10 @@ func (e *loEnv) closeAndCountDeadlocks() int64 {
 	if err := e.pool.Close(); err != nil {
 		e.t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		n := ptCount(e.t, e.db.Super, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`, loAppName)
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%d backends of the engine's pool still there a minute after it was closed", n)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the condition above, with a deadline
-	}
+	pgtest.WaitFor(e.t, "the backends of the engine's closed pool to exit", time.Minute, func() (bool, string) {
+		n := pgtest.Count(e.t, e.db.Super, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`, loAppName)
+		return n == 0, fmt.Sprintf("%d backends left", n)
+	})
 	return e.deadlocks()
 }
 

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // This file tests last-write-wins by edit time (see Conflict and
@@ -180,8 +182,7 @@ func TestLWWDirectWrite(t *testing.T) {
 	id, v0 := e.list(t, now.Add(-60*time.Minute))
 
 	var direct time.Time
-	ptScan(t, e.db.Super, `UPDATE lists SET name = 'sql', updated_at = now() + interval '1 minute' WHERE id = $1::uuid RETURNING updated_at`,
-		[]any{id}, &direct)
+	pgtest.QueryRow(t, e.db.Super, `UPDATE lists SET name = 'sql', updated_at = now() + interval '1 minute' WHERE id = $1::uuid RETURNING updated_at`, id).Scan(&direct)
 
 	ptWant(t, "edit made before the SQL write", e.one("alice", "phone", edit(id, "old", now.Add(-time.Minute), v0)), PushStatusConflict, reasonServerWon)
 	lwwWantName(t, e, id, "sql")
@@ -207,7 +208,7 @@ func TestLWWDirectWrite(t *testing.T) {
 	dres := e.one("alice", "phone", del)
 	ptWant(t, "delete", dres, PushStatusApplied, "")
 	var updated, deleted time.Time
-	ptScan(t, e.db.Super, `SELECT updated_at, deleted_at FROM lists WHERE id = $1::uuid`, []any{id}, &updated, &deleted)
+	pgtest.QueryRow(t, e.db.Super, `SELECT updated_at, deleted_at FROM lists WHERE id = $1::uuid`, id).Scan(&updated, &deleted)
 	if !updated.After(*res.ServerUpdatedAt) || !deleted.Equal(updated) {
 		t.Errorf("after the delete: updated_at %v, deleted_at %v; want both just after %v", updated, deleted, res.ServerUpdatedAt)
 	}

@@ -76,36 +76,8 @@ func ptRegistry(t testing.TB) *Registry {
 func ptSetup(t testing.TB) *pgtest.Database {
 	t.Helper()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, ptSchema)
+	pgtest.Exec(t, db.Super, ptSchema)
 	return db
-}
-
-// ptExec runs q on db and fails the test on error.
-func ptExec(t testing.TB, db DB, q string, args ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := db.ExecContext(ctx, q, args...); err != nil {
-		t.Fatalf("exec %q: %v", q, err)
-	}
-}
-
-// ptScan runs a one-row query and scans it into dest.
-func ptScan(t testing.TB, db DB, q string, args []any, dest ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := db.QueryRowContext(ctx, q, args...).Scan(dest...); err != nil {
-		t.Fatalf("query %q: %v", q, err)
-	}
-}
-
-// ptCount returns the result of a count(*) query.
-func ptCount(t testing.TB, db DB, q string, args ...any) int {
-	t.Helper()
-	var n int
-	ptScan(t, db, q, args, &n)
-	return n
 }
 
 // ptID returns a random UUID (version 4).
@@ -288,7 +260,7 @@ func TestPushStatusCatalogue(t *testing.T) {
 
 	item := ptID()
 	ptWant(t, "create child", p.one("alice", "c1", ptCreate("items", item, `{"list_id":"`+list+`","title":"milk"}`)), PushStatusApplied, "")
-	ptExec(t, super, `UPDATE items SET secret = 'hidden-value' WHERE id = $1::uuid`, item)
+	pgtest.Exec(t, super, `UPDATE items SET secret = 'hidden-value' WHERE id = $1::uuid`, item)
 
 	// conflict/record_exists carries the server row, limited to the synced
 	// columns.
@@ -310,7 +282,7 @@ func TestPushStatusCatalogue(t *testing.T) {
 	if _, leaked := sv["secret"]; leaked || strings.Contains(string(res.ServerVersion.Data), "hidden-value") {
 		t.Errorf("server_version leaks a column outside SyncColumns: %s", res.ServerVersion.Data)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND title = 'milk'`, item); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND title = 'milk'`, item); got != 1 {
 		t.Error("the conflicting create changed the row")
 	}
 
@@ -346,7 +318,7 @@ func TestPushStatusCatalogue(t *testing.T) {
 	if res.ServerVersion == nil || res.ServerVersion.DeletedAt == nil {
 		t.Errorf("record_deleted server_version = %+v, want deleted_at", res.ServerVersion)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND title = 'milk' AND deleted_at IS NOT NULL`, item); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND title = 'milk' AND deleted_at IS NOT NULL`, item); got != 1 {
 		t.Error("the update of a deleted row changed it")
 	}
 
@@ -374,7 +346,7 @@ func TestPushStatusCatalogue(t *testing.T) {
 	ptWant(t, "NOT NULL violation", p.one("alice", "c1", ptCreate("lists", noName, `{"category_id":"home"}`)), PushStatusRejectedTerminal, reasonCreateFailed)
 	badFK := ptID()
 	ptWant(t, "FK violation", p.one("alice", "c1", ptCreate("lists", badFK, `{"name":"x","category_id":"no-such-category"}`)), PushStatusRejectedTerminal, reasonCreateFailed)
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE id IN ($1::uuid, $2::uuid)`, noName, badFK); got != 0 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id IN ($1::uuid, $2::uuid)`, noName, badFK); got != 0 {
 		t.Errorf("%d failed creates are in the table", got)
 	}
 
@@ -430,13 +402,13 @@ func TestPushInvalidData(t *testing.T) {
 			t.Errorf("%s: invalid_data without a message", c.name)
 		}
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM lists`); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists`); got != 1 {
 		t.Errorf("lists holds %d rows after refused creates, want 1", got)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM items`); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items`); got != 1 {
 		t.Errorf("items holds %d rows after refused creates, want 1", got)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM notes`); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM notes`); got != 1 {
 		t.Errorf("notes holds %d rows after refused creates, want 1", got)
 	}
 
@@ -464,10 +436,10 @@ func TestPushInvalidData(t *testing.T) {
 	for _, r := range resp.Rejected {
 		ptWant(t, "batch "+r.ID, r, PushStatusRejectedTerminal, reasonInvalidData)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE name = 'good'`); got != len(good) {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE name = 'good'`); got != len(good) {
 		t.Errorf("%d good lists in the table, want %d", got, len(good))
 	}
-	ptExec(t, super, `DELETE FROM lists WHERE name = 'good'`)
+	pgtest.Exec(t, super, `DELETE FROM lists WHERE name = 'good'`)
 
 	// The message names the offending column.
 	res = p.one("alice", "c1", ptCreate("lists", ptID(), `{"name":"x","colour":"red"}`))
@@ -500,8 +472,7 @@ func TestPushInvalidData(t *testing.T) {
 
 	var name, title, secret sql.NullString
 	var done bool
-	ptScan(t, super, `SELECT l.name, i.title, i.done, i.secret FROM lists l JOIN items i ON i.list_id = l.id WHERE l.id = $1::uuid`,
-		[]any{list}, &name, &title, &done, &secret)
+	pgtest.QueryRow(t, super, `SELECT l.name, i.title, i.done, i.secret FROM lists l JOIN items i ON i.list_id = l.id WHERE l.id = $1::uuid`, list).Scan(&name, &title, &done, &secret)
 	if name.String != "L" || title.String != "T" || done || secret.Valid {
 		t.Errorf("rows changed by refused updates: name %v title %v done %v secret %v", name, title, done, secret)
 	}
@@ -523,7 +494,7 @@ func TestPushResurrection(t *testing.T) {
 	old := ptCreate("lists", list, `{"name":"old"}`)
 	old.ClientUpdatedAt = time.Now().Add(-time.Hour)
 	ptWant(t, "old resurrection", p.one("alice", "c1", old), PushStatusConflict, reasonServerWon)
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND deleted_at IS NOT NULL AND name = 'v1'`, list); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND deleted_at IS NOT NULL AND name = 'v1'`, list); got != 1 {
 		t.Fatal("a losing resurrection changed the row")
 	}
 
@@ -534,7 +505,7 @@ func TestPushResurrection(t *testing.T) {
 	var deleted sql.NullTime
 	var name string
 	var updated time.Time
-	ptScan(t, super, `SELECT name, deleted_at, updated_at FROM lists WHERE id = $1::uuid`, []any{list}, &name, &deleted, &updated)
+	pgtest.QueryRow(t, super, `SELECT name, deleted_at, updated_at FROM lists WHERE id = $1::uuid`, list).Scan(&name, &deleted, &updated)
 	if deleted.Valid || name != "v2" {
 		t.Errorf("after resurrection: name %q deleted_at %v, want v2 and NULL", name, deleted)
 	}
@@ -549,7 +520,7 @@ func TestPushResurrection(t *testing.T) {
 	rec = ptCreate("items", item, `{"list_id":"`+list+`","title":"b","done":true}`)
 	rec.ClientUpdatedAt = ptFuture()
 	ptWant(t, "resurrect item", p.one("alice", "c1", rec), PushStatusApplied, "")
-	if got := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND deleted_at IS NULL AND title = 'b' AND done`, item); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND deleted_at IS NULL AND title = 'b' AND done`, item); got != 1 {
 		t.Error("the item was not resurrected with its new data")
 	}
 }
@@ -613,22 +584,22 @@ func TestPushBatchKeepsGoodRecords(t *testing.T) {
 		t.Errorf("accepted order %v, want %v", acceptedIDs, want)
 	}
 
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE id IN ($1::uuid, $2::uuid, $3::uuid) AND user_id = 'alice'`, good1, good2, good3); got != 3 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id IN ($1::uuid, $2::uuid, $3::uuid) AND user_id = 'alice'`, good1, good2, good3); got != 3 {
 		t.Errorf("%d of 3 good lists are in the table", got)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid`, goodItem); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid`, goodItem); got != 1 {
 		t.Error("the good item is missing")
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM notes WHERE id = 1 AND user_id = 'alice'`); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM notes WHERE id = 1 AND user_id = 'alice'`); got != 1 {
 		t.Error("the good note is missing")
 	}
 	if name, _ := ptListName(t, super, existing); name != "after" {
 		t.Errorf("updated list name %q, want after", name)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE id IN ($1::uuid, $2::uuid, $3::uuid)`, notNull, unknown, fk); got != 0 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id IN ($1::uuid, $2::uuid, $3::uuid)`, notNull, unknown, fk); got != 0 {
 		t.Errorf("%d bad records are in the table", got)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND name = 'bob' AND user_id = 'bob' AND deleted_at IS NULL`, bobList); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND name = 'bob' AND user_id = 'bob' AND deleted_at IS NULL`, bobList); got != 1 {
 		t.Error("bob's list was changed by alice's push")
 	}
 }
@@ -643,7 +614,7 @@ func TestPushOwnershipWithoutRLS(t *testing.T) {
 	super := p.db.Super
 
 	var rolbypass bool
-	ptScan(t, super, `SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user`, nil, &rolbypass)
+	pgtest.QueryRow(t, super, `SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user`).Scan(&rolbypass)
 	if !rolbypass {
 		t.Fatal("the engine's role does not bypass RLS: this test needs one that does")
 	}
@@ -690,25 +661,25 @@ func TestPushOwnershipWithoutRLS(t *testing.T) {
 		}
 	}
 
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND user_id = 'alice' AND name = 'alice' AND deleted_at IS NULL`, list); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND user_id = 'alice' AND name = 'alice' AND deleted_at IS NULL`, list); got != 1 {
 		t.Error("alice's list changed")
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND user_id = 'alice' AND name = 'gone' AND deleted_at IS NOT NULL`, deadList); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND user_id = 'alice' AND name = 'gone' AND deleted_at IS NOT NULL`, deadList); got != 1 {
 		t.Error("alice's deleted list changed")
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND title = 'a' AND deleted_at IS NULL`, item); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND title = 'a' AND deleted_at IS NULL`, item); got != 1 {
 		t.Error("alice's item changed")
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND title = 'd' AND deleted_at IS NOT NULL`, deadItem); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND title = 'd' AND deleted_at IS NOT NULL`, deadItem); got != 1 {
 		t.Error("alice's deleted item changed")
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid`, bobChild); got != 0 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid`, bobChild); got != 0 {
 		t.Error("bob's child under alice's list was created")
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE user_id <> 'alice'`); got != 0 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE user_id <> 'alice'`); got != 0 {
 		t.Errorf("%d lists not owned by alice", got)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM notes WHERE id = 42 AND user_id = 'alice' AND body = 'a'`); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM notes WHERE id = 42 AND user_id = 'alice' AND body = 'a'`); got != 1 {
 		t.Error("alice's note changed")
 	}
 
@@ -723,10 +694,10 @@ func TestPushOwnershipWithoutRLS(t *testing.T) {
 	if res.Status != PushStatusRejectedTerminal {
 		t.Errorf("alice moving her item under bob's list: %+v", res)
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND list_id = $2::uuid`, item, list); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid AND list_id = $2::uuid`, item, list); got != 1 {
 		t.Error("alice's item moved")
 	}
-	if got := ptCount(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND user_id = 'alice'`, list); got != 1 {
+	if got := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid AND user_id = 'alice'`, list); got != 1 {
 		t.Error("alice's list changed owner")
 	}
 	// Repeating the stored owner is accepted.
@@ -833,11 +804,11 @@ func TestPushServerTimestamps(t *testing.T) {
 
 	dbNow := func() time.Time {
 		var ts time.Time
-		ptScan(t, super, `SELECT clock_timestamp()`, nil, &ts)
+		pgtest.QueryRow(t, super, `SELECT clock_timestamp()`).Scan(&ts)
 		return ts
 	}
 	rowTimes := func(id string) (updated time.Time, deleted sql.NullTime) {
-		ptScan(t, super, `SELECT updated_at, deleted_at FROM lists WHERE id = $1::uuid`, []any{id}, &updated, &deleted)
+		pgtest.QueryRow(t, super, `SELECT updated_at, deleted_at FROM lists WHERE id = $1::uuid`, id).Scan(&updated, &deleted)
 		return updated, deleted
 	}
 
@@ -857,7 +828,7 @@ func TestPushServerTimestamps(t *testing.T) {
 	// A client cannot write the timestamps, in either direction: whole
 	// rows carry them, and their values are ignored.
 	var created0 time.Time
-	ptScan(t, super, `SELECT created_at FROM lists WHERE id = $1::uuid`, []any{list}, &created0)
+	pgtest.QueryRow(t, super, `SELECT created_at FROM lists WHERE id = $1::uuid`, list).Scan(&created0)
 	prevU := u0
 	for _, data := range []string{
 		`{"name":"b","updated_at":"2099-01-01T00:00:00Z"}`,
@@ -868,7 +839,7 @@ func TestPushServerTimestamps(t *testing.T) {
 		ptWant(t, "update "+data, p.one("alice", "c1", ptUpdate("lists", list, data, ptFuture())), PushStatusApplied, "")
 		u, d := rowTimes(list)
 		var c time.Time
-		ptScan(t, super, `SELECT created_at FROM lists WHERE id = $1::uuid`, []any{list}, &c)
+		pgtest.QueryRow(t, super, `SELECT created_at FROM lists WHERE id = $1::uuid`, list).Scan(&c)
 		if !u.After(prevU) || u.Year() != prevU.Year() || d.Valid || !c.Equal(created0) {
 			t.Errorf("update %s: the pushed timestamps were written: updated_at %v (before %v), deleted_at %v, created_at %v (was %v)", data, u, prevU, d, c, created0)
 		}
@@ -981,7 +952,7 @@ func TestPushConcurrentUpdatesKeepLatest(t *testing.T) {
 	}
 	var name string
 	var updated time.Time
-	ptScan(t, p.db.Super, `SELECT name, updated_at FROM lists WHERE id = $1::uuid`, []any{list}, &name, &updated)
+	pgtest.QueryRow(t, p.db.Super, `SELECT name, updated_at FROM lists WHERE id = $1::uuid`, list).Scan(&name, &updated)
 	if name != latest.name {
 		t.Errorf("row holds %q; the applied write with the greatest client time is %q (%d applied)", name, latest.name, applied)
 	}
@@ -1115,7 +1086,7 @@ func TestPushConcurrentCreatesSameID(t *testing.T) {
 func TestPushColumnTypesRoundTrip(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 CREATE TYPE mood AS ENUM ('happy', 'sad', 'meh');
 CREATE TABLE typed (
 	id         uuid PRIMARY KEY,
@@ -1169,13 +1140,11 @@ CREATE TABLE typed (
 	}
 	read := func() row {
 		var r row
-		ptScan(t, db.Super, `
+		pgtest.QueryRow(t, db.Super, `
 SELECT big::text, num::text, small::text, ints::text, tags::text, encode(raw, 'hex'), feel::text,
        day::text, clock::text, ref::text, ratio::text, label, (doc->>'n'),
        doc = $2::jsonb, at = '2024-02-29T10:34:56.123456Z'::timestamptz, flag
-  FROM typed WHERE id = $1::uuid`,
-			[]any{id, `{"a": {"b": [1, 2, {"c": null}], "d": "e"}, "n": 9007199254740993, "f": 0.1}`},
-			&r.big, &r.num, &r.small, &r.ints, &r.tags, &r.raw, &r.feel, &r.day, &r.clock, &r.ref, &r.ratio, &r.label, &r.nBig,
+  FROM typed WHERE id = $1::uuid`, id, `{"a": {"b": [1, 2, {"c": null}], "d": "e"}, "n": 9007199254740993, "f": 0.1}`).Scan(&r.big, &r.num, &r.small, &r.ints, &r.tags, &r.raw, &r.feel, &r.day, &r.clock, &r.ref, &r.ratio, &r.label, &r.nBig,
 			&r.docOK, &r.atOK, &r.flag)
 		return r
 	}
@@ -1209,15 +1178,14 @@ SELECT big::text, num::text, small::text, ints::text, tags::text, encode(raw, 'h
 		"feel": "meh", "ratio": -1.5e300, "flag": false, "label": "", "doc": [1, "two", {"3": [4]}]}`, ptFuture())), PushStatusApplied, "")
 	var big, num, ints, tags, raw, feel, ratio, label, doc string
 	var flag bool
-	ptScan(t, db.Super, `SELECT big::text, num::text, ints::text, tags::text, encode(raw, 'hex'), feel::text, ratio::text, label, doc::text, flag FROM typed WHERE id = $1::uuid`,
-		[]any{id}, &big, &num, &ints, &tags, &raw, &feel, &ratio, &label, &doc, &flag)
+	pgtest.QueryRow(t, db.Super, `SELECT big::text, num::text, ints::text, tags::text, encode(raw, 'hex'), feel::text, ratio::text, label, doc::text, flag FROM typed WHERE id = $1::uuid`, id).Scan(&big, &num, &ints, &tags, &raw, &feel, &ratio, &label, &doc, &flag)
 	if big != "-9223372036854775808" || num != "-0.0000000001" || ints != "{}" || tags != "{}" || raw != "" ||
 		feel != "meh" || ratio != "-1.5e+300" || label != "" || doc != `[1, "two", {"3": [4]}]` || flag {
 		t.Errorf("after update: big %s num %s ints %s tags %s raw %q feel %s ratio %s label %q doc %s flag %v",
 			big, num, ints, tags, raw, feel, ratio, label, doc, flag)
 	}
 	ptWant(t, "update to nulls", p.one("alice", "c1", ptUpdate("typed", id, `{"big":null,"num":null,"doc":null,"ints":null,"raw":null,"feel":null,"at":null,"day":null,"clock":null,"ref":null,"flag":null,"ratio":null,"label":null}`, ptFuture())), PushStatusApplied, "")
-	if n := ptCount(t, db.Super, `SELECT count(*) FROM typed WHERE id = $1::uuid AND num IS NULL AND big IS NULL AND doc IS NULL AND ints IS NULL AND raw IS NULL AND feel IS NULL AND at IS NULL AND flag IS NULL AND label IS NULL AND tags IS NOT NULL`, id); n != 1 {
+	if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM typed WHERE id = $1::uuid AND num IS NULL AND big IS NULL AND doc IS NULL AND ints IS NULL AND raw IS NULL AND feel IS NULL AND at IS NULL AND flag IS NULL AND label IS NULL AND tags IS NOT NULL`, id); n != 1 {
 		t.Error("update to nulls did not set exactly the named columns to NULL")
 	}
 
@@ -1233,7 +1201,7 @@ SELECT big::text, num::text, small::text, ints::text, tags::text, encode(raw, 'h
 			t.Errorf("create %s: %s/%s (%s), want rejected_terminal invalid_data or create_failed", bad, res.Status, res.ReasonCode, res.Message)
 		}
 	}
-	if n := ptCount(t, db.Super, `SELECT count(*) FROM typed`); n != 1 {
+	if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM typed`); n != 1 {
 		t.Errorf("typed holds %d rows, want 1", n)
 	}
 }
@@ -1255,7 +1223,7 @@ func TestPushBatchLimit(t *testing.T) {
 	if !isBadRequest(err) {
 		t.Errorf("error %v is not a bad request", err)
 	}
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM notes`); n != 0 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM notes`); n != 0 {
 		t.Errorf("%d records applied from a refused push", n)
 	}
 
@@ -1263,7 +1231,7 @@ func TestPushBatchLimit(t *testing.T) {
 	if len(resp.Accepted) != 1000 {
 		t.Errorf("a push of 1000 records accepted %d: first rejection %+v", len(resp.Accepted), resp.Rejected)
 	}
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM notes`); n != 1000 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM notes`); n != 1000 {
 		t.Errorf("%d of 1000 records applied", n)
 	}
 }
@@ -1303,7 +1271,7 @@ func TestPushRequestErrors(t *testing.T) {
 			t.Errorf("schema (%d, %q): %v, want ErrSchemaMismatch", s.v, s.h, err)
 		}
 	}
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM lists`); n != 0 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM lists`); n != 0 {
 		t.Errorf("%d records applied by refused pushes", n)
 	}
 
@@ -1357,7 +1325,7 @@ func TestPushStaleClient(t *testing.T) {
 	mu.Unlock()
 
 	// Long unsynced: the hook refuses.
-	ptExec(t, super, `UPDATE synchro.clients SET last_sync_at = now() - interval '30 days' WHERE client_id = 'c1'`)
+	pgtest.Exec(t, super, `UPDATE synchro.clients SET last_sync_at = now() - interval '30 days' WHERE client_id = 'c1'`)
 	stale := ptID()
 	if _, err := p.pushErr("alice", "c1", ptCreate("lists", stale, `{"name":"stale"}`)); !errors.Is(err, ErrStaleClient) {
 		t.Errorf("stale client: %v, want ErrStaleClient", err)
@@ -1369,11 +1337,11 @@ func TestPushStaleClient(t *testing.T) {
 	mu.Unlock()
 
 	// Deactivated (by compaction) with a recent sync: the hook is asked too.
-	ptExec(t, super, `UPDATE synchro.clients SET last_sync_at = now(), is_active = false WHERE client_id = 'c1'`)
+	pgtest.Exec(t, super, `UPDATE synchro.clients SET last_sync_at = now(), is_active = false WHERE client_id = 'c1'`)
 	if _, err := p.pushErr("alice", "c1", ptCreate("lists", stale, `{"name":"stale"}`)); !errors.Is(err, ErrStaleClient) {
 		t.Errorf("deactivated client refused by the hook: %v, want ErrStaleClient", err)
 	}
-	if n := ptCount(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid`, stale); n != 0 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid`, stale); n != 0 {
 		t.Error("a refused stale push was applied")
 	}
 
@@ -1391,10 +1359,10 @@ func TestPushDeactivatedClientWithoutHook(t *testing.T) {
 	p := ptNewEnv(t, nil)
 	p.register("alice", "c1")
 	ptWant(t, "push", p.one("alice", "c1", ptCreate("lists", ptID(), `{"name":"a"}`)), PushStatusApplied, "")
-	ptExec(t, p.db.Super, `UPDATE synchro.clients SET is_active = false, last_sync_at = now() - interval '90 days'`)
+	pgtest.Exec(t, p.db.Super, `UPDATE synchro.clients SET is_active = false, last_sync_at = now() - interval '90 days'`)
 	id := ptID()
 	ptWant(t, "push while inactive", p.one("alice", "c1", ptCreate("lists", id, `{"name":"b"}`)), PushStatusApplied, "")
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM lists WHERE id = $1::uuid`, id); n != 1 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM lists WHERE id = $1::uuid`, id); n != 1 {
 		t.Error("the inactive client's record is not in the table")
 	}
 }
@@ -1423,7 +1391,7 @@ func TestPushOnPushAccepted(t *testing.T) {
 			return nil
 		}
 	})
-	ptExec(t, p.db.Super, `CREATE TABLE hook_log (n int NOT NULL)`)
+	pgtest.Exec(t, p.db.Super, `CREATE TABLE hook_log (n int NOT NULL)`)
 	p.register("alice", "c1")
 	super := p.db.Super
 
@@ -1433,7 +1401,7 @@ func TestPushOnPushAccepted(t *testing.T) {
 	mu.Lock()
 	got = nil
 	mu.Unlock()
-	ptExec(t, super, `DELETE FROM hook_log`)
+	pgtest.Exec(t, super, `DELETE FROM hook_log`)
 
 	resp := p.push("alice", "c1",
 		ptCreate("lists", list, `{"name":"a"}`),
@@ -1457,7 +1425,7 @@ func TestPushOnPushAccepted(t *testing.T) {
 	}
 	got = nil
 	mu.Unlock()
-	if n := ptCount(t, super, `SELECT count(*) FROM hook_log WHERE n = 4`); n != 1 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM hook_log WHERE n = 4`); n != 1 {
 		t.Error("the hook's write in the push transaction was not committed")
 	}
 
@@ -1481,19 +1449,19 @@ func TestPushOnPushAccepted(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "search index unavailable") {
 		t.Fatalf("Push with a failing hook: %v", err)
 	}
-	if n := ptCount(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid`, a); n != 0 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM lists WHERE id = $1::uuid`, a); n != 0 {
 		t.Error("a create survived the hook's error")
 	}
-	if n := ptCount(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid`, b); n != 0 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM items WHERE id = $1::uuid`, b); n != 0 {
 		t.Error("a child create survived the hook's error")
 	}
-	if n := ptCount(t, super, `SELECT count(*) FROM notes WHERE id = 6`); n != 0 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM notes WHERE id = 6`); n != 0 {
 		t.Error("a note create survived the hook's error")
 	}
 	if name, _ := ptListName(t, super, list); name != "b" {
 		t.Errorf("an update survived the hook's error: name %q", name)
 	}
-	if n := ptCount(t, super, `SELECT count(*) FROM hook_log`); n != 1 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM hook_log`); n != 1 {
 		t.Errorf("hook_log holds %d rows, want 1 (the failed push's write rolled back)", n)
 	}
 }
@@ -1605,7 +1573,7 @@ func TestPushHardDeleteTable(t *testing.T) {
 		body := fmt.Sprintf("v%d", i)
 		ptWant(t, "update "+body, p.one("alice", "c1", ptUpdate("notes", "10", `{"body":"`+body+`"}`, at)), PushStatusApplied, "")
 		var got string
-		ptScan(t, super, `SELECT body FROM notes WHERE id = 10`, nil, &got)
+		pgtest.QueryRow(t, super, `SELECT body FROM notes WHERE id = 10`).Scan(&got)
 		if got != body {
 			t.Errorf("body %q after update %d, want %q", got, i, body)
 		}
@@ -1617,7 +1585,7 @@ func TestPushHardDeleteTable(t *testing.T) {
 	if res.ServerDeletedAt != nil {
 		t.Errorf("server_deleted_at %v for a hard delete", res.ServerDeletedAt)
 	}
-	if n := ptCount(t, super, `SELECT count(*) FROM notes WHERE id = 10`); n != 0 {
+	if n := pgtest.Count(t, super, `SELECT count(*) FROM notes WHERE id = 10`); n != 0 {
 		t.Error("hard delete left the row")
 	}
 	ptWant(t, "delete again", p.one("alice", "c1", ptDelete("notes", "10")), PushStatusRejectedTerminal, reasonRecordNotFound)
@@ -1664,7 +1632,7 @@ func TestPushDependentRecordsInOneBatch(t *testing.T) {
 		"all alices": `SELECT (count(*) = 2)::int FROM lists WHERE user_id = 'alice'`,
 	}
 	for what, q := range checks {
-		if n := ptCount(t, super, q); n != 1 {
+		if n := pgtest.Count(t, super, q); n != 1 {
 			t.Errorf("%s: check %q gave %d", what, q, n)
 		}
 	}
@@ -1718,7 +1686,7 @@ func TestPushColumnsNamedLikeAliases(t *testing.T) {
 			t.Parallel()
 			db := pgtest.NewMigratedDatabase(t)
 			q := `"` + strings.ReplaceAll(col, `"`, `""`) + `"`
-			ptExec(t, db.Super, `CREATE TABLE odd (id uuid PRIMARY KEY, user_id text NOT NULL, `+q+` text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
+			pgtest.Exec(t, db.Super, `CREATE TABLE odd (id uuid PRIMARY KEY, user_id text NOT NULL, `+q+` text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 			reg := NewRegistry()
 			reg.Register(&TableConfig{TableName: "odd", OwnerColumn: "user_id"})
 			p := ptEngine(t, db, db.Super, reg, nil)
@@ -1736,7 +1704,7 @@ func TestPushColumnsNamedLikeAliases(t *testing.T) {
 			ptWant(t, "conflict", p.one("alice", "c1", ptCreate("odd", b, `{}`)), PushStatusConflict, reasonRecordExists)
 			ptWant(t, "delete", p.one("alice", "c1", ptDelete("odd", b)), PushStatusApplied, "")
 			var got string
-			ptScan(t, db.Super, `SELECT `+q+` FROM odd WHERE id = $1::uuid`, []any{a}, &got)
+			pgtest.QueryRow(t, db.Super, `SELECT `+q+` FROM odd WHERE id = $1::uuid`, a).Scan(&got)
 			if got != "three" {
 				t.Errorf("column %s = %q, want three", col, got)
 			}
@@ -1750,7 +1718,7 @@ func TestPushColumnsNamedLikeAliases(t *testing.T) {
 func TestPushOwnerColumnWithOtherBucketColumn(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, `CREATE TABLE team_docs (id uuid PRIMARY KEY, user_id text NOT NULL, team_id text NOT NULL, body text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
+	pgtest.Exec(t, db.Super, `CREATE TABLE team_docs (id uuid PRIMARY KEY, user_id text NOT NULL, team_id text NOT NULL, body text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "team_docs", OwnerColumn: "user_id", BucketByColumn: "team_id", BucketPrefix: "team:"})
 	if !reg.IsPushable("team_docs") {
@@ -1762,14 +1730,14 @@ func TestPushOwnerColumnWithOtherBucketColumn(t *testing.T) {
 
 	// A row written by the application, and one pushed by alice.
 	doc := ptID()
-	ptExec(t, db.Super, `INSERT INTO team_docs (id, user_id, team_id, body) VALUES ($1, 'alice', 't1', 'a')`, doc)
+	pgtest.Exec(t, db.Super, `INSERT INTO team_docs (id, user_id, team_id, body) VALUES ($1, 'alice', 't1', 'a')`, doc)
 	ptWant(t, "alice creates her doc", p.one("alice", "c1", ptCreate("team_docs", ptID(), `{"team_id":"t1","body":"a"}`)), PushStatusApplied, "")
 	ptWant(t, "alice updates her doc", p.one("alice", "c1", ptUpdate("team_docs", doc, `{"body":"b"}`, ptFuture())), PushStatusApplied, "")
 	ptWant(t, "bob updates alice's doc", p.one("bob", "c2", ptUpdate("team_docs", doc, `{"body":"bob"}`, ptFuture())), PushStatusRejectedTerminal, reasonOwnershipViolation)
 	ptWant(t, "bob deletes alice's doc", p.one("bob", "c2", ptDelete("team_docs", doc)), PushStatusRejectedTerminal, reasonOwnershipViolation)
 	ptWant(t, "bob creates a doc naming alice", p.one("bob", "c2", ptCreate("team_docs", ptID(), `{"team_id":"t1","user_id":"alice"}`)), PushStatusRejectedTerminal, reasonOwnershipViolation)
 	ptWant(t, "alice deletes her doc", p.one("alice", "c1", ptDelete("team_docs", doc)), PushStatusApplied, "")
-	if n := ptCount(t, db.Super, `SELECT count(*) FROM team_docs WHERE user_id <> 'alice'`); n != 0 {
+	if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM team_docs WHERE user_id <> 'alice'`); n != 0 {
 		t.Errorf("%d docs not owned by alice", n)
 	}
 }
@@ -1821,16 +1789,16 @@ func TestPushRecordsClientActivity(t *testing.T) {
 	t.Parallel()
 	p := ptNewEnv(t, nil)
 	p.register("alice", "c1")
-	ptExec(t, p.db.Super, `UPDATE synchro.clients SET last_pull_seq = 77, acked_seq = 70`)
+	pgtest.Exec(t, p.db.Super, `UPDATE synchro.clients SET last_pull_seq = 77, acked_seq = 70`)
 	resp := p.push("alice", "c1", ptCreate("lists", ptID(), `{"name":"a"}`))
 	if resp.Checkpoint != 70 {
 		t.Errorf("push checkpoint %d, want the acknowledged 70 (delivered: 77)", resp.Checkpoint)
 	}
-	ptExec(t, p.db.Super, `UPDATE synchro.clients SET acked_seq = NULL`)
+	pgtest.Exec(t, p.db.Super, `UPDATE synchro.clients SET acked_seq = NULL`)
 	if resp := p.push("alice", "c1"); resp.Checkpoint != 0 {
 		t.Errorf("push checkpoint %d with nothing acknowledged, want 0", resp.Checkpoint)
 	}
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM synchro.clients WHERE last_push_at > now() - interval '1 minute' AND last_sync_at > now() - interval '1 minute'`); n != 1 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM synchro.clients WHERE last_push_at > now() - interval '1 minute' AND last_sync_at > now() - interval '1 minute'`); n != 1 {
 		t.Error("the push did not record last_push_at and last_sync_at")
 	}
 }
@@ -2022,8 +1990,8 @@ func TestPushBatchEqualsOneByOne(t *testing.T) {
 				`SELECT coalesce(string_agg(concat_ws('|', id, user_id, body), ',' ORDER BY id), '') FROM notes`,
 			} {
 				var a, b string
-				ptScan(t, batch.db.Super, q, nil, &a)
-				ptScan(t, single.db.Super, q, nil, &b)
+				pgtest.QueryRow(t, batch.db.Super, q).Scan(&a)
+				pgtest.QueryRow(t, single.db.Super, q).Scan(&b)
 				if a != b {
 					t.Errorf("%s\n batch:      %s\n one by one: %s", q, a, b)
 				}
@@ -2040,7 +2008,7 @@ func TestPushBatchEqualsOneByOne(t *testing.T) {
 func TestPushForeignKeyToLaterRow(t *testing.T) {
 	t.Parallel()
 	db := ptSetup(t)
-	ptExec(t, db.Super, `CREATE TABLE tasks (id uuid PRIMARY KEY, user_id text NOT NULL, list_id uuid REFERENCES lists (id), updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
+	pgtest.Exec(t, db.Super, `CREATE TABLE tasks (id uuid PRIMARY KEY, user_id text NOT NULL, list_id uuid REFERENCES lists (id), updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 	reg := ptRegistry(t)
 	reg.Register(&TableConfig{TableName: "tasks", OwnerColumn: "user_id", Dependencies: []string{"lists"}})
 	p := ptEngine(t, db, db.Super, reg, nil)
@@ -2088,7 +2056,7 @@ func TestPushCustomOwnershipResolver(t *testing.T) {
 	p := ptNewEnv(t, func(c *Config) { c.Ownership = resolver })
 	p.register("alice", "c1")
 	p.register("admin", "c2")
-	ptExec(t, p.db.Super, `INSERT INTO notes (id, user_id, body) VALUES (1, 'alice', 'a')`)
+	pgtest.Exec(t, p.db.Super, `INSERT INTO notes (id, user_id, body) VALUES (1, 'alice', 'a')`)
 
 	ptWant(t, "alice updates her note", p.one("alice", "c1", ptUpdate("notes", "1", `{"body":"alice"}`, ptFuture())), PushStatusRejectedTerminal, reasonOwnershipViolation)
 	ptWant(t, "admin updates alice's note", p.one("admin", "c2", ptUpdate("notes", "1", `{"body":"admin"}`, ptFuture())), PushStatusApplied, "")
@@ -2096,7 +2064,7 @@ func TestPushCustomOwnershipResolver(t *testing.T) {
 		t.Error("the configured OwnershipResolver was never consulted")
 	}
 	var body string
-	ptScan(t, p.db.Super, `SELECT body FROM notes WHERE id = 1`, nil, &body)
+	pgtest.QueryRow(t, p.db.Super, `SELECT body FROM notes WHERE id = 1`).Scan(&body)
 	if body != "admin" {
 		t.Errorf("body %q, want admin", body)
 	}
@@ -2144,13 +2112,13 @@ func TestPushBatchParentOwnerLookups(t *testing.T) {
 		}
 		ptWant(t, id, ptFind(t, resp, id), status, reason)
 	}
-	if got := ptCount(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid`, aliceList); got != 3 {
+	if got := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid`, aliceList); got != 3 {
 		t.Errorf("alice's list has %d items, want 3", got)
 	}
-	if got := ptCount(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid AND title = 'a'`, aliceList); got != 3 {
+	if got := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid AND title = 'a'`, aliceList); got != 3 {
 		t.Errorf("%d of alice's items keep their title, want 3", 3-got)
 	}
-	if got := ptCount(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid`, bobList); got != 6 {
+	if got := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM items WHERE list_id = $1::uuid`, bobList); got != 6 {
 		t.Errorf("bob's list has %d items, want 6", got)
 	}
 }

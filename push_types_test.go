@@ -73,7 +73,7 @@ var tvReaders = map[string]string{
 func tvEnv(t *testing.T) *ptEnv {
 	t.Helper()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, tvSchema)
+	pgtest.Exec(t, db.Super, tvSchema)
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "typed_values", OwnerColumn: "user_id"})
 	p := ptEngine(t, db, db.Super, reg, nil)
@@ -89,7 +89,7 @@ func tvRead(t *testing.T, p *ptEnv, col, id string) *string {
 		expr = col + "::text"
 	}
 	var v *string
-	ptScan(t, p.db.Super, `SELECT `+expr+` FROM typed_values WHERE id = $1::uuid`, []any{id}, &v)
+	pgtest.QueryRow(t, p.db.Super, `SELECT `+expr+` FROM typed_values WHERE id = $1::uuid`, id).Scan(&v)
 	return v
 }
 
@@ -269,7 +269,7 @@ func TestPushTypedValues(t *testing.T) {
 			t.Errorf("%s = %.60s: %s/%s %q, want rejected_terminal/invalid_data %q", c.col, c.value, res.Status, res.ReasonCode, res.Message, c.msg)
 		}
 	}
-	if n := ptCount(t, p.db.Super, `SELECT count(*) FROM typed_values WHERE id = ANY($1::uuid[])`, ids); n != 0 {
+	if n := pgtest.Count(t, p.db.Super, `SELECT count(*) FROM typed_values WHERE id = ANY($1::uuid[])`, ids); n != 0 {
 		t.Errorf("%d refused records were written", n)
 	}
 
@@ -313,7 +313,7 @@ func TestPushTypedValuesRoundTrip(t *testing.T) {
 	ptWant(t, "create", p.one("alice", "c1", ptCreate("typed_values", id, device)), PushStatusApplied, "")
 	snapshot := func() string {
 		var row string
-		ptScan(t, p.db.Super, `SELECT (to_jsonb(x) - 'updated_at')::text FROM typed_values x WHERE id = $1::uuid`, []any{id}, &row)
+		pgtest.QueryRow(t, p.db.Super, `SELECT (to_jsonb(x) - 'updated_at')::text FROM typed_values x WHERE id = $1::uuid`, id).Scan(&row)
 		return row
 	}
 	before := snapshot()
@@ -333,7 +333,7 @@ func TestPushTypedValuesRoundTrip(t *testing.T) {
 		}
 	}
 	var ts time.Time
-	ptScan(t, p.db.Super, `SELECT updated_at FROM typed_values WHERE id = $1::uuid`, []any{id}, &ts)
+	pgtest.QueryRow(t, p.db.Super, `SELECT updated_at FROM typed_values WHERE id = $1::uuid`, id).Scan(&ts)
 	back := ptUpdate("typed_values", id, string(res.ServerVersion.Data), ptFuture())
 	back.BaseUpdatedAt = &ts
 	ptWant(t, "the delivered row pushed back", p.one("alice", "c1", back), PushStatusApplied, "")
@@ -354,7 +354,7 @@ func TestPushTypedValuesRoundTrip(t *testing.T) {
 func TestPushProtectedTypedValues(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, `CREATE TABLE guarded (id text PRIMARY KEY, user_id text NOT NULL, label text,
+	pgtest.Exec(t, db.Super, `CREATE TABLE guarded (id text PRIMARY KEY, user_id text NOT NULL, label text,
 		flag boolean, blob bytea, checked_at timestamptz, day date, big bigint, updated_at timestamptz NOT NULL DEFAULT now())`)
 	reg := NewRegistry()
 	protected := []string{"flag", "blob", "checked_at", "day", "big"}
@@ -362,7 +362,7 @@ func TestPushProtectedTypedValues(t *testing.T) {
 	p := ptEngine(t, db, db.Super, reg, nil)
 	p.register("alice", "c1")
 	ptWant(t, "create", p.one("alice", "c1", ptCreate("guarded", "g1", `{"label":"a"}`)), PushStatusApplied, "")
-	ptExec(t, db.Super, `SET TIME ZONE 'Europe/Paris'; UPDATE guarded SET flag = true, blob = '\x0102ff', checked_at = '2026-01-02 03:04:05.678+00',
+	pgtest.Exec(t, db.Super, `SET TIME ZONE 'Europe/Paris'; UPDATE guarded SET flag = true, blob = '\x0102ff', checked_at = '2026-01-02 03:04:05.678+00',
 		day = '2026-01-02', big = 9007199254740993 WHERE id = 'g1'; RESET TIME ZONE`)
 
 	same := map[string][]string{
@@ -402,12 +402,12 @@ func TestByteaOutputEscape(t *testing.T) {
 	t.Parallel()
 	p := tvEnv(t)
 	var name string
-	ptScan(t, p.db.Super, `SELECT current_database()`, nil, &name)
-	ptExec(t, p.db.Super, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET bytea_output = 'escape'`)
+	pgtest.QueryRow(t, p.db.Super, `SELECT current_database()`).Scan(&name)
+	pgtest.Exec(t, p.db.Super, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET bytea_output = 'escape'`)
 	p.db.Super.SetMaxIdleConns(0) // new connections take the setting
 	p.db.Super.SetMaxIdleConns(2)
 	var out string
-	ptScan(t, p.db.Super, `SELECT current_setting('bytea_output')`, nil, &out)
+	pgtest.QueryRow(t, p.db.Super, `SELECT current_setting('bytea_output')`).Scan(&out)
 	if out != "escape" {
 		t.Fatalf("bytea_output %q on a new connection", out)
 	}

@@ -43,7 +43,7 @@ func TestPushWholeRows(t *testing.T) {
 		ptWant(t, "create "+id, ptFind(t, resp, id), PushStatusApplied, "")
 	}
 	var created, updated time.Time
-	ptScan(t, super, `SELECT created_at, updated_at FROM lists WHERE id = $1::uuid`, []any{list}, &created, &updated)
+	pgtest.QueryRow(t, super, `SELECT created_at, updated_at FROM lists WHERE id = $1::uuid`, list).Scan(&created, &updated)
 	if created.Year() == 2001 || updated.Year() == 2001 {
 		t.Errorf("pushed timestamps were written: created_at %v updated_at %v", created, updated)
 	}
@@ -57,8 +57,7 @@ func TestPushWholeRows(t *testing.T) {
 		ptWant(t, "update "+id, ptFind(t, resp, id), PushStatusApplied, "")
 	}
 	var name, title, body string
-	ptScan(t, super, `SELECT l.name, i.title, n.body FROM lists l, items i, notes n WHERE l.id = $1::uuid AND i.id = $2::uuid AND n.id = 1`,
-		[]any{list, item}, &name, &title, &body)
+	pgtest.QueryRow(t, super, `SELECT l.name, i.title, n.body FROM lists l, items i, notes n WHERE l.id = $1::uuid AND i.id = $2::uuid AND n.id = 1`, list, item).Scan(&name, &title, &body)
 	if name != "L2" || title != "T2" || body != "n2" {
 		t.Errorf("after whole-row updates: %q %q %q", name, title, body)
 	}
@@ -86,7 +85,7 @@ func TestPushWholeRows(t *testing.T) {
 func TestPushProtectedColumns(t *testing.T) {
 	t.Parallel()
 	db := ptSetup(t)
-	ptExec(t, db.Super, `CREATE TABLE scores (id text PRIMARY KEY, user_id text NOT NULL, label text, points numeric NOT NULL DEFAULT 0,
+	pgtest.Exec(t, db.Super, `CREATE TABLE scores (id text PRIMARY KEY, user_id text NOT NULL, label text, points numeric NOT NULL DEFAULT 0,
 		checked_at timestamptz, updated_at timestamptz NOT NULL DEFAULT now())`)
 	reg := ptRegistry(t)
 	reg.Register(&TableConfig{TableName: "scores", OwnerColumn: "user_id", ProtectedColumns: []string{"points", "checked_at"}})
@@ -102,7 +101,7 @@ func TestPushProtectedColumns(t *testing.T) {
 	if !strings.Contains(res.Message, "points") {
 		t.Errorf("message %q does not name the column", res.Message)
 	}
-	ptExec(t, db.Super, `UPDATE scores SET points = 12.50, checked_at = '2026-01-02 03:04:05.678+00' WHERE id = 's1'`)
+	pgtest.Exec(t, db.Super, `UPDATE scores SET points = 12.50, checked_at = '2026-01-02 03:04:05.678+00' WHERE id = 's1'`)
 
 	// The stored values, as the device received them or spelled otherwise.
 	for _, data := range []string{
@@ -124,7 +123,7 @@ func TestPushProtectedColumns(t *testing.T) {
 		ptWant(t, "changed "+data, p.one("alice", "c1", ptUpdate("scores", "s1", data, ptFuture())), PushStatusRejectedTerminal, reasonInvalidData)
 	}
 	var label, points string
-	ptScan(t, db.Super, `SELECT label, points::text FROM scores WHERE id = 's1'`, nil, &label, &points)
+	pgtest.QueryRow(t, db.Super, `SELECT label, points::text FROM scores WHERE id = 's1'`).Scan(&label, &points)
 	if label != "d" || points != "12.50" {
 		t.Errorf("scores row %q %q, want d 12.50", label, points)
 	}
@@ -134,12 +133,12 @@ func TestPushProtectedColumns(t *testing.T) {
 	// changed since: ignored, the rest of its edit goes through the
 	// resolver. A device with the current copy that changes it is refused.
 	var current time.Time
-	ptScan(t, db.Super, `SELECT updated_at FROM scores WHERE id = 's1'`, nil, &current)
+	pgtest.QueryRow(t, db.Super, `SELECT updated_at FROM scores WHERE id = 's1'`).Scan(&current)
 	old := current.Add(-time.Minute)
 	staleEdit := ptUpdate("scores", "s1", `{"label":"stale","points":3}`, ptFuture())
 	staleEdit.BaseUpdatedAt = &old
 	ptWant(t, "stale copy", p.one("alice", "c1", staleEdit), PushStatusApplied, "")
-	ptScan(t, db.Super, `SELECT label, points::text, updated_at FROM scores WHERE id = 's1'`, nil, &label, &points, &current)
+	pgtest.QueryRow(t, db.Super, `SELECT label, points::text, updated_at FROM scores WHERE id = 's1'`).Scan(&label, &points, &current)
 	if label != "stale" || points != "12.50" {
 		t.Errorf("after a stale copy's edit: %q %q, want stale 12.50", label, points)
 	}
@@ -162,13 +161,13 @@ func TestPushStaleParentAndOwner(t *testing.T) {
 		ptCreate("items", item, `{"list_id":"`+a+`","title":"t"}`),
 	)
 	base := *ptFind(t, resp, item).ServerUpdatedAt
-	ptExec(t, p.db.Super, `UPDATE items SET list_id = $1::uuid, updated_at = clock_timestamp() WHERE id = $2::uuid`, b, item)
+	pgtest.Exec(t, p.db.Super, `UPDATE items SET list_id = $1::uuid, updated_at = clock_timestamp() WHERE id = $2::uuid`, b, item)
 
 	edit := ptUpdate("items", item, `{"id":"`+item+`","list_id":"`+a+`","title":"renamed offline","done":false}`, ptFuture())
 	edit.BaseUpdatedAt = &base
 	ptWant(t, "edit of a moved item", p.one("alice", "c1", edit), PushStatusApplied, "")
 	var list, title string
-	ptScan(t, p.db.Super, `SELECT list_id::text, title FROM items WHERE id = $1::uuid`, []any{item}, &list, &title)
+	pgtest.QueryRow(t, p.db.Super, `SELECT list_id::text, title FROM items WHERE id = $1::uuid`, item).Scan(&list, &title)
 	if list != b || title != "renamed offline" {
 		t.Errorf("item in list %s titled %q, want list %s (the server's move) and the device's title", list, title, b)
 	}
@@ -228,11 +227,11 @@ func TestPushChildBeforeParent(t *testing.T) {
 	// A parent whose deletion the changelog of the user's buckets records
 	// will never come: terminal.
 	gone := ptID()
-	ptExec(t, super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:alice', 'lists', $1, 1), ('user:alice', 'lists', $1, 3)`, gone)
+	pgtest.Exec(t, super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:alice', 'lists', $1, 1), ('user:alice', 'lists', $1, 3)`, gone)
 	ptWant(t, "parent deleted", p.one("alice", "c1", ptCreate("items", ptID(), `{"list_id":"`+gone+`","title":"x"}`)), PushStatusRejectedTerminal, reasonParentDeleted)
 	// Another user's bucket recording it says nothing to alice.
 	bobsGone := ptID()
-	ptExec(t, super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:bob', 'lists', $1, 3)`, bobsGone)
+	pgtest.Exec(t, super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:bob', 'lists', $1, 3)`, bobsGone)
 	ptWant(t, "someone else's deleted parent", p.one("alice", "c1", ptCreate("items", ptID(), `{"list_id":"`+bobsGone+`","title":"x"}`)), PushStatusRejectedRetryable, reasonParentNotFound)
 
 	// A parent of another user: terminal, whichever way it is found.
@@ -242,10 +241,10 @@ func TestPushChildBeforeParent(t *testing.T) {
 
 	// A client whose history is older than the server keeps must snapshot
 	// again (which starts an SDK's queue afresh): terminal.
-	ptExec(t, super, `UPDATE synchro.clients SET acked_seq = 5 WHERE client_id = 'c1'`)
-	ptExec(t, super, `UPDATE synchro.compaction SET boundary_seq = 10`)
+	pgtest.Exec(t, super, `UPDATE synchro.clients SET acked_seq = 5 WHERE client_id = 'c1'`)
+	pgtest.Exec(t, super, `UPDATE synchro.compaction SET boundary_seq = 10`)
 	ptWant(t, "behind retention", p.one("alice", "c1", ptCreate("items", ptID(), `{"list_id":"`+ptID()+`","title":"x"}`)), PushStatusRejectedTerminal, reasonParentDeleted)
-	ptExec(t, super, `UPDATE synchro.clients SET acked_seq = 10 WHERE client_id = 'c1'`)
+	pgtest.Exec(t, super, `UPDATE synchro.clients SET acked_seq = 10 WHERE client_id = 'c1'`)
 	ptWant(t, "at retention", p.one("alice", "c1", ptCreate("items", ptID(), `{"list_id":"`+ptID()+`","title":"x"}`)), PushStatusRejectedRetryable, reasonParentNotFound)
 }
 
@@ -259,7 +258,7 @@ func TestPushChildBeforeParentUnderRLS(t *testing.T) {
 	db := ptSetup(t)
 	reg := ptRegistry(t)
 	for _, stmt := range GenerateRLSPolicies(reg) {
-		ptExec(t, db.Super, stmt)
+		pgtest.Exec(t, db.Super, stmt)
 	}
 	p := ptEngine(t, db, db.App, reg, nil)
 	p.register("alice", "c1")
@@ -274,7 +273,7 @@ func TestPushChildBeforeParentUnderRLS(t *testing.T) {
 		t.Errorf("the answers tell bob's list from a missing one: %q, %q", onBobs.Message, onMissing.Message)
 	}
 	var n int
-	ptScan(t, db.Super, `SELECT count(*) FROM items`, nil, &n)
+	pgtest.QueryRow(t, db.Super, `SELECT count(*) FROM items`).Scan(&n)
 	if n != 0 {
 		t.Errorf("%d items written under another user's or a missing parent", n)
 	}
@@ -299,7 +298,7 @@ func TestPushOwnerIDForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, stmt := range GenerateRLSPolicies(reg) {
-		ptExec(t, db.Super, stmt)
+		pgtest.Exec(t, db.Super, stmt)
 	}
 	p := ptEngine(t, db, db.App, reg, nil)
 	lower := ptID()
@@ -317,7 +316,7 @@ func TestPushOwnerIDForms(t *testing.T) {
 
 	// One client row, under the stored form.
 	var users string
-	ptScan(t, db.Super, `SELECT string_agg(user_id, ',') FROM synchro.clients`, nil, &users)
+	pgtest.QueryRow(t, db.Super, `SELECT string_agg(user_id, ',') FROM synchro.clients`).Scan(&users)
 	if users != lower {
 		t.Errorf("clients hold user ids %q, want %q", users, lower)
 	}
@@ -332,7 +331,7 @@ func TestPushOwnerIDForms(t *testing.T) {
 func pgtestSetupUUIDOwners(t *testing.T) *pgtest.Database {
 	t.Helper()
 	db := ptSetup(t)
-	ptExec(t, db.Super, `CREATE TABLE docs (id uuid PRIMARY KEY, owner_id uuid NOT NULL, title text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+	pgtest.Exec(t, db.Super, `CREATE TABLE docs (id uuid PRIMARY KEY, owner_id uuid NOT NULL, title text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
 CREATE TABLE pages (id uuid PRIMARY KEY, doc_id uuid NOT NULL REFERENCES docs (id), body text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 	return db
 }
@@ -398,7 +397,7 @@ func TestPushParentWaitIsBounded(t *testing.T) {
 	p.register("alice", "c1")
 	waits := func() []parentWait {
 		var doc string
-		ptScan(t, super, `SELECT parent_waits::text FROM synchro.clients WHERE client_id = 'c1'`, nil, &doc)
+		pgtest.QueryRow(t, super, `SELECT parent_waits::text FROM synchro.clients WHERE client_id = 'c1'`).Scan(&doc)
 		var w []parentWait
 		if err := json.Unmarshal([]byte(doc), &w); err != nil {
 			t.Fatal(err)
@@ -406,7 +405,7 @@ func TestPushParentWaitIsBounded(t *testing.T) {
 		return w
 	}
 	age := func() {
-		ptExec(t, super, `UPDATE synchro.clients SET parent_waits = (SELECT coalesce(jsonb_agg(jsonb_set(w, '{since}', to_jsonb(now() - $1::interval))), '[]')
+		pgtest.Exec(t, super, `UPDATE synchro.clients SET parent_waits = (SELECT coalesce(jsonb_agg(jsonb_set(w, '{since}', to_jsonb(now() - $1::interval))), '[]')
 			FROM jsonb_array_elements(parent_waits) AS w) WHERE client_id = 'c1'`, fmt.Sprintf("%d seconds", int(parentWaitTime.Seconds())+1))
 	}
 	orphan := ptCreate("items", ptID(), `{"list_id":"`+ptID()+`","title":"orphan"}`)

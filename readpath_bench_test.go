@@ -89,7 +89,7 @@ func rbStart(b *testing.B) *rbEnv {
 func rbStartWith(b *testing.B, schema string, table *synchro.TableConfig, subs synchro.SubscriptionRule) *rbEnv {
 	b.Helper()
 	db := pgtest.NewMigratedDatabase(b)
-	rpExec(b, db.Super, schema)
+	pgtest.Exec(b, db.Super, schema)
 	pool := db.Super
 	if *rbConns > 0 {
 		p, err := sql.Open("pgx", db.DSN)
@@ -120,17 +120,17 @@ func rbStartWith(b *testing.B, schema string, table *synchro.TableConfig, subs s
 // when changelog is set, one create in the changelog for each, in key order.
 func (e *rbEnv) load(user string, first, last int, changelog bool) {
 	e.b.Helper()
-	rpExec(e.b, e.db.Super, `
+	pgtest.Exec(e.b, e.db.Super, `
 INSERT INTO rb_items (id, user_id, title, body, quantity, price, due_at, done, meta)
 SELECT g, $1, 'item ' || g, repeat('lorem ipsum ', 1 + (g % 8)::int), (g % 1000)::int, (g % 100000) / 100.0,
        timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute', g % 3 = 0,
        jsonb_build_object('n', g, 'tag', 'tag' || g % 17, 'flags', jsonb_build_array(g % 2 = 0, g % 5))
   FROM generate_series($2::bigint, $3::bigint) AS g`, user, first, last)
-	rpExec(e.b, e.db.Super, `
+	pgtest.Exec(e.b, e.db.Super, `
 INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
 SELECT 'rb_items', g::text, 'user:' || $1 FROM generate_series($2::bigint, $3::bigint) AS g`, user, first, last)
 	if changelog {
-		rpExec(e.b, e.db.Super, `
+		pgtest.Exec(e.b, e.db.Super, `
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT 'user:' || $1, 'rb_items', g::text, 1 FROM generate_series($2::bigint, $3::bigint) AS g ORDER BY g`, user, first, last)
 	}
@@ -150,9 +150,9 @@ SELECT 'user:' || $1, 'rb_items', g::text, 1 FROM generate_series($2::bigint, $3
 func (e *rbEnv) settle() {
 	e.b.Helper()
 	tables := e.table + `, synchro.bucket_edges, synchro.changelog, synchro.clients`
-	rpExec(e.b, e.db.Super, `ANALYZE `+tables)
-	rpExec(e.b, e.db.Super, `CHECKPOINT`)
-	rpExec(e.b, e.db.Super, `VACUUM `+tables)
+	pgtest.Exec(e.b, e.db.Super, `ANALYZE `+tables)
+	pgtest.Exec(e.b, e.db.Super, `CHECKPOINT`)
+	pgtest.Exec(e.b, e.db.Super, `VACUUM `+tables)
 }
 
 // client registers a device of user and completes a snapshot of what the
@@ -395,10 +395,10 @@ func BenchmarkSnapshotTenant(b *testing.B) {
 		users, rows = min(users, 50), min(rows, 100)
 	}
 	e := rbStart(b)
-	rpExec(b, e.db.Super, `
+	pgtest.Exec(b, e.db.Super, `
 INSERT INTO rb_items (id, user_id, title, quantity)
 SELECT g, 'u' || g % $1, 'item ' || g, 0 FROM generate_series(1, $1::bigint * $2) AS g`, users, rows)
-	rpExec(b, e.db.Super, `
+	pgtest.Exec(b, e.db.Super, `
 INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
 SELECT 'rb_items', g::text, 'user:u' || g % $1 FROM generate_series(1, $1::bigint * $2) AS g`, users, rows)
 	e.settle()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // The pull benchmark over many buckets. It reuses the read path
@@ -64,16 +65,16 @@ func rkStart(b *testing.B, k int) *rbEnv {
 // key order.
 func rkLoad(e *rbEnv, k, n int) {
 	e.b.Helper()
-	rpExec(e.b, e.db.Super, `
+	pgtest.Exec(e.b, e.db.Super, `
 INSERT INTO rk_items (id, bucket, title, body, quantity, price, due_at, done, meta)
 SELECT g, ((g - 1) % $1)::text, 'item ' || g, repeat('lorem ipsum ', 1 + (g % 8)::int), (g % 1000)::int, (g % 100000) / 100.0,
        timestamptz '2024-01-01 00:00:00+00' + g * interval '1 minute', g % 3 = 0,
        jsonb_build_object('n', g, 'tag', 'tag' || g % 17, 'flags', jsonb_build_array(g % 2 = 0, g % 5))
   FROM generate_series(1, $2::bigint) AS g`, k, n)
-	rpExec(e.b, e.db.Super, `
+	pgtest.Exec(e.b, e.db.Super, `
 INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
 SELECT 'rk_items', g::text, $1 || ((g - 1) % $2) FROM generate_series(1, $3::bigint) AS g`, rkPrefix, k, n)
-	rpExec(e.b, e.db.Super, `
+	pgtest.Exec(e.b, e.db.Super, `
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT $1 || ((g - 1) % $2), 'rk_items', g::text, 1 FROM generate_series(1, $3::bigint) AS g ORDER BY g`, rkPrefix, k, n)
 }

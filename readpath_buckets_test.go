@@ -23,7 +23,7 @@ func TestPullManyBuckets(t *testing.T) {
 	t.Parallel()
 	const k = 40
 	db := pgtest.NewMigratedDatabase(t)
-	rpExec(t, db.Super, `CREATE TABLE mb_items (id bigint PRIMARY KEY, bucket text NOT NULL, title text NOT NULL,
+	pgtest.Exec(t, db.Super, `CREATE TABLE mb_items (id bigint PRIMARY KEY, bucket text NOT NULL, title text NOT NULL,
 		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 	reg := synchro.NewRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "mb_items", BucketByColumn: "bucket", BucketPrefix: "team:"})
@@ -51,14 +51,14 @@ func TestPullManyBuckets(t *testing.T) {
 
 	// The records: 1-200 in every bucket in turn, 201-500 in bucket 7,
 	// 501-600 in buckets 0-3 in turn; then an update of every tenth record.
-	rpExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 INSERT INTO mb_items (id, bucket, title)
 SELECT g, CASE WHEN g <= 200 THEN ((g - 1) % 40)::text WHEN g <= 500 THEN '7' ELSE ((g - 1) % 4)::text END, 'item ' || g
   FROM generate_series(1, 600) AS g`)
-	rpExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT 'team:' || bucket, 'mb_items', id::text, 1 FROM mb_items ORDER BY id`)
-	rpExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT 'team:' || bucket, 'mb_items', id::text, 2 FROM mb_items WHERE id % 10 = 0 ORDER BY id DESC`)
 	type entry struct {

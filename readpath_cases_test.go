@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
 	"github.com/synchrosync/synchro/wal"
 )
 
@@ -316,7 +317,7 @@ func TestReadPathCasesIsolation(t *testing.T) {
 	rcModes(t, func(t *testing.T, app bool) {
 		e := rpStart(t, rpOptions{app: app})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
 INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'ALICEONLY l1'), (2, 'bob', 'BOBONLY l2'), (3, 'alice', 'ALICEONLY l3'), (4, 'bob', 'BOBONLY l4');
 INSERT INTO items (id, list_id, title, secret) VALUES
  ('`+rcUUID(1)+`', 1, 'ALICEONLY i1', 'SECRETVAL'), ('`+rcUUID(3)+`', 3, 'ALICEONLY i3', 'SECRETVAL'),
@@ -339,7 +340,7 @@ INSERT INTO tips VALUES (1, NULL, 'shared'), (2, 'alice', 'ALICEONLY t'), (3, 'b
 		}
 
 		// Changes by both users, soft and hard deletes.
-		rpExec(t, db, `UPDATE lists SET name = name || ' renamed';
+		pgtest.Exec(t, db, `UPDATE lists SET name = name || ' renamed';
 UPDATE items SET title = title || ' renamed', secret = 'SECRETVAL2';
 INSERT INTO lists (id, user_id, name) VALUES (5, 'bob', 'BOBONLY l5'), (6, 'alice', 'ALICEONLY l6');
 INSERT INTO items (id, list_id, title, secret) VALUES ('`+rcUUID(5)+`', 5, 'BOBONLY i5', 'SECRETVAL'), ('`+rcUUID(6)+`', 6, 'ALICEONLY i6', 'SECRETVAL');
@@ -444,7 +445,7 @@ func TestReadPathCasesBucketMoves(t *testing.T) {
 	rcModes(t, func(t *testing.T, app bool) {
 		e := rpStart(t, rpOptions{app: app})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a1'), (2, 'bob', 'b2'), (3, 'alice', 'a3');
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a1'), (2, 'bob', 'b2'), (3, 'alice', 'a3');
 INSERT INTO items (id, list_id, title) VALUES ('`+rcUUID(1)+`', 1, 'i1'), ('`+rcUUID(2)+`', 1, 'i2'), ('`+rcUUID(3)+`', 2, 'i3'), ('`+rcUUID(4)+`', 3, 'i4');
 INSERT INTO notes VALUES ('n1', '`+rcUUID(1)+`', 'x'), ('n2', '`+rcUUID(2)+`', 'y'), ('n3', '`+rcUUID(3)+`', 'z'), ('n4', '`+rcUUID(4)+`', 'w')`)
 		e.caughtUp()
@@ -455,7 +456,7 @@ INSERT INTO notes VALUES ('n1', '`+rcUUID(1)+`', 'x'), ('n2', '`+rcUUID(2)+`', '
 		item4 := []string{"items/" + rcUUID(4), "notes/n4"}
 		step := func(what, stmt string) (ac, ad, bc, bd map[string]bool) {
 			t.Helper()
-			rpExec(t, db, stmt)
+			pgtest.Exec(t, db, stmt)
 			e.caughtUp()
 			ac, ad = rcFinal(rcPullAll(alice, 2))
 			bc, bd = rcFinal(rcPullAll(bob, 3))
@@ -542,10 +543,10 @@ func (s *rcSubs) set(e *rpEnv, user string, extra ...string) {
 	s.mu.Lock()
 	s.extra[user] = extra
 	s.mu.Unlock()
-	rpExec(e.t, e.db.Super, `DELETE FROM memberships WHERE user_id = $1`, user)
+	pgtest.Exec(e.t, e.db.Super, `DELETE FROM memberships WHERE user_id = $1`, user)
 	for _, b := range extra {
 		if team, ok := strings.CutPrefix(b, "team:"); ok {
-			rpExec(e.t, e.db.Super, `INSERT INTO memberships (user_id, team) VALUES ($1, $2)`, user, team)
+			pgtest.Exec(e.t, e.db.Super, `INSERT INTO memberships (user_id, team) VALUES ($1, $2)`, user, team)
 		}
 	}
 }
@@ -603,7 +604,7 @@ func TestReadPathCasesSubscriptionRule(t *testing.T) {
 		db := e.db.Super
 		subs := &rcSubs{extra: map[string][]string{}}
 		ge := rcEngine(e, app, func(c *synchro.Config) { c.Subscriptions = subs.rule })
-		rpExec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
 INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a1'), (2, 'bob', 'b2');
 INSERT INTO items (id, list_id, title) VALUES ('`+rcUUID(1)+`', 1, 'ia'), ('`+rcUUID(2)+`', 2, 'ib');
 INSERT INTO notes VALUES ('na', '`+rcUUID(1)+`', 'x'), ('nb', '`+rcUUID(2)+`', 'y');
@@ -638,7 +639,7 @@ INSERT INTO team_docs VALUES ('d1', 't1', 'alice', 'x'), ('d2', 't1', 'bob', 'y'
 		rpSameRows(t, "alice with team:t1", alice.rows, rcExpect(e, alice.known, false))
 
 		// Writes in a followed bucket.
-		rpExec(t, db, `INSERT INTO team_docs VALUES ('d6', 't1', 'carol', 'new'); UPDATE team_docs SET body = 'edited' WHERE id = 'd2'`)
+		pgtest.Exec(t, db, `INSERT INTO team_docs VALUES ('d6', 't1', 'carol', 'new'); UPDATE team_docs SET body = 'edited' WHERE id = 'd2'`)
 		e.caughtUp()
 		rcPullAll(alice, 2)
 		rpSameRows(t, "alice after writes in team:t1", alice.rows, rcExpect(e, alice.known, false))
@@ -647,7 +648,7 @@ INSERT INTO team_docs VALUES ('d1', 't1', 'alice', 'x'), ('d2', 't1', 'bob', 'y'
 		// t2 (it stays) and d6 from t1 to t9, which alice does not follow
 		// (only the changelog of t1 still tells that she holds it): the
 		// rows of t1 go.
-		rpExec(t, db, `UPDATE team_docs SET team_id = 't2' WHERE id = 'd1'; UPDATE team_docs SET team_id = 't9' WHERE id = 'd6'`)
+		pgtest.Exec(t, db, `UPDATE team_docs SET team_id = 't2' WHERE id = 'd1'; UPDATE team_docs SET team_id = 't9' WHERE id = 'd6'`)
 		e.caughtUp()
 		subs.set(e, "alice", "team:t2")
 		resp = alice.pull(100)
@@ -766,7 +767,7 @@ func TestReadPathCasesSupersededSnapshot(t *testing.T) {
 		e := rpStart(t, rpOptions{app: app, schema: rcTeamSchema, registry: rcTeamRegistry()})
 		subs := &rcSubs{extra: map[string][]string{}}
 		ge := rcEngine(e, app, func(c *synchro.Config) { c.Subscriptions = subs.rule })
-		rpExec(t, e.db.Super, `INSERT INTO categories VALUES ('work', 'Work');
+		pgtest.Exec(t, e.db.Super, `INSERT INTO categories VALUES ('work', 'Work');
 INSERT INTO tips VALUES (1, NULL, 'all');
 INSERT INTO team_docs VALUES ('d1', 't1', 'bob', 'x'), ('d2', 't1', 'dave', 'y'), ('d3', 't2', 'bob', 'z')`)
 		e.caughtUp()
@@ -826,7 +827,7 @@ func TestReadPathCasesSQLSubscriptions(t *testing.T) {
 	rcModes(t, func(t *testing.T, app bool) {
 		e := rpStart(t, rpOptions{app: app, schema: rcTeamSchema, registry: rcTeamRegistry()})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
 INSERT INTO lists (id, user_id, name) VALUES (1, 'dave', 'd1'), (2, 'bob', 'b2');
 INSERT INTO tips VALUES (1, NULL, 'all'), (2, 'dave', 'mine');
 INSERT INTO team_docs VALUES ('d1', 't1', 'bob', 'x'), ('d2', 't2', 'bob', 'y'), ('d3', 't3', 'bob', 'z')`)
@@ -841,7 +842,7 @@ INSERT INTO team_docs VALUES ('d1', 't1', 'bob', 'x'), ('d2', 't2', 'bob', 'y'),
 		phone.known = []string{"global", "user:dave"}
 		rpSameRows(t, "dave after snapshot", phone.rows, rcExpect(e, phone.known, false))
 
-		rpExec(t, db, `INSERT INTO memberships VALUES ('dave', 't1', NULL), ('dave', 't3', 'tablet')`)
+		pgtest.Exec(t, db, `INSERT INTO memberships VALUES ('dave', 't1', NULL), ('dave', 't3', 'tablet')`)
 		resp := phone.pull(100)
 		if resp.SnapshotRequired {
 			t.Fatalf("pull after a membership: snapshot required")
@@ -855,7 +856,7 @@ INSERT INTO team_docs VALUES ('d1', 't1', 'bob', 'x'), ('d2', 't2', 'bob', 'y'),
 		tablet.snapshot(1)
 		rpSameRows(t, "dave's tablet", tablet.rows, rcExpect(e, []string{"global", "team:t1", "team:t3", "user:dave"}, false))
 
-		rpExec(t, db, `DELETE FROM memberships WHERE team = 't1'`)
+		pgtest.Exec(t, db, `DELETE FROM memberships WHERE team = 't1'`)
 		resp = phone.pull(100)
 		rcBucketUpdate(t, "membership t1 removed", resp.BucketUpdates, nil, []string{"team:t1"})
 		_, deleted := rcFinal([]*synchro.PullResponse{resp})
@@ -928,7 +929,7 @@ func TestReadPathCasesSubscriptionOverlap(t *testing.T) {
 				return rcTeamResolver{jr: synchro.NewJoinResolverWithDB(reg, db)}
 			}})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a1');
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a1');
 INSERT INTO team_docs VALUES ('d1', 't1', 'alice', 'both'), ('d2', 't1', 'bob', 'team only'), ('d3', 't2', 'alice', 'user only')`)
 		e.caughtUp()
 		subs.set(e, "alice", "team:t1")
@@ -951,7 +952,7 @@ INSERT INTO team_docs VALUES ('d1', 't1', 'alice', 'both'), ('d2', 't1', 'bob', 
 		// Back again, and a document leaving alice for bob in a team she
 		// does not follow.
 		subs.set(e, "alice", "team:t1")
-		rpExec(t, db, `UPDATE team_docs SET user_id = 'bob' WHERE id = 'd3'`)
+		pgtest.Exec(t, db, `UPDATE team_docs SET user_id = 'bob' WHERE id = 'd3'`)
 		e.caughtUp()
 		_, deleted = rcFinal(rcPullAll(alice, 2))
 		rcHas(t, "deletes after d3 left", deleted, "team_docs/d3")
@@ -989,7 +990,7 @@ func TestReadPathCasesTablesFilter(t *testing.T) {
 	rcModes(t, func(t *testing.T, app bool) {
 		e := rpStart(t, rpOptions{app: app})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO categories VALUES ('work', 'Work')`)
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('work', 'Work')`)
 		e.caughtUp()
 		alice := e.client("alice", "phone")
 		alice.snapshot(10)
@@ -1005,7 +1006,7 @@ func TestReadPathCasesTablesFilter(t *testing.T) {
 			`DELETE FROM lists WHERE id = 12`,
 			`INSERT INTO lists (id, user_id, name) VALUES (13, 'bob', 'not alice''s')`,
 		} {
-			rpExec(t, db, stmt)
+			pgtest.Exec(t, db, stmt)
 		}
 		e.caughtUp()
 		entries := rcEntries(alice, cp0)
@@ -1112,10 +1113,10 @@ func TestReadPathCasesPaging(t *testing.T) {
 				t.Errorf("%s: %d entries paged, want %d", what, total, wantEntries)
 			}
 		}
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) SELECT g, 'alice', 'l' || g FROM generate_series(1, 23) g`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) SELECT g, 'alice', 'l' || g FROM generate_series(1, 23) g`)
 		e.caughtUp()
 		pageThrough("23 entries by 5", 5, 23)
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) SELECT g, 'alice', 'l' || g FROM generate_series(24, 33) g`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) SELECT g, 'alice', 'l' || g FROM generate_series(24, 33) g`)
 		e.caughtUp()
 		pageThrough("10 entries by 5", 5, 10)
 		rpSameRows(t, "alice after paging", alice.rows, e.expected("alice"))
@@ -1135,7 +1136,7 @@ func TestReadPathCasesPaging(t *testing.T) {
 			`UPDATE lists SET deleted_at = now() WHERE id = 502`,
 			`UPDATE lists SET name = 'v3' WHERE id = 500`,
 		} {
-			rpExec(t, db, stmt)
+			pgtest.Exec(t, db, stmt)
 		}
 		e.caughtUp()
 		prev := alice.checkpoint
@@ -1171,7 +1172,7 @@ func TestReadPathCasesPaging(t *testing.T) {
 
 		// Default limit 100, maximum 1000: 1300 entries come as 100, 100,
 		// 1000 and 100.
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) SELECT g, 'alice', 'bulk' FROM generate_series(1000, 2299) g`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) SELECT g, 'alice', 'bulk' FROM generate_series(1000, 2299) g`)
 		e.caughtUp()
 		for _, c := range []struct {
 			limit, entries int
@@ -1284,7 +1285,7 @@ func TestReadPathCasesRetention(t *testing.T) {
 		rec := &rcRecorder{}
 		e := rpStart(t, rpOptions{app: app, config: func(c *synchro.Config) { rec.hooks(&c.Hooks) }})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
 		e.caughtUp()
 
 		// Boundary 0: checkpoint 0 is at the boundary.
@@ -1295,11 +1296,11 @@ func TestReadPathCasesRetention(t *testing.T) {
 		}
 
 		for i := 3; i <= 10; i++ {
-			rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'x')`, i)
+			pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'x')`, i)
 		}
 		e.caughtUp()
 		boundary := rcMaxSeq(e) - 3
-		rpExec(t, db, `UPDATE synchro.compaction SET boundary_seq = $1`, boundary)
+		pgtest.Exec(t, db, `UPDATE synchro.compaction SET boundary_seq = $1`, boundary)
 
 		at, below := e.client("alice", "at"), e.client("alice", "below")
 		at.snapshot(10)
@@ -1336,11 +1337,11 @@ func TestReadPathCasesRetention(t *testing.T) {
 
 		// The changelog up to the boundary removed: a new snapshot starts
 		// at the boundary at least, and pulls go on from it.
-		rpExec(t, db, `UPDATE lists SET name = 'late' WHERE id = 1`)
+		pgtest.Exec(t, db, `UPDATE lists SET name = 'late' WHERE id = 1`)
 		e.caughtUp()
 		high := rcMaxSeq(e)
-		rpExec(t, db, `UPDATE synchro.compaction SET boundary_seq = $1`, high)
-		rpExec(t, db, `DELETE FROM synchro.changelog WHERE seq <= $1`, high)
+		pgtest.Exec(t, db, `UPDATE synchro.compaction SET boundary_seq = $1`, high)
+		pgtest.Exec(t, db, `DELETE FROM synchro.changelog WHERE seq <= $1`, high)
 		below.snapshot(1)
 		if below.checkpoint < high {
 			t.Errorf("snapshot after compaction: checkpoint %d, below the boundary %d", below.checkpoint, high)
@@ -1349,7 +1350,7 @@ func TestReadPathCasesRetention(t *testing.T) {
 		if resp := below.pull(100); resp.SnapshotRequired {
 			t.Fatalf("pull after the new snapshot: snapshot required")
 		}
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (11, 'alice', 'after'); UPDATE lists SET name = 'later' WHERE id = 2`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (11, 'alice', 'after'); UPDATE lists SET name = 'later' WHERE id = 2`)
 		e.caughtUp()
 		rcPullAll(below, 1)
 		rpSameRows(t, "alice after pulls past the boundary", below.rows, e.expected("alice"))
@@ -1367,7 +1368,7 @@ func TestReadPathCasesCheckpointAhead(t *testing.T) {
 		rec := &rcRecorder{}
 		e := rpStart(t, rpOptions{app: app, config: func(c *synchro.Config) { rec.hooks(&c.Hooks) }})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
 		e.caughtUp()
 		alice := e.client("alice", "phone")
 		alice.snapshot(10)
@@ -1397,21 +1398,21 @@ func TestReadPathCasesCheckpointAhead(t *testing.T) {
 		// snapshot checkpoint back at backup), while the device holds a
 		// checkpoint from after it. New changes then take the lost seqs.
 		backup := alice.checkpoint
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (3, 'alice', 'c'), (4, 'alice', 'd'), (5, 'alice', 'e')`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (3, 'alice', 'c'), (4, 'alice', 'd'), (5, 'alice', 'e')`)
 		e.caughtUp()
 		alice.pullAll(100)
 		held := alice.checkpoint
 		// A checkpoint the server handed out but the client row no longer
 		// records (two pulls of the device at once, the one from the older
 		// checkpoint recorded last) is not ahead.
-		rpExec(t, db, `UPDATE synchro.clients SET last_pull_seq = snapshot_seq, acked_seq = snapshot_seq WHERE client_id = 'phone'`)
+		pgtest.Exec(t, db, `UPDATE synchro.clients SET last_pull_seq = snapshot_seq, acked_seq = snapshot_seq WHERE client_id = 'phone'`)
 		if resp, err := rcPullAt(alice, held, 100); err != nil || resp.SnapshotRequired {
 			t.Fatalf("pull from %d, delivered but no longer recorded: %+v, %v", held, resp, err)
 		}
-		rpExec(t, db, `DELETE FROM synchro.changelog WHERE seq > $1`, backup)
-		rpExec(t, db, fmt.Sprintf(`ALTER TABLE synchro.changelog ALTER COLUMN seq RESTART WITH %d`, backup+1))
-		rpExec(t, db, `UPDATE synchro.clients SET snapshot_seq = $1, last_pull_seq = $1, acked_seq = $1 WHERE client_id = 'phone'`, backup)
-		rpExec(t, db, `UPDATE lists SET name = 'after the restore' WHERE id = 1; INSERT INTO lists (id, user_id, name) VALUES (6, 'alice', 'f')`)
+		pgtest.Exec(t, db, `DELETE FROM synchro.changelog WHERE seq > $1`, backup)
+		pgtest.Exec(t, db, fmt.Sprintf(`ALTER TABLE synchro.changelog ALTER COLUMN seq RESTART WITH %d`, backup+1))
+		pgtest.Exec(t, db, `UPDATE synchro.clients SET snapshot_seq = $1, last_pull_seq = $1, acked_seq = $1 WHERE client_id = 'phone'`, backup)
+		pgtest.Exec(t, db, `UPDATE lists SET name = 'after the restore' WHERE id = 1; INSERT INTO lists (id, user_id, name) VALUES (6, 'alice', 'f')`)
 		e.caughtUp()
 		if rcMaxSeq(e) >= held {
 			t.Fatalf("the new changes reached the held checkpoint %d (newest %d): the case needs fewer", held, rcMaxSeq(e))
@@ -1432,7 +1433,7 @@ func TestReadPathCasesSnapshotCursor(t *testing.T) {
 	rcModes(t, func(t *testing.T, app bool) {
 		e := rpStart(t, rpOptions{app: app})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO categories VALUES ('a', 'A'), ('b', 'B');
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('a', 'A'), ('b', 'B');
 INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'l1'), (2, 'alice', 'l2'), (3, 'alice', 'l3'), (4, 'bob', 'l4');
 INSERT INTO items (id, list_id, title) VALUES ('`+rcUUID(1)+`', 1, 'i1'), ('`+rcUUID(2)+`', 2, 'i2'), ('`+rcUUID(3)+`', 4, 'i3');
 INSERT INTO notes VALUES ('n1', '`+rcUUID(1)+`', 'x');
@@ -1528,7 +1529,7 @@ INSERT INTO tips VALUES (1, NULL, 't'), (2, 'alice', 'u')`)
 		for _, r := range p.Records {
 			live.rows[r.TableName+"/"+r.ID] = r.Data
 		}
-		rpExec(t, db, `UPDATE categories SET name = 'A2' WHERE id = 'a'; INSERT INTO lists (id, user_id, name) VALUES (7, 'alice', 'l7');
+		pgtest.Exec(t, db, `UPDATE categories SET name = 'A2' WHERE id = 'a'; INSERT INTO lists (id, user_id, name) VALUES (7, 'alice', 'l7');
 DELETE FROM lists WHERE id = 2; UPDATE items SET title = 'moved in' WHERE id = '`+rcUUID(3)+`';
 UPDATE items SET list_id = 1 WHERE id = '`+rcUUID(3)+`'; UPDATE tips SET user_id = 'bob' WHERE id = 2`)
 		e.caughtUp()
@@ -1560,7 +1561,7 @@ UPDATE items SET list_id = 1 WHERE id = '`+rcUUID(3)+`'; UPDATE tips SET user_id
 		if err != nil || a.Cursor == nil {
 			t.Fatalf("snapshot A: %+v, %v", a, err)
 		}
-		rpExec(t, db, `INSERT INTO categories VALUES ('c', 'C')`)
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c', 'C')`)
 		e.caughtUp()
 		b, err := rcSnapPage(tab, nil, 1)
 		if err != nil || b.Cursor == nil {
@@ -1649,7 +1650,7 @@ func TestReadPathCasesWideSyncColumns(t *testing.T) {
 		e := rpStart(t, rpOptions{app: app, schema: schema.String(), registry: registry()})
 		db := e.db.Super
 		for _, table := range []string{"wide_a", "wide_b"} {
-			rpExec(t, db, fmt.Sprintf(`INSERT INTO %s SELECT g, CASE WHEN g < 5 THEN 'alice' ELSE 'bob' END, %s FROM generate_series(1, 6) g`,
+			pgtest.Exec(t, db, fmt.Sprintf(`INSERT INTO %s SELECT g, CASE WHEN g < 5 THEN 'alice' ELSE 'bob' END, %s FROM generate_series(1, 6) g`,
 				table, strings.Join(values, ", ")))
 		}
 		e.caughtUp()
@@ -1690,7 +1691,7 @@ func TestReadPathCasesWideSyncColumns(t *testing.T) {
 		}
 		rpSameRows(t, "alice after snapshot", alice.rows, expected())
 
-		rpExec(t, db, `UPDATE wide_a SET c05 = c05 || '!', c25 = -c25, c55 = NULL, c66 = 1234.5 WHERE id IN (1, 2);
+		pgtest.Exec(t, db, `UPDATE wide_a SET c05 = c05 || '!', c25 = -c25, c55 = NULL, c66 = 1234.5 WHERE id IN (1, 2);
 UPDATE wide_b SET c11 = 'changed', c60 = '{"deep": {"x": [1, 2, 3]}}', c10 = 'unsynced' WHERE id = 3;
 UPDATE wide_a SET c68 = 0 WHERE id = 4;
 UPDATE wide_a SET user_id = 'alice' WHERE id = 5`)
@@ -1714,7 +1715,7 @@ func TestReadPathCasesSnapshotOrder(t *testing.T) {
 		uuids := []string{"f0000000-0000-4000-8000-000000000000", "0a000000-0000-4000-8000-000000000000",
 			"a0000000-0000-4000-8000-000000000000", "10000000-0000-4000-8000-000000000000",
 			"0b000000-0000-4000-8000-000000000001", "0b000000-0000-4000-8000-000000000000"}
-		rpExec(t, db, `INSERT INTO categories VALUES ('b', 'B'), ('a', 'A'), ('a2', 'A2'), ('C', 'C'), ('10', 'ten'), ('9', 'nine');
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('b', 'B'), ('a', 'A'), ('a2', 'A2'), ('C', 'C'), ('10', 'ten'), ('9', 'nine');
 INSERT INTO lists (id, user_id, name) VALUES (100, 'alice', 'x'), (2, 'alice', 'x'), (10, 'alice', 'x'), (1, 'alice', 'x'),
  (9, 'alice', 'x'), (3, 'bob', 'x'), (1000000000000, 'alice', 'big');
 INSERT INTO lists (id, user_id, name, deleted_at) VALUES (5, 'alice', 'soft', now());
@@ -1781,7 +1782,7 @@ func TestReadPathCasesSnapshotEmptyKey(t *testing.T) {
 	rcModes(t, func(t *testing.T, app bool) {
 		e := rpStart(t, rpOptions{app: app})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO categories VALUES ('', 'empty'), ('a', 'A'), ('b', 'B');
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('', 'empty'), ('a', 'A'), ('b', 'B');
 INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'l1');
 INSERT INTO items (id, list_id, title) VALUES ('`+rcUUID(1)+`', 1, 'i1');
 INSERT INTO notes VALUES ('', '`+rcUUID(1)+`', 'e'), ('n', '`+rcUUID(1)+`', 'x');
@@ -1839,12 +1840,12 @@ func TestReadPathCasesHooksAndErrors(t *testing.T) {
 		rec := &rcRecorder{}
 		e := rpStart(t, rpOptions{app: app, config: func(c *synchro.Config) { rec.hooks(&c.Hooks) }})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a'), (2, 'alice', 'b')`)
 		e.caughtUp()
 		alice := e.client("alice", "phone")
 		alice.snapshot(10)
 
-		rpExec(t, db, `UPDATE lists SET name = 'a2' WHERE id = 1; DELETE FROM lists WHERE id = 2; INSERT INTO lists (id, user_id, name) VALUES (3, 'alice', 'c')`)
+		pgtest.Exec(t, db, `UPDATE lists SET name = 'a2' WHERE id = 1; DELETE FROM lists WHERE id = 2; INSERT INTO lists (id, user_id, name) VALUES (3, 'alice', 'c')`)
 		e.caughtUp()
 		resp := alice.pull(100)
 		if len(resp.Changes) != 2 || len(resp.Deletes) != 1 {
@@ -1862,7 +1863,7 @@ func TestReadPathCasesHooksAndErrors(t *testing.T) {
 		}
 
 		// A deactivated client.
-		rpExec(t, db, `UPDATE synchro.clients SET is_active = false WHERE user_id = 'alice' AND client_id = 'phone'`)
+		pgtest.Exec(t, db, `UPDATE synchro.clients SET is_active = false WHERE user_id = 'alice' AND client_id = 'phone'`)
 		_, pulls := rec.lastPull()
 		if _, err := alice.pullErr(100); !errors.Is(err, synchro.ErrStaleClient) {
 			t.Errorf("pull of a deactivated client refused by the hook: %v, want ErrStaleClient", err)
@@ -1885,11 +1886,11 @@ func TestReadPathCasesHooksAndErrors(t *testing.T) {
 			t.Errorf("OnStaleClient called %d times, want 2", n)
 		}
 		// A client that has not synced within the threshold.
-		rpExec(t, db, `UPDATE synchro.clients SET last_sync_at = now() - interval '30 days' WHERE user_id = 'alice' AND client_id = 'phone'`)
+		pgtest.Exec(t, db, `UPDATE synchro.clients SET last_sync_at = now() - interval '30 days' WHERE user_id = 'alice' AND client_id = 'phone'`)
 		if _, err := alice.pullErr(100); !errors.Is(err, synchro.ErrStaleClient) {
 			t.Errorf("pull of a client silent for 30 days: %v, want ErrStaleClient", err)
 		}
-		rpExec(t, db, `UPDATE synchro.clients SET last_sync_at = now() WHERE user_id = 'alice' AND client_id = 'phone'`)
+		pgtest.Exec(t, db, `UPDATE synchro.clients SET last_sync_at = now() WHERE user_id = 'alice' AND client_id = 'phone'`)
 
 		// Unregistered clients.
 		v, h := e.schema()
@@ -1977,7 +1978,7 @@ func TestReadPathCasesOwnershipResolver(t *testing.T) {
 			c.Ownership = res
 		}})
 		db := e.db.Super
-		rpExec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
+		pgtest.Exec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
 INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a1'), (2, 'bob', 'b2'), (3, 'alice', 'hidden a3'), (4, NULL, 'nobody');
 INSERT INTO items (id, list_id, title) VALUES ('`+rcUUID(1)+`', 1, 'i1'), ('`+rcUUID(2)+`', 2, 'i2'), ('`+rcUUID(3)+`', 3, 'i3');
 INSERT INTO notes VALUES ('n1', '`+rcUUID(1)+`', 'x'), ('n2', '`+rcUUID(2)+`', 'y');
@@ -1991,7 +1992,7 @@ INSERT INTO tips VALUES (1, NULL, 'all'), (2, 'bob', 'b'), (3, 'alice', 'a')`)
 		if res.calls.Load() == 0 {
 			t.Fatalf("the custom OwnershipResolver was never asked")
 		}
-		rpExec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 1; UPDATE lists SET name = 'b2 edited' WHERE id = 2;
+		pgtest.Exec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 1; UPDATE lists SET name = 'b2 edited' WHERE id = 2;
 INSERT INTO lists (id, user_id, name) VALUES (5, 'alice', 'a5');
 UPDATE items SET list_id = 5 WHERE id = '`+rcUUID(2)+`';
 UPDATE lists SET user_id = 'alice' WHERE id = 4`)
@@ -2010,7 +2011,7 @@ UPDATE lists SET user_id = 'alice' WHERE id = 4`)
 		tab := se.client("alice", "tab")
 		tab.snapshot(1)
 		rpSameRows(t, "alice with the strict resolver", tab.rows, want)
-		rpExec(t, db, `UPDATE lists SET name = 'hidden a5' WHERE id = 5; UPDATE lists SET name = 'shown' WHERE id = 3`)
+		pgtest.Exec(t, db, `UPDATE lists SET name = 'hidden a5' WHERE id = 5; UPDATE lists SET name = 'shown' WHERE id = 3`)
 		e.caughtUp()
 		_, deleted := rcFinal(rcPullAll(tab, 1))
 		rcHas(t, "deletes with the strict resolver", deleted, "lists/5")
@@ -2043,13 +2044,13 @@ func TestReadPathCasesConsumerLag(t *testing.T) {
 				}
 			}})
 			db := e.db.Super
-			rpExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'ALICEONLY'), (2, 'alice', 'ALICEONLY');
+			pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'ALICEONLY'), (2, 'alice', 'ALICEONLY');
 INSERT INTO items (id, list_id, title) VALUES ('`+rcUUID(1)+`', 1, 'ALICEONLY'), ('`+rcUUID(2)+`', 2, 'ALICEONLY')`)
 			e.caughtUp()
 			alice, bob := e.client("alice", "phone"), e.client("bob", "phone")
 			alice.snapshot(10)
 			bob.snapshot(10)
-			rpExec(t, db, `UPDATE lists SET name = 'ALICEONLY renamed' WHERE id = 1; UPDATE items SET title = 'ALICEONLY renamed'`)
+			pgtest.Exec(t, db, `UPDATE lists SET name = 'ALICEONLY renamed' WHERE id = 1; UPDATE items SET title = 'ALICEONLY renamed'`)
 			e.caughtUp()
 
 			hold, err := db.BeginTx(context.Background(), nil)
@@ -2060,11 +2061,11 @@ INSERT INTO items (id, list_id, title) VALUES ('`+rcUUID(1)+`', 1, 'ALICEONLY'),
 			if _, err := hold.Exec(`LOCK TABLE synchro.changelog IN SHARE ROW EXCLUSIVE MODE`); err != nil {
 				t.Fatal(err)
 			}
-			rpExec(t, db, `UPDATE lists SET user_id = 'bob', name = 'BOBONLY' WHERE id = 1; UPDATE items SET title = 'BOBONLY' WHERE list_id = 1`)
-			e.waitFor("the consumer to wait for the changelog", func() bool {
+			pgtest.Exec(t, db, `UPDATE lists SET user_id = 'bob', name = 'BOBONLY' WHERE id = 1; UPDATE items SET title = 'BOBONLY' WHERE list_id = 1`)
+			pgtest.WaitFor(t, "the consumer to wait for the changelog", rpTimeout, func() (bool, string) {
 				var waiting bool
 				err := db.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'synchro.changelog'::regclass AND NOT granted)`).Scan(&waiting)
-				return err == nil && waiting
+				return err == nil && waiting, fmt.Sprint(err)
 			})
 
 			pages := rcPullAll(alice, 1)

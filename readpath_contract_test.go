@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // TestReadPathContractColumns checks that snapshots and pulls deliver
@@ -83,7 +84,7 @@ INSERT INTO soft (id, user_id, note, secret) VALUES (1, 'alice', 'n1', 's');`})
 		}
 
 		c.checkpoint = snap.Checkpoint
-		rpExec(t, e.db.Super, `UPDATE plain SET body = 'b2'; UPDATE partial SET title = 't2'; UPDATE soft SET note = 'n2'`)
+		pgtest.Exec(t, e.db.Super, `UPDATE plain SET body = 'b2'; UPDATE partial SET title = 't2'; UPDATE soft SET note = 'n2'`)
 		e.caughtUp()
 		resp := c.pull(100)
 		if len(resp.Changes) != 3 {

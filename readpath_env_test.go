@@ -93,9 +93,9 @@ func rpStart(t testing.TB, o rpOptions) *rpEnv {
 	if reg == nil {
 		reg = rpRegistry()
 	}
-	rpExec(t, db.Super, schema)
+	pgtest.Exec(t, db.Super, schema)
 	for _, stmt := range synchro.GenerateRLSPolicies(reg) {
-		rpExec(t, db.Super, stmt)
+		pgtest.Exec(t, db.Super, stmt)
 	}
 	e := &rpEnv{t: t, db: db, reg: reg, slot: "s_" + strings.ReplaceAll(db.Name, "-", "_")}
 	conn := db.Super
@@ -137,17 +137,18 @@ func rpStart(t testing.TB, o rpOptions) *rpEnv {
 			t.Errorf("the consumer did not stop within 30s")
 		}
 	})
-	e.waitFor("the consumer to stream", e.streaming)
+	pgtest.WaitFor(t, "the consumer to stream", rpTimeout, e.streaming)
 	return e
 }
 
-// streaming reports whether the consumer streams from its slot.
-func (e *rpEnv) streaming() bool {
+// streaming reports whether the consumer streams from its slot, and what
+// it found.
+func (e *rpEnv) streaming() (bool, string) {
 	var active bool
 	err := e.db.Super.QueryRow(`
 SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
   FROM pg_replication_slots s WHERE s.slot_name = $1`, e.slot).Scan(&active)
-	return err == nil && active
+	return err == nil && active, fmt.Sprintf("streaming %v, %v", active, err)
 }
 
 func cmpOr(a, b string) string {
@@ -157,25 +158,8 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// rpExec runs statements, failing the test on error.
-func rpExec(t testing.TB, db *sql.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.Exec(q, args...); err != nil {
-		t.Fatalf("exec %q: %v", q, err)
-	}
-}
-
-// waitFor polls cond under a deadline.
-func (e *rpEnv) waitFor(what string, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition under a deadline
-	}
-}
+// rpTimeout bounds the waits of the read path tests.
+const rpTimeout = 30 * time.Second
 
 // caughtUp waits until the consumer has written every change committed
 // before the call to the changelog: the slot confirms up to the current WAL
@@ -183,14 +167,12 @@ func (e *rpEnv) waitFor(what string, cond func() bool) {
 func (e *rpEnv) caughtUp() {
 	e.t.Helper()
 	var target string
-	if err := e.db.Super.QueryRow(`SELECT pg_current_wal_insert_lsn()::text`).Scan(&target); err != nil {
-		e.t.Fatal(err)
-	}
-	e.waitFor("the consumer to catch up with "+target, func() bool {
+	pgtest.QueryRow(e.t, e.db.Super, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&target)
+	pgtest.WaitFor(e.t, "the consumer to catch up with "+target, rpTimeout, func() (bool, string) {
 		var ok bool
 		err := e.db.Super.QueryRow(`SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1`,
 			e.slot, target).Scan(&ok)
-		return err == nil && ok
+		return err == nil && ok, fmt.Sprintf("caught up %v, %v", ok, err)
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // This file holds a model-based convergence test of the read path: random
@@ -201,7 +202,8 @@ type mdSnap struct {
 
 // mdDB is what both *sql.DB and *sql.Tx offer.
 type mdDB interface {
-	Exec(string, ...any) (sql.Result, error)
+	pgtest.Execer
+	pgtest.Querier
 	Query(string, ...any) (*sql.Rows, error)
 	QueryRow(string, ...any) *sql.Row
 }
@@ -368,20 +370,9 @@ func (m *mdModel) ids(x mdDB, q string, args ...any) []string {
 	return out
 }
 
-func (m *mdModel) exec(x mdDB, q string, args ...any) {
-	m.t.Helper()
-	if _, err := x.Exec(q, args...); err != nil {
-		m.fatalf("exec %q %v: %v", q, args, err)
-	}
-}
-
 func (m *mdModel) count(x mdDB, table string) int {
 	m.t.Helper()
-	var n int
-	if err := x.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
-		m.fatalf("count %s: %v", table, err)
-	}
-	return n
+	return pgtest.Count(m.t, x, `SELECT count(*) FROM `+table)
 }
 
 // randomStep runs one step of the model.
@@ -451,7 +442,7 @@ func (m *mdModel) sqlOp(x mdDB) string {
 		return m.sqlTip(x)
 	}
 	table := []string{"notes", "tips"}[m.rng.IntN(2)]
-	m.exec(x, `TRUNCATE `+table)
+	pgtest.Exec(m.t, x, `TRUNCATE `+table)
 	m.stats["truncate"]++
 	return "TRUNCATE " + table
 }
@@ -470,15 +461,15 @@ func (m *mdModel) sqlCategory(x mdDB) string {
 	switch op {
 	case 0:
 		id, name := m.newID("categories"), m.word()
-		m.exec(x, `INSERT INTO categories (id, name) VALUES ($1, $2)`, id, name)
+		pgtest.Exec(m.t, x, `INSERT INTO categories (id, name) VALUES ($1, $2)`, id, name)
 		return "insert categories/" + id
 	case 1:
 		id, name := m.pick(all), m.word()
-		m.exec(x, `UPDATE categories SET name = $2 WHERE id = $1`, id, name)
+		pgtest.Exec(m.t, x, `UPDATE categories SET name = $2 WHERE id = $1`, id, name)
 		return "update categories/" + id
 	}
 	id := m.pick(all)
-	m.exec(x, `DELETE FROM categories WHERE id = $1`, id)
+	pgtest.Exec(m.t, x, `DELETE FROM categories WHERE id = $1`, id)
 	return "delete categories/" + id
 }
 
@@ -493,42 +484,42 @@ func (m *mdModel) sqlList(x mdDB) string {
 	switch op {
 	case 0:
 		id, owner, name := m.insertID(x, "lists"), m.owner(), m.word()
-		m.exec(x, `INSERT INTO lists (id, user_id, name) VALUES ($1, $2, $3)`, id, owner, name)
+		pgtest.Exec(m.t, x, `INSERT INTO lists (id, user_id, name) VALUES ($1, $2, $3)`, id, owner, name)
 		return fmt.Sprintf("insert lists/%s owner %s", id, mdFmtOwner(owner))
 	case 1:
 		id, name := m.pick(all), m.word()
-		m.exec(x, `UPDATE lists SET name = $2, updated_at = now() WHERE id = $1`, id, name)
+		pgtest.Exec(m.t, x, `UPDATE lists SET name = $2, updated_at = now() WHERE id = $1`, id, name)
 		return "update lists/" + id
 	case 2:
 		id, owner := m.pick(all), m.owner()
-		m.exec(x, `UPDATE lists SET user_id = $2 WHERE id = $1`, id, owner)
+		pgtest.Exec(m.t, x, `UPDATE lists SET user_id = $2 WHERE id = $1`, id, owner)
 		return fmt.Sprintf("owner lists/%s -> %s", id, mdFmtOwner(owner))
 	case 3:
 		from, to := mdUsers[m.rng.IntN(len(mdUsers))].user, m.owner()
-		m.exec(x, `UPDATE lists SET user_id = $2 WHERE user_id = $1`, from, to)
+		pgtest.Exec(m.t, x, `UPDATE lists SET user_id = $2 WHERE user_id = $1`, from, to)
 		return fmt.Sprintf("owner of every list of %s -> %s", from, mdFmtOwner(to))
 	case 4:
 		id := m.pick(m.ids(x, `SELECT id::text FROM lists WHERE deleted_at IS NULL ORDER BY id`))
 		if id == "" {
 			id = m.pick(all)
 		}
-		m.exec(x, `UPDATE lists SET deleted_at = now() WHERE id = $1`, id)
+		pgtest.Exec(m.t, x, `UPDATE lists SET deleted_at = now() WHERE id = $1`, id)
 		return "soft delete lists/" + id
 	case 5:
 		id := m.pick(m.ids(x, `SELECT id::text FROM lists WHERE deleted_at IS NOT NULL ORDER BY id`))
 		if id == "" {
 			id = m.pick(all)
 		}
-		m.exec(x, `UPDATE lists SET deleted_at = NULL WHERE id = $1`, id)
+		pgtest.Exec(m.t, x, `UPDATE lists SET deleted_at = NULL WHERE id = $1`, id)
 		return "resurrect lists/" + id
 	case 6:
 		id := m.pick(all)
-		m.exec(x, `DELETE FROM lists WHERE id = $1`, id)
+		pgtest.Exec(m.t, x, `DELETE FROM lists WHERE id = $1`, id)
 		return "hard delete lists/" + id + " (cascade)"
 	}
 	id, owner, name := m.pick(all), m.owner(), m.word()
-	m.exec(x, `DELETE FROM lists WHERE id = $1`, id)
-	m.exec(x, `INSERT INTO lists (id, user_id, name) VALUES ($1, $2, $3)`, id, owner, name)
+	pgtest.Exec(m.t, x, `DELETE FROM lists WHERE id = $1`, id)
+	pgtest.Exec(m.t, x, `INSERT INTO lists (id, user_id, name) VALUES ($1, $2, $3)`, id, owner, name)
 	return fmt.Sprintf("delete and reinsert lists/%s owner %s", id, mdFmtOwner(owner))
 }
 
@@ -560,37 +551,37 @@ func (m *mdModel) sqlItem(x mdDB) string {
 	switch op {
 	case 0:
 		id, list, title, secret := m.insertID(x, "items"), m.parent(x, `SELECT id::text FROM lists ORDER BY id`), m.word(), m.word()
-		m.exec(x, `INSERT INTO items (id, list_id, title, secret) VALUES ($1, $2, $3, $4)`, id, list, title, secret)
+		pgtest.Exec(m.t, x, `INSERT INTO items (id, list_id, title, secret) VALUES ($1, $2, $3, $4)`, id, list, title, secret)
 		return fmt.Sprintf("insert items/%s list %s", id, mdFmtParent(list))
 	case 1:
 		id, title := m.pick(all), m.word()
-		m.exec(x, `UPDATE items SET title = $2, updated_at = now() WHERE id = $1`, id, title)
+		pgtest.Exec(m.t, x, `UPDATE items SET title = $2, updated_at = now() WHERE id = $1`, id, title)
 		return "update items/" + id
 	case 2:
 		id, secret := m.pick(all), m.word()
-		m.exec(x, `UPDATE items SET secret = $2 WHERE id = $1`, id, secret)
+		pgtest.Exec(m.t, x, `UPDATE items SET secret = $2 WHERE id = $1`, id, secret)
 		return "update secret of items/" + id
 	case 3:
 		id, list := m.pick(all), m.parent(x, `SELECT id::text FROM lists ORDER BY id`)
-		m.exec(x, `UPDATE items SET list_id = $2 WHERE id = $1`, id, list)
+		pgtest.Exec(m.t, x, `UPDATE items SET list_id = $2 WHERE id = $1`, id, list)
 		return fmt.Sprintf("move items/%s to list %s", id, mdFmtParent(list))
 	case 4:
 		id := m.pick(m.ids(x, `SELECT id::text FROM items WHERE deleted_at IS NULL ORDER BY id`))
 		if id == "" {
 			id = m.pick(all)
 		}
-		m.exec(x, `UPDATE items SET deleted_at = now() WHERE id = $1`, id)
+		pgtest.Exec(m.t, x, `UPDATE items SET deleted_at = now() WHERE id = $1`, id)
 		return "soft delete items/" + id
 	case 5:
 		id := m.pick(m.ids(x, `SELECT id::text FROM items WHERE deleted_at IS NOT NULL ORDER BY id`))
 		if id == "" {
 			id = m.pick(all)
 		}
-		m.exec(x, `UPDATE items SET deleted_at = NULL WHERE id = $1`, id)
+		pgtest.Exec(m.t, x, `UPDATE items SET deleted_at = NULL WHERE id = $1`, id)
 		return "resurrect items/" + id
 	}
 	id := m.pick(all)
-	m.exec(x, `DELETE FROM items WHERE id = $1`, id)
+	pgtest.Exec(m.t, x, `DELETE FROM items WHERE id = $1`, id)
 	return "hard delete items/" + id + " (cascade)"
 }
 
@@ -605,19 +596,19 @@ func (m *mdModel) sqlNote(x mdDB) string {
 	switch op {
 	case 0:
 		id, item, body := m.insertID(x, "notes"), m.parent(x, `SELECT id::text FROM items ORDER BY id`), m.word()
-		m.exec(x, `INSERT INTO notes (id, item_id, body) VALUES ($1, $2, $3)`, id, item, body)
+		pgtest.Exec(m.t, x, `INSERT INTO notes (id, item_id, body) VALUES ($1, $2, $3)`, id, item, body)
 		return fmt.Sprintf("insert notes/%s item %s", id, mdFmtParent(item))
 	case 1:
 		id, body := m.pick(all), m.word()
-		m.exec(x, `UPDATE notes SET body = $2 WHERE id = $1`, id, body)
+		pgtest.Exec(m.t, x, `UPDATE notes SET body = $2 WHERE id = $1`, id, body)
 		return "update notes/" + id
 	case 2:
 		id, item := m.pick(all), m.parent(x, `SELECT id::text FROM items ORDER BY id`)
-		m.exec(x, `UPDATE notes SET item_id = $2 WHERE id = $1`, id, item)
+		pgtest.Exec(m.t, x, `UPDATE notes SET item_id = $2 WHERE id = $1`, id, item)
 		return fmt.Sprintf("move notes/%s to item %s", id, mdFmtParent(item))
 	}
 	id := m.pick(all)
-	m.exec(x, `DELETE FROM notes WHERE id = $1`, id)
+	pgtest.Exec(m.t, x, `DELETE FROM notes WHERE id = $1`, id)
 	return "delete notes/" + id
 }
 
@@ -632,19 +623,19 @@ func (m *mdModel) sqlTip(x mdDB) string {
 	switch op {
 	case 0:
 		id, owner, body := m.insertID(x, "tips"), m.owner(), m.word()
-		m.exec(x, `INSERT INTO tips (id, user_id, body) VALUES ($1, $2, $3)`, id, owner, body)
+		pgtest.Exec(m.t, x, `INSERT INTO tips (id, user_id, body) VALUES ($1, $2, $3)`, id, owner, body)
 		return fmt.Sprintf("insert tips/%s owner %s", id, mdFmtOwner(owner))
 	case 1:
 		id, body := m.pick(all), m.word()
-		m.exec(x, `UPDATE tips SET body = $2 WHERE id = $1`, id, body)
+		pgtest.Exec(m.t, x, `UPDATE tips SET body = $2 WHERE id = $1`, id, body)
 		return "update tips/" + id
 	case 2:
 		id, owner := m.pick(all), m.owner()
-		m.exec(x, `UPDATE tips SET user_id = $2 WHERE id = $1`, id, owner)
+		pgtest.Exec(m.t, x, `UPDATE tips SET user_id = $2 WHERE id = $1`, id, owner)
 		return fmt.Sprintf("owner tips/%s -> %s", id, mdFmtOwner(owner))
 	}
 	id := m.pick(all)
-	m.exec(x, `DELETE FROM tips WHERE id = $1`, id)
+	pgtest.Exec(m.t, x, `DELETE FROM tips WHERE id = $1`, id)
 	return "delete tips/" + id
 }
 
@@ -1466,7 +1457,7 @@ func (m *mdModel) finish() {
 func TestReadPathSnapshotRetriedLastPage(t *testing.T) {
 	t.Parallel()
 	e := rpStart(t, rpOptions{})
-	rpExec(t, e.db.Super, `INSERT INTO categories VALUES ('a', 'A'), ('b', 'B')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO categories VALUES ('a', 'A'), ('b', 'B')`)
 	e.caughtUp()
 	c := e.client("alice", "phone")
 	c.snapshot(100) // the copy the client keeps while the next snapshot runs
@@ -1495,7 +1486,7 @@ func TestReadPathSnapshotRetriedLastPage(t *testing.T) {
 	}
 	// The response of the last page is lost. Rows arrive after its cursor
 	// (tips is the last table) before the client asks for it again.
-	rpExec(t, e.db.Super, `INSERT INTO tips VALUES (1, 'alice', 'x'), (2, 'alice', 'y')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO tips VALUES (1, 'alice', 'x'), (2, 'alice', 'y')`)
 	e.caughtUp()
 	resp, err := page(last)
 	if err != nil {
@@ -1631,7 +1622,7 @@ func (m *mdModel) ageStep() {
 		// Every time of activity goes back, as if the client had been
 		// idle (the engine skips writing a pull that changes nothing
 		// shortly after the last one it recorded).
-		m.exec(m.db, `
+		pgtest.Exec(m.t, m.db, `
 UPDATE synchro.clients SET last_sync_at = now() - 2 * $3::bigint * interval '1 microsecond',
        last_pull_at = CASE WHEN last_pull_at IS NOT NULL THEN now() - 2 * $3::bigint * interval '1 microsecond' END,
        last_push_at = CASE WHEN last_push_at IS NOT NULL THEN now() - 2 * $3::bigint * interval '1 microsecond' END
@@ -1657,7 +1648,7 @@ func (m *mdModel) oldSoftDeleteStep() {
 		m.logf("no live row of %s to soft-delete long ago", table)
 		return
 	}
-	m.exec(m.db, `UPDATE `+table+` SET deleted_at = now() - 2 * $2::bigint * interval '1 microsecond' WHERE id::text = $1`,
+	pgtest.Exec(m.t, m.db, `UPDATE `+table+` SET deleted_at = now() - 2 * $2::bigint * interval '1 microsecond' WHERE id::text = $1`,
 		id, mdStaleThreshold.Microseconds())
 	m.stats["sql"]++
 	m.stats["old soft delete"]++

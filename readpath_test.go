@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 func TestReadPathBasicFlow(t *testing.T) {
@@ -18,7 +19,7 @@ func TestReadPathBasicFlow(t *testing.T) {
 			t.Parallel()
 			e := rpStart(t, rpOptions{app: app})
 			db := e.db.Super
-			rpExec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
+			pgtest.Exec(t, db, `INSERT INTO categories VALUES ('work', 'Work');
 INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a1'), (2, 'bob', 'b1');
 INSERT INTO items (id, list_id, title, secret) VALUES ('00000000-0000-0000-0000-000000000001', 1, 'i1', 's'), ('00000000-0000-0000-0000-000000000002', 2, 'i2', 's');
 INSERT INTO notes VALUES ('n1', '00000000-0000-0000-0000-000000000001', 'note');
@@ -33,7 +34,7 @@ INSERT INTO tips VALUES (1, NULL, 'for all'), (2, 'bob', 'bob only')`)
 			alice.snapshot(2)
 			rpSameRows(t, "alice after snapshot", alice.rows, e.expected("alice"))
 
-			rpExec(t, db, `UPDATE lists SET name = 'a1 renamed' WHERE id = 1;
+			pgtest.Exec(t, db, `UPDATE lists SET name = 'a1 renamed' WHERE id = 1;
 INSERT INTO lists (id, user_id, name) VALUES (3, 'alice', 'a3');
 UPDATE lists SET user_id = 'alice' WHERE id = 2;
 DELETE FROM notes WHERE id = 'n1'`)
@@ -45,7 +46,7 @@ DELETE FROM notes WHERE id = 'n1'`)
 			bob.snapshot(100)
 			rpSameRows(t, "bob after snapshot", bob.rows, e.expected("bob"))
 
-			rpExec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 1; UPDATE lists SET deleted_at = now() WHERE id = 3`)
+			pgtest.Exec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 1; UPDATE lists SET deleted_at = now() WHERE id = 3`)
 			e.caughtUp()
 			alice.pullAll(3)
 			bob.pullAll(3)

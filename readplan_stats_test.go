@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/pgtest"
 	"github.com/synchrosync/synchro/internal/store"
 )
 
@@ -43,12 +44,12 @@ func newStatsFixture(t *testing.T) *statsFixture {
 	db := ptSetup(t)
 	reg := ptRegistry(t)
 	rlsApply(t, db.Super, GenerateRLSPolicies(reg))
-	ptExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 ALTER TABLE lists SET (autovacuum_enabled = false);
 ALTER TABLE items SET (autovacuum_enabled = false);
 ALTER TABLE synchro.bucket_edges SET (autovacuum_enabled = false);
 ALTER TABLE synchro.changelog SET (autovacuum_enabled = false);`)
-	ptExec(t, db.Super, fmt.Sprintf(`
+	pgtest.Exec(t, db.Super, fmt.Sprintf(`
 INSERT INTO lists (id, user_id, name) SELECT gen_random_uuid(), 'u1', 'l' FROM generate_series(1, %d);
 INSERT INTO lists (id, user_id, name) SELECT gen_random_uuid(), 'u2', 'l' FROM generate_series(1, %d);
 INSERT INTO lists (id, user_id, name) SELECT gen_random_uuid(), 'u3', 'l' FROM generate_series(1, %d);
@@ -59,8 +60,8 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELE
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELECT bucket_id, table_name, record_id, 2 FROM synchro.bucket_edges WHERE bucket_id = 'user:u1';`,
 		statsU1Lists, statsU2Lists, statsU3Lists))
 	var analysed int
-	ptScan(t, db.Super, `SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('lists', 'items', 'bucket_edges', 'changelog')
-		AND (last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)`, nil, &analysed)
+	pgtest.QueryRow(t, db.Super, `SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('lists', 'items', 'bucket_edges', 'changelog')
+		AND (last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)`).Scan(&analysed)
 	if analysed != 0 {
 		t.Fatalf("%d of the fixture's tables were analysed; the test needs them without statistics", analysed)
 	}
@@ -212,7 +213,7 @@ func TestSubscriptionAndCompactionPlansWithoutStatistics(t *testing.T) {
 	private := bucket.Client("00000000-0000-0000-0000-000000000001")
 	order := []string{"categories", "lists", "items", "notes"}
 	var maxSeq int64
-	ptScan(t, f.p.db.Super, `SELECT max(seq) FROM synchro.changelog`, nil, &maxSeq)
+	pgtest.QueryRow(t, f.p.db.Super, `SELECT max(seq) FROM synchro.changelog`).Scan(&maxSeq)
 	edgesU1 := int64(statsU1Lists)
 	cases := []planCase{
 		// u1 moves from its own bucket to u3's: deletes for its lists,

@@ -91,7 +91,7 @@ func planSetup(t *testing.T) (*pgtest.Database, *Registry, *manifest) {
 	db := ptSetup(t)
 	reg := ptRegistry(t)
 	rlsApply(t, db.Super, GenerateRLSPolicies(reg))
-	ptExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 INSERT INTO lists (id, user_id, name) SELECT md5('l' || u)::uuid, 'u' || u, 'list' FROM generate_series(1, 50) AS u;
 INSERT INTO items (id, list_id, title) SELECT gen_random_uuid(), md5('l' || u)::uuid, 'item' FROM generate_series(1, 50) AS u, generate_series(1, 200);
 ANALYZE lists, items`)
@@ -161,7 +161,7 @@ func TestSnapshotPlansAgree(t *testing.T) {
 	db, reg, m := planSetup(t)
 	ctx := t.Context()
 	// Edges as the consumer records them, and one soft-deleted item.
-	ptExec(t, db.Super, `
+	pgtest.Exec(t, db.Super, `
 INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
 SELECT 'items', i.id::text, 'user:' || l.user_id FROM items AS i JOIN lists AS l ON l.id = i.list_id;
 UPDATE items SET deleted_at = now() WHERE id = (SELECT id FROM items WHERE list_id = md5('l1')::uuid ORDER BY id LIMIT 1);

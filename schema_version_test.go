@@ -2,11 +2,10 @@ package synchro
 
 import (
 	"context"
-	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
@@ -15,7 +14,7 @@ func TestSchemaVersionBumpsAndNeverDecreases(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := pgtest.NewMigratedDatabase(t)
-	schemaTestExec(t, db.Super, `CREATE TABLE docs (id text PRIMARY KEY, user_id text NOT NULL, body text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
+	pgtest.Exec(t, db.Super, `CREATE TABLE docs (id text PRIMARY KEY, user_id text NOT NULL, body text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 
 	// Registration order does not change the hash or the version.
 	regA := NewRegistry()
@@ -37,7 +36,7 @@ func TestSchemaVersionBumpsAndNeverDecreases(t *testing.T) {
 	}
 
 	// ALTER TABLE shows up within the refresh interval, with a new version.
-	schemaTestExec(t, db.Super, `ALTER TABLE docs ADD COLUMN title text`)
+	pgtest.Exec(t, db.Super, `ALTER TABLE docs ADD COLUMN title text`)
 	v2, h2 := waitForManifestChange(t, e, h1)
 	if v2 != v1+1 || h2 == h1 {
 		t.Fatalf("after ADD COLUMN: version %d hash %q, want version %d and a new hash", v2, h2, v1+1)
@@ -51,7 +50,7 @@ func TestSchemaVersionBumpsAndNeverDecreases(t *testing.T) {
 	}
 
 	// Reverting to the first shape gives the first hash under a higher version.
-	schemaTestExec(t, db.Super, `ALTER TABLE docs DROP COLUMN title`)
+	pgtest.Exec(t, db.Super, `ALTER TABLE docs DROP COLUMN title`)
 	v3, h3 := waitForManifestChange(t, e, h2)
 	if h3 != h1 || v3 != v2+1 {
 		t.Fatalf("after revert: version %d hash %q, want version %d with hash %q", v3, h3, v2+1, h1)
@@ -79,20 +78,18 @@ func TestSchemaVersionBumpsAndNeverDecreases(t *testing.T) {
 
 func waitForManifestChange(t *testing.T, e *Engine, old string) (int64, string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * schemaRefreshInterval)
-	for {
-		v, h, err := e.CurrentSchemaManifest(t.Context())
-		if err != nil {
+	var (
+		v int64
+		h string
+	)
+	pgtest.WaitFor(t, "the manifest to change", 3*schemaRefreshInterval, func() (bool, string) {
+		var err error
+		if v, h, err = e.CurrentSchemaManifest(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if h != old {
-			return v, h
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the manifest did not change within %v", 3*schemaRefreshInterval)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition under a deadline
-	}
+		return h != old, "version " + fmt.Sprint(v)
+	})
+	return v, h
 }
 
 func columnNames(t SchemaTable) string {
@@ -107,9 +104,9 @@ func TestNewEngineRefusesUnsyncableTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.NewMigratedDatabase(t)
-	schemaTestExec(t, db.Super, `CREATE TYPE pair AS (a int, b int)`)
-	schemaTestExec(t, db.Super, `CREATE TABLE odd (id text PRIMARY KEY, user_id text, p pair)`)
-	schemaTestExec(t, db.Super, `CREATE TABLE plain (id text PRIMARY KEY, user_id text)`)
+	pgtest.Exec(t, db.Super, `CREATE TYPE pair AS (a int, b int)`)
+	pgtest.Exec(t, db.Super, `CREATE TABLE odd (id text PRIMARY KEY, user_id text, p pair)`)
+	pgtest.Exec(t, db.Super, `CREATE TABLE plain (id text PRIMARY KEY, user_id text)`)
 
 	tests := []struct {
 		name     string
@@ -178,12 +175,5 @@ func TestNewEngineConfigErrors(t *testing.T) {
 	}
 	if _, err := NewEngine(Config{DB: db.Super, Registry: reg}); !errors.Is(err, ErrInvalidPushPolicy) {
 		t.Errorf("invalid registry error %v does not wrap the Validate sentinel", err)
-	}
-}
-
-func schemaTestExec(t testing.TB, db *sql.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
 	}
 }

@@ -38,7 +38,7 @@ func (s *syncBuffer) String() string {
 func TestNewEngineWithoutMigrations(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	ptExec(t, db.Super, ptSchema)
+	pgtest.Exec(t, db.Super, ptSchema)
 	_, err := NewEngine(Config{DB: db.Super, Registry: ptRegistry(t)})
 	if !errors.Is(err, ErrNotMigrated) || !strings.Contains(err.Error(), "synchro.changelog") || !strings.Contains(err.Error(), "migrations.Migrate") {
 		t.Fatalf("NewEngine on an unmigrated database: %v", err)
@@ -50,8 +50,8 @@ func TestNewEngineWithoutMigrations(t *testing.T) {
 func TestNewEngineMissingNewerMigration(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, ptSchema)
-	ptExec(t, db.Super, `ALTER TABLE synchro.clients DROP COLUMN parent_waits`)
+	pgtest.Exec(t, db.Super, ptSchema)
+	pgtest.Exec(t, db.Super, `ALTER TABLE synchro.clients DROP COLUMN parent_waits`)
 	_, err := NewEngine(Config{DB: db.Super, Registry: ptRegistry(t)})
 	if !errors.Is(err, ErrNotMigrated) || !strings.Contains(err.Error(), "0004_parent_wait.sql") {
 		t.Fatalf("NewEngine without migration 0004's column: %v", err)
@@ -63,8 +63,8 @@ func TestNewEngineMissingNewerMigration(t *testing.T) {
 func TestNewEngineWithoutGrants(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, ptSchema)
-	ptExec(t, db.Super, `REVOKE ALL ON synchro.bucket_edges FROM `+pgx.Identifier{pgtest.AppRole}.Sanitize())
+	pgtest.Exec(t, db.Super, ptSchema)
+	pgtest.Exec(t, db.Super, `REVOKE ALL ON synchro.bucket_edges FROM `+pgx.Identifier{pgtest.AppRole}.Sanitize())
 	_, err := NewEngine(Config{DB: db.App, Registry: ptRegistry(t)})
 	if err == nil || !strings.Contains(err.Error(), "synchro.bucket_edges") || !strings.Contains(err.Error(), "migrations.Grants") {
 		t.Fatalf("NewEngine without the grants: %v", err)
@@ -76,7 +76,7 @@ func TestNewEngineWithoutGrants(t *testing.T) {
 func TestNewEngineWarnsWhenRLSIsBypassed(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ptExec(t, db.Super, ptSchema)
+	pgtest.Exec(t, db.Super, ptSchema)
 	for _, c := range []struct {
 		name string
 		conn DB

@@ -184,12 +184,12 @@ func confStart(t *testing.T, schema string, tables []*synchro.TableConfig) *conf
 			t.Errorf("the consumer did not stop within 30s")
 		}
 	})
-	confWait(t, "the consumer to stream", func() bool {
+	pgtest.WaitFor(t, "the consumer to stream", confArrival, func() (bool, string) {
 		var active bool
 		err := db.Super.QueryRow(`
 SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
   FROM pg_replication_slots s WHERE s.slot_name = $1`, slot).Scan(&active)
-		return err == nil && active
+		return err == nil && active, fmt.Sprintf("streaming %v, %v", active, err)
 	})
 
 	h, err := synchrohttp.New(synchrohttp.Config{
@@ -215,51 +215,24 @@ func bearerUser(r *http.Request) (string, error) {
 	return token, nil
 }
 
-// confWait polls cond under a deadline.
-func confWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(confArrival)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
-}
-
-// exec runs a statement as the superuser (the application writing on the
-// server side).
-func (e *confEnv) exec(t *testing.T, query string, args ...any) {
-	t.Helper()
-	if _, err := e.db.Super.ExecContext(t.Context(), query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
 // caughtUp waits until the consumer has written every change committed
 // before the call to the changelog (and the bucket edges snapshots read).
 func (e *confEnv) caughtUp(t *testing.T) {
 	t.Helper()
 	var target string
-	if err := e.db.Super.QueryRowContext(t.Context(), `SELECT pg_current_wal_insert_lsn()::text`).Scan(&target); err != nil {
-		t.Fatal(err)
-	}
-	confWait(t, "the consumer to catch up with "+target, func() bool {
+	pgtest.QueryRow(t, e.db.Super, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&target)
+	pgtest.WaitFor(t, "the consumer to catch up with "+target, confArrival, func() (bool, string) {
 		var ok bool
 		err := e.db.Super.QueryRow(`SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1`,
 			e.slot, target).Scan(&ok)
-		return err == nil && ok
+		return err == nil && ok, fmt.Sprintf("caught up %v, %v", ok, err)
 	})
 }
 
 // count returns the rows of table matching where.
 func (e *confEnv) count(t *testing.T, table, where string, args ...any) int {
 	t.Helper()
-	var n int
-	if err := e.db.Super.QueryRowContext(t.Context(), `SELECT count(*) FROM `+table+` WHERE `+where, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return pgtest.Count(t, e.db.Super, `SELECT count(*) FROM `+table+` WHERE `+where, args...)
 }
 
 // Device shapes.
@@ -482,20 +455,16 @@ func (d *confDevice) pullOnce() (map[string]any, int64) {
 // confArrival, and returns the checkpoint the last pull request carried.
 func (d *confDevice) pullUntil(what string, cond func() bool) int64 {
 	d.t.Helper()
-	deadline := time.Now().Add(confArrival)
-	for {
-		resp, sent := d.pullOnce()
+	var sent int64
+	pgtest.WaitFor(d.t, d.clientID+" pulling until "+what, confArrival, func() (bool, string) {
+		var resp map[string]any
+		resp, sent = d.pullOnce()
 		if b, _ := resp["snapshot_required"].(bool); b {
 			d.t.Fatalf("pull asks for a snapshot: %v", resp)
 		}
-		if !confBool(d.t, resp, "has_more") && cond() {
-			return sent
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("%s: timed out pulling until %s; rows %v, deleted %v", d.clientID, what, d.rows, d.deleted)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the changelog under a deadline
-	}
+		return !confBool(d.t, resp, "has_more") && cond(), fmt.Sprintf("rows %v, deleted %v", d.rows, d.deleted)
+	})
+	return sent
 }
 
 // push sends records and returns the answer, checking its keys and types.
@@ -790,9 +759,9 @@ func TestConformanceSnapshotPaging(t *testing.T) {
 	for i := range 5 {
 		id := newID()
 		want["lists/"+id] = true
-		e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', $2)`, id, fmt.Sprint("list ", i))
+		pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', $2)`, id, fmt.Sprint("list ", i))
 	}
-	e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'bob', 'secret')`, newID())
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'bob', 'secret')`, newID())
 	e.caughtUp(t)
 	for _, shape := range []string{kotlin, swift} {
 		t.Run(shape, func(t *testing.T) {
@@ -1181,10 +1150,10 @@ func TestConformanceStaleClient(t *testing.T) {
 		t.Run(shape, func(t *testing.T) {
 			d := e.joined(t, shape, "alice")
 			list := newID()
-			e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'server side')`, list)
+			pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'server side')`, list)
 			d.pullUntil("the list", func() bool { return d.rows["lists/"+list] != nil })
 			e.refused.Store(d.clientID, true)
-			e.exec(t, `UPDATE synchro.clients SET last_sync_at = now() - interval '30 days' WHERE client_id = $1`, d.clientID)
+			pgtest.Exec(t, e.db.Super, `UPDATE synchro.clients SET last_sync_at = now() - interval '30 days' WHERE client_id = $1`, d.clientID)
 
 			resp, sent := d.pullOnce()
 			if resp["snapshot_required"] != true || resp["snapshot_reason"] != "stale_client" {
@@ -1277,7 +1246,7 @@ func TestConformancePushCheckpoint(t *testing.T) {
 	t.Parallel()
 	e := confStart(t, confSchema, confRegistry())
 	// A row before the snapshots, so that their checkpoint is not 0.
-	e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'before')`, newID())
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'before')`, newID())
 	e.caughtUp(t)
 	for _, shape := range []string{kotlin, swift} {
 		t.Run(shape, func(t *testing.T) {
@@ -1299,7 +1268,7 @@ func TestConformancePushCheckpoint(t *testing.T) {
 			snapCP := d.checkpoint
 
 			list := newID()
-			e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'server side')`, list)
+			pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'server side')`, list)
 			acked := d.pullUntil("the list", func() bool { return d.rows["lists/"+list] != nil })
 			if d.checkpoint <= acked {
 				t.Fatalf("the pull that delivered the list answered checkpoint %d, not above the request's %d", d.checkpoint, acked)
@@ -1540,7 +1509,7 @@ func TestConformanceLWWByEditTime(t *testing.T) {
 	t.Parallel()
 	e := confStart(t, confSchema, confRegistry())
 	list := newID()
-	e.exec(t, `INSERT INTO lists (id, user_id, name, updated_at) VALUES ($1, 'alice', 'v0', now() - interval '1 hour')`, list)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name, updated_at) VALUES ($1, 'alice', 'v0', now() - interval '1 hour')`, list)
 	e.caughtUp(t)
 	a, b := e.device(t, kotlin, "alice"), e.device(t, swift, "alice")
 	for _, d := range []*confDevice{a, b} {

@@ -98,14 +98,6 @@ func (e *env) handler(t *testing.T, mod func(*synchrohttp.Config)) *synchrohttp.
 	return h
 }
 
-// exec runs a statement as the superuser.
-func (e *env) exec(t *testing.T, query string, args ...any) {
-	t.Helper()
-	if _, err := e.db.Super.ExecContext(t.Context(), query, args...); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-}
-
 // schema returns the schema_version and schema_hash fields of a request
 // body with e's contract, to splice into a JSON object.
 func (e *env) schema() string {

@@ -74,8 +74,8 @@ func TestSyncFlow(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := deadline(t)
 	// Rows and bucket edges as the WAL consumer would have recorded them.
-	e.exec(t, `INSERT INTO notes (id, user_id, body) VALUES ('n1', 'alice', 'mine'), ('n2', 'bob', 'his')`)
-	e.exec(t, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('notes', 'n1', 'user:alice'), ('notes', 'n2', 'user:bob')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id, body) VALUES ('n1', 'alice', 'mine'), ('n2', 'bob', 'his')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('notes', 'n1', 'user:alice'), ('notes', 'n2', 'user:bob')`)
 
 	mux := http.NewServeMux()
 	mux.Handle("/sync/", e.h)
@@ -144,9 +144,9 @@ func TestSyncFlow(t *testing.T) {
 	}
 
 	// A change after the snapshot, as the consumer would record it.
-	e.exec(t, `INSERT INTO notes (id, user_id, body) VALUES ('n3', 'alice', 'new')`)
-	e.exec(t, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('notes', 'n3', 'user:alice')`)
-	e.exec(t, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:alice', 'notes', 'n3', 1)`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id, body) VALUES ('n3', 'alice', 'new')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('notes', 'n3', 'user:alice')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:alice', 'notes', 'n3', 1)`)
 	pull := wantOK[synchro.PullResponse](t, call(http.MethodPost, "/sync/pull",
 		fmt.Sprintf(`{"client_id":"c1","checkpoint":%d,%s}`, snap.Checkpoint, e.schema())))
 	if pull.SnapshotRequired || len(pull.Changes) != 1 || pull.Changes[0].ID != "n3" || pull.Checkpoint <= snap.Checkpoint {
@@ -459,7 +459,7 @@ func TestUnavailableNoConnections(t *testing.T) {
 		c.DB = pool
 	})
 	pool.SetMaxIdleConns(0) // every request opens a connection
-	e.exec(t, `ALTER DATABASE `+pgx.Identifier{e.db.Name}.Sanitize()+` CONNECTION LIMIT 0`)
+	pgtest.Exec(t, e.db.Super, `ALTER DATABASE `+pgx.Identifier{e.db.Name}.Sanitize()+` CONNECTION LIMIT 0`)
 	rec := serve(t, e.h, request{path: "/sync/pull", user: "alice", body: `{"client_id":"c1","checkpoint":0,` + e.schema() + `}`})
 	wantError(t, rec, http.StatusServiceUnavailable, "unavailable")
 	if got := rec.Header().Get("Retry-After"); got != "5" {
@@ -468,7 +468,7 @@ func TestUnavailableNoConnections(t *testing.T) {
 	if !logged(t, e.logs, "WARN", "53300") {
 		t.Errorf("the 503 was not logged at WARN with its cause: %v", e.logs.entries(t))
 	}
-	e.exec(t, `ALTER DATABASE `+pgx.Identifier{e.db.Name}.Sanitize()+` CONNECTION LIMIT -1`)
+	pgtest.Exec(t, e.db.Super, `ALTER DATABASE `+pgx.Identifier{e.db.Name}.Sanitize()+` CONNECTION LIMIT -1`)
 }
 
 // TestDeadlineExceeded checks that a request whose deadline passed is 503.

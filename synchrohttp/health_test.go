@@ -142,25 +142,10 @@ func (r *consumer) stop(t *testing.T) error {
 // waitState waits until the consumer is in state.
 func (r *consumer) waitState(t *testing.T, state wal.ConsumerState) {
 	t.Helper()
-	healthPoll(t, "state "+string(state), func() (bool, string) {
+	pgtest.WaitFor(t, "state "+string(state), healthTimeout, func() (bool, string) {
 		s := r.c.Status()
 		return s.State == state, fmt.Sprintf("%+v", s)
 	})
-}
-
-func healthPoll(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(healthTimeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", healthTimeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
 }
 
 // health builds a Health handler on e's engine for e's slot.
@@ -203,7 +188,7 @@ func waitReady(t *testing.T, h http.Handler, what string, want func(int, readyJS
 		body readyJSON
 		raw  []byte
 	)
-	healthPoll(t, what, func() (bool, string) {
+	pgtest.WaitFor(t, what, healthTimeout, func() (bool, string) {
 		var code int
 		code, body, raw = ready(t, h)
 		return want(code, body), string(raw)
@@ -228,7 +213,7 @@ func logJSON(t *testing.T, what string, raw []byte) {
 func TestHealthNoConsumer(t *testing.T) {
 	t.Parallel()
 	e := newHealthEnv(t)
-	e.exec(t, `INSERT INTO notes (id, user_id) SELECT 'n' || g, 'alice' FROM generate_series(1, 10) g`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id) SELECT 'n' || g, 'alice' FROM generate_series(1, 10) g`)
 	h := e.health(t, nil, nil)
 
 	code, body, raw := ready(t, h)
@@ -270,7 +255,7 @@ func TestHealthStreamingAndStandby(t *testing.T) {
 	holder.waitState(t, wal.ConsumerStreaming)
 	standby := e.start(t, e.cfg)
 	standby.waitState(t, wal.ConsumerStandby)
-	e.exec(t, `INSERT INTO notes (id, user_id) SELECT 'n' || g, 'alice' FROM generate_series(1, 10) g`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id) SELECT 'n' || g, 'alice' FROM generate_series(1, 10) g`)
 
 	// Ready, and the inserted rows applied (the changelog may have been
 	// written by the slot's backfill before them).
@@ -340,7 +325,7 @@ func TestHealthStoppedConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	e.exec(t, `INSERT INTO notes (id, user_id) SELECT 'm' || g, 'bob' FROM generate_series(1, 10) g`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id) SELECT 'm' || g, 'bob' FROM generate_series(1, 10) g`)
 	body, raw := waitReady(t, other, "another process to be not ready", func(code int, b readyJSON) bool {
 		return code == http.StatusServiceUnavailable
 	})

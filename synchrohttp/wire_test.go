@@ -89,7 +89,7 @@ func TestPushTimestampForms(t *testing.T) {
 	}
 	var records []string
 	insert := func(id, updatedAt string) {
-		e.exec(t, `INSERT INTO notes (id, user_id, body, updated_at) VALUES ($1, 'alice', 'old', $2)`, id, updatedAt)
+		pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id, body, updated_at) VALUES ($1, 'alice', 'old', $2)`, id, updatedAt)
 	}
 	for id, base := range bases {
 		insert(id, "2026-12-02 04:20:23.123+00")
@@ -153,10 +153,10 @@ func TestPushOneBadRecord(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			// Two existing rows: one updated, one deleted, by good records.
-			e.exec(t, `INSERT INTO notes (id, user_id, body, updated_at) VALUES ($1, 'alice', 'old', '2020-01-01'), ($2, 'alice', 'old', '2020-01-01')`,
+			pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id, body, updated_at) VALUES ($1, 'alice', 'old', '2020-01-01'), ($2, 'alice', 'old', '2020-01-01')`,
 				c.name+"-upd", c.name+"-del")
 			if c.name == "base-time" {
-				e.exec(t, `INSERT INTO notes (id, user_id, body) VALUES ($1, 'alice', 'old')`, c.name+"-bad")
+				pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id, body) VALUES ($1, 'alice', 'old')`, c.name+"-bad")
 			}
 			records := `[
 				{"id":"` + c.name + `-new","table_name":"notes","operation":"create","data":{"body":"created"},` + at + `},
@@ -289,8 +289,8 @@ func TestStaleClient(t *testing.T) {
 	})
 	e.register(t, "alice", "c1")
 	snap := wantOK[synchro.SnapshotResponse](t, serve(t, e.h, request{path: "/sync/snapshot", user: "alice", body: `{"client_id":"c1",` + e.schema() + `}`}))
-	e.exec(t, `INSERT INTO notes (id, user_id, body) VALUES ('n1', 'alice', 'server')`)
-	e.exec(t, `UPDATE synchro.clients SET last_sync_at = now() - interval '30 days' WHERE client_id = 'c1'`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id, body) VALUES ('n1', 'alice', 'server')`)
+	pgtest.Exec(t, e.db.Super, `UPDATE synchro.clients SET last_sync_at = now() - interval '30 days' WHERE client_id = 'c1'`)
 
 	// The SDK pushes first: every record is terminal, so it goes on to pull.
 	rec := serve(t, e.h, request{path: "/sync/push", user: "alice", body: `{"client_id":"c1",` + e.schema() + `,"changes":[

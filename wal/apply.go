@@ -67,12 +67,14 @@ type applier struct {
 	columnTypes pgcatalog.ColumnTypes
 	// metrics records what is written; nil without a MeterProvider.
 	metrics *captureMetrics
+	// signals are the consumer's, for tests (testsignal.go).
+	signals *consumerSignals
 }
 
 func newApplier(cfg ConsumerConfig) *applier {
 	_, join := cfg.Assigner.(*synchro.JoinResolver)
 	a := &applier{reg: cfg.Registry, assigner: cfg.Assigner, join: join, tables: map[string]*synchro.TableConfig{},
-		db: cfg.ChangelogDB, slot: cfg.SlotName, logger: cfg.Logger}
+		db: cfg.ChangelogDB, slot: cfg.SlotName, logger: cfg.Logger, signals: new(consumerSignals)}
 	for _, t := range cfg.Registry.All() {
 		a.tables[t.TableName] = t
 	}
@@ -666,6 +668,7 @@ func (b *batch) insertEdges(l edgeList) error {
 		return err
 	}
 	b.a.logger.DebugContext(b.ctx, "wal: some bucket edges were stored meanwhile; inserting the others", "error", err)
+	b.a.signals.edgesRaced.signal(struct{}{})
 	if _, err := b.tx.ExecContext(b.ctx, `ROLLBACK TO SAVEPOINT synchro_edges`); err != nil {
 		return err
 	}

@@ -21,8 +21,8 @@ import (
 func TestEdgeStatementsLookUpByKey(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ctExec(t, db.Super, `ALTER TABLE synchro.bucket_edges SET (autovacuum_enabled = off)`)
-	ctExec(t, db.Super, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
+	pgtest.Exec(t, db.Super, `ALTER TABLE synchro.bucket_edges SET (autovacuum_enabled = off)`)
+	pgtest.Exec(t, db.Super, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
 SELECT 'events', g::text, 'user:u' || (g % 50) FROM generate_series(1, 50000) AS g`)
 	const n = 5000 // a batch's records: half stored, half new
 	tables, ids, buckets := make([]string, n), make([]string, n), make([]string, n)

@@ -33,7 +33,7 @@ type benchEnv struct {
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	db := pgtest.NewMigratedDatabase(b)
-	ctExec(b, db.Super, `CREATE TABLE events (id bigint PRIMARY KEY, user_id text NOT NULL, payload text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
+	pgtest.Exec(b, db.Super, `CREATE TABLE events (id bigint PRIMARY KEY, user_id text NOT NULL, payload text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
 	reg := synchro.NewRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "events", OwnerColumn: "user_id"})
 	return &benchEnv{db: db, cfg: ConsumerConfig{
@@ -43,41 +43,20 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	}}
 }
 
-// run starts a consumer and returns a function that stops it.
+// run starts a consumer, waits until it streams, and returns a function
+// that stops it.
 func (e *benchEnv) run(b *testing.B) func() {
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var active bool
-		err := e.db.Super.QueryRow(`SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.cfg.SlotName).Scan(&active)
-		if err == nil && active {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("consumer did not start: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition under a deadline
-	}
+	r := startConsumer(b, e.cfg)
+	r.waitStreaming()
 	return func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.stop(); err != nil {
 			b.Errorf("consumer: %v", err)
 		}
 	}
 }
 
 func (e *benchEnv) changelogCount(b *testing.B) int {
-	var n int
-	if err := e.db.Super.QueryRow(`SELECT count(*) FROM synchro.changelog`).Scan(&n); err != nil {
-		b.Fatal(err)
-	}
-	return n
+	return pgtest.Count(b, e.db.Super, `SELECT count(*) FROM synchro.changelog`)
 }
 
 // write inserts n rows in txns transactions, one bucket per row, starting
@@ -111,13 +90,10 @@ func BenchmarkCaptureThroughput(b *testing.B) {
 		writeEvents(b, e.db.Super, 1, *benchChanges, *benchTxns)
 		start := time.Now()
 		stop = e.run(b)
-		deadline := start.Add(5 * time.Minute)
-		for e.changelogCount(b) < *benchChanges {
-			if time.Now().After(deadline) {
-				b.Fatalf("only %d of %d changes captured after 5 minutes", e.changelogCount(b), *benchChanges)
-			}
-			time.Sleep(5 * time.Millisecond) // polling a condition under a deadline
-		}
+		pgtest.WaitFor(b, fmt.Sprintf("%d changes to be captured", *benchChanges), 5*time.Minute, func() (bool, string) {
+			n := e.changelogCount(b)
+			return n >= *benchChanges, fmt.Sprintf("%d captured", n)
+		})
 		elapsed := time.Since(start)
 		stop()
 		b.ReportMetric(float64(*benchChanges)/elapsed.Seconds(), "changes/s")
@@ -199,19 +175,12 @@ SELECT g, 'user' || (g % 50), 'x' FROM generate_series($1::bigint, $2::bigint) A
 		}
 		tick.Stop()
 		_ = writer.Close()
-		deadline := time.Now().Add(time.Minute)
-		for {
+		pgtest.WaitFor(b, fmt.Sprintf("the reader to see %d changes", txns*perTxn), time.Minute, func() (bool, string) {
 			mu.Lock()
 			n := len(seen)
 			mu.Unlock()
-			if n >= txns*perTxn {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("only %d of %d changes seen", n, txns*perTxn)
-			}
-			time.Sleep(5 * time.Millisecond) // polling a condition under a deadline
-		}
+			return n >= txns*perTxn, fmt.Sprintf("%d seen", n)
+		})
 		cancel()
 		if err := <-readerDone; err != nil && ctx.Err() == nil {
 			b.Fatal(err)
@@ -363,7 +332,9 @@ SELECT g, 'user' || (g % 50), 'payload ' || g FROM generate_series($1::bigint, $
 		if time.Now().After(deadline) {
 			b.Fatalf("the changelog lacks the last rows 2 minutes after the last commit (%d rows captured of %d)", e.changelogCount(b), rows)
 		}
-		time.Sleep(time.Millisecond) // polling a condition under a deadline
+		// Polled every millisecond, not with pgtest.WaitFor: the interval
+		// bounds the precision of lag_ms.
+		time.Sleep(time.Millisecond)
 	}
 	done := time.Now()
 	var total, distinct int

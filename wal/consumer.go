@@ -128,6 +128,8 @@ type Consumer struct {
 	pendingSince atomic.Int64 // unix nanoseconds of the oldest unapplied commit, 0 when none
 	// status is the rest of what Status reports (status.go).
 	status statusTracker
+	// signals are for tests (testsignal.go); they do nothing otherwise.
+	signals consumerSignals
 }
 
 // NewConsumer validates cfg, fills in its defaults and returns a consumer.
@@ -149,6 +151,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		}
 	}
 	c := &Consumer{cfg: cfg, applier: a, names: names}
+	a.signals = &c.signals
 	c.status.init(time.Now())
 	return c, nil
 }
@@ -260,8 +263,10 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 			// two connections and a few catalog reads).
 			wait = standbyPoll/2 + rand.N(standbyPoll/2+1)
 			log.Log(ctx, quiet(repeat, slog.LevelInfo), "wal: slot in use by another consumer; standing by", "slot", c.cfg.SlotName, "retry_in", wait)
+			c.signals.standby.signal(struct{}{})
 		default:
 			log.Log(ctx, quiet(repeat, slog.LevelWarn), "wal: replication interrupted; reconnecting", "slot", c.cfg.SlotName, "error", err, "retry_in", wait)
+			c.signals.reconnecting.signal(err)
 		}
 		select {
 		case <-ctx.Done():
@@ -351,6 +356,7 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 	c.cfg.Logger.InfoContext(ctx, "wal: streaming", "slot", c.cfg.SlotName, "publication", c.cfg.PublicationName, "from", start)
 	c.status.streaming()
+	c.signals.streaming.signal(start)
 	return c.stream(ctx, repl, newDecoder(tables, pks), start)
 }
 

@@ -2,25 +2,133 @@ package wal
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pglogrepl"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
+// running is a consumer started by startConsumer or runConsumer.
+type running struct {
+	t      testing.TB
+	c      *Consumer
+	cancel context.CancelFunc
+	// done is closed when Start returned, err then holds what it returned.
+	done chan struct{}
+	err  error
+
+	stopOnce sync.Once
+	stopErr  error
+	// taken is set when the test received Start's outcome (stop, result):
+	// the cleanup does not report it again.
+	taken atomic.Bool
+}
+
+// stopTimeout bounds how long Start may take to return once cancelled.
+const stopTimeout = 30 * time.Second
+
+// newTestConsumer returns a consumer with cfg whose test signals deliver.
+func newTestConsumer(t testing.TB, cfg ConsumerConfig) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.signals.init()
+	return c
+}
+
+// startConsumer starts a consumer with cfg (see runConsumer).
+func startConsumer(t testing.TB, cfg ConsumerConfig) *running {
+	t.Helper()
+	return runConsumer(t, newTestConsumer(t, cfg))
+}
+
+// runConsumer runs c.Start on a goroutine of its own. When t ends the
+// consumer is stopped, and t fails if Start returned an error the test did
+// not take (stop, result) or did not return within stopTimeout.
+func runConsumer(t testing.TB, c *Consumer) *running {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{t: t, c: c, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.err = c.Start(ctx)
+	}()
+	t.Cleanup(func() {
+		if err := r.halt(); err != nil && !r.taken.Load() {
+			t.Errorf("consumer of slot %s: %v", c.cfg.SlotName, err)
+		}
+	})
+	return r
+}
+
+// halt cancels the consumer and waits for Start to return. It returns
+// Start's error, or an error when Start did not return within stopTimeout;
+// further calls return the same.
+func (r *running) halt() error {
+	r.stopOnce.Do(func() {
+		r.cancel()
+		select {
+		case <-r.done:
+			if r.err != nil {
+				r.stopErr = fmt.Errorf("Start returned %w", r.err)
+			}
+		case <-time.After(stopTimeout):
+			r.stopErr = fmt.Errorf("Start did not return within %v of the cancellation", stopTimeout)
+		}
+	})
+	return r.stopErr
+}
+
+// stop is halt for the test, which takes the error.
+func (r *running) stop() error {
+	r.taken.Store(true)
+	return r.halt()
+}
+
+// result waits, without cancelling, for Start to return by itself and
+// returns its error; the test fails if it does not within timeout.
+func (r *running) result(timeout time.Duration) error {
+	r.t.Helper()
+	r.taken.Store(true)
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(timeout):
+		r.t.Fatalf("Start did not return within %v", timeout)
+		return nil
+	}
+}
+
+// waitStreaming waits until a session of the consumer streams, and
+// returns the position it streams from.
+func (r *running) waitStreaming() pglogrepl.LSN {
+	r.t.Helper()
+	return await(r, "the consumer to stream", &r.c.signals.streaming)
+}
+
+// waitStandby waits until a session of the consumer finds the slot in use
+// by another consumer.
+func (r *running) waitStandby() {
+	r.t.Helper()
+	await(r, "the consumer to find the slot in use", &r.c.signals.standby)
+}
+
 // ctEnv is a database with the test schema and a running consumer.
 type ctEnv struct {
-	t      *testing.T
-	db     *pgtest.Database
-	reg    *synchro.Registry
-	cfg    ConsumerConfig
-	cancel context.CancelFunc
-	done   chan error
+	t   *testing.T
+	db  *pgtest.Database
+	reg *synchro.Registry
+	cfg ConsumerConfig
+	// cur is the running consumer, nil when stopped.
+	cur *running
 }
 
 const ctSchema = `
@@ -45,9 +153,9 @@ func ctRegistry() *synchro.Registry {
 func ctStart(t *testing.T, setup string) *ctEnv {
 	t.Helper()
 	db := pgtest.NewMigratedDatabase(t)
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	if setup != "" {
-		ctExec(t, db.Super, setup)
+		pgtest.Exec(t, db.Super, setup)
 	}
 	e := &ctEnv{t: t, db: db, reg: ctRegistry()}
 	e.cfg = ConsumerConfig{
@@ -58,65 +166,25 @@ func ctStart(t *testing.T, setup string) *ctEnv {
 		ChangelogDB:     db.Super,
 		StandbyTimeout:  200 * time.Millisecond,
 	}
-	e.start()
-	t.Cleanup(e.stop)
-	e.waitStreaming()
+	// Streaming, not only an active slot: the slot is active already
+	// while the consumer records the existing rows, and a write then would
+	// be part of that record rather than of the stream.
+	e.cur = startConsumer(t, e.cfg)
+	e.cur.waitStreaming()
 	return e
 }
 
-// waitStreaming waits until the consumer streams from its slot: the slot is
-// active and its position is recorded (the slot is active already while the
-// consumer records the existing rows, and a write then would be part of
-// that record rather than of the stream).
-func (e *ctEnv) waitStreaming() {
-	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var active bool
-		err := e.db.Super.QueryRow(`
-SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
-  FROM pg_replication_slots s WHERE s.slot_name = $1`, e.cfg.SlotName).Scan(&active)
-		if err == nil && active {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("the consumer did not start streaming within 20s (%v)", err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
-}
-
-func (e *ctEnv) start() {
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.done = cancel, make(chan error, 1)
-	go func() { e.done <- c.Start(ctx) }()
-}
-
+// stop stops the consumer, if it runs, failing the test if Start returned
+// an error.
 func (e *ctEnv) stop() {
-	if e.cancel == nil {
+	e.t.Helper()
+	if e.cur == nil {
 		return
 	}
-	e.cancel()
-	select {
-	case err := <-e.done:
-		if err != nil {
-			e.t.Errorf("Start returned %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		e.t.Error("consumer did not stop within 30s")
+	if err := e.cur.stop(); err != nil {
+		e.t.Error(err)
 	}
-	e.cancel = nil
-}
-
-func ctExec(t testing.TB, db *sql.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
+	e.cur = nil
 }
 
 // changelog returns the changelog as "bucket table id op" lines in seq order.
@@ -142,17 +210,12 @@ func (e *ctEnv) changelog() []string {
 // and returns those rows.
 func (e *ctEnv) waitChangelog(skip, n int) []string {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		cl := e.changelog()
-		if len(cl) >= skip+n {
-			return cl[skip:]
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("changelog has %d rows after %d, want %d: %v", len(cl)-skip, skip, n, cl)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
+	var cl []string
+	pgtest.WaitFor(e.t, fmt.Sprintf("%d changelog rows after %d", n, skip), 20*time.Second, func() (bool, string) {
+		cl = e.changelog()
+		return len(cl) >= skip+n, fmt.Sprintf("%d rows: %v", len(cl), cl)
+	})
+	return cl[skip:]
 }
 
 func ctEqual(t *testing.T, what string, got []string, want ...string) {
@@ -166,43 +229,43 @@ func TestConsumerCapturesChanges(t *testing.T) {
 	t.Parallel()
 	e := ctStart(t, "")
 	db := e.db.Super
-	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one')`)
 	ctEqual(t, "insert", e.waitChangelog(0, 1), "user:alice lists l1 create")
 
-	ctExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
 	ctEqual(t, "child insert", e.waitChangelog(1, 1), "user:alice items i1 create")
 
-	ctExec(t, db, `INSERT INTO notes (id, item_id, body) VALUES (7, 'i1', 'n')`)
+	pgtest.Exec(t, db, `INSERT INTO notes (id, item_id, body) VALUES (7, 'i1', 'n')`)
 	ctEqual(t, "grandchild insert", e.waitChangelog(2, 1), "user:alice notes 7 create")
 
-	ctExec(t, db, `UPDATE items SET title = 'b' WHERE id = 'i1'`)
+	pgtest.Exec(t, db, `UPDATE items SET title = 'b' WHERE id = 'i1'`)
 	ctEqual(t, "update", e.waitChangelog(3, 1), "user:alice items i1 update")
 
 	// The owner changes: the list and its descendants move.
-	ctExec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
+	pgtest.Exec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
 	ctEqual(t, "owner change", e.waitChangelog(4, 6),
 		"user:alice lists l1 delete", "user:bob lists l1 create",
 		"user:alice items i1 delete", "user:bob items i1 create",
 		"user:alice notes 7 delete", "user:bob notes 7 create")
 
-	ctExec(t, db, `UPDATE items SET deleted_at = now() WHERE id = 'i1'`)
+	pgtest.Exec(t, db, `UPDATE items SET deleted_at = now() WHERE id = 'i1'`)
 	ctEqual(t, "soft delete", e.waitChangelog(10, 1), "user:bob items i1 delete")
 
-	ctExec(t, db, `DELETE FROM notes WHERE id = 7`)
+	pgtest.Exec(t, db, `DELETE FROM notes WHERE id = 7`)
 	ctEqual(t, "hard delete", e.waitChangelog(11, 1), "user:bob notes 7 delete")
 
-	ctExec(t, db, `INSERT INTO categories VALUES ('c1', 'x'), ('c2', 'y')`)
+	pgtest.Exec(t, db, `INSERT INTO categories VALUES ('c1', 'x'), ('c2', 'y')`)
 	ctEqual(t, "reference rows", e.waitChangelog(12, 2), "global categories c1 create", "global categories c2 create")
-	ctExec(t, db, `TRUNCATE categories`)
+	pgtest.Exec(t, db, `TRUNCATE categories`)
 	ctEqual(t, "truncate", e.waitChangelog(14, 2), "global categories c1 delete", "global categories c2 delete")
 
-	ctExec(t, db, `UPDATE lists SET id = 'l9' WHERE id = 'l1' AND false`) // no-op
-	ctExec(t, db, `INSERT INTO shared VALUES ('s1', NULL, 'g')`)
+	pgtest.Exec(t, db, `UPDATE lists SET id = 'l9' WHERE id = 'l1' AND false`) // no-op
+	pgtest.Exec(t, db, `INSERT INTO shared VALUES ('s1', NULL, 'g')`)
 	ctEqual(t, "global row", e.waitChangelog(16, 1), "global shared s1 create")
-	ctExec(t, db, `UPDATE shared SET user_id = 'carol' WHERE id = 's1'`)
+	pgtest.Exec(t, db, `UPDATE shared SET user_id = 'carol' WHERE id = 's1'`)
 	ctEqual(t, "global to user", e.waitChangelog(17, 2), "global shared s1 delete", "user:carol shared s1 create")
 
-	ctExec(t, db, `UPDATE shared SET id = 's2' WHERE id = 's1'`)
+	pgtest.Exec(t, db, `UPDATE shared SET id = 's2' WHERE id = 's1'`)
 	ctEqual(t, "key change", e.waitChangelog(19, 2), "user:carol shared s1 delete", "user:carol shared s2 create")
 }
 
@@ -214,7 +277,7 @@ INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l2', 'b
 INSERT INTO categories VALUES ('c1', 'x');`)
 	// Backfilled rows have buckets but no changelog rows; a later change to
 	// them knows their buckets.
-	ctExec(t, e.db.Super, `UPDATE lists SET user_id = 'carol' WHERE id = 'l1'`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'carol' WHERE id = 'l1'`)
 	ctEqual(t, "move of a backfilled row", e.waitChangelog(0, 4),
 		"user:alice lists l1 delete", "user:carol lists l1 create",
 		"user:alice items i1 delete", "user:carol items i1 create")
@@ -222,8 +285,6 @@ INSERT INTO categories VALUES ('c1', 'x');`)
 	if err := e.db.Super.QueryRow(`SELECT count(*) FROM synchro.bucket_edges`).Scan(&edges); err != nil || edges != 5 {
 		t.Fatalf("edges = %d, %v; want 5", edges, err)
 	}
-	var mu sync.Mutex
-	_ = &mu
 }
 
 // A parent that gets its first buckets (an owner set on a row that had
@@ -232,11 +293,11 @@ func TestConsumerParentGainsBucketsMovesChildren(t *testing.T) {
 	t.Parallel()
 	e := ctStart(t, "")
 	db := e.db.Super
-	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', NULL, 'orphan')`)
-	ctExec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
-	ctExec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('mark', 'zed', 'marker')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('l1', NULL, 'orphan')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES ('mark', 'zed', 'marker')`)
 	ctEqual(t, "rows without buckets write nothing", e.waitChangelog(0, 1), "user:zed lists mark create")
-	ctExec(t, db, `UPDATE lists SET user_id = 'alice' WHERE id = 'l1'`)
+	pgtest.Exec(t, db, `UPDATE lists SET user_id = 'alice' WHERE id = 'l1'`)
 	ctEqual(t, "owner set", e.waitChangelog(1, 2), "user:alice lists l1 create", "user:alice items i1 create")
 }
 
@@ -245,23 +306,17 @@ func TestConsumerParentGainsBucketsMovesChildren(t *testing.T) {
 func TestConsumerIgnoresLaterRegistrations(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	e := &ctEnv{t: t, db: db, reg: ctRegistry()}
 	e.cfg = ConsumerConfig{
 		ConnString: db.DSN, SlotName: "s_" + strings.ReplaceAll(db.Name, "-", "_"), PublicationName: "pub",
 		Registry: e.reg, ChangelogDB: db.Super, StandbyTimeout: 200 * time.Millisecond,
 	}
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctExec(t, db.Super, `CREATE TABLE later (id text PRIMARY KEY, user_id text)`)
+	c := newTestConsumer(t, e.cfg)
+	pgtest.Exec(t, db.Super, `CREATE TABLE later (id text PRIMARY KEY, user_id text)`)
 	e.reg.Register(&synchro.TableConfig{TableName: "later", OwnerColumn: "user_id"})
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.done = cancel, make(chan error, 1)
-	go func() { e.done <- c.Start(ctx) }()
-	t.Cleanup(e.stop)
-	e.waitStreaming()
-	ctExec(t, db.Super, `INSERT INTO later VALUES ('x', 'amy'); INSERT INTO lists (id, user_id) VALUES ('l1', 'amy')`)
+	e.cur = runConsumer(t, c)
+	e.cur.waitStreaming()
+	pgtest.Exec(t, db.Super, `INSERT INTO later VALUES ('x', 'amy'); INSERT INTO lists (id, user_id) VALUES ('l1', 'amy')`)
 	ctEqual(t, "only the tables known at NewConsumer", e.waitChangelog(0, 1), "user:amy lists l1 create")
 }

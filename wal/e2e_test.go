@@ -35,11 +35,12 @@ const e2eTimeout = 30 * time.Second
 const markerPrefix = "zz-mark-"
 
 // e2eEnv is a ctEnv whose consumer the test starts and stops itself, with a
-// handle on the running Consumer and a record of its logs.
+// record of its logs, printed when the test fails.
 type e2eEnv struct {
 	*ctEnv
-	c     *Consumer
-	logs  *logRecorder
+	logs *logRecorder
+	// runs are every consumer run or launch started, for their signals.
+	runs  []*running
 	seen  int // changelog rows before the last marker sync returned
 	marks int
 }
@@ -50,9 +51,9 @@ type e2eEnv struct {
 func e2eNew(t *testing.T, setup string, reg *synchro.Registry) *e2eEnv {
 	t.Helper()
 	db := pgtest.NewMigratedDatabase(t)
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	if setup != "" {
-		ctExec(t, db.Super, setup)
+		pgtest.Exec(t, db.Super, setup)
 	}
 	if reg == nil {
 		reg = ctRegistry()
@@ -68,78 +69,59 @@ func e2eNew(t *testing.T, setup string, reg *synchro.Registry) *e2eEnv {
 		StandbyTimeout:  200 * time.Millisecond,
 		Logger:          slog.New(logs),
 	}
+	// The consumers are stopped by cleanups registered after this one:
+	// they run first, and the logs are complete when printed.
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("consumer logs:\n%s", strings.Join(logs.all(), "\n"))
 		}
 	})
-	t.Cleanup(ce.stop) // runs first: the consumer stops before the logs are printed
 	return &e2eEnv{ctEnv: ce, logs: logs}
 }
 
 // run starts a new Consumer with e.cfg and waits until it streams.
 //
-// It waits for the consumer's "wal: streaming" log rather than for the
-// slot to be active (ctEnv.waitStreaming): the slot is already active while
-// the consumer creates it and records the existing rows, and a change
-// committed before the slot's starting point is recorded as an existing row,
-// without a changelog row.
+// It waits for the consumer's streaming signal rather than for the slot to
+// be active: the slot is already active while the consumer creates it and
+// records the existing rows, and a change committed before the slot's
+// starting point is recorded as an existing row, without a changelog row.
 func (e *e2eEnv) run() {
 	e.t.Helper()
-	if e.cancel != nil {
+	if e.cur != nil {
 		e.t.Fatal("run: the consumer is already running")
 	}
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	streaming := e.logs.count("wal: streaming")
-	e.launch(c)
-	e.waitFor("the consumer to stream", func() (bool, string) {
-		select {
-		case err := <-e.done:
-			e.cancel = nil
-			e.t.Fatalf("Start returned %v before streaming", err)
-		default:
-		}
-		return e.logs.count("wal: streaming") > streaming, "no new \"wal: streaming\" log"
-	})
+	e.launch(newTestConsumer(e.t, e.cfg)).waitStreaming()
 }
 
 // launch starts c in the background as the env's consumer, without
 // waiting for anything.
-func (e *e2eEnv) launch(c *Consumer) {
-	ctx, cancel := context.WithCancel(context.Background())
-	e.c, e.cancel, e.done = c, cancel, make(chan error, 1)
-	go func() { e.done <- c.Start(ctx) }()
+func (e *e2eEnv) launch(c *Consumer) *running {
+	r := runConsumer(e.t, c)
+	e.cur = r
+	e.runs = append(e.runs, r)
+	return r
+}
+
+// signalled returns how many times the env's consumers signalled, each
+// count being one consumer's (a count of the signals it did not receive
+// yet; it receives them).
+func (e *e2eEnv) signalled(count func(s *consumerSignals) int) int {
+	n := 0
+	for _, r := range e.runs {
+		n += count(&r.c.signals)
+	}
+	return n
 }
 
 // halt stops the consumer and waits until the server released the slot.
 func (e *e2eEnv) halt() {
 	e.t.Helper()
 	e.stop()
-	e.waitFor("the slot to be released", func() (bool, string) {
+	pgtest.WaitFor(e.t, "the slot to be released", e2eTimeout, func() (bool, string) {
 		var active bool
 		err := e.db.Super.QueryRow(`SELECT active FROM pg_replication_slots WHERE slot_name = $1`, e.cfg.SlotName).Scan(&active)
 		return err == nil && !active, fmt.Sprintf("active=%v err=%v", active, err)
 	})
-}
-
-// waitFor polls cond until it holds, failing the test after e2eTimeout
-// with cond's last description.
-func (e *e2eEnv) waitFor(what string, cond func() (bool, string)) {
-	e.t.Helper()
-	deadline := time.Now().Add(e2eTimeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %v waiting for %s (%s)", e2eTimeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
 }
 
 // sync inserts a marker row and waits until its changelog row is written.
@@ -149,10 +131,10 @@ func (e *e2eEnv) sync() []string {
 	e.t.Helper()
 	e.marks++
 	id := fmt.Sprintf("%s%03d", markerPrefix, e.marks)
-	ctExec(e.t, e.db.Super, `INSERT INTO categories (id, name) VALUES ($1, 'marker')`, id)
+	pgtest.Exec(e.t, e.db.Super, `INSERT INTO categories (id, name) VALUES ($1, 'marker')`, id)
 	want := "global categories " + id + " create"
 	var out []string
-	e.waitFor("marker "+id, func() (bool, string) {
+	pgtest.WaitFor(e.t, "marker "+id, e2eTimeout, func() (bool, string) {
 		cl := e.changelog()
 		i := slices.Index(cl, want)
 		if i < 0 {
@@ -174,7 +156,7 @@ func (e *e2eEnv) sync() []string {
 // step runs q and returns the changelog rows it produced (see sync).
 func (e *e2eEnv) step(q string, args ...any) []string {
 	e.t.Helper()
-	ctExec(e.t, e.db.Super, q, args...)
+	pgtest.Exec(e.t, e.db.Super, q, args...)
 	return e.sync()
 }
 
@@ -235,16 +217,6 @@ func withoutMarkers(cl []string) []string {
 	return slices.DeleteFunc(slices.Clone(cl), func(s string) bool {
 		return strings.HasPrefix(s, "global categories "+markerPrefix)
 	})
-}
-
-// queryInt runs a query returning one integer.
-func queryInt(t *testing.T, db *sql.DB, q string, args ...any) int64 {
-	t.Helper()
-	var n sql.NullInt64
-	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n.Int64
 }
 
 // byRecord groups changelog lines by record ("table id"), keeping each
@@ -343,19 +315,6 @@ func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
 	r.msgs = append(r.msgs, b.String())
 	r.mu.Unlock()
 	return nil
-}
-
-// count returns how many messages contained s.
-func (r *logRecorder) count(s string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, m := range r.msgs {
-		if strings.Contains(m, s) {
-			n++
-		}
-	}
-	return n
 }
 
 func (r *logRecorder) all() []string {
@@ -810,9 +769,9 @@ CREATE TABLE projects_k (id text PRIMARY KEY, team_id text, name text);`+bucketF
 	jsonEqual(t, "key change (default identity): old_row holds the old key", old, `{"id":"k1"}`)
 
 	// A hard delete needs no bucket function: the edges give the buckets.
-	calls := queryInt(t, db, `SELECT count(*) FROM seen_old`)
+	calls := pgtest.Count(t, db, `SELECT count(*) FROM seen_old`)
 	ctEqual(t, "hard delete", e.step(`DELETE FROM projects WHERE id = 'p1'`), "team:t2 projects p1 delete")
-	if n := queryInt(t, db, `SELECT count(*) FROM seen_old`); n != calls {
+	if n := pgtest.Count(t, db, `SELECT count(*) FROM seen_old`); n != calls {
 		t.Errorf("hard delete called bucket_fn %d times", n-calls)
 	}
 }
@@ -956,7 +915,7 @@ END $$;`
 
 	// Fix the function instead: the replay resolves from the current rows.
 	ctEqual(t, "insert of another failing row", e.step(`INSERT INTO projects VALUES ('p3', NULL, 'three')`))
-	ctExec(t, db, strings.Replace(raising, `RAISE EXCEPTION 'project % has no team', new_row->>'id';`, `RETURN NEXT 'team:none'; RETURN;`, 1))
+	pgtest.Exec(t, db, strings.Replace(raising, `RAISE EXCEPTION 'project % has no team', new_row->>'id';`, `RETURN NEXT 'team:none'; RETURN;`, 1))
 	ctEqual(t, "replay after fixing the function", replay("replay after fixing the function", 2),
 		"team:t1 projects p2 delete", "team:none projects p2 create", "team:none projects p3 create")
 	ctEqual(t, "edges of p2 after replay", e.edges("projects", "p2"), "team:none")
@@ -969,7 +928,7 @@ END $$;`
 	ctEqual(t, "replay with nothing left", replay("replay with nothing left", 0))
 
 	// A failure whose row is gone by the replay: replayed, nothing written.
-	ctExec(t, db, raising)
+	pgtest.Exec(t, db, raising)
 	ctEqual(t, "insert of a failing row, then deleted", e.step(`INSERT INTO projects VALUES ('p4', NULL, 'four'); DELETE FROM projects WHERE id = 'p4'`))
 	ctEqual(t, "replay of a deleted row", replay("replay of a deleted row", 1))
 	ctEqual(t, "edges of the deleted row", e.edges("projects", "p4"))
@@ -1003,11 +962,11 @@ INSERT INTO shared (id, user_id, name) VALUES ('s1', NULL, 'g'), ('s2', 'carol',
 
 	// Stopped: these changes wait in the slot.
 	e.halt()
-	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l4', 'dave')`)
-	ctExec(t, e.db.Super, `UPDATE lists SET user_id = 'erin' WHERE id = 'l2'`)
-	ctExec(t, e.db.Super, `DELETE FROM notes WHERE id = 1`)
-	ctExec(t, e.db.Super, `UPDATE items SET deleted_at = now() WHERE id = 'i1'`)
-	ctExec(t, e.db.Super, `INSERT INTO categories (id, name) VALUES ('c2', 'cat')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l4', 'dave')`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'erin' WHERE id = 'l2'`)
+	pgtest.Exec(t, e.db.Super, `DELETE FROM notes WHERE id = 1`)
+	pgtest.Exec(t, e.db.Super, `UPDATE items SET deleted_at = now() WHERE id = 'i1'`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO categories (id, name) VALUES ('c2', 'cat')`)
 
 	e.run()
 	ctEqual(t, "changes made while stopped", e.sync(),
@@ -1021,10 +980,10 @@ INSERT INTO shared (id, user_id, name) VALUES ('s1', NULL, 'g'), ('s2', 'carol',
 	if got := e.changelog(); !slices.Equal(got[:len(clBefore)], clBefore) {
 		t.Errorf("the restart changed earlier changelog rows:\nbefore %q\nafter  %q", clBefore, got[:len(clBefore)])
 	}
-	if n := e.logs.count("wal: recorded the buckets of existing rows"); n != 1 {
+	if n := e.signalled(func(s *consumerSignals) int { return s.backfilled.count() }); n != 1 {
 		t.Errorf("existing rows were recorded %d times, want once (first start only)", n)
 	}
-	if n := e.logs.count("wal: created slot"); n != 1 {
+	if n := e.signalled(func(s *consumerSignals) int { return s.slotCreated.count() }); n != 1 {
 		t.Errorf("the slot was created %d times, want once", n)
 	}
 	// Edges of the records nothing touched were not rewritten.
@@ -1104,7 +1063,7 @@ func TestE2EUnregisteredTablesAndNewTable(t *testing.T) {
 
 	ctEqual(t, "unregistered and synchro writes", e.step(e2eOtherWrites))
 	ctEqual(t, "edges after unregistered writes", e.edgeTable(false), edges...)
-	if n := queryInt(t, e.db.Super, `SELECT count(*) FROM synchro.rule_failures`); n != 0 {
+	if n := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM synchro.rule_failures`); n != 0 {
 		t.Errorf("%d rule failures", n)
 	}
 
@@ -1120,7 +1079,7 @@ func TestE2EUnregisteredTablesAndNewTable(t *testing.T) {
 	ctEqual(t, "owner change in the new table", e.step(`UPDATE other SET user_id = 'quin' WHERE id = 'o1'`),
 		"user:pete other o1 delete", "user:quin other o1 create")
 	ctEqual(t, "delete in the new table", e.step(`DELETE FROM other WHERE id = 'o1'`), "user:quin other o1 delete")
-	if n := e.logs.count("wal: added tables to the publication"); n != 1 {
+	if n := e.signalled(func(s *consumerSignals) int { return s.tablesAdded.count() }); n != 1 {
 		t.Errorf("the publication was completed %d times, want once", n)
 	}
 }
@@ -1136,7 +1095,7 @@ func TestE2ENewTableExistingRows(t *testing.T) {
 	e := e2eNew(t, otherSchema+`INSERT INTO other (id, user_id) VALUES ('o0', 'olga');`, nil)
 	e.run()
 	e.halt()
-	ctExec(t, e.db.Super, `INSERT INTO other (id, user_id) VALUES ('o1', 'olga')`) // while stopped, before registration
+	pgtest.Exec(t, e.db.Super, `INSERT INTO other (id, user_id) VALUES ('o1', 'olga')`) // while stopped, before registration
 	reg := ctRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
 	e.cfg.Registry = reg
@@ -1207,7 +1166,7 @@ INSERT INTO items (id, list_id, title, body) VALUES ('i1', 'l1', 'a', repeat('y'
 		if err := db.QueryRow(`SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = $1::regclass`, table).Scan(&toast); err != nil {
 			t.Fatal(err)
 		}
-		if n := queryInt(t, db, `SELECT count(*) FROM `+toast); n == 0 {
+		if n := pgtest.Count(t, db, `SELECT count(*) FROM `+toast); n == 0 {
 			t.Fatalf("the body of %s is not stored out of line (%s is empty)", table, toast)
 		}
 	}
@@ -1228,7 +1187,7 @@ INSERT INTO items (id, list_id, title, body) VALUES ('i1', 'l1', 'a', repeat('y'
 		"user:dan lists l4 delete", "user:dan lists l5 create")
 	ctEqual(t, "owner and name change of a row with a TOAST value", e.step(`UPDATE lists SET user_id = 'erin', name = 'n' WHERE id = 'l5'`),
 		"user:dan lists l5 delete", "user:erin lists l5 create")
-	if n := queryInt(t, db, `SELECT length(body) FROM lists WHERE id = 'l1'`); n != 100000 {
+	if n := pgtest.Count(t, db, `SELECT length(body) FROM lists WHERE id = 'l1'`); n != 100000 {
 		t.Errorf("body of l1 has %d characters", n)
 	}
 }
@@ -1247,9 +1206,9 @@ func TestE2EPositionAndLag(t *testing.T) {
 	e.run()
 	db := e.db.Super
 	for i := range 5 {
-		ctExec(t, db, `INSERT INTO lists (id, user_id) VALUES ($1, 'alice')`, fmt.Sprintf("l%d", i))
+		pgtest.Exec(t, db, `INSERT INTO lists (id, user_id) VALUES ($1, 'alice')`, fmt.Sprintf("l%d", i))
 	}
-	ctExec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
+	pgtest.Exec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
 	got := e.sync()
 	if len(got) != 7 {
 		t.Errorf("changelog: got %q, want 7 rows", got)
@@ -1258,9 +1217,11 @@ func TestE2EPositionAndLag(t *testing.T) {
 
 	// The last relevant transaction, bracketed by the WAL insert position
 	// (no marker after it: it stays the last one written).
-	lsn := func() int64 { return queryInt(t, db, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`) }
+	lsn := func() int64 {
+		return int64(pgtest.Count(t, db, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`))
+	}
 	before := lsn()
-	ctExec(t, db, `INSERT INTO lists (id, user_id) VALUES ('l9', 'carol')`)
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id) VALUES ('l9', 'carol')`)
 	after := lsn()
 
 	slot := func() (recorded, confirmed int64, err error) {
@@ -1270,7 +1231,7 @@ SELECT p.confirmed_lsn, (s.confirmed_flush_lsn - '0/0'::pg_lsn)::bigint
  WHERE p.slot_name = $1`, e.cfg.SlotName).Scan(&recorded, &confirmed)
 		return
 	}
-	e.waitFor("the position of the last transaction to be recorded and confirmed", func() (bool, string) {
+	pgtest.WaitFor(e.t, "the position of the last transaction to be recorded and confirmed", e2eTimeout, func() (bool, string) {
 		recorded, confirmed, err := slot()
 		state := fmt.Sprintf("recorded %d, slot confirmed %d, last commit in (%d, %d], err %v", recorded, confirmed, before, after, err)
 		if err == nil && recorded > after {
@@ -1283,8 +1244,8 @@ SELECT p.confirmed_lsn, (s.confirmed_flush_lsn - '0/0'::pg_lsn)::bigint
 
 	// Idle: nothing more is written, and Lag reports no lag.
 	recorded, _, _ := slot()
-	e.waitFor("Lag to report no lag", func() (bool, string) {
-		l := e.c.Lag()
+	pgtest.WaitFor(e.t, "Lag to report no lag", e2eTimeout, func() (bool, string) {
+		l := e.cur.c.Lag()
 		ok := l.Bytes == 0 && l.Delay == 0 && !l.LastCommit.IsZero() && int64(l.AppliedLSN) >= recorded
 		return ok, fmt.Sprintf("Lag() = %+v, recorded position %d", l, recorded)
 	})
@@ -1300,27 +1261,9 @@ func TestE2ETwoConsumersOneSlot(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
 	e.run()
-	second, err := NewConsumer(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- second.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("second consumer: Start returned %v", err)
-			}
-		case <-time.After(e2eTimeout):
-			t.Error("second consumer did not stop")
-		}
-	})
-	e.waitFor("the second consumer to find the slot in use", func() (bool, string) {
-		return e.logs.count("slot in use by another consumer") > 0, "no such log yet"
-	})
+	second := startConsumer(t, e.cfg)
+	e.runs = append(e.runs, second)
+	second.waitStandby()
 
 	ctEqual(t, "with two consumers", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`), "user:alice lists l1 create")
 	ctEqual(t, "owner change with two consumers", e.step(`UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`),
@@ -1328,10 +1271,10 @@ func TestE2ETwoConsumersOneSlot(t *testing.T) {
 
 	// The first stops; changes meanwhile are written once, by the second.
 	e.stop()
-	ctExec(t, e.db.Super, `UPDATE lists SET name = 'x' WHERE id = 'l1'`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET name = 'x' WHERE id = 'l1'`)
 	ctEqual(t, "after the first stopped", e.sync(), "user:bob lists l1 update")
 	ctEqual(t, "the second streams", e.step(`DELETE FROM lists WHERE id = 'l1'`), "user:bob lists l1 delete")
-	if n := e.logs.count("wal: created slot"); n != 1 {
+	if n := e.signalled(func(s *consumerSignals) int { return s.slotCreated.count() }); n != 1 {
 		t.Errorf("the slot was created %d times, want once", n)
 	}
 }
@@ -1393,16 +1336,14 @@ func TestE2ENewTableStoppedDuringItsBackfill(t *testing.T) {
 	if _, err := lock.ExecContext(ctx, `LOCK TABLE synchro.bucket_edges IN ACCESS EXCLUSIVE MODE`); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		t.Fatal(err)
+	r := e.launch(newTestConsumer(t, e.cfg))
+	if added := await(r, "the consumer to add other to the publication", &r.c.signals.tablesAdded); !slices.Equal(added, []string{`"public"."other"`}) {
+		t.Fatalf("the consumer added %q to the publication, want other", added)
 	}
-	e.launch(c)
-	e.waitFor("the consumer to add other to the publication and block on the edges", func() (bool, string) {
-		added := e.logs.count("wal: added tables to the publication")
-		waiting := queryInt(t, e.db.Super, `SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	pgtest.WaitFor(e.t, "the consumer to block on the edges", e2eTimeout, func() (bool, string) {
+		waiting := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
 			WHERE NOT l.granted AND c.relname = 'bucket_edges'`)
-		return added == 1 && waiting > 0, fmt.Sprintf("added logs %d, waiting %d", added, waiting)
+		return waiting > 0, fmt.Sprintf("%d waiting", waiting)
 	})
 	e.stop() // while it records other's rows
 	if err := lock.Rollback(); err != nil {
@@ -1426,51 +1367,29 @@ func TestE2ENewTableRollingDeploy(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, otherSchema+`INSERT INTO other (id, user_id) VALUES ('o0', 'olga');`, nil)
 	e.run() // the old consumer: other is not registered
-	old := e.c
+	old := e.cur
 
 	reg := ctRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
 	cfg := e.cfg
 	cfg.Registry = reg
-	next, err := NewConsumer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- next.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("new consumer: Start returned %v", err)
-			}
-		case <-time.After(e2eTimeout):
-			t.Error("new consumer did not stop")
-		}
-	})
-	e.waitFor("the new consumer to wait for the slot", func() (bool, string) {
-		return e.logs.count("slot in use by another consumer") > 0, "no such log yet"
-	})
+	next := startConsumer(t, cfg)
+	next.waitStandby()
 	// The new consumer adds the table only once it owns the slot: the old
 	// one, which does not know the table, would skip its changes.
 	ctEqual(t, "edges of the existing row while the old consumer streams", e.edges("other", "o0"))
 
 	// Changes to other while the old consumer still streams.
-	ctExec(t, e.db.Super, `INSERT INTO other (id, user_id) VALUES ('o5', 'pete')`)
-	ctExec(t, e.db.Super, `UPDATE other SET user_id = 'quin' WHERE id = 'o0'`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO other (id, user_id) VALUES ('o5', 'pete')`)
+	pgtest.Exec(t, e.db.Super, `UPDATE other SET user_id = 'quin' WHERE id = 'o0'`)
 	e.sync()
-	if e.c != old {
+	if e.cur != old {
 		t.Fatal("the consumer changed")
 	}
 
 	// The old consumer stops; the new one takes over.
-	streaming := e.logs.count("wal: streaming")
 	e.stop()
-	e.waitFor("the new consumer to stream", func() (bool, string) {
-		return e.logs.count("wal: streaming") > streaming, "not yet"
-	})
+	next.waitStreaming()
 	e.sync()
 	ctEqual(t, "edges of o5, inserted before the takeover", e.edges("other", "o5"), "user:pete")
 	ctEqual(t, "edges of o0, moved before the takeover", e.edges("other", "o0"), "user:quin")

@@ -72,16 +72,6 @@ func (l *faultLogs) count(s string) int {
 	return n
 }
 
-// waitStreaming waits until consumer name has logged that it streams for
-// the n-th time: its slot exists, the rows' buckets are recorded, and every
-// change committed from now on reaches it.
-func (l *faultLogs) waitStreaming(t *testing.T, name string, n int) {
-	t.Helper()
-	faultPoll(t, "consumer "+name+" to stream", faultTimeout, func() (bool, string) {
-		return l.count(`msg="wal: streaming" consumer=`+name+" ") >= n, l.tail(3)
-	})
-}
-
 // grep returns the lines that contain one of subs.
 func (l *faultLogs) grep(subs ...string) string {
 	l.mu.Lock()
@@ -96,18 +86,6 @@ func (l *faultLogs) grep(subs ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// find returns the last line containing s, or "".
-func (l *faultLogs) find(s string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i := len(l.lines) - 1; i >= 0; i-- {
-		if strings.Contains(l.lines[i], s) {
-			return l.lines[i]
-		}
-	}
-	return ""
 }
 
 // tail returns the last n lines.
@@ -130,51 +108,12 @@ func newFaultLogs(t *testing.T, name string) *faultLogs {
 	return l
 }
 
-// faultRun is a running Consumer.
-type faultRun struct {
-	name   string
-	c      *Consumer
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
-}
-
-// faultStart starts a consumer with cfg, logging to logs under name. It is
-// stopped when t ends, and t fails if its Start returned an error.
-func faultStart(t *testing.T, cfg ConsumerConfig, logs *faultLogs, name string) *faultRun {
+// faultStart starts a consumer with cfg (see startConsumer), logging to
+// logs under name.
+func faultStart(t *testing.T, cfg ConsumerConfig, logs *faultLogs, name string) *running {
 	t.Helper()
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("consumer", name)
-	c, err := NewConsumer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &faultRun{name: name, c: c, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- c.Start(ctx) }()
-	t.Cleanup(func() {
-		if err := r.stop(); err != nil {
-			t.Errorf("consumer %s: %v", name, err)
-		}
-	})
-	return r
-}
-
-// stop cancels the consumer and waits for Start to return, whose error it
-// returns. Further calls return the same.
-func (r *faultRun) stop() error {
-	r.once.Do(func() {
-		r.cancel()
-		select {
-		case err := <-r.done:
-			if err != nil {
-				r.err = fmt.Errorf("Start returned %w", err)
-			}
-		case <-time.After(faultTimeout):
-			r.err = fmt.Errorf("Start did not return within %v of the cancellation", faultTimeout)
-		}
-	})
-	return r.err
+	return startConsumer(t, cfg)
 }
 
 // faultEnv is a database with ctSchema and the configuration of its
@@ -187,9 +126,9 @@ type faultEnv struct {
 
 func newFaultEnv(t *testing.T, db *pgtest.Database, setup string) *faultEnv {
 	t.Helper()
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	if setup != "" {
-		ctExec(t, db.Super, setup)
+		pgtest.Exec(t, db.Super, setup)
 	}
 	return &faultEnv{t: t, db: db, cfg: ConsumerConfig{
 		ConnString:      db.DSN,
@@ -199,23 +138,6 @@ func newFaultEnv(t *testing.T, db *pgtest.Database, setup string) *faultEnv {
 		ChangelogDB:     db.Super,
 		StandbyTimeout:  faultStandby,
 	}}
-}
-
-// faultPoll calls cond until it holds, failing t after timeout with cond's
-// last description of the state. It returns how long it waited.
-func faultPoll(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	begin := time.Now()
-	for {
-		ok, state := cond()
-		if ok {
-			return time.Since(begin)
-		}
-		if time.Since(begin) > timeout {
-			t.Fatalf("timed out after %v waiting for %s (%s)", timeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
 }
 
 // slotState reads the slot: whether it exists, its active pid (0 when
@@ -243,7 +165,7 @@ SELECT active_pid, confirmed_flush_lsn >= $2::pg_lsn, confirmed_flush_lsn::text
 func (e *faultEnv) waitActive(notPID int, timeout time.Duration) int {
 	e.t.Helper()
 	var pid int
-	faultPoll(e.t, "a consumer to stream the slot", timeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, "a consumer to stream the slot", timeout, func() (bool, string) {
 		exists, p, _, err := e.slotState("")
 		pid = p
 		return err == nil && p != 0 && p != notPID, fmt.Sprintf("exists=%v active_pid=%d err=%v", exists, p, err)
@@ -268,7 +190,7 @@ func (e *faultEnv) walLSN() string {
 // has written everything committed before lsn.
 func (e *faultEnv) waitConfirmed(lsn string, timeout time.Duration) time.Duration {
 	e.t.Helper()
-	return faultPoll(e.t, "the slot to be confirmed up to "+lsn, timeout, func() (bool, string) {
+	return pgtest.WaitFor(e.t, "the slot to be confirmed up to "+lsn, timeout, func() (bool, string) {
 		var confirmed, applied string
 		err := e.db.Super.QueryRow(`
 SELECT coalesce((SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1), 'no slot'),
@@ -315,14 +237,11 @@ func (e *faultEnv) checkExactlyOnce(want map[string][]string) bool {
 	for _, w := range want {
 		total += len(w)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// Rows still missing after the wait are reported by the comparison.
+	_, _ = pgtest.Poll("the changelog rows", 10*time.Second, func() (bool, string) {
 		_, n := e.changelog("lists")
-		if n >= total || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
-	}
+		return n >= total, ""
+	})
 	// Anything written late would be a duplicate: give it a moment.
 	time.Sleep(2 * faultStandby)
 	got, n := e.changelog("lists")
@@ -565,7 +484,8 @@ func TestFaultKillMidStream(t *testing.T) {
 	rng := faultRand(t)
 	logs := newFaultLogs(t, "the consumers")
 	cur := faultStart(t, e.cfg, logs, "c0")
-	logs.waitStreaming(t, "c0", 1)
+	cur.waitStreaming()
+	runs := []*running{cur}
 
 	m := newFaultModel("r")
 	writerRNG := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
@@ -600,10 +520,11 @@ func TestFaultKillMidStream(t *testing.T) {
 			overlapped++
 		} else {
 			if err := old.stop(); err != nil {
-				t.Errorf("consumer %s: %v", old.name, err)
+				t.Errorf("consumer c%d: %v", restarts-1, err)
 			}
 			cur = faultStart(t, e.cfg, logs, name)
 		}
+		runs = append(runs, cur)
 		if writing {
 			select {
 			case writerErr = <-writerDone:
@@ -626,14 +547,20 @@ func TestFaultKillMidStream(t *testing.T) {
 
 	target := e.walLSN()
 	took := e.waitConfirmed(target, faultTimeout)
+	standby, lost := 0, 0
+	for _, r := range runs {
+		standby += r.c.signals.standby.count()
+		lost += r.c.signals.slotLost.count()
+	}
 	t.Logf("caught up %v after the last write; the consumers found the slot in use %d times",
-		took.Round(time.Millisecond), logs.count("slot in use by another consumer"))
+		took.Round(time.Millisecond), standby)
 	if !e.checkExactlyOnce(m.want) {
 		t.Logf("where each consumer started streaming, and when it found the slot in use:\n%s",
 			logs.grep(`msg="wal: streaming"`, "slot in use"))
 	}
-	if n := logs.count("level=ERROR"); n > 0 {
-		t.Errorf("the consumers logged %d errors", n)
+	// Start's errors fail the test when the consumers are stopped.
+	if lost > 0 {
+		t.Errorf("the consumers found the slot gone %d times", lost)
 	}
 }
 
@@ -647,7 +574,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	e := newFaultEnv(t, srv.NewMigratedDatabase(t), "")
 	logs := newFaultLogs(t, "the consumer")
 	run := faultStart(t, e.cfg, logs, "c")
-	logs.waitStreaming(t, "c", 1)
+	run.waitStreaming()
 	pid := e.waitActive(0, faultTimeout)
 	rng := faultRand(t)
 
@@ -689,7 +616,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 		})
 	}
 	waitWrites := func(p int, n int64) {
-		faultPoll(t, "writes", faultTimeout, func() (bool, string) {
+		pgtest.WaitFor(t, "writes", faultTimeout, func() (bool, string) {
 			return committed[p].Load() >= n || stop.Load(), fmt.Sprintf("%d committed", committed[p].Load())
 		})
 	}
@@ -700,7 +627,7 @@ func TestFaultPostgresRestart(t *testing.T) {
 	t.Logf("PostgreSQL restarted in %v", time.Since(begin).Round(time.Millisecond))
 	phase.Store(after)
 	newPID := e.waitActive(pid, faultTimeout)
-	logs.waitStreaming(t, "c", 2)
+	run.waitStreaming()
 	t.Logf("the consumer streams again %v after the restart began", time.Since(begin).Round(time.Millisecond))
 	waitWrites(after, 300)
 	stop.Store(true)
@@ -714,12 +641,12 @@ func TestFaultPostgresRestart(t *testing.T) {
 		committed[before].Load(), committed[during].Load(), committed[after].Load(), failed.Load())
 
 	select {
-	case err := <-run.done:
-		t.Fatalf("Start returned %v after the restart; it must retry", err)
+	case <-run.done:
+		t.Fatalf("Start returned %v after the restart; it must retry", run.err)
 	default:
 	}
-	if logs.count("wal: replication interrupted; reconnecting") == 0 {
-		t.Error("the consumer did not log the interruption")
+	if run.c.signals.reconnecting.count() == 0 {
+		t.Error("the consumer did not reconnect after the interruption")
 	}
 	if newPID == pid {
 		t.Error("the slot is streamed by the same walsender as before the restart")
@@ -773,28 +700,30 @@ func faultWriteOne(ctx context.Context, db *sql.DB, m *faultModel, rng *rand.Ran
 		record()
 		return true, nil
 	}
-	deadline := time.Now().Add(faultTimeout)
-	for {
-		var row [2]string
-		err := db.QueryRowContext(ctx, `SELECT user_id, name FROM lists WHERE id = $1`, id).Scan(&row[0], &row[1])
-		switch {
-		case err == nil:
-			if applied(&row) {
-				record()
-			}
-			return false, nil
-		case errors.Is(err, sql.ErrNoRows):
-			if applied(nil) {
-				record()
-			}
-			return false, nil
-		case ctx.Err() != nil:
-			return false, ctx.Err()
-		case time.Now().After(deadline):
-			return false, fmt.Errorf("the server did not come back within %v: %w", faultTimeout, err)
+	// This runs on a writer's goroutine: Poll, not WaitFor.
+	var (
+		row   *[2]string
+		known bool // whether the row was read (or found absent)
+	)
+	_, err := pgtest.Poll("the server to come back", faultTimeout, func() (bool, string) {
+		var r [2]string
+		err := db.QueryRowContext(ctx, `SELECT user_id, name FROM lists WHERE id = $1`, id).Scan(&r[0], &r[1])
+		if err == nil {
+			row = &r
 		}
-		time.Sleep(20 * time.Millisecond) // polling a condition under a deadline
+		known = err == nil || errors.Is(err, sql.ErrNoRows)
+		return known || ctx.Err() != nil, fmt.Sprint(err)
+	})
+	switch {
+	case known:
+		if applied(row) {
+			record()
+		}
+		return false, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
 	}
+	return false, err
 }
 
 // TestFaultTwoConsumersOneSlot runs two consumers with the same
@@ -808,12 +737,10 @@ func TestFaultTwoConsumersOneSlot(t *testing.T) {
 	rng := faultRand(t)
 	logsA, logsB := newFaultLogs(t, "consumer A"), newFaultLogs(t, "consumer B")
 	a := faultStart(t, e.cfg, logsA, "A")
-	logsA.waitStreaming(t, "A", 1)
+	a.waitStreaming()
 	pidA := e.waitActive(0, faultTimeout)
 	b := faultStart(t, e.cfg, logsB, "B")
-	faultPoll(t, "B to find the slot in use", faultTimeout, func() (bool, string) {
-		return logsB.count("slot in use by another consumer") > 0, logsB.tail(3)
-	})
+	b.waitStandby()
 
 	m := newFaultModel("r")
 	for range 100 {
@@ -827,11 +754,11 @@ func TestFaultTwoConsumersOneSlot(t *testing.T) {
 		time.Sleep(130 * time.Millisecond)
 	}
 	e.waitConfirmed(e.walLSN(), faultTimeout)
-	if n := logsB.count("wal: streaming"); n != 0 {
+	if n := b.c.signals.streaming.count(); n != 0 {
 		t.Fatalf("B streamed %d times while A was streaming", n)
 	}
-	if n := logsA.count("wal: streaming"); n != 1 {
-		t.Fatalf("A started streaming %d times, want once", n)
+	if n := a.c.signals.streaming.count(); n != 0 { // after the one waited for
+		t.Fatalf("A started streaming %d times, want once", 1+n)
 	}
 
 	if err := a.stop(); err != nil {
@@ -845,9 +772,9 @@ func TestFaultTwoConsumersOneSlot(t *testing.T) {
 		}
 	}
 	e.waitActive(pidA, 15*time.Second)
-	logsB.waitStreaming(t, "B", 1)
+	b.waitStreaming()
 	t.Logf("B took over %v after A stopped, after %d attempts", time.Since(stopped).Round(time.Millisecond),
-		logsB.count("slot in use by another consumer"))
+		1+b.c.signals.standby.count()) // the one waited for, and the others
 	for range 100 {
 		if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 5); err != nil {
 			t.Fatal(err)
@@ -985,17 +912,14 @@ func TestFaultTwoConsumersStalePosition(t *testing.T) {
 			fail(err)
 			return
 		}
+		// This runs on A's goroutine: Poll, not WaitFor.
 		deadline := time.Now().Add(faultTimeout)
-		for {
+		if _, err := pgtest.Poll("the slot to be released", faultTimeout, func() (bool, string) {
 			_, p, _, err := e.slotState("")
-			if err == nil && p == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				fail(fmt.Errorf("the slot is still active: pid %d, %v", p, err))
-				return
-			}
-			time.Sleep(10 * time.Millisecond) // polling a condition under a deadline
+			return err == nil && p == 0, fmt.Sprintf("pid %d, %v", p, err)
+		}); err != nil {
+			fail(err)
+			return
 		}
 		// What the server and the changelog hold now.
 		var state string
@@ -1010,21 +934,18 @@ SELECT format('slot confirmed up to %s, changelog complete up to %s',
 		// B goes on with the position it read, and streams before A's
 		// reconnection.
 		release()
-		for {
+		// B not streaming in time fails the test below.
+		_, _ = pgtest.Poll("B to stream", time.Until(deadline), func() (bool, string) {
 			_, p, _, err := e.slotState("")
-			if err == nil && p != 0 && p != pid || time.Now().After(deadline) {
-				return
-			}
-			time.Sleep(10 * time.Millisecond) // polling a condition under a deadline
-		}
+			return err == nil && p != 0 && p != pid, ""
+		})
 	}
 
 	logsA, logsB := newFaultLogs(t, "consumer A"), newFaultLogs(t, "consumer B")
 	cfgA, cfgB := e.cfg, e.cfg
 	cfgA.ChangelogDB = faultHookedDB(t, e.db.DSN, hooksA)
 	cfgB.ChangelogDB = faultHookedDB(t, e.db.DSN, hooksB)
-	faultStart(t, cfgA, logsA, "A")
-	logsA.waitStreaming(t, "A", 1)
+	faultStart(t, cfgA, logsA, "A").waitStreaming()
 
 	m := newFaultModel("r")
 	rng := faultRand(t)
@@ -1033,7 +954,7 @@ SELECT format('slot confirmed up to %s, changelog complete up to %s',
 	}
 	e.waitConfirmed(e.walLSN(), faultTimeout)
 
-	faultStart(t, cfgB, logsB, "B")
+	b := faultStart(t, cfgB, logsB, "B")
 	t.Cleanup(release) // runs before B is stopped
 	select {
 	case <-bRead:
@@ -1055,15 +976,17 @@ SELECT format('slot confirmed up to %s, changelog complete up to %s',
 		}
 	}
 	slices.Sort(batch)
-	faultPoll(t, "A's batch and B's start", faultTimeout, func() (bool, string) {
-		return logsB.count("wal: streaming") > 0 || hookErr.Load() != nil, logsB.tail(2)
+	var from pglogrepl.LSN
+	pgtest.WaitFor(t, "A's batch and B's start", faultTimeout, func() (bool, string) {
+		var streams bool
+		from, streams = b.c.signals.streaming.received()
+		return streams || hookErr.Load() != nil, fmt.Sprintf("B: %+v", b.c.Status())
 	})
 	if err, _ := hookErr.Load().(error); err != nil {
 		t.Fatalf("hook of A: %v", err)
 	}
-	streaming := logsB.find(`msg="wal: streaming"`)
-	t.Logf("A wrote the batch of %v and lost its replication connection before confirming it: %v; B streams %s",
-		batch, hookState.Load(), streaming[strings.LastIndex(streaming, " ")+1:])
+	t.Logf("A wrote the batch of %v and lost its replication connection before confirming it: %v; B streams from %s",
+		batch, hookState.Load(), from)
 	if err := faultWriteTxn(t.Context(), super, m, rng, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -1077,21 +1000,19 @@ SELECT format('slot confirmed up to %s, changelog complete up to %s',
 func TestFaultIdleConsumerConfirms(t *testing.T) {
 	t.Parallel()
 	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), `CREATE TABLE unregistered (id serial PRIMARY KEY, v text)`)
-	logs := newFaultLogs(t, "the consumer")
-	faultStart(t, e.cfg, logs, "c")
-	logs.waitStreaming(t, "c", 1)
+	faultStart(t, e.cfg, newFaultLogs(t, "the consumer"), "c").waitStreaming()
 	var position int64
 	if err := e.db.Super.QueryRow(`SELECT confirmed_lsn FROM synchro.wal_position WHERE slot_name = $1`, e.cfg.SlotName).Scan(&position); err != nil {
 		t.Fatal(err)
 	}
 
 	for i := range 200 {
-		ctExec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
+		pgtest.Exec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
 	}
 	target := e.walLSN()
 	// The server streams only flushed WAL, and flushes asynchronously
 	// (synchronous_commit=off): the consumer's clock starts at the flush.
-	faultPoll(t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
 		var flushed bool
 		err := e.db.Super.QueryRow(`SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, target).Scan(&flushed)
 		return err == nil && flushed, fmt.Sprint(err)
@@ -1112,7 +1033,7 @@ func TestFaultIdleConsumerConfirms(t *testing.T) {
 // dropSlot drops the consumer's slot once its walsender released it.
 func (e *faultEnv) dropSlot() {
 	e.t.Helper()
-	faultPoll(e.t, "the slot to be dropped", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, "the slot to be dropped", faultTimeout, func() (bool, string) {
 		_, err := e.db.Super.Exec(`SELECT pg_drop_replication_slot($1)`, e.cfg.SlotName)
 		if err != nil && pgerr.Code(err) != pgerr.ObjectInUse {
 			e.t.Fatalf("dropping the slot: %v", err)
@@ -1177,7 +1098,7 @@ func faultBoundary(t *testing.T, db *sql.DB) int64 {
 func (e *faultEnv) waitRows(after int64, n int) []string {
 	e.t.Helper()
 	var out []string
-	faultPoll(e.t, fmt.Sprintf("%d changelog rows after seq %d", n, after), faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, fmt.Sprintf("%d changelog rows after seq %d", n, after), faultTimeout, func() (bool, string) {
 		rows, err := e.db.Super.Query(`SELECT bucket_id, table_name, record_id, operation FROM synchro.changelog WHERE seq > $1 ORDER BY seq`, after)
 		if err != nil {
 			e.t.Fatal(err)
@@ -1201,15 +1122,15 @@ func (e *faultEnv) waitRows(after int64, n int) []string {
 // changes rows while it is away, drops its slot and starts a consumer
 // again. It returns the environment and the highest changelog seq before
 // the slot was dropped.
-func faultDroppedSlot(t *testing.T) (*faultEnv, *faultLogs, int64) {
+func faultDroppedSlot(t *testing.T) (*faultEnv, *running, int64) {
 	t.Helper()
 	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), `
 INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one'), ('l2', 'bob', 'two');
 INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l2', 'b');`)
 	logs := newFaultLogs(t, "the consumers")
 	first := faultStart(t, e.cfg, logs, "first")
-	logs.waitStreaming(t, "first", 1)
-	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l3', 'carol', 'three')`)
+	first.waitStreaming()
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l3', 'carol', 'three')`)
 	ctEqual(t, "change before the drop", e.waitRows(0, 1), "user:carol lists l3 create")
 	if err := first.stop(); err != nil {
 		t.Fatal(err)
@@ -1218,15 +1139,15 @@ INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l2', 'b
 
 	// While the consumer is away: a move (its child follows), a delete
 	// (its child is deleted by cascade), an insert.
-	ctExec(t, e.db.Super, `
+	pgtest.Exec(t, e.db.Super, `
 UPDATE lists SET user_id = 'dave' WHERE id = 'l1';
 DELETE FROM lists WHERE id = 'l2';
 INSERT INTO lists (id, user_id, name) VALUES ('l4', 'erin', 'four');
 INSERT INTO items (id, list_id, title) VALUES ('i4', 'l4', 'd');`)
 	e.dropSlot()
-	faultStart(t, e.cfg, logs, "second")
-	logs.waitStreaming(t, "second", 1)
-	return e, logs, maxSeq
+	second := faultStart(t, e.cfg, logs, "second")
+	second.waitStreaming()
+	return e, second, maxSeq
 }
 
 // TestFaultDroppedSlot drops the slot while the consumer is away: the
@@ -1235,9 +1156,9 @@ INSERT INTO items (id, list_id, title) VALUES ('i4', 'l4', 'd');`)
 // changelog's end and captures later changes.
 func TestFaultDroppedSlot(t *testing.T) {
 	t.Parallel()
-	e, logs, maxSeq := faultDroppedSlot(t)
-	if logs.count("replication slot was dropped") == 0 {
-		t.Error("the consumer did not log the loss of the slot")
+	e, second, maxSeq := faultDroppedSlot(t)
+	if second.c.signals.slotLost.count() == 0 {
+		t.Error("the consumer did not notice the loss of the slot")
 	}
 	ctEqual(t, "bucket edges after the slot was recreated", e.edges(faultEdgesQuery),
 		"items i1 user:dave", "items i4 user:erin", "lists l1 user:dave", "lists l3 user:carol", "lists l4 user:erin")
@@ -1255,10 +1176,10 @@ func TestFaultDroppedSlot(t *testing.T) {
 	}
 	maxSeq = marker
 
-	ctExec(t, e.db.Super, `UPDATE lists SET name = 'x' WHERE id = 'l1'; INSERT INTO lists (id, user_id, name) VALUES ('l5', 'frank', 'five')`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET name = 'x' WHERE id = 'l1'; INSERT INTO lists (id, user_id, name) VALUES ('l5', 'frank', 'five')`)
 	ctEqual(t, "changes after the recreation", e.waitRows(maxSeq, 2), "user:dave lists l1 update", "user:frank lists l5 create")
 	seq := faultMaxSeq(t, e.db.Super)
-	ctExec(t, e.db.Super, `UPDATE lists SET user_id = 'gina' WHERE id = 'l4'`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'gina' WHERE id = 'l4'`)
 	ctEqual(t, "a move after the recreation", e.waitRows(seq, 4),
 		"user:erin lists l4 delete", "user:gina lists l4 create", "user:erin items i4 delete", "user:gina items i4 create")
 }
@@ -1286,7 +1207,7 @@ func TestFaultStartErrors(t *testing.T) {
 	t.Run("missing table", func(t *testing.T) {
 		t.Parallel()
 		db := pgtest.NewMigratedDatabase(t)
-		ctExec(t, db.Super, ctSchema)
+		pgtest.Exec(t, db.Super, ctSchema)
 		reg := ctRegistry()
 		reg.Register(&synchro.TableConfig{TableName: "missing_table"})
 		e := &faultEnv{t: t, db: db}
@@ -1314,9 +1235,8 @@ func TestFaultStartErrors(t *testing.T) {
 	t.Run("already running", func(t *testing.T) {
 		t.Parallel()
 		e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
-		logs := newFaultLogs(t, "the consumer")
-		r := faultStart(t, e.cfg, logs, "c")
-		logs.waitStreaming(t, "c", 1)
+		r := faultStart(t, e.cfg, newFaultLogs(t, "the consumer"), "c")
+		r.waitStreaming()
 		ctx, cancel := context.WithTimeout(t.Context(), faultTimeout)
 		defer cancel()
 		if err := r.c.Start(ctx); err == nil || !strings.Contains(err.Error(), "already running") {
@@ -1423,7 +1343,7 @@ func TestFaultStreamGoesOnWhileWriting(t *testing.T) {
 	logs := newFaultLogs(t, "the consumer")
 	r := faultStart(t, e.cfg, logs, "c")
 	t.Cleanup(releaseOnce) // runs before the consumer is stopped
-	logs.waitStreaming(t, "c", 1)
+	r.waitStreaming()
 	m, rng := newFaultModel("r"), faultRand(t)
 	if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 4); err != nil {
 		t.Fatal(err)
@@ -1445,7 +1365,7 @@ func TestFaultStreamGoesOnWhileWriting(t *testing.T) {
 	}
 	// WAL the consumer has nothing to write for.
 	for i := range 50 {
-		ctExec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
+		pgtest.Exec(t, e.db.Super, `INSERT INTO unregistered (v) VALUES ($1)`, fmt.Sprint(i))
 	}
 	e.waitReceived(r, e.walLSN())
 	// Several status intervals: a confirmation past the held batch would
@@ -1466,8 +1386,8 @@ func TestFaultStreamGoesOnWhileWriting(t *testing.T) {
 		}
 	}
 	e.waitReceived(r, e.walLSN())
-	if n := logs.count("replication interrupted"); n != 0 {
-		t.Fatalf("the stream was interrupted %d times", n)
+	if errs := r.c.signals.reconnecting.drain(); len(errs) != 0 {
+		t.Fatalf("the stream was interrupted %d times: %v", len(errs), errs)
 	}
 	releaseOnce()
 	e.waitConfirmed(e.walLSN(), faultTimeout)
@@ -1486,9 +1406,9 @@ func TestFaultStatusWhileNextBatchFull(t *testing.T) {
 	e.cfg.MaxBatchEvents = 4
 	hold, held, releaseOnce := e.holdCommits(t)
 	logs := newFaultLogs(t, "the consumer")
-	faultStart(t, e.cfg, logs, "c")
+	r := faultStart(t, e.cfg, logs, "c")
 	t.Cleanup(releaseOnce) // runs before the consumer is stopped
-	logs.waitStreaming(t, "c", 1)
+	r.waitStreaming()
 	m, rng := newFaultModel("r"), faultRand(t)
 
 	hold.Store(true)
@@ -1516,7 +1436,7 @@ func TestFaultStatusWhileNextBatchFull(t *testing.T) {
 	}
 	time.Sleep(2 * faultStandby) // let the consumer fill the next batch and stop receiving
 	before := replyTime()
-	faultPoll(t, "a status sent while the batch is held", 10*faultStandby, func() (bool, string) {
+	pgtest.WaitFor(t, "a status sent while the batch is held", 10*faultStandby, func() (bool, string) {
 		now := replyTime()
 		return now.After(before), fmt.Sprintf("reply_time %v, before %v", now, before)
 	})
@@ -1539,14 +1459,13 @@ func TestFaultFailedWrite(t *testing.T) {
 			close(failing)
 			// Let the stream receive what is written meanwhile.
 			time.Sleep(100 * time.Millisecond) // widens the window the test is about
-			return errors.New("injected commit failure")
+			return errInjected
 		}
 		return nil
 	}}
 	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
-	logs := newFaultLogs(t, "the consumer")
-	faultStart(t, e.cfg, logs, "c")
-	logs.waitStreaming(t, "c", 1)
+	r := faultStart(t, e.cfg, newFaultLogs(t, "the consumer"), "c")
+	r.waitStreaming()
 	m, rng := newFaultModel("r"), faultRand(t)
 	fail.Store(true)
 	if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 6); err != nil {
@@ -1564,10 +1483,14 @@ func TestFaultFailedWrite(t *testing.T) {
 	}
 	e.waitConfirmed(e.walLSN(), faultTimeout)
 	e.checkExactlyOnce(m.want)
-	if logs.count("injected commit failure") == 0 {
-		t.Error("the failure was not logged")
+	errs := r.c.signals.reconnecting.drain()
+	if !slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, errInjected) }) {
+		t.Errorf("the consumer did not retry after the failure: retried after %v", errs)
 	}
 }
+
+// errInjected is the commit failure of TestFaultFailedWrite.
+var errInjected = errors.New("injected commit failure")
 
 // TestFaultEdgeStoredMeanwhile stores, between the batch's reading of the
 // bucket edges and its writing them, an edge the batch is about to insert
@@ -1587,11 +1510,10 @@ func TestFaultEdgeStoredMeanwhile(t *testing.T) {
 		}
 	}}
 	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
-	logs := newFaultLogs(t, "the consumer")
-	faultStart(t, e.cfg, logs, "c")
-	logs.waitStreaming(t, "c", 1)
+	r := faultStart(t, e.cfg, newFaultLogs(t, "the consumer"), "c")
+	r.waitStreaming()
 	arm.Store(true)
-	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l9', 'alice', 'nine'), ('l10', 'alice', 'ten')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l9', 'alice', 'nine'), ('l10', 'alice', 'ten')`)
 	e.waitConfirmed(e.walLSN(), faultTimeout)
 	if err, _ := hookErr.Load().(error); err != nil {
 		t.Fatalf("storing the edge: %v", err)
@@ -1599,11 +1521,11 @@ func TestFaultEdgeStoredMeanwhile(t *testing.T) {
 	if arm.Load() {
 		t.Fatal("the batch did not read the edges")
 	}
-	if n := logs.count("replication interrupted"); n != 0 {
-		t.Fatalf("the stream was interrupted %d times:\n%s", n, logs.grep("replication interrupted"))
+	if errs := r.c.signals.reconnecting.drain(); len(errs) != 0 {
+		t.Fatalf("the stream was interrupted %d times: %v", len(errs), errs)
 	}
-	if logs.count("some bucket edges were stored meanwhile") != 1 {
-		t.Errorf("the conflict was not met: %s", logs.tail(5))
+	if n := r.c.signals.edgesRaced.count(); n != 1 {
+		t.Errorf("the conflict was met %d times, want once", n)
 	}
 	rows := e.waitRows(0, 2)
 	ctEqual(t, "changelog", rows, "user:alice lists l9 create", "user:alice lists l10 create")
@@ -1612,17 +1534,17 @@ func TestFaultEdgeStoredMeanwhile(t *testing.T) {
 
 // waitReceived waits until consumer r has received the server's WAL up to
 // lsn (it may not have written it).
-func (e *faultEnv) waitReceived(r *faultRun, lsn string) {
+func (e *faultEnv) waitReceived(r *running, lsn string) {
 	e.t.Helper()
 	target := faultParseLSN(e.t, lsn)
 	// The server streams only flushed WAL, and flushes asynchronously
 	// (synchronous_commit=off).
-	faultPoll(e.t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, "the WAL to be flushed", faultTimeout, func() (bool, string) {
 		var flushed bool
 		err := e.db.Super.QueryRow(`SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn`, lsn).Scan(&flushed)
 		return err == nil && flushed, fmt.Sprint(err)
 	})
-	faultPoll(e.t, "the consumer to receive WAL up to "+lsn, faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(e.t, "the consumer to receive WAL up to "+lsn, faultTimeout, func() (bool, string) {
 		got := r.c.Lag().ServerLSN
 		return got >= target, "received up to " + got.String()
 	})

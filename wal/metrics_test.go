@@ -10,6 +10,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/metrictest"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // boomAssigner is the JoinResolver, except that a list whose owner is
@@ -42,7 +43,7 @@ func TestMetricsCapture(t *testing.T) {
 	if got := rec.Sum("synchro.capture.rule_failures", slot, table("lists")); got != 1 {
 		t.Errorf("rule failures of the existing rows: %v, want 1", got)
 	}
-	start := queryInt(t, db, `SELECT count(*) FROM synchro.changelog`)
+	start := pgtest.Count(t, db, `SELECT count(*) FROM synchro.changelog`)
 	if n := rec.Sum("synchro.capture.rows") + rec.Sum("synchro.capture.transactions"); n != 0 {
 		t.Errorf("before any change: %v rows and transactions counted, want none", n)
 	}
@@ -54,7 +55,7 @@ func TestMetricsCapture(t *testing.T) {
 	e.step(`BEGIN; INSERT INTO notes (id, item_id) VALUES (1, 'i1'), (2, 'i1'); TRUNCATE notes; COMMIT`)
 	// Each step is a transaction, and so is each of its markers.
 	wantTxns := float64(5 + e.marks)
-	e.waitFor("the capture counters", func() (bool, string) {
+	pgtest.WaitFor(e.t, "the capture counters", e2eTimeout, func() (bool, string) {
 		got := rec.Sum("synchro.capture.transactions", slot)
 		return got >= wantTxns, fmt.Sprintf("%v transactions counted", got)
 	})
@@ -75,11 +76,11 @@ func TestMetricsCapture(t *testing.T) {
 	if got := rec.Sum("synchro.capture.transactions", slot); got != wantTxns {
 		t.Errorf("synchro.capture.transactions = %v, want %v", got, wantTxns)
 	}
-	written := queryInt(t, db, `SELECT count(*) FROM synchro.changelog`) - start
+	written := pgtest.Count(t, db, `SELECT count(*) FROM synchro.changelog`) - start
 	if got := rec.Sum("synchro.capture.changelog.rows", slot); got != float64(written) {
 		t.Errorf("synchro.capture.changelog.rows = %v, want the %d rows written to synchro.changelog", got, written)
 	}
-	failures := queryInt(t, db, `SELECT count(*) FROM synchro.rule_failures`)
+	failures := pgtest.Count(t, db, `SELECT count(*) FROM synchro.rule_failures`)
 	if got := rec.Sum("synchro.capture.rule_failures", slot, table("lists")); got != 2 || failures != 2 {
 		t.Errorf("synchro.capture.rule_failures = %v, synchro.rule_failures holds %d; want 2 and 2", got, failures)
 	}
@@ -94,7 +95,7 @@ func TestMetricsCapture(t *testing.T) {
 	}
 
 	// A replay that fails again records nothing new.
-	if n, err := e.c.ReplayRuleFailures(context.Background()); err != nil || n != 0 {
+	if n, err := e.cur.c.ReplayRuleFailures(context.Background()); err != nil || n != 0 {
 		t.Fatalf("ReplayRuleFailures = %d, %v; want 0 replayed", n, err)
 	}
 	if got := rec.Sum("synchro.capture.rule_failures"); got != 2 {
@@ -127,7 +128,7 @@ func TestMetricsCaptureOff(t *testing.T) {
 	if c.applier.metrics != nil {
 		t.Fatalf("a consumer without a MeterProvider has metrics: %v", c.applier.metrics)
 	}
-	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`)
 	ctEqual(t, "changelog without metrics", e.waitChangelog(0, 1), "user:alice lists l1 create")
 }
 

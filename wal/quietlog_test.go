@@ -1,10 +1,16 @@
 package wal
 
+// The tests of this file are about the consumer's log output (its levels,
+// what it repeats): they read the logs. Every other test waits on the
+// consumer's signals or state instead.
+
 import (
 	"database/sql"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // TestLogsReconnectOnce: a consumer that cannot reach its server logs the
@@ -20,10 +26,10 @@ func TestLogsReconnectOnce(t *testing.T) {
 		Registry: ctRegistry(), ChangelogDB: db}
 	logs := newFaultLogs(t, "the consumer")
 	r := statusStart(t, cfg, logs)
-	faultPoll(t, "four attempts", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "four attempts", faultTimeout, func() (bool, string) {
 		return r.c.Status().Attempts >= 4, fmt.Sprintf("%+v", r.c.Status())
 	})
-	if err := r.stop(t); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	warn := logs.count(`level=WARN msg="wal: replication interrupted; reconnecting"`)
@@ -42,11 +48,11 @@ func TestLogsStandbyOnce(t *testing.T) {
 	logs := newFaultLogs(t, "the standby")
 	r := statusStart(t, e.cfg, logs)
 	start := time.Now()
-	faultPoll(t, "three standby attempts", faultTimeout, func() (bool, string) {
-		return logs.count(`msg="wal: slot in use by another consumer; standing by"`) >= 3, logs.tail(3)
-	})
+	for range 3 {
+		r.waitStandby()
+	}
 	took := time.Since(start)
-	if err := r.stop(t); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	info := logs.count(`level=INFO msg="wal: slot in use by another consumer; standing by"`)

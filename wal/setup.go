@@ -166,6 +166,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 		c.cfg.Logger.ErrorContext(ctx, "wal: replication slot was dropped; changes since the recorded position are lost. "+
 			"Recreating it, recording every row's buckets again and raising the compaction boundary so every client takes a new snapshot",
 			"slot", slot, "recorded_position", recorded)
+		c.signals.slotLost.signal(struct{}{})
 	}
 
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
@@ -188,6 +189,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 		return 0, false, err
 	}
 	c.cfg.Logger.InfoContext(ctx, "wal: created slot", "slot", slot, "consistent_point", start)
+	c.signals.slotCreated.signal(start)
 	return start, true, nil
 }
 
@@ -239,6 +241,7 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 			}
 		}
 		c.cfg.Logger.InfoContext(ctx, "wal: added tables to the publication", "publication", pub, "tables", rels)
+		c.signals.tablesAdded.signal(rels)
 	}
 	if len(missing) == 0 {
 		return nil
@@ -319,6 +322,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	}
 	a.metrics.failuresRecorded(ctx, b.failures)
 	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(b.failures))
+	c.signals.backfilled.signal(names)
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,23 +13,7 @@ import (
 // failing when it keeps running (a setup error must stop it at once).
 func startOnce(t *testing.T, cfg ConsumerConfig) error {
 	t.Helper()
-	c, err := NewConsumer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(20 * time.Second):
-		cancel()
-		<-done
-		t.Fatal("Start kept running on a wrong setup")
-		return nil
-	}
+	return startConsumer(t, cfg).result(20 * time.Second)
 }
 
 func scConfig(db *pgtest.Database) ConsumerConfig {
@@ -48,7 +31,7 @@ func scConfig(db *pgtest.Database) ConsumerConfig {
 func TestConsumerRefusesUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
-	ctExec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, ctSchema)
 	err := startOnce(t, scConfig(db))
 	if err == nil || !strings.Contains(err.Error(), "migrations.Migrate") || !strings.Contains(err.Error(), "synchro.changelog") {
 		t.Fatalf("Start on an unmigrated database: %v", err)
@@ -62,14 +45,14 @@ func TestConsumerRefusesUnmigratedDatabase(t *testing.T) {
 func TestConsumerRefusesRoleUnderRLS(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
-	ctExec(t, db.Super, ctSchema)
-	ctExec(t, db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'a'), ('l2', 'bob', 'b')`)
-	ctExec(t, db.Super, `ALTER TABLE lists ENABLE ROW LEVEL SECURITY`)
-	ctExec(t, db.Super, `CREATE POLICY own ON lists USING (user_id = current_setting('app.user_id', true))`)
+	pgtest.Exec(t, db.Super, ctSchema)
+	pgtest.Exec(t, db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'a'), ('l2', 'bob', 'b')`)
+	pgtest.Exec(t, db.Super, `ALTER TABLE lists ENABLE ROW LEVEL SECURITY`)
+	pgtest.Exec(t, db.Super, `CREATE POLICY own ON lists USING (user_id = current_setting('app.user_id', true))`)
 	role := "repl_" + strings.ReplaceAll(db.Name, "-", "_")
-	ctExec(t, db.Super, `CREATE ROLE `+role+` LOGIN REPLICATION`)
+	pgtest.Exec(t, db.Super, `CREATE ROLE `+role+` LOGIN REPLICATION`)
 	t.Cleanup(func() { _, _ = db.Super.Exec(`DROP OWNED BY ` + role + `; DROP ROLE ` + role) })
-	ctExec(t, db.Super, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+role)
+	pgtest.Exec(t, db.Super, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+role)
 
 	cfg := scConfig(db)
 	u, err := url.Parse(db.DSN)

@@ -2,7 +2,7 @@ package wal
 
 // Tests of Consumer.Status and Lag through a consumer's life: starting,
 // streaming, standby, reconnecting, failed, stopped. Every wait has a
-// deadline (faultPoll).
+// deadline (pgtest.WaitFor).
 
 import (
 	"context"
@@ -19,22 +19,12 @@ import (
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
-// statusRun is a consumer started by statusStart.
-type statusRun struct {
-	c      *Consumer
-	cancel context.CancelFunc
-	done   chan error
-}
-
 // statusStart creates a consumer with cfg (checking its status before
-// Start) and starts it; it is stopped when t ends.
-func statusStart(t *testing.T, cfg ConsumerConfig, logs *faultLogs) *statusRun {
+// Start) and starts it (see runConsumer).
+func statusStart(t *testing.T, cfg ConsumerConfig, logs *faultLogs) *running {
 	t.Helper()
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c, err := NewConsumer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newTestConsumer(t, cfg)
 	if s := c.Status(); s.State != ConsumerStopped || s.Slot != cfg.SlotName || s.LagBytes != -1 || s.LagTime <= 0 ||
 		s.LastError != "" || s.Since.IsZero() {
 		t.Errorf("status before Start: %+v; want stopped, lag unknown", s)
@@ -42,32 +32,14 @@ func statusStart(t *testing.T, cfg ConsumerConfig, logs *faultLogs) *statusRun {
 	if l := c.Lag(); l.Bytes != math.MaxInt64 || l.Delay <= 0 {
 		t.Errorf("Lag before Start: %+v; want Bytes MaxInt64 and a delay", l)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &statusRun{c: c, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- c.Start(ctx) }()
-	t.Cleanup(func() { _ = r.stop(t) })
-	return r
-}
-
-// stop cancels the consumer and returns what Start returned.
-func (r *statusRun) stop(t *testing.T) error {
-	t.Helper()
-	r.cancel()
-	select {
-	case err := <-r.done:
-		r.done <- err // for a later call
-		return err
-	case <-time.After(faultTimeout):
-		t.Fatalf("Start did not return within %v of the cancellation", faultTimeout)
-		return nil
-	}
+	return runConsumer(t, c)
 }
 
 // waitState waits until the consumer is in state and returns its status.
-func (r *statusRun) waitState(t *testing.T, state ConsumerState, timeout time.Duration) ConsumerStatus {
+func (r *running) waitState(t *testing.T, state ConsumerState, timeout time.Duration) ConsumerStatus {
 	t.Helper()
 	var s ConsumerStatus
-	faultPoll(t, "state "+string(state), timeout, func() (bool, string) {
+	pgtest.WaitFor(t, "state "+string(state), timeout, func() (bool, string) {
 		s = r.c.Status()
 		return s.State == state, fmt.Sprintf("%+v", s)
 	})
@@ -116,10 +88,10 @@ func TestStatusLifecycle(t *testing.T) {
 	// server's WAL position also moves with the other tests' databases, so
 	// the insert's own commit is found as "past the position before it".
 	before := s.AppliedLSN
-	ctExec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l1', 'amy'), ('l2', 'bob')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l1', 'amy'), ('l2', 'bob')`)
 	target := faultParseLSN(t, e.walLSN())
 	e.waitConfirmed(target.String(), faultTimeout)
-	faultPoll(t, "the consumer to be caught up", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "the consumer to be caught up", faultTimeout, func() (bool, string) {
 		s = r.c.Status()
 		return s.State == ConsumerStreaming && s.LagBytes == 0 && s.LagTime == 0 && s.AppliedLSN > before &&
 			!s.LastCommit.IsZero() && !s.LastApplied.IsZero(), fmt.Sprintf("%+v", s)
@@ -130,7 +102,7 @@ func TestStatusLifecycle(t *testing.T) {
 	}
 
 	stopping := time.Now()
-	if err := r.stop(t); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatalf("Start returned %v", err)
 	}
 	s = r.c.Status()
@@ -158,7 +130,7 @@ func TestStatusStandby(t *testing.T) {
 	if s := a.c.Status(); s.State != ConsumerStreaming {
 		t.Errorf("A while B waits: %+v", s)
 	}
-	if err := a.stop(t); err != nil {
+	if err := a.stop(); err != nil {
 		t.Fatal(err)
 	}
 	s = b.waitState(t, ConsumerStreaming, faultTimeout)
@@ -180,7 +152,7 @@ func TestStatusUnreachable(t *testing.T) {
 		Registry: ctRegistry(), ChangelogDB: db}
 	r := statusStart(t, cfg, newFaultLogs(t, "the consumer"))
 	var s ConsumerStatus
-	faultPoll(t, "two failed attempts", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "two failed attempts", faultTimeout, func() (bool, string) {
 		s = r.c.Status()
 		return s.State == ConsumerReconnecting && s.Attempts >= 2, fmt.Sprintf("%+v", s)
 	})
@@ -190,7 +162,7 @@ func TestStatusUnreachable(t *testing.T) {
 	if l := r.c.Lag(); l.Bytes != math.MaxInt64 {
 		t.Errorf("Lag while reconnecting: %+v", l)
 	}
-	if err := r.stop(t); err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatal(err)
 	}
 	if s := r.c.Status(); s.State != ConsumerStopped || !strings.Contains(s.LastError, "connecting") {
@@ -233,7 +205,7 @@ func TestStatusPostgresRestart(t *testing.T) {
 
 	restarted := time.Now()
 	srv.Restart(t)
-	faultPoll(t, "reconnecting, then streaming", faultTimeout, func() (bool, string) {
+	pgtest.WaitFor(t, "reconnecting, then streaming", faultTimeout, func() (bool, string) {
 		return strings.HasSuffix(seen(), "reconnecting streaming]"), seen()
 	})
 	t.Logf("states: %s", seen())
@@ -248,13 +220,7 @@ func TestStatusFailed(t *testing.T) {
 	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
 	e.cfg.Registry.Register(&synchro.TableConfig{TableName: "missing_table"})
 	r := statusStart(t, e.cfg, newFaultLogs(t, "the consumer"))
-	var err error
-	select {
-	case err = <-r.done:
-		r.done <- err
-	case <-time.After(faultTimeout):
-		t.Fatal("Start did not return the error")
-	}
+	err := r.result(faultTimeout)
 	if err == nil {
 		t.Fatal("Start returned nil with a missing table")
 	}

@@ -64,20 +64,6 @@ func BenchmarkStandbyTakeover(b *testing.B) {
 	slot := "s_" + strings.ReplaceAll(db.Name, "-", "_")
 	cfg := ConsumerConfig{ConnString: db.DSN, SlotName: slot, PublicationName: "pub", Registry: ctRegistry(),
 		ChangelogDB: db.Super, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	var standby *Consumer
-	poll := func(what string, cond func() bool) {
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				st := ""
-				if standby != nil {
-					st = fmt.Sprintf("; the standby: %+v", standby.Status())
-				}
-				b.Fatalf("%s: not within 60s%s", what, st)
-			}
-			time.Sleep(5 * time.Millisecond) // polling a condition under a deadline
-		}
-	}
 	var total time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -91,22 +77,19 @@ func BenchmarkStandbyTakeover(b *testing.B) {
 		if err := child.Start(); err != nil {
 			b.Fatal(err)
 		}
-		poll("the child streams", func() bool {
+		pgtest.WaitFor(b, "the child to stream", time.Minute, func() (bool, string) {
 			var holds bool
 			err := db.Super.QueryRow(`SELECT EXISTS (SELECT FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
 				WHERE s.slot_name = $1 AND a.application_name = 'takeover_holder')
 				AND EXISTS (SELECT FROM synchro.wal_position WHERE slot_name = $1)`, slot).Scan(&holds)
-			return err == nil && holds
+			return err == nil && holds, fmt.Sprint(err)
 		})
-		var err error
-		standby, err = NewConsumer(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- standby.Start(ctx) }()
-		poll("the standby stands by", func() bool { return standby.Status().State == ConsumerStandby })
+		r := startConsumer(b, cfg)
+		standby := r.c
+		pgtest.WaitFor(b, "the standby to stand by", time.Minute, func() (bool, string) {
+			s := standby.Status()
+			return s.State == ConsumerStandby, fmt.Sprintf("%+v", s)
+		})
 		wait := *takeoverWait
 		if testing.Short() {
 			wait = time.Second // make bench: that it works, not the figure
@@ -118,13 +101,20 @@ func BenchmarkStandbyTakeover(b *testing.B) {
 		if err := child.Process.Kill(); err != nil {
 			b.Fatal(err)
 		}
-		poll("the standby takes over", func() bool { return standby.Status().State == ConsumerStreaming })
+		// Polled every 5 ms, not with pgtest.WaitFor: the interval bounds
+		// the precision of the measure.
+		deadline := time.Now().Add(time.Minute)
+		for standby.Status().State != ConsumerStreaming {
+			if time.Now().After(deadline) {
+				b.Fatalf("the standby did not take over within a minute: %+v", standby.Status())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		total += time.Since(start)
 		b.StopTimer()
 
 		_ = child.Wait()
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.stop(); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

@@ -62,11 +62,13 @@ package main
 import (
 	"context"
 	"errors"
+	"expvar"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -91,6 +93,7 @@ type options struct {
 	readyFile       string
 	compactInterval time.Duration
 	verbose         bool
+	debugAddr       string
 }
 
 func main() {
@@ -99,6 +102,7 @@ func main() {
 	flag.StringVar(&opts.readyFile, "ready-file", "", "once serving, write the server's base URL (http://HOST:PORT) to this `file`")
 	flag.DurationVar(&opts.compactInterval, "compact-interval", 10*time.Minute, "how often the changelog is compacted")
 	flag.BoolVar(&opts.verbose, "v", false, "log at debug level")
+	flag.StringVar(&opts.debugAddr, "debug-addr", "", "`address` of a second listener serving Go's profiles (/debug/pprof/) and runtime variables (/debug/vars); empty: none")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: todo [flags]\n\n"+
 			"An example synchro server. DEMO-ONLY AUTHENTICATION: \"Authorization: Bearer <user>\" is believed.\n"+
@@ -171,15 +175,29 @@ func run(ctx context.Context, opts options, logger *slog.Logger) (err error) {
 		err = errors.Join(err, app.Close(stopCtx))
 	}()
 
+	if opts.debugAddr != "" {
+		stopDebug, err := serveDebug(opts.debugAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle("/sync/", app.Handler)
 	mux.Handle("/healthz", app.Health)
 	mux.Handle("/readyz", app.Health)
 	mux.Handle("/metrics", metrics)
+	// Requests run under reqCtx, which shutdown cancels once the other
+	// requests had their grace: pulls waiting for changes (live sync) end
+	// then instead of holding the shutdown for up to a minute.
+	reqCtx, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
 	server := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- server.Serve(ln) }()
@@ -189,30 +207,61 @@ func run(ctx context.Context, opts options, logger *slog.Logger) (err error) {
 	logger.Info("todo: serving", "url", base+"/sync/", "ready", base+"/readyz", "metrics", base+"/metrics", "tables", app.Registry.TableNames())
 	if opts.readyFile != "" {
 		if err := writeReadyFile(opts.readyFile, base); err != nil {
-			return errors.Join(err, shutdown(server))
+			return errors.Join(err, shutdown(server, endRequests))
 		}
 	}
 
 	select {
 	case <-ctx.Done():
 		logger.Info("todo: shutting down")
-		return shutdown(server)
+		return shutdown(server, endRequests)
 	case err := <-serveDone:
 		return fmt.Errorf("serving HTTP: %w", err)
 	case <-app.Done():
 		// The deferred Close reports why.
-		return errors.Join(errors.New("change capture stopped"), shutdown(server))
+		return errors.Join(errors.New("change capture stopped"), shutdown(server, endRequests))
 	}
 }
 
 // shutdown stops the HTTP server, letting the requests in flight finish.
-func shutdown(server *http.Server) error {
+func shutdown(server *http.Server, endRequests context.CancelFunc) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := server.Shutdown(ctx); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- server.Shutdown(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(shutdownGrace):
+		endRequests() // what still runs is mostly pulls waiting for changes
+		err = <-done
+	}
+	if err != nil {
 		return fmt.Errorf("stopping the HTTP server: %w", err)
 	}
 	return nil
+}
+
+// shutdownGrace is how long requests in progress may finish on their own
+// at shutdown before their context is cancelled.
+const shutdownGrace = time.Second
+
+// serveDebug serves Go's profiles and runtime variables on addr (operators
+// and the live sync memory measure of docs/benchmarks.md use them), and
+// returns the function that stops it.
+func serveDebug(addr string, logger *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("-debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.Handle("/debug/vars", expvar.Handler())
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = server.Serve(ln) }()
+	logger.Info("todo: debug endpoints", "url", "http://"+ln.Addr().String()+"/debug/")
+	return func() { _ = server.Close() }, nil
 }
 
 // writeReadyFile writes base to path atomically, so that a reader never

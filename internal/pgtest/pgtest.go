@@ -53,6 +53,20 @@
 // [DedicatedServer] instead: a server for that test alone, with databases
 // made the same way, available with the local binaries only.
 //
+// # Helpers
+//
+// Exec, QueryRow and Count run a statement or read a row and fail the test
+// on error; WaitFor waits for a condition under a deadline (Poll, for a
+// goroutine that may not fail the test):
+//
+//	pgtest.Exec(t, db.Super, `INSERT INTO lists (id) VALUES ($1)`, "l1")
+//	var name string
+//	pgtest.QueryRow(t, db.Super, `SELECT name FROM lists WHERE id = $1`, "l1").Scan(&name)
+//	pgtest.WaitFor(t, "the row to be captured", 30*time.Second, func() (bool, string) {
+//		n := pgtest.Count(t, db.Super, `SELECT count(*) FROM synchro.changelog`)
+//		return n > 0, fmt.Sprintf("%d changelog rows", n)
+//	})
+//
 // # Roles
 //
 // Every database has two pools: Super, connected as a superuser, and App,
