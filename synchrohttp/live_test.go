@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
 	"github.com/synchrosync/synchro/synchrohttp"
 )
 
@@ -78,7 +79,7 @@ func TestLivePull(t *testing.T) {
 		got <- answer{s, b, took}
 	}()
 	time.Sleep(300 * time.Millisecond) // the pull is waiting
-	e.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'live')`, newID())
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ($1, 'alice', 'live')`, newID())
 	select {
 	case a := <-got:
 		if a.status != http.StatusOK || len(confRecords(t, a.body, "changes")) != 1 {
