@@ -232,8 +232,8 @@ type liveHub struct {
 	mu sync.Mutex
 	// byBucket holds the waiters following each bucket.
 	byBucket map[string]map[*waiter]struct{}
-	// pending holds the waiters reading: any wake-up concerns them, since
-	// their buckets are not known until the read ends.
+	// pending holds the waiters reading: they note the buckets announced
+	// meanwhile, and read again when one of them is theirs.
 	pending   map[*waiter]struct{}
 	connected bool
 	recheck   time.Duration
@@ -248,7 +248,15 @@ type waiter struct {
 	wake chan struct{}
 	// buckets are those the waiter is filed under in byBucket.
 	buckets []string
+	// missed holds the buckets announced while the waiter read (pending),
+	// missedAll that there were too many to keep, or an "all".
+	missed    map[string]struct{}
+	missedAll bool
 }
+
+// maxMissed bounds the buckets a reading waiter keeps; past it, any
+// bucket counts as announced.
+const maxMissed = 64
 
 func newLiveHub() *liveHub {
 	return &liveHub{byBucket: map[string]map[*waiter]struct{}{}, pending: map[*waiter]struct{}{},
@@ -285,19 +293,25 @@ func (h *liveHub) unfile(w *waiter) {
 	w.buckets = nil
 }
 
-// watch files w under buckets once its read ended. It reports whether a
-// wake-up arrived meanwhile (and consumes it): the read may have missed
-// that change, so w reads again.
+// watch files w under buckets once its read ended. It reports whether one
+// of buckets was announced meanwhile: the read may have missed that
+// change, so w reads again (and stays pending).
 func (h *liveHub) watch(w *waiter, buckets []string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.pending, w)
-	select {
-	case <-w.wake:
-		h.pending[w] = struct{}{}
-		return true
-	default:
+	missed := w.missedAll
+	for _, b := range buckets {
+		if _, ok := w.missed[b]; ok {
+			missed = true
+			break
+		}
 	}
+	clear(w.missed)
+	w.missedAll = false
+	if missed {
+		return true
+	}
+	delete(h.pending, w)
 	w.buckets = buckets
 	for _, b := range buckets {
 		set := h.byBucket[b]
@@ -310,15 +324,20 @@ func (h *liveHub) watch(w *waiter, buckets []string) bool {
 	return false
 }
 
-// pend turns w back to reading.
+// pend turns w back to reading, dropping a wake-up that came meanwhile.
 func (h *liveHub) pend(w *waiter) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.unfile(w)
+	select {
+	case <-w.wake:
+	default:
+	}
 	h.pending[w] = struct{}{}
 }
 
-// wake wakes the waiters following any of buckets, and the reading ones.
+// wake wakes the waiters following any of buckets, and notes the buckets
+// for the reading ones.
 func (h *liveHub) wake(buckets []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -328,7 +347,25 @@ func (h *liveHub) wake(buckets []string) {
 		}
 	}
 	for w := range h.pending {
-		signal(w)
+		w.miss(buckets)
+	}
+}
+
+// miss notes buckets announced while w reads.
+func (w *waiter) miss(buckets []string) {
+	if w.missedAll {
+		return
+	}
+	if len(w.missed)+len(buckets) > maxMissed {
+		w.missedAll = true
+		clear(w.missed)
+		return
+	}
+	if w.missed == nil {
+		w.missed = make(map[string]struct{}, len(buckets))
+	}
+	for _, b := range buckets {
+		w.missed[b] = struct{}{}
 	}
 }
 
@@ -342,7 +379,7 @@ func (h *liveHub) wakeAll() {
 		}
 	}
 	for w := range h.pending {
-		signal(w)
+		w.missedAll = true
 	}
 }
 

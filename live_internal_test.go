@@ -5,32 +5,52 @@ import (
 	"testing"
 )
 
-// The hub wakes the waiters of the buckets named and no other, and a
-// wake-up that arrives while a waiter reads makes it read again.
+// The hub wakes the waiters of the buckets named and no other; a waiter
+// that was reading when one of its buckets was announced reads again, one
+// whose buckets were not announced does not.
 func TestLiveHubRouting(t *testing.T) {
 	h := newLiveHub()
-	amy, bob, reading := h.join(), h.join(), h.join()
+	amy, bob, carol, dave := h.join(), h.join(), h.join(), h.join()
 	if h.watch(amy, []string{"user:amy", "global"}) || h.watch(bob, []string{"user:bob", "global"}) {
-		t.Fatal("a waiter reported a wake-up nobody sent")
+		t.Fatal("a waiter read again though nothing was announced")
 	}
-	h.wake([]string{"user:amy"})
+	h.wake([]string{"user:amy", "user:dave"}) // carol and dave are reading
 	if !woken(amy) || woken(bob) {
 		t.Error("a change to user:amy must wake amy's waiter only")
 	}
-	if !woken(reading) {
-		t.Error("a waiter that is reading must be woken by any change")
+	if h.watch(carol, []string{"user:carol"}) {
+		t.Error("carol read again, though only other users' buckets were announced during her read")
+	}
+	if !h.watch(dave, []string{"user:dave"}) {
+		t.Error("dave must read again: his bucket was announced during his read")
+	}
+	if h.watch(dave, []string{"user:dave"}) {
+		t.Error("dave's second read must clear what he missed")
 	}
 	h.pend(amy)
 	h.wake([]string{"global"})
-	if !h.watch(amy, []string{"user:amy"}) {
+	if !h.watch(amy, []string{"user:amy", "global"}) {
 		t.Error("a wake-up during the read must make the waiter read again")
 	}
 	if !woken(bob) {
 		t.Error("a change to global must wake bob's waiter")
 	}
-	h.leave(amy)
-	h.leave(bob)
-	h.leave(reading)
+	h.pend(carol)
+	var many []string
+	for i := range maxMissed + 1 {
+		many = append(many, fmt.Sprint("user:x", i))
+	}
+	h.wake(many)
+	if !h.watch(carol, []string{"user:carol"}) {
+		t.Error("past maxMissed buckets during a read, any waiter must read again")
+	}
+	h.wakeAll()
+	if !h.watch(carol, []string{"user:carol"}) {
+		t.Error("after a wake of all during a read, the waiter must read again")
+	}
+	for _, w := range []*waiter{amy, bob, carol, dave} {
+		h.leave(w)
+	}
 	if n := h.waiting(); n != 0 || len(h.byBucket) != 0 {
 		t.Errorf("after every waiter left: %d waiting, %d buckets filed", n, len(h.byBucket))
 	}
