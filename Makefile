@@ -6,10 +6,11 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # The nested modules (a go.mod of their own, with a replace directive to the
 # repository root), so that what only the examples, the programs and some
-# tests need stays out of the library's go.mod. `go test ./...` at the root
+# tests need (SQLite; testcontainers-go, run by internal/pgcontainer) stays
+# out of the library's go.mod. `go test ./...` at the root
 # does not enter them: the targets below run them too.
 # examples/metrics has its own target (example-metrics).
-MODULES := examples/todo cmd/synchro-load internal/sqlitecheck
+MODULES := examples/todo cmd/synchro-load internal/sqlitecheck internal/pgcontainer
 
 .PHONY: test lint tidy bench load-smoke load demo example-metrics
 
