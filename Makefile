@@ -12,7 +12,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # examples/metrics has its own target (example-metrics).
 MODULES := examples/todo cmd/synchro-load internal/sqlitecheck internal/pgcontainer
 
-.PHONY: test lint tidy bench load-smoke load demo example-metrics
+.PHONY: test lint tidy modgraph bench load-smoke load demo example-metrics
 
 ## test: vet, then run every test with the race detector against a real PostgreSQL: the library's
 ## module, then each nested module.
@@ -41,6 +41,11 @@ lint:
 tidy:
 	$(GO) mod tidy
 	@set -e; for m in $(MODULES) examples/metrics; do echo "== $$m"; $(GO) -C $$m mod tidy; done
+
+## modgraph: how many modules an application importing synchro, wal, synchrohttp and migrations
+## sees in `go list -m all` (a throwaway module in a temporary directory); fails above the target.
+modgraph:
+	GO=$(GO) scripts/modgraph.sh
 
 ## bench: a short smoke run of every benchmark (one iteration each, small data sets, no tests).
 ## The full sizes: drop -short and raise -benchtime (see docs in the README's Benchmarks).
