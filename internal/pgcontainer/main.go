@@ -71,6 +71,10 @@ func run(image string) (err error) {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
+	// When the harness dies, so do the pipes of standard output and error:
+	// a write to them (testcontainers logs as it removes the container)
+	// must fail, not kill this program before the container is gone.
+	signal.Ignore(syscall.SIGPIPE)
 	go func() {
 		select {
 		case <-signals:
@@ -129,10 +133,12 @@ func start(done context.Context, image string) (*testcontainers.DockerContainer,
 			"-c", "full_page_writes=off",
 		),
 		// The entrypoint starts a temporary server to initialise the
-		// database, then the real one: the second "ready" is the one.
+		// database, then the real one: the second "ready" is the one. The
+		// port is checked from outside only: the check inside runs an exec
+		// session, whose conmon process Podman 4.3 leaves running.
 		testcontainers.WithWaitStrategy(wait.ForAll(
 			wait.ForLog("database system is ready to accept connections").WithOccurrence(2),
-			wait.ForListeningPort("5432/tcp"),
+			wait.ForListeningPort("5432/tcp").SkipInternalCheck(),
 		).WithDeadline(3*time.Minute)),
 	)
 	if err != nil {

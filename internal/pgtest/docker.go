@@ -381,6 +381,9 @@ func (p *containerProc) stop(ctx context.Context) error {
 		return fmt.Errorf("%s did not remove container %s in time: %w", containerProgram, p.image, ctx.Err())
 	}
 	if p.waitErr != nil {
+		if own := p.ownErrors(); own != "" {
+			return fmt.Errorf("%s: %s", containerProgram, own)
+		}
 		return fmt.Errorf("%s: %w%s", containerProgram, p.waitErr, p.stderrTail())
 	}
 	return nil
@@ -396,28 +399,34 @@ func (p *containerProc) failed(ctx context.Context) error {
 	return err
 }
 
-// stderrTail returns what the program said about its failure, as lines to
-// append to an error: its own "pgcontainer: " lines when there are any,
-// else the last lines (a build error of go run, a panic).
-func (p *containerProc) stderrTail() string {
-	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+// ownErrors returns the program's own error lines ("pgcontainer: ..."),
+// joined, or "" when it wrote none.
+func (p *containerProc) ownErrors() string {
 	var own []string
-	for _, l := range lines {
-		if strings.HasPrefix(l, "pgcontainer: ") {
-			own = append(own, strings.TrimPrefix(l, "pgcontainer: "))
+	for _, l := range strings.Split(p.stderr.String(), "\n") {
+		if msg, ok := strings.CutPrefix(strings.TrimSpace(l), "pgcontainer: "); ok {
+			own = append(own, msg)
 		}
 	}
-	switch {
-	case len(own) > 0:
-		return ": " + strings.Join(own, "; ")
-	case len(lines) == 1 && lines[0] == "":
+	return strings.Join(own, "; ")
+}
+
+// stderrTail returns what the program wrote on standard error as lines to
+// append to an error: its own error lines when there are any, else the last
+// ten lines (a build error of go run, a panic).
+func (p *containerProc) stderrTail() string {
+	if own := p.ownErrors(); own != "" {
+		return ": " + own
+	}
+	text := strings.TrimSpace(p.stderr.String())
+	if text == "" {
 		return ""
-	default:
-		if len(lines) > 10 {
-			lines = lines[len(lines)-10:]
-		}
-		return ":\n    " + strings.Join(lines, "\n    ")
 	}
+	lines := strings.Split(text, "\n")
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return ":\n    " + strings.Join(lines, "\n    ")
 }
 
 // lockedBuffer is a bytes.Buffer safe for the writes of exec's copying
