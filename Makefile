@@ -12,7 +12,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # examples/metrics has its own target (example-metrics).
 MODULES := examples/todo cmd/synchro-load internal/sqlitecheck internal/pgcontainer
 
-.PHONY: test lint tidy modgraph bench load-smoke load demo example-metrics
+.PHONY: test test-docker lint tidy modgraph bench load-smoke load demo example-metrics
 
 ## test: vet, then run every test with the race detector against a real PostgreSQL: the library's
 ## module, then each nested module.
@@ -24,6 +24,12 @@ test:
 		$(GO) -C $$m vet ./...; \
 		$(GO) -C $$m test -race -count=1 ./...; \
 	done
+
+## test-docker: the tests through the harness's container backend (testcontainers-go, run by
+## internal/pgcontainer) on Podman's Docker API with a locally built PostgreSQL image, for machines
+## with no Docker engine or registry (scripts/podman-test.sh; root, apt; see the README's Tests).
+test-docker:
+	GO=$(GO) scripts/podman-test.sh
 
 ## lint: gofmt (fails on unformatted files), go vet and staticcheck (fetched through the Go module proxy),
 ## in every module.
