@@ -26,8 +26,11 @@ goversion=$(awk '$1 == "go" { print $2; exit }' "$root/go.mod")
 # count DIR: the lines of `go list -m all` (the module itself included, as
 # the issue counts) after go mod tidy.
 count() {
-	(cd "$1" && "$GO" mod tidy >"$tmp/tidy.log" 2>&1 || { cat "$tmp/tidy.log" >&2; exit 1; }
-		"$GO" list -m all | wc -l | tr -d ' ')
+	if ! (cd "$1" && "$GO" mod tidy) >"$tmp/tidy.log" 2>&1; then
+		cat "$tmp/tidy.log" >&2
+		exit 1
+	fi
+	(cd "$1" && "$GO" list -m all) | wc -l | tr -d ' '
 }
 
 # module DIR NAME REQUIRES PACKAGES...: a main package importing PACKAGES.
@@ -82,7 +85,8 @@ for m in "${direct[@]}"; do
 done
 
 echo "modgraph: an importer of synchro, wal, synchrohttp and migrations sees $figure modules (go list -m all, its own line included; target $limit)"
-echo "modgraph: floor, the third-party packages synchro imports without synchro: $floor; each alone: $(IFS=,; echo "${alone[*]}" | sed 's/,/, /g')"
+each=$(IFS=,; echo "${alone[*]}")
+echo "modgraph: floor, the third-party packages synchro imports without synchro: $floor; each alone: ${each//,/, }"
 bound=$limit
 if [ $((floor + 1)) -gt "$bound" ]; then
 	bound=$((floor + 1))

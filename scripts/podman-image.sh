@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds the PostgreSQL image of the tests' container backend without a
 # registry: localhost/synchro-postgres:15 in the private Podman storage of
 # scripts/podman/lib.sh, unless it is there already (then it says so and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # make test-docker, .ci/run: the tests through the harness's container
 # backend (testcontainers-go, run by internal/pgcontainer) on a machine with
 # no Docker engine and no registry, as root:
@@ -117,7 +118,8 @@ coproc PGC { "$GO" -C internal/pgcontainer run . -image "$podman_image" 2>"$podm
 url=""
 read -r url <&"${PGC[0]}" || true
 ready_ns=$(date +%s%N)
-exec {PGC[1]}>&-
+pgc_in=${PGC[1]}
+exec {pgc_in}>&- # end of its standard input: it removes the container
 wait "$PGC_PID" || { cat "$podman_dir/pgcontainer.log" >&2; exit 1; }
 case $url in
 postgres://*) ;;
@@ -165,6 +167,7 @@ if ! grep -q '^pgtest: docker: .*synchro-missing.*; using the local PostgreSQL b
 	echo "test-docker: no fallback message, or no fallback" >&2
 	exit 1
 fi
-step "fallback checked in $((SECONDS - start))s: $(grep '^pgtest: docker: ' <<<"$out" | cut -c1-160)..."
+step "fallback checked in $((SECONDS - start))s; the harness said:"
+grep '^pgtest: docker: ' <<<"$out" | sed 's/^/    /'
 
 step "done in $((SECONDS - t0))s"

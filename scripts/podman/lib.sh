@@ -10,7 +10,9 @@
 #   SYNCHRO_PODMAN_IMAGE  the image (default localhost/synchro-postgres:15)
 
 podman_dir=${SYNCHRO_PODMAN_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/synchro-podman}
+# shellcheck disable=SC2034 # used by the scripts that source this file
 podman_image=${SYNCHRO_PODMAN_IMAGE:-localhost/synchro-postgres:15}
+# shellcheck disable=SC2034
 podman_socket=$podman_dir/podman.sock
 
 # podman_need_root exits unless the script runs as root: debootstrap, and
