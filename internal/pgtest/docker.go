@@ -340,19 +340,19 @@ func startDocker(ctx context.Context, ep dockerEndpoint) (*server, error) {
 	select {
 	case raw = <-line:
 	case <-ctx.Done():
-		return nil, errors.Join(fmt.Errorf("container %s: %w", image, ctx.Err()), p.stop(context.WithoutCancel(ctx)))
+		return nil, errors.Join(fmt.Errorf("container %s: %w", image, ctx.Err()), p.stopWithin(ctx))
 	}
 	if raw == "" {
-		return nil, p.failed(context.WithoutCancel(ctx))
+		return nil, p.failed(ctx)
 	}
 	base, err := url.Parse(raw)
 	if err != nil || base.Scheme != "postgres" {
 		// The parse error would echo the URL, password included.
-		return nil, errors.Join(fmt.Errorf("%s printed no postgres:// URL", containerProgram), p.stop(context.WithoutCancel(ctx)))
+		return nil, errors.Join(fmt.Errorf("%s printed no postgres:// URL", containerProgram), p.stopWithin(ctx))
 	}
 	conn, err := pglocal.WaitReady(ctx, base.String(), p.exited)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("container %s: %w", image, err), p.stop(context.WithoutCancel(ctx)))
+		return nil, errors.Join(fmt.Errorf("container %s: %w", image, err), p.stopWithin(ctx))
 	}
 	_ = conn.Close(ctx)
 	return newServer(ctx, *base, p.stop, fmt.Sprintf("PostgreSQL in container %s (%s, Docker engine at %s)", image, base.Host, ep.host))
@@ -389,10 +389,18 @@ func (p *containerProc) stop(ctx context.Context) error {
 	return nil
 }
 
+// stopWithin is stop within a minute, whether ctx (the start's) is done or
+// not.
+func (p *containerProc) stopWithin(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	return p.stop(ctx)
+}
+
 // failed is the error of a program that exited (or is exiting) without
 // printing a URL: what it said.
 func (p *containerProc) failed(ctx context.Context) error {
-	err := p.stop(ctx)
+	err := p.stopWithin(ctx)
 	if err == nil {
 		err = fmt.Errorf("%s exited without printing a URL%s", containerProgram, p.stderrTail())
 	}
