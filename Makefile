@@ -4,18 +4,54 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test lint bench load-smoke load demo example-metrics
+# The nested modules (a go.mod of their own, with a replace directive to the
+# repository root), so that what only the examples, the programs and some
+# tests need (SQLite; testcontainers-go, run by internal/pgcontainer) stays
+# out of the library's go.mod. `go test ./...` at the root
+# does not enter them: the targets below run them too.
+# examples/metrics has its own target (example-metrics).
+MODULES := examples/todo cmd/synchro-load internal/sqlitecheck internal/pgcontainer
 
-## test: vet, then run every test with the race detector against a real PostgreSQL.
+.PHONY: test test-docker lint tidy modgraph bench load-smoke load demo example-metrics
+
+## test: vet, then run every test with the race detector against a real PostgreSQL: the library's
+## module, then each nested module.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	@set -e; for m in $(MODULES); do \
+		echo "== $$m"; \
+		$(GO) -C $$m vet ./...; \
+		$(GO) -C $$m test -race -count=1 ./...; \
+	done
 
-## lint: gofmt (fails on unformatted files), go vet and staticcheck (fetched through the Go module proxy).
+## test-docker: the tests through the harness's container backend (testcontainers-go, run by
+## internal/pgcontainer) on Podman's Docker API with a locally built PostgreSQL image, for machines
+## with no Docker engine or registry (scripts/podman-test.sh; root, apt; see the README's Tests).
+test-docker:
+	GO=$(GO) scripts/podman-test.sh
+
+## lint: gofmt (fails on unformatted files), go vet and staticcheck (fetched through the Go module proxy),
+## in every module.
 lint:
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	@set -e; for m in $(MODULES) examples/metrics; do \
+		echo "== $$m"; \
+		$(GO) -C $$m vet ./...; \
+		$(GO) -C $$m run $(STATICCHECK) ./...; \
+	done
+
+## tidy: go mod tidy in every module.
+tidy:
+	$(GO) mod tidy
+	@set -e; for m in $(MODULES) examples/metrics; do echo "== $$m"; $(GO) -C $$m mod tidy; done
+
+## modgraph: how many modules an application importing synchro, wal, synchrohttp and migrations
+## sees in `go list -m all` (a throwaway module in a temporary directory); fails above the target.
+modgraph:
+	GO=$(GO) scripts/modgraph.sh
 
 ## bench: a short smoke run of every benchmark (one iteration each, small data sets, no tests).
 ## The full sizes: drop -short and raise -benchtime (see docs in the README's Benchmarks).
@@ -26,13 +62,13 @@ bench:
 ## PostgreSQL), once calling the engine, once through its HTTP handler, once through it with live
 ## sync (pulls that wait for changes); fails on any error.
 load-smoke:
-	$(GO) run ./cmd/synchro-load -smoke
-	$(GO) run ./cmd/synchro-load -smoke -transport http
-	$(GO) run ./cmd/synchro-load -smoke -transport http -wait 5s
+	$(GO) -C cmd/synchro-load run . -smoke
+	$(GO) -C cmd/synchro-load run . -smoke -transport http
+	$(GO) -C cmd/synchro-load run . -smoke -transport http -wait 5s
 
 ## load: the default load run (50 devices, 30 s, with the raw PostgreSQL reference); see docs/benchmarks.md.
 load:
-	$(GO) run ./cmd/synchro-load
+	$(GO) -C cmd/synchro-load run .
 
 ## demo: build and start the example server (examples/todo; SYNCHRO_DATABASE_URL, else a throwaway
 ## local PostgreSQL), run the scripted demo client against it, print its transcript, stop the server.

@@ -1,22 +1,19 @@
 package synchro
 
 import (
-	"database/sql"
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, as the example client uses
 
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // This file tests what the schema contract promises devices: the updated-at
 // and deleted-at columns it names exist in its column list (made up when
-// the table lacks them), the column list is what rows deliver, and the
-// SQLite defaults of timestamp columns give RFC 3339 text.
+// the table lacks them) and the column list is what rows deliver. That the
+// SQLite defaults of timestamp columns give RFC 3339 text is tested with a
+// real SQLite in internal/sqlitecheck, a module of its own.
 
 // TestContractStableAcrossRefreshes checks that an engine's contract of
 // tables without timestamp columns keeps its version and hash when the
@@ -135,75 +132,5 @@ func TestContractServerVersionColumns(t *testing.T) {
 	}
 	if s, _ := row["updated_at"].(string); s == "" || row["deleted_at"] != nil || row["name"] != "L" {
 		t.Errorf("list server_version data %s, want the stored name, updated_at and a null deleted_at", res.ServerVersion.Data)
-	}
-}
-
-// TestContractSQLiteTimestampDefaults creates a device's table from the
-// contract the way the SDKs do (" DEFAULT " followed by sqlite_default_sql)
-// in a real SQLite, inserts a row without the timestamp columns and checks
-// that they hold RFC 3339 text in UTC that PostgreSQL reads back.
-func TestContractSQLiteTimestampDefaults(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	db := pgtest.NewDatabase(t)
-	pgtest.Exec(t, db.Super, `CREATE TABLE stamps (
-		id integer PRIMARY KEY,
-		created_at timestamptz NOT NULL DEFAULT now(),
-		seen timestamp(3) DEFAULT CURRENT_TIMESTAMP,
-		fixed timestamptz DEFAULT '2024-01-02 03:04:05.25+02',
-		day date DEFAULT CURRENT_DATE,
-		updated_at timestamptz NOT NULL DEFAULT transaction_timestamp()
-	)`)
-	snap := mustIntrospect(t, db.App, newTestRegistry(t, &TableConfig{TableName: "stamps"}))
-	st := contractTable(t, snap, "stamps")
-
-	lite, err := sql.Open("sqlite", "file:"+t.TempDir()+"/device.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lite.Close()
-	var defs []string
-	for _, c := range st.Columns {
-		def := `"` + c.Name + `" TEXT`
-		if c.IsPrimaryKey {
-			def = `"` + c.Name + `" INTEGER PRIMARY KEY`
-		}
-		if c.SQLiteDefaultSQL != "" {
-			def += " DEFAULT " + c.SQLiteDefaultSQL
-		}
-		defs = append(defs, def)
-	}
-	create := `CREATE TABLE stamps (` + strings.Join(defs, ", ") + `)`
-	if _, err := lite.ExecContext(ctx, create); err != nil {
-		t.Fatalf("%s: %v", create, err)
-	}
-	before := time.Now().UTC().Add(-time.Second)
-	if _, err := lite.ExecContext(ctx, `INSERT INTO stamps (id) VALUES (1)`); err != nil {
-		t.Fatal(err)
-	}
-	var createdAt, seen, fixed, day, updatedAt sql.NullString
-	if err := lite.QueryRowContext(ctx, `SELECT created_at, seen, fixed, day, updated_at FROM stamps WHERE id = 1`).
-		Scan(&createdAt, &seen, &fixed, &day, &updatedAt); err != nil {
-		t.Fatal(err)
-	}
-	for name, v := range map[string]sql.NullString{"created_at": createdAt, "seen": seen, "updated_at": updatedAt} {
-		at, err := time.Parse(time.RFC3339Nano, v.String)
-		if err != nil || !strings.HasSuffix(v.String, "Z") {
-			t.Errorf("%s: SQLite default gave %q, want RFC 3339 in UTC (%v)", name, v.String, err)
-			continue
-		}
-		if at.Before(before) || at.After(time.Now().Add(time.Second)) {
-			t.Errorf("%s: SQLite default gave %s, not the time of the insert", name, at)
-		}
-		var back time.Time
-		if err := db.App.QueryRowContext(ctx, `SELECT $1::text::timestamptz`, v.String).Scan(&back); err != nil || !back.Equal(at) {
-			t.Errorf("%s: PostgreSQL reads %q as %v (%v), want %v", name, v.String, back, err, at)
-		}
-	}
-	if fixed.String != "2024-01-02T01:04:05.250Z" {
-		t.Errorf("fixed: SQLite default gave %q, want 2024-01-02T01:04:05.250Z", fixed.String)
-	}
-	if _, err := time.Parse(time.DateOnly, day.String); err != nil {
-		t.Errorf("day: SQLite default gave %q, want a date", day.String)
 	}
 }

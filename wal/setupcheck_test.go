@@ -50,7 +50,9 @@ func TestConsumerRefusesRoleUnderRLS(t *testing.T) {
 	pgtest.Exec(t, db.Super, `ALTER TABLE lists ENABLE ROW LEVEL SECURITY`)
 	pgtest.Exec(t, db.Super, `CREATE POLICY own ON lists USING (user_id = current_setting('app.user_id', true))`)
 	role := "repl_" + strings.ReplaceAll(db.Name, "-", "_")
-	pgtest.Exec(t, db.Super, `CREATE ROLE `+role+` LOGIN REPLICATION`)
+	// With a password: servers that are not the local one (a container,
+	// SYNCHRO_TEST_DATABASE_URL) authenticate host connections.
+	pgtest.Exec(t, db.Super, `CREATE ROLE `+role+` LOGIN REPLICATION PASSWORD '`+role+`'`)
 	t.Cleanup(func() { _, _ = db.Super.Exec(`DROP OWNED BY ` + role + `; DROP ROLE ` + role) })
 	pgtest.Exec(t, db.Super, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+role)
 
@@ -59,7 +61,7 @@ func TestConsumerRefusesRoleUnderRLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.User = url.User(role)
+	u.User = url.UserPassword(role, role)
 	cfg.ConnString = u.String()
 	err = startOnce(t, cfg)
 	if err == nil || !strings.Contains(err.Error(), "row-level security") || !strings.Contains(err.Error(), role) || !strings.Contains(err.Error(), "lists") {

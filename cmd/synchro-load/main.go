@@ -7,10 +7,15 @@
 // SQL on the same database (the raw reference), and every figure is also
 // given as a ratio to it.
 //
-//	go run ./cmd/synchro-load                      # in-process example server, throwaway PostgreSQL
-//	go run ./cmd/synchro-load -transport http      # the same, through its HTTP handler on 127.0.0.1
-//	go run ./cmd/synchro-load -server http://127.0.0.1:8080 -database-url postgres://postgres@127.0.0.1:5432/todo
-//	go run ./cmd/synchro-load -smoke               # a few seconds; exits 1 on any error
+//	go -C cmd/synchro-load run .                      # in-process example server, throwaway PostgreSQL
+//	go -C cmd/synchro-load run . -transport http      # the same, through its HTTP handler on 127.0.0.1
+//	go -C cmd/synchro-load run . -server http://127.0.0.1:8080 -database-url postgres://postgres@127.0.0.1:5432/todo
+//	go -C cmd/synchro-load run . -smoke               # a few seconds; exits 1 on any error
+//
+// It is a module of its own (go.mod here, with replace directives to the
+// repository root and to examples/todo), so that the example's SQLite
+// driver stays out of synchro's go.mod: run it from its directory (go -C
+// does that from the root), where a relative -cpuprofile file lands too.
 //
 // # What it runs against
 //
@@ -62,7 +67,7 @@
 // a ratio of the reference's. -duration, -think, -push-ratio and the SQL
 // writer do not apply.
 //
-//	go run ./cmd/synchro-load -catchup 20000 -clients 4 -pull-limit 1000
+//	go -C cmd/synchro-load run . -catchup 20000 -clients 4 -pull-limit 1000
 package main
 
 import (

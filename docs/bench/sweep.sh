@@ -23,7 +23,7 @@ mkdir -p "$data"
 
 bin=$(mktemp -d "${TMPDIR:-/tmp}/synchro-sweep.XXXXXX")
 trap 'rm -rf "$bin"' EXIT
-"$GO" build -o "$bin/synchro-load" ./cmd/synchro-load
+"$GO" -C cmd/synchro-load build -o "$bin/synchro-load" . # a module of its own
 
 if [ -z "${SKIP_RUNS:-}" ]; then
 	echo "sweep: default run" >&2

@@ -12,6 +12,7 @@ GO=${GO:-go}
 readonly ready_timeout=60 # seconds
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/synchro-demo.XXXXXX")
+tmp=$(cd "$tmp" && pwd -P) # absolute: the build runs in examples/todo
 server_pid=""
 interrupted=""
 cleanup() {
@@ -43,7 +44,8 @@ show_server_log() {
 # with one (after make test, say) a few seconds.
 echo "demo: building examples/todo and examples/todo/client"
 mkdir "$tmp/bin"
-"$GO" build -o "$tmp/bin/" ./examples/todo ./examples/todo/client
+# examples/todo is a module of its own (go.mod there): build from its directory.
+"$GO" -C examples/todo build -o "$tmp/bin/" . ./client
 
 "$tmp/bin/todo" -addr 127.0.0.1:0 -ready-file "$tmp/ready" 2>"$tmp/server.log" &
 server_pid=$!

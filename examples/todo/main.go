@@ -2,10 +2,14 @@
 // application would: a to-do app whose lists and items sync to devices that
 // keep a local SQLite copy and work offline.
 //
-//	go run ./examples/todo                 # serves http://127.0.0.1:8080/sync/...
-//	go run ./examples/todo/client -server http://127.0.0.1:8080
+//	cd examples/todo
+//	go run .                               # serves http://127.0.0.1:8080/sync/...
+//	go run ./client -server http://127.0.0.1:8080
 //
 // make demo runs both: the server, then the scripted client against it.
+// The example is a module of its own (go.mod here, with a replace directive
+// to the repository root), so that the client's SQLite driver
+// (modernc.org/sqlite) stays out of synchro's go.mod.
 //
 // # DEMO-ONLY AUTHENTICATION
 //

@@ -26,7 +26,21 @@
 //     running with wal_level=logical. Several test binaries may share it: the
 //     names of their databases differ.
 //  2. A container started with testcontainers-go when a Docker engine
-//     answers. The image is SYNCHRO_TEST_POSTGRES_IMAGE (default postgres:15).
+//     answers. The image is SYNCHRO_TEST_POSTGRES_IMAGE (default
+//     postgres:15; any image with the official image's entrypoint
+//     contract). Whether an engine answers is checked with the standard
+//     library, where testcontainers-go looks (tc.host and docker.host of
+//     ~/.testcontainers.properties, DOCKER_HOST, /var/run/docker.sock, the
+//     rootless and Docker Desktop sockets; unix:// and tcp:// addresses):
+//     GET /_ping within two seconds. The container itself is run by the
+//     program internal/pgcontainer, a module of its own that keeps
+//     testcontainers-go and the Docker client out of synchro's go.mod;
+//     this package runs it with `go run` (built once, then cached by Go),
+//     reads the server's URL from it and keeps its standard input open for
+//     as long as the server is in use. When an engine answers but the
+//     container does not start (the image cannot be pulled or run), the
+//     tests say why in one message on standard error and go on with the
+//     local binaries.
 //  3. The local PostgreSQL binaries (initdb and postgres on PATH or under
 //     /usr/lib/postgresql/*/bin), started in a temporary directory on a free
 //     port. When the test runs as root the server runs as the postgres OS
@@ -43,7 +57,9 @@
 // Main stops the server when the tests end, pass or fail, and on SIGINT or
 // SIGTERM. If the test binary is killed outright, a local server dies with
 // it (Linux) and the next test binary removes its directory; a container is
-// removed by testcontainers' reaper. On an external server the databases of
+// removed by internal/pgcontainer when its standard input closes, which a
+// killed test binary closes too (testcontainers' reaper, where it runs,
+// would also remove it). On an external server the databases of
 // a killed binary stay behind: their names start with synchro_test_ and
 // synchro_tmpl_.
 //

@@ -76,10 +76,15 @@ func startServer(ctx context.Context) (*server, error) {
 		}
 		return connectURL(ctx, raw)
 	case backendDocker:
-		if err := dockerAvailable(ctx); err != nil {
+		ep, err := findDocker(ctx)
+		if err != nil {
 			return nil, fmt.Errorf("%s=%s: %w", envBackend, backendDocker, err)
 		}
-		return startDocker(ctx)
+		srv, err := startDocker(ctx, ep)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%s: Docker engine at %s: %w", envBackend, backendDocker, ep.host, err)
+		}
+		return srv, nil
 	case backendLocal:
 		return startLocal(ctx)
 	case "":
@@ -90,13 +95,13 @@ func startServer(ctx context.Context) (*server, error) {
 	if raw := os.Getenv(envDatabaseURL); raw != "" {
 		return connectURL(ctx, raw)
 	}
-	var dockerErr error
-	if dockerErr = dockerAvailable(ctx); dockerErr == nil {
-		srv, err := startDocker(ctx)
+	ep, dockerErr := findDocker(ctx)
+	if dockerErr == nil {
+		srv, err := startDocker(ctx, ep)
 		if err == nil {
 			return srv, nil
 		}
-		dockerErr = err
+		dockerErr = fmt.Errorf("a Docker engine answers at %s (%s) but did not give PostgreSQL in a container: %w", ep.host, ep.source, err)
 	}
 	srv, localErr := startLocal(ctx)
 	if localErr == nil {

@@ -2,8 +2,9 @@
 // examples/todo: five devices, each with its own local SQLite file, sync
 // through the server's HTTP API and print a transcript.
 //
-//	go run ./examples/todo &                 # the server, on 127.0.0.1:8080
-//	go run ./examples/todo/client            # the demo against it
+//	cd examples/todo                         # a module of its own
+//	go run . &                               # the server, on 127.0.0.1:8080
+//	go run ./client                          # the demo against it
 //
 // make demo runs both. The script: two devices of alice and one of bob
 // register and bootstrap from a snapshot; alice writes offline on both of her
