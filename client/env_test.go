@@ -354,19 +354,16 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// captured waits until change capture has written the changelog up to
-// the server's current WAL position: every change committed before the
-// call can then be pulled.
+// captured waits until change capture has written to the changelog every
+// change committed before the call: it commits a probe row (of a user no
+// device has) and waits for it, since capture follows commit order.
 func (s *server) captured(t testing.TB) {
 	t.Helper()
-	var target string
-	if err := s.db.Super.QueryRow(`SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
-		t.Fatal(err)
-	}
+	probe := "probe-" + id()
+	s.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, '_probe', 'probe')`, probe)
 	waitFor(t, 60*time.Second, "change capture to catch up", func() bool {
 		var ok bool
-		err := s.db.Super.QueryRow(`SELECT coalesce(confirmed_flush_lsn >= $1::pg_lsn, false) FROM pg_replication_slots WHERE slot_name = $2`,
-			target, s.slot).Scan(&ok)
+		err := s.db.Super.QueryRow(`SELECT EXISTS (SELECT 1 FROM synchro.changelog WHERE record_id = $1)`, probe).Scan(&ok)
 		return err == nil && ok
 	})
 }

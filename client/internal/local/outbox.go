@@ -129,6 +129,10 @@ type Settled struct {
 	// Retry counts the entries kept for a later push: answered
 	// retryable, not answered, or answered stale_client.
 	Retry int
+	// Requeued counts the creates the server already had (from a push
+	// whose answer was lost) that stay queued as updates: the next push
+	// sends them.
+	Requeued int
 	// StaleClient reports a stale_client answer: the client must snapshot
 	// again before its changes are taken.
 	StaleClient bool
@@ -328,7 +332,7 @@ func (st *settler) accept(at *time.Time) error {
 // retryAsUpdate turns a create the server already has into an update of
 // the server's version sv.
 func (st *settler) retryAsUpdate(sv *synchro.Record) error {
-	st.out.Retry++
+	st.out.Requeued++
 	if err := st.exec(`UPDATE _synchro_outbox SET operation = 'update', base_updated_at = ? WHERE table_name = ? AND record_id = ? AND operation = 'create'`,
 		sv.UpdatedAt.UTC().Format(TimeLayout), st.e.Table, st.e.ID); err != nil {
 		return err
