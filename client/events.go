@@ -116,6 +116,14 @@ type Event struct {
 // schema change.
 const ReasonSchemaChanged = local.ReasonSchemaChanged
 
+// ReasonParentMissing is the reason of a rejection the client itself
+// decided: a create the server answered parent_not_found several times,
+// whose parent row (the contract's parent_table, by its parent_fk_col) is
+// neither a local row nor a pending change, so that no push of this
+// device can bring it (the application deleted the parent before it was
+// pushed, or the server refused the parent's create).
+const ReasonParentMissing = local.ReasonParentMissing
+
 // Rejection is a local change the server did not take as it was sent: a
 // conflict the server's row won (Status "conflict"), or a refusal for good
 // (Status "rejected_terminal"). The change left the outbox and the local

@@ -145,7 +145,22 @@ const (
 	reasonRecordExists   = "record_exists"
 	reasonRecordNotFound = "record_not_found"
 	reasonStaleClient    = "stale_client"
+	reasonParentNotFound = "parent_not_found"
 )
+
+// ReasonParentMissing is the reason code of a create the client gave up:
+// the server answered parent_not_found to it parentMissingAttempts times,
+// and its parent row (the contract's parent_table, by parent_fk_col) is
+// neither in the local table nor pending: the application deleted the
+// parent before it was ever pushed, or the server refused the parent's
+// create, so no push of this device will bring it. The client decides
+// it, not the server (which would give up after its own, longer bound:
+// parent_never_arrived).
+const ReasonParentMissing = "parent_missing"
+
+// parentMissingAttempts is how many parent_not_found answers a create
+// gets before the client checks for its parent (see ReasonParentMissing).
+const parentMissingAttempts = 3
 
 // Settle applies the server's answer to the entries sent, in one
 // transaction with capture off. Per entry, by its result:
@@ -252,8 +267,55 @@ func (st *settler) settle() error {
 			return st.retry()
 		}
 		return st.reject()
+	case synchro.PushStatusRejectedRetryable:
+		if res.ReasonCode == reasonParentNotFound {
+			missing, err := st.parentMissing()
+			if err != nil {
+				return err
+			}
+			if missing {
+				return st.giveUp()
+			}
+		}
 	}
 	return st.retry()
+}
+
+// parentMissing reports whether a create answered parent_not_found has
+// had enough of those answers, and its parent is neither a local row nor
+// a pending change (see ReasonParentMissing).
+func (st *settler) parentMissing() (bool, error) {
+	t := st.t
+	if st.e.Operation != "create" || t.ParentTable == "" || t.ParentFKCol == "" || !st.unchanged() {
+		return false, nil
+	}
+	var attempts int
+	if err := st.tx.QueryRowContext(st.ctx, `SELECT attempts FROM _synchro_outbox WHERE table_name = ? AND record_id = ?`,
+		st.e.Table, st.e.ID).Scan(&attempts); err != nil {
+		return false, err
+	}
+	parent := st.a.schema.Table(t.ParentTable)
+	ref, ok := st.e.Row[t.ParentFKCol]
+	if attempts+1 < parentMissingAttempts || parent == nil || !ok || ref == nil {
+		return false, nil
+	}
+	refID := fmt.Sprint(ref)
+	if b, ok := ref.([]byte); ok {
+		refID = string(b)
+	}
+	var exists bool
+	err := st.tx.QueryRowContext(st.ctx, `SELECT EXISTS (SELECT 1 FROM `+quoteIdent(parent.TableName)+` WHERE `+quoteIdent(parent.PK)+` = ?)
+		OR EXISTS (SELECT 1 FROM _synchro_outbox WHERE table_name = ? AND record_id = ?)`, refID, parent.TableName, refID).Scan(&exists)
+	return !exists, err
+}
+
+// giveUp settles a create whose parent will never come from this device
+// as the server would a terminal refusal (see ReasonParentMissing).
+func (st *settler) giveUp() error {
+	st.res = &synchro.PushResult{ID: st.e.ID, TableName: st.e.Table, Operation: st.e.Operation, Status: synchro.PushStatusRejectedTerminal,
+		ReasonCode: ReasonParentMissing, Message: fmt.Sprintf("the parent row %s %v is neither on the server nor on this device (deleted before it was pushed, or refused); the server said: %s",
+			st.t.ParentTable, st.e.Row[st.t.ParentFKCol], st.res.Message)}
+	return st.reject()
 }
 
 // unchanged reports whether the entry is still what was sent.
