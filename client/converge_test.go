@@ -181,7 +181,7 @@ func deviceOp(t *testing.T, rng *rand.Rand, d *device, w *workload) {
 	db := d.c.DB()
 	randomID := func(table string) string {
 		var id string
-		err := db.QueryRow(`SELECT id FROM "`+table+`" ORDER BY random() LIMIT 1`).Scan(&id)
+		err := db.QueryRow(`SELECT id FROM "` + table + `" ORDER BY random() LIMIT 1`).Scan(&id)
 		if err != nil && err != sql.ErrNoRows {
 			t.Errorf("%s: picking a row: %v", d.user, err)
 		}
