@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro/client"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // flaky is a RoundTripper that can be offline (every request fails
@@ -254,4 +255,47 @@ func TestKilledMidSync(t *testing.T) {
 	s.captured(t)
 	d.sync()
 	s.converged(t, d)
+}
+
+// A restart of PostgreSQL and of the application's process (a new
+// engine and handler on the same address) while devices run and write:
+// they ride it out (offline or in error meanwhile) and converge.
+func TestServerRestart(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.NewDedicatedServer(t)
+	s := startServerOn(t, pg.NewMigratedDatabase(t), "")
+	a := s.newDevice(t, "alice", nil)
+	b := s.newDevice(t, "alice", nil)
+	a.run()
+	b.run()
+	a.ready()
+	b.ready()
+	write := func(d *device, n int) {
+		for range n {
+			listID := id()
+			d.exec(`INSERT INTO lists (id, user_id, name) VALUES (?, 'alice', 'L')`, listID)
+			d.exec(`INSERT INTO items (id, list_id, title) VALUES (?, ?, 'x')`, id(), listID)
+		}
+	}
+	write(a, 5)
+	write(b, 5)
+	pg.Restart(t)
+	write(a, 5)
+	s.newEngine()
+	write(b, 5)
+	waitFor(t, 60*time.Second, "every change to reach the server", func() bool {
+		var n int
+		err := s.db.Super.QueryRow(`SELECT count(*) FROM items`).Scan(&n)
+		return err == nil && n == 20 && a.pending() == 0 && b.pending() == 0
+	})
+	s.captured(t)
+	waitFor(t, 30*time.Second, "both devices to hold every item", func() bool {
+		return a.count(`SELECT count(*) FROM items`) == 20 && b.count(`SELECT count(*) FROM items`) == 20
+	})
+	for _, d := range []*device{a, b} {
+		if rej := d.rejections(); len(rej) != 0 {
+			t.Errorf("rejections: %+v", rej)
+		}
+		s.converged(t, d)
+	}
 }

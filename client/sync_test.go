@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -158,4 +159,101 @@ func TestConflictsAndRejections(t *testing.T) {
 	b.sync()
 	s.converged(t, a)
 	s.converged(t, b)
+}
+
+// With a contract bundled in the application, a new installation writes
+// before it ever reached the server; the first sync's snapshot keeps those
+// changes and pushes them.
+func TestOfflineFirstStart(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'on the server')`)
+	contract, err := s.engine.Load().Schema(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFlaky()
+	f.offline.Store(true)
+	d := s.newDevice(t, "alice", func(c *client.Config) { withFlaky(f)(c); c.Contract = contract })
+	d.exec(`INSERT INTO lists (id, user_id, name) VALUES ('mine', 'alice', 'made offline')`)
+	d.exec(`INSERT INTO items (id, list_id, title) VALUES ('i1', 'mine', 'x')`)
+	if err := d.c.Sync(context.Background()); err == nil || d.c.Status().State != client.StateOffline {
+		t.Fatalf("Sync while offline: %v, status %+v", err, d.c.Status())
+	}
+	f.offline.Store(false)
+	d.sync()
+	if n := d.pending(); n != 0 {
+		t.Fatalf("%d pending", n)
+	}
+	if n := d.count(`SELECT count(*) FROM lists`); n != 2 {
+		t.Fatalf("%d lists on the device, want the server's and its own", n)
+	}
+	s.captured(t)
+	d.sync()
+	s.converged(t, d)
+}
+
+// A child created under a parent that the application deleted before it
+// was pushed can never be taken: after a few parent_not_found answers the
+// client gives it up as a rejection (parent_missing), rather than keep it
+// queued until the server's own bound.
+func TestParentMissing(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	d := s.newDevice(t, "alice", nil)
+	d.sync()
+	d.exec(`INSERT INTO lists (id, user_id, name) VALUES ('gone', 'alice', 'deleted before its push')`)
+	d.exec(`INSERT INTO items (id, list_id, title) VALUES ('orphan', 'gone', 'x')`)
+	d.exec(`DELETE FROM lists WHERE id = 'gone'`)
+	for range 3 {
+		d.sync()
+	}
+	rej := d.rejections()
+	if len(rej) != 1 || rej[0].ID != "orphan" || rej[0].Reason != client.ReasonParentMissing {
+		t.Fatalf("rejections %+v", rej)
+	}
+	if n := d.pending(); n != 0 {
+		t.Fatalf("%d pending", n)
+	}
+	if n := d.count(`SELECT count(*) FROM items`); n != 0 {
+		t.Fatalf("the orphan stayed")
+	}
+}
+
+// Configuration errors name the field; calls after Close fail with
+// ErrClosed.
+func TestConfigAndClose(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, cfg := range []client.Config{
+		{Path: dir + "/a.db"},
+		{ServerURL: "ftp://x", Path: dir + "/a.db"},
+		{ServerURL: "http://x"},
+		{ServerURL: "http://x", Path: dir + "/a.db", PushBatch: 1001},
+		{ServerURL: "http://x", Path: dir + "/a.db", PullWait: time.Hour},
+		{ServerURL: "http://x", Path: dir + "/a.db", MinBackoff: time.Minute, MaxBackoff: time.Second},
+	} {
+		if c, err := client.Open(context.Background(), cfg); err == nil {
+			_ = c.Close()
+			t.Errorf("Open(%+v) succeeded", cfg)
+		}
+	}
+	c, err := client.Open(context.Background(), client.Config{ServerURL: "http://127.0.0.1:1", Path: dir + "/b.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tables() != nil || c.ClientID() == "" {
+		t.Fatalf("a new file: tables %v, client id %q", c.Tables(), c.ClientID())
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(context.Background()); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Sync after Close: %v", err)
+	}
+	if err := c.Run(context.Background()); !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("Run after Close: %v", err)
+	}
+	if c.Status().State != client.StateClosed {
+		t.Fatalf("status after Close: %+v", c.Status())
+	}
 }
