@@ -124,17 +124,24 @@ func upsertSQL(table string, t *Table, set []bool) string {
 // writeRow writes vals (the columns set) into t, or into its base table
 // when base is true.
 func (a *applier) writeRow(t *Table, vals []any, set []bool, base bool) error {
-	table := t.TableName
-	if base {
-		table = baseTable(t.TableName)
-	}
 	args := make([]any, 0, len(vals))
 	for i, v := range vals {
 		if set[i] {
 			args = append(args, v)
 		}
 	}
-	return a.exec(upsertSQL(table, t, set), args...)
+	var query string
+	switch {
+	case len(args) == len(vals) && base:
+		query = t.upsertAllBase
+	case len(args) == len(vals):
+		query = t.upsertAll
+	case base:
+		query = upsertSQL(baseTable(t.TableName), t, set)
+	default:
+		query = upsertSQL(t.TableName, t, set)
+	}
+	return a.exec(query, args...)
 }
 
 // deleteRow deletes record id from t, or from its base table.

@@ -3,7 +3,6 @@ package local
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/synchrosync/synchro"
@@ -28,6 +27,9 @@ type Table struct {
 	// Pushable reports whether the server takes pushes to the table.
 	Pushable bool
 	colIdx   map[string]int
+	// upsertAll and upsertAllBase write every column into the table and
+	// into its base table (upsertSQL with every column set).
+	upsertAll, upsertAllBase string
 }
 
 // NewSchema checks a contract and indexes it. A table must have a
@@ -62,6 +64,11 @@ func NewSchema(c synchro.SchemaResponse) (*Schema, error) {
 				return nil, fmt.Errorf("schema contract: table %q names column %q (key, updated_at_column or deleted_at_column), which is not one of its columns", st.TableName, name)
 			}
 		}
+		all := make([]bool, len(st.Columns))
+		for j := range all {
+			all[j] = true
+		}
+		t.upsertAll, t.upsertAllBase = upsertSQL(st.TableName, t, all), upsertSQL(baseTable(st.TableName), t, all)
 		s.tables[st.TableName] = t
 	}
 	return s, nil
@@ -295,12 +302,4 @@ func columnNames(t *Table) []string {
 		out[i] = quoteIdent(c.Name)
 	}
 	return out
-}
-
-// sameColumns reports whether two tables have the same columns, in the
-// same order, with the same local definitions.
-func sameColumns(a, b *Table) bool {
-	return slices.EqualFunc(a.Columns, b.Columns, func(x, y synchro.SchemaColumn) bool {
-		return x.Name == y.Name && columnDef(a, &x) == columnDef(b, &y)
-	})
 }

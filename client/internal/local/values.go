@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -50,7 +51,8 @@ func sqliteType(logical string) string {
 }
 
 // fromJSON converts the JSON value raw of a column of type logical to the
-// value stored in SQLite.
+// value stored in SQLite. raw must be valid JSON (as json.Unmarshal
+// leaves a json.RawMessage); the common forms are read without a decoder.
 func fromJSON(logical string, raw json.RawMessage) (any, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -62,6 +64,26 @@ func fromJSON(logical string, raw json.RawMessage) (any, error) {
 			return nil, err
 		}
 		return buf.String(), nil
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 && bytes.IndexByte(raw[1:len(raw)-1], '"') < 0 {
+			return fromValue(logical, string(raw[1:len(raw)-1])), nil
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return fromValue(logical, s), nil
+	case c == 't' && string(raw) == "true":
+		return fromValue(logical, true), nil
+	case c == 'f' && string(raw) == "false":
+		return fromValue(logical, false), nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		if !json.Valid(raw) {
+			return nil, fmt.Errorf("invalid number %q", raw)
+		}
+		return fromValue(logical, json.Number(raw)), nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
