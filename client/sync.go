@@ -297,11 +297,26 @@ func (c *Client) pushAll(ctx context.Context) error {
 // checkpoint in one transaction. A snapshot the server asks for is taken
 // (snapshotted true) and the pulls go on after it.
 func (c *Client) pullAll(ctx context.Context) (snapshotted bool, err error) {
+	idle := 0
 	for {
-		more, snap, err := c.pullPage(ctx, 0)
+		f, err := c.fetchPull(ctx, 0)
+		if err != nil {
+			return snapshotted, err
+		}
+		more, snap, err := c.applyPull(ctx, f)
 		snapshotted = snapshotted || snap
 		if err != nil || !more {
 			return snapshotted, err
+		}
+		// A server that keeps saying has_more without moving the
+		// checkpoint or sending anything must not keep the round going.
+		if f.page.Checkpoint == f.from && len(f.page.Changes)+len(f.page.Deletes) == 0 && !snap {
+			if idle++; idle == 3 {
+				c.logger.WarnContext(ctx, "synchro client: the server says it has more but sends nothing; pulling again next round", "checkpoint", f.from)
+				return snapshotted, nil
+			}
+		} else {
+			idle = 0
 		}
 	}
 }

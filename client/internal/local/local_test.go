@@ -259,3 +259,36 @@ func TestSettleOutcomes(t *testing.T) {
 		t.Fatalf("rejections %+v %v", rej, err)
 	}
 }
+
+// Whatever a server sends as a record's data, converting it neither
+// panics nor gives a value toJSON cannot send back.
+func FuzzRowValues(f *testing.F) {
+	for _, seed := range []string{
+		`{"id": "a", "user_id": "u", "name": "x", "done": true, "blob": "\\x00ff", "meta": {"a": [1, 2]}, "updated_at": "2026-01-01T00:00:00Z"}`,
+		`{"id": 7, "done": 2, "blob": "AQI=", "meta": "text", "updated_at": "infinity", "deleted_at": "2026-01-01 00:00:00"}`,
+		`{"id": "\u00e9\"x", "name": 1e400, "done": "true", "meta": null}`,
+		`null`, `[]`, `{"id": {"x": 1}}`, `{`,
+	} {
+		f.Add([]byte(seed))
+	}
+	schema, err := NewSchema(testContract())
+	if err != nil {
+		f.Fatal(err)
+	}
+	t := schema.Table("lists")
+	f.Fuzz(func(tt *testing.T, data []byte) {
+		vals, set, err := rowValues(t, "id", data)
+		if err != nil {
+			return
+		}
+		row := map[string]any{}
+		for i, c := range t.Columns {
+			if set[i] {
+				row[c.Name] = vals[i]
+			}
+		}
+		if out := rowJSON(t, row); !json.Valid(out) {
+			tt.Fatalf("rowJSON gave invalid JSON %s for %s", out, data)
+		}
+	})
+}
