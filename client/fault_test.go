@@ -202,13 +202,15 @@ func TestKilledMidSync(t *testing.T) {
 	f.before.Store(nil)
 	d.open()
 	var rows int
-	if err := d.c.DB().QueryRow(`SELECT count(*) FROM lists`).Scan(&rows); err != nil || rows != 900 {
-		t.Fatalf("after the cut, %d rows (%v); want the 9 pages applied", rows, err)
+	// The 10th page was asked for while the 9th was written (the next
+	// page is fetched ahead): 8 or 9 pages are in.
+	if err := d.c.DB().QueryRow(`SELECT count(*) FROM lists`).Scan(&rows); err != nil || (rows != 800 && rows != 900) {
+		t.Fatalf("after the cut, %d rows (%v); want the 8 or 9 pages applied", rows, err)
 	}
 	d.sync()
 	// 2500 rows in pages of 100: 25 or 26 pages. Resumed, the pages are
-	// asked once each, plus the one cut; restarted, 9 more.
-	if got := snapshots.Load(); got > 27 {
+	// asked once each, plus the one or two cut; restarted, 8 more.
+	if got := snapshots.Load(); got > 28 {
 		t.Errorf("%d snapshot requests: the snapshot started again instead of resuming", got)
 	}
 	s.converged(t, d)

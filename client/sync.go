@@ -182,7 +182,7 @@ func (c *Client) snapshotIfNeeded(ctx context.Context) error {
 // snapshot cut short resumes at its next page. resume continues the one
 // under way; otherwise a new one starts, for reason. A cursor the server
 // no longer takes (another snapshot of the client started since) starts
-// it again.
+// it again. The next page is fetched while a page is written.
 func (c *Client) snapshot(ctx context.Context, reason string, resume bool) error {
 	schema := c.schema.Load()
 	var cursor *synchro.SnapshotCursor
@@ -195,24 +195,36 @@ func (c *Client) snapshot(ctx context.Context, reason string, resume bool) error
 	} else if err := c.beginSnapshot(ctx, schema, reason); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	var inflight <-chan snapshotPage
+	defer func() {
+		cancel()
+		if inflight != nil {
+			<-inflight
+		}
+	}()
+	inflight = c.fetchSnapshot(ctx, schema, cursor)
 	restarted := false
 	for {
-		req := &synchro.SnapshotRequest{ClientID: c.clientID, Cursor: cursor, Limit: c.cfg.SnapshotLimit,
-			SchemaVersion: schema.Contract.SchemaVersion, SchemaHash: schema.Contract.SchemaHash}
-		var page synchro.SnapshotResponse
-		err := c.api.call(ctx, http.MethodPost, "/sync/snapshot", 0, req, &page)
-		if status, _ := serverCode(err); status == http.StatusBadRequest && cursor != nil && !restarted {
-			c.logger.InfoContext(ctx, "synchro client: the server refused the snapshot cursor: starting the snapshot again", "error", err)
+		got := <-inflight
+		inflight = nil
+		if status, _ := serverCode(got.err); status == http.StatusBadRequest && cursor != nil && !restarted {
+			c.logger.InfoContext(ctx, "synchro client: the server refused the snapshot cursor: starting the snapshot again", "error", got.err)
 			if err := c.beginSnapshot(ctx, schema, "restarted"); err != nil {
 				return err
 			}
 			cursor, restarted = nil, true
+			inflight = c.fetchSnapshot(ctx, schema, nil)
 			continue
 		}
-		if err != nil {
-			return err
+		if got.err != nil {
+			return got.err
 		}
-		applied, err := c.store.ApplySnapshotPage(ctx, schema, cursor, &page)
+		page := got.page
+		if page.HasMore && page.Cursor != nil {
+			inflight = c.fetchSnapshot(ctx, schema, page.Cursor)
+		}
+		applied, err := c.store.ApplySnapshotPage(ctx, schema, cursor, page)
 		if err != nil {
 			return fmt.Errorf("synchro client: applying a snapshot page: %w", err)
 		}
@@ -222,6 +234,26 @@ func (c *Client) snapshot(ctx context.Context, reason string, resume bool) error
 		}
 		cursor = page.Cursor
 	}
+}
+
+// snapshotPage is the outcome of a snapshot request.
+type snapshotPage struct {
+	page *synchro.SnapshotResponse
+	err  error
+}
+
+// fetchSnapshot asks for the snapshot page at cursor in a goroutine of its
+// own; the channel gives the outcome (the caller receives it, always).
+func (c *Client) fetchSnapshot(ctx context.Context, schema *local.Schema, cursor *synchro.SnapshotCursor) <-chan snapshotPage {
+	out := make(chan snapshotPage, 1)
+	req := &synchro.SnapshotRequest{ClientID: c.clientID, Cursor: cursor, Limit: c.cfg.SnapshotLimit,
+		SchemaVersion: schema.Contract.SchemaVersion, SchemaHash: schema.Contract.SchemaHash}
+	go func() {
+		page := &synchro.SnapshotResponse{}
+		err := c.api.call(ctx, http.MethodPost, "/sync/snapshot", 0, req, page)
+		out <- snapshotPage{page, err}
+	}()
+	return out
 }
 
 func (c *Client) beginSnapshot(ctx context.Context, schema *local.Schema, reason string) error {
