@@ -86,6 +86,12 @@
 // references ON DELETE CASCADE or SET NULL, since rows leave the synced
 // tables when they leave the user's buckets.
 //
+// The application may add its own indexes (and views) on the synced
+// tables. A rebuild (see "Schema changes") drops and creates the tables
+// again, and their indexes with them: create them again on an
+// EventSchemaChanged whose Reason is "rebuilt". Columns are the contract's:
+// do not alter the synced tables.
+//
 // Beside the synced tables the file holds the client's bookkeeping, in
 // tables named _synchro_...: the state (client id, contract, checkpoint, a
 // snapshot under way), the outbox, the rejections, and for each synced

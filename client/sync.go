@@ -353,17 +353,6 @@ func (c *Client) pullAll(ctx context.Context) (snapshotted bool, err error) {
 	}
 }
 
-// pullPage pulls one page, waiting up to wait for one when there is
-// nothing to pull, and applies it. more reports whether the server has
-// more; a snapshot the server asked for is taken (snapshotted).
-func (c *Client) pullPage(ctx context.Context, wait time.Duration) (more, snapshotted bool, err error) {
-	f, err := c.fetchPull(ctx, wait)
-	if err != nil {
-		return false, false, err
-	}
-	return c.applyPull(ctx, f)
-}
-
 // fetched is a pull page with what it was asked from.
 type fetched struct {
 	schema *local.Schema
