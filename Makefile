@@ -10,7 +10,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # out of the library's go.mod. `go test ./...` at the root
 # does not enter them: the targets below run them too.
 # examples/metrics has its own target (example-metrics).
-MODULES := examples/todo cmd/synchro-load internal/sqlitecheck internal/pgcontainer
+MODULES := client examples/todo cmd/synchro-load internal/sqlitecheck internal/pgcontainer
 
 .PHONY: test test-docker lint tidy modgraph bench load-smoke load demo example-metrics
 
@@ -57,6 +57,7 @@ modgraph:
 ## The full sizes: drop -short and raise -benchtime (see docs in the README's Benchmarks).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -short ./...
+	$(GO) -C client test -run '^$$' -bench . -benchtime 1x -count 1 -short ./...
 
 ## load-smoke: a few seconds of cmd/synchro-load (4 devices, in-process example server, throwaway
 ## PostgreSQL), once calling the engine, once through its HTTP handler, once through it with live
