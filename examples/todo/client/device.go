@@ -1,51 +1,480 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/client"
 )
+
+// This file is the plain Go device: an installation of the app built on
+// package github.com/synchrosync/synchro/client. The package keeps the
+// local SQLite file in sync (tables from the schema contract, triggers
+// that queue the app's writes, snapshot, push, pull, conflicts); the
+// device writes its tables with plain SQL, syncs with Client.Sync (or
+// Client.Run for live sync) and learns what happened from the client's
+// events and from local queries.
 
 // Sync parameters of a device.
 const (
-	// pageLimit is the records asked for per snapshot or pull page.
-	pageLimit = 1000
 	// arrivalTimeout bounds the wait for changes to reach a device: the
 	// changelog is written by the server's change capture, shortly after
 	// the push that made the change.
 	arrivalTimeout = 10 * time.Second
-	// pollInterval is the pause between pulls while waiting.
+	// pollInterval is the pause between syncs while waiting.
 	pollInterval = 50 * time.Millisecond
+	// liveWait is how long Run's pulls ask the server to wait for a
+	// change (POST /sync/pull?wait=10).
+	liveWait = 10 * time.Second
 	// appVersion is the version the devices register with.
 	appVersion = "1.0.0"
 )
 
-// device is one installation of the app: a user, a client id, a local
-// SQLite file, and the sync state.
+// device is one installation of the app: a user and a client of package
+// client on its own SQLite file.
 type device struct {
 	ident
-	api    *api
-	db     *sql.DB
-	schema *synchro.SchemaResponse
-	tables map[string]*synchro.SchemaTable
+	c      *client.Client
+	tables map[string]*synchro.SchemaTable // after the first Sync
 
-	checkpoint int64
-	// delivered records, for each record the server has sent (snapshot,
-	// pull, or the server's version in a conflict), the updated-at it
-	// had, or deleted. It only serves the demo's waits.
-	delivered map[recordKey]version
+	mu sync.Mutex
+	// events are the client's events since the last take.
+	events []client.Event
+	// live, when set, receives a copy of each event (liveScene).
+	live chan client.Event
+	// pushAnswered is when the last answer to a push arrived (seen by
+	// the device's http.RoundTripper).
+	pushAnswered time.Time
+}
+
+// newDevice opens a client on a new SQLite file in dir, replacing one a
+// previous run left (every run registers new devices), with a new client
+// id. It does not reach the server yet.
+func newDevice(ctx context.Context, base, dir, name, user string) (*device, error) {
+	path, err := freshFile(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	d := &device{ident: ident{name: name, user: user, clientID: name + "-" + randomHex(4)}}
+	d.c, err = client.Open(ctx, client.Config{
+		ServerURL: base,
+		Path:      path,
+		// The demo server's authentication: the bearer token is the
+		// user name (see todoapp/auth.go). A real app returns a real
+		// token.
+		Token:      func(context.Context) (string, error) { return user, nil },
+		HTTPClient: &http.Client{Transport: pushClock{d}},
+		ClientID:   d.clientID,
+		ClientName: name,
+		Platform:   "demo",
+		AppVersion: appVersion,
+		PullWait:   liveWait,
+		OnEvent:    d.onEvent,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// freshFile returns the path of the SQLite file of device name in dir,
+// removing one a previous run left.
+func freshFile(dir, name string) (string, error) {
+	path := filepath.Join(dir, name+".db")
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+	}
+	return path, nil
+}
+
+// pushClock is the device's http.RoundTripper: it notes when the answer
+// to a push arrives, for the latency the live scene shows.
+type pushClock struct{ d *device }
+
+func (p pushClock) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil && strings.HasSuffix(req.URL.Path, "/sync/push") {
+		p.d.mu.Lock()
+		p.d.pushAnswered = time.Now()
+		p.d.mu.Unlock()
+	}
+	return resp, err
+}
+
+// onEvent is the client's Config.OnEvent.
+func (d *device) onEvent(ev client.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.events = append(d.events, ev)
+	if d.live != nil {
+		select {
+		case d.live <- ev:
+		default:
+		}
+	}
+}
+
+// takeEvents returns the events since the last take.
+func (d *device) takeEvents() []client.Event {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	evs := d.events
+	d.events = nil
+	return evs
+}
+
+func (d *device) close() error { return d.c.Close() }
+
+// register makes the client's first round: it reads the schema contract,
+// creates the local tables from it, registers the device and fills the
+// tables from a snapshot.
+func (d *device) register(ctx context.Context) error {
+	if err := d.c.Sync(ctx); err != nil {
+		return err
+	}
+	d.takeEvents()
+	d.tables = map[string]*synchro.SchemaTable{}
+	for _, t := range d.c.Tables() {
+		d.tables[t.TableName] = &t
+	}
+	return nil
+}
+
+// bootstrap counts the rows the snapshot of register brought, per table.
+func (d *device) bootstrap(ctx context.Context) (map[string]int, error) {
+	counts := map[string]int{}
+	for name := range d.tables {
+		var n int
+		if err := d.c.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(name)).Scan(&n); err != nil {
+			return nil, err
+		}
+		counts[name] = n
+	}
+	return counts, nil
+}
+
+// Local writes, made offline: plain SQL on the client's database, whose
+// triggers queue each change for the next push.
+
+// create inserts a new record with a new id.
+func (d *device) create(ctx context.Context, table string, fields map[string]any) (string, error) {
+	t := d.tables[table]
+	if t == nil {
+		return "", fmt.Errorf("no table %q", table)
+	}
+	id := newUUID()
+	cols, marks, args := []string{quoteIdent(t.PrimaryKey[0])}, []string{"?"}, []any{id}
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		cols, marks, args = append(cols, quoteIdent(name)), append(marks, "?"), append(args, sqlValue(fields[name]))
+	}
+	_, err := d.c.DB().ExecContext(ctx, "INSERT INTO "+quoteIdent(table)+" ("+strings.Join(cols, ", ")+") VALUES ("+strings.Join(marks, ", ")+")", args...)
+	return id, err
+}
+
+// update changes columns of a record.
+func (d *device) update(ctx context.Context, table, id string, fields map[string]any) error {
+	t := d.tables[table]
+	if t == nil {
+		return fmt.Errorf("no table %q", table)
+	}
+	var sets []string
+	var args []any
+	for _, name := range slices.Sorted(maps.Keys(fields)) {
+		sets, args = append(sets, quoteIdent(name)+" = ?"), append(args, sqlValue(fields[name]))
+	}
+	res, err := d.c.DB().ExecContext(ctx, "UPDATE "+quoteIdent(table)+" SET "+strings.Join(sets, ", ")+" WHERE "+quoteIdent(t.PrimaryKey[0])+" = ?", append(args, id)...)
+	return oneRow(res, err, table, id)
+}
+
+// remove deletes a record.
+func (d *device) remove(ctx context.Context, table, id string) error {
+	t := d.tables[table]
+	if t == nil {
+		return fmt.Errorf("no table %q", table)
+	}
+	res, err := d.c.DB().ExecContext(ctx, "DELETE FROM "+quoteIdent(table)+" WHERE "+quoteIdent(t.PrimaryKey[0])+" = ?", id)
+	return oneRow(res, err, table, id)
+}
+
+// oneRow checks that a write changed a row.
+func oneRow(res interface{ RowsAffected() (int64, error) }, err error, table, id string) error {
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errors.Join(fmt.Errorf("%s %s does not exist locally", table, id), err)
+	}
+	return nil
+}
+
+// sqlValue is the SQLite value of a Go value of the demo's writes:
+// booleans as 1 and 0.
+func sqlValue(v any) any {
+	if b, ok := v.(bool); ok {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	return v
+}
+
+// sync makes one round of the client (push, then pull) and tells what
+// happened: the outcome of each change it pushed, and what changed
+// locally from the server. The client reports conflicts and rejections as
+// events; a change that left the outbox without one was applied, and the
+// row's updated-at is then the server's version of it.
+func (d *device) sync(ctx context.Context) ([]pushOutcome, []arrival, error) {
+	pending, err := d.c.Pending(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	before, err := d.allRows(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.takeEvents()
+	if err := d.c.Sync(ctx); err != nil {
+		return nil, nil, err
+	}
+	return d.settle(ctx, pending, before, d.takeEvents())
+}
+
+// settle tells what a round (of Sync, or of Run) did, from the changes
+// pending before it, the rows before it and its events.
+func (d *device) settle(ctx context.Context, pending []client.Pending, before map[recordKey]localRow, evs []client.Event) ([]pushOutcome, []arrival, error) {
+	rejected := map[recordKey]*client.Rejection{}
+	received := false
+	for _, ev := range evs {
+		switch ev.Kind {
+		case client.EventConflict, client.EventRejected:
+			rejected[recordKey{ev.Rejection.Table, ev.Rejection.ID}] = ev.Rejection
+		case client.EventReceived:
+			received = true
+		}
+	}
+	still, err := d.c.Pending(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	waiting := map[recordKey]client.Pending{}
+	for _, p := range still {
+		waiting[recordKey{p.Table, p.ID}] = p
+	}
+
+	var outcomes []pushOutcome
+	var seqs []int64
+	own := map[recordKey]bool{}
+	for _, p := range pending {
+		k := recordKey{p.Table, p.ID}
+		own[k] = true
+		o := pushOutcome{key: k, op: p.Operation}
+		if r := rejected[k]; r != nil {
+			o.status, o.reason, o.message = r.Status, r.Reason, r.Message
+			o.showKept = r.Status == synchro.PushStatusConflict && r.ServerData != nil
+			seqs = append(seqs, r.Seq)
+		} else if w, ok := waiting[k]; ok {
+			if !w.Sent {
+				continue // not pushed: changed again meanwhile, say
+			}
+			o.status, o.reason = synchro.PushStatusRejectedRetryable, w.LastError
+		} else {
+			o.status = synchro.PushStatusApplied
+			v, _, err := d.holds(ctx, k)
+			if err != nil {
+				return nil, nil, err
+			}
+			o.accepted = &v
+		}
+		outcomes = append(outcomes, o)
+	}
+	// The rejections are reported: the app has dealt with them.
+	if err := d.c.DeleteRejections(ctx, seqs...); err != nil {
+		return nil, nil, err
+	}
+	if !received {
+		return outcomes, nil, nil
+	}
+	after, err := d.allRows(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return outcomes, d.arrivals(before, after, own), nil
+}
+
+// arrivals lists what changed between two readings of the local rows,
+// leaving out the device's own changes: new and changed rows in the order
+// of their versions (the order the server committed them), then deleted
+// ones.
+func (d *device) arrivals(before, after map[recordKey]localRow, own map[recordKey]bool) []arrival {
+	type stamped struct {
+		arrival
+		at string
+	}
+	var changed []stamped
+	var deleted []arrival
+	for k, row := range after {
+		t := d.tables[k.table]
+		if a, ok := describeChange(t, before[k], row); ok && !own[k] {
+			at, _ := row[t.UpdatedAtColumn].(string)
+			changed = append(changed, stamped{a, at})
+		}
+	}
+	for k, row := range before {
+		if _, ok := after[k]; !ok && !own[k] {
+			deleted = append(deleted, arrival{table: k.table, label: label(d.tables[k.table], row), what: "deleted"})
+		}
+	}
+	slices.SortFunc(changed, func(a, b stamped) int {
+		// Rows of one transaction share their version.
+		return cmp.Or(strings.Compare(a.at, b.at), strings.Compare(a.table, b.table), strings.Compare(a.label, b.label))
+	})
+	slices.SortFunc(deleted, func(a, b arrival) int { return strings.Compare(a.table+a.label, b.table+b.label) })
+	out := make([]arrival, 0, len(changed)+len(deleted))
+	for _, c := range changed {
+		out = append(out, c.arrival)
+	}
+	return append(out, deleted...)
+}
+
+// allRows reads every local row of the synced tables.
+func (d *device) allRows(ctx context.Context) (map[recordKey]localRow, error) {
+	out := map[recordKey]localRow{}
+	for name, t := range d.tables {
+		rows, err := selectRows(ctx, d.c.DB(), t, "")
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			out[recordKey{name, fmt.Sprint(r[t.PrimaryKey[0]])}] = r
+		}
+	}
+	return out, nil
+}
+
+// push pushes the device's local changes (a round of sync, which pulls
+// too) and tells what happened.
+func (d *device) push(ctx context.Context) ([]pushOutcome, []arrival, error) {
+	return d.sync(ctx)
+}
+
+// syncArrivals is one round, for what it changed locally.
+func (d *device) syncArrivals(ctx context.Context) ([]arrival, error) {
+	_, arrivals, err := d.sync(ctx)
+	return arrivals, err
+}
+
+// waitFor syncs until every record of want has reached the device in at
+// least that version, for at most arrivalTimeout, and returns what changed
+// locally meanwhile. The server writes its changelog asynchronously
+// (change capture follows the database's WAL), so a change pushed a moment
+// ago may need a few rounds to arrive.
+func (d *device) waitFor(ctx context.Context, want map[recordKey]version) ([]arrival, error) {
+	return waitArrivals(ctx, d.name, want, d.syncArrivals, d.holds)
+}
+
+// holds returns the version of a record the device holds: the updated-at
+// of its local row (the server's version once the server has settled the
+// row), or deleted when it has none.
+func (d *device) holds(ctx context.Context, k recordKey) (version, bool, error) {
+	t := d.tables[k.table]
+	if t == nil {
+		return version{}, false, nil
+	}
+	row, err := readRow(ctx, d.c.DB(), t, k.id)
+	if err != nil || row == nil {
+		return version{deleted: true}, err == nil, err
+	}
+	at, ok := parseStamp(row[t.UpdatedAtColumn])
+	return version{updatedAt: at}, ok, nil
+}
+
+// rows returns the local rows of table, in key order.
+func (d *device) rows(ctx context.Context, table string) ([]localRow, error) {
+	t := d.tables[table]
+	if t == nil {
+		return nil, fmt.Errorf("no table %q", table)
+	}
+	return selectRows(ctx, d.c.DB(), t, "")
+}
+
+// row returns one local row, nil when there is none.
+func (d *device) row(ctx context.Context, table, id string) (localRow, error) {
+	t := d.tables[table]
+	if t == nil {
+		return nil, fmt.Errorf("no table %q", table)
+	}
+	return readRow(ctx, d.c.DB(), t, id)
+}
+
+// tableNames returns the names of the synced tables, sorted.
+func (d *device) tableNames() []string { return slices.Sorted(maps.Keys(d.tables)) }
+
+// queued returns the number of local changes waiting for a push.
+func (d *device) queued(ctx context.Context) (int, error) {
+	p, err := d.c.Pending(ctx)
+	return len(p), err
+}
+
+// rowLabel names the local row of a record; false when there is none.
+func (d *device) rowLabel(ctx context.Context, table, id string) (string, bool) {
+	row, err := d.row(ctx, table, id)
+	if err != nil || row == nil {
+		return "", false
+	}
+	return label(d.tables[table], row), true
+}
+
+// words is how the transcript tells what this kind of device does.
+func (d *device) words() wording {
+	return wording{joined: " (package client)", queued: "queued", upToDate: "up to date (only its own changes came back)"}
+}
+
+// dump lists every local row, one line per row: "table id col=value ...",
+// sorted, without the column skip; timestamps as sdkDevice.dump shows
+// them.
+func (d *device) dump(ctx context.Context, skip string) ([]string, error) {
+	var lines []string
+	for _, name := range d.tableNames() {
+		t := d.tables[name]
+		rows, err := d.rows(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			parts := []string{name, fmt.Sprint(r[t.PrimaryKey[0]])}
+			for _, c := range t.Columns {
+				if c.IsPrimaryKey || c.Name == skip {
+					continue
+				}
+				v := r[c.Name]
+				if c.LogicalType == "datetime" {
+					if ts, ok := parseStamp(v); ok {
+						v = ts.UTC().Format(time.RFC3339Nano)
+					}
+				}
+				parts = append(parts, fmt.Sprintf("%s=%v", c.Name, v))
+			}
+			lines = append(lines, strings.Join(parts, " "))
+		}
+	}
+	slices.Sort(lines)
+	return lines, nil
 }
 
 // recordKey names a record.
@@ -62,126 +491,6 @@ type ident struct{ name, user, clientID string }
 
 func (i ident) id() ident { return i }
 
-// openDevice creates the SQLite file of a new device in dir, replacing one
-// a previous run left (every run registers new devices), and gives the
-// device a new client id.
-func openDevice(dir, name, user string) (ident, *sql.DB, error) {
-	path := filepath.Join(dir, name+".db")
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return ident{}, nil, err
-		}
-	}
-	db, err := openLocal(path)
-	if err != nil {
-		return ident{}, nil, err
-	}
-	return ident{name: name, user: user, clientID: name + "-" + randomHex(4)}, db, nil
-}
-
-// newDevice creates a device with its SQLite file in dir.
-func newDevice(a *api, dir, name, user string) (*device, error) {
-	id, db, err := openDevice(dir, name, user)
-	if err != nil {
-		return nil, err
-	}
-	return &device{ident: id, api: a, db: db, delivered: map[recordKey]version{}}, nil
-}
-
-func (d *device) close() error { return d.db.Close() }
-
-// register reads the schema contract, creates the local tables from it and
-// registers the device with the server.
-func (d *device) register(ctx context.Context) error {
-	var schema synchro.SchemaResponse
-	if err := d.api.call(ctx, d.user, "GET", "/sync/schema", nil, &schema); err != nil {
-		return err
-	}
-	d.schema = &schema
-	d.tables = map[string]*synchro.SchemaTable{}
-	statements := []string{localBookkeeping}
-	for i := range schema.Tables {
-		t := &schema.Tables[i]
-		stmt, err := createTableSQL(t)
-		if err != nil {
-			return err
-		}
-		d.tables[t.TableName] = t
-		statements = append(statements, stmt)
-	}
-	for _, stmt := range statements {
-		if _, err := d.db.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("creating the local tables: %w", err)
-		}
-	}
-	name := d.name
-	var resp synchro.RegisterResponse
-	return d.api.call(ctx, d.user, "POST", "/sync/register", &synchro.RegisterRequest{
-		ClientID:      d.clientID,
-		ClientName:    &name,
-		Platform:      "demo",
-		AppVersion:    appVersion,
-		SchemaVersion: schema.SchemaVersion,
-		SchemaHash:    schema.SchemaHash,
-	}, &resp)
-}
-
-// bootstrap pages through a snapshot into the local tables and stores its
-// checkpoint. It returns the number of records per table.
-func (d *device) bootstrap(ctx context.Context) (map[string]int, error) {
-	counts := map[string]int{}
-	var cursor *synchro.SnapshotCursor
-	for {
-		var page synchro.SnapshotResponse
-		err := d.api.call(ctx, d.user, "POST", "/sync/snapshot", &synchro.SnapshotRequest{
-			ClientID:      d.clientID,
-			Cursor:        cursor,
-			Limit:         pageLimit,
-			SchemaVersion: d.schema.SchemaVersion,
-			SchemaHash:    d.schema.SchemaHash,
-		}, &page)
-		if err != nil {
-			return nil, err
-		}
-		err = inTx(ctx, d.db, func(tx *sql.Tx) error {
-			for _, rec := range page.Records {
-				t, err := d.table(rec.TableName)
-				if err != nil {
-					return err
-				}
-				if _, _, err := upsertRecord(ctx, tx, t, rec.ID, rec.Data); err != nil {
-					return err
-				}
-				counts[rec.TableName]++
-			}
-			if page.HasMore {
-				return nil
-			}
-			return setState(ctx, tx, "checkpoint", strconv.FormatInt(page.Checkpoint, 10))
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, rec := range page.Records {
-			d.delivered[recordKey{rec.TableName, rec.ID}] = version{updatedAt: rec.UpdatedAt}
-		}
-		if !page.HasMore {
-			d.checkpoint = page.Checkpoint
-			return counts, nil
-		}
-		cursor = page.Cursor
-	}
-}
-
-// table returns the contract of a table the server sent a record of.
-func (d *device) table(name string) (*synchro.SchemaTable, error) {
-	t := d.tables[name]
-	if t == nil {
-		return nil, fmt.Errorf("the server sent a record of table %q, which is not in its schema", name)
-	}
-	return t, nil
-}
-
 // arrival is a record a pull changed locally, for the transcript.
 type arrival struct {
 	table, label string
@@ -197,101 +506,6 @@ func (a arrival) String() string {
 		return fmt.Sprintf("%s %q deleted", n, a.label)
 	}
 	return fmt.Sprintf("%s %q: %s", n, a.label, a.what)
-}
-
-// pull pulls pages until the server has nothing more, applying each page
-// and its checkpoint in one local transaction. It returns what changed
-// locally; records that come back as they are (the echo of the device's own
-// pushes) are not listed.
-func (d *device) pull(ctx context.Context) ([]arrival, error) {
-	return d.pullWait(ctx, 0)
-}
-
-// pullWait is pull whose first request waits up to wait for a change when
-// there is none (live sync: POST /sync/pull?wait=S); wait 0 is pull.
-func (d *device) pullWait(ctx context.Context, wait time.Duration) ([]arrival, error) {
-	var arrivals []arrival
-	for {
-		path := "/sync/pull"
-		if wait > 0 {
-			path += "?wait=" + strconv.FormatFloat(wait.Seconds(), 'f', -1, 64)
-			wait = 0 // the next pages are there already
-		}
-		var page synchro.PullResponse
-		err := d.api.call(ctx, d.user, "POST", path, &synchro.PullRequest{
-			ClientID:      d.clientID,
-			Checkpoint:    d.checkpoint,
-			Limit:         pageLimit,
-			SchemaVersion: d.schema.SchemaVersion,
-			SchemaHash:    d.schema.SchemaHash,
-		}, &page)
-		if err != nil {
-			return nil, err
-		}
-		if page.SnapshotRequired {
-			return nil, fmt.Errorf("the server asks for a new snapshot (%s)", page.SnapshotReason)
-		}
-		err = inTx(ctx, d.db, func(tx *sql.Tx) error {
-			for _, rec := range page.Changes {
-				t, err := d.table(rec.TableName)
-				if err != nil {
-					return err
-				}
-				before, after, err := upsertRecord(ctx, tx, t, rec.ID, rec.Data)
-				if err != nil {
-					return err
-				}
-				if a, changed := describeChange(t, before, after); changed {
-					arrivals = append(arrivals, a)
-				}
-			}
-			for _, del := range page.Deletes {
-				t, err := d.table(del.TableName)
-				if err != nil {
-					return err
-				}
-				before, err := readRow(ctx, tx, t, del.ID)
-				if err != nil {
-					return err
-				}
-				if _, err := deleteRow(ctx, tx, t, del.ID); err != nil {
-					return err
-				}
-				if before != nil {
-					arrivals = append(arrivals, arrival{table: t.TableName, label: label(t, before), what: "deleted"})
-				}
-			}
-			return setState(ctx, tx, "checkpoint", strconv.FormatInt(page.Checkpoint, 10))
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, rec := range page.Changes {
-			d.delivered[recordKey{rec.TableName, rec.ID}] = version{updatedAt: rec.UpdatedAt}
-		}
-		for _, del := range page.Deletes {
-			d.delivered[recordKey{del.TableName, del.ID}] = version{deleted: true}
-		}
-		d.checkpoint = page.Checkpoint
-		if !page.HasMore {
-			return arrivals, nil
-		}
-	}
-}
-
-// waitFor pulls until every record of want has reached the device in at
-// least that version, for at most arrivalTimeout, and returns what changed
-// locally meanwhile. The server writes its changelog asynchronously (change
-// capture follows the database's WAL), so a change pushed a moment ago may
-// need a few pulls to arrive.
-func (d *device) waitFor(ctx context.Context, want map[recordKey]version) ([]arrival, error) {
-	return waitArrivals(ctx, d.name, want, d.pull, d.holds)
-}
-
-// holds returns the version of a record the server has sent the device.
-func (d *device) holds(_ context.Context, k recordKey) (version, bool, error) {
-	got, ok := d.delivered[k]
-	return got, ok, nil
 }
 
 // waitArrivals runs step (a pull, or a sync) until every record of want
@@ -347,160 +561,6 @@ func missingRecords(ctx context.Context, want map[recordKey]version, have func(c
 	return out, nil
 }
 
-// Local writes, made offline: each changes the local table and queues the
-// write in the outbox, in one transaction.
-
-// create inserts a new record with a new id and queues it.
-func (d *device) create(ctx context.Context, table string, fields map[string]any) (string, error) {
-	id := newUUID()
-	return id, d.write(ctx, table, id, "create", fields)
-}
-
-// update changes columns of a record and queues the change.
-func (d *device) update(ctx context.Context, table, id string, fields map[string]any) error {
-	return d.write(ctx, table, id, "update", fields)
-}
-
-// remove deletes a record and queues the delete.
-func (d *device) remove(ctx context.Context, table, id string) error {
-	return d.write(ctx, table, id, "delete", nil)
-}
-
-// write applies one local write and merges it into the record's outbox
-// entry: a create followed by updates stays a create, updates merge their
-// columns and keep the first base version, and a delete replaces the rest
-// (or cancels a create that was never pushed).
-func (d *device) write(ctx context.Context, table, id, op string, fields map[string]any) error {
-	t := d.tables[table]
-	if t == nil {
-		return fmt.Errorf("no table %q", table)
-	}
-	now := time.Now().UTC()
-	return inTx(ctx, d.db, func(tx *sql.Tx) error {
-		current, err := readRow(ctx, tx, t, id)
-		if err != nil {
-			return err
-		}
-		switch {
-		case op == "create" && current != nil:
-			return fmt.Errorf("%s %s exists", table, id)
-		case op != "create" && current == nil:
-			return fmt.Errorf("%s %s does not exist locally", table, id)
-		}
-
-		// The local table.
-		if op == "delete" {
-			if _, err := deleteRow(ctx, tx, t, id); err != nil {
-				return err
-			}
-		} else {
-			raw, err := json.Marshal(fields)
-			if err != nil {
-				return err
-			}
-			values, err := decodeObject(raw)
-			if err != nil {
-				return err
-			}
-			row := localRow{}
-			for _, c := range t.Columns {
-				v, ok := values[c.Name]
-				if !ok {
-					continue
-				}
-				if row[c.Name], err = toSQLite(c.LogicalType, v); err != nil {
-					return fmt.Errorf("%s.%s: %w", table, c.Name, err)
-				}
-			}
-			if op == "update" {
-				err = updateRow(ctx, tx, t, id, row)
-			} else {
-				row[t.PrimaryKey[0]] = id
-				err = writeRow(ctx, tx, t, row)
-			}
-			if err != nil {
-				return err
-			}
-		}
-
-		// The outbox.
-		var (
-			pendingOp   string
-			pendingData sql.NullString
-			found       = true
-		)
-		err = tx.QueryRowContext(ctx, `SELECT operation, data FROM _outbox WHERE table_name = ? AND record_id = ?`, table, id).
-			Scan(&pendingOp, &pendingData)
-		if errors.Is(err, sql.ErrNoRows) {
-			found, err = false, nil
-		}
-		if err != nil {
-			return fmt.Errorf("reading the outbox: %w", err)
-		}
-		if !found {
-			var base *string
-			if op != "create" && t.UpdatedAtColumn != "" {
-				// The version this write starts from: the server's,
-				// since nothing is pending for the record.
-				if s, ok := current[t.UpdatedAtColumn].(string); ok {
-					base = &s
-				}
-			}
-			data, err := encodeData(op, fields)
-			if err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO _outbox (table_name, record_id, seq, operation, data, client_updated_at, base_updated_at)
-				VALUES (?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM _outbox), ?, ?, ?, ?)`,
-				table, id, op, data, now.Format(time.RFC3339Nano), base)
-			if err != nil {
-				return fmt.Errorf("queueing the write: %w", err)
-			}
-			return nil
-		}
-		switch {
-		case op == "delete" && pendingOp == "create":
-			// Never pushed: nothing to tell the server.
-			_, err = tx.ExecContext(ctx, `DELETE FROM _outbox WHERE table_name = ? AND record_id = ?`, table, id)
-		case op == "delete":
-			_, err = tx.ExecContext(ctx, `UPDATE _outbox SET operation = 'delete', data = NULL, client_updated_at = ?
-				WHERE table_name = ? AND record_id = ?`, now.Format(time.RFC3339Nano), table, id)
-		default:
-			merged := map[string]any{}
-			if pendingData.Valid {
-				if err := json.Unmarshal([]byte(pendingData.String), &merged); err != nil {
-					return fmt.Errorf("reading the outbox: %w", err)
-				}
-			}
-			for k, v := range fields {
-				merged[k] = v
-			}
-			data, encErr := encodeData(pendingOp, merged)
-			if encErr != nil {
-				return encErr
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE _outbox SET data = ?, client_updated_at = ? WHERE table_name = ? AND record_id = ?`,
-				data, now.Format(time.RFC3339Nano), table, id)
-		}
-		if err != nil {
-			return fmt.Errorf("queueing the write: %w", err)
-		}
-		return nil
-	})
-}
-
-// encodeData is the outbox form of a write's columns: none for a delete.
-func encodeData(op string, fields map[string]any) (any, error) {
-	if op == "delete" {
-		return nil, nil
-	}
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return nil, err
-	}
-	return string(b), nil
-}
-
 // pushOutcome is what happened to one pushed record, as both kinds of
 // device report it.
 type pushOutcome struct {
@@ -515,191 +575,6 @@ type pushOutcome struct {
 	// showKept: the line of a conflict shows the row the device holds
 	// now, the server's version.
 	showKept bool
-}
-
-// outcomeOf is the outcome of a push result.
-func outcomeOf(res synchro.PushResult) pushOutcome {
-	o := pushOutcome{
-		key: recordKey{res.TableName, res.ID}, op: res.Operation,
-		status: res.Status, reason: res.ReasonCode, message: res.Message,
-		showKept: res.ServerVersion != nil,
-	}
-	if res.Status == synchro.PushStatusApplied {
-		switch {
-		case res.ServerDeletedAt != nil || res.Operation == "delete":
-			o.accepted = &version{deleted: true}
-		case res.ServerUpdatedAt != nil:
-			o.accepted = &version{updatedAt: *res.ServerUpdatedAt}
-		}
-	}
-	return o
-}
-
-// push sends the outbox, its oldest pageLimit entries (the server takes at
-// most 1000 records a push), and settles each entry by its result: applied
-// entries leave the outbox (the record's local updated-at becomes the
-// server's, the base of its next write); a conflict leaves it too, and the
-// server's version replaces the local row; a terminal rejection is dropped;
-// a retryable one stays for the next push.
-func (d *device) push(ctx context.Context) ([]pushOutcome, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT table_name, record_id, operation, data, client_updated_at, base_updated_at
-		FROM _outbox ORDER BY seq LIMIT ?`, pageLimit)
-	if err != nil {
-		return nil, fmt.Errorf("reading the outbox: %w", err)
-	}
-	var changes []synchro.PushRecord
-	for rows.Next() {
-		var (
-			rec        synchro.PushRecord
-			data, base sql.NullString
-			clientAt   string
-		)
-		if err := rows.Scan(&rec.TableName, &rec.ID, &rec.Operation, &data, &clientAt, &base); err != nil {
-			_ = rows.Close()
-			return nil, fmt.Errorf("reading the outbox: %w", err)
-		}
-		if data.Valid {
-			rec.Data = json.RawMessage(data.String)
-		}
-		if rec.ClientUpdatedAt, err = time.Parse(time.RFC3339Nano, clientAt); err != nil {
-			_ = rows.Close()
-			return nil, fmt.Errorf("outbox entry %s %s: %w", rec.TableName, rec.ID, err)
-		}
-		if base.Valid {
-			if b, err := time.Parse(time.RFC3339Nano, base.String); err == nil {
-				rec.BaseUpdatedAt = &b
-			}
-		}
-		changes = append(changes, rec)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("reading the outbox: %w", err)
-	}
-	if len(changes) == 0 {
-		return nil, nil
-	}
-
-	var resp synchro.PushResponse
-	err = d.api.call(ctx, d.user, "POST", "/sync/push", &synchro.PushRequest{
-		ClientID:      d.clientID,
-		Changes:       changes,
-		SchemaVersion: d.schema.SchemaVersion,
-		SchemaHash:    d.schema.SchemaHash,
-	}, &resp)
-	if err != nil {
-		return nil, err
-	}
-	var outcomes []pushOutcome
-	results := slices.Concat(resp.Accepted, resp.Rejected)
-	err = inTx(ctx, d.db, func(tx *sql.Tx) error {
-		for _, res := range results {
-			t, err := d.table(res.TableName)
-			if err != nil {
-				return err
-			}
-			outcomes = append(outcomes, outcomeOf(res))
-			if res.Status == synchro.PushStatusRejectedRetryable {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM _outbox WHERE table_name = ? AND record_id = ?`, res.TableName, res.ID); err != nil {
-				return fmt.Errorf("settling the outbox: %w", err)
-			}
-			switch {
-			case res.Status == synchro.PushStatusApplied && res.ServerUpdatedAt != nil && res.Operation != "delete" && t.UpdatedAtColumn != "":
-				cols := localRow{t.UpdatedAtColumn: res.ServerUpdatedAt.UTC().Format(time.RFC3339Nano)}
-				if err := updateRow(ctx, tx, t, res.ID, cols); err != nil {
-					return err
-				}
-			case res.Status == synchro.PushStatusConflict && res.ServerVersion != nil:
-				sv := res.ServerVersion
-				if sv.DeletedAt != nil {
-					if _, err := deleteRow(ctx, tx, t, res.ID); err != nil {
-						return err
-					}
-				} else if _, _, err := upsertRecord(ctx, tx, t, res.ID, sv.Data); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, res := range results {
-		if sv := res.ServerVersion; res.Status == synchro.PushStatusConflict && sv != nil {
-			d.delivered[recordKey{res.TableName, res.ID}] = version{updatedAt: sv.UpdatedAt, deleted: sv.DeletedAt != nil}
-		}
-	}
-	return outcomes, nil
-}
-
-// rows returns the local rows of table, in key order.
-func (d *device) rows(ctx context.Context, table string) ([]localRow, error) {
-	t := d.tables[table]
-	if t == nil {
-		return nil, fmt.Errorf("no table %q", table)
-	}
-	return selectRows(ctx, d.db, t, "")
-}
-
-// row returns one local row, nil when there is none.
-func (d *device) row(ctx context.Context, table, id string) (localRow, error) {
-	t := d.tables[table]
-	if t == nil {
-		return nil, fmt.Errorf("no table %q", table)
-	}
-	return readRow(ctx, d.db, t, id)
-}
-
-// tableNames returns the names of the synced tables, sorted.
-func (d *device) tableNames() []string { return slices.Sorted(maps.Keys(d.tables)) }
-
-// queued returns the number of writes in the outbox.
-func (d *device) queued(ctx context.Context) (int, error) {
-	var n int
-	if err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM _outbox`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("reading the outbox: %w", err)
-	}
-	return n, nil
-}
-
-// rowLabel names the local row of a record; false when there is none.
-func (d *device) rowLabel(ctx context.Context, table, id string) (string, bool) {
-	row, err := d.row(ctx, table, id)
-	if err != nil || row == nil {
-		return "", false
-	}
-	return label(d.tables[table], row), true
-}
-
-// words is how the transcript tells what this kind of device does.
-func (d *device) words() wording {
-	return wording{queued: "queued", upToDate: "up to date (only its own changes came back)"}
-}
-
-// dump lists every local row, one line per row: "table id col=value ...",
-// sorted, without the column skip.
-func (d *device) dump(ctx context.Context, skip string) ([]string, error) {
-	var lines []string
-	for _, name := range d.tableNames() {
-		t := d.tables[name]
-		rows, err := d.rows(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			parts := []string{name, fmt.Sprint(r[t.PrimaryKey[0]])}
-			for _, c := range t.Columns {
-				if !c.IsPrimaryKey && c.Name != skip {
-					parts = append(parts, fmt.Sprintf("%s=%v", c.Name, r[c.Name]))
-				}
-			}
-			lines = append(lines, strings.Join(parts, " "))
-		}
-	}
-	slices.Sort(lines)
-	return lines, nil
 }
 
 // describeChange compares a row before and after a pull applied it, on the

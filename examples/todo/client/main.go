@@ -29,11 +29,15 @@
 // /metrics, metrics.go): what the engine and change capture counted of the
 // demo.
 //
-// Each of the other devices keeps its synced tables, created from the
-// server's schema contract (GET /sync/schema), an outbox of its offline
-// writes and its pull checkpoint in its SQLite file, through modernc.org/sqlite, a pure-Go
-// SQLite. The files live in a temporary directory removed at exit, unless
-// -dir names one.
+// The other devices (laptop, phone, tablet; device.go) are built on
+// package github.com/synchrosync/synchro/client: each is a client.Open on
+// its own SQLite file, which the package fills from the server's schema
+// contract and a snapshot. The devices write their tables with plain SQL
+// (the package's triggers queue the changes), sync with Client.Sync, learn
+// what arrived and what the server refused from the client's events
+// (Config.OnEvent) and local queries, and the phone waits for changes
+// live with Client.Run. The files live in a temporary directory removed at
+// exit, unless -dir names one.
 package main
 
 import (
@@ -48,9 +52,11 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/client"
 )
 
 func main() {
@@ -113,7 +119,7 @@ func run(ctx context.Context, w io.Writer, base, dir string, wait time.Duration)
 		return err
 	}
 
-	s := &scenario{out: out, api: a, base: base, dir: dir, expect: map[string]map[recordKey]version{}}
+	s := &scenario{out: out, api: a, schema: schema, base: base, dir: dir, expect: map[string]map[recordKey]version{}}
 	defer func() {
 		for _, d := range s.members {
 			err = errors.Join(err, d.close())
@@ -174,10 +180,11 @@ func waitForServer(ctx context.Context, a *api, wait time.Duration) (*synchro.Sc
 
 // scenario is the state of the demo.
 type scenario struct {
-	out  *transcript
-	api  *api
-	base string
-	dir  string
+	out    *transcript
+	api    *api
+	schema *synchro.SchemaResponse // the server's contract, as the demo began
+	base   string
+	dir    string
 	// members are the devices that joined, of either kind.
 	members []member
 	// expect holds, per user, the version of every record the server
@@ -187,8 +194,8 @@ type scenario struct {
 }
 
 // member is a device of either kind, as the scenario drives it: a device
-// (device.go: the request types of package synchro, an outbox) or an
-// sdkDevice (sdkdevice.go: the original SDKs' JSON maps, triggers).
+// (device.go: package client) or an sdkDevice (sdkdevice.go: the original
+// SDKs' JSON maps, triggers).
 type member interface {
 	id() ident
 	// register builds the local tables from the schema contract and
@@ -402,7 +409,7 @@ func (s *scenario) play(ctx context.Context) error {
 // joinDevice creates a device, registers it and bootstraps it from a
 // snapshot.
 func (s *scenario) joinDevice(ctx context.Context, name, user string) (*device, error) {
-	d, err := newDevice(s.api, s.dir, name, user)
+	d, err := newDevice(ctx, s.base, s.dir, name, user)
 	if err != nil {
 		return nil, err
 	}
@@ -477,14 +484,16 @@ func (s *scenario) offline(ctx context.Context, d member, what string, writes fu
 	return nil
 }
 
-// push pushes the outbox of each device and prints the outcomes.
+// push syncs each device, which pushes its local changes (and pulls), and
+// prints the outcomes, then what the pull changed, if anything.
 func (s *scenario) push(ctx context.Context, devices ...*device) error {
 	for _, d := range devices {
-		outcomes, err := d.push(ctx)
+		outcomes, arrivals, err := d.push(ctx)
 		if err != nil {
 			return fmt.Errorf("%s: push: %w", d.name, err)
 		}
 		s.settle(ctx, d, outcomes)
+		s.sayArrivals(d.name, arrivals)
 	}
 	return nil
 }
@@ -595,16 +604,18 @@ func (s *scenario) checkHoldings(ctx context.Context, d member, user string) err
 // checkForeignWrite shows that the server refuses d's attempt to change
 // another user's item.
 func (s *scenario) checkForeignWrite(ctx context.Context, d *device, foreignItem string) error {
-	// Knowing the id of alice's item is not enough to change it.
+	// Knowing the id of alice's item is not enough to change it. The
+	// device's client would never send this (it pushes only changes of
+	// its own rows): the request is made by hand, with its client id.
 	var resp synchro.PushResponse
-	err := d.api.call(ctx, d.user, "POST", "/sync/push", &synchro.PushRequest{
-		ClientID: d.clientID,
+	err := s.api.call(ctx, d.user, "POST", "/sync/push", &synchro.PushRequest{
+		ClientID: d.c.ClientID(),
 		Changes: []synchro.PushRecord{{
 			ID: foreignItem, TableName: "items", Operation: "update",
 			Data: []byte(`{"title":"Hacked"}`), ClientUpdatedAt: time.Now().UTC(),
 		}},
-		SchemaVersion: d.schema.SchemaVersion,
-		SchemaHash:    d.schema.SchemaHash,
+		SchemaVersion: s.schema.SchemaVersion,
+		SchemaHash:    s.schema.SchemaHash,
 	}, &resp)
 	if err != nil {
 		return fmt.Errorf("%s: push: %w", d.name, err)
@@ -639,7 +650,7 @@ func (s *scenario) compare(ctx context.Context, devices ...member) error {
 	if err != nil {
 		return err
 	}
-	if _, err := fresh.pull(ctx); err != nil {
+	if _, _, err := fresh.sync(ctx); err != nil {
 		return err
 	}
 
@@ -733,53 +744,106 @@ func noun(table string, n int) string {
 	return table
 }
 
-// liveScene shows live sync: listener, up to date, waits for a change with
-// a long-poll pull (POST /sync/pull?wait=10) while writer adds an item to
-// list and pushes; the change reaches listener as soon as change capture has
-// written it, without polling.
+// liveScene shows live sync: listener, up to date, runs its client's
+// background loop (Client.Run), which between rounds waits for a change
+// with a long-poll pull (POST /sync/pull?wait=10), while writer adds an
+// item to list and pushes; the change reaches listener as soon as change
+// capture has written it, without polling: the client reports it with an
+// EventReceived.
 func (s *scenario) liveScene(ctx context.Context, listener, writer *device, list string) error {
 	if err := s.receive(ctx, listener); err != nil {
 		return err
 	}
-	type heard struct {
-		arrivals []arrival
-		at       time.Time
-		err      error
+	before, err := listener.allRows(ctx)
+	if err != nil {
+		return err
 	}
-	got := make(chan heard, 1)
-	go func() {
-		deadline := time.Now().Add(arrivalTimeout)
-		for {
-			arrivals, err := listener.pullWait(ctx, 10*time.Second)
-			if err != nil || len(arrivals) > 0 || time.Now().After(deadline) {
-				got <- heard{arrivals, time.Now(), err}
-				return
-			}
-		}
-	}()
-	s.out.say(listener.name, "waits for changes (POST /sync/pull?wait=10: the server holds the request until one comes)")
+	events := make(chan client.Event, 64)
+	listener.mu.Lock()
+	listener.live = events
+	listener.mu.Unlock()
+	listener.takeEvents()
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- listener.c.Run(runCtx) }()
+	stopRun := sync.OnceValue(func() error {
+		stop()
+		err := <-ran
+		listener.mu.Lock()
+		listener.live = nil
+		listener.mu.Unlock()
+		return err
+	})
+	defer func() { _ = stopRun() }()
+
+	// Run's first round (push, pull) ends idle; then it waits.
+	if _, err := nextEvent(ctx, events, func(ev client.Event) bool {
+		return ev.Kind == client.EventState && ev.Status.State == client.StateIdle
+	}); err != nil {
+		return fmt.Errorf("%s: Run: %w", listener.name, err)
+	}
+	s.out.say(listener.name, "runs its client (client.Run), which waits for changes (POST /sync/pull?wait=10: the server holds the request until one comes)")
 	if err := sleep(ctx, 300*time.Millisecond); err != nil { // the request is waiting
 		return err
 	}
-	err := s.offline(ctx, writer, `adds "Coffee"`, func() error {
+	err = s.offline(ctx, writer, `adds "Coffee"`, func() error {
 		_, err := writer.create(ctx, "items", map[string]any{"list_id": list, "title": "Coffee"})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	pushed := time.Now()
 	if err := s.push(ctx, writer); err != nil {
 		return err
 	}
-	h := <-got
-	if h.err != nil {
-		return fmt.Errorf("%s: live pull: %w", listener.name, h.err)
+	writer.mu.Lock()
+	pushed := writer.pushAnswered
+	writer.mu.Unlock()
+	heard, err := nextEvent(ctx, events, func(ev client.Event) bool {
+		return ev.Kind == client.EventReceived && ev.Tables["items"] > 0
+	})
+	if err != nil {
+		return fmt.Errorf("%s: no change arrived: %w", listener.name, err)
 	}
-	if len(h.arrivals) == 0 {
-		return fmt.Errorf("%s: no change arrived within %v of waiting", listener.name, arrivalTimeout)
+	_, arrivals, err := listener.settle(ctx, nil, before, listener.takeEvents())
+	if err != nil {
+		return err
 	}
-	s.out.say(listener.name, "hears of it live, %d ms after the push was answered:", max(h.at.Sub(pushed).Milliseconds(), 0))
-	s.sayArrivals(listener.name, h.arrivals)
+	s.out.say(listener.name, "hears of it live (an event: %s), %d ms after the push was answered:",
+		received(heard.Tables), max(heard.at.Sub(pushed).Milliseconds(), 0))
+	s.sayArrivals(listener.name, arrivals)
+	if err := stopRun(); err != nil {
+		return fmt.Errorf("%s: Run: %w", listener.name, err)
+	}
 	return s.receive(ctx, listener)
+}
+
+// heardEvent is an event and when it came.
+type heardEvent struct {
+	client.Event
+	at time.Time
+}
+
+// nextEvent waits for the next event of events that match accepts, for at
+// most arrivalTimeout.
+func nextEvent(ctx context.Context, events <-chan client.Event, match func(client.Event) bool) (heardEvent, error) {
+	timer := time.NewTimer(arrivalTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-events:
+			if match(ev) {
+				return heardEvent{ev, time.Now()}, nil
+			}
+		case <-timer.C:
+			return heardEvent{}, fmt.Errorf("nothing within %v", arrivalTimeout)
+		case <-ctx.Done():
+			return heardEvent{}, ctx.Err()
+		}
+	}
+}
+
+// received renders the counts of an EventReceived: "1 item".
+func received(tables map[string]int) string {
+	return countText(tables, slices.Sorted(maps.Keys(tables)))
 }

@@ -117,10 +117,15 @@ type sdkDevice struct {
 // newSDKDevice creates the device's SQLite file in dir, replacing one a
 // previous run left; it speaks the wire in shape.
 func newSDKDevice(base, dir, name, user string, shape sdkShape) (*sdkDevice, error) {
-	id, db, err := openDevice(dir, name, user)
+	path, err := freshFile(dir, name)
 	if err != nil {
 		return nil, err
 	}
+	db, err := openLocal(path)
+	if err != nil {
+		return nil, err
+	}
+	id := ident{name: name, user: user, clientID: name + "-" + randomHex(4)}
 	return &sdkDevice{
 		ident: id, shape: shape,
 		base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: requestTimeout}, db: db,
