@@ -61,11 +61,13 @@ bench:
 
 ## load-smoke: a few seconds of cmd/synchro-load (4 devices, in-process example server, throwaway
 ## PostgreSQL), once calling the engine, once through its HTTP handler, once through it with live
-## sync (pulls that wait for changes); fails on any error.
+## sync (pulls that wait for changes), once with devices built on package client (SQLite files);
+## fails on any error.
 load-smoke:
 	$(GO) -C cmd/synchro-load run . -smoke
 	$(GO) -C cmd/synchro-load run . -smoke -transport http
 	$(GO) -C cmd/synchro-load run . -smoke -transport http -wait 5s
+	$(GO) -C cmd/synchro-load run . -smoke -transport client
 
 ## load: the default load run (50 devices, 30 s, with the raw PostgreSQL reference); see docs/benchmarks.md.
 load:

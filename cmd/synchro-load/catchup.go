@@ -16,7 +16,7 @@ const catchUpChunk = 50_000
 // catchUpRun is the rest of a run with -catchup, after the bootstrap: the
 // bulk write and its capture, then the devices' catch-up through the sync
 // protocol, then the raw reference's catch-up on the same rows.
-func (e *env) catchUpRun(ctx context.Context, rep *Report, clients []*client, sd *syncDriver, probe string) error {
+func (e *env) catchUpRun(ctx context.Context, rep *Report, clients []*client, drv driver, cm *commits, probe string) error {
 	n := e.o.catchup
 	// The raw reference reads what changed after this moment: a later
 	// transaction's now() is not earlier.
@@ -108,7 +108,7 @@ SELECT gen_random_uuid(), l.ids[1 + g % cardinality(l.ids)], 'catch-up ' || g
 		}
 	}
 	e.logf("catch-up: %d devices pull their backlog", len(clients))
-	rep.Sync = e.drain(ctx, clients, sd)
+	rep.Sync = e.drain(ctx, clients, drv)
 	if e.o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -125,7 +125,7 @@ SELECT gen_random_uuid(), l.ids[1 + g % cardinality(l.ids)], 'catch-up ' || g
 			return fmt.Errorf("stopping change capture: %w", err)
 		}
 	}
-	rd := &rawDriver{db: e.super, pullLimit: e.o.pullLimit, batch: e.o.batch, commits: sd.commits}
+	rd := &rawDriver{db: e.super, pullLimit: e.o.pullLimit, batch: e.o.batch, commits: cm}
 	rawClients := e.clients()
 	for _, c := range rawClients {
 		c.rawAt, c.rawID = mark, ""

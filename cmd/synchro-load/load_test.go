@@ -26,7 +26,7 @@ func TestParseFlags(t *testing.T) {
 	for _, bad := range [][]string{
 		{"-clients", "0"}, {"-batch", "1001"}, {"-pull-limit", "0"}, {"-push-ratio", "1.5"},
 		{"-transport", "grpc"}, {"-server", "http://x"}, {"-items", "0"}, {"-think", "-1s"}, {"extra"},
-		{"-catchup", "-1"}, {"-catchup", "10000001"}, {"-catchup", "x"},
+		{"-transport", "client", "-wait", "1s"}, {"-catchup", "-1"}, {"-catchup", "10000001"}, {"-catchup", "x"},
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%q accepted", bad)

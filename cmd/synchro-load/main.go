@@ -9,11 +9,12 @@
 //
 //	go -C cmd/synchro-load run .                      # in-process example server, throwaway PostgreSQL
 //	go -C cmd/synchro-load run . -transport http      # the same, through its HTTP handler on 127.0.0.1
+//	go -C cmd/synchro-load run . -transport client    # devices built on package client, over that HTTP handler
 //	go -C cmd/synchro-load run . -server http://127.0.0.1:8080 -database-url postgres://postgres@127.0.0.1:5432/todo
 //	go -C cmd/synchro-load run . -smoke               # a few seconds; exits 1 on any error
 //
 // It is a module of its own (go.mod here, with replace directives to the
-// repository root and to examples/todo), so that the example's SQLite
+// repository root, to examples/todo and to client), so that the SQLite
 // driver stays out of synchro's go.mod: run it from its directory (go -C
 // does that from the root), where a relative -cpuprofile file lands too.
 //
@@ -30,6 +31,33 @@
 // example server instead, and -database-url must name that server's
 // database: the writer, the raw reference and the measures of the changelog
 // and of capture lag use it.
+//
+// # Devices built on package client
+//
+// With -transport client each device is what an application built on
+// package github.com/synchrosync/synchro/client is: a client.Client on its
+// own SQLite file (in a temporary directory, removed at the end), syncing
+// with the server over HTTP (the in-process server's handler on a loopback
+// port, or -server). The figures then include the client's side: SQLite
+// writes, triggers, the outbox, applying pages locally.
+//
+//   - bootstrap: the client's first Sync (schema, registration, every
+//     snapshot page, an empty pull), counted as one snapshot operation
+//     with the records it wrote locally;
+//   - pull: a Sync with nothing to push, which pulls until the server has
+//     nothing more (-pull-limit records a page); its records are those
+//     the client reports received (EventReceived);
+//   - push: the batch's edits written to the local items table with plain
+//     SQL in one transaction (the client's triggers queue them), then a
+//     Sync, which pushes them (-batch records a push) and pulls; the
+//     latency is the Sync's, and conflicts and rejections are the
+//     client's events (then deleted from its rejections);
+//   - commit-to-pull: from the commit of a writer's change to the end of
+//     the Sync that wrote its marker into the device's local items table.
+//
+// With -catchup, each device's catch-up is one Sync, which pulls the whole
+// backlog. -wait does not apply (there is no public waiting pull apart from
+// Client.Run's loop).
 //
 // # What it measures
 //
@@ -145,7 +173,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.items, "items", 200, "items of each user at the start, spread over the lists")
 	fs.Int64Var(&o.prefill, "changelog-rows", 0, "rows of other buckets written into the changelog before the run")
 	fs.IntVar(&o.catchup, "catchup", 0, "catch-up mode: write this many new items for each device's user after the bootstrap, then each device pulls its whole backlog flat out, and the raw reference reads the same rows (0: the push and pull load)")
-	fs.StringVar(&o.transport, "transport", "engine", "in-process server: the devices call the engine (engine) or its HTTP handler (http)")
+	fs.StringVar(&o.transport, "transport", "engine", "the devices call the in-process server's engine (engine) or its HTTP handler (http), or are clients of package client, each on its own SQLite file, syncing over HTTP (client)")
 	fs.StringVar(&o.server, "server", "", "base `URL` of a running example server (examples/todo); needs -database-url")
 	fs.StringVar(&o.databaseURL, "database-url", os.Getenv(todoapp.EnvDatabaseURL), "superuser postgres:// `URL` of the database (default $"+todoapp.EnvDatabaseURL+"; empty: a throwaway local PostgreSQL)")
 	fs.StringVar(&o.slot, "slot", wal.DefaultSlotName, "replication slot of the server's change capture")
@@ -200,7 +228,8 @@ func (o options) validate() error {
 	check(o.items >= 1, "-items must be at least 1")
 	check(o.prefill >= 0, "-changelog-rows must not be negative")
 	check(o.catchup >= 0 && o.catchup <= 10_000_000, "-catchup must be 0-10000000")
-	check(o.transport == "engine" || o.transport == "http", "-transport must be engine or http")
+	check(o.transport == "engine" || o.transport == "http" || o.transport == "client", "-transport must be engine, http or client")
+	check(o.transport != "client" || o.wait == 0, "-wait does not apply to -transport client (its pulls are Client.Sync's)")
 	check(o.server == "" || o.databaseURL != "", "-server needs -database-url (the server's database)")
 	return errors.Join(errs...)
 }
@@ -389,6 +418,8 @@ type env struct {
 	log    io.Writer
 	super  *sql.DB // superuser pool: writer, raw reference, measures
 	syncer syncer
+	// base is the server's URL, when the devices reach it over HTTP.
+	base string
 	// stopCapture stops the in-process change capture (nil for an external
 	// server).
 	stopCapture func() error
@@ -410,6 +441,9 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		Lists: o.lists, Items: o.items, ChangelogRows: o.prefill, CatchUp: o.catchup}}
 	if o.server != "" {
 		rep.Setup.Transport = "http " + o.server
+		if o.transport == "client" {
+			rep.Setup.Transport = "client " + o.server
+		}
 	}
 	if o.reference {
 		rep.Setup.RefDurationSec = o.refDuration.Seconds()
@@ -429,13 +463,21 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 		return nil, fmt.Errorf("reading the schema: %w", err)
 	}
 	cm := newCommits()
-	sd := &syncDriver{s: e.syncer, version: version, hash: hash, pullLimit: o.pullLimit, batch: o.batch, commits: cm, wait: o.wait}
+	var drv driver = &syncDriver{s: e.syncer, version: version, hash: hash, pullLimit: o.pullLimit, batch: o.batch, commits: cm, wait: o.wait}
 	clients := e.clients()
+	if o.transport == "client" {
+		cd, cerr := newClientDriver(e.base, o.clients, o.pullLimit, o.batch, cm)
+		if cerr != nil {
+			return nil, cerr
+		}
+		defer func() { err = errors.Join(err, cd.close(clients)) }()
+		drv = cd
+	}
 
 	e.logf("bootstrap: %d devices register and snapshot", len(clients))
-	rep.Bootstrap = e.bootstrap(ctx, clients, sd)
+	rep.Bootstrap = e.bootstrap(ctx, clients, drv)
 	if o.catchup > 0 {
-		return rep, e.catchUpRun(ctx, rep, clients, sd, items[0])
+		return rep, e.catchUpRun(ctx, rep, clients, drv, cm, items[0])
 	}
 	before, err := e.changelogRows(ctx, 0)
 	if err != nil {
@@ -464,7 +506,7 @@ func run(ctx context.Context, o options, log io.Writer) (rep *Report, err error)
 	if err != nil {
 		return nil, err
 	}
-	rep.Sync = e.load(ctx, "sync", clients, sd, w, o.duration, &lagMax)
+	rep.Sync = e.load(ctx, "sync", clients, drv, w, o.duration, &lagMax)
 	if after, err := e.xacts(ctx); err == nil {
 		rep.DatabaseXactPerSec = float64(after-xacts) / rep.Sync.Seconds
 	}
@@ -547,7 +589,7 @@ func (e *env) open(ctx context.Context) (func() error, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("connecting to -database-url: %w", err)
 		}
-		e.super, e.syncer = db, newHTTPSyncer(e.o.server, e.o.clients)
+		e.super, e.syncer, e.base = db, newHTTPSyncer(e.o.server, e.o.clients), e.o.server
 		return db.Close, nil
 	}
 
@@ -581,7 +623,8 @@ func (e *env) open(ctx context.Context) (func() error, error) {
 	mux.Handle("/sync/", app.Handler)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	e.syncer = newHTTPSyncer("http://"+ln.Addr().String(), e.o.clients)
+	e.base = "http://" + ln.Addr().String()
+	e.syncer = newHTTPSyncer(e.base, e.o.clients)
 	return func() error {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

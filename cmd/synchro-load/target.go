@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro"
+	synclient "github.com/synchrosync/synchro/client"
 )
 
 // syncer is the sync protocol as a client sees it: the engine's methods,
@@ -151,9 +152,12 @@ func (s *httpSyncer) snapshot(ctx context.Context, user string, req *synchro.Sna
 // classify names the class of a failed operation for the error counts.
 func classify(err error) string {
 	var herr *httpError
+	var serr *synclient.ServerError
 	switch {
 	case errors.As(err, &herr):
 		return fmt.Sprintf("HTTP %d %s", herr.Status, herr.Code)
+	case errors.As(err, &serr):
+		return fmt.Sprintf("HTTP %d %s", serr.StatusCode, serr.Code)
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, synchro.ErrStaleClient):

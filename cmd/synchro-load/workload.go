@@ -29,6 +29,9 @@ type client struct {
 	checkpoint int64
 	registered bool
 
+	// dev is the device's client of package client (-transport client).
+	dev *device
+
 	// The raw reference's read position: the (updated_at, id) of the last
 	// item read.
 	rawAt time.Time
