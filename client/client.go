@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/client/internal/local"
+	"github.com/synchrosync/synchro/client/internal/uuid"
 )
 
 // Client keeps one local SQLite file in sync with a server. Its methods
@@ -90,7 +90,7 @@ func (c *Client) load(ctx context.Context) error {
 	case st.ClientID == "":
 		c.clientID = c.cfg.ClientID
 		if c.clientID == "" {
-			c.clientID = newID()
+			c.clientID = uuid.New()
 		}
 		if err := c.store.SetClientID(ctx, c.clientID); err != nil {
 			return err
@@ -114,15 +114,6 @@ func (c *Client) load(ctx context.Context) error {
 		c.schema.Store(st.Schema)
 	}
 	return nil
-}
-
-// newID returns a random (version 4) UUID.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // DB returns the local database, for the application's own reads and

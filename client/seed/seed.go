@@ -28,7 +28,6 @@ package seed
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/client/internal/local"
+	"github.com/synchrosync/synchro/client/internal/uuid"
 )
 
 // DefaultPageSize is Config.PageSize's default: the engine's largest
@@ -92,7 +92,7 @@ func Write(ctx context.Context, path string, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("seed: Config.PageSize must be 1 to %d, got %d", synchro.MaxSnapshotLimit, cfg.PageSize)
 	}
 	if cfg.ClientID == "" {
-		cfg.ClientID = newID()
+		cfg.ClientID = uuid.New()
 	}
 	if cfg.Platform == "" {
 		cfg.Platform = "seed"
@@ -108,7 +108,7 @@ func Write(ctx context.Context, path string, cfg Config) (*Result, error) {
 }
 
 func write(ctx context.Context, path string, cfg Config) (res *Result, err error) {
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+newID()[:8]+".tmp")
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"."+uuid.New()[:8]+".tmp")
 	store, err := local.Open(ctx, tmp)
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
@@ -171,13 +171,4 @@ func write(ctx context.Context, path string, cfg Config) (res *Result, err error
 		}
 		cursor = page.Cursor
 	}
-}
-
-// newID returns a random (version 4) UUID.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

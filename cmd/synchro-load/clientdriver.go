@@ -116,10 +116,10 @@ func (d *clientDriver) bootstrap(ctx context.Context, c *client, rec *recorder) 
 	}
 	rec.op(kindSnapshot, time.Since(start), received(evs))
 	db := c.dev.c.DB()
-	if c.lists, err = ids(ctx, db, `SELECT id FROM lists`, c.lists[:0]); err != nil {
+	if c.lists, err = ids(ctx, db, c.lists[:0], `SELECT id FROM lists`); err != nil {
 		return err
 	}
-	c.items, err = ids(ctx, db, `SELECT id FROM items`, c.items[:0])
+	c.items, err = ids(ctx, db, c.items[:0], `SELECT id FROM items`)
 	if err != nil {
 		return err
 	}
@@ -127,9 +127,9 @@ func (d *clientDriver) bootstrap(ctx context.Context, c *client, rec *recorder) 
 	return err
 }
 
-// ids appends the ids query reads to into.
-func ids(ctx context.Context, db *sql.DB, query string, into []string) ([]string, error) {
-	rows, err := db.QueryContext(ctx, query)
+// ids appends the ids query (with args) reads to into.
+func ids(ctx context.Context, db *sql.DB, into []string, query string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

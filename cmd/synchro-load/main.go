@@ -716,20 +716,8 @@ SELECT gen_random_uuid(), l.id, 'item ' || g
 	if err != nil {
 		return nil, fmt.Errorf("seeding items: %w", err)
 	}
-	var items []string
-	rows, err := e.super.QueryContext(ctx, `SELECT i.id::text FROM items i JOIN lists l ON l.id = i.list_id WHERE l.user_id = ANY($1)`, e.users)
+	items, err := ids(ctx, e.super, nil, `SELECT i.id::text FROM items i JOIN lists l ON l.id = i.list_id WHERE l.user_id = ANY($1)`, e.users)
 	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = rows.Close() }()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	if _, err := e.catchUp(ctx, items[0]); err != nil {
