@@ -169,8 +169,13 @@ func (e *Engine) listenOnce(ctx context.Context, h *liveHub) error {
 // last read), at least every ListenConfig.Recheck, and every second while
 // no listener is connected; each re-read is a Pull (with its hooks and
 // metrics) and re-evaluates the client's subscriptions, so a client whose
-// subscription rule gains a bucket is answered by the next re-read. When
-// ctx ends it returns ctx's error at once.
+// subscription rule gains a bucket is answered by the next re-read. A
+// re-read that fails for the database's sake (PostgreSQL restarting, a
+// lost connection) does not end the wait: it is tried again every second,
+// and when the wait passes the empty page is answered; a refusal of the
+// request (an unknown client, a schema mismatch, ...) is returned at once,
+// as is every error of the first read. When ctx ends it returns ctx's
+// error at once.
 func (e *Engine) PullWait(ctx context.Context, userID string, req *PullRequest, wait time.Duration) (*PullResponse, error) {
 	if wait <= 0 {
 		return e.Pull(ctx, userID, req)
@@ -185,22 +190,37 @@ func (e *Engine) PullWait(ctx context.Context, userID string, req *PullRequest, 
 			timer.Stop()
 		}
 	}()
+	var quiet *PullResponse // the last answer with nothing to give
 	for {
 		var watch []string
 		start := e.metrics.start()
 		resp, err := e.pull(ctx, userID, req, &watch)
 		e.metrics.pulled(ctx, start, resp, err)
-		if err != nil || !quietPage(req, resp) {
+		retry := false
+		switch {
+		case err != nil && (quiet == nil || ctx.Err() != nil || refusal(err)):
 			return resp, err
+		case err != nil:
+			// A re-read failed for the database's sake (PostgreSQL
+			// restarting, say): the empty answer still holds, so the
+			// wait goes on and the read is tried again in a second.
+			retry = true
+		case !quietPage(req, resp):
+			return resp, nil
+		default:
+			quiet = resp
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return resp, nil
+			return quiet, nil
 		}
-		if h.watch(w, watch) {
-			continue // woken while it read: read again
+		d := min(left, unlistenedRecheck)
+		if !retry {
+			if h.watch(w, watch) {
+				continue // one of its buckets was announced while it read
+			}
+			d = min(left, h.recheckEvery())
 		}
-		d := min(left, h.recheckEvery())
 		if timer == nil {
 			timer = time.NewTimer(d)
 		} else {
@@ -215,6 +235,24 @@ func (e *Engine) PullWait(ctx context.Context, userID string, req *PullRequest, 
 		}
 		h.pend(w)
 	}
+}
+
+// refusal reports whether err, from a pull, refuses the request itself (a
+// bad request, an unknown client, a schema mismatch ...), rather than
+// telling of trouble with the database: a waiting pull returns those at
+// once.
+func refusal(err error) bool {
+	var br interface{ BadRequest() bool }
+	if errors.As(err, &br) && br.BadRequest() {
+		return true
+	}
+	for _, target := range []error{ErrSchemaMismatch, ErrClientNotRegistered, ErrStaleClient, ErrSnapshotRequired,
+		ErrUpgradeRequired, ErrTableNotRegistered} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // quietPage reports whether resp, the answer to req, gives the client

@@ -315,26 +315,65 @@ func TestListenAcrossEngines(t *testing.T) {
 	}
 }
 
-// The listener survives a restart of PostgreSQL: it reconnects, and a
-// change made afterwards wakes a waiting pull.
+// The listener survives a restart of PostgreSQL: a pull waiting across the
+// restart, and one that starts waiting after it, are woken by a change
+// made once the listener listens again.
 func TestListenSurvivesRestart(t *testing.T) {
 	srv := pgtest.NewDedicatedServer(t) // not parallel: restarts a server
 	env := rpStart(t, rpOptions{db: srv.NewMigratedDatabase(t)})
 	lvListen(t, env, env.eng, time.Minute)
-	c := lvReady(env, "amy", "amy-phone")
+	across, after := lvReady(env, "amy", "amy-phone"), lvReady(env, "amy", "amy-laptop")
 	listens := synchro.LiveListens(env.eng)
+
+	w1 := lvPullWait(context.Background(), across, nil, 45*time.Second)
+	lvWaiting(env, env.eng, 1)
 	srv.Restart(t)
 	lvUntil(env, "the listener to listen again", func() bool { return synchro.LiveListens(env.eng) > listens })
 	pgtest.WaitFor(t, "the consumer to stream again", rpTimeout, env.streaming)
-
-	w := lvPullWait(context.Background(), c, nil, 30*time.Second)
-	lvWaiting(env, env.eng, 1)
-	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
-	resp, err := w.result(t, 20*time.Second)
-	if err != nil || len(resp.Changes) != 1 {
-		t.Fatalf("PullWait after a restart: %+v, %v; want the change", resp, err)
+	if w1.answered() {
+		t.Fatalf("the pull waiting across the restart answered before any change: %+v, %v", w1.resp, w1.err)
 	}
-	if w.took > 10*time.Second {
-		t.Errorf("answered after %v; the notification should wake it", w.took)
+
+	w2 := lvPullWait(context.Background(), after, nil, 45*time.Second)
+	lvWaiting(env, env.eng, 2)
+	committed := time.Now()
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`)
+	for _, w := range []*lvWait{w1, w2} {
+		resp, err := w.result(t, 30*time.Second)
+		if err != nil || len(resp.Changes) != 1 {
+			t.Fatalf("PullWait after a restart: %+v, %v; want the change", resp, err)
+		}
+	}
+	if took := time.Since(committed); took > 10*time.Second {
+		t.Errorf("answered %v after the commit; the notification should wake them", took)
+	}
+}
+
+// A re-read that fails for the database's sake (here a revoked grant) does
+// not end the wait: the pull answers its empty page when the wait passes,
+// and a new pull then reports the failure at once.
+func TestPullWaitOutlastsFailedReads(t *testing.T) {
+	t.Parallel()
+	env := rpStart(t, rpOptions{app: true})
+	lvListen(t, env, env.eng, time.Minute)
+	c := lvReady(env, "amy", "amy-phone")
+
+	w := lvPullWait(context.Background(), c, nil, 2500*time.Millisecond)
+	lvWaiting(env, env.eng, 1)
+	pgtest.Exec(t, env.db.Super, `REVOKE SELECT ON synchro.clients FROM `+pgtest.AppRole)
+	pgtest.Exec(t, env.db.Super, `INSERT INTO lists (id, user_id, name) VALUES (1, 'amy', 'groceries')`) // wakes it
+	resp, err := w.result(t, 20*time.Second)
+	if err != nil || len(resp.Changes)+len(resp.Deletes) != 0 || resp.Checkpoint != c.checkpoint {
+		t.Fatalf("PullWait whose re-reads fail: %+v, %v; want the empty page of its first read", resp, err)
+	}
+	if w.took < 2500*time.Millisecond {
+		t.Errorf("answered after %v; want the whole wait", w.took)
+	}
+	if _, err := lvPullWait(context.Background(), c, nil, 30*time.Second).result(t, 10*time.Second); err == nil {
+		t.Error("a new pull while the grant is revoked: no error; its first read must report the failure")
+	}
+	pgtest.Exec(t, env.db.Super, `GRANT SELECT ON synchro.clients TO `+pgtest.AppRole)
+	if resp := c.pull(100); len(resp.Changes) != 1 {
+		t.Errorf("after the grant came back: %+v; want the change", resp)
 	}
 }
