@@ -193,9 +193,7 @@ func (e *Engine) PullWait(ctx context.Context, userID string, req *PullRequest, 
 	var quiet *PullResponse // the last answer with nothing to give
 	for {
 		var watch []string
-		start := e.metrics.start()
-		resp, err := e.pull(ctx, userID, req, &watch)
-		e.metrics.pulled(ctx, start, resp, err)
+		resp, err := e.pullMetered(ctx, userID, req, &watch)
 		retry := false
 		switch {
 		case err != nil && (quiet == nil || ctx.Err() != nil || refusal(err)):

@@ -88,8 +88,13 @@ const (
 // A filtered pull therefore never skips changes of other tables; a pull
 // without the filter continues past them.
 func (e *Engine) Pull(ctx context.Context, userID string, req *PullRequest) (*PullResponse, error) {
+	return e.pullMetered(ctx, userID, req, nil)
+}
+
+// pullMetered is pull with its metrics: Pull, and each read of PullWait.
+func (e *Engine) pullMetered(ctx context.Context, userID string, req *PullRequest, watch *[]string) (*PullResponse, error) {
 	start := e.metrics.start()
-	resp, err := e.pull(ctx, userID, req, nil)
+	resp, err := e.pull(ctx, userID, req, watch)
 	e.metrics.pulled(ctx, start, resp, err)
 	return resp, err
 }
