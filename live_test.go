@@ -28,7 +28,7 @@ func lvListen(t *testing.T, env *rpEnv, e *synchro.Engine, recheck time.Duration
 			t.Errorf("Listen returned %v", err)
 		}
 	})
-	lvUntil(env, "the listener to listen", func() bool { return synchro.LiveConnected(e) })
+	pgtest.WaitUntil(env.t, "the listener to listen", rpTimeout, func() bool { return synchro.LiveConnected(e) })
 }
 
 // lvWait is a PullWait running in the background.
@@ -79,16 +79,10 @@ func (w *lvWait) answered() bool {
 	}
 }
 
-// lvUntil waits until cond holds.
-func lvUntil(env *rpEnv, what string, cond func() bool) {
-	env.t.Helper()
-	pgtest.WaitFor(env.t, what, rpTimeout, func() (bool, string) { return cond(), "not yet" })
-}
-
 // lvWaiting waits until n PullWait calls of e wait.
 func lvWaiting(env *rpEnv, e *synchro.Engine, n int) {
 	env.t.Helper()
-	lvUntil(env, fmt.Sprintf("%d waiting pulls", n), func() bool { return synchro.LiveWaiting(e) >= n })
+	pgtest.WaitUntil(env.t, fmt.Sprintf("%d waiting pulls", n), rpTimeout, func() bool { return synchro.LiveWaiting(e) >= n })
 	time.Sleep(20 * time.Millisecond) // past the read that preceded the wait
 }
 
@@ -174,7 +168,7 @@ func TestPullWaitTimeoutAndCancel(t *testing.T) {
 	if _, err := w.result(t, 5*time.Second); !errors.Is(err, context.Canceled) {
 		t.Errorf("PullWait after its context was cancelled: %v; want context.Canceled", err)
 	}
-	lvUntil(env, "the waiter to leave", func() bool { return synchro.LiveWaiting(env.eng) == 0 })
+	pgtest.WaitUntil(env.t, "the waiter to leave", rpTimeout, func() bool { return synchro.LiveWaiting(env.eng) == 0 })
 }
 
 // A change wakes the waiting devices of the bucket it reached and no
@@ -216,7 +210,7 @@ func TestPullWaitWakesOnlyItsBuckets(t *testing.T) {
 			t.Fatalf("%s: %+v, %v; want the new list", clients[i].id, resp, err)
 		}
 	}
-	lvUntil(env, "the notification", func() bool { return synchro.LiveNotes(env.eng) > notes })
+	pgtest.WaitUntil(env.t, "the notification", rpTimeout, func() bool { return synchro.LiveNotes(env.eng) > notes })
 	time.Sleep(200 * time.Millisecond) // room for a wrongly woken waiter to read
 	mu.Lock()
 	defer mu.Unlock()
@@ -328,7 +322,7 @@ func TestListenSurvivesRestart(t *testing.T) {
 	w1 := lvPullWait(context.Background(), across, nil, 45*time.Second)
 	lvWaiting(env, env.eng, 1)
 	srv.Restart(t)
-	lvUntil(env, "the listener to listen again", func() bool { return synchro.LiveListens(env.eng) > listens })
+	pgtest.WaitUntil(env.t, "the listener to listen again", rpTimeout, func() bool { return synchro.LiveListens(env.eng) > listens })
 	pgtest.WaitFor(t, "the consumer to stream again", rpTimeout, env.streaming)
 	if w1.answered() {
 		t.Fatalf("the pull waiting across the restart answered before any change: %+v, %v", w1.resp, w1.err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
+	"github.com/synchrosync/synchro/internal/waltest"
 	"github.com/synchrosync/synchro/wal"
 )
 
@@ -126,30 +127,13 @@ func rpStart(t testing.TB, o rpOptions) *rpEnv {
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("the consumer did not stop within 30s")
-		}
-	})
-	pgtest.WaitFor(t, "the consumer to stream", rpTimeout, e.streaming)
+	waltest.Run(t, c, db.Super, e.slot, rpTimeout)
 	return e
 }
 
 // streaming reports whether the consumer streams from its slot, and what
 // it found.
-func (e *rpEnv) streaming() (bool, string) {
-	var active bool
-	err := e.db.Super.QueryRow(`
-SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
-  FROM pg_replication_slots s WHERE s.slot_name = $1`, e.slot).Scan(&active)
-	return err == nil && active, fmt.Sprintf("streaming %v, %v", active, err)
-}
+func (e *rpEnv) streaming() (bool, string) { return waltest.Streaming(e.db.Super, e.slot) }
 
 func cmpOr(a, b string) string {
 	if a != "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/synchrosync/synchro/client"
 	"github.com/synchrosync/synchro/client/seed"
 	"github.com/synchrosync/synchro/internal/pgtest"
+	"github.com/synchrosync/synchro/internal/waltest"
 	"github.com/synchrosync/synchro/synchrohttp"
 	"github.com/synchrosync/synchro/wal"
 )
@@ -121,24 +122,7 @@ func startServerOn(t testing.TB, db *pgtest.Database, setup string) *server {
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
 	}
-	cctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(cctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("the consumer did not stop within 30s")
-		}
-	})
-	waitFor(t, 60*time.Second, "the consumer to stream", func() bool {
-		var active bool
-		err := db.Super.QueryRow(`
-SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
-  FROM pg_replication_slots s WHERE s.slot_name = $1`, slot).Scan(&active)
-		return err == nil && active
-	})
+	waltest.Run(t, c, db.Super, slot, 60*time.Second)
 
 	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
@@ -342,18 +326,6 @@ func (d *device) rejections() []client.Rejection {
 	return r
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling under a deadline
-	}
-}
-
 // captured waits until change capture has written to the changelog every
 // change committed before the call: it commits a probe row (of a user no
 // device has) and waits for it, since capture follows commit order.
@@ -361,7 +333,7 @@ func (s *server) captured(t testing.TB) {
 	t.Helper()
 	probe := "probe-" + id()
 	s.exec(t, `INSERT INTO lists (id, user_id, name) VALUES ($1, '_probe', 'probe')`, probe)
-	waitFor(t, 60*time.Second, "change capture to catch up", func() bool {
+	pgtest.WaitUntil(t, "change capture to catch up", 60*time.Second, func() bool {
 		var ok bool
 		err := s.db.Super.QueryRow(`SELECT EXISTS (SELECT 1 FROM synchro.changelog WHERE record_id = $1)`, probe).Scan(&ok)
 		return err == nil && ok

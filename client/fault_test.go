@@ -137,7 +137,7 @@ func TestFaultsLoseNothing(t *testing.T) {
 		d.exec(`UPDATE lists SET name = ? WHERE id = 'l1'`, "by "+d.user+" "+string(rune('a'+i%26)))
 		time.Sleep(40 * time.Millisecond) // writes spread over time
 	}
-	waitFor(t, 30*time.Second, "the devices to push everything under faults", func() bool { return a.pending() == 0 && b.pending() == 0 })
+	pgtest.WaitUntil(t, "the devices to push everything under faults", 30*time.Second, func() bool { return a.pending() == 0 && b.pending() == 0 })
 	f.drop.Store(0)
 	s.fail503.Store(0)
 	s.abort.Store(0)
@@ -285,13 +285,13 @@ func TestServerRestart(t *testing.T) {
 	write(a, 5)
 	s.newEngine()
 	write(b, 5)
-	waitFor(t, 60*time.Second, "every change to reach the server", func() bool {
+	pgtest.WaitUntil(t, "every change to reach the server", 60*time.Second, func() bool {
 		var n int
 		err := s.db.Super.QueryRow(`SELECT count(*) FROM items`).Scan(&n)
 		return err == nil && n == 20 && a.pending() == 0 && b.pending() == 0
 	})
 	s.captured(t)
-	waitFor(t, 30*time.Second, "both devices to hold every item", func() bool {
+	pgtest.WaitUntil(t, "both devices to hold every item", 30*time.Second, func() bool {
 		return a.count(`SELECT count(*) FROM items`) == 20 && b.count(`SELECT count(*) FROM items`) == 20
 	})
 	for _, d := range []*device{a, b} {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro/client"
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // run runs d's Run until the test ends (or stop is called).
@@ -32,7 +33,7 @@ func (d *device) run() (stop func()) {
 // ready waits until the device's Run made its first round.
 func (d *device) ready() {
 	d.t.Helper()
-	waitFor(d.t, 20*time.Second, "the device's first round", func() bool {
+	pgtest.WaitUntil(d.t, "the device's first round", 20*time.Second, func() bool {
 		return !d.c.Status().LastSync.IsZero()
 	})
 }
@@ -63,7 +64,7 @@ func TestRunLive(t *testing.T) {
 		start := time.Now()
 		listID := id()
 		a.exec(`INSERT INTO lists (id, user_id, name) VALUES (?, 'alice', ?)`, listID, "live")
-		waitFor(t, 10*time.Second, "B to receive A's list", func() bool {
+		pgtest.WaitUntil(t, "B to receive A's list", 10*time.Second, func() bool {
 			return b.count(`SELECT count(*) FROM lists WHERE id = ?`, listID) == 1
 		})
 		t.Logf("write on A to row on B, round %d: %v", i, time.Since(start))
@@ -79,7 +80,7 @@ func TestRunLive(t *testing.T) {
 	// The application's own write on the server.
 	start := time.Now()
 	s.exec(t, `UPDATE lists SET name = 'renamed on the server'`)
-	waitFor(t, 10*time.Second, "both to receive the server's change", func() bool {
+	pgtest.WaitUntil(t, "both to receive the server's change", 10*time.Second, func() bool {
 		return a.count(`SELECT count(*) FROM lists WHERE name = 'renamed on the server'`) == 3 &&
 			b.count(`SELECT count(*) FROM lists WHERE name = 'renamed on the server'`) == 3
 	})
@@ -173,7 +174,7 @@ func TestSchemaChanges(t *testing.T) {
 // version (it re-reads its catalog every few seconds).
 func waitForContract(t *testing.T, s *server, version int64) {
 	t.Helper()
-	waitFor(t, 20*time.Second, "the engine's schema version to reach the change", func() bool {
+	pgtest.WaitUntil(t, "the engine's schema version to reach the change", 20*time.Second, func() bool {
 		resp, err := s.engine.Load().Schema(context.Background())
 		return err == nil && resp.SchemaVersion >= version
 	})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
+	"github.com/synchrosync/synchro/internal/waltest"
 	"github.com/synchrosync/synchro/synchrohttp"
 	"github.com/synchrosync/synchro/wal"
 )
@@ -170,24 +171,7 @@ func confStart(t *testing.T, schema string, tables []*synchro.TableConfig) *conf
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("the consumer did not stop within 30s")
-		}
-	})
-	pgtest.WaitFor(t, "the consumer to stream", confArrival, func() (bool, string) {
-		var active bool
-		err := db.Super.QueryRow(`
-SELECT s.active AND EXISTS (SELECT 1 FROM synchro.wal_position p WHERE p.slot_name = s.slot_name)
-  FROM pg_replication_slots s WHERE s.slot_name = $1`, slot).Scan(&active)
-		return err == nil && active, fmt.Sprintf("streaming %v, %v", active, err)
-	})
+	waltest.Run(t, c, db.Super, slot, confArrival)
 
 	h, err := synchrohttp.New(synchrohttp.Config{
 		Engine: e.engine,

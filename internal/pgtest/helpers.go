@@ -83,6 +83,12 @@ func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() (ok b
 	return took
 }
 
+// WaitUntil is WaitFor for a condition with no state to describe.
+func WaitUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	return WaitFor(t, what, timeout, func() (bool, string) { return cond(), "" })
+}
+
 // Poll is WaitFor for a goroutine that must not fail the test, or for a
 // wait whose timeout is not a failure: it returns, after timeout, an error
 // naming what it waited for and the state cond last described.
