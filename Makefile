@@ -78,6 +78,7 @@ load:
 demo:
 	GO=$(GO) ./examples/todo/demo.sh
 
-## example-metrics: vet and build examples/metrics, a module of its own (its SDK and Prometheus exporter stay out of go.mod).
+## example-metrics: vet, build and test examples/metrics, a module of its own (its SDK and Prometheus exporter stay out of go.mod);
+## the test runs the example against a test database and reads its /metrics and /readyz.
 example-metrics:
-	cd examples/metrics && $(GO) vet ./... && $(GO) build -o /dev/null ./...
+	cd examples/metrics && $(GO) vet ./... && $(GO) build -o /dev/null ./... && $(GO) test -race -count=1 ./...

@@ -1,12 +1,16 @@
 // Command metrics is an example of exporting synchro's metrics to
 // Prometheus: an engine and a change-capture consumer whose MeterProvider
 // is the OpenTelemetry SDK reading through the Prometheus exporter, the
-// sync API under /sync/ and the metrics under /metrics.
+// sync API under /sync/, the metrics under /metrics and the health
+// endpoints of synchrohttp.Health under /healthz and /readyz.
 //
 //	cd examples/metrics
 //	SYNCHRO_DATABASE_URL=postgres://postgres@127.0.0.1/metrics_example go run .
 //	curl -s http://127.0.0.1:9464/metrics | grep '^synchro_'
+//	curl -s http://127.0.0.1:9464/readyz
 //
+// main_test.go runs it against a test database, syncs a note through it
+// and reads the exporter's output (go test ./... in this directory).
 // It is a module of its own (go.mod here, with a replace directive to the
 // repository root), so that the SDK, the exporter and the Prometheus
 // client stay out of synchro's go.mod: synchro itself needs only the
@@ -39,6 +43,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -47,6 +52,7 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -68,38 +74,49 @@ CREATE TABLE IF NOT EXISTS notes (
 )`
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:9464", "address to serve /sync/ and /metrics on")
+	addr := flag.String("addr", "127.0.0.1:9464", "address to serve /sync/, /metrics, /healthz and /readyz on")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr); err != nil {
+	err := errors.New("set SYNCHRO_DATABASE_URL to a superuser URL of a server with wal_level=logical")
+	if dsn := os.Getenv("SYNCHRO_DATABASE_URL"); dsn != "" {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", *addr); err == nil {
+			err = run(ctx, dsn, ln)
+		}
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "metrics example:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, addr string) error {
-	dsn := os.Getenv("SYNCHRO_DATABASE_URL")
-	if dsn == "" {
-		return errors.New("set SYNCHRO_DATABASE_URL to a superuser URL of a server with wal_level=logical")
-	}
+// run serves the example on ln, with dsn (a superuser URL) for the
+// database, until ctx ends, the server fails or change capture stops. It
+// closes ln.
+func run(ctx context.Context, dsn string, ln net.Listener) error {
+	defer ln.Close() // closed already when the server ran; then a no-op
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := migrations.Migrate(ctx, db); err != nil {
-		return err
+	err = migrations.Migrate(ctx, db)
+	if err == nil {
+		_, err = db.ExecContext(ctx, schema)
 	}
-	if _, err := db.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("creating the table notes: %w", err)
+	if err != nil {
+		return fmt.Errorf("preparing the database: %w", err)
 	}
 	reg := synchro.NewRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "notes", OwnerColumn: "user_id"})
 
-	// The OpenTelemetry SDK, read by the Prometheus exporter, which
-	// registers with Prometheus's default registry (served by promhttp).
-	exporter, err := prometheus.New()
+	// The OpenTelemetry SDK, read by the Prometheus exporter. The exporter
+	// registers with a Prometheus registry of the example's own (served
+	// by promhttp below) rather than the default one, so that run can be
+	// called more than once in a process, as the test does.
+	registry := promclient.NewRegistry()
+	exporter, err := prometheus.New(prometheus.WithRegisterer(registry))
 	if err != nil {
 		return err
 	}
@@ -135,24 +152,38 @@ func run(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	// Liveness and readiness: /readyz answers 503 while nobody captures
+	// changes (see "Health" in synchrohttp's documentation).
+	health, err := synchrohttp.NewHealth(synchrohttp.HealthConfig{Engine: engine, Consumer: consumer})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/sync/", handler)
-	mux.Handle("/metrics", promhttp.Handler())
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", health)
+	mux.Handle("/readyz", health)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
-	slog.Info("serving", "sync", "http://"+addr+"/sync/", "metrics", "http://"+addr+"/metrics")
+	go func() { served <- srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	slog.Info("serving", "sync", base+"/sync/", "metrics", base+"/metrics", "ready", base+"/readyz")
 
+	captureDone := false
 	select {
 	case <-ctx.Done():
 	case err = <-served:
 	case err = <-captured:
+		captureDone = true
 		err = fmt.Errorf("change capture stopped: %w", err)
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = errors.Join(err, srv.Shutdown(shutdown))
 	stopBackground()
+	if !captureDone {
+		<-captured // Start returns once background ends
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
