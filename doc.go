@@ -234,10 +234,34 @@
 //
 // # Conflicts and versions
 //
-// A push that updates a row goes through a [ConflictResolver]. [LWWResolver]
-// (the default) lets the later write win and gives ties to the server;
-// [ServerWinsResolver] always keeps the server row. [CheckVersion] compares
-// client application versions with semantic versioning rules.
+// A row's version is its updated-at column, and the engine writes it: it is
+// the edit time of the write that produced the row. For a record applied by
+// [Engine.Push] that is the record's client_updated_at (when the device made
+// the change), capped at the database clock at the start of the push plus
+// Config.ClockSkewTolerance, or just after the current version when that
+// is not later, so that a row's versions only move forward; for a write
+// made outside synchro, whatever it stored in the column. Devices receive
+// the version with every row (and as server_updated_at after a push) and
+// send the version their copy had as base_updated_at.
+//
+// A push that updates a row the server holds goes through a
+// [ConflictResolver], which sees both edit times and the base in a
+// [Conflict]. [LWWResolver] (the default) is last-write-wins by edit time:
+// when the base equals the current version, nobody changed the row since
+// the device saw it and the device wins; otherwise the later edit wins,
+// whichever reached the server first, and a tie goes to the server.
+// [ServerWinsResolver] always keeps the server row. A device whose clock
+// runs ahead wins the conflicts it pushes but cannot leave a version later
+// than the server's clock at its push, so it cannot win against edits made
+// after that; one whose clock runs behind loses against edits made within
+// its lag unless it sends its base. Deletes always win.
+//
+// Concurrent pushes do not deadlock one another: a push locks the rows it
+// will write ahead, in one order for every push (the registry's dependency
+// order, then primary key); see [Engine.Push] for what is covered.
+//
+// [CheckVersion] compares client application versions with semantic
+// versioning rules.
 //
 // # Migrations
 //
