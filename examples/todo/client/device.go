@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -58,6 +61,16 @@ type device struct {
 	// pushAnswered is when the last answer to a push arrived (seen by
 	// the device's http.RoundTripper).
 	pushAnswered time.Time
+	// pushes are the pushes since the last take, as they went over the
+	// wire (seen by the device's http.RoundTripper).
+	pushes []pushExchange
+}
+
+// pushExchange is one push of a device as it went over the wire: what the
+// device's client sent and what the server answered.
+type pushExchange struct {
+	req  synchro.PushRequest
+	resp synchro.PushResponse
 }
 
 // newDevice opens a client on a new SQLite file in dir, replacing one a
@@ -103,17 +116,59 @@ func freshFile(dir, name string) (string, error) {
 }
 
 // pushClock is the device's http.RoundTripper: it notes when the answer
-// to a push arrives, for the latency the live scene shows.
+// to a push arrives, for the latency the live scene shows, and keeps each
+// push's request and answer (pushExchange), for the transcript to tell
+// what was sent and what the server answered.
 type pushClock struct{ d *device }
 
 func (p pushClock) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err == nil && strings.HasSuffix(req.URL.Path, "/sync/push") {
-		p.d.mu.Lock()
-		p.d.pushAnswered = time.Now()
-		p.d.mu.Unlock()
+	if !strings.HasSuffix(req.URL.Path, "/sync/push") {
+		return http.DefaultTransport.RoundTrip(req)
 	}
-	return resp, err
+	var x pushExchange
+	if req.GetBody != nil { // set by http.NewRequest for the client's bytes.Reader
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		err = json.NewDecoder(body).Decode(&x.req)
+		_ = body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading the push request: %w", err)
+		}
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	answered := time.Now()
+	if resp.StatusCode == http.StatusOK {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		_ = resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if err := json.Unmarshal(body, &x.resp); err != nil {
+			return nil, fmt.Errorf("reading the push answer: %w", err)
+		}
+	}
+	p.d.mu.Lock()
+	p.d.pushAnswered = answered
+	if resp.StatusCode == http.StatusOK {
+		p.d.pushes = append(p.d.pushes, x)
+	}
+	p.d.mu.Unlock()
+	return resp, nil
+}
+
+// takePushes returns the pushes since the last take.
+func (d *device) takePushes() []pushExchange {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	xs := d.pushes
+	d.pushes = nil
+	return xs
 }
 
 // onEvent is the client's Config.OnEvent.
@@ -249,6 +304,7 @@ func (d *device) sync(ctx context.Context) ([]pushOutcome, []arrival, error) {
 		return nil, nil, err
 	}
 	d.takeEvents()
+	d.takePushes()
 	if err := d.c.Sync(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -268,6 +324,13 @@ func (d *device) settle(ctx context.Context, pending []client.Pending, before ma
 			received = true
 		}
 	}
+	// What went over the wire, per record: the latest push of it.
+	wires := map[recordKey]*pushWire{}
+	for _, x := range d.takePushes() {
+		for k, w := range wiresOf(x) {
+			wires[k] = w
+		}
+	}
 	still, err := d.c.Pending(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -283,7 +346,7 @@ func (d *device) settle(ctx context.Context, pending []client.Pending, before ma
 	for _, p := range pending {
 		k := recordKey{p.Table, p.ID}
 		own[k] = true
-		o := pushOutcome{key: k, op: p.Operation}
+		o := pushOutcome{key: k, op: p.Operation, wire: wires[k]}
 		if r := rejected[k]; r != nil {
 			o.status, o.reason, o.message = r.Status, r.Reason, r.Message
 			o.showKept = r.Status == synchro.PushStatusConflict && r.ServerData != nil
@@ -295,11 +358,15 @@ func (d *device) settle(ctx context.Context, pending []client.Pending, before ma
 			o.status, o.reason = synchro.PushStatusRejectedRetryable, w.LastError
 		} else {
 			o.status = synchro.PushStatusApplied
-			v, _, err := d.holds(ctx, k)
-			if err != nil {
-				return nil, nil, err
+			if w := o.wire; w != nil && w.version != nil && p.Operation != "delete" {
+				o.accepted = &version{updatedAt: *w.version} // server_updated_at
+			} else {
+				v, _, err := d.holds(ctx, k)
+				if err != nil {
+					return nil, nil, err
+				}
+				o.accepted = &v
 			}
-			o.accepted = &v
 		}
 		outcomes = append(outcomes, o)
 	}
@@ -575,6 +642,55 @@ type pushOutcome struct {
 	// showKept: the line of a conflict shows the row the device holds
 	// now, the server's version.
 	showKept bool
+	// wire is what went over the wire for the record; nil when the device
+	// did not see it.
+	wire *pushWire
+}
+
+// pushWire is one pushed record as it went over the wire: what the device
+// sent and what the server answered, for the transcript's explanation of
+// last write wins (lww.go).
+type pushWire struct {
+	// editedAt is the client_updated_at sent: when the device made the
+	// edit, by its clock.
+	editedAt time.Time
+	// base is the base_updated_at sent: the version of the row the edit
+	// was made on; nil when none was sent.
+	base *time.Time
+	// value names the row sent (its title or name); "" for a delete.
+	value string
+	// version is the row's version the server answered: for an applied
+	// record its server_updated_at, for a conflict the updated_at of its
+	// server_version; nil when the answer has none.
+	version *time.Time
+}
+
+// wiresOf returns the pushWire of each record of a push of package
+// client.
+func wiresOf(x pushExchange) map[recordKey]*pushWire {
+	out := map[recordKey]*pushWire{}
+	for _, c := range x.req.Changes {
+		w := &pushWire{editedAt: c.ClientUpdatedAt, base: c.BaseUpdatedAt}
+		var data map[string]any
+		if c.Operation != "delete" && json.Unmarshal(c.Data, &data) == nil {
+			w.value = sdkLabel(data)
+		}
+		out[recordKey{c.TableName, c.ID}] = w
+	}
+	for _, r := range slices.Concat(x.resp.Accepted, x.resp.Rejected) {
+		w := out[recordKey{r.TableName, r.ID}]
+		if w == nil {
+			continue
+		}
+		switch {
+		case r.ServerUpdatedAt != nil:
+			w.version = r.ServerUpdatedAt
+		case r.ServerVersion != nil:
+			at := r.ServerVersion.UpdatedAt
+			w.version = &at
+		}
+	}
+	return out
 }
 
 // describeChange compares a row before and after a pull applied it, on the

@@ -10,8 +10,12 @@
 // register and bootstrap from a snapshot; alice writes offline on both of her
 // devices and syncs (push, then pull until nothing more), and the changes
 // arrive on the other device; both of her devices edit the same item offline,
-// and the server resolves the conflict (last writer wins, by the time of the
-// write against the server's row). A third device of alice, alice-sdk
+// and the server resolves the conflict by last write wins: a row's version
+// is the edit time of the write that made it (the client_updated_at of the
+// push that won, capped at the server's clock), and an edit wins when it
+// was made on the row's version (its base_updated_at) or later than it.
+// Each push of a conflict scene is explained from what went over the wire
+// (lww.go), and checked against that rule. A third device of alice, alice-sdk
 // (sdkdevice.go), speaks exactly the wire of the original Swift and Kotlin
 // SDKs, in Kotlin's shape: JSON maps rather than our request types, explicit
 // nulls, whole rows, change capture by SQLite triggers built from the
@@ -90,10 +94,12 @@ func (t *transcript) say(who, format string, args ...any) {
 	fmt.Fprintf(t.w, "%5.2fs  %-12s  %s\n", time.Since(t.start).Seconds(), who, fmt.Sprintf(format, args...))
 }
 
-// more prints a line that continues the event said last, indented under
-// its text.
-func (t *transcript) more(line string) {
-	fmt.Fprintf(t.w, "%22s  %s\n", "", line)
+// more prints lines that continue the event said last, indented under its
+// text.
+func (t *transcript) more(lines ...string) {
+	for _, line := range lines {
+		fmt.Fprintf(t.w, "%22s  %s\n", "", line)
+	}
 }
 
 // run plays the demo against the server at base.
@@ -119,7 +125,8 @@ func run(ctx context.Context, w io.Writer, base, dir string, wait time.Duration)
 		return err
 	}
 
-	s := &scenario{out: out, api: a, schema: schema, base: base, dir: dir, expect: map[string]map[recordKey]version{}}
+	s := &scenario{out: out, api: a, schema: schema, base: base, dir: dir,
+		expect: map[string]map[recordKey]version{}, contests: map[recordKey]*contest{}}
 	defer func() {
 		for _, d := range s.members {
 			err = errors.Join(err, d.close())
@@ -191,6 +198,10 @@ type scenario struct {
 	// accepted from the user's devices: what each of the user's devices
 	// must eventually receive.
 	expect map[string]map[recordKey]version
+	// contests are the records of the conflict scenes, whose pushes the
+	// transcript explains (lww.go); ruleStated whether it stated the rule.
+	contests   map[recordKey]*contest
+	ruleStated bool
 }
 
 // member is a device of either kind, as the scenario drives it: a device
@@ -303,13 +314,14 @@ func (s *scenario) play(ctx context.Context) error {
 
 	// 3. A conflict: both edit the same item offline, the phone a moment
 	// after the laptop; the laptop pushes first.
+	milkKey := recordKey{"items", milk}
+	milkContest := s.watch(milkKey, `"Milk"`)
 	err = s.offline(ctx, laptop, `renames "Milk" to "Oat milk"`, func() error {
 		return laptop.update(ctx, "items", milk, map[string]any{"title": "Oat milk"})
 	})
 	if err != nil {
 		return err
 	}
-	oat := s.edited(laptop, "Oat milk")
 	if err := sleep(ctx, 20*time.Millisecond); err != nil {
 		return err
 	}
@@ -319,7 +331,6 @@ func (s *scenario) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	almond := s.edited(phone, "Almond milk")
 	if err := s.push(ctx, laptop, phone); err != nil {
 		return err
 	}
@@ -335,7 +346,7 @@ func (s *scenario) play(ctx context.Context) error {
 		shown = label(d.tables["items"], row)
 		s.out.say(d.name, "shows %q", shown)
 	}
-	if err := s.explainLWW(`"Milk"`, oat, almond, shown); err != nil {
+	if err := s.decide(milkContest, s.expect["alice"][milkKey].updatedAt, shown); err != nil {
 		return err
 	}
 
@@ -433,44 +444,6 @@ func (s *scenario) join(ctx context.Context, d member) error {
 
 // offline makes local writes on d, which stay queued on it until it
 // pushes.
-// offlineEdit is one device's offline change of a value, for explainLWW:
-// who made it, the value, and when (transcript time, taken right after the
-// write, which is when the device stamps its edit time).
-type offlineEdit struct {
-	who, value string
-	at         time.Duration
-}
-
-// edited makes an offlineEdit of d's change to value, now.
-func (s *scenario) edited(d member, value string) offlineEdit {
-	return offlineEdit{who: d.id().name, value: value, at: time.Since(s.out.start)}
-}
-
-// explainLWW says which of two offline edits of one value the server kept
-// (kept, read back from a device once everything arrived) and why, in the
-// terms of the engine's last-write-wins: a row's version is the time its
-// last winning edit was made, and a pushed edit replaces it only when it
-// was made later (or made on that very version). first is the edit pushed
-// first. It fails when the server kept the earlier edit.
-func (s *scenario) explainLWW(what string, first, second offlineEdit, kept string) error {
-	later, earlier := second, first
-	if first.at > second.at {
-		later, earlier = first, second
-	}
-	order := "the later edit also arrived last"
-	if later == first {
-		order = "the later edit arrived first; the earlier one, pushed after it, lost although it arrived last"
-	}
-	s.out.say("server", "%s was edited offline twice: %q by %s at %.2fs, %q by %s at %.2fs; %s pushed first. "+
-		"Last write wins by edit time (when a change was made, not when it reached the server), so the server kept %s's %q: %s",
-		what, earlier.value, earlier.who, earlier.at.Seconds(), later.value, later.who, later.at.Seconds(), first.who,
-		later.who, later.value, order)
-	if kept != later.value {
-		return fmt.Errorf("%s: the server kept %q, not the later edit %q", what, kept, later.value)
-	}
-	return nil
-}
-
 func (s *scenario) offline(ctx context.Context, d member, what string, writes func() error) error {
 	name := d.id().name
 	if err := writes(); err != nil {
@@ -492,23 +465,40 @@ func (s *scenario) push(ctx context.Context, devices ...*device) error {
 		if err != nil {
 			return fmt.Errorf("%s: push: %w", d.name, err)
 		}
-		s.settle(ctx, d, outcomes)
+		if err := s.settle(ctx, d, outcomes); err != nil {
+			return err
+		}
 		s.sayArrivals(d.name, arrivals)
 	}
 	return nil
 }
 
-// settle prints the outcome of each record d pushed; what the server
-// accepted becomes what the user's devices must receive.
-func (s *scenario) settle(ctx context.Context, d member, outcomes []pushOutcome) {
+// settle prints the outcome of each record d pushed, and explains those of
+// a conflict scene by last write wins (lww.go); what the server accepted
+// becomes what the user's devices must receive. It fails when the
+// server's answer contradicts the rule.
+func (s *scenario) settle(ctx context.Context, d member, outcomes []pushOutcome) error {
 	name, user := d.id().name, d.id().user
 	want := s.expect[user]
 	if want == nil {
 		want = map[recordKey]version{}
 		s.expect[user] = want
 	}
-	var applied []string
+	// The lines explaining an applied record follow the line of the
+	// applied ones, those of any other its own line.
+	var applied, explained []string
 	for _, o := range outcomes {
+		var lines []string
+		if c := s.contests[o.key]; c != nil {
+			current, ok := want[o.key]
+			if !ok || current.deleted {
+				return fmt.Errorf("%s: %s: no version of the row known", name, c.what)
+			}
+			var err error
+			if lines, err = c.explain(name, o, current.updatedAt); err != nil {
+				return err
+			}
+		}
 		what := o.op + " " + noun(o.key.table, 1)
 		if o.label != "" {
 			what += fmt.Sprintf(" %q", o.label)
@@ -516,6 +506,7 @@ func (s *scenario) settle(ctx context.Context, d member, outcomes []pushOutcome)
 		switch o.status {
 		case synchro.PushStatusApplied:
 			applied = append(applied, o.op+" "+noun(o.key.table, 1))
+			explained = append(explained, lines...)
 			if o.accepted != nil {
 				want[o.key] = *o.accepted
 			}
@@ -527,13 +518,17 @@ func (s *scenario) settle(ctx context.Context, d member, outcomes []pushOutcome)
 				}
 			}
 			s.out.say(name, "push: %s is a conflict (%s: %s)%s", what, o.reason, o.message, kept)
+			s.out.more(lines...)
 		default:
 			s.out.say(name, "push: %s %s (%s: %s)", what, o.status, o.reason, o.message)
+			s.out.more(lines...)
 		}
 	}
 	if len(applied) > 0 {
 		s.out.say(name, "push: %d applied (%s)", len(applied), strings.Join(applied, ", "))
 	}
+	s.out.more(explained...)
+	return nil
 }
 
 // receive syncs each device until everything the server accepted from its

@@ -511,7 +511,10 @@ func wireRow(t *sdkTable, row map[string]any) map[string]any {
 // by the results. It reports whether a retryable rejection asks for the
 // push to be tried again (the SDKs then skip the pull).
 func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
-	type entry struct{ table, id, op, clientAt string }
+	type entry struct {
+		table, id, op, clientAt string
+		base                    any // the base_updated_at sent: a string, or nil
+	}
 	var entries []entry
 	var changes []any
 	labels := map[string]string{}
@@ -534,6 +537,7 @@ func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
 			if _, ok := parseStamp(base.String); base.Valid && (ok || d.shape != swiftShape) {
 				baseV = base.String
 			}
+			e.base = baseV
 			entries = append(entries, e)
 			changes = append(changes, map[string]any{
 				"id": e.id, "table_name": e.table, "operation": e.op, "data": nil, // a delete's: null, or none in Swift's shape
@@ -570,6 +574,10 @@ func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	sent := map[recordKey]entry{}
+	for _, e := range entries {
+		sent[recordKey{e.table, e.id}] = e
+	}
 	var outcomes []pushOutcome
 	retry := false
 	err = d.locked(ctx, func(tx *sql.Tx) error {
@@ -586,6 +594,7 @@ func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
 				o.status, _ = r["status"].(string)
 				o.reason, _ = r["reason_code"].(string)
 				o.message, _ = r["message"].(string)
+				o.wire = sdkWire(sent[o.key].clientAt, sent[o.key].base, labels[table+"/"+id], r)
 				if o.status == "applied" {
 					if o.op == "delete" {
 						o.accepted = &version{deleted: true}
@@ -627,6 +636,29 @@ func (d *sdkDevice) push(ctx context.Context) ([]pushOutcome, bool, error) {
 		return nil
 	})
 	return outcomes, retry, err
+}
+
+// sdkWire is the pushWire of a record the SDK device pushed: the
+// client_updated_at and base_updated_at it sent, the value of the row it
+// sent and the record's result r.
+func sdkWire(clientAt string, base any, value string, r map[string]any) *pushWire {
+	w := &pushWire{value: value}
+	w.editedAt, _ = parseStamp(clientAt)
+	if b, ok := parseStamp(base); ok {
+		w.base = &b
+	}
+	if op, _ := r["operation"].(string); op == "delete" {
+		w.value = ""
+	}
+	at, ok := parseStamp(r["server_updated_at"])
+	if !ok {
+		sv, _ := r["server_version"].(map[string]any)
+		at, ok = parseStamp(sv["updated_at"])
+	}
+	if ok {
+		w.version = &at
+	}
+	return w
 }
 
 // pull pulls pages until has_more is false, applying each page with its

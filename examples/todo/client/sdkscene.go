@@ -28,7 +28,9 @@ func (s *scenario) syncSDK(ctx context.Context, d *sdkDevice) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", d.name, err)
 	}
-	s.settle(ctx, d, outcomes)
+	if err := s.settle(ctx, d, outcomes); err != nil {
+		return err
+	}
 	s.sayArrivals(d.name, arrivals)
 	return nil
 }
@@ -66,6 +68,8 @@ func (s *scenario) sdkScene(ctx context.Context, sdk *sdkDevice, laptop, phone *
 	// A conflict: the SDK device renames "Butter" offline, then the laptop
 	// renames it too and pushes first; the SDK device also deletes "Jam"
 	// (a local DELETE, which its trigger turns into a soft delete).
+	butterKey := recordKey{"items", butter}
+	butterContest := s.watch(butterKey, `"Butter"`)
 	err = s.offline(ctx, sdk, `renames "Butter" to "Vegan butter", deletes "Jam"`, func() error {
 		if err := sdk.exec(ctx, `UPDATE items SET title = 'Vegan butter' WHERE id = ?`, butter); err != nil {
 			return err
@@ -75,7 +79,6 @@ func (s *scenario) sdkScene(ctx context.Context, sdk *sdkDevice, laptop, phone *
 	if err != nil {
 		return err
 	}
-	vegan := s.edited(sdk, "Vegan butter")
 	if err := sleep(ctx, 20*time.Millisecond); err != nil {
 		return err
 	}
@@ -85,7 +88,6 @@ func (s *scenario) sdkScene(ctx context.Context, sdk *sdkDevice, laptop, phone *
 	if err != nil {
 		return err
 	}
-	salted := s.edited(laptop, "Salted butter")
 	if err := s.push(ctx, laptop); err != nil {
 		return err
 	}
@@ -96,7 +98,7 @@ func (s *scenario) sdkScene(ctx context.Context, sdk *sdkDevice, laptop, phone *
 		return err
 	}
 	kept, _ := sdk.rowLabel(ctx, "items", butter)
-	return s.explainLWW(`"Butter"`, salted, vegan, kept)
+	return s.decide(butterContest, s.expect["alice"][butterKey].updatedAt, kept)
 }
 
 // bobScene: bob's SDK-shaped device adds an item to the tablet's list
@@ -135,6 +137,8 @@ func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device,
 	// A conflict: the SDK device renames "Dust shelves" and deletes "Rake
 	// leaves" offline, the tablet renames "Dust shelves" a moment later;
 	// the SDK device syncs first, and the tablet's later edit wins.
+	shelvesKey := recordKey{"items", shelves}
+	shelvesContest := s.watch(shelvesKey, `"Dust shelves"`)
 	err = s.offline(ctx, sdk, `renames "Dust shelves" to "Dust bookshelves", deletes "Rake leaves"`, func() error {
 		if err := sdk.exec(ctx, `UPDATE items SET title = 'Dust bookshelves' WHERE id = ?`, shelves); err != nil {
 			return err
@@ -144,7 +148,6 @@ func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device,
 	if err != nil {
 		return err
 	}
-	bookshelves := s.edited(sdk, "Dust bookshelves")
 	if err := sleep(ctx, 20*time.Millisecond); err != nil {
 		return err
 	}
@@ -154,7 +157,6 @@ func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device,
 	if err != nil {
 		return err
 	}
-	all := s.edited(tablet, "Dust all shelves")
 	if err := s.syncSDK(ctx, sdk); err != nil {
 		return err
 	}
@@ -165,5 +167,5 @@ func (s *scenario) bobScene(ctx context.Context, sdk *sdkDevice, tablet *device,
 		return err
 	}
 	kept, _ := sdk.rowLabel(ctx, "items", shelves)
-	return s.explainLWW(`"Dust shelves"`, bookshelves, all, kept)
+	return s.decide(shelvesContest, s.expect["bob"][shelvesKey].updatedAt, kept)
 }
