@@ -2,6 +2,8 @@ package synchro
 
 import (
 	"context"
+	"database/sql"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -269,20 +271,139 @@ func TestLWWServerWins(t *testing.T) {
 }
 
 // TestVersionStep: a column with fewer fractional digits steps by its
-// precision, so that a new version is never rounded back onto the old.
+// precision (the type modifier of a timestamp, through domains), so that a
+// new version is never rounded back onto the old.
 func TestVersionStep(t *testing.T) {
-	for ty, want := range map[string]int{
-		"timestamp with time zone":       1,
-		"timestamp(6) with time zone":    1,
-		"timestamp(3) with time zone":    1000,
-		"timestamp(0) without time zone": 1000000,
-		"timestamp without time zone":    1,
-	} {
+	for typmod, want := range map[int]int{-1: 1, 6: 1, 3: 1000, 0: 1000000} {
 		ti := &tableInfo{cfg: &TableConfig{UpdatedAtColumn: "updated_at"}}
-		ti.columns = []columnInfo{{name: "updated_at", dbType: ty}}
+		ti.columns = []columnInfo{{name: "updated_at", typmod: typmod}}
 		ti.byName = map[string]int{"updated_at": 0}
 		if got := ti.versionStep(); got != want {
-			t.Errorf("%s: step %d µs, want %d", ty, got, want)
+			t.Errorf("precision %d: step %d µs, want %d", typmod, got, want)
 		}
+	}
+}
+
+// lwwDocs is an lwwEnv over ptSchema and schema, which makes a table docs
+// (id uuid, user_id text, body text, and the timestamp columns the case
+// is about), registered owned by user_id; its engine has a pool of its own
+// opened with the runtime parameters params added to the DSN.
+func lwwDocs(t *testing.T, schema string, params url.Values, mod func(*Config)) *lwwEnv {
+	t.Helper()
+	db := ptSetup(t)
+	pgtest.Exec(t, db.Super, schema)
+	u, err := url.Parse(db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	u.RawQuery = q.Encode()
+	pool, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	reg := ptRegistry(t)
+	reg.Register(&TableConfig{TableName: "docs", OwnerColumn: "user_id"})
+	if err := reg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e := &lwwEnv{}
+	e.ptEnv = ptEngine(t, db, pool, reg, func(c *Config) {
+		c.Hooks.OnConflict = func(_ context.Context, c Conflict, r Resolution) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.calls = append(e.calls, conflictEvent{c, r})
+		}
+		if mod != nil {
+			mod(c)
+		}
+	})
+	e.register("alice", "phone")
+	e.register("alice", "laptop")
+	return e
+}
+
+// docEdit is an update of doc id's body made at the time at on a copy of
+// version base.
+func docEdit(id, body string, at, base time.Time) PushRecord {
+	rec := ptUpdate("docs", id, `{"body":"`+body+`"}`, at)
+	rec.BaseUpdatedAt = &base
+	return rec
+}
+
+// docWant checks doc id's body.
+func docWant(t *testing.T, e *lwwEnv, id, want string) {
+	t.Helper()
+	var body string
+	pgtest.QueryRow(t, e.db.Super, `SELECT body FROM docs WHERE id = $1::uuid`, id).Scan(&body)
+	if body != want {
+		t.Errorf("body %q, want %q", body, want)
+	}
+}
+
+// TestLWWCoarseVersionColumn: an updated-at column with fewer fractional
+// digits, declared on the column or by a domain, still gives every write
+// a new version: two edits within one second get strictly increasing
+// versions, one step of the column's precision apart, and a device
+// editing the first version has a stale copy that loses.
+func TestLWWCoarseVersionColumn(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, domains, column string
+		step                  time.Duration
+	}{
+		{"timestamptz(0)", "", "timestamptz(0)", time.Second},
+		{"timestamp(0)", "", "timestamp(0)", time.Second},
+		{"domain over timestamptz(0)", "CREATE DOMAIN version_ts AS timestamptz(0);", "version_ts", time.Second},
+		{"domain over timestamp(0)", "CREATE DOMAIN version_ts AS timestamp(0);", "version_ts", time.Second},
+		{"domain over a domain over timestamptz(0)", "CREATE DOMAIN inner_ts AS timestamptz(0); CREATE DOMAIN version_ts AS inner_ts;", "version_ts", time.Second},
+		{"domain over timestamptz(3)", "CREATE DOMAIN version_ts AS timestamptz(3);", "version_ts", time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := lwwDocs(t, tc.domains+`
+CREATE TABLE docs (
+	id         uuid PRIMARY KEY,
+	user_id    text NOT NULL,
+	body       text,
+	updated_at `+tc.column+` NOT NULL DEFAULT now(),
+	deleted_at timestamptz
+);`, nil, nil)
+			now := time.Now()
+			id := ptID()
+			create := ptCreate("docs", id, `{"body":"v0"}`)
+			create.ClientUpdatedAt = now.Add(-time.Hour)
+			res := e.one("alice", "laptop", create)
+			if res.Status != PushStatusApplied || res.ServerUpdatedAt == nil {
+				t.Fatalf("create: %+v", res)
+			}
+			v0 := *res.ServerUpdatedAt
+
+			// Two edits on the current version, made (by this clock) before
+			// it: each moves the version one step forward.
+			v := v0
+			for i := range 2 {
+				res := e.one("alice", "phone", docEdit(id, "phone", now.Add(-2*time.Hour), v))
+				ptWant(t, "edit on the current version", res, PushStatusApplied, "")
+				if res.ServerUpdatedAt == nil || !res.ServerUpdatedAt.Equal(v.Add(tc.step)) {
+					t.Fatalf("edit %d: version %v, want %v, one step after %v", i, res.ServerUpdatedAt, v.Add(tc.step), v)
+				}
+				v = *res.ServerUpdatedAt
+			}
+
+			// The laptop's copy is the first version: it is stale, and its
+			// earlier edit loses.
+			res = e.one("alice", "laptop", docEdit(id, "laptop", now.Add(-2*time.Hour), v0))
+			ptWant(t, "edit on the first version", res, PushStatusConflict, reasonServerWon)
+			docWant(t, e, id, "phone")
+			if res.ServerUpdatedAt == nil || !res.ServerUpdatedAt.Equal(v) {
+				t.Errorf("conflict carries version %v, want %v", res.ServerUpdatedAt, v)
+			}
+		})
 	}
 }

@@ -96,12 +96,13 @@ func (t *tableInfo) versionSQL(at string) string {
 }
 
 // versionStep is the smallest step of the updated-at column, in
-// microseconds: 10^(6-p) for a column of precision p (timestamptz(p)).
+// microseconds: 10^(6-p) for a column of precision p (timestamptz(p), or a
+// domain over it), 1 when the column has no declared precision.
 func (t *tableInfo) versionStep() int {
-	ty := t.column(t.cfg.UpdatedAtColumn).dbType
+	p := t.column(t.cfg.UpdatedAtColumn).typmod
 	step := 1
-	if i := strings.IndexByte(ty, '('); i >= 0 && i+2 < len(ty) && ty[i+2] == ')' && ty[i+1] >= '0' && ty[i+1] <= '6' {
-		for range 6 - int(ty[i+1]-'0') {
+	if p >= 0 && p < 6 {
+		for range 6 - p {
 			step *= 10
 		}
 	}
