@@ -31,7 +31,8 @@ type Conflict struct {
 	// ServerTime is the current row's version, its updated-at: the edit
 	// time of the write that produced it. For a write made through Push
 	// that is the ClientTime it won with (moved forward as above); for a
-	// write made outside synchro, whatever it stored in the column.
+	// write made outside synchro, whatever it stored in the column (a
+	// timestamp without time zone read as UTC).
 	ServerTime time.Time
 	// BaseVersion is the version of the row the client's change was made
 	// on: its base_updated_at (the updated_at of its copy, from a pull or

@@ -407,3 +407,122 @@ CREATE TABLE docs (
 		})
 	}
 }
+
+// TestLWWZonelessColumnInZone: a timestamp (without time zone) column
+// holds versions as UTC times, the way the wire, pull and
+// Conflict.ServerTime read it, whatever the TimeZone of the engine's
+// sessions (here Asia/Tokyo, nine hours ahead of UTC): the version is the
+// edit time, a later edit wins and an earlier one loses with the version
+// as it is, and a soft delete stamps the same instant in both columns,
+// whichever of them is zoneless.
+func TestLWWZonelessColumnInZone(t *testing.T) {
+	t.Parallel()
+	tokyo := url.Values{"timezone": {"Asia/Tokyo"}}
+	for _, tc := range []struct{ updated, deleted string }{
+		{"timestamp", "timestamp"},
+		{"timestamp", "timestamptz"},
+		{"timestamptz", "timestamp"},
+		{"timestamp(3)", "timestamptz"},
+	} {
+		t.Run(tc.updated+" "+tc.deleted, func(t *testing.T) {
+			t.Parallel()
+			e := lwwDocs(t, `
+CREATE TABLE docs (
+	id         uuid PRIMARY KEY,
+	user_id    text NOT NULL,
+	body       text,
+	updated_at `+tc.updated+` NOT NULL DEFAULT now(),
+	deleted_at `+tc.deleted+`
+);`, tokyo, nil)
+			var zone string
+			pgtest.QueryRow(t, e.e.db, `SHOW TimeZone`).Scan(&zone)
+			if zone != "Asia/Tokyo" {
+				t.Fatalf("the engine's session TimeZone is %q", zone)
+			}
+			now := time.Now().Truncate(time.Millisecond)
+			stored := func(id string) (updated, deleted *time.Time) {
+				t.Helper()
+				pgtest.QueryRow(t, e.db.Super, `SELECT updated_at, deleted_at FROM docs WHERE id = $1::uuid`, id).Scan(&updated, &deleted)
+				return updated, deleted
+			}
+			id := ptID()
+			create := ptCreate("docs", id, `{"body":"v0"}`)
+			create.ClientUpdatedAt = now.Add(-time.Hour)
+			res := e.one("alice", "laptop", create)
+			if res.Status != PushStatusApplied || res.ServerUpdatedAt == nil {
+				t.Fatalf("create: %+v", res)
+			}
+			v0 := *res.ServerUpdatedAt
+			if !v0.Equal(create.ClientUpdatedAt) {
+				t.Errorf("create's version %v, want its edit time %v", v0, create.ClientUpdatedAt)
+			}
+
+			at1 := now.Add(-30 * time.Minute)
+			res = e.one("alice", "phone", docEdit(id, "phone", at1, v0))
+			ptWant(t, "phone's edit", res, PushStatusApplied, "")
+			if res.ServerUpdatedAt == nil || !res.ServerUpdatedAt.Equal(at1) {
+				t.Errorf("phone's version %v, want its edit time %v", res.ServerUpdatedAt, at1)
+			}
+			if u, _ := stored(id); !u.Equal(at1) {
+				t.Errorf("stored updated_at %v, want %v", u, at1)
+			}
+
+			// An edit made before the phone's loses, and sees its version.
+			res = e.one("alice", "laptop", docEdit(id, "earlier", now.Add(-40*time.Minute), v0))
+			ptWant(t, "earlier edit", res, PushStatusConflict, reasonServerWon)
+			if res.ServerUpdatedAt == nil || !res.ServerUpdatedAt.Equal(at1) {
+				t.Errorf("conflict carries version %v, want %v", res.ServerUpdatedAt, at1)
+			}
+			if c := e.last(t); !c.c.ServerTime.Equal(at1) {
+				t.Errorf("the resolver saw server time %v, want %v", c.c.ServerTime, at1)
+			}
+
+			// An edit made after it wins.
+			at2 := now.Add(-20 * time.Minute)
+			res = e.one("alice", "laptop", docEdit(id, "later", at2, v0))
+			ptWant(t, "later edit", res, PushStatusApplied, "")
+			docWant(t, e, id, "later")
+			if res.ServerUpdatedAt == nil || !res.ServerUpdatedAt.Equal(at2) {
+				t.Errorf("later edit's version %v, want %v", res.ServerUpdatedAt, at2)
+			}
+
+			del := ptDelete("docs", id)
+			del.ClientUpdatedAt = now.Add(-10 * time.Minute)
+			res = e.one("alice", "phone", del)
+			ptWant(t, "delete", res, PushStatusApplied, "")
+			if res.ServerDeletedAt == nil || !res.ServerDeletedAt.Equal(del.ClientUpdatedAt) {
+				t.Errorf("delete's deleted_at %v, want its edit time %v", res.ServerDeletedAt, del.ClientUpdatedAt)
+			}
+			if u, d := stored(id); !u.Equal(del.ClientUpdatedAt) || d == nil || !d.Equal(del.ClientUpdatedAt) {
+				t.Errorf("after the delete: updated_at %v, deleted_at %v; want both %v", u, d, del.ClientUpdatedAt)
+			}
+		})
+	}
+
+	// Without an updated-at column, a soft delete's deleted-at is the
+	// database clock, in UTC too.
+	t.Run("deleted_at only", func(t *testing.T) {
+		t.Parallel()
+		e := lwwDocs(t, `
+CREATE TABLE docs (
+	id         uuid PRIMARY KEY,
+	user_id    text NOT NULL,
+	body       text,
+	deleted_at timestamp
+);`, tokyo, nil)
+		id := ptID()
+		ptWant(t, "create", e.one("alice", "laptop", ptCreate("docs", id, `{"body":"v0"}`)), PushStatusApplied, "")
+		before := time.Now()
+		res := e.one("alice", "phone", ptDelete("docs", id))
+		after := time.Now()
+		ptWant(t, "delete", res, PushStatusApplied, "")
+		var deleted time.Time
+		pgtest.QueryRow(t, e.db.Super, `SELECT deleted_at FROM docs WHERE id = $1::uuid`, id).Scan(&deleted)
+		if deleted.Before(before.Add(-time.Second)) || deleted.After(after.Add(time.Second)) {
+			t.Errorf("deleted_at %v, want the push's time (%v to %v)", deleted, before, after)
+		}
+		if res.ServerDeletedAt == nil || !res.ServerDeletedAt.Equal(deleted) {
+			t.Errorf("server_deleted_at %v, want %v", res.ServerDeletedAt, deleted)
+		}
+	})
+}

@@ -68,10 +68,14 @@ ORDER BY x.%s FOR UPDATE OF x`,
 			// A soft delete is a new version of the row: deleted-at and
 			// updated-at both take it. Without an updated-at column there
 			// are no versions, and deleted-at is the database clock.
-			set := pgident.Quote(cfg.DeletedAtColumn) + " = clock_timestamp()"
+			set := pgident.Quote(cfg.DeletedAtColumn) + " = " + t.columnTime(cfg.DeletedAtColumn, "clock_timestamp()")
 			if t.hasUpdatedAt {
 				at := t.versionSQL("($2::timestamptz[])[r.ord]")
-				set = pgident.Quote(cfg.DeletedAtColumn) + " = " + at + ", " + pgident.Quote(cfg.UpdatedAtColumn) + " = " + at
+				deleted := at
+				if t.zoneless(cfg.DeletedAtColumn) != t.zoneless(cfg.UpdatedAtColumn) {
+					deleted = "(" + at + " AT TIME ZONE 'UTC')" // the same instant, in the other type
+				}
+				set = pgident.Quote(cfg.DeletedAtColumn) + " = " + deleted + ", " + pgident.Quote(cfg.UpdatedAtColumn) + " = " + at
 			}
 			s.delete = fmt.Sprintf(`UPDATE %s AS x SET %s FROM %s WHERE x.%s = r.id RETURNING r.ord, x.%s`,
 				t.quoted, set, ids, pk, pgident.Quote(cfg.DeletedAtColumn))
@@ -85,14 +89,14 @@ ORDER BY x.%s FOR UPDATE OF x`,
 }
 
 // versionSQL is the new version (updated-at) of a row of the table x that
-// an edit made at the time at (SQL) writes: the edit time, or just after
+// an edit made at the time at (SQL, a timestamptz) writes: the edit time, or just after
 // the row's current version when that is not earlier, so that the
 // versions of a row only move forward and each names one state of the row
 // (a device's base_updated_at). The step is the column's precision: a
 // microsecond, or more for a column declared with fewer fractional digits.
 func (t *tableInfo) versionSQL(at string) string {
 	col := "x." + pgident.Quote(t.cfg.UpdatedAtColumn)
-	return fmt.Sprintf("GREATEST(%s + interval '%d microseconds', %s)", col, t.versionStep(), at)
+	return fmt.Sprintf("GREATEST(%s + interval '%d microseconds', %s)", col, t.versionStep(), t.columnTime(t.cfg.UpdatedAtColumn, at))
 }
 
 // versionStep is the smallest step of the updated-at column, in
@@ -107,6 +111,26 @@ func (t *tableInfo) versionStep() int {
 		}
 	}
 	return step
+}
+
+// zoneless reports whether the column col is a timestamp without time
+// zone (possibly through a domain).
+func (t *tableInfo) zoneless(col string) bool {
+	c := t.column(col)
+	return c != nil && c.value.kind == valueTimestamp
+}
+
+// columnTime is the value the column col (a timestamp or timestamptz
+// column) stores for the instant at (SQL, a timestamptz): at itself, or
+// for a timestamp without time zone its time in UTC. The wire reads a
+// zoneless timestamp as UTC, and so do pull, Conflict.ServerTime and
+// server_updated_at (the driver reads the column's value as a UTC time);
+// an assignment would convert through the session's TimeZone instead.
+func (t *tableInfo) columnTime(col, at string) string {
+	if t.zoneless(col) {
+		return "(" + at + " AT TIME ZONE 'UTC')"
+	}
+	return at
 }
 
 // insertSQL inserts one row per object of the JSON array $1, setting the
@@ -131,7 +155,7 @@ func (t *tableInfo) insertSQL(cols []string) string {
 	if t.hasUpdatedAt {
 		// A new row's first version is its edit time ($2, see editTime).
 		names = append(names, pgident.Quote(t.cfg.UpdatedAtColumn))
-		values = append(values, "($2::timestamptz[])[o]")
+		values = append(values, t.columnTime(t.cfg.UpdatedAtColumn, "($2::timestamptz[])[o]"))
 		returning = "ins." + pgident.Quote(t.cfg.UpdatedAtColumn)
 	}
 	pk := pgident.Quote(t.pk)
