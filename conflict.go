@@ -32,7 +32,8 @@ type Conflict struct {
 	// time of the write that produced it. For a write made through Push
 	// that is the ClientTime it won with (moved forward as above); for a
 	// write made outside synchro, whatever it stored in the column (a
-	// timestamp without time zone read as UTC).
+	// timestamp without time zone read as UTC). It is zero when the row has
+	// no version: updated-at is NULL, infinity or -infinity.
 	ServerTime time.Time
 	// BaseVersion is the version of the row the client's change was made
 	// on: its base_updated_at (the updated_at of its copy, from a pull or

@@ -526,3 +526,74 @@ CREATE TABLE docs (
 		}
 	})
 }
+
+// TestLWWInfiniteVersion: a row whose updated-at is infinity or -infinity
+// has no version, as pull delivers it (and as NULL): a push naming it does
+// not fail, the record is decided on its own (a change without a base
+// version wins, and its write gives the row the edit time as its version;
+// one with a base version finds the row changed since, and loses), and the
+// other records of the push are applied. A row whose deleted-at is
+// infinite is deleted.
+func TestLWWInfiniteVersion(t *testing.T) {
+	t.Parallel()
+	for _, inf := range []string{"infinity", "-infinity"} {
+		t.Run(inf, func(t *testing.T) {
+			t.Parallel()
+			e := lwwStart(t, nil)
+			now := time.Now()
+			other, vOther := e.list(t, now.Add(-time.Hour))
+			setInf := func(col string) string {
+				t.Helper()
+				id, _ := e.list(t, now.Add(-time.Hour))
+				pgtest.Exec(t, e.db.Super, `UPDATE lists SET `+col+` = '`+inf+`' WHERE id = '`+id+`'`)
+				return id
+			}
+			updated, based, recreated, deleted, gone := setInf("updated_at"), setInf("updated_at"), setInf("updated_at"), setInf("updated_at"), setInf("deleted_at")
+
+			at := now.Add(-10 * time.Minute)
+			noBase := ptUpdate("lists", updated, `{"name":"no base"}`, at)
+			del := ptDelete("lists", deleted)
+			del.ClientUpdatedAt = at
+			resp := e.push("alice", "phone",
+				noBase,
+				edit(based, "with a base", at, vOther),
+				ptCreate("lists", recreated, `{"name":"again"}`),
+				del,
+				ptUpdate("lists", gone, `{"name":"deleted"}`, at),
+				edit(other, "other", at, vOther))
+
+			res := ptFind(t, resp, updated)
+			ptWant(t, "update without a base", res, PushStatusApplied, "")
+			if res.ServerUpdatedAt == nil || !res.ServerUpdatedAt.Equal(at.Truncate(time.Microsecond)) {
+				t.Errorf("update's version %v, want its edit time %v", res.ServerUpdatedAt, at)
+			}
+			lwwWantName(t, e, updated, "no base")
+
+			res = ptFind(t, resp, based)
+			ptWant(t, "update with a base", res, PushStatusConflict, reasonServerWon)
+			if res.ServerUpdatedAt != nil || res.ServerVersion == nil || !res.ServerVersion.UpdatedAt.IsZero() {
+				t.Errorf("conflict carries version %v, server version %+v; want none", res.ServerUpdatedAt, res.ServerVersion)
+			}
+
+			res = ptFind(t, resp, recreated)
+			ptWant(t, "create of an existing row", res, PushStatusConflict, reasonRecordExists)
+			if res.ServerUpdatedAt != nil {
+				t.Errorf("conflict carries version %v, want none", res.ServerUpdatedAt)
+			}
+
+			res = ptFind(t, resp, deleted)
+			ptWant(t, "delete", res, PushStatusApplied, "")
+			var u, d time.Time
+			pgtest.QueryRow(t, e.db.Super, `SELECT updated_at, deleted_at FROM lists WHERE id = $1::uuid`, deleted).Scan(&u, &d)
+			if !u.Equal(at.Truncate(time.Microsecond)) || !d.Equal(u) {
+				t.Errorf("after the delete: updated_at %v, deleted_at %v; want both %v", u, d, at)
+			}
+
+			res = ptFind(t, resp, gone)
+			ptWant(t, "update of a row deleted at "+inf, res, PushStatusConflict, reasonRecordDeleted)
+
+			ptWant(t, "update of another row", ptFind(t, resp, other), PushStatusApplied, "")
+			lwwWantName(t, e, other, "other")
+		})
+	}
+}

@@ -89,14 +89,18 @@ ORDER BY x.%s FOR UPDATE OF x`,
 }
 
 // versionSQL is the new version (updated-at) of a row of the table x that
-// an edit made at the time at (SQL, a timestamptz) writes: the edit time, or just after
-// the row's current version when that is not earlier, so that the
-// versions of a row only move forward and each names one state of the row
-// (a device's base_updated_at). The step is the column's precision: a
-// microsecond, or more for a column declared with fewer fractional digits.
+// an edit made at the time at (SQL, a timestamptz) writes: the edit time,
+// or just after the row's current version when that is not earlier, so
+// that the versions of a row only move forward and each names one state of
+// the row (a device's base_updated_at). The step is the column's
+// precision: a microsecond, or more for a column declared with fewer
+// fractional digits. An infinite current version ('infinity',
+// '-infinity') is no version, as NULL is (pull delivers neither; see
+// finiteTime): the write's version is the edit time, a finite one.
 func (t *tableInfo) versionSQL(at string) string {
 	col := "x." + pgident.Quote(t.cfg.UpdatedAtColumn)
-	return fmt.Sprintf("GREATEST(%s + interval '%d microseconds', %s)", col, t.versionStep(), t.columnTime(t.cfg.UpdatedAtColumn, at))
+	return fmt.Sprintf("GREATEST(CASE WHEN isfinite(%s) THEN %s + interval '%d microseconds' END, %s)",
+		col, col, t.versionStep(), t.columnTime(t.cfg.UpdatedAtColumn, at))
 }
 
 // versionStep is the smallest step of the updated-at column, in
