@@ -23,8 +23,9 @@ type Conflict struct {
 	ServerData json.RawMessage
 	// ClientTime is the edit time of the change: the client's
 	// client_updated_at, capped at the database clock at the start of the
-	// push plus Config.ClockSkewTolerance, to the microsecond; zero when
-	// the client sent none. When the client wins, the row's new version
+	// push plus Config.ClockSkewTolerance (or the ClockSkewTolerance of the
+	// configured LWWResolver when that is less), to the microsecond; zero
+	// when the client sent none. When the client wins, the row's new version
 	// (updated-at) is this time, or just after the current version when
 	// that is not earlier (versions only move forward).
 	ClientTime time.Time
@@ -86,7 +87,12 @@ type ConflictResolver interface {
 // wins the conflicts it pushes, but its edit time is capped at the database
 // clock when the push starts (plus Config.ClockSkewTolerance), and that is
 // the version it leaves: it cannot win the conflicts of edits made after
-// its push.
+// its push. The tolerance counts twice, in the cap and in the comparison,
+// and it must: an edit made just after the push, compared with its time
+// plus the tolerance, is then later than the capped version. So the engine
+// caps at no more than the configured LWWResolver's ClockSkewTolerance
+// (see Config.ClockSkewTolerance); a resolver of another type is not
+// known to it, and gets the cap of Config.ClockSkewTolerance.
 type LWWResolver struct {
 	// ClockSkewTolerance is added to the client time before it is compared.
 	// A positive value favours the client, a negative one the server.

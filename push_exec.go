@@ -563,7 +563,8 @@ func (p *pusher) write(ctx context.Context, items []*pushItem) (*recordFailure, 
 
 // clientTime is the edit time of rec as the engine counts it: the device's
 // client_updated_at, never later than the database clock at the start of
-// the push plus Config.ClockSkewTolerance, to the microsecond (as
+// the push plus Engine.clockSkew (Config.ClockSkewTolerance, or the
+// LWWResolver's when that is less), to the microsecond (as
 // PostgreSQL keeps it); zero when the record carries none. It is
 // Conflict.ClientTime.
 func (p *pusher) clientTime(rec *PushRecord) time.Time {

@@ -597,3 +597,48 @@ func TestLWWInfiniteVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestLWWResolverToleranceBelowConfig: with an LWWResolver that allows
+// less clock skew than Config.ClockSkewTolerance, a device whose clock runs
+// ahead still cannot win against edits made after its push (LWWResolver's
+// promise): the cap is the resolver's tolerance. A resolver that allows
+// more leaves the cap at Config.ClockSkewTolerance.
+func TestLWWResolverToleranceBelowConfig(t *testing.T) {
+	t.Parallel()
+	t.Run("less", func(t *testing.T) {
+		t.Parallel()
+		e := lwwStart(t, func(c *Config) {
+			c.ClockSkewTolerance = time.Hour
+			c.ConflictResolver = &LWWResolver{}
+		})
+		id, v0 := e.list(t, time.Now().Add(-2*time.Hour))
+		before := time.Now()
+		res := e.one("alice", "phone", edit(id, "fast clock", time.Now().Add(3*time.Hour), v0))
+		ptWant(t, "clock three hours ahead", res, PushStatusApplied, "")
+		after := time.Now()
+		if v := *res.ServerUpdatedAt; v.Before(before.Add(-time.Second)) || v.After(after.Add(time.Second)) {
+			t.Errorf("version %v, want the push's time (%v to %v)", v, before, after)
+		}
+
+		// The laptop has not seen the phone's write: its copy is v0. Its
+		// edit, made after the phone's push, wins.
+		time.Sleep(5 * time.Millisecond)
+		res = e.one("alice", "laptop", edit(id, "later", time.Now(), v0))
+		ptWant(t, "an edit made after the fast device's push", res, PushStatusApplied, "")
+		lwwWantName(t, e, id, "later")
+	})
+	t.Run("more", func(t *testing.T) {
+		t.Parallel()
+		e := lwwStart(t, func(c *Config) {
+			c.ClockSkewTolerance = 10 * time.Minute
+			c.ConflictResolver = &LWWResolver{ClockSkewTolerance: time.Hour}
+		})
+		id, v0 := e.list(t, time.Now().Add(-2*time.Hour))
+		start := time.Now()
+		res := e.one("alice", "phone", edit(id, "ahead", start.Add(3*time.Hour), v0))
+		ptWant(t, "ahead", res, PushStatusApplied, "")
+		if v := *res.ServerUpdatedAt; v.Before(start.Add(10*time.Minute-time.Second)) || v.After(time.Now().Add(10*time.Minute+time.Second)) {
+			t.Errorf("version %v, want the push's time plus 10 minutes (%v)", v, start.Add(10*time.Minute))
+		}
+	})
+}
