@@ -139,9 +139,10 @@ func (t *tableInfo) columnTime(col, at string) string {
 
 // insertSQL inserts one row per object of the JSON array $1, setting the
 // columns cols converted to their types by jsonb_populate_record, and
-// updated-at from the database clock. It returns each row's position in $1
-// and its new updated-at. The source rows get generated column names (o, v1,
-// v2, ...), so no table column can clash with an alias.
+// updated-at to the record's edit time ($2, see pusher.editTime). It
+// returns each row's position in $1 and its new updated-at. The source rows
+// get generated column names (o, v1, v2, ...), so no table column can clash
+// with an alias.
 func (t *tableInfo) insertSQL(cols []string) string {
 	var names, srcCols, picks, values []string
 	pkSrc := ""
@@ -175,9 +176,10 @@ SELECT src.o, %s FROM ins JOIN src ON src.%s = ins.%s`,
 }
 
 // updateSQL updates one row per object of the JSON array $1 (matched by
-// primary key), setting the columns cols and updated-at from the database
-// clock and, when resurrecting, clearing deleted-at. It returns each row's
-// position in $1 and its new updated-at.
+// primary key), setting the columns cols and updated-at to the row's new
+// version (versionSQL of the record's edit time, $2) and, when
+// resurrecting, clearing deleted-at. It returns each row's position in $1
+// and its new updated-at.
 func (t *tableInfo) updateSQL(cols []string, resurrect bool) string {
 	var set []string
 	for _, c := range cols {
