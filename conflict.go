@@ -23,15 +23,18 @@ type Conflict struct {
 	ServerData json.RawMessage
 	// ClientTime is the edit time of the change: the client's
 	// client_updated_at, capped at the database clock at the start of the
-	// push plus Config.ClockSkewTolerance, to the microsecond; zero when
-	// the client sent none. When the client wins, the row's new version
+	// push plus Config.ClockSkewTolerance (or the ClockSkewTolerance of the
+	// configured LWWResolver when that is less), to the microsecond; zero
+	// when the client sent none. When the client wins, the row's new version
 	// (updated-at) is this time, or just after the current version when
 	// that is not earlier (versions only move forward).
 	ClientTime time.Time
 	// ServerTime is the current row's version, its updated-at: the edit
 	// time of the write that produced it. For a write made through Push
 	// that is the ClientTime it won with (moved forward as above); for a
-	// write made outside synchro, whatever it stored in the column.
+	// write made outside synchro, whatever it stored in the column (a
+	// timestamp without time zone read as UTC). It is zero when the row has
+	// no version: updated-at is NULL, infinity or -infinity.
 	ServerTime time.Time
 	// BaseVersion is the version of the row the client's change was made
 	// on: its base_updated_at (the updated_at of its copy, from a pull or
@@ -84,7 +87,12 @@ type ConflictResolver interface {
 // wins the conflicts it pushes, but its edit time is capped at the database
 // clock when the push starts (plus Config.ClockSkewTolerance), and that is
 // the version it leaves: it cannot win the conflicts of edits made after
-// its push.
+// its push. The tolerance counts twice, in the cap and in the comparison,
+// and it must: an edit made just after the push, compared with its time
+// plus the tolerance, is then later than the capped version. So the engine
+// caps at no more than the configured LWWResolver's ClockSkewTolerance
+// (see Config.ClockSkewTolerance); a resolver of another type is not
+// known to it, and gets the cap of Config.ClockSkewTolerance.
 type LWWResolver struct {
 	// ClockSkewTolerance is added to the client time before it is compared.
 	// A positive value favours the client, a negative one the server.

@@ -22,8 +22,9 @@ type Engine struct {
 	registry *Registry
 	hooks    Hooks
 	resolver ConflictResolver
-	// clockSkew is Config.ClockSkewTolerance: how far past the database
-	// clock a pushed edit time may be (see pusher.editTime).
+	// clockSkew is how far past the database clock a pushed edit time may
+	// be (see pusher.clientTime): Config.ClockSkewTolerance, or the
+	// ClockSkewTolerance of the configured LWWResolver when that is less.
 	clockSkew  time.Duration
 	ownership  OwnershipResolver
 	minVersion string
@@ -115,6 +116,16 @@ func newEngine(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if e.resolver == nil {
 		e.resolver = &LWWResolver{ClockSkewTolerance: cfg.ClockSkewTolerance}
+	}
+	// The version a push leaves is its edit time capped at the database
+	// clock plus the cap's tolerance (pusher.clientTime); an edit made after
+	// the push wins against it when its time plus the resolver's tolerance
+	// is later. With an LWWResolver allowing less than
+	// Config.ClockSkewTolerance, a device whose clock runs ahead would leave
+	// a version that edits made after its push lose to (LWWResolver's
+	// promise): the cap then allows no more than the resolver does.
+	if r, ok := e.resolver.(*LWWResolver); ok && r != nil && r.ClockSkewTolerance < e.clockSkew {
+		e.clockSkew = r.ClockSkewTolerance
 	}
 	if e.ownership == nil {
 		e.ownership = NewJoinResolver(cfg.Registry)

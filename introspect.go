@@ -48,8 +48,11 @@ const (
 // relation without columns, still yields one row, with NULL column fields.
 //
 // Column types are resolved through any chain of domains to their base type
-// (domain_nn reports whether one of those domains is NOT NULL); pk_pos is the
-// column's position in the primary key, NULL when it is not part of it.
+// (domain_nn reports whether one of those domains is NOT NULL, and the last
+// column is the type modifier of the base type: the column's own or, for a
+// domain, the one the domain declares, as timestamptz(0) in CREATE DOMAIN d
+// AS timestamptz(0)); pk_pos is the column's position in the primary key,
+// NULL when it is not part of it.
 const introspectQuery = `
 WITH RECURSIVE
 req AS (
@@ -67,19 +70,20 @@ col AS (
 	       ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 	LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 ),
-dom(start, cur, not_null) AS (
-	SELECT t.oid, t.oid, false
+dom(start, cur, not_null, typmod) AS (
+	SELECT t.oid, t.oid, false, -1
 	FROM pg_catalog.pg_type t
 	WHERE t.oid IN (SELECT col.atttypid FROM col)
 	UNION ALL
-	SELECT dom.start, t.typbasetype, dom.not_null OR t.typnotnull
+	SELECT dom.start, t.typbasetype, dom.not_null OR t.typnotnull,
+	       CASE WHEN dom.typmod <> -1 THEN dom.typmod ELSE t.typtypmod END
 	FROM dom
 	JOIN pg_catalog.pg_type t ON t.oid = dom.cur
 	WHERE t.typtype = 'd'
 ),
 base AS (
 	SELECT dom.start, dom.not_null, t.typname, tn.nspname, t.typtype, t.typcategory,
-	       t.typelem, t.typlen
+	       t.typelem, t.typlen, dom.typmod
 	FROM dom
 	JOIN pg_catalog.pg_type t ON t.oid = dom.cur
 	JOIN pg_catalog.pg_namespace tn ON tn.oid = t.typnamespace
@@ -108,7 +112,8 @@ SELECT col.ord,
        base.typtype::text,
        base.typcategory::text,
        base.typelem::int8,
-       base.typlen
+       base.typlen,
+       CASE WHEN col.atttypmod <> -1 THEN col.atttypmod ELSE base.typmod END
 FROM col
 LEFT JOIN base ON base.start = col.atttypid
 ORDER BY col.ord, col.attnum`
@@ -145,6 +150,10 @@ type catalogType struct {
 	length    int
 	domainNN  bool // a domain on the way to the base type is NOT NULL
 	arrayDims int  // attndims of the column
+	// typmod is the base type's modifier, declared on the column or by a
+	// domain on the way to the base type; -1 when none. For timestamp and
+	// timestamptz it is the precision (fractional digits).
+	typmod int
 }
 
 // introspect reads the catalog for every registered table and builds the
@@ -221,13 +230,13 @@ func readCatalog(ctx context.Context, db DB, quoted []string) ([]catalogRelation
 			nsp, rel, relkind                  string
 			attnum, dims, typlen               sql.NullInt64
 			attname, dbType, castType, dflt    sql.NullString
-			typeOID, pkPos, typelem            sql.NullInt64
+			typeOID, pkPos, typelem, typmod    sql.NullInt64
 			notNull, domainNN                  sql.NullBool
 			typname, typnsp, typtype, category sql.NullString
 		)
 		if err := rows.Scan(&ord, &found, &nsp, &rel, &relkind,
 			&attnum, &attname, &dbType, &castType, &typeOID, &dims, &notNull, &dflt, &pkPos,
-			&domainNN, &typname, &typnsp, &typtype, &category, &typelem, &typlen); err != nil {
+			&domainNN, &typname, &typnsp, &typtype, &category, &typelem, &typlen, &typmod); err != nil {
 			return nil, fmt.Errorf("synchro: reading the catalog: %w", err)
 		}
 		if ord < 1 || ord > int64(len(rels)) {
@@ -237,6 +246,10 @@ func readCatalog(ctx context.Context, db DB, quoted []string) ([]catalogRelation
 		r.found, r.schemaName, r.relName, r.relkind = found, nsp, rel, relkind
 		if !attnum.Valid {
 			continue // relation not found, or without columns
+		}
+		mod := -1
+		if typmod.Valid {
+			mod = int(typmod.Int64)
 		}
 		r.columns = append(r.columns, catalogColumn{
 			name:       attname.String,
@@ -256,6 +269,7 @@ func readCatalog(ctx context.Context, db DB, quoted []string) ([]catalogRelation
 				length:    int(typlen.Int64),
 				domainNN:  domainNN.Bool,
 				arrayDims: int(dims.Int64),
+				typmod:    mod,
 			},
 		})
 	}
@@ -347,6 +361,7 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 			castType:    c.castType,
 			typeOID:     c.typeOID,
 			logicalType: logical,
+			typmod:      c.base.typmod,
 			value:       valueSpecOf(c.base, c.dbType),
 			nullable:    !c.notNull && !c.base.domainNN,
 			defaultSQL:  c.defaultSQL,

@@ -342,6 +342,16 @@ func finiteTime(t pgtype.Timestamptz) time.Time {
 	return t.Time.UTC()
 }
 
+// finiteTimePtr is finiteTime as a pointer: nil for NULL and for an
+// infinite time.
+func finiteTimePtr(t pgtype.Timestamptz) *time.Time {
+	if !t.Valid || t.InfinityModifier != pgtype.Finite {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
+
 // returned is the number of delivered columns the statement returns (all
 // but the made-up ones, which are always null).
 func (st *pullHydration) returned() int {

@@ -99,14 +99,14 @@ const (
 // The updated-at column is the row's version, and the engine writes it;
 // clients never do. A write through Push sets it to the record's edit time
 // (client_updated_at, capped at the database clock at the start of the push
-// plus Config.ClockSkewTolerance; the start of the push when the record has
-// none), or to just after the current version when that is not earlier, so
-// that a row's versions only move forward and each names one state of the
-// row: a device sends the updated_at of its copy as base_updated_at, and
-// the result's server_updated_at is the new version. A soft delete sets
-// deleted-at and updated-at to its version; a table without an updated-at
-// column gets deleted-at from the database clock. Conflicts are thus
-// decided by edit time, whatever the order the edits arrive in (see
+// plus Config.ClockSkewTolerance, or less, see there; the start of the push
+// when the record has none), or to just after the current version when that
+// is not earlier, so that a row's versions only move forward and each names
+// one state of the row: a device sends the updated_at of its copy as
+// base_updated_at, and the result's server_updated_at is the new version. A
+// soft delete sets deleted-at and updated-at to its version; a table without
+// an updated-at column gets deleted-at from the database clock. Conflicts
+// are thus decided by edit time, whatever the order the edits arrive in (see
 // LWWResolver and Conflict), and within one push a record of a row that an
 // earlier record of the push wrote is taken as made on that write.
 //

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/store"
@@ -22,8 +23,17 @@ import (
 
 // lockedRow is the current state of a record, read under FOR UPDATE.
 type lockedRow struct {
-	data      json.RawMessage // the synced projection, as a JSON object
+	data json.RawMessage // the synced projection, as a JSON object
+	// updatedAt is the row's version: nil for NULL and for an infinite
+	// updated-at ('infinity', '-infinity'), which is no version either
+	// (as pull delivers it, see finiteTime; versionSQL writes over it).
+	// The LWW comparison then sees a zero Conflict.ServerTime: a client
+	// change wins unless it names a base version (the server then has
+	// changed since the client's copy, and wins).
 	updatedAt *time.Time
+	// deleted reports whether the row is soft-deleted (deleted-at is not
+	// NULL); deletedAt is then its time, or nil when that is infinite.
+	deleted   bool
 	deletedAt *time.Time
 	// owner, parentFK and bucketBy are the text forms of the columns
 	// ownership is decided by; nil for NULL or when the table has none.
@@ -43,14 +53,16 @@ func (p *pusher) lockRows(ctx context.Context, info *tableInfo, ids []string) (m
 	out := make(map[string]*lockedRow, len(ids))
 	for rows.Next() {
 		var (
-			id   string
-			data sql.NullString
-			r    lockedRow
+			id               string
+			data             sql.NullString
+			updated, deleted pgtype.Timestamptz
+			r                lockedRow
 		)
-		if err := rows.Scan(&id, &data, &r.updatedAt, &r.deletedAt, &r.owner, &r.parentFK, &r.bucketBy); err != nil {
+		if err := rows.Scan(&id, &data, &updated, &deleted, &r.owner, &r.parentFK, &r.bucketBy); err != nil {
 			return nil, nil, fmt.Errorf("reading locked rows: %w", err)
 		}
 		r.data = json.RawMessage(data.String)
+		r.updatedAt, r.deleted, r.deletedAt = finiteTimePtr(updated), deleted.Valid, finiteTimePtr(deleted)
 		out[id] = &r
 	}
 	if err := rows.Err(); err != nil {
@@ -72,7 +84,7 @@ func (p *pusher) decide(ctx context.Context, it *pushItem, row *lockedRow) (*rec
 		if fail, err := p.requireOwned(ctx, it.info, it.rec.ID, rowVals(it.info.cfg, row)); fail != nil || err != nil {
 			return fail, err
 		}
-		if row.deletedAt == nil {
+		if !row.deleted {
 			p.conflict(it, reasonRecordExists, "the record already exists", row)
 			return nil, nil
 		}
@@ -84,7 +96,7 @@ func (p *pusher) decide(ctx context.Context, it *pushItem, row *lockedRow) (*rec
 		if fail, err := p.requireOwned(ctx, it.info, it.rec.ID, rowVals(it.info.cfg, row)); fail != nil || err != nil {
 			return fail, err
 		}
-		if row.deletedAt != nil {
+		if row.deleted {
 			p.conflict(it, reasonRecordDeleted, "the record was deleted on the server", row)
 			return nil, nil
 		}
@@ -96,7 +108,7 @@ func (p *pusher) decide(ctx context.Context, it *pushItem, row *lockedRow) (*rec
 		if fail, err := p.requireOwned(ctx, it.info, it.rec.ID, rowVals(it.info.cfg, row)); fail != nil || err != nil {
 			return fail, err
 		}
-		if row.deletedAt != nil {
+		if row.deleted {
 			it.res.Status, it.res.ReasonCode, it.final = PushStatusApplied, reasonAlreadyDeleted, true
 			return nil, nil
 		}
@@ -514,11 +526,13 @@ func (p *pusher) write(ctx context.Context, items []*pushItem) (*recordFailure, 
 	for rows.Next() {
 		var (
 			ord int
-			ts  *time.Time
+			at  pgtype.Timestamptz
 		)
-		if err := rows.Scan(&ord, &ts); err != nil {
+		if err := rows.Scan(&ord, &at); err != nil {
 			return nil, fmt.Errorf("reading write results: %w", err)
 		}
+		// The statements write finite times; a trigger may not have.
+		ts := finiteTimePtr(at)
 		if ord < 1 || ord > len(items) {
 			return nil, fmt.Errorf("write returned position %d of %d", ord, len(items))
 		}
@@ -549,7 +563,8 @@ func (p *pusher) write(ctx context.Context, items []*pushItem) (*recordFailure, 
 
 // clientTime is the edit time of rec as the engine counts it: the device's
 // client_updated_at, never later than the database clock at the start of
-// the push plus Config.ClockSkewTolerance, to the microsecond (as
+// the push plus Engine.clockSkew (Config.ClockSkewTolerance, or the
+// LWWResolver's when that is less), to the microsecond (as
 // PostgreSQL keeps it); zero when the record carries none. It is
 // Conflict.ClientTime.
 func (p *pusher) clientTime(rec *PushRecord) time.Time {

@@ -126,7 +126,9 @@ const loRounds = 30
 
 // loCheck checks the outcome of one pushed batch: every record applied,
 // except updates, which may also lose to the other device's write
-// (conflict/server_won_conflict). It returns how many records came back
+// (conflict/server_won_conflict), and deletes, which may find the row
+// deleted by the other device (applied/already_deleted, or
+// rejected_terminal/record_not_found for a hard delete). It returns how many records came back
 // rejected_retryable.
 func loCheck(t *testing.T, what string, recs []PushRecord, resp *PushResponse) int {
 	t.Helper()
@@ -140,6 +142,10 @@ func loCheck(t *testing.T, what string, recs []PushRecord, resp *PushResponse) i
 		switch {
 		case res.Status == PushStatusApplied && res.ReasonCode == "":
 		case rec.Operation == "update" && res.Status == PushStatusConflict && res.ReasonCode == reasonServerWon:
+		// A row both devices delete: the second finds it soft-deleted,
+		// or gone.
+		case rec.Operation == "delete" && res.Status == PushStatusApplied && res.ReasonCode == reasonAlreadyDeleted:
+		case rec.Operation == "delete" && res.Status == PushStatusRejectedTerminal && res.ReasonCode == reasonRecordNotFound:
 		default:
 			if res.Status == PushStatusRejectedRetryable {
 				retryable++
@@ -259,6 +265,90 @@ func TestPushLockOrderOppositeBatches(t *testing.T) {
 				t.Fatalf("setup: %+v", resp.Rejected)
 			}
 			loRun(t, e, func(round int) (a, b []PushRecord) { return tc.batches(r, round) })
+		})
+	}
+}
+
+// TestPushLockOrderDeletes is TestPushLockOrderOppositeBatches with
+// deletes: soft deletes (lists and items, which have deleted_at), hard
+// deletes (notes) and both, of rows both devices delete, in opposite
+// orders and mixed with updates. Each round deletes rows of its own.
+func TestPushLockOrderDeletes(t *testing.T) {
+	t.Parallel()
+	// rows are the rows of one round: list (with item under it) and note
+	// are deleted; keep and keepNote, made once, are updated.
+	type rows struct{ list, item, note, note2, keep, keepNote string }
+	cases := []struct {
+		name    string
+		batches func(r rows, round int) (a, b []PushRecord)
+	}{
+		{"soft deletes", func(r rows, round int) (a, b []PushRecord) {
+			at := loAt(round)
+			a = []PushRecord{
+				ptDelete("items", r.item),
+				ptUpdate("lists", r.keep, fmt.Sprintf(`{"name":"d1-%d"}`, round), at),
+				ptDelete("lists", r.list),
+			}
+			b = []PushRecord{
+				ptDelete("lists", r.list),
+				ptUpdate("lists", r.keep, fmt.Sprintf(`{"name":"d2-%d"}`, round), at),
+				ptDelete("items", r.item),
+			}
+			return a, b
+		}},
+		{"hard deletes", func(r rows, round int) (a, b []PushRecord) {
+			at := loAt(round)
+			a = []PushRecord{
+				ptDelete("notes", r.note),
+				ptUpdate("notes", r.keepNote, fmt.Sprintf(`{"body":"d1-%d"}`, round), at),
+				ptDelete("notes", r.note2),
+			}
+			b = []PushRecord{
+				ptDelete("notes", r.note2),
+				ptUpdate("notes", r.keepNote, fmt.Sprintf(`{"body":"d2-%d"}`, round), at),
+				ptDelete("notes", r.note),
+			}
+			return a, b
+		}},
+		{"soft and hard deletes", func(r rows, round int) (a, b []PushRecord) {
+			at := loAt(round)
+			a = []PushRecord{
+				ptDelete("lists", r.list),
+				ptDelete("notes", r.note),
+				ptUpdate("lists", r.keep, fmt.Sprintf(`{"name":"d1-%d"}`, round), at),
+				ptDelete("items", r.item),
+			}
+			b = []PushRecord{
+				ptDelete("items", r.item),
+				ptUpdate("lists", r.keep, fmt.Sprintf(`{"name":"d2-%d"}`, round), at),
+				ptDelete("notes", r.note),
+				ptDelete("lists", r.list),
+			}
+			return a, b
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := loNewEnv(t, "", ptRegistry(t), false, nil)
+			e.register("alice", "setup")
+			keep, keepNote := ptID(), "1"
+			if resp := e.push("alice", "setup",
+				ptCreate("lists", keep, `{"name":"K"}`),
+				ptCreate("notes", keepNote, `{"body":"K"}`)); len(resp.Rejected) > 0 {
+				t.Fatalf("setup: %+v", resp.Rejected)
+			}
+			loRun(t, e, func(round int) (a, b []PushRecord) {
+				r := rows{list: ptID(), item: ptID(), note: fmt.Sprint(100 + 2*round), note2: fmt.Sprint(101 + 2*round), keep: keep, keepNote: keepNote}
+				if resp := e.push("alice", "setup",
+					ptCreate("lists", r.list, `{"name":"L"}`),
+					ptCreate("items", r.item, `{"list_id":"`+r.list+`","title":"I"}`),
+					ptCreate("notes", r.note, `{"body":"N"}`),
+					ptCreate("notes", r.note2, `{"body":"N2"}`)); len(resp.Rejected) > 0 {
+					t.Fatalf("round %d: setup: %+v", round, resp.Rejected)
+				}
+				return tc.batches(r, round)
+			})
 		})
 	}
 }

@@ -86,7 +86,10 @@ type Config struct {
 	// It is also how far a pushed edit time (client_updated_at) may be
 	// after the database clock at the start of the push: later times are
 	// capped there, for the comparison and for the version the write
-	// leaves (see Conflict.ClientTime).
+	// leaves (see Conflict.ClientTime). When ConflictResolver is an
+	// *LWWResolver whose ClockSkewTolerance is less, the cap is that
+	// instead, so that an edit made after a push always wins against the
+	// version the push left (see LWWResolver).
 	ClockSkewTolerance time.Duration
 	// Compactor configures changelog compaction. Optional.
 	Compactor *CompactorConfig

@@ -70,8 +70,11 @@ type columnInfo struct {
 	// castType is the type without its modifier (format_type(atttypid,
 	// NULL)): what a key given as text is cast to, so that the cast never
 	// truncates or rounds it into another row's key (see pkType).
-	castType    string
-	typeOID     uint32
+	castType string
+	typeOID  uint32
+	// typmod is the type modifier of the column's base type, declared on
+	// the column or by its domain (catalogType.typmod); -1 when none.
+	typmod      int
 	logicalType string
 	// value says which JSON forms a push may give the column
 	// (pushvalues.go).
@@ -92,6 +95,7 @@ func madeUpTimestampColumn(name string) columnInfo {
 	return columnInfo{
 		name:        name,
 		dbType:      "timestamp with time zone",
+		typmod:      -1,
 		logicalType: logicalDatetime,
 		value:       valueSpec{kind: valueTimestampTZ},
 		nullable:    true,

@@ -68,10 +68,14 @@ ORDER BY x.%s FOR UPDATE OF x`,
 			// A soft delete is a new version of the row: deleted-at and
 			// updated-at both take it. Without an updated-at column there
 			// are no versions, and deleted-at is the database clock.
-			set := pgident.Quote(cfg.DeletedAtColumn) + " = clock_timestamp()"
+			set := pgident.Quote(cfg.DeletedAtColumn) + " = " + t.columnTime(cfg.DeletedAtColumn, "clock_timestamp()")
 			if t.hasUpdatedAt {
 				at := t.versionSQL("($2::timestamptz[])[r.ord]")
-				set = pgident.Quote(cfg.DeletedAtColumn) + " = " + at + ", " + pgident.Quote(cfg.UpdatedAtColumn) + " = " + at
+				deleted := at
+				if t.zoneless(cfg.DeletedAtColumn) != t.zoneless(cfg.UpdatedAtColumn) {
+					deleted = "(" + at + " AT TIME ZONE 'UTC')" // the same instant, in the other type
+				}
+				set = pgident.Quote(cfg.DeletedAtColumn) + " = " + deleted + ", " + pgident.Quote(cfg.UpdatedAtColumn) + " = " + at
 			}
 			s.delete = fmt.Sprintf(`UPDATE %s AS x SET %s FROM %s WHERE x.%s = r.id RETURNING r.ord, x.%s`,
 				t.quoted, set, ids, pk, pgident.Quote(cfg.DeletedAtColumn))
@@ -85,34 +89,60 @@ ORDER BY x.%s FOR UPDATE OF x`,
 }
 
 // versionSQL is the new version (updated-at) of a row of the table x that
-// an edit made at the time at (SQL) writes: the edit time, or just after
-// the row's current version when that is not earlier, so that the
-// versions of a row only move forward and each names one state of the row
-// (a device's base_updated_at). The step is the column's precision: a
-// microsecond, or more for a column declared with fewer fractional digits.
+// an edit made at the time at (SQL, a timestamptz) writes: the edit time,
+// or just after the row's current version when that is not earlier, so
+// that the versions of a row only move forward and each names one state of
+// the row (a device's base_updated_at). The step is the column's
+// precision: a microsecond, or more for a column declared with fewer
+// fractional digits. An infinite current version ('infinity',
+// '-infinity') is no version, as NULL is (pull delivers neither; see
+// finiteTime): the write's version is the edit time, a finite one.
 func (t *tableInfo) versionSQL(at string) string {
 	col := "x." + pgident.Quote(t.cfg.UpdatedAtColumn)
-	return fmt.Sprintf("GREATEST(%s + interval '%d microseconds', %s)", col, t.versionStep(), at)
+	return fmt.Sprintf("GREATEST(CASE WHEN isfinite(%s) THEN %s + interval '%d microseconds' END, %s)",
+		col, col, t.versionStep(), t.columnTime(t.cfg.UpdatedAtColumn, at))
 }
 
 // versionStep is the smallest step of the updated-at column, in
-// microseconds: 10^(6-p) for a column of precision p (timestamptz(p)).
+// microseconds: 10^(6-p) for a column of precision p (timestamptz(p), or a
+// domain over it), 1 when the column has no declared precision.
 func (t *tableInfo) versionStep() int {
-	ty := t.column(t.cfg.UpdatedAtColumn).dbType
+	p := t.column(t.cfg.UpdatedAtColumn).typmod
 	step := 1
-	if i := strings.IndexByte(ty, '('); i >= 0 && i+2 < len(ty) && ty[i+2] == ')' && ty[i+1] >= '0' && ty[i+1] <= '6' {
-		for range 6 - int(ty[i+1]-'0') {
+	if p >= 0 && p < 6 {
+		for range 6 - p {
 			step *= 10
 		}
 	}
 	return step
 }
 
+// zoneless reports whether the column col is a timestamp without time
+// zone (possibly through a domain).
+func (t *tableInfo) zoneless(col string) bool {
+	c := t.column(col)
+	return c != nil && c.value.kind == valueTimestamp
+}
+
+// columnTime is the value the column col (a timestamp or timestamptz
+// column) stores for the instant at (SQL, a timestamptz): at itself, or
+// for a timestamp without time zone its time in UTC. The wire reads a
+// zoneless timestamp as UTC, and so do pull, Conflict.ServerTime and
+// server_updated_at (the driver reads the column's value as a UTC time);
+// an assignment would convert through the session's TimeZone instead.
+func (t *tableInfo) columnTime(col, at string) string {
+	if t.zoneless(col) {
+		return "(" + at + " AT TIME ZONE 'UTC')"
+	}
+	return at
+}
+
 // insertSQL inserts one row per object of the JSON array $1, setting the
 // columns cols converted to their types by jsonb_populate_record, and
-// updated-at from the database clock. It returns each row's position in $1
-// and its new updated-at. The source rows get generated column names (o, v1,
-// v2, ...), so no table column can clash with an alias.
+// updated-at to the record's edit time ($2, see pusher.editTime). It
+// returns each row's position in $1 and its new updated-at. The source rows
+// get generated column names (o, v1, v2, ...), so no table column can clash
+// with an alias.
 func (t *tableInfo) insertSQL(cols []string) string {
 	var names, srcCols, picks, values []string
 	pkSrc := ""
@@ -130,7 +160,7 @@ func (t *tableInfo) insertSQL(cols []string) string {
 	if t.hasUpdatedAt {
 		// A new row's first version is its edit time ($2, see editTime).
 		names = append(names, pgident.Quote(t.cfg.UpdatedAtColumn))
-		values = append(values, "($2::timestamptz[])[o]")
+		values = append(values, t.columnTime(t.cfg.UpdatedAtColumn, "($2::timestamptz[])[o]"))
 		returning = "ins." + pgident.Quote(t.cfg.UpdatedAtColumn)
 	}
 	pk := pgident.Quote(t.pk)
@@ -146,9 +176,10 @@ SELECT src.o, %s FROM ins JOIN src ON src.%s = ins.%s`,
 }
 
 // updateSQL updates one row per object of the JSON array $1 (matched by
-// primary key), setting the columns cols and updated-at from the database
-// clock and, when resurrecting, clearing deleted-at. It returns each row's
-// position in $1 and its new updated-at.
+// primary key), setting the columns cols and updated-at to the row's new
+// version (versionSQL of the record's edit time, $2) and, when
+// resurrecting, clearing deleted-at. It returns each row's position in $1
+// and its new updated-at.
 func (t *tableInfo) updateSQL(cols []string, resurrect bool) string {
 	var set []string
 	for _, c := range cols {
