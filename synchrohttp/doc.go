@@ -119,7 +119,7 @@
 // A row's updated_at is its version, and it is the time its latest edit
 // was made: for an edit pushed by a device, its client_updated_at (capped
 // at the server's clock when the push starts, plus the engine's
-// ClockSkewTolerance), moved just past the previous version if it is not
+// ClockSkewTolerance, or its LWWResolver's when that is less), moved just past the previous version if it is not
 // later, so versions only move forward. Pulls deliver it as the row's
 // updated_at, and an applied record's result gives the new one as
 // server_updated_at: that is what a device sends back as base_updated_at
