@@ -25,7 +25,16 @@ type lwwEnv struct {
 func lwwStart(t *testing.T, mod func(*Config)) *lwwEnv {
 	t.Helper()
 	e := &lwwEnv{}
-	e.ptEnv = ptNewEnv(t, func(c *Config) {
+	e.ptEnv = ptNewEnv(t, e.recording(mod))
+	e.register("alice", "phone")
+	e.register("alice", "laptop")
+	return e
+}
+
+// recording returns a configuration that records every OnConflict call in
+// e.calls, then applies mod (when not nil).
+func (e *lwwEnv) recording(mod func(*Config)) func(*Config) {
+	return func(c *Config) {
 		c.Hooks.OnConflict = func(_ context.Context, c Conflict, r Resolution) {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -34,10 +43,7 @@ func lwwStart(t *testing.T, mod func(*Config)) *lwwEnv {
 		if mod != nil {
 			mod(c)
 		}
-	})
-	e.register("alice", "phone")
-	e.register("alice", "laptop")
-	return e
+	}
 }
 
 // last returns the latest OnConflict call.
@@ -312,16 +318,7 @@ func lwwDocs(t *testing.T, schema string, params url.Values, mod func(*Config)) 
 		t.Fatal(err)
 	}
 	e := &lwwEnv{}
-	e.ptEnv = ptEngine(t, db, pool, reg, func(c *Config) {
-		c.Hooks.OnConflict = func(_ context.Context, c Conflict, r Resolution) {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			e.calls = append(e.calls, conflictEvent{c, r})
-		}
-		if mod != nil {
-			mod(c)
-		}
-	})
+	e.ptEnv = ptEngine(t, db, pool, reg, e.recording(mod))
 	e.register("alice", "phone")
 	e.register("alice", "laptop")
 	return e
