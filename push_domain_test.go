@@ -1,6 +1,7 @@
 package synchro
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
@@ -82,4 +83,140 @@ func TestPushDomainNotNullColumns(t *testing.T) {
 	ptWant(t, "null for a NOT NULL domain", p.one("alice", "c1", ptCreate("dn_tasks", ptID(), `{"status":null}`)), PushStatusRejectedTerminal, reasonCreateFailed)
 	ptWant(t, "null for a CHECK (VALUE IS NOT NULL) domain", p.one("alice", "c1", ptUpdate("dn_tasks", b, `{"rank":null}`, ptFuture())), PushStatusRejectedTerminal, reasonUpdateFailed)
 	ptWant(t, "a string for a domain over integer", p.one("alice", "c1", ptUpdate("dn_tasks", b, `{"rank":"7"}`, ptFuture())), PushStatusRejectedTerminal, reasonInvalidData)
+}
+
+// TestPushDomainValues: a column of a domain is checked and converted as a
+// column of the domain's base type, with the base type's modifier (a
+// numeric(5,2) holds no infinity).
+func TestPushDomainValues(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `
+CREATE DOMAIN dv_amount AS numeric(5,2);
+CREATE DOMAIN dv_amount2 AS dv_amount CHECK (VALUE > 0);
+CREATE DOMAIN dv_amounts AS numeric(5,2)[];
+CREATE DOMAIN dv_flag AS boolean;
+CREATE DOMAIN dv_blob AS bytea;
+CREATE DOMAIN dv_at AS timestamptz;
+CREATE DOMAIN dv_stamp AS timestamp;
+CREATE DOMAIN dv_big AS int8;
+CREATE TABLE dv_values (
+	id      uuid PRIMARY KEY,
+	user_id text NOT NULL,
+	m       dv_amount,
+	m2      dv_amount2,
+	ms      dv_amounts,
+	f       dv_flag,
+	b       dv_blob,
+	at      dv_at,
+	ts      dv_stamp,
+	big     dv_big,
+	updated_at timestamptz NOT NULL DEFAULT now()
+)`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "dv_values", OwnerColumn: "user_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	p.register("alice", "c1")
+	read := map[string]string{
+		"b":  `encode(b, 'hex')`,
+		"at": `(at AT TIME ZONE 'UTC')::text`,
+	}
+
+	accepted := []struct{ col, value, want string }{
+		{"m", `12.5`, "12.50"},
+		{"m", `"NaN"`, "NaN"},
+		{"m2", `"1.005"`, "1.01"},
+		{"ms", `[1.5,"NaN",null]`, "{1.50,NaN,NULL}"},
+		{"f", `1`, "true"},
+		{"f", `0`, "false"},
+		{"b", `"AQL/"`, "0102ff"},
+		{"b", `"\\xDEADBEEF"`, "deadbeef"},
+		{"at", `"2026-12-02 04:20:23"`, "2026-12-02 04:20:23"},
+		{"ts", `"2024-02-29T12:34:56+02:00"`, "2024-02-29 10:34:56"},
+		{"big", `"9007199254740993"`, "9007199254740993"},
+		{"big", `1.0`, "1"},
+	}
+	for _, c := range accepted {
+		id := ptID()
+		res := p.one("alice", "c1", ptCreate("dv_values", id, `{"`+c.col+`":`+c.value+`}`))
+		if res.Status != PushStatusApplied {
+			t.Errorf("%s = %s: %s/%s (%s), want applied", c.col, c.value, res.Status, res.ReasonCode, res.Message)
+			continue
+		}
+		expr, ok := read[c.col]
+		if !ok {
+			expr = c.col + "::text"
+		}
+		var got string
+		pgtest.QueryRow(t, db.Super, `SELECT `+expr+` FROM dv_values WHERE id = $1::uuid`, id).Scan(&got)
+		if got != c.want {
+			t.Errorf("%s = %s: stored %q, want %q", c.col, c.value, got, c.want)
+		}
+	}
+
+	refused := []struct{ col, value, msg string }{
+		{"m", `"Infinity"`, `column "m" expects a number (a JSON number, or a string holding one, or "NaN"), got "Infinity"`},
+		{"m2", `"-Infinity"`, `column "m2" expects a number (a JSON number, or a string holding one, or "NaN"), got "-Infinity"`},
+		{"ms", `[1,"Infinity"]`, `column "ms" element [1] expects a number (a JSON number, or a string holding one, or "NaN"), got "Infinity"`},
+		{"f", `"true"`, `column "f" expects true, false, 0 or 1, got "true"`},
+		{"b", `"not base64!"`, `column "b" expects bytes as a base64 string or as PostgreSQL's hex text`},
+		{"at", `"now"`, `column "at" expects a timestamp as a string in RFC 3339 or SQLite's form`},
+		{"big", `1.5`, `column "big" expects an integer`},
+	}
+	for _, c := range refused {
+		res := p.one("alice", "c1", ptCreate("dv_values", ptID(), `{"`+c.col+`":`+c.value+`}`))
+		if res.Status != PushStatusRejectedTerminal || res.ReasonCode != reasonInvalidData || !strings.Contains(res.Message, c.msg) {
+			t.Errorf("%s = %s: %s/%s %q, want rejected_terminal/invalid_data %q", c.col, c.value, res.Status, res.ReasonCode, res.Message, c.msg)
+		}
+	}
+}
+
+// TestPushOwnerIDFormsDomain: an owner column of a domain over uuid is a
+// uuid owner column: a user id the auth layer spells in upper case names
+// the same owner as the lower-case uuid PostgreSQL stores (as in
+// TestPushOwnerIDForms), and the same holds for a primary key and a parent
+// key of such a domain.
+func TestPushOwnerIDFormsDomain(t *testing.T) {
+	t.Parallel()
+	db := ptSetup(t)
+	pgtest.Exec(t, db.Super, `
+CREATE DOMAIN dom_uuid AS uuid;
+CREATE DOMAIN dom_owner AS dom_uuid NOT NULL;
+CREATE TABLE docs (id dom_uuid PRIMARY KEY, owner_id dom_owner, title text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE pages (id uuid PRIMARY KEY, doc_id dom_uuid NOT NULL REFERENCES docs (id), body text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "docs", OwnerColumn: "owner_id"})
+	reg.Register(&TableConfig{TableName: "pages", ParentTable: "docs", ParentFKCol: "doc_id"})
+	if err := reg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range GenerateRLSPolicies(reg) {
+		pgtest.Exec(t, db.Super, stmt)
+	}
+	p := ptEngine(t, db, db.App, reg, nil)
+	lower := ptID()
+	upper := strings.ToUpper(lower)
+	p.register(upper, "c1")
+
+	doc, page := ptID(), ptID()
+	ptWant(t, "create", p.one(upper, "c1", ptCreate("docs", doc, `{"title":"a","owner_id":"`+upper+`"}`)), PushStatusApplied, "")
+	ptWant(t, "create child", p.one(upper, "c1", ptCreate("pages", page, `{"doc_id":"`+strings.ToUpper(doc)+`","body":"p"}`)), PushStatusApplied, "")
+	ptWant(t, "update", p.one(upper, "c1", ptUpdate("docs", doc, `{"title":"b","owner_id":"`+lower+`"}`, ptFuture())), PushStatusApplied, "")
+	ptWant(t, "update child", p.one(upper, "c1", ptUpdate("pages", page, `{"body":"q","doc_id":"`+doc+`"}`, ptFuture())), PushStatusApplied, "")
+	ptWant(t, "delete", p.one(lower, "c1", ptDelete("pages", page)), PushStatusApplied, "")
+
+	// A child pushed before its parent, by another spelling of the key,
+	// waits for it within the push.
+	doc2, page2 := ptID(), ptID()
+	resp := p.push(upper, "c1",
+		ptCreate("pages", page2, `{"doc_id":"`+strings.ToUpper(doc2)+`","body":"early"}`),
+		ptCreate("docs", doc2, `{"title":"later"}`),
+	)
+	ptWant(t, "child before its parent", ptFind(t, resp, page2), PushStatusApplied, "")
+
+	var users string
+	pgtest.QueryRow(t, db.Super, `SELECT string_agg(user_id, ',') FROM synchro.clients`).Scan(&users)
+	if users != lower {
+		t.Errorf("clients hold user ids %q, want %q", users, lower)
+	}
 }

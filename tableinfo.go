@@ -74,7 +74,10 @@ type columnInfo struct {
 	typeOID  uint32
 	// typmod is the type modifier of the column's base type, declared on
 	// the column or by its domain (catalogType.typmod); -1 when none.
-	typmod      int
+	typmod int
+	// base is the column's type after looking through domains: what the
+	// code that decides by type (value checks, owner id forms) reads.
+	base        catalogType
 	logicalType string
 	// value says which JSON forms a push may give the column
 	// (pushvalues.go).
