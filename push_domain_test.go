@@ -7,7 +7,10 @@ import (
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
-// This file pushes records into columns whose types are domains.
+// This file pushes records into columns whose types are domains: a domain
+// declared NOT NULL that a record leaves out, the checks of values whose
+// column is a domain over a checked type, owner columns of a domain over
+// uuid, and primary keys of a domain that declares a type modifier.
 
 // dnSchema has columns of domains that refuse NULL: with a default of the
 // column, of the domain, and one protected (which a device never writes).
@@ -218,5 +221,40 @@ CREATE TABLE pages (id uuid PRIMARY KEY, doc_id dom_uuid NOT NULL REFERENCES doc
 	pgtest.QueryRow(t, db.Super, `SELECT string_agg(user_id, ',') FROM synchro.clients`).Scan(&users)
 	if users != lower {
 		t.Errorf("clients hold user ids %q, want %q", users, lower)
+	}
+}
+
+// TestPushDomainKeys: an id is cast to the primary key's base type without
+// a modifier, also when the key is of a domain that declares one, so that
+// an id is never truncated or rounded into another row's key ('abcdef'
+// into 'abc' for a domain over varchar(3), '1.234' into 1.23 for one over
+// numeric(5,2)).
+func TestPushDomainKeys(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `
+CREATE DOMAIN dk_code AS varchar(3);
+CREATE DOMAIN dk_num AS numeric(5,2);
+CREATE TABLE dk_codes (id dk_code PRIMARY KEY, user_id text NOT NULL, label text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE dk_nums (id dk_num PRIMARY KEY, user_id text NOT NULL, label text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "dk_codes", OwnerColumn: "user_id"})
+	reg.Register(&TableConfig{TableName: "dk_nums", OwnerColumn: "user_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	p.register("alice", "c1")
+
+	for _, c := range []struct{ table, id, other string }{
+		{"dk_codes", "abc", "abcdef"},
+		{"dk_nums", "1.23", "1.234"},
+	} {
+		ptWant(t, c.table+" create", p.one("alice", "c1", ptCreate(c.table, c.id, `{"label":"kept"}`)), PushStatusApplied, "")
+		ptWant(t, c.table+" update of "+c.other, p.one("alice", "c1", ptUpdate(c.table, c.other, `{"label":"other"}`, ptFuture())), PushStatusRejectedTerminal, reasonRecordNotFound)
+		ptWant(t, c.table+" delete of "+c.other, p.one("alice", "c1", ptDelete(c.table, c.other)), PushStatusRejectedTerminal, reasonRecordNotFound)
+		var label string
+		var deleted bool
+		pgtest.QueryRow(t, db.Super, `SELECT label, deleted_at IS NOT NULL FROM `+c.table+` WHERE id::text = $1`, c.id).Scan(&label, &deleted)
+		if label != "kept" || deleted {
+			t.Errorf("%s row %s: label %q, deleted %v after pushes to %s", c.table, c.id, label, deleted, c.other)
+		}
 	}
 }

@@ -25,7 +25,8 @@ type pushStatements struct {
 }
 
 // pkType is the SQL type a key given as text is cast to: the primary
-// key's type without its modifier. With it, an explicit cast truncates or
+// key's type, after looking through domains, without its modifier. With
+// it, or with a domain that declares one, an explicit cast truncates or
 // rounds ('abcdef' to varchar(3) is 'abc', '1.234' to numeric(5,2) is
 // 1.23), so that an id would name another row.
 func (t *tableInfo) pkType() string {
