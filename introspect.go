@@ -51,8 +51,10 @@ const (
 // (domain_nn reports whether one of those domains is NOT NULL, and the last
 // column is the type modifier of the base type: the column's own or, for a
 // domain, the one the domain declares, as timestamptz(0) in CREATE DOMAIN d
-// AS timestamptz(0)); pk_pos is the column's position in the primary key,
-// NULL when it is not part of it.
+// AS timestamptz(0)); the type the column's values are cast to from text
+// (castType) is the base type without a modifier, since a cast to a domain
+// applies the modifier the domain declares; pk_pos is the column's position
+// in the primary key, NULL when it is not part of it.
 const introspectQuery = `
 WITH RECURSIVE
 req AS (
@@ -82,7 +84,7 @@ dom(start, cur, not_null, typmod) AS (
 	WHERE t.typtype = 'd'
 ),
 base AS (
-	SELECT dom.start, dom.not_null, t.typname, tn.nspname, t.typtype, t.typcategory,
+	SELECT dom.start, dom.not_null, t.oid, t.typname, tn.nspname, t.typtype, t.typcategory,
 	       t.typelem, t.typlen, dom.typmod
 	FROM dom
 	JOIN pg_catalog.pg_type t ON t.oid = dom.cur
@@ -97,7 +99,7 @@ SELECT col.ord,
        col.attnum,
        col.attname::text,
        pg_catalog.format_type(col.atttypid, col.atttypmod),
-       pg_catalog.format_type(col.atttypid, NULL),
+       pg_catalog.format_type(COALESCE(base.oid, col.atttypid), NULL),
        col.atttypid::int8,
        col.attndims,
        col.attnotnull,
@@ -131,7 +133,7 @@ type catalogRelation struct {
 type catalogColumn struct {
 	name       string
 	dbType     string
-	castType   string // format_type(atttypid, NULL): without the type modifier
+	castType   string // format_type of the base type, without a type modifier
 	typeOID    uint32
 	notNull    bool
 	defaultSQL string
@@ -362,7 +364,8 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 			typeOID:     c.typeOID,
 			logicalType: logical,
 			typmod:      c.base.typmod,
-			value:       valueSpecOf(c.base, c.dbType),
+			base:        c.base,
+			value:       valueSpecOf(c.base),
 			nullable:    !c.notNull && !c.base.domainNN,
 			defaultSQL:  c.defaultSQL,
 			defaultKind: kind,

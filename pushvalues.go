@@ -88,13 +88,15 @@ var scalarKinds = map[string]valueKind{
 }
 
 // valueSpecOf returns what a column whose type, after looking through
-// domains, is t (printed as dbType) accepts. It follows mapLogicalType:
-// arrays are arrays of their element's forms (a built-in element type is
-// known by the array type's name, "_int4"; another one is valueAny); enums,
-// ranges and the other types read from text are strings.
-func valueSpecOf(t catalogType, dbType string) valueSpec {
+// domains, is t accepts. It follows mapLogicalType: arrays are arrays of
+// their element's forms (a built-in element type is known by the array
+// type's name, "_int4"; another one is valueAny); enums, ranges and the
+// other types read from text are strings. A numeric (or numeric array)
+// with a modifier, on the column or declared by a domain, holds no
+// infinity.
+func valueSpecOf(t catalogType) valueSpec {
 	builtin := t.schema == "pg_catalog"
-	spec := valueSpec{kind: valueString, noInfinity: strings.HasPrefix(dbType, "numeric(")}
+	spec := valueSpec{kind: valueString, noInfinity: builtin && (t.name == "numeric" || t.name == "_numeric") && t.typmod >= 0}
 	if t.arrayDims > 0 || t.category == "A" || (t.elem != 0 && t.length == -1) {
 		spec.array, spec.kind = true, valueAny
 		if elem, ok := strings.CutPrefix(t.name, "_"); ok && builtin {

@@ -67,14 +67,19 @@ type tableInfo struct {
 type columnInfo struct {
 	name   string
 	dbType string // format_type(atttypid, atttypmod)
-	// castType is the type without its modifier (format_type(atttypid,
-	// NULL)): what a key given as text is cast to, so that the cast never
-	// truncates or rounds it into another row's key (see pkType).
+	// castType is the type, after looking through domains, without its
+	// modifier (format_type(base type, NULL)): what a key given as text is
+	// cast to, so that the cast never truncates or rounds it into another
+	// row's key (see pkType), as a cast to a varchar(3) or a domain over
+	// it would.
 	castType string
 	typeOID  uint32
 	// typmod is the type modifier of the column's base type, declared on
 	// the column or by its domain (catalogType.typmod); -1 when none.
-	typmod      int
+	typmod int
+	// base is the column's type after looking through domains: what the
+	// code that decides by type (value checks, owner id forms) reads.
+	base        catalogType
 	logicalType string
 	// value says which JSON forms a push may give the column
 	// (pushvalues.go).

@@ -2,6 +2,7 @@ package synchro
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/synchrosync/synchro/internal/pgident"
@@ -24,7 +25,8 @@ type pushStatements struct {
 }
 
 // pkType is the SQL type a key given as text is cast to: the primary
-// key's type without its modifier. With it, an explicit cast truncates or
+// key's type, after looking through domains, without its modifier. With
+// it, or with a domain that declares one, an explicit cast truncates or
 // rounds ('abcdef' to varchar(3) is 'abc', '1.234' to numeric(5,2) is
 // 1.23), so that an id would name another row.
 func (t *tableInfo) pkType() string {
@@ -137,12 +139,31 @@ func (t *tableInfo) columnTime(col, at string) string {
 	return at
 }
 
+// recordSQL is the FROM item that reads each object of the JSON array $1
+// as e(doc, o), its position o, and its values as the record r of exactly
+// the columns cols, each converted to the column's type (with its
+// modifier, as format_type prints it) as a column of the table would be:
+// jsonb_to_record with a column definition list. Not
+// jsonb_populate_record(NULL::table, ...): that also runs the input of
+// every column the object leaves out, with NULL, so a column of a domain
+// declared NOT NULL (or CHECK (VALUE IS NOT NULL)) fails a create that
+// leaves it to its default and every update that does not set it.
+func (t *tableInfo) recordSQL(cols []string) string {
+	defs := make([]string, len(cols))
+	for i, c := range cols {
+		defs[i] = pgident.Quote(c) + " " + t.column(c).dbType
+	}
+	return fmt.Sprintf(`jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, o), LATERAL jsonb_to_record(e.doc) AS r(%s)`,
+		strings.Join(defs, ", "))
+}
+
 // insertSQL inserts one row per object of the JSON array $1, setting the
-// columns cols converted to their types by jsonb_populate_record, and
-// updated-at to the record's edit time ($2, see pusher.editTime). It
-// returns each row's position in $1 and its new updated-at. The source rows
-// get generated column names (o, v1, v2, ...), so no table column can clash
-// with an alias.
+// columns cols (the primary key among them) converted to their types by
+// recordSQL, the other columns to their defaults, and updated-at to the
+// record's edit time ($2, see pusher.editTime). It returns each row's
+// position in $1 and its new updated-at. The source rows get generated
+// column names (o, v1, v2, ...), so no table column can clash with an
+// alias.
 func (t *tableInfo) insertSQL(cols []string) string {
 	var names, srcCols, picks, values []string
 	pkSrc := ""
@@ -165,18 +186,19 @@ func (t *tableInfo) insertSQL(cols []string) string {
 	}
 	pk := pgident.Quote(t.pk)
 	return fmt.Sprintf(`WITH src(o, %s) AS MATERIALIZED (
-	SELECT e.o, %s FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, o), LATERAL jsonb_populate_record(NULL::%s, e.doc) AS r
+	SELECT e.o, %s FROM %s
 ), ins AS (
 	INSERT INTO %s (%s) SELECT %s FROM src ORDER BY src.o RETURNING *
 )
 SELECT src.o, %s FROM ins JOIN src ON src.%s = ins.%s`,
-		strings.Join(srcCols, ", "), strings.Join(picks, ", "), t.quoted,
+		strings.Join(srcCols, ", "), strings.Join(picks, ", "), t.recordSQL(cols),
 		t.quoted, strings.Join(names, ", "), strings.Join(values, ", "),
 		returning, pkSrc, pk)
 }
 
 // updateSQL updates one row per object of the JSON array $1 (matched by
-// primary key), setting the columns cols and updated-at to the row's new
+// primary key, which each object holds besides the columns cols), setting
+// the columns cols (converted by recordSQL) and updated-at to the row's new
 // version (versionSQL of the record's edit time, $2) and, when
 // resurrecting, clearing deleted-at. It returns each row's position in $1
 // and its new updated-at.
@@ -198,10 +220,14 @@ func (t *tableInfo) updateSQL(cols []string, resurrect bool) string {
 		// Nothing to write: touch the key so the row is still reported.
 		set = append(set, pk+" = x."+pk)
 	}
+	read := cols
+	if !slices.Contains(cols, t.pk) {
+		read = append(slices.Clip(cols), t.pk)
+	}
 	return fmt.Sprintf(`UPDATE %s AS x SET %s
-FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(doc, o), LATERAL jsonb_populate_record(NULL::%s, e.doc) AS r
+FROM %s
 WHERE x.%s = r.%s RETURNING e.o, %s`,
-		t.quoted, strings.Join(set, ", "), t.quoted, pk, pk, returning)
+		t.quoted, strings.Join(set, ", "), t.recordSQL(read), pk, pk, returning)
 }
 
 // distinctKeysSQL counts the distinct primary keys the ids of $1 spell, to

@@ -49,15 +49,16 @@ func ownerForms(info map[string]*tableInfo) map[ownerForm]bool {
 }
 
 // formOfColumn returns the form PostgreSQL prints values of col in, as far
-// as canonical knows it; nil (no such column) is ownerFormAsIs.
+// as canonical knows it, by its type after looking through domains (a
+// domain over uuid prints as uuid); nil (no such column) is ownerFormAsIs.
 func formOfColumn(col *columnInfo) ownerForm {
-	if col == nil {
+	if col == nil || col.base.schema != "pg_catalog" {
 		return ownerFormAsIs
 	}
-	switch col.dbType {
+	switch col.base.name {
 	case "uuid":
 		return ownerFormUUID
-	case "smallint", "integer", "bigint":
+	case "int2", "int4", "int8":
 		return ownerFormInteger
 	}
 	return ownerFormAsIs
