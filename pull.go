@@ -629,8 +629,17 @@ func (b *pageBuilder) add(boundary int64, cut, seq pgtype.Int8, table, id pgtype
 // hydrate reads the current rows of the page's records that are not
 // deletes, one query per table, in table dependency order.
 func (p *puller) hydrate(ctx context.Context, tx pullTx, entries []*pageEntry) error {
+	n := 0
+	for _, en := range entries {
+		if en.op != OpDelete && !en.hydrated {
+			n++
+		}
+	}
+	if n == 0 { // the page statement read them all (readPageHydrated)
+		return nil
+	}
 	ids := map[string][]string{}
-	want := make(map[[2]string]*pageEntry, len(entries))
+	want := make(map[[2]string]*pageEntry, n)
 	for _, en := range entries {
 		if en.op == OpDelete || en.hydrated {
 			continue
