@@ -174,9 +174,10 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 		pending = true
 	}
 
+	recorded := false
 	if pending {
-		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp}
-		if boundary, err = p.run(ctx, append(slices.Clone(subs), bucket.Client(c.ID)), req.Checkpoint); err != nil {
+		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp, client: c}
+		if boundary, recorded, err = p.run(ctx, append(slices.Clone(subs), bucket.Client(c.ID)), req.Checkpoint); err != nil {
 			return nil, err
 		}
 		if req.Checkpoint < boundary { // compaction passed it meanwhile
@@ -184,8 +185,10 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 			return resp, nil
 		}
 	}
-	if err := e.recordPull(ctx, c, req.Checkpoint, resp.Checkpoint); err != nil {
-		return nil, err
+	if !recorded {
+		if err := e.recordPull(ctx, c, req.Checkpoint, resp.Checkpoint); err != nil {
+			return nil, err
+		}
 	}
 	if e.hooks.OnPullComplete != nil {
 		e.hooks.OnPullComplete(ctx, c.ClientID, resp.Checkpoint, len(resp.Changes)+len(resp.Deletes))
@@ -313,16 +316,36 @@ func (e *Engine) touchInterval() time.Duration {
 // the time, and that the client is active. When none of that would change
 // but the time, and the time was recorded recently (see touchInterval),
 // nothing is written.
+//
+// A pull that read a page on pgx's connection has it recorded there
+// instead, sent with its read transaction's COMMIT (see pgxPullTx.commit):
+// the same statement, after the commit, as a transaction of its own.
 func (e *Engine) recordPull(ctx context.Context, c *clientRow, acked, delivered int64) error {
-	if c.IsActive && c.ackedSeq != nil && *c.ackedSeq == acked && c.LastPullSeq != nil && *c.LastPullSeq == delivered &&
-		c.LastPullAt != nil && c.LastSyncAt != nil && time.Since(*c.LastSyncAt) < e.touchInterval() {
+	rec := e.pullRecord(c, acked, delivered)
+	if rec == nil {
 		return nil
 	}
-	_, err := e.db.ExecContext(ctx, store.RecordPull, c.ID, delivered, acked)
+	_, err := e.db.ExecContext(ctx, store.RecordPull, rec.id, rec.delivered, rec.acked)
 	if err != nil {
 		return fmt.Errorf("synchro: recording the pull: %w", err)
 	}
 	return nil
+}
+
+// pullRecord is what recordPull writes: store.RecordPull's parameters.
+type pullRecord struct {
+	id               string
+	delivered, acked int64
+}
+
+// pullRecord returns what recordPull writes for the client c, nil when
+// nothing needs writing.
+func (e *Engine) pullRecord(c *clientRow, acked, delivered int64) *pullRecord {
+	if c.IsActive && c.ackedSeq != nil && *c.ackedSeq == acked && c.LastPullSeq != nil && *c.LastPullSeq == delivered &&
+		c.LastPullAt != nil && c.LastSyncAt != nil && time.Since(*c.LastSyncAt) < e.touchInterval() {
+		return nil
+	}
+	return &pullRecord{id: c.ID, delivered: delivered, acked: acked}
 }
 
 // puller builds one pull page.
@@ -334,6 +357,8 @@ type puller struct {
 	filter map[string]bool
 	limit  int
 	resp   *PullResponse
+	// client is the client's row, for recording the pull (recordPull).
+	client *clientRow
 }
 
 // pageEntry is one record of a page after merging its changelog entries.
@@ -349,49 +374,64 @@ type pageEntry struct {
 }
 
 // run reads and hydrates the page in one read-only transaction and returns
-// the compaction boundary read in it. buckets are the buckets to read the
-// changelog of (the subscriptions and the client's private bucket).
-func (p *puller) run(ctx context.Context, buckets []string, checkpoint int64) (int64, error) {
+// the compaction boundary read in it, and whether the pull was recorded
+// with the transaction's commit (see recordPull). buckets are the buckets
+// to read the changelog of (the subscriptions and the client's private
+// bucket).
+func (p *puller) run(ctx context.Context, buckets []string, checkpoint int64) (int64, bool, error) {
 	_, sqlRules := p.e.ownership.(*JoinResolver)
-	var boundary int64
+	var (
+		boundary int64
+		recorded bool
+	)
 	err := p.e.inPullTx(ctx, sqlRules, func(tx pullTx) error {
 		var err error
-		boundary, err = p.runIn(ctx, tx, buckets, checkpoint)
+		boundary, recorded, err = p.runIn(ctx, tx, buckets, checkpoint)
 		return err
 	})
-	return boundary, err
+	return boundary, recorded, err
 }
 
 // runIn is run in the transaction tx.
-func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpoint int64) (int64, error) {
+func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpoint int64) (int64, bool, error) {
 	if err := tx.exec(ctx, pullSettingsSQL, p.userID); err != nil {
-		return 0, fmt.Errorf("synchro: pull: %w", err)
+		return 0, false, fmt.Errorf("synchro: pull: %w", err)
 	}
 	perBucket := bucketReadCap(p.limit, len(buckets))
 	page, err := p.readPage(ctx, tx, buckets, checkpoint, perBucket)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if page.short && perBucket < p.limit && checkpoint >= page.boundary {
 		// One bucket holds most of what follows: read each bucket as far
 		// as a whole page could reach.
 		if page, err = p.readPage(ctx, tx, buckets, checkpoint, p.limit); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	if checkpoint < page.boundary {
-		return page.boundary, nil
+		return page.boundary, false, nil
 	}
 	if err := p.hydrate(ctx, tx, page.entries); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	if err := tx.commit(ctx); err != nil {
-		return 0, fmt.Errorf("synchro: pull: %w", err)
+	delivered := checkpoint
+	if page.n > 0 {
+		delivered = page.last
+	}
+	recorded, err := tx.commit(ctx, p.e.pullRecord(p.client, checkpoint, delivered))
+	if err != nil {
+		return 0, false, err
 	}
 	p.resp.HasMore = page.hasMore
-	if page.n > 0 {
-		p.resp.Checkpoint = page.last
+	p.resp.Checkpoint = delivered
+	changes := 0
+	for _, en := range page.entries {
+		if en.record != nil {
+			changes++
+		}
 	}
+	p.resp.Changes = slices.Grow(p.resp.Changes, changes)
 	for _, en := range page.entries {
 		if en.record != nil {
 			p.resp.Changes = append(p.resp.Changes, *en.record)
@@ -399,7 +439,7 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 			p.resp.Deletes = append(p.resp.Deletes, DeleteEntry{ID: en.id, TableName: en.table})
 		}
 	}
-	return page.boundary, nil
+	return page.boundary, recorded, nil
 }
 
 // bucketReadCap is how many changelog entries a page reads from each of n
@@ -475,7 +515,7 @@ type changelogPage struct {
 // and that entry, when it is of a table the request wants, says there is
 // more.
 func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, checkpoint int64, perBucket int) (page *changelogPage, err error) {
-	if t, ok := tx.(pgxPullTx); ok && p.filter == nil {
+	if t, ok := tx.(*pgxPullTx); ok && p.filter == nil {
 		// The page and the rows of the tables the previous page
 		// delivered (see Engine.pullPage).
 		cache := &p.m.snap.pullPageCache
@@ -589,8 +629,17 @@ func (b *pageBuilder) add(boundary int64, cut, seq pgtype.Int8, table, id pgtype
 // hydrate reads the current rows of the page's records that are not
 // deletes, one query per table, in table dependency order.
 func (p *puller) hydrate(ctx context.Context, tx pullTx, entries []*pageEntry) error {
+	n := 0
+	for _, en := range entries {
+		if en.op != OpDelete && !en.hydrated {
+			n++
+		}
+	}
+	if n == 0 { // the page statement read them all (readPageHydrated)
+		return nil
+	}
 	ids := map[string][]string{}
-	want := make(map[[2]string]*pageEntry, len(entries))
+	want := make(map[[2]string]*pageEntry, n)
 	for _, en := range entries {
 		if en.op == OpDelete || en.hydrated {
 			continue

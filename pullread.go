@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file holds pull's hydration with the default ownership rules: the
@@ -151,8 +152,38 @@ const pullChunkSize = 64 << 10
 // object writes the JSON object of one row; vals are the values of the
 // columns that the statement returns (every column but the null ones), nil
 // for SQL NULL. The result stays valid after vals are reused.
-func (w *pullRowWriter) object(vals []sql.RawBytes) []byte {
-	b := w.scratch[:0]
+//
+// The object is written in place at the end of the current buffer when
+// the buffer has room for the longest it could be (every byte of every
+// value escaped); rows too long for that are written aside and copied.
+func (w *pullRowWriter) object(vals [][]byte) []byte {
+	most := 1
+	for _, c := range w.cols {
+		most += len(c.key) + len("null")
+	}
+	for _, v := range vals {
+		most += 6*len(v) + len(`"":00 BC`)
+	}
+	if most > pullChunkSize/4 {
+		b := w.write(w.scratch[:0], vals)
+		w.scratch = b
+		if len(w.chunk)+len(b) > cap(w.chunk) {
+			w.chunk = make([]byte, 0, max(pullChunkSize, len(b)))
+		}
+		start := len(w.chunk)
+		w.chunk = append(w.chunk, b...)
+		return w.chunk[start:len(w.chunk):len(w.chunk)]
+	}
+	if len(w.chunk)+most > cap(w.chunk) {
+		w.chunk = make([]byte, 0, pullChunkSize)
+	}
+	start := len(w.chunk)
+	w.chunk = w.write(w.chunk, vals) // stays within the buffer
+	return w.chunk[start:len(w.chunk):len(w.chunk)]
+}
+
+// write appends the JSON object of one row (see object) to b.
+func (w *pullRowWriter) write(b []byte, vals [][]byte) []byte {
 	v := 0
 	for _, c := range w.cols {
 		b = append(b, c.key...)
@@ -175,14 +206,7 @@ func (w *pullRowWriter) object(vals []sql.RawBytes) []byte {
 			b = appendPGJSONString(b, val)
 		}
 	}
-	b = append(b, '}')
-	w.scratch = b
-	if len(w.chunk)+len(b) > cap(w.chunk) {
-		w.chunk = make([]byte, 0, max(pullChunkSize, len(b)))
-	}
-	start := len(w.chunk)
-	w.chunk = append(w.chunk, b...)
-	return w.chunk[start:len(w.chunk):len(w.chunk)]
+	return append(b, '}')
 }
 
 // appendPGJSONString appends s as a JSON string the way PostgreSQL's
@@ -244,13 +268,24 @@ func appendPGTimestampJSON(b, s []byte) []byte {
 	b = append(b, 'T')
 	rest := s[sp+1:]
 	b = append(b, rest...)
-	if i := bytes.LastIndexAny(rest, "+-"); i >= 0 && bytes.IndexByte(rest[i:], ':') < 0 {
+	if i := lastSign(rest); i >= 0 && bytes.IndexByte(rest[i:], ':') < 0 {
 		b = append(b, ":00"...)
 	}
 	if bc {
 		b = append(b, " BC"...)
 	}
 	return append(b, '"')
+}
+
+// lastSign is the index of the last + or - of s, -1 when there is none
+// (bytes.LastIndexAny, without building its set of bytes on every call).
+func lastSign(s []byte) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '+' || s[i] == '-' {
+			return i
+		}
+	}
+	return -1
 }
 
 // isJSONNumber reports whether b is a number by the JSON grammar:
@@ -305,6 +340,7 @@ func hydrateRows(ctx context.Context, tx *sql.Tx, info *tableInfo, st *pullHydra
 		id      string
 		updated pgtype.Timestamptz
 		vals    = make([]sql.RawBytes, n)
+		view    = make([][]byte, n)
 		dest    = make([]any, 0, n+2)
 		w       = pullRowWriter{cols: st.cols}
 		out     = make([]*Record, 0, len(ids))
@@ -321,8 +357,11 @@ func hydrateRows(ctx context.Context, tx *sql.Tx, info *tableInfo, st *pullHydra
 		if len(out) == len(recs) {
 			return nil, fmt.Errorf("more rows than the %d ids asked for", len(ids))
 		}
+		for i, v := range vals {
+			view[i] = v
+		}
 		r := &recs[len(out)]
-		r.ID, r.TableName, r.Data = id, info.cfg.TableName, w.object(vals)
+		r.ID, r.TableName, r.Data = id, info.cfg.TableName, w.object(view)
 		r.UpdatedAt = finiteTime(updated)
 		out = append(out, r)
 	}
@@ -390,7 +429,10 @@ type pullTx interface {
 	query(ctx context.Context, query string, args ...any) (pullRows, error)
 	// hydrate runs st for ids and subs (see hydrateRows).
 	hydrate(ctx context.Context, info *tableInfo, st *pullHydration, ids, subs []string) ([]*Record, error)
-	commit(ctx context.Context) error
+	// commit commits the transaction and reports whether it recorded the
+	// pull rec (see Engine.recordPull) too; when it did not, the caller
+	// records it. Its errors are wrapped for Pull to return.
+	commit(ctx context.Context, rec *pullRecord) (bool, error)
 }
 
 // pullRows are the rows of a pullTx query.
@@ -426,27 +468,157 @@ func (t sqlPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydrati
 	return hydrateRows(ctx, t.tx, info, st, ids, subs)
 }
 
-func (t sqlPullTx) commit(context.Context) error { return t.tx.Commit() }
+// commit commits; the pull is recorded afterwards, by the caller.
+func (t sqlPullTx) commit(context.Context, *pullRecord) (bool, error) {
+	if err := t.tx.Commit(); err != nil {
+		return false, fmt.Errorf("synchro: pull: %w", err)
+	}
+	return false, nil
+}
 
 // pgxPullTx is a pullTx of pgx, on the connection of the pool's driver.
-type pgxPullTx struct{ tx pgx.Tx }
+//
+// It saves round trips: the transaction's BEGIN and the statements run
+// with exec before its first query (pullSettingsSQL) are not sent on their
+// own but queued, and go with that query in one pipeline (a pgx batch);
+// commit sends COMMIT with the recording of the pull in another. A read
+// of a page of 1000 then takes two round trips instead of four, and the
+// recording none of its own (docs/benchmarks.md, issue 14 item 4, third
+// round). PostgreSQL runs the pipeline's statements one after the other,
+// as if each had been sent alone: the settings apply to the query, which
+// is planned after they ran, and the transaction's snapshot is taken by
+// the first statement after BEGIN, as before.
+type pgxPullTx struct {
+	conn *pgx.Conn
+	// prologue holds BEGIN and the statements queued by exec until the
+	// first query sends them; nil once sent.
+	prologue *pgx.Batch
+}
 
-func (t pgxPullTx) exec(ctx context.Context, query string, args ...any) error {
-	_, err := t.tx.Exec(ctx, query, args...)
+// pullBeginSQL begins a pull's read transaction (readTxOptions).
+const pullBeginSQL = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+// newPgxPullTx returns the transaction of a pull on conn, not begun yet:
+// BEGIN goes with the first query.
+func newPgxPullTx(conn *pgx.Conn) *pgxPullTx {
+	b := &pgx.Batch{}
+	b.Queue(pullBeginSQL)
+	return &pgxPullTx{conn: conn, prologue: b}
+}
+
+func (t *pgxPullTx) exec(ctx context.Context, query string, args ...any) error {
+	if t.prologue != nil {
+		t.prologue.Queue(query, args...)
+		return nil
+	}
+	_, err := t.conn.Exec(ctx, query, args...)
 	return err
 }
 
-func (t pgxPullTx) query(ctx context.Context, query string, args ...any) (pullRows, error) {
-	return t.tx.Query(ctx, query, args...)
+func (t *pgxPullTx) query(ctx context.Context, query string, args ...any) (pullRows, error) {
+	return t.rows(ctx, query, args...)
 }
 
-func (t pgxPullTx) commit(ctx context.Context) error { return t.tx.Commit(ctx) }
+// rows runs query, with the prologue before it when it has not been sent.
+func (t *pgxPullTx) rows(ctx context.Context, query string, args ...any) (pgx.Rows, error) {
+	b := t.prologue
+	if b == nil {
+		return t.conn.Query(ctx, query, args...)
+	}
+	t.prologue = nil
+	b.Queue(query, args...)
+	br := t.conn.SendBatch(ctx, b)
+	for range len(b.QueuedQueries) - 1 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// batchRows are the rows of the last query of a batch: when they are done
+// or closed, the batch is read to its end, and Err reports its error.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	closed bool
+	err    error
+}
+
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	r.err = r.br.Close()
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// commit commits the transaction, and when rec is not nil records the pull
+// in the same round trip, after the commit, as a statement of its own.
+func (t *pgxPullTx) commit(ctx context.Context, rec *pullRecord) (bool, error) {
+	if t.prologue != nil { // nothing was sent: there is no transaction
+		t.prologue = nil
+		return false, nil
+	}
+	if rec == nil {
+		if _, err := t.conn.Exec(ctx, "COMMIT"); err != nil {
+			return false, fmt.Errorf("synchro: pull: %w", err)
+		}
+		return false, nil
+	}
+	b := &pgx.Batch{}
+	b.Queue("COMMIT")
+	b.Queue(store.RecordPull, rec.id, rec.delivered, rec.acked)
+	br := t.conn.SendBatch(ctx, b)
+	defer func() { _ = br.Close() }()
+	if _, err := br.Exec(); err != nil {
+		return false, fmt.Errorf("synchro: pull: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return false, fmt.Errorf("synchro: recording the pull: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return false, fmt.Errorf("synchro: recording the pull: %w", err)
+	}
+	return true, nil
+}
+
+// rollback ends the transaction when it is open or failed; errors are
+// ignored (a connection that broke is closed, and the pool drops it).
+func (t *pgxPullTx) rollback(ctx context.Context) {
+	if t.conn.IsClosed() || t.conn.PgConn().TxStatus() == 'I' {
+		return
+	}
+	_, _ = t.conn.Exec(ctx, "ROLLBACK")
+}
 
 // hydrate is hydrateRows reading the values pgx received in place: the id
 // and every delivered column are text, whose wire form in either format is
 // the text itself.
-func (t pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydration, ids, subs []string) ([]*Record, error) {
-	rows, err := t.tx.Query(ctx, st.sql, ids, subs)
+func (t *pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydration, ids, subs []string) ([]*Record, error) {
+	rows, err := t.rows(ctx, st.sql, ids, subs)
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +630,6 @@ func (t pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydrati
 	var (
 		updated pgtype.Timestamptz
 		dest    = make([]any, n+2)
-		vals    = make([]sql.RawBytes, n)
 		w       = pullRowWriter{cols: st.cols}
 		out     = make([]*Record, 0, len(ids))
 		recs    = make([]Record, len(ids))
@@ -475,11 +646,8 @@ func (t pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydrati
 		if len(raw) != n+2 {
 			return nil, fmt.Errorf("hydration returned %d columns, want %d", len(raw), n+2)
 		}
-		for i := range vals {
-			vals[i] = raw[2+i]
-		}
 		r := &recs[len(out)]
-		r.ID, r.TableName, r.Data = string(raw[0]), info.cfg.TableName, w.object(vals)
+		r.ID, r.TableName, r.Data = string(raw[0]), info.cfg.TableName, w.object(raw[2:])
 		r.UpdatedAt = finiteTime(updated)
 		out = append(out, r)
 	}
@@ -511,12 +679,9 @@ func (e *Engine) inPullTx(ctx context.Context, sqlRules bool, f func(pullTx) err
 				return nil
 			}
 			native = true
-			tx, err := c.Conn().BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-			if err != nil {
-				return fmt.Errorf("synchro: pull: %w", err)
-			}
-			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-			return f(pgxPullTx{tx})
+			tx := newPgxPullTx(c.Conn())
+			defer tx.rollback(context.WithoutCancel(ctx))
+			return f(tx)
 		})
 		if native || err != nil {
 			return err

@@ -97,7 +97,7 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELE
 				p.e.pullViaSQL = viaSQL // the subtests run one after the other
 				want, got, page := map[string]string{}, map[string]string{}, map[string]string{}
 				err := p.e.inPullTx(ctx, true, func(tx pullTx) error {
-					if _, native := tx.(pgxPullTx); native == viaSQL {
+					if _, native := tx.(*pgxPullTx); native == viaSQL {
 						t.Errorf("transaction %T with pullViaSQL %v", tx, viaSQL)
 					}
 					if err := tx.exec(ctx, `SELECT set_config('DateStyle', 'SQL, DMY', true)`); err != nil {
