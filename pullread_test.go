@@ -2,8 +2,10 @@ package synchro
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -255,5 +257,113 @@ INSERT INTO ph VALUES (1, 'u1', 'a', 'infinity'), (2, 'u1', 'b', '2026-01-02 03:
 		if !recs[0].UpdatedAt.IsZero() || !recs[1].UpdatedAt.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
 			t.Errorf("%s: updated_at %v and %v, want zero (infinity) and 2026-01-02T03:04:05Z", name, recs[0].UpdatedAt, recs[1].UpdatedAt)
 		}
+	}
+}
+
+// TestPullUnderExecModes: pgx's database/sql driver can be told how to
+// send statements (default_query_exec_mode in the connection string; the
+// simple protocol is what PgBouncer's transaction pooling often needs).
+// The pull on pgx's own connection sends its statements as batches and
+// reads the page's columns from their wire form when the formats are the
+// ones it asked for; under every mode a pull over several pages (so the
+// page statement reads rows too) must deliver the same records, byte for
+// byte, as through database/sql (pullViaSQL), and record the pull.
+func TestPullUnderExecModes(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `
+CREATE TABLE pem (
+	id         bigint PRIMARY KEY,
+	user_id    text NOT NULL,
+	title      text,
+	n          numeric,
+	flag       boolean,
+	ts         timestamptz,
+	d          date,
+	arr        int[],
+	raw        bytea,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	deleted_at timestamptz
+);
+INSERT INTO pem (id, user_id, title, n, flag, ts, d, arr, raw)
+SELECT g, 'u1', 'row "' || g || e'"\n', g / 7.0, g % 2 = 0, '2024-03-04 05:06:07.123456+05:30'::timestamptz + g * interval '1 hour',
+	'2024-03-04'::date + g, ARRAY[g, -g], '\x00ff'::bytea
+FROM generate_series(1, 25) AS g;
+UPDATE pem SET title = NULL, ts = 'infinity' WHERE id = 5`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "pem", OwnerColumn: "user_id"})
+	ctx := t.Context()
+
+	// pullAll registers client on an engine over pool, takes a snapshot,
+	// then records a change of every row in the changelog (as capture
+	// would) and pulls them in pages of 4, returning each record's data.
+	pullAll := func(t *testing.T, pool *sql.DB, viaSQL bool, client string) map[string]string {
+		t.Helper()
+		p := ptEngine(t, db, pool, reg, nil)
+		p.e.pullViaSQL = viaSQL
+		p.register("u1", client)
+		snap, err := p.e.Snapshot(ctx, "u1", &SnapshotRequest{ClientID: client, Limit: 1000, SchemaVersion: p.ver, SchemaHash: p.hash})
+		if err != nil || snap.HasMore {
+			t.Fatalf("Snapshot: %v", err)
+		}
+		pgtest.Exec(t, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT 'user:u1', 'pem', g::text, 2 FROM generate_series(1, 25) AS g`)
+		got := map[string]string{}
+		checkpoint := snap.Checkpoint
+		for range 100 {
+			resp, err := p.e.Pull(ctx, "u1", &PullRequest{ClientID: client, Checkpoint: checkpoint, Limit: 4, SchemaVersion: p.ver, SchemaHash: p.hash})
+			if err != nil {
+				t.Fatalf("Pull at %d: %v", checkpoint, err)
+			}
+			if resp.SnapshotRequired {
+				t.Fatalf("Pull at %d: snapshot required (%s)", checkpoint, resp.SnapshotReason)
+			}
+			for _, r := range resp.Changes {
+				got[r.ID] = string(r.Data)
+			}
+			checkpoint = resp.Checkpoint
+			if !resp.HasMore {
+				break
+			}
+		}
+		// The next pull acknowledges the last page's checkpoint.
+		if _, err := p.e.Pull(ctx, "u1", &PullRequest{ClientID: client, Checkpoint: checkpoint, Limit: 4, SchemaVersion: p.ver, SchemaHash: p.hash}); err != nil {
+			t.Fatalf("Pull at %d: %v", checkpoint, err)
+		}
+		var acked int64
+		pgtest.QueryRow(t, db.Super, `SELECT acked_seq FROM synchro.clients WHERE client_id = $1`, client).Scan(&acked)
+		if acked != checkpoint {
+			t.Errorf("client %s: acknowledged checkpoint %d, want %d", client, acked, checkpoint)
+		}
+		return got
+	}
+	want := pullAll(t, db.Super, true, "via-sql")
+	if len(want) != 25 {
+		t.Fatalf("database/sql pull delivered %d records, want 25", len(want))
+	}
+	for _, mode := range []string{"cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			dsn, err := url.Parse(db.DSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := dsn.Query()
+			q.Set("default_query_exec_mode", mode)
+			dsn.RawQuery = q.Encode()
+			pool, err := sql.Open("pgx", dsn.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = pool.Close() })
+			got := pullAll(t, pool, false, "mode-"+mode)
+			for _, id := range slices.Sorted(maps.Keys(want)) {
+				if got[id] != want[id] {
+					t.Errorf("record %s:\n got %s\nwant %s", id, got[id], want[id])
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("%d records, want %d", len(got), len(want))
+			}
+		})
 	}
 }
