@@ -187,16 +187,7 @@ CREATE DOMAIN dom_uuid AS uuid;
 CREATE DOMAIN dom_owner AS dom_uuid NOT NULL;
 CREATE TABLE docs (id dom_uuid PRIMARY KEY, owner_id dom_owner, title text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
 CREATE TABLE pages (id uuid PRIMARY KEY, doc_id dom_uuid NOT NULL REFERENCES docs (id), body text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`)
-	reg := NewRegistry()
-	reg.Register(&TableConfig{TableName: "docs", OwnerColumn: "owner_id"})
-	reg.Register(&TableConfig{TableName: "pages", ParentTable: "docs", ParentFKCol: "doc_id"})
-	if err := reg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	for _, stmt := range GenerateRLSPolicies(reg) {
-		pgtest.Exec(t, db.Super, stmt)
-	}
-	p := ptEngine(t, db, db.App, reg, nil)
+	p := ptDocsUnderRLS(t, db)
 	lower := ptID()
 	upper := strings.ToUpper(lower)
 	p.register(upper, "c1")

@@ -286,11 +286,11 @@ func TestPushChildBeforeParentUnderRLS(t *testing.T) {
 	ptWant(t, "item before its list", ptFind(t, resp, item), PushStatusApplied, "")
 }
 
-// TestPushOwnerIDForms: a user id the auth layer spells in upper case names
-// the same owner as the lower-case uuid PostgreSQL stores.
-func TestPushOwnerIDForms(t *testing.T) {
-	t.Parallel()
-	db := pgtestSetupUUIDOwners(t)
+// ptDocsUnderRLS registers docs (owned by owner_id) and pages (children
+// by doc_id), installs their RLS policies and returns an engine on the
+// role they apply to.
+func ptDocsUnderRLS(t *testing.T, db *pgtest.Database) *ptEnv {
+	t.Helper()
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "docs", OwnerColumn: "owner_id"})
 	reg.Register(&TableConfig{TableName: "pages", ParentTable: "docs", ParentFKCol: "doc_id"})
@@ -301,6 +301,15 @@ func TestPushOwnerIDForms(t *testing.T) {
 		pgtest.Exec(t, db.Super, stmt)
 	}
 	p := ptEngine(t, db, db.App, reg, nil)
+	return p
+}
+
+// TestPushOwnerIDForms: a user id the auth layer spells in upper case names
+// the same owner as the lower-case uuid PostgreSQL stores.
+func TestPushOwnerIDForms(t *testing.T) {
+	t.Parallel()
+	db := pgtestSetupUUIDOwners(t)
+	p := ptDocsUnderRLS(t, db)
 	lower := ptID()
 	upper := strings.ToUpper(lower)
 	braced := "{" + strings.ReplaceAll(upper, "-", "") + "}"
