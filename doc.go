@@ -51,11 +51,16 @@
 // [Engine.Schema] describes every registered table for the clients, which
 // build their local SQLite tables from it: the columns with their
 // PostgreSQL and logical types, nullability and defaults, the primary key
-// and the bucketing configuration. A column's sqlite_default_sql is an
-// SQLite default with the same effect, where one exists; a timestamp column
-// whose default is the current time (now(), CURRENT_TIMESTAMP, ...) gets
-// (strftime('%Y-%m-%dT%H:%M:%fZ','now')), RFC 3339 text in UTC, so rows a
-// device makes carry timestamps the server parses.
+// and the bucketing configuration. A column's default is its own or, when
+// it has none and its type is a domain, the domain's: what PostgreSQL
+// gives an insert that leaves the column out. A column is not nullable
+// when it is NOT NULL or a domain of its type (the domains it is declared
+// over included) is NOT NULL or CHECK (VALUE IS NOT NULL). A column's
+// sqlite_default_sql is an SQLite default with the same effect, where one
+// exists; a timestamp column whose default is the current time (now(),
+// CURRENT_TIMESTAMP, ...) gets (strftime('%Y-%m-%dT%H:%M:%fZ','now')), RFC
+// 3339 text in UTC, so rows a device makes carry timestamps the server
+// parses.
 //
 // A table's columns in the contract are exactly the keys of the row objects
 // that pulls, snapshots and push's server_version deliver: the synced

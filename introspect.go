@@ -48,13 +48,18 @@ const (
 // relation without columns, still yields one row, with NULL column fields.
 //
 // Column types are resolved through any chain of domains to their base type
-// (domain_nn reports whether one of those domains is NOT NULL, and the last
-// column is the type modifier of the base type: the column's own or, for a
-// domain, the one the domain declares, as timestamptz(0) in CREATE DOMAIN d
-// AS timestamptz(0)); the type the column's values are cast to from text
-// (castType) is the base type without a modifier, since a cast to a domain
-// applies the modifier the domain declares; pk_pos is the column's position
-// in the primary key, NULL when it is not part of it.
+// (domain_nn reports whether one of those domains is NOT NULL or has the
+// constraint CHECK (VALUE IS NOT NULL), and the type modifier is the base
+// type's: the column's own or, for a domain, the one the domain declares,
+// as timestamptz(0) in CREATE DOMAIN d AS timestamptz(0)); the type the
+// column's values are cast to from text (castType) is the base type without
+// a modifier, since a cast to a domain applies the modifier the domain
+// declares; pk_pos is the column's position in the primary key, NULL when
+// it is not part of it. The last column is the default of the column's type
+// when that is a domain: the one PostgreSQL uses for an insert that leaves
+// out a column without a default of its own. Only the column's own domain
+// counts: a domain over another copies that one's default when it is
+// created, and the server never looks further down the chain.
 const introspectQuery = `
 WITH RECURSIVE
 req AS (
@@ -77,7 +82,11 @@ dom(start, cur, not_null, typmod) AS (
 	FROM pg_catalog.pg_type t
 	WHERE t.oid IN (SELECT col.atttypid FROM col)
 	UNION ALL
-	SELECT dom.start, t.typbasetype, dom.not_null OR t.typnotnull,
+	SELECT dom.start, t.typbasetype,
+	       dom.not_null OR t.typnotnull OR EXISTS (
+	           SELECT 1 FROM pg_catalog.pg_constraint k
+	            WHERE k.contypid = t.oid AND k.contype = 'c'
+	              AND pg_catalog.pg_get_constraintdef(k.oid) = 'CHECK ((VALUE IS NOT NULL))'),
 	       CASE WHEN dom.typmod <> -1 THEN dom.typmod ELSE t.typtypmod END
 	FROM dom
 	JOIN pg_catalog.pg_type t ON t.oid = dom.cur
@@ -115,7 +124,10 @@ SELECT col.ord,
        base.typcategory::text,
        base.typelem::int8,
        base.typlen,
-       CASE WHEN col.atttypmod <> -1 THEN col.atttypmod ELSE base.typmod END
+       CASE WHEN col.atttypmod <> -1 THEN col.atttypmod ELSE base.typmod END,
+       (SELECT pg_catalog.pg_get_expr(t.typdefaultbin, 0)
+          FROM pg_catalog.pg_type t
+         WHERE t.oid = col.atttypid AND t.typtype = 'd')
 FROM col
 LEFT JOIN base ON base.start = col.atttypid
 ORDER BY col.ord, col.attnum`
@@ -131,14 +143,18 @@ type catalogRelation struct {
 
 // catalogColumn is one column row of introspectQuery.
 type catalogColumn struct {
-	name       string
-	dbType     string
-	castType   string // format_type of the base type, without a type modifier
-	typeOID    uint32
-	notNull    bool
-	defaultSQL string
-	pkPos      int // 1-based position in the primary key, 0 when not part of it
-	base       catalogType
+	name     string
+	dbType   string
+	castType string // format_type of the base type, without a type modifier
+	typeOID  uint32
+	notNull  bool
+	// defaultSQL is the column's default, pg_get_expr(adbin, adrelid), or
+	// when it has none the default of its type, a domain (typeDefault);
+	// "" when neither has one.
+	defaultSQL  string
+	typeDefault bool
+	pkPos       int // 1-based position in the primary key, 0 when not part of it
+	base        catalogType
 }
 
 // catalogType is a column's type after looking through domains.
@@ -150,7 +166,7 @@ type catalogType struct {
 	category  string
 	elem      uint32
 	length    int
-	domainNN  bool // a domain on the way to the base type is NOT NULL
+	domainNN  bool // a domain on the way to the base type is NOT NULL or CHECK (VALUE IS NOT NULL)
 	arrayDims int  // attndims of the column
 	// typmod is the base type's modifier, declared on the column or by a
 	// domain on the way to the base type; -1 when none. For timestamp and
@@ -232,13 +248,14 @@ func readCatalog(ctx context.Context, db DB, quoted []string) ([]catalogRelation
 			nsp, rel, relkind                  string
 			attnum, dims, typlen               sql.NullInt64
 			attname, dbType, castType, dflt    sql.NullString
+			typeDflt                           sql.NullString
 			typeOID, pkPos, typelem, typmod    sql.NullInt64
 			notNull, domainNN                  sql.NullBool
 			typname, typnsp, typtype, category sql.NullString
 		)
 		if err := rows.Scan(&ord, &found, &nsp, &rel, &relkind,
 			&attnum, &attname, &dbType, &castType, &typeOID, &dims, &notNull, &dflt, &pkPos,
-			&domainNN, &typname, &typnsp, &typtype, &category, &typelem, &typlen, &typmod); err != nil {
+			&domainNN, &typname, &typnsp, &typtype, &category, &typelem, &typlen, &typmod, &typeDflt); err != nil {
 			return nil, fmt.Errorf("synchro: reading the catalog: %w", err)
 		}
 		if ord < 1 || ord > int64(len(rels)) {
@@ -253,14 +270,19 @@ func readCatalog(ctx context.Context, db DB, quoted []string) ([]catalogRelation
 		if typmod.Valid {
 			mod = int(typmod.Int64)
 		}
+		def, ofType := dflt.String, false
+		if def == "" && typeDflt.String != "" {
+			def, ofType = typeDflt.String, true
+		}
 		r.columns = append(r.columns, catalogColumn{
-			name:       attname.String,
-			dbType:     dbType.String,
-			castType:   castType.String,
-			typeOID:    uint32(typeOID.Int64),
-			notNull:    notNull.Bool,
-			defaultSQL: dflt.String,
-			pkPos:      int(pkPos.Int64),
+			name:        attname.String,
+			dbType:      dbType.String,
+			castType:    castType.String,
+			typeOID:     uint32(typeOID.Int64),
+			notNull:     notNull.Bool,
+			defaultSQL:  def,
+			typeDefault: ofType,
+			pkPos:       int(pkPos.Int64),
 			base: catalogType{
 				known:     typname.Valid,
 				name:      typname.String,
@@ -409,7 +431,7 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 
 	// Offline defaults: a client must be able to insert into a pushable table
 	// without a value for a NOT NULL column whose default only the server
-	// can compute.
+	// can compute, the column's own or its domain's.
 	if cfg.PushPolicy == PushPolicyOwnerOnly {
 		protected := cfg.protectedSet()
 		for i := range ti.columns {
@@ -420,9 +442,13 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 			if _, ok := protected[c.name]; ok {
 				continue
 			}
+			of := ""
+			if rel.columns[i].typeDefault { // ti.columns are rel.columns, in order
+				of = " (the default of its type " + c.dbType + ")"
+			}
 			return fail(ErrUnsupportedSchemaFeature,
-				"column %q: NOT NULL with default %s, which is not portable to SQLite (clients cannot insert offline); make it nullable, protected, or give it a literal default",
-				c.name, c.defaultSQL)
+				"column %q: NOT NULL with default %s%s, which is not portable to SQLite (clients cannot insert offline); make it nullable, protected, or give it a literal default",
+				c.name, c.defaultSQL, of)
 		}
 	}
 

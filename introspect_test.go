@@ -263,6 +263,87 @@ CREATE TABLE dflt (
 	}
 }
 
+// TestContractDomainDefaults: a column's default in the contract is the
+// column's own, else the one of its type when that is a domain, and it is
+// NOT NULL when the column or any domain on the way to the base type is
+// (NOT NULL or CHECK (VALUE IS NOT NULL)), as PostgreSQL decides an insert
+// that leaves the column out. PostgreSQL takes only the default of the
+// column's own domain: a domain over another copies that one's default when
+// it is created, and a default set on the other later does not reach it
+// (late, checked against the server below).
+func TestContractDomainDefaults(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	pgtest.Exec(t, db.Super, `
+CREATE DOMAIN dd_text AS text NOT NULL DEFAULT '';
+CREATE DOMAIN dd_rank AS integer DEFAULT 0 CHECK (VALUE IS NOT NULL);
+CREATE DOMAIN dd_outer AS dd_text;
+CREATE DOMAIN dd_plain AS text;
+CREATE DOMAIN dd_late AS dd_plain;
+ALTER DOMAIN dd_plain SET DEFAULT 'p';
+CREATE DOMAIN dd_check AS text CHECK (VALUE IS NOT NULL);
+CREATE DOMAIN dd_check_outer AS dd_check;
+CREATE DOMAIN dd_stamp AS timestamptz(3) DEFAULT now();
+CREATE DOMAIN dd_flag AS boolean NOT NULL DEFAULT false;
+CREATE DOMAIN dd_token AS uuid DEFAULT gen_random_uuid();
+CREATE TABLE dd (
+	id         integer PRIMARY KEY,
+	note       dd_text,
+	status     dd_text DEFAULT 'open',
+	rank       dd_rank,
+	outer_note dd_outer,
+	late       dd_late,
+	plain      dd_plain,
+	chk        dd_check_outer,
+	stamp      dd_stamp,
+	flag       dd_flag,
+	token      dd_token,
+	updated_at timestamptz,
+	deleted_at timestamptz
+);
+INSERT INTO dd (id, chk) VALUES (1, 'x');`)
+	var server string
+	pgtest.QueryRow(t, db.Super, `SELECT concat_ws('|', note, status, rank, outer_note, coalesce(late, 'NULL'), plain, flag) FROM dd`).Scan(&server)
+	if server != "|open|0||NULL|p|f" {
+		t.Fatalf("the server's insert gave %s; the expectations below assume |open|0||NULL|p|f", server)
+	}
+
+	reg := newTestRegistry(t, &TableConfig{TableName: "dd"})
+	st := contractTable(t, mustIntrospect(t, db.App, reg), "dd")
+	want := map[string]struct {
+		dflt, kind, sqlite string
+		nullable           bool
+	}{
+		"id":         {"", DefaultKindNone, "", false},
+		"note":       {"''::text", DefaultKindPortable, "''", false},
+		"status":     {"'open'::text", DefaultKindPortable, "'open'", false},
+		"rank":       {"0", DefaultKindPortable, "0", false},
+		"outer_note": {"''::text", DefaultKindPortable, "''", false},
+		"late":       {"", DefaultKindNone, "", true},
+		"plain":      {"'p'::text", DefaultKindPortable, "'p'", true},
+		"chk":        {"", DefaultKindNone, "", false},
+		"stamp":      {"now()", DefaultKindPortable, sqliteNowRFC3339, true},
+		"flag":       {"false", DefaultKindPortable, "0", false},
+		"token":      {"gen_random_uuid()", DefaultKindServerOnly, "", true},
+		"updated_at": {"", DefaultKindNone, "", true},
+		"deleted_at": {"", DefaultKindNone, "", true},
+	}
+	if len(st.Columns) != len(want) {
+		t.Errorf("got %d columns, want %d", len(st.Columns), len(want))
+	}
+	for _, c := range st.Columns {
+		w, ok := want[c.Name]
+		if !ok {
+			t.Errorf("unexpected column %q", c.Name)
+			continue
+		}
+		if c.DefaultSQL != w.dflt || c.DefaultKind != w.kind || c.SQLiteDefaultSQL != w.sqlite || c.Nullable != w.nullable {
+			t.Errorf("column %q: got default %q (%s, SQLite %q), nullable %v; want default %q (%s, SQLite %q), nullable %v",
+				c.Name, c.DefaultSQL, c.DefaultKind, c.SQLiteDefaultSQL, c.Nullable, w.dflt, w.kind, w.sqlite, w.nullable)
+		}
+	}
+}
+
 func TestTypeMapIntrospect(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDatabase(t)
@@ -474,6 +555,10 @@ CREATE TABLE server_default_ok (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), u
 			code text NOT NULL DEFAULT md5(random()::text),
 			maybe text DEFAULT md5(random()::text),
 			created_at timestamptz NOT NULL DEFAULT clock_timestamp());
+CREATE DOMAIN nn_token AS uuid NOT NULL DEFAULT gen_random_uuid();
+CREATE DOMAIN chk_token AS uuid DEFAULT gen_random_uuid() CHECK (VALUE IS NOT NULL);
+CREATE TABLE server_domain_default (id uuid PRIMARY KEY, user_id text, token nn_token);
+CREATE TABLE server_domain_check (id uuid PRIMARY KEY, user_id text, token chk_token);
 CREATE TABLE deleted_not_null (id integer PRIMARY KEY, deleted_at timestamptz NOT NULL);
 CREATE TABLE updated_text (id integer PRIMARY KEY, updated_at text);
 CREATE TABLE custom_ts (id integer PRIMARY KEY, modified_at date);
@@ -580,6 +665,18 @@ CREATE VIEW items_view AS SELECT * FROM items`)
 			sentinel: ErrUnsupportedSchemaFeature,
 			want:     []string{`"server_default"`, `column "code"`, "md5(", "SQLite"},
 		},
+		{
+			name:     "server-only default of a NOT NULL domain on a pushable table",
+			cfgs:     []*TableConfig{{TableName: "server_domain_default", OwnerColumn: "user_id"}},
+			sentinel: ErrUnsupportedSchemaFeature,
+			want:     []string{`"server_domain_default"`, `column "token"`, "gen_random_uuid()", "nn_token", "SQLite"},
+		},
+		{
+			name:     "server-only default of a CHECK (VALUE IS NOT NULL) domain on a pushable table",
+			cfgs:     []*TableConfig{{TableName: "server_domain_check", OwnerColumn: "user_id"}},
+			sentinel: ErrUnsupportedSchemaFeature,
+			want:     []string{`"server_domain_check"`, `column "token"`, "gen_random_uuid()", "chk_token", "SQLite"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -613,6 +710,8 @@ CREATE VIEW items_view AS SELECT * FROM items`)
 			{"read-only", &TableConfig{TableName: "server_default"}},
 			// Protected NOT NULL column, nullable column, PK, created_at.
 			{"protected", &TableConfig{TableName: "server_default_ok", OwnerColumn: "user_id", ProtectedColumns: []string{"code"}}},
+			{"read-only, domain", &TableConfig{TableName: "server_domain_default"}},
+			{"protected, domain", &TableConfig{TableName: "server_domain_default", OwnerColumn: "user_id", ProtectedColumns: []string{"token"}}},
 		}
 		for _, c := range cases {
 			if _, err := introspect(t.Context(), db.App, newTestRegistry(t, c.cfg)); err != nil {

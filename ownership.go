@@ -45,9 +45,11 @@ type JoinResolver struct {
 	// resolver built by NewJoinResolver. ResolveOwner uses its own db
 	// argument instead.
 	db DB
-	// pkTypes caches the SQL type of each table's primary key, read from the
-	// catalog once, so lookups compare in the key's own type and use its index.
-	pkTypes pgcatalog.ColumnTypes
+	// pkTypes caches the type a parent key is cast to for each table's
+	// primary key, read from the catalog once: its base type without a
+	// modifier, so that lookups use the key's index and never truncate or
+	// round a key into another row's.
+	pkTypes pgcatalog.CastTypes
 }
 
 // NewJoinResolver creates a JoinResolver from a registry.
@@ -206,8 +208,9 @@ func (r *JoinResolver) chainValue(ctx context.Context, db DB, chain *tableChain,
 	return &v.String, nil
 }
 
-// pkType returns the SQL type of cfg's primary key column, as format_type
-// prints it, reading the catalog once per table.
+// pkType returns the type a key of cfg's primary key column given as text
+// is cast to (see pgcatalog.CastTypes; tableInfo.pkType is the same for
+// push and pull), reading the catalog once per table.
 func (r *JoinResolver) pkType(ctx context.Context, db DB, cfg *TableConfig) (string, error) {
 	t, err := r.pkTypes.Get(ctx, db, cfg.TableName, cfg.IDColumn)
 	if err != nil {

@@ -1,6 +1,8 @@
 package synchro
 
 import (
+	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
@@ -39,5 +41,77 @@ CREATE TABLE prices (id numeric(5,2) PRIMARY KEY, user_id text NOT NULL, name te
 		if name != "kept" {
 			t.Errorf("%s: %q, want kept", q, name)
 		}
+	}
+}
+
+// TestPushChildKeyIsNotTruncated: the parent key a child record names is
+// cast to the parent key's base type without a modifier when JoinResolver
+// follows the chain, so that it is never truncated or rounded into another
+// parent's key. The keys are varchar(3) and numeric(5,2), plain and of
+// domains over them; the children's parent key columns are wider and have
+// no foreign key, which would refuse the write by itself. The cast used to
+// keep the modifier: a child of "abcdef" (no such parent) was applied as
+// one of "abc", owned through it and put in its owner's bucket, where the
+// parent's absence (parent_not_found, retryable) is the outcome.
+func TestPushChildKeyIsNotTruncated(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `
+CREATE DOMAIN ck_code AS varchar(3);
+CREATE DOMAIN ck_num AS numeric(5,2);
+CREATE TABLE ck_codes (id varchar(3) PRIMARY KEY, user_id text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE ck_nums (id numeric(5,2) PRIMARY KEY, user_id text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE ck_dcodes (id ck_code PRIMARY KEY, user_id text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE ck_dnums (id ck_num PRIMARY KEY, user_id text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE ck_code_notes (id uuid PRIMARY KEY, parent_id text, body text, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE ck_num_notes (id uuid PRIMARY KEY, parent_id numeric, body text, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE ck_dcode_notes (id uuid PRIMARY KEY, parent_id text, body text, updated_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE ck_dnum_notes (id uuid PRIMARY KEY, parent_id numeric, body text, updated_at timestamptz NOT NULL DEFAULT now());`)
+	// json gives a key as a pushed value: a string, or a number.
+	str := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	num := func(s string) string { return s }
+	cases := []struct {
+		parent, child, id, other string
+		json                     func(string) string
+	}{
+		{"ck_codes", "ck_code_notes", "abc", "abcdef", str},
+		{"ck_nums", "ck_num_notes", "1.23", "1.234", num},
+		{"ck_dcodes", "ck_dcode_notes", "abc", "abcdef", str},
+		{"ck_dnums", "ck_dnum_notes", "1.23", "1.234", num},
+	}
+	reg := NewRegistry()
+	for _, c := range cases {
+		reg.Register(&TableConfig{TableName: c.parent, OwnerColumn: "user_id"})
+		reg.Register(&TableConfig{TableName: c.child, ParentTable: c.parent, ParentFKCol: "parent_id"})
+	}
+	p := ptEngine(t, db, db.Super, reg, nil)
+	p.register("alice", "c1")
+
+	for _, c := range cases {
+		t.Run(c.child, func(t *testing.T) {
+			ptWant(t, "parent "+c.id, p.one("alice", "c1", ptCreate(c.parent, c.id, `{"user_id":"alice"}`)), PushStatusApplied, "")
+
+			// The resolver alone: the child of the missing parent has no
+			// bucket, the child of the real one has its owner's.
+			jr := NewJoinResolver(reg)
+			for fk, want := range map[string][]string{c.id: {"user:alice"}, c.other: {}} {
+				got, err := jr.ResolveOwner(t.Context(), db.Super, c.child, ptID(), map[string]any{"parent_id": fk})
+				if err != nil || !slices.Equal(got, want) {
+					t.Errorf("ResolveOwner of a child of %s = %v, %v; want %v", fk, got, err, want)
+				}
+			}
+
+			// Through a push: the child of the missing parent waits for it.
+			orphan := ptID()
+			ptWant(t, "child of "+c.other, p.one("alice", "c1", ptCreate(c.child, orphan, `{"parent_id":`+c.json(c.other)+`,"body":"x"}`)),
+				PushStatusRejectedRetryable, reasonParentNotFound)
+			var n int
+			pgtest.QueryRow(t, db.Super, `SELECT count(*) FROM `+c.child+` WHERE id = $1::uuid`, orphan).Scan(&n)
+			if n != 0 {
+				t.Errorf("the child of %s was written", c.other)
+			}
+			ptWant(t, "child of "+c.id, p.one("alice", "c1", ptCreate(c.child, ptID(), `{"parent_id":`+c.json(c.id)+`,"body":"y"}`)),
+				PushStatusApplied, "")
+		})
 	}
 }

@@ -85,7 +85,7 @@ type columnInfo struct {
 	// (pushvalues.go).
 	value       valueSpec
 	nullable    bool
-	defaultSQL  string // pg_get_expr(adbin, adrelid), "" when none
+	defaultSQL  string // the column's default, else its domain's (catalogColumn.defaultSQL); "" when none
 	defaultKind string // DefaultKindNone, DefaultKindPortable or DefaultKindServerOnly
 	sqliteDflt  string // SQLiteDefaultSQL
 	isPK        bool

@@ -17,36 +17,83 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// ColumnTypes caches column types as format_type prints them ("uuid",
-// "bigint", "character varying(36)"), so that a text parameter can be cast
-// to a column's own type and its index used. It is safe for concurrent use;
-// the zero value is ready.
-type ColumnTypes struct {
+// columnTypeQuery reads a column's type as format_type prints it, with its
+// modifier: $1 is the quoted, possibly schema-qualified table, $2 the column.
+const columnTypeQuery = `
+SELECT format_type(a.atttypid, a.atttypmod)
+  FROM pg_attribute a
+ WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped`
+
+// castTypeQuery reads the type a column's values are cast to from text:
+// its base type, after following any chain of domains, as format_type
+// prints it without a modifier. $1 and $2 as in columnTypeQuery.
+const castTypeQuery = `
+WITH RECURSIVE dom(cur) AS (
+	SELECT a.atttypid
+	  FROM pg_attribute a
+	 WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped
+	UNION ALL
+	SELECT t.typbasetype FROM dom JOIN pg_type t ON t.oid = dom.cur WHERE t.typtype = 'd'
+)
+SELECT format_type(t.oid, NULL) FROM dom JOIN pg_type t ON t.oid = dom.cur WHERE t.typtype <> 'd'`
+
+// typeCache caches the answer of one of the queries above per table and
+// column. The zero value is ready.
+type typeCache struct {
 	m sync.Map // table + "\x00" + column -> string
 }
 
-// Get returns the type of column in table (a possibly schema-qualified
-// registered name), reading the catalog on the first call for that column.
-func (c *ColumnTypes) Get(ctx context.Context, db Querier, table, column string) (string, error) {
+func (c *typeCache) get(ctx context.Context, db Querier, query, table, column string) (string, error) {
 	key := table + "\x00" + column
 	if t, ok := c.m.Load(key); ok {
 		return t.(string), nil
 	}
 	var t string
-	err := db.QueryRowContext(ctx, `
-SELECT format_type(a.atttypid, a.atttypmod)
-  FROM pg_attribute a
- WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped`,
-		pgident.QuoteQualified(table), column).Scan(&t)
-	if err != nil {
+	if err := db.QueryRowContext(ctx, query, pgident.QuoteQualified(table), column).Scan(&t); err != nil {
 		return "", err
 	}
 	c.m.Store(key, t)
 	return t, nil
 }
 
+// ColumnTypes caches column types as format_type prints them ("uuid",
+// "bigint", "character varying(36)"), so that a text parameter can be cast
+// to a column's own type and its index used. It is safe for concurrent use;
+// the zero value is ready.
+//
+// The type keeps its modifier, and a domain is named as such: an explicit
+// cast to it truncates or rounds ('abcdef' to varchar(3) is 'abc'). A value
+// that need not be one of the column's own is cast to a type of CastTypes.
+type ColumnTypes struct {
+	c typeCache
+}
+
+// Get returns the type of column in table (a possibly schema-qualified
+// registered name), reading the catalog on the first call for that column.
+func (c *ColumnTypes) Get(ctx context.Context, db Querier, table, column string) (string, error) {
+	return c.c.get(ctx, db, columnTypeQuery, table, column)
+}
+
 // Reset forgets every cached type, so that the next Get reads the catalog
 // again (after a table may have changed).
 func (c *ColumnTypes) Reset() {
-	c.m.Clear()
+	c.c.m.Clear()
+}
+
+// CastTypes caches the types that a key given as text is cast to, for a
+// lookup by a column: the column's base type, after looking through
+// domains, without a modifier ("character varying", "numeric", "uuid"), as
+// format_type prints it. A cast to it never truncates or rounds the key
+// into another row's, as one to varchar(3), numeric(5,2) or a domain over
+// them would, and the column's index is still used. It is safe for
+// concurrent use; the zero value is ready.
+type CastTypes struct {
+	c typeCache
+}
+
+// Get returns the cast type of column in table (a possibly
+// schema-qualified registered name), reading the catalog on the first call
+// for that column.
+func (c *CastTypes) Get(ctx context.Context, db Querier, table, column string) (string, error) {
+	return c.c.get(ctx, db, castTypeQuery, table, column)
 }

@@ -103,3 +103,100 @@ func TestContractSQLiteTimestampDefaults(t *testing.T) {
 		t.Errorf("day: SQLite default gave %q, want a date", day.String)
 	}
 }
+
+// TestContractSQLiteDomainDefaults: a device's table built from the
+// contract gives a column of a domain what the server gives it when an
+// insert leaves it out, the domain's default, and refuses NULL where the
+// domain does. The columns are NOT NULL in SQLite as the Go client builds
+// them (not nullable, and a default the device can compute). Without the
+// domain's default in the contract the device's insert failed ("NOT NULL
+// constraint failed") or stored NULL, which the server then refused.
+func TestContractSQLiteDomainDefaults(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := pgtest.NewMigratedDatabase(t)
+	if _, err := db.Super.ExecContext(ctx, `
+CREATE DOMAIN nn_text AS text NOT NULL DEFAULT '';
+CREATE DOMAIN nn_rank AS integer DEFAULT 0 CHECK (VALUE IS NOT NULL);
+CREATE DOMAIN nn_note AS nn_text;
+CREATE DOMAIN flag AS boolean NOT NULL DEFAULT true;
+CREATE DOMAIN stamp AS timestamptz DEFAULT now();
+CREATE TABLE notes (
+	id      integer PRIMARY KEY,
+	title   text,
+	note    nn_text,
+	status  nn_text DEFAULT 'open',
+	rank    nn_rank,
+	outer_n nn_note,
+	pinned  flag,
+	seen    stamp
+);
+INSERT INTO notes (id, title) VALUES (1, 'a')`); err != nil {
+		t.Fatal(err)
+	}
+	reg := synchro.NewRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "notes"})
+	if err := reg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := synchro.NewEngine(synchro.Config{DB: db.Super, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := e.Schema(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := schema.Tables[0]
+
+	lite, err := sql.Open("sqlite", "file:"+t.TempDir()+"/device.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lite.Close() }()
+	var defs []string
+	for _, c := range st.Columns {
+		def := `"` + c.Name + `" TEXT`
+		switch {
+		case c.IsPrimaryKey:
+			def = `"` + c.Name + `" INTEGER PRIMARY KEY`
+		case !c.Nullable && c.DefaultKind != synchro.DefaultKindServerOnly:
+			def += " NOT NULL"
+		}
+		if c.SQLiteDefaultSQL != "" {
+			def += " DEFAULT " + c.SQLiteDefaultSQL
+		}
+		defs = append(defs, def)
+	}
+	create := `CREATE TABLE notes (` + strings.Join(defs, ", ") + `)`
+	if _, err := lite.ExecContext(ctx, create); err != nil {
+		t.Fatalf("%s: %v", create, err)
+	}
+	if _, err := lite.ExecContext(ctx, `INSERT INTO notes (id, title) VALUES (1, 'a')`); err != nil {
+		t.Fatalf("device insert without the domain columns, into %s: %v", create, err)
+	}
+	var device, server string
+	if err := lite.QueryRowContext(ctx, `SELECT note||'|'||status||'|'||rank||'|'||outer_n||'|'||pinned FROM notes`).Scan(&device); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Super.QueryRowContext(ctx, `SELECT concat_ws('|', note, status, rank, outer_n, pinned::int) FROM notes`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	if device != server {
+		t.Errorf("device row %q, server row %q (note|status|rank|outer_n|pinned)", device, server)
+	}
+	var seen string
+	if err := lite.QueryRowContext(ctx, `SELECT seen FROM notes`).Scan(&seen); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, seen); err != nil {
+		t.Errorf("seen: SQLite default gave %q, want RFC 3339 (%v)", seen, err)
+	}
+	// NULL is refused on the device as on the server.
+	if _, err := lite.ExecContext(ctx, `INSERT INTO notes (id, note) VALUES (2, NULL)`); err == nil {
+		t.Error("the device accepted NULL for a column of a NOT NULL domain")
+	}
+	if _, err := lite.ExecContext(ctx, `INSERT INTO notes (id, rank) VALUES (3, NULL)`); err == nil {
+		t.Error("the device accepted NULL for a column of a CHECK (VALUE IS NOT NULL) domain")
+	}
+}
