@@ -3,6 +3,7 @@ package synchro
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
@@ -113,5 +114,78 @@ CREATE TABLE ck_dnum_notes (id uuid PRIMARY KEY, parent_id numeric, body text, u
 			ptWant(t, "child of "+c.id, p.one("alice", "c1", ptCreate(c.child, ptID(), `{"parent_id":`+c.json(c.id)+`,"body":"y"}`)),
 				PushStatusApplied, "")
 		})
+	}
+}
+
+// TestCharKeyIsNotCut: a key of char(n), plain or of a domain over it, is
+// cast to bpchar, never to "character" (which is char(1)): that cast cut
+// every id to its first character, so an update of "abcd" looked up row
+// "a", a delete of "abcd" deleted row "a", and a pull of "abcd" could
+// deliver row "a". A bit(n) key is cast to varbit for the same reason.
+func TestCharKeyIsNotCut(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `
+CREATE DOMAIN cc_code AS char(4);
+CREATE TABLE cc_plain (id char(4) PRIMARY KEY, user_id text NOT NULL, name text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE cc_domain (id cc_code PRIMARY KEY, user_id text NOT NULL, name text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE cc_bits (id bit(4) PRIMARY KEY, user_id text NOT NULL, name text, updated_at timestamptz NOT NULL DEFAULT now());`)
+	reg := NewRegistry()
+	for _, name := range []string{"cc_plain", "cc_domain", "cc_bits"} {
+		reg.Register(&TableConfig{TableName: name, OwnerColumn: "user_id"})
+	}
+	p := ptEngine(t, db, db.Super, reg, nil)
+	p.register("alice", "c1")
+	ctx := t.Context()
+	snap, err := p.e.Snapshot(ctx, "alice", &SnapshotRequest{ClientID: "c1", Limit: 1000, SchemaVersion: p.ver, SchemaHash: p.hash})
+	if err != nil || snap.HasMore {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	for _, tc := range []struct{ table, long, short, other string }{
+		{"cc_plain", "abcd", "a", "abzz"},
+		{"cc_domain", "abcd", "a", "abzz"},
+		{"cc_bits", "1010", "1", "1011"},
+	} {
+		if tc.table == "cc_bits" {
+			tc.short = "1000" // a bit(4) key always has 4 digits; "1" cut from "1010"
+		}
+		ptWant(t, tc.table+" create "+tc.long, p.one("alice", "c1", ptCreate(tc.table, tc.long, `{"name":"long"}`)), PushStatusApplied, "")
+		ptWant(t, tc.table+" create "+tc.short, p.one("alice", "c1", ptCreate(tc.table, tc.short, `{"name":"short"}`)), PushStatusApplied, "")
+		ptWant(t, tc.table+" update "+tc.long, p.one("alice", "c1", ptUpdate(tc.table, tc.long, `{"name":"long2"}`, ptFuture())), PushStatusApplied, "")
+		ptWant(t, tc.table+" update "+tc.other, p.one("alice", "c1", ptUpdate(tc.table, tc.other, `{"name":"other"}`, ptFuture())), PushStatusRejectedTerminal, reasonRecordNotFound)
+		if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM `+tc.table); n != 2 {
+			t.Errorf("%s: %d rows, want two", tc.table, n)
+		}
+	}
+
+	// A pull delivers each id's own row.
+	pgtest.Exec(t, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+VALUES ('user:alice', 'cc_plain', 'abcd', 2), ('user:alice', 'cc_domain', 'abcd', 2), ('user:alice', 'cc_bits', '1010', 2)`)
+	resp, err := p.e.Pull(ctx, "alice", &PullRequest{ClientID: "c1", Checkpoint: snap.Checkpoint, Limit: 100, SchemaVersion: p.ver, SchemaHash: p.hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Changes) != 3 {
+		t.Fatalf("pull: %d changes, want 3: %+v", len(resp.Changes), resp)
+	}
+	for _, r := range resp.Changes {
+		if !strings.Contains(string(r.Data), `"long2"`) {
+			t.Errorf("pull of %s %s delivered %s, want the row named long2", r.TableName, r.ID, r.Data)
+		}
+	}
+
+	// A delete of the long id deletes that row only.
+	for _, tc := range []struct{ table, long, keep string }{{"cc_plain", "abcd", "a"}, {"cc_domain", "abcd", "a"}, {"cc_bits", "1010", "1000"}} {
+		ptWant(t, tc.table+" delete "+tc.long, p.one("alice", "c1", ptDelete(tc.table, tc.long)), PushStatusApplied, "")
+		cond := "deleted_at IS NULL"
+		if tc.table == "cc_bits" {
+			cond = "true"
+		}
+		if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM `+tc.table+` WHERE `+cond+` AND id = $1`, tc.keep); n != 1 {
+			t.Errorf("%s: after deleting %s, row %s is gone", tc.table, tc.long, tc.keep)
+		}
+		if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM `+tc.table+` WHERE `+cond+` AND id = $1`, tc.long); n != 0 {
+			t.Errorf("%s: row %s was not deleted", tc.table, tc.long)
+		}
 	}
 }

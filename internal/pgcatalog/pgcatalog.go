@@ -26,7 +26,11 @@ SELECT format_type(a.atttypid, a.atttypmod)
 
 // castTypeQuery reads the type a column's values are cast to from text:
 // its base type, after following any chain of domains, as format_type
-// prints it without a modifier. $1 and $2 as in columnTypeQuery.
+// prints it without a modifier. $1 and $2 as in columnTypeQuery. Two types
+// mean one length without a modifier, so their cast would cut an id:
+// "character" is char(1) and "bit" is bit(1); they are read as bpchar
+// (any length, compared as char is) and varbit. introspectQuery (package
+// synchro) makes the same choice.
 const castTypeQuery = `
 WITH RECURSIVE dom(cur) AS (
 	SELECT a.atttypid
@@ -35,7 +39,11 @@ WITH RECURSIVE dom(cur) AS (
 	UNION ALL
 	SELECT t.typbasetype FROM dom JOIN pg_type t ON t.oid = dom.cur WHERE t.typtype = 'd'
 )
-SELECT format_type(t.oid, NULL) FROM dom JOIN pg_type t ON t.oid = dom.cur WHERE t.typtype <> 'd'`
+SELECT CASE t.oid
+           WHEN 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'pg_catalog.bpchar'
+           WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog.varbit'
+           ELSE format_type(t.oid, NULL) END
+  FROM dom JOIN pg_type t ON t.oid = dom.cur WHERE t.typtype <> 'd'`
 
 // typeCache caches the answer of one of the queries above per table and
 // column. The zero value is ready.
