@@ -362,7 +362,14 @@ func (pp *pagePrefix) decode(raw [][]byte) error {
 		case math.MinInt64:
 			pp.updated = pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
 		default:
-			pp.updated = pgtype.Timestamptz{Time: time.UnixMicro(us + pgEpochMicros).UTC(), Valid: true}
+			// In seconds and microseconds: us plus the epoch in
+			// microseconds would overflow for times within about 30
+			// years of PostgreSQL's last (294276 AD).
+			sec, frac := us/1_000_000, us%1_000_000
+			if frac < 0 {
+				sec, frac = sec-1, frac+1_000_000
+			}
+			pp.updated = pgtype.Timestamptz{Time: time.Unix(sec+pgEpochSeconds, frac*1000).UTC(), Valid: true}
 		}
 	default:
 		return fmt.Errorf("column 8: a timestamptz of %d bytes", len(v))
@@ -370,6 +377,6 @@ func (pp *pagePrefix) decode(raw [][]byte) error {
 	return nil
 }
 
-// pgEpochMicros is PostgreSQL's epoch, 2000-01-01 00:00:00 UTC, in
-// microseconds since the Unix epoch.
-const pgEpochMicros = 946_684_800_000_000
+// pgEpochSeconds is PostgreSQL's epoch, 2000-01-01 00:00:00 UTC, in
+// seconds since the Unix epoch.
+const pgEpochSeconds = 946_684_800

@@ -19,7 +19,12 @@ func TestPagePrefixDecode(t *testing.T) {
 	m := pgtype.NewMap()
 	i8 := func(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 	i2 := func(v int16) []byte { return binary.BigEndian.AppendUint16(nil, uint16(v)) }
-	us := func(t time.Time) []byte { return i8(t.UnixMicro() - pgEpochMicros) }
+	// us gives t as PostgreSQL sends a timestamptz: microseconds since
+	// 2000-01-01 UTC (computed from seconds: UnixMicro overflows in the
+	// year 294247, before PostgreSQL's last year).
+	us := func(t time.Time) []byte {
+		return i8((t.Unix()-pgEpochSeconds)*1_000_000 + int64(t.Nanosecond()/1000))
+	}
 	rows := [][][]byte{
 		{i8(0), nil, i8(1), []byte("items"), []byte("1"), i2(1), []byte{1}, us(time.Date(2024, 3, 4, 5, 6, 7, 891_000, time.UTC))},
 		{i8(math.MaxInt64), i8(math.MinInt64), i8(-5), []byte("items"), []byte("é\x00x"), i2(math.MinInt16), []byte{0}, us(time.Date(1850, 1, 1, 0, 0, 0, 1_000, time.UTC))},
@@ -27,6 +32,8 @@ func TestPagePrefixDecode(t *testing.T) {
 		{i8(7), i8(8), i8(9), []byte("other"), []byte(""), i2(math.MaxInt16), []byte{1}, i8(math.MaxInt64)},
 		{i8(7), i8(8), i8(9), []byte("other"), []byte("2"), i2(3), []byte{1}, i8(math.MinInt64)},
 		{i8(7), i8(8), i8(9), []byte("other"), []byte("3"), i2(3), []byte{1}, us(time.Date(-4712, 1, 1, 0, 0, 0, 0, time.UTC))},
+		{i8(7), i8(8), i8(9), []byte("other"), []byte("4"), i2(3), []byte{1}, us(time.Date(294270, 6, 1, 12, 0, 0, 123_000, time.UTC))},
+		{i8(7), i8(8), i8(9), []byte("other"), []byte("5"), i2(3), []byte{1}, us(time.Date(1999, 12, 31, 23, 59, 59, 999_999_000, time.UTC))},
 	}
 	fields := make([]pgconn.FieldDescription, len(pagePrefixWire))
 	for i, w := range pagePrefixWire {
