@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/pgident"
@@ -583,18 +584,16 @@ func (t *pgxPullTx) commit(ctx context.Context, rec *pullRecord) (bool, error) {
 		return false, nil
 	}
 	if rec == nil {
-		if _, err := t.conn.Exec(ctx, "COMMIT"); err != nil {
-			return false, fmt.Errorf("synchro: pull: %w", err)
-		}
-		return false, nil
+		tag, err := t.conn.Exec(ctx, "COMMIT")
+		return false, committed(tag, err)
 	}
 	b := &pgx.Batch{}
 	b.Queue("COMMIT")
 	b.Queue(store.RecordPull, rec.id, rec.delivered, rec.acked)
 	br := t.conn.SendBatch(ctx, b)
 	defer func() { _ = br.Close() }()
-	if _, err := br.Exec(); err != nil {
-		return false, fmt.Errorf("synchro: pull: %w", err)
+	if err := committed(br.Exec()); err != nil {
+		return false, err
 	}
 	if _, err := br.Exec(); err != nil {
 		return false, fmt.Errorf("synchro: recording the pull: %w", err)
@@ -603,6 +602,20 @@ func (t *pgxPullTx) commit(ctx context.Context, rec *pullRecord) (bool, error) {
 		return false, fmt.Errorf("synchro: recording the pull: %w", err)
 	}
 	return true, nil
+}
+
+// committed turns COMMIT's answer into the pull's error: PostgreSQL answers
+// a COMMIT of a failed transaction with ROLLBACK, which pgx's Tx.Commit
+// reports as pgx.ErrTxCommitRollback and a bare COMMIT does not. (A failed
+// statement has already ended the pull by then; this keeps that true.)
+func committed(tag pgconn.CommandTag, err error) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("synchro: pull: %w", err)
+	case tag.String() == "ROLLBACK":
+		return fmt.Errorf("synchro: pull: %w", pgx.ErrTxCommitRollback)
+	}
+	return nil
 }
 
 // rollback ends the transaction when it is open or failed; errors are

@@ -3,6 +3,7 @@ package synchro
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
@@ -365,5 +368,21 @@ SELECT 'user:u1', 'pem', g::text, 2 FROM generate_series(1, 25) AS g`)
 				t.Errorf("%d records, want %d", len(got), len(want))
 			}
 		})
+	}
+}
+
+// TestCommitted: COMMIT answered with ROLLBACK (the transaction had failed)
+// is an error, as pgx's Tx.Commit makes it.
+func TestCommitted(t *testing.T) {
+	t.Parallel()
+	if err := committed(pgconn.NewCommandTag("COMMIT"), nil); err != nil {
+		t.Errorf("COMMIT: %v", err)
+	}
+	if err := committed(pgconn.NewCommandTag("ROLLBACK"), nil); !errors.Is(err, pgx.ErrTxCommitRollback) {
+		t.Errorf("ROLLBACK: %v, want pgx.ErrTxCommitRollback", err)
+	}
+	boom := errors.New("boom")
+	if err := committed(pgconn.CommandTag{}, boom); !errors.Is(err, boom) {
+		t.Errorf("an error: %v, want it wrapped", err)
 	}
 }
