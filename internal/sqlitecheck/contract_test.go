@@ -35,44 +35,8 @@ func TestContractSQLiteTimestampDefaults(t *testing.T) {
 	)`); err != nil {
 		t.Fatal(err)
 	}
-	reg := synchro.NewRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "stamps"})
-	if err := reg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	e, err := synchro.NewEngine(synchro.Config{DB: db.Super, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, err := e.Schema(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(schema.Tables) != 1 || schema.Tables[0].TableName != "stamps" {
-		t.Fatalf("contract tables %+v, want stamps alone", schema.Tables)
-	}
-	st := schema.Tables[0]
-
-	lite, err := sql.Open("sqlite", "file:"+t.TempDir()+"/device.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lite.Close() }()
-	var defs []string
-	for _, c := range st.Columns {
-		def := `"` + c.Name + `" TEXT`
-		if c.IsPrimaryKey {
-			def = `"` + c.Name + `" INTEGER PRIMARY KEY`
-		}
-		if c.SQLiteDefaultSQL != "" {
-			def += " DEFAULT " + c.SQLiteDefaultSQL
-		}
-		defs = append(defs, def)
-	}
-	create := `CREATE TABLE stamps (` + strings.Join(defs, ", ") + `)`
-	if _, err := lite.ExecContext(ctx, create); err != nil {
-		t.Fatalf("%s: %v", create, err)
-	}
+	st := contractTable(t, db, "stamps")
+	lite := deviceTable(t, st, false)
 	before := time.Now().UTC().Add(-time.Second)
 	if _, err := lite.ExecContext(ctx, `INSERT INTO stamps (id) VALUES (1)`); err != nil {
 		t.Fatal(err)
@@ -134,46 +98,10 @@ CREATE TABLE notes (
 INSERT INTO notes (id, title) VALUES (1, 'a')`); err != nil {
 		t.Fatal(err)
 	}
-	reg := synchro.NewRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "notes"})
-	if err := reg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	e, err := synchro.NewEngine(synchro.Config{DB: db.Super, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, err := e.Schema(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := schema.Tables[0]
-
-	lite, err := sql.Open("sqlite", "file:"+t.TempDir()+"/device.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lite.Close() }()
-	var defs []string
-	for _, c := range st.Columns {
-		def := `"` + c.Name + `" TEXT`
-		switch {
-		case c.IsPrimaryKey:
-			def = `"` + c.Name + `" INTEGER PRIMARY KEY`
-		case !c.Nullable && c.DefaultKind != synchro.DefaultKindServerOnly:
-			def += " NOT NULL"
-		}
-		if c.SQLiteDefaultSQL != "" {
-			def += " DEFAULT " + c.SQLiteDefaultSQL
-		}
-		defs = append(defs, def)
-	}
-	create := `CREATE TABLE notes (` + strings.Join(defs, ", ") + `)`
-	if _, err := lite.ExecContext(ctx, create); err != nil {
-		t.Fatalf("%s: %v", create, err)
-	}
+	st := contractTable(t, db, "notes")
+	lite := deviceTable(t, st, true)
 	if _, err := lite.ExecContext(ctx, `INSERT INTO notes (id, title) VALUES (1, 'a')`); err != nil {
-		t.Fatalf("device insert without the domain columns, into %s: %v", create, err)
+		t.Fatalf("device insert without the domain columns: %v", err)
 	}
 	var device, server string
 	if err := lite.QueryRowContext(ctx, `SELECT note||'|'||status||'|'||rank||'|'||outer_n||'|'||pinned FROM notes`).Scan(&device); err != nil {
@@ -199,4 +127,59 @@ INSERT INTO notes (id, title) VALUES (1, 'a')`); err != nil {
 	if _, err := lite.ExecContext(ctx, `INSERT INTO notes (id, rank) VALUES (3, NULL)`); err == nil {
 		t.Error("the device accepted NULL for a column of a CHECK (VALUE IS NOT NULL) domain")
 	}
+}
+
+// contractTable registers table alone on an engine over db and returns its
+// entry in the schema contract.
+func contractTable(t *testing.T, db *pgtest.Database, table string) synchro.SchemaTable {
+	t.Helper()
+	reg := synchro.NewRegistry()
+	reg.Register(&synchro.TableConfig{TableName: table})
+	if err := reg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := synchro.NewEngine(synchro.Config{DB: db.Super, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := e.Schema(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(schema.Tables) != 1 || schema.Tables[0].TableName != table {
+		t.Fatalf("contract tables %+v, want %s alone", schema.Tables, table)
+	}
+	return schema.Tables[0]
+}
+
+// deviceTable creates st in a new SQLite database as a device would from
+// the contract: every column TEXT (an integer key as INTEGER PRIMARY KEY)
+// with the contract's SQLite default, and with notNull, NOT NULL where the
+// contract says so (unless only the server can fill the column in).
+func deviceTable(t *testing.T, st synchro.SchemaTable, notNull bool) *sql.DB {
+	t.Helper()
+	lite, err := sql.Open("sqlite", "file:"+t.TempDir()+"/device.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lite.Close() })
+	var defs []string
+	for _, c := range st.Columns {
+		def := `"` + c.Name + `" TEXT`
+		switch {
+		case c.IsPrimaryKey:
+			def = `"` + c.Name + `" INTEGER PRIMARY KEY`
+		case notNull && !c.Nullable && c.DefaultKind != synchro.DefaultKindServerOnly:
+			def += " NOT NULL"
+		}
+		if c.SQLiteDefaultSQL != "" {
+			def += " DEFAULT " + c.SQLiteDefaultSQL
+		}
+		defs = append(defs, def)
+	}
+	create := `CREATE TABLE "` + st.TableName + `" (` + strings.Join(defs, ", ") + `)`
+	if _, err := lite.ExecContext(t.Context(), create); err != nil {
+		t.Fatalf("%s: %v", create, err)
+	}
+	return lite
 }
