@@ -54,7 +54,7 @@ const (
 // as timestamptz(0) in CREATE DOMAIN d AS timestamptz(0)); the type the
 // column's values are cast to from text (castType) is the base type without
 // a modifier, since a cast to a domain applies the modifier the domain
-// declares (bpchar and varbit for char and bit, whose names without a
+// declares (bpchar and "bit" quoted for char and bit, whose names without a
 // modifier mean a length of one); pk_pos is the column's position in the primary key, NULL when
 // it is not part of it. The last column is the default of the column's type
 // when that is a domain: the one PostgreSQL uses for an insert that leaves
@@ -111,7 +111,7 @@ SELECT col.ord,
        pg_catalog.format_type(col.atttypid, col.atttypmod),
        CASE COALESCE(base.oid, col.atttypid)
            WHEN 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'pg_catalog.bpchar'
-           WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog.varbit'
+           WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog."bit"'
            ELSE pg_catalog.format_type(COALESCE(base.oid, col.atttypid), NULL) END,
        col.atttypid::int8,
        col.attndims,

@@ -121,7 +121,9 @@ CREATE TABLE ck_dnum_notes (id uuid PRIMARY KEY, parent_id numeric, body text, u
 // cast to bpchar, never to "character" (which is char(1)): that cast cut
 // every id to its first character, so an update of "abcd" looked up row
 // "a", a delete of "abcd" deleted row "a", and a pull of "abcd" could
-// deliver row "a". A bit(n) key is cast to varbit for the same reason.
+// deliver row "a". A bit(n) key is cast to "bit" (quoted: no length limit) for the same
+// reason, not to varbit, whose comparison with the column cannot use its
+// index; the lookups by key must use the primary key's index.
 func TestCharKeyIsNotCut(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
@@ -155,6 +157,37 @@ CREATE TABLE cc_bits (id bit(4) PRIMARY KEY, user_id text NOT NULL, name text, u
 		ptWant(t, tc.table+" update "+tc.other, p.one("alice", "c1", ptUpdate(tc.table, tc.other, `{"name":"other"}`, ptFuture())), PushStatusRejectedTerminal, reasonRecordNotFound)
 		if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM `+tc.table); n != 2 {
 			t.Errorf("%s: %d rows, want two", tc.table, n)
+		}
+	}
+
+	// Every lookup by key can use the primary key's index.
+	m, err := p.e.schema.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Super.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	pgtest.Exec(t, conn, `SET enable_seqscan = off`)
+	for _, table := range []string{"cc_plain", "cc_domain", "cc_bits"} {
+		q := `EXPLAIN SELECT 1 FROM ` + table + ` WHERE id = ANY(CAST($1 AS ` + m.table(table).pkType() + `[]))`
+		var plan []string
+		rows, err := conn.QueryContext(ctx, q, []string{"1010"})
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		rows.Close()
+		if text := strings.Join(plan, "\n"); !strings.Contains(text, "Index Cond") {
+			t.Errorf("%s: the key's index is not used:\n%s", table, text)
 		}
 	}
 

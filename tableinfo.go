@@ -68,7 +68,7 @@ type columnInfo struct {
 	name   string
 	dbType string // format_type(atttypid, atttypmod)
 	// castType is the type, after looking through domains, without its
-	// modifier (format_type(base type, NULL); bpchar and varbit for char and
+	// modifier (format_type(base type, NULL); bpchar and "bit" for char and
 	// bit, whose names alone mean a length of one): what a key given as text is
 	// cast to, so that the cast never truncates or rounds it into another
 	// row's key (see pkType), as a cast to a varchar(3) or a domain over

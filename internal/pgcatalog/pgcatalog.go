@@ -29,7 +29,9 @@ SELECT format_type(a.atttypid, a.atttypmod)
 // prints it without a modifier. $1 and $2 as in columnTypeQuery. Two types
 // mean one length without a modifier, so their cast would cut an id:
 // "character" is char(1) and "bit" is bit(1); they are read as bpchar
-// (any length, compared as char is) and varbit. introspectQuery (package
+// (any length, compared as char is) and "bit" quoted (the type without a
+// length limit: not varbit, whose comparison with a bit column cannot use
+// the column's index). introspectQuery (package
 // synchro) makes the same choice.
 const castTypeQuery = `
 WITH RECURSIVE dom(cur) AS (
@@ -41,7 +43,7 @@ WITH RECURSIVE dom(cur) AS (
 )
 SELECT CASE t.oid
            WHEN 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'pg_catalog.bpchar'
-           WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog.varbit'
+           WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog."bit"'
            ELSE format_type(t.oid, NULL) END
   FROM dom JOIN pg_type t ON t.oid = dom.cur WHERE t.typtype <> 'd'`
 
