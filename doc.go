@@ -177,6 +177,21 @@
 // the stored bytes it decodes to, "2026-12-02 04:20:23" the stored instant
 // 2026-12-02T05:20:23+01:00.
 //
+// A record id is the row's primary key as PostgreSQL prints it: the form
+// snapshots, pulls (changes and deletes) and the row data deliver. For a
+// char(n) key (or a domain over one) that is the key padded with spaces to
+// n characters, "a   " in a char(4), never the trimmed text key::text gives.
+// A create in such a table must send its id in that form: any other ("a",
+// or "abcd " and "abcde", which PostgreSQL would cut) is rejected_terminal,
+// invalid_data, with a message naming the key and the form it expects,
+//
+//	record id "a" is not key "id" (character(4)) as PostgreSQL prints it: send the id padded with spaces to 4 characters, "a   "
+//
+// so that a device never holds the row under an id no delivery uses.
+// Updates and deletes find the row by key, and a char key compares without
+// its trailing spaces: "a" and "a   " name the same row there, as they do
+// in a parent key.
+//
 // # Reading: snapshot, pull, subscriptions
 //
 // A new device pages through [Engine.Snapshot] until HasMore is false, then

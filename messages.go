@@ -8,7 +8,9 @@ import (
 // This file holds the request and response types that travel between a client
 // device and the engine. Their JSON field names are the wire format.
 
-// Record represents a single synced record.
+// Record represents a single synced record. ID is the row's primary key as
+// PostgreSQL prints it, the same in snapshots, pulls and the row's data
+// (a char(n) key padded to n characters).
 type Record struct {
 	ID        string          `json:"id"`
 	TableName string          `json:"table_name"`

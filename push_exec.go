@@ -237,7 +237,7 @@ func (p *pusher) missingParent(ctx context.Context, parent *tableInfo, fk string
 		deleted  bool
 		boundary int64
 	)
-	err := p.tx.QueryRowContext(ctx, store.ParentDeleted(parent.pkType()), parent.cfg.TableName, fk, buckets).Scan(&deleted, &boundary)
+	err := p.tx.QueryRowContext(ctx, store.ParentDeleted(parent.idOfSQL("$2::text")), parent.cfg.TableName, fk, buckets).Scan(&deleted, &boundary)
 	if err != nil {
 		return classifyDBError(err, reasonInternalError, "looking for the parent")
 	}

@@ -3,6 +3,7 @@ package synchro
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -150,6 +151,8 @@ CREATE TABLE cc_bits (id bit(4) PRIMARY KEY, user_id text NOT NULL, name text, u
 	} {
 		if tc.table == "cc_bits" {
 			tc.short = "1000" // a bit(4) key always has 4 digits; "1" cut from "1010"
+		} else {
+			tc.short = "a   " // a create sends the id as PostgreSQL prints it (TestPushCharKeyIDs)
 		}
 		ptWant(t, tc.table+" create "+tc.long, p.one("alice", "c1", ptCreate(tc.table, tc.long, `{"name":"long"}`)), PushStatusApplied, "")
 		ptWant(t, tc.table+" create "+tc.short, p.one("alice", "c1", ptCreate(tc.table, tc.short, `{"name":"short"}`)), PushStatusApplied, "")
@@ -220,5 +223,91 @@ VALUES ('user:alice', 'cc_plain', 'abcd', 2), ('user:alice', 'cc_domain', 'abcd'
 		if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM `+tc.table+` WHERE `+cond+` AND id = $1`, tc.long); n != 0 {
 			t.Errorf("%s: row %s was not deleted", tc.table, tc.long)
 		}
+	}
+}
+
+// TestPushCharKeyIDs: a row keyed by char(n) is named everywhere by its key
+// as PostgreSQL prints it, padded to n characters ("a   " in a char(4)), so
+// a create must send that form: a shorter id, or one that PostgreSQL would
+// cut, is refused (invalid_data, naming the key and the form it expects)
+// rather than applied under an id that no later delivery uses. Updates and
+// deletes find the row by key whatever the padding, and a child's parent
+// key finds the parent's delete in the changelog, which records the padded
+// form. A varchar(4) key is unaffected.
+func TestPushCharKeyIDs(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `
+CREATE DOMAIN ci_code AS char(4);
+CREATE TABLE ci_plain (id char(4) PRIMARY KEY, user_id text NOT NULL, name text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE ci_domain (id ci_code PRIMARY KEY, user_id text NOT NULL, name text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE ci_var (id varchar(4) PRIMARY KEY, user_id text NOT NULL, name text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE ci_notes (id uuid PRIMARY KEY, parent_id char(4), body text, updated_at timestamptz NOT NULL DEFAULT now());`)
+	reg := NewRegistry()
+	for _, name := range []string{"ci_plain", "ci_domain", "ci_var"} {
+		reg.Register(&TableConfig{TableName: name, OwnerColumn: "user_id"})
+	}
+	reg.Register(&TableConfig{TableName: "ci_notes", ParentTable: "ci_plain", ParentFKCol: "parent_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	p.register("alice", "c1")
+
+	for _, table := range []string{"ci_plain", "ci_domain"} {
+		t.Run(table, func(t *testing.T) {
+			for _, tc := range []struct{ id, says string }{
+				{"a", `padded with spaces to 4 characters, "a   "`},
+				{"a ", `"a   "`},
+				{"abcd ", `"abcd"`}, // PostgreSQL would store "abcd"
+				{"abcde", "at most 4 characters"},
+			} {
+				res := p.one("alice", "c1", ptCreate(table, tc.id, `{"name":"x"}`))
+				ptWant(t, "create "+strconv.Quote(tc.id), res, PushStatusRejectedTerminal, reasonInvalidData)
+				if !strings.Contains(res.Message, `key "id" (character(4))`) || !strings.Contains(res.Message, tc.says) {
+					t.Errorf("create %q: message %q, want it to name the key and say %s", tc.id, res.Message, tc.says)
+				}
+			}
+			if n := pgtest.Count(t, db.Super, `SELECT count(*) FROM `+table); n != 0 {
+				t.Fatalf("%d rows written by refused creates", n)
+			}
+
+			res := p.one("alice", "c1", ptCreate(table, "a   ", `{"name":"short"}`))
+			ptWant(t, "create padded", res, PushStatusApplied, "")
+			ptWant(t, "create full", p.one("alice", "c1", ptCreate(table, "abcd", `{"name":"full"}`)), PushStatusApplied, "")
+			// A create of the row under its short id is still refused
+			// for the id, not answered as a conflict.
+			ptWant(t, "create existing short", p.one("alice", "c1", ptCreate(table, "a", `{"name":"x"}`)), PushStatusRejectedTerminal, reasonInvalidData)
+			ptWant(t, "update short", p.one("alice", "c1", ptUpdate(table, "a", `{"name":"short2"}`, ptFuture())), PushStatusApplied, "")
+			var name string
+			pgtest.QueryRow(t, db.Super, `SELECT name FROM `+table+` WHERE id = 'a'`).Scan(&name)
+			if name != "short2" {
+				t.Errorf("after the update by the short id: name %q, want short2", name)
+			}
+			ptWant(t, "delete short", p.one("alice", "c1", ptDelete(table, "a")), PushStatusApplied, "")
+			ptWant(t, "delete padded", p.one("alice", "c1", ptDelete(table, "a   ")), PushStatusApplied, reasonAlreadyDeleted)
+
+			// A create and an update of the same row in one push, the
+			// update by the short id.
+			resp := p.push("alice", "c1", ptCreate(table, "e   ", `{"name":"e"}`), ptUpdate(table, "e", `{"name":"e2"}`, ptFuture()))
+			if len(resp.Accepted) != 2 {
+				t.Errorf("create and update in one push: %+v", resp)
+			}
+		})
+	}
+
+	// Other key types keep their ids as sent.
+	ptWant(t, "varchar create short", p.one("alice", "c1", ptCreate("ci_var", "a", `{"name":"v"}`)), PushStatusApplied, "")
+
+	// The changelog records a parent's delete under the padded id; a child
+	// naming the parent by its short key finds it.
+	pgtest.Exec(t, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+VALUES ('user:alice', 'ci_plain', 'gone', 3), ('user:alice', 'ci_plain', 'd   ', 3)`)
+	for _, tc := range []struct{ fk, status, reason string }{
+		{"d", PushStatusRejectedTerminal, reasonParentDeleted},
+		{"d   ", PushStatusRejectedTerminal, reasonParentDeleted},
+		{"gone", PushStatusRejectedTerminal, reasonParentDeleted},
+		{"f", PushStatusRejectedRetryable, reasonParentNotFound},
+		{"goner", PushStatusRejectedRetryable, reasonParentNotFound}, // not cut to "gone"
+	} {
+		fk, _ := json.Marshal(tc.fk)
+		ptWant(t, "child of "+strconv.Quote(tc.fk), p.one("alice", "c1", ptCreate("ci_notes", ptID(), `{"parent_id":`+string(fk)+`,"body":"x"}`)), tc.status, tc.reason)
 	}
 }

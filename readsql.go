@@ -83,7 +83,8 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	// finished: identifiers and literals never hold a NUL byte.
 	const subsMark = "\x00"
 	// idMark stands for the record id as text: the id the changelog gave
-	// when hydrating, the key's text in a snapshot.
+	// when hydrating, the key as PostgreSQL prints it in a snapshot (see
+	// tableInfo.idSQL).
 	const idMark = "\x01"
 	// The row's edges are probed row by row, by (table, record id): OFFSET
 	// 0 keeps PostgreSQL from flattening the EXISTS into a semi join, which
@@ -166,11 +167,14 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 	// none, PostgreSQL estimated one row for the table and scanned and
 	// sorted all of it for every page).
 	keyType := t.pkType()
+	// A row's record id, as capture records it in the edges and the
+	// changelog and as pull delivers it: the key as PostgreSQL prints it.
+	id := t.idSQL(pk)
 	walk := func(after string) string {
-		return fmt.Sprintf(`SELECT %[1]s::text, %[2]s
+		return fmt.Sprintf(`SELECT %[7]s, %[2]s
   FROM %[3]s AS %[4]s
  WHERE %[5]s%[6]s
- ORDER BY %[1]s LIMIT $2`, pk, rest, t.quoted, x, after, where("$1::text[]", pk+"::text", true))
+ ORDER BY %[1]s LIMIT $2`, pk, rest, t.quoted, x, after, where("$1::text[]", id, true), id)
 	}
 	s.first = walk("")
 	s.after = walk(pk + " > CAST($3::text AS " + keyType + ")\n   AND ")
@@ -183,12 +187,12 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 		return fmt.Sprintf(`SELECT r.*
   FROM (SELECT DISTINCT CAST(e.record_id AS %[3]s) AS key FROM synchro.bucket_edges AS e
          WHERE e.bucket_id = ANY($1::text[]) AND e.table_name = %[4]s%[7]s) AS k
- CROSS JOIN LATERAL (SELECT %[1]s::text AS id, %[2]s
+ CROSS JOIN LATERAL (SELECT %[9]s AS id, %[2]s
                        FROM %[5]s AS %[6]s
                       WHERE %[1]s = k.key AND %[8]s
                      OFFSET 0) AS r
  ORDER BY k.key LIMIT $2`, pk, rest, keyType, pgident.QuoteLiteral(cfg.TableName), t.quoted, x,
-			after, cmp.Or(where("$1::text[]", pk+"::text", false), "true"))
+			after, cmp.Or(where("$1::text[]", id, false), "true"), id)
 	}
 	s.edgesFirst = byEdges("")
 	s.edgesAfter = byEdges("\n           AND CAST(e.record_id AS " + keyType + ") > CAST($3::text AS " + keyType + ")")

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -35,6 +37,60 @@ func (t *tableInfo) pkType() string {
 		return c.castType
 	}
 	return c.dbType
+}
+
+// idSQL is the SQL text of the record id of key, an expression of the
+// primary key's type: the key as PostgreSQL prints it, the form change
+// capture records in the changelog and the bucket edges (see
+// pgcatalog.RecordID: key::text, but for a char(n) key its padded form).
+func (t *tableInfo) idSQL(key string) string {
+	return pgcatalog.RecordID(key, t.pkType())
+}
+
+// charKeyLength returns n when the primary key is a char(n) (or a domain
+// over one), whose ids PostgreSQL prints padded to n characters; 0 for
+// every other key, bpchar without a length included.
+func (t *tableInfo) charKeyLength() int {
+	c := t.column(t.pk)
+	if c.castType != pgcatalog.BpcharCastType || c.typmod < 4 {
+		return 0
+	}
+	return c.typmod - 4 // a char(n) typmod counts the varlena header
+}
+
+// idOfSQL is the SQL text of the record id that id (SQL text, as a client
+// sends a key) names: the key it spells, printed as PostgreSQL prints it
+// (CAST(id AS uuid)::text for a uuid key). A char(n) key compares without
+// its trailing spaces, so "a" names the row whose id is "a   " in a
+// char(4); an id longer than n characters names no row and is left as
+// it is (the explicit cast would cut it to another row's key).
+func (t *tableInfo) idOfSQL(id string) string {
+	if n := t.charKeyLength(); n > 0 {
+		return fmt.Sprintf(`(CASE WHEN char_length(CAST(%[1]s AS pg_catalog.bpchar)) <= %[2]d THEN format('%%s', CAST(%[1]s AS pg_catalog.bpchar(%[2]d))) ELSE %[1]s END)`, id, n)
+	}
+	return t.idSQL("CAST(" + id + " AS " + t.pkType() + ")")
+}
+
+// charIDsSQL finds, among the ids of creates in $1 (text[]), those that
+// are not their char(n) key as PostgreSQL prints it (see charKeyLength): ->
+// position in $1 and the printed key (NULL when the id is longer than n
+// characters, spaces aside, which no row's key is).
+func (t *tableInfo) charIDsSQL() string {
+	n := t.charKeyLength()
+	return fmt.Sprintf(`SELECT r.o, CASE WHEN char_length(CAST(r.id AS pg_catalog.bpchar)) <= %[1]d THEN format('%%s', CAST(r.id AS pg_catalog.bpchar(%[1]d))) END
+  FROM unnest($1::text[]) WITH ORDINALITY AS r(id, o)
+ WHERE r.id IS DISTINCT FROM format('%%s', CAST(r.id AS pg_catalog.bpchar(%[1]d)))`, n)
+}
+
+// charKey returns the char(n) key id spells, as PostgreSQL prints it: id
+// without its trailing spaces, padded with spaces to n characters (n from
+// charKeyLength); an id of more characters is returned as it is.
+func charKey(id string, n int) string {
+	k := strings.TrimRight(id, " ")
+	if c := utf8.RuneCountInString(k); c <= n {
+		return k + strings.Repeat(" ", n-c)
+	}
+	return id
 }
 
 func (t *tableInfo) pushSQL() *pushStatements {

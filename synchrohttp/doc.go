@@ -218,7 +218,9 @@
 //	                                          column, changes a protected, owner or parent column, holds
 //	                                          a value not in a form its column accepts (see "Pushed
 //	                                          values") or that PostgreSQL refuses for the column's type,
-//	                                          or a timestamp of the record cannot be read (decided here)
+//	                                          creates a row keyed by char(n) under an id not padded to n
+//	                                          characters as PostgreSQL prints it, or a timestamp of the
+//	                                          record cannot be read (decided here)
 //	rejected_terminal   record_not_found      an update or delete of a row that does not exist or that
 //	                                          the caller cannot see
 //	rejected_terminal   ownership_violation   the row belongs to another user (or, with an engine role that

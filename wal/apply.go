@@ -65,6 +65,9 @@ type applier struct {
 	logger *slog.Logger
 	// columnTypes caches the SQL type of key columns.
 	columnTypes pgcatalog.ColumnTypes
+	// keyTypes caches the cast types of primary keys, which decide how a
+	// key read from a table is printed as its record id (recordID).
+	keyTypes pgcatalog.CastTypes
 	// metrics records what is written; nil without a MeterProvider.
 	metrics *captureMetrics
 	// signals are the consumer's, for tests (testsignal.go).
@@ -465,9 +468,13 @@ func (b *batch) children(child *synchro.TableConfig, parentID string) ([]childRo
 	}
 	// The deleted-at column is read through row_to_json, which works whether
 	// or not the table has it (json, unlike jsonb, accepts every value).
-	q := fmt.Sprintf(`SELECT c.%s::text, coalesce(json_typeof(row_to_json(c) -> $2) NOT IN ('null'), false), row_to_json(c)::text
+	id, err := b.a.recordID(b.ctx, b.tx, child, "c")
+	if err != nil {
+		return nil, err
+	}
+	q := fmt.Sprintf(`SELECT %s, coalesce(json_typeof(row_to_json(c) -> $2) NOT IN ('null'), false), row_to_json(c)::text
 FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
-		pgident.Quote(child.IDColumn), pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), typ)
+		id, pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), typ)
 	rows, err := b.tx.QueryContext(b.ctx, q, parentID, child.DeletedAtColumn)
 	if err != nil {
 		return nil, fmt.Errorf("wal: finding the children of %s %q in %s: %w", child.ParentTable, parentID, child.TableName, err)
@@ -488,6 +495,17 @@ FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// recordID returns the SQL text of the record id of the row alias of
+// table cfg: its key as PostgreSQL prints it, as decoded changes carry it
+// (see pgcatalog.RecordID; a char(n) key is padded, its ::text is not).
+func (a *applier) recordID(ctx context.Context, db synchro.DB, cfg *synchro.TableConfig, alias string) (string, error) {
+	t, err := a.keyTypes.Get(ctx, db, cfg.TableName, cfg.IDColumn)
+	if err != nil {
+		return "", fmt.Errorf("wal: reading the key type of %s: %w", cfg.TableName, err)
+	}
+	return pgcatalog.RecordID(alias+"."+pgident.Quote(cfg.IDColumn), t), nil
 }
 
 // columnType returns a column's SQL type as format_type prints it, read

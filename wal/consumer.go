@@ -306,6 +306,7 @@ var errSlotInUse = errors.New("wal: replication slot is in use")
 // an error or the end of ctx.
 func (c *Consumer) session(ctx context.Context) error {
 	c.applier.columnTypes.Reset() // column types are read again: a table may have changed
+	c.applier.keyTypes.Reset()
 	mgmt, err := c.connect(ctx, false)
 	if err != nil {
 		return err

@@ -330,7 +330,11 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 // read as JSON in the backfill's snapshot and assigned as inserts; with
 // emit, each live row also gets a create in each of its buckets.
 func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *batch, cfg *synchro.TableConfig, emit bool) (int, error) {
-	q := fmt.Sprintf(`SELECT x.%s::text, row_to_json(x)::text FROM %s AS x`, pgident.Quote(cfg.IDColumn), pgident.QuoteQualified(cfg.TableName))
+	id, err := b.a.recordID(ctx, b.tx, cfg, "x")
+	if err != nil {
+		return 0, err
+	}
+	q := fmt.Sprintf(`SELECT %s, row_to_json(x)::text FROM %s AS x`, id, pgident.QuoteQualified(cfg.TableName))
 	rr := mgmt.ExecParams(ctx, q, nil, nil, nil, nil)
 	n := 0
 	for rr.NextRow() {

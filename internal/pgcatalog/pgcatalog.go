@@ -107,3 +107,28 @@ type CastTypes struct {
 func (c *CastTypes) Get(ctx context.Context, db Querier, table, column string) (string, error) {
 	return c.c.get(ctx, db, castTypeQuery, table, column)
 }
+
+// Reset forgets every cached type, so that the next Get reads the catalog
+// again (after a table may have changed).
+func (c *CastTypes) Reset() {
+	c.c.m.Clear()
+}
+
+// BpcharCastType is the cast type (see CastTypes) of a char(n) column and of
+// a domain over char: its values print padded to n characters ("a   " for
+// 'a' in a char(4)), while their cast to text drops the padding ("a").
+const BpcharCastType = "pg_catalog.bpchar"
+
+// RecordID returns the SQL text of the record id of key, an expression of
+// a key column whose cast type (see CastTypes) is castType: the key as
+// PostgreSQL's output function prints it, the form change capture decodes
+// and records in the changelog and the bucket edges. That is key::text for
+// every type but char(n), whose cast to text drops the padding the output
+// function prints; its id is format('%s', key), which prints the value with
+// its type's output function.
+func RecordID(key, castType string) string {
+	if castType == BpcharCastType {
+		return "format('%s', " + key + ")"
+	}
+	return key + "::text"
+}

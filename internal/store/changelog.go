@@ -121,16 +121,16 @@ SELECT (SELECT ` + boundarySeq + `), (SELECT min(prev) FROM seen WHERE k > $4), 
 
 // ParentDeleted tells a push whether the changelog of the caller's buckets
 // records the delete of a parent row, and reads the compaction boundary
-// (whether the client's history still shows such deletes). keyType is the
-// parent's primary key type, as format_type prints it: the key is compared
-// in the text form PostgreSQL prints for that type, the form the changelog
-// records.
+// (whether the client's history still shows such deletes). id is the SQL
+// text of the record id the parent key $2 names: the key in the text form
+// PostgreSQL prints for the parent's key type, the form the changelog
+// records (CAST($2::text AS uuid)::text for a uuid key).
 //
 // $1 text parent table, $2 text parent key, $3 text[] buckets -> boolean
 // deleted, bigint boundary
-func ParentDeleted(keyType string) string {
+func ParentDeleted(id string) string {
 	return `SELECT EXISTS (SELECT FROM synchro.changelog c
-		WHERE c.table_name = $1 AND c.record_id = CAST($2::text AS ` + keyType + `)::text AND c.bucket_id = ANY($3::text[]) AND c.operation = 3),
+		WHERE c.table_name = $1 AND c.record_id = ` + id + ` AND c.bucket_id = ANY($3::text[]) AND c.operation = 3),
 	` + boundarySeq
 }
 

@@ -47,7 +47,7 @@ var statements = map[string]string{
 	"Subscribe":           Subscribe,
 	"PullFullPage":        PullFullPage,
 	"PullCappedPage":      PullCappedPage,
-	"ParentDeleted":       ParentDeleted("uuid"),
+	"ParentDeleted":       ParentDeleted("CAST($2::text AS uuid)::text"),
 	"CompactBelow":        CompactBelow,
 	"CompactNextSeq":      CompactNextSeq,
 	"CompactSuperseded":   CompactSuperseded,
