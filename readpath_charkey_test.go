@@ -103,3 +103,40 @@ UPDATE docs SET folder_id = 'b' WHERE id = 'xyzxyz'`)
 		t.Errorf("record ids: pulled %q, snapshot %q", slices.Sorted(maps.Keys(bob.rows)), slices.Sorted(maps.Keys(bob2.rows)))
 	}
 }
+
+// TestInetKeysEndToEnd: an inet key's cast to text adds the netmask
+// ("10.0.0.1/32") where PostgreSQL prints it without one ("10.0.0.1", the
+// form capture records); a device keyed by record id must see one id per
+// row from the snapshot and from pulls.
+func TestInetKeysEndToEnd(t *testing.T) {
+	t.Parallel()
+	reg := synchro.NewRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "hosts", OwnerColumn: "user_id"})
+	e := rpStart(t, rpOptions{app: true, registry: reg, schema: `
+CREATE TABLE hosts (
+	id         inet PRIMARY KEY,
+	user_id    text NOT NULL,
+	name       text NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	deleted_at timestamptz
+);`})
+	pgtest.Exec(t, e.db.Super, `INSERT INTO hosts (id, user_id, name) VALUES ('10.0.0.1', 'alice', 'one'), ('10.0.0.2', 'alice', 'two'), ('10.1.0.0/16', 'alice', 'net')`)
+	e.caughtUp()
+	alice := e.client("alice", "alice-1")
+	alice.snapshot(1)
+	pgtest.Exec(t, e.db.Super, `UPDATE hosts SET name = 'one2' WHERE id = '10.0.0.1'; DELETE FROM hosts WHERE id = '10.0.0.2'`)
+	e.caughtUp()
+	alice.pullAll(1)
+	got := map[string]string{}
+	for k, data := range alice.rows {
+		var row struct{ Name string }
+		if err := json.Unmarshal(data, &row); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = row.Name
+	}
+	want := map[string]string{"hosts/10.0.0.1": "one2", "hosts/10.1.0.0/16": "net"}
+	if !maps.Equal(got, want) {
+		t.Errorf("device holds %v, want %v", got, want)
+	}
+}
