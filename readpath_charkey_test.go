@@ -104,14 +104,16 @@ UPDATE docs SET folder_id = 'b' WHERE id = 'xyzxyz'`)
 	}
 }
 
-// TestInetKeysEndToEnd: an inet key's cast to text adds the netmask
-// ("10.0.0.1/32") where PostgreSQL prints it without one ("10.0.0.1", the
-// form capture records); a device keyed by record id must see one id per
-// row from the snapshot and from pulls.
-func TestInetKeysEndToEnd(t *testing.T) {
+// TestInetAndBoolKeysEndToEnd: the cast to text of an inet key adds the
+// netmask ("10.0.0.1/32") and that of a boolean key spells it "true",
+// where PostgreSQL prints them "10.0.0.1" and "t" (the form capture
+// records); a device keyed by record id must see one id per row from the
+// snapshot and from pulls.
+func TestInetAndBoolKeysEndToEnd(t *testing.T) {
 	t.Parallel()
 	reg := synchro.NewRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "hosts", OwnerColumn: "user_id"})
+	reg.Register(&synchro.TableConfig{TableName: "flags", OwnerColumn: "user_id"})
 	e := rpStart(t, rpOptions{app: true, registry: reg, schema: `
 CREATE TABLE hosts (
 	id         inet PRIMARY KEY,
@@ -119,12 +121,21 @@ CREATE TABLE hosts (
 	name       text NOT NULL,
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	deleted_at timestamptz
+);
+CREATE TABLE flags (
+	id         boolean PRIMARY KEY,
+	user_id    text NOT NULL,
+	name       text NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	deleted_at timestamptz
 );`})
-	pgtest.Exec(t, e.db.Super, `INSERT INTO hosts (id, user_id, name) VALUES ('10.0.0.1', 'alice', 'one'), ('10.0.0.2', 'alice', 'two'), ('10.1.0.0/16', 'alice', 'net')`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO hosts (id, user_id, name) VALUES ('10.0.0.1', 'alice', 'one'), ('10.0.0.2', 'alice', 'two'), ('10.1.0.0/16', 'alice', 'net');
+INSERT INTO flags (id, user_id, name) VALUES (true, 'alice', 'yes'), (false, 'alice', 'no')`)
 	e.caughtUp()
 	alice := e.client("alice", "alice-1")
 	alice.snapshot(1)
-	pgtest.Exec(t, e.db.Super, `UPDATE hosts SET name = 'one2' WHERE id = '10.0.0.1'; DELETE FROM hosts WHERE id = '10.0.0.2'`)
+	pgtest.Exec(t, e.db.Super, `UPDATE hosts SET name = 'one2' WHERE id = '10.0.0.1'; DELETE FROM hosts WHERE id = '10.0.0.2';
+UPDATE flags SET name = 'yes2' WHERE id; DELETE FROM flags WHERE NOT id`)
 	e.caughtUp()
 	alice.pullAll(1)
 	got := map[string]string{}
@@ -135,7 +146,7 @@ CREATE TABLE hosts (
 		}
 		got[k] = row.Name
 	}
-	want := map[string]string{"hosts/10.0.0.1": "one2", "hosts/10.1.0.0/16": "net"}
+	want := map[string]string{"hosts/10.0.0.1": "one2", "hosts/10.1.0.0/16": "net", "flags/t": "yes2"}
 	if !maps.Equal(got, want) {
 		t.Errorf("device holds %v, want %v", got, want)
 	}

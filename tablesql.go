@@ -42,8 +42,9 @@ func (t *tableInfo) pkType() string {
 // idSQL is the SQL text of the record id of key, an expression of the
 // primary key's type: the key as PostgreSQL prints it, the form change
 // capture records in the changelog and the bucket edges (see
-// pgcatalog.RecordID: key::text, but for a char(n) key its padded form and
-// for an inet key its form without the netmask of a single host).
+// pgcatalog.RecordID: key::text, but for a char(n) key its padded form, for
+// an inet key its form without the netmask of a single host, for a boolean
+// key t or f).
 func (t *tableInfo) idSQL(key string) string {
 	return pgcatalog.RecordID(key, t.pkType())
 }

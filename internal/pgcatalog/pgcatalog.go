@@ -123,12 +123,13 @@ const BpcharCastType = "pg_catalog.bpchar"
 // a key column whose cast type (see CastTypes) is castType: the key as
 // PostgreSQL's output function prints it, the form change capture decodes
 // and records in the changelog and the bucket edges. That is key::text for
-// every type but two whose cast to text differs from their output: char(n),
-// whose cast drops the padding, and inet, whose cast adds the netmask
-// ("10.0.0.1/32" for 10.0.0.1); their id is format('%s', key), which prints
-// the value with its type's output function.
+// every type but three whose cast to text differs from their output:
+// char(n), whose cast drops the padding, inet, whose cast adds the netmask
+// ("10.0.0.1/32" for 10.0.0.1), and boolean ("true" for t); their id is
+// format('%s', key), which prints the value with its type's output
+// function.
 func RecordID(key, castType string) string {
-	if castType == BpcharCastType || castType == "inet" {
+	if castType == BpcharCastType || castType == "inet" || castType == "boolean" {
 		return "format('%s', " + key + ")"
 	}
 	return key + "::text"
