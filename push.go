@@ -245,9 +245,7 @@ func (e *Engine) push(ctx context.Context, userID string, req *PushRequest) (*Pu
 	for i := range req.Changes {
 		items[i] = p.prepare(&req.Changes[i])
 	}
-	if err := p.checkCharIDs(ctx, items); err != nil {
-		return nil, fmt.Errorf("synchro: push: %w", err)
-	}
+	p.checkCharIDs(items)
 	if err := p.lockAhead(ctx, items); err != nil {
 		return nil, fmt.Errorf("synchro: push: %w", err)
 	}
@@ -559,85 +557,25 @@ func (p *pusher) prepare(rec *PushRecord) *pushItem {
 }
 
 // checkCharIDs refuses the creates of rows keyed by a char(n) whose id is
-// not the key as PostgreSQL prints it, padded to n characters: every
-// later delivery of the row (pull, snapshot) names it so, and a device
-// that kept its own spelling ("a" for "a   ") would hold the row under two
-// ids. One statement per such table, run after prepare; updates and
-// deletes are not checked, since they find the row by key whatever its
-// spelling. An id PostgreSQL refuses as text (a NUL byte) is left to fail
-// on its own; so, after the statement is rolled back, are the ids of a
-// statement that fails in the database.
-func (p *pusher) checkCharIDs(ctx context.Context, items []*pushItem) error {
-	byTable := map[*tableInfo][]*pushItem{}
-	var tables []*tableInfo
+// not the key as PostgreSQL prints it, padded to n characters (charKey):
+// every later delivery of the row (pull, snapshot) names it so, and a
+// device that kept its own spelling ("a" for "a   ") would hold the row
+// under two ids. Updates and deletes are not checked, since they find the
+// row by key whatever its spelling.
+func (p *pusher) checkCharIDs(items []*pushItem) {
 	for _, it := range items {
-		if it.final || it.op != OpInsert || it.info.charKeyLength() == 0 || strings.IndexByte(it.rec.ID, 0) >= 0 {
+		n := it.info.charKeyLength()
+		if it.final || it.op != OpInsert || n == 0 {
 			continue
 		}
-		if byTable[it.info] == nil {
-			tables = append(tables, it.info)
-		}
-		byTable[it.info] = append(byTable[it.info], it)
-	}
-	for _, t := range tables {
-		its := byTable[t]
-		ids := make([]string, len(its))
-		for i, it := range its {
-			ids[i] = it.rec.ID
-		}
-		bad, err := p.charIDs(ctx, t, ids)
-		if err != nil {
-			return err
-		}
-		for i, want := range bad {
-			n := t.charKeyLength()
-			if want.Valid {
-				its[i].fail(terminal(reasonInvalidData, "record id %q is not key %q (character(%d)) as PostgreSQL prints it: send the id padded with spaces to %d characters, %q",
-					its[i].rec.ID, t.pk, n, n, want.String))
-			} else {
-				its[i].fail(terminal(reasonInvalidData, "record id %q is longer than key %q (character(%d)): at most %d characters", its[i].rec.ID, t.pk, n, n))
-			}
+		switch want := charKey(it.rec.ID, n); {
+		case utf8.RuneCountInString(strings.TrimRight(it.rec.ID, " ")) > n:
+			it.fail(terminal(reasonInvalidData, "record id %q is longer than key %q (character(%d)): at most %d characters", it.rec.ID, it.info.pk, n, n))
+		case want != it.rec.ID:
+			it.fail(terminal(reasonInvalidData, "record id %q is not key %q (character(%d)) as PostgreSQL prints it: send the id padded with spaces to %d characters, %q",
+				it.rec.ID, it.info.pk, n, n, want))
 		}
 	}
-	return nil
-}
-
-// charIDs runs t's charIDsSQL over ids: the positions of the ids that are
-// not keys as PostgreSQL prints them, each with its printed key (invalid
-// when the id is too long). A statement the database refuses is rolled back
-// to the standing savepoint and answers nothing.
-func (p *pusher) charIDs(ctx context.Context, t *tableInfo, ids []string) (map[int]sql.NullString, error) {
-	bad, err := p.readCharIDs(ctx, t, ids)
-	var pgErr *pgconn.PgError
-	if err == nil || !errors.As(err, &pgErr) {
-		return bad, err
-	}
-	if _, err := p.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+recordSavepoint); err != nil {
-		return nil, fmt.Errorf("rolling back to savepoint: %w", err)
-	}
-	return nil, nil
-}
-
-func (p *pusher) readCharIDs(ctx context.Context, t *tableInfo, ids []string) (map[int]sql.NullString, error) {
-	rows, err := p.tx.QueryContext(ctx, t.charIDsSQL(), ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	bad := map[int]sql.NullString{}
-	for rows.Next() {
-		var (
-			o    int
-			want sql.NullString
-		)
-		if err := rows.Scan(&o, &want); err != nil {
-			return nil, fmt.Errorf("checking the ids of %s: %w", t.cfg.TableName, err)
-		}
-		if o >= 1 && o <= len(ids) {
-			bad[o-1] = want
-		}
-	}
-	return bad, rows.Err()
 }
 
 // segmentEnd returns the end of the run of records starting at start that

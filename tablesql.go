@@ -73,17 +73,6 @@ func (t *tableInfo) idOfSQL(id string) string {
 	return t.idSQL("CAST(" + id + " AS " + t.pkType() + ")")
 }
 
-// charIDsSQL finds, among the ids of creates in $1 (text[]), those that
-// are not their char(n) key as PostgreSQL prints it (see charKeyLength): ->
-// position in $1 and the printed key (NULL when the id is longer than n
-// characters, spaces aside, which no row's key is).
-func (t *tableInfo) charIDsSQL() string {
-	n := t.charKeyLength()
-	return fmt.Sprintf(`SELECT r.o, CASE WHEN char_length(CAST(r.id AS pg_catalog.bpchar)) <= %[1]d THEN format('%%s', CAST(r.id AS pg_catalog.bpchar(%[1]d))) END
-  FROM unnest($1::text[]) WITH ORDINALITY AS r(id, o)
- WHERE r.id IS DISTINCT FROM format('%%s', CAST(r.id AS pg_catalog.bpchar(%[1]d)))`, n)
-}
-
 // charKey returns the char(n) key id spells, as PostgreSQL prints it: id
 // without its trailing spaces, padded with spaces to n characters (n from
 // charKeyLength); an id of more characters is returned as it is.
