@@ -376,10 +376,10 @@ func hydrateRows(ctx context.Context, tx *sql.Tx, info *tableInfo, st *pullHydra
 // and ±infinity (an updated-at of infinity is no version: both ways of
 // reading a pull treat it alike).
 func finiteTime(t pgtype.Timestamptz) time.Time {
-	if !t.Valid || t.InfinityModifier != pgtype.Finite {
-		return time.Time{}
+	if p := finiteTimePtr(t); p != nil {
+		return *p
 	}
-	return t.Time.UTC()
+	return time.Time{}
 }
 
 // finiteTimePtr is finiteTime as a pointer: nil for NULL and for an
