@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/synchrosync/synchro/internal/pgcatalog"
 	"github.com/synchrosync/synchro/internal/pgident"
 )
 
@@ -54,14 +55,13 @@ const (
 // as timestamptz(0) in CREATE DOMAIN d AS timestamptz(0)); the type the
 // column's values are cast to from text (castType) is the base type without
 // a modifier, since a cast to a domain applies the modifier the domain
-// declares (bpchar and "bit" quoted for char and bit, whose names without a
-// modifier mean a length of one); pk_pos is the column's position in the primary key, NULL when
-// it is not part of it. The last column is the default of the column's type
+// declares (see pgcatalog.CastTypeSQL); pk_pos is the column's position in
+// the primary key, NULL when it is not part of it. The last column is the default of the column's type
 // when that is a domain: the one PostgreSQL uses for an insert that leaves
 // out a column without a default of its own. Only the column's own domain
 // counts: a domain over another copies that one's default when it is
 // created, and the server never looks further down the chain.
-const introspectQuery = `
+var introspectQuery = `
 WITH RECURSIVE
 req AS (
 	SELECT r.ord, pg_catalog.to_regclass(r.qname) AS relid
@@ -109,10 +109,7 @@ SELECT col.ord,
        col.attnum,
        col.attname::text,
        pg_catalog.format_type(col.atttypid, col.atttypmod),
-       CASE COALESCE(base.oid, col.atttypid)
-           WHEN 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'pg_catalog.bpchar'
-           WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog."bit"'
-           ELSE pg_catalog.format_type(COALESCE(base.oid, col.atttypid), NULL) END,
+       ` + pgcatalog.CastTypeSQL("COALESCE(base.oid, col.atttypid)") + `,
        col.atttypid::int8,
        col.attndims,
        col.attnotnull,

@@ -24,16 +24,10 @@ SELECT format_type(a.atttypid, a.atttypmod)
   FROM pg_attribute a
  WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped`
 
-// castTypeQuery reads the type a column's values are cast to from text:
-// its base type, after following any chain of domains, as format_type
-// prints it without a modifier. $1 and $2 as in columnTypeQuery. Two types
-// mean one length without a modifier, so their cast would cut an id:
-// "character" is char(1) and "bit" is bit(1); they are read as bpchar
-// (any length, compared as char is) and "bit" quoted (the type without a
-// length limit: not varbit, whose comparison with a bit column cannot use
-// the column's index). introspectQuery (package
-// synchro) makes the same choice.
-const castTypeQuery = `
+// castTypeQuery reads the type a column's values are cast to from text
+// (CastTypeSQL of its base type, after following any chain of domains). $1
+// and $2 as in columnTypeQuery.
+var castTypeQuery = `
 WITH RECURSIVE dom(cur) AS (
 	SELECT a.atttypid
 	  FROM pg_attribute a
@@ -41,11 +35,23 @@ WITH RECURSIVE dom(cur) AS (
 	UNION ALL
 	SELECT t.typbasetype FROM dom JOIN pg_type t ON t.oid = dom.cur WHERE t.typtype = 'd'
 )
-SELECT CASE t.oid
-           WHEN 'pg_catalog.bpchar'::pg_catalog.regtype THEN 'pg_catalog.bpchar'
-           WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog."bit"'
-           ELSE format_type(t.oid, NULL) END
+SELECT ` + CastTypeSQL("t.oid") + `
   FROM dom JOIN pg_type t ON t.oid = dom.cur WHERE t.typtype <> 'd'`
+
+// CastTypeSQL is the SQL expression of the type a key given as text is
+// cast to, for oid (an SQL expression of a base type's oid): the type as
+// format_type prints it without a modifier, so that the cast never cuts
+// or rounds the key into another row's. Two types mean a length of one
+// without a modifier: "character" is char(1) and "bit" is bit(1); they are
+// cast to bpchar (BpcharCastType: any length, compared as char is) and to
+// "bit" quoted (the type without a length limit; not varbit, whose
+// comparison with a bit column cannot use the column's index).
+func CastTypeSQL(oid string) string {
+	return `CASE ` + oid + `
+           WHEN 'pg_catalog.bpchar'::pg_catalog.regtype THEN '` + BpcharCastType + `'
+           WHEN 'pg_catalog.bit'::pg_catalog.regtype THEN 'pg_catalog."bit"'
+           ELSE pg_catalog.format_type(` + oid + `, NULL) END`
+}
 
 // typeCache caches the answer of one of the queries above per table and
 // column. The zero value is ready.
