@@ -564,8 +564,11 @@ func (p *pusher) prepare(rec *PushRecord) *pushItem {
 // row by key whatever its spelling.
 func (p *pusher) checkCharIDs(items []*pushItem) {
 	for _, it := range items {
+		if it.final || it.op != OpInsert { // a final record may have no table (it.info nil)
+			continue
+		}
 		n := it.info.charKeyLength()
-		if it.final || it.op != OpInsert || n == 0 {
+		if n == 0 {
 			continue
 		}
 		switch want := charKey(it.rec.ID, n); {
