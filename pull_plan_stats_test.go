@@ -100,8 +100,10 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 		{"page", store.PullFullPage, []any{buckets, int64(n / 2), 1001, 1000}, true},
 		{"capped page", store.PullCappedPage, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, true},
 		{"hydration", st.pull.sql, []any{ids, subs}, true},
-		{"page with rows", ps.full, []any{buckets, int64(n / 2), 1001, 1000, subs}, true},
-		{"capped page with rows", ps.capped, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, true},
+		{"page with rows", ps.full[0], []any{buckets, int64(n / 2), 1001, 1000, subs}, true},
+		{"capped page with rows", ps.capped[0], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, true},
+		{"page with rows in UTC", ps.full[1], []any{buckets, int64(n / 2), 1001, 1000, subs}, true},
+		{"capped page with rows in UTC", ps.capped[1], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, true},
 	}
 	// explainIn returns the plan of s in a transaction of its own, rolled
 	// back at once, set up as a pull's when settings is true.

@@ -38,11 +38,16 @@ const pullPageAlias = "synchro_page"
 // entry of those tables with the current row of its record when the page
 // delivers it.
 type pullPageStatements struct {
-	full, capped string
+	// full and capped are the statements with the row columns in the
+	// forms pullFormTyped ([0]) and pullFormTypedUTC ([1], for sessions
+	// whose time zone is UTC).
+	full, capped [2]string
 	// tables are the hydrations of the tables read, by name.
 	tables map[string]*pullHydration
-	// width is the number of row columns (c0, c1, ...) the statements
-	// return after f and u: the most any table returns.
+	// offset is where the row columns of each table start, after f and u.
+	offset map[string]int
+	// width is the number of row columns the statements return after f
+	// and u: those of every table, one after the other.
 	width int
 }
 
@@ -50,8 +55,9 @@ type pullPageStatements struct {
 // store.PullCappedPage, parameters $1 to $4) so that each of its entries
 // comes with the current row of its record ($5 the client's buckets, for
 // the ownership rules): the entry's columns, then f (true when the row was
-// found and may be delivered, NULL otherwise), u (its updated-at) and c0,
-// c1, ... (its returned columns, see pullColumns).
+// found and may be delivered, NULL otherwise), u (its updated-at) and the
+// returned columns of each table (see pullColumns) in the form form (index
+// of lateralFrom), NULL but in the table of the entry's record.
 //
 // Each table of names has its row looked up in a LATERAL subquery whose
 // first conditions involve only the entry: that it is of the table, not a
@@ -64,23 +70,21 @@ type pullPageStatements struct {
 // plan is the page's plan followed by nested loops over its entries, each
 // with at most one index probe (TestPullPlansWithoutStatistics). The page
 // subquery keeps its seq order through the nested loops, so the final
-// ORDER BY costs no sort.
+// ORDER BY costs no sort. Each table's columns are its own, not shared
+// with the other tables' (whose types differ): a NULL costs four bytes.
 //
 // An entry of a record that appears more than once in the page is looked
 // up at each appearance that is not a delete (the same row, in the same
 // snapshot); the engine keeps the first found and applies the merge rules
 // (last operation wins) as for the two-statement read.
-func (ps *pullPageStatements) build(page string, names []string) string {
+func (ps *pullPageStatements) build(page string, names []string, form int) string {
 	var q, cols strings.Builder
 	fmt.Fprintf(&cols, "coalesce(%s)", ps.coalesced(names, func(i int, _ *pullHydration) string { return fmt.Sprintf("h%d.f", i) }))
 	fmt.Fprintf(&cols, ", coalesce(%s)", ps.coalesced(names, func(i int, _ *pullHydration) string { return fmt.Sprintf("h%d.u", i) }))
-	for c := range ps.width {
-		fmt.Fprintf(&cols, ", coalesce(%s)", ps.coalesced(names, func(i int, h *pullHydration) string {
-			if c >= h.returned() {
-				return ""
-			}
-			return fmt.Sprintf("h%d.c%d", i, c)
-		}))
+	for i, name := range names {
+		for c := range ps.tables[name].returned() {
+			fmt.Fprintf(&cols, ", h%d.c%d", i, c)
+		}
 	}
 	fmt.Fprintf(&q, "SELECT %[1]s.*, %[2]s\n  FROM (%[3]s) AS %[1]s(boundary, cut, seq, table_name, record_id, operation)", pullPageAlias, cols.String(), page)
 	for i, name := range names {
@@ -90,7 +94,7 @@ func (ps *pullPageStatements) build(page string, names []string) string {
                       WHERE %[1]s.table_name = %[3]s AND %[1]s.operation <> %[4]d
                         AND (%[1]s.cut IS NULL OR %[1]s.seq <= %[1]s.cut)
                         AND %[5]s
-                      LIMIT 1) AS h%[6]d ON true`, pullPageAlias, h.lateralFrom, pgident.QuoteLiteral(name), OpDelete, h.lateralWhere, i)
+                      LIMIT 1) AS h%[6]d ON true`, pullPageAlias, h.lateralFrom[form], pgident.QuoteLiteral(name), OpDelete, h.lateralWhere, i)
 	}
 	fmt.Fprintf(&q, "\n ORDER BY %s.seq", pullPageAlias)
 	return q.String()
@@ -135,7 +139,7 @@ func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
 		}
 		c.statements[key] = ps
 	}()
-	built := &pullPageStatements{tables: make(map[string]*pullHydration, len(names))}
+	built := &pullPageStatements{tables: make(map[string]*pullHydration, len(names)), offset: make(map[string]int, len(names))}
 	for _, name := range names {
 		info := m.table(name)
 		if info == nil {
@@ -146,13 +150,16 @@ func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
 			return nil
 		}
 		built.tables[name] = st.pull
-		built.width = max(built.width, st.pull.returned())
+		built.offset[name] = built.width
+		built.width += st.pull.returned()
 	}
 	if len(built.tables) == 0 {
 		return nil
 	}
-	built.full = built.build(store.PullFullPage, names)
-	built.capped = built.build(store.PullCappedPage, names)
+	for form := range built.full {
+		built.full[form] = built.build(store.PullFullPage, names, form)
+		built.capped[form] = built.build(store.PullCappedPage, names, form)
+	}
 	ps = built
 	return ps
 }
@@ -202,9 +209,17 @@ func pageTables(order []string, page *changelogPage) []string {
 // rows of its records (ps's statement): the entries that are not deletes
 // come with their record when the row was found and may be delivered.
 func (t *pgxPullTx) readPageHydrated(ctx context.Context, p *puller, ps *pullPageStatements, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
-	query := ps.full
+	// The session's time zone decides whether timestamptz columns come
+	// typed (see pullForm); the statements sent before the page in the
+	// same batch do not change it.
+	form := 0
+	utc := isUTCZone(t.conn.PgConn().ParameterStatus("TimeZone"))
+	if utc {
+		form = 1
+	}
+	query := ps.full[form]
 	if perBucket < p.limit {
-		query = ps.capped
+		query = ps.capped[form]
 	}
 	rows, err := t.rows(ctx, query, buckets, checkpoint, p.limit+1, perBucket, p.subs)
 	if err != nil {
@@ -227,7 +242,19 @@ func (t *pgxPullTx) readPageHydrated(ctx context.Context, p *puller, ps *pullPag
 			return nil, fmt.Errorf("synchro: reading the changelog: %d columns, want %d", len(raw), len(dest))
 		}
 		if first {
-			first, inPlace = false, pagePrefixInPlace(rows.FieldDescriptions())
+			fields := rows.FieldDescriptions()
+			if len(fields) != len(dest) {
+				return nil, fmt.Errorf("synchro: reading the changelog: %d columns described, want %d", len(fields), len(dest))
+			}
+			first, inPlace = false, pagePrefixInPlace(fields)
+			for name, h := range ps.tables {
+				off := 8 + ps.offset[name]
+				wire, err := pullWires(fields[off:off+h.returned()], h.cols, utc)
+				if err != nil {
+					return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
+				}
+				writers[name] = &pullRowWriter{cols: h.cols, wire: wire}
+			}
 		}
 		if inPlace {
 			if err := pre.decode(raw); err != nil {
@@ -244,15 +271,15 @@ func (t *pgxPullTx) readPageHydrated(ctx context.Context, p *puller, ps *pullPag
 		if h == nil {
 			return nil, fmt.Errorf("synchro: reading the changelog: a row of unknown table %q", en.table)
 		}
-		w := writers[en.table]
-		if w == nil {
-			w = &pullRowWriter{cols: h.cols}
-			writers[en.table] = w
+		off := 8 + ps.offset[en.table]
+		data, err := writers[en.table].object(raw[off : off+h.returned()])
+		if err != nil {
+			return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 		}
 		if len(recs) == cap(recs) {
 			recs = make([]Record, 0, p.limit)
 		}
-		recs = append(recs, Record{ID: en.id, TableName: en.table, Data: w.object(raw[8 : 8+h.returned()]), UpdatedAt: finiteTime(pre.updated)})
+		recs = append(recs, Record{ID: en.id, TableName: en.table, Data: data, UpdatedAt: finiteTime(pre.updated)})
 		en.record = &recs[len(recs)-1]
 	}
 	if err := rows.Err(); err != nil {

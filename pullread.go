@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +51,30 @@ const (
 	// DateStyle ISO (which pullSettingsSQL sets), written as to_json
 	// writes it (see appendPGTimestampJSON).
 	pullTimestamp
+	// pullBool: a boolean, whose text is true or false (cast to text) or
+	// t or f (the type's own text output), written as true or false.
+	pullBool
+)
+
+// pullForm is the form in which a hydration statement returns the
+// delivered columns (see pullColumns).
+type pullForm uint8
+
+const (
+	// pullFormText returns every column as text: what database/sql and
+	// the hydration statements read.
+	pullFormText pullForm = iota
+	// pullFormTyped returns integers (as int8), booleans and timestamps
+	// without time zone as their own types, which pgx receives in
+	// binary, cheaper for PostgreSQL to send than their text output
+	// (about a fifth of the columns' output on the benchmark's table,
+	// docs/benchmarks.md, issue 14 item 4); timestamptz as text.
+	pullFormTyped
+	// pullFormTypedUTC is pullFormTyped with timestamptz as its own type
+	// too: for a session whose time zone is UTC, the only one in which
+	// the engine writes a timestamptz from its binary form (elsewhere its
+	// offset would depend on time zone rules the engine does not read).
+	pullFormTypedUTC
 )
 
 // pullColumn is one delivered column of a pull hydration.
@@ -89,7 +116,12 @@ const (
 // other than these and the common built-in ones (times, intervals,
 // domains, arrays, enums, composites) come through to_json, which gives
 // exactly what row_to_json gives for the column.
-func pullColumns(t *tableInfo, x string) ([]pullColumn, []string) {
+//
+// form says which columns keep their own type instead (see pullForm);
+// the kinds are the same in every form, and the writer reads a typed
+// column in either wire format (see pullWires).
+func pullColumns(t *tableInfo, x string, form pullForm) ([]pullColumn, []string) {
+	typed := form != pullFormText
 	cols := make([]pullColumn, len(t.delivered))
 	var sel []string
 	for i, c := range t.delivered {
@@ -109,9 +141,15 @@ func pullColumns(t *tableInfo, x string) ([]pullColumn, []string) {
 		col := x + "." + pgident.Quote(c.name)
 		switch c.typeOID {
 		case oidInt2, oidInt4, oidInt8:
-			cols[i].kind, col = pullRaw, col+"::int8::text"
+			cols[i].kind, col = pullRaw, col+"::int8"
+			if !typed {
+				col += "::text"
+			}
 		case oidBool:
-			cols[i].kind, col = pullRaw, col+"::bool::text" // true or false
+			cols[i].kind, col = pullBool, col+"::bool"
+			if !typed {
+				col += "::text" // true or false
+			}
 		case oidFloat4, oidFloat8, oidNumeric:
 			cols[i].kind, col = pullNumber, col+"::text"
 		case oidText, oidVarchar, oidUUID:
@@ -125,9 +163,15 @@ func pullColumns(t *tableInfo, x string) ([]pullColumn, []string) {
 			// 2024-03-04, 0044-03-15 BC, infinity.
 			cols[i].kind, col = pullString, col+"::date::text"
 		case oidTimestamp:
-			cols[i].kind, col = pullTimestamp, col+"::timestamp::text"
+			cols[i].kind, col = pullTimestamp, col+"::timestamp"
+			if !typed {
+				col += "::text"
+			}
 		case oidTimestampTZ:
-			cols[i].kind, col = pullTimestamp, col+"::timestamptz::text"
+			cols[i].kind, col = pullTimestamp, col+"::timestamptz"
+			if form != pullFormTypedUTC {
+				col += "::text"
+			}
 		default:
 			cols[i].kind, col = pullRaw, "to_json("+col+")::text"
 		}
@@ -141,9 +185,88 @@ func pullColumns(t *tableInfo, x string) ([]pullColumn, []string) {
 // each object is a slice capped at its end, so that appending to one never
 // writes into the next.
 type pullRowWriter struct {
-	cols    []pullColumn
+	cols []pullColumn
+	// wire says how each returned column arrived (see pullWires); nil
+	// when every one is text.
+	wire    []pullWire
 	scratch []byte
 	chunk   []byte
+}
+
+// pullWire is how the value of one returned column arrives: as text (its
+// text output, or text cast), or in the binary form of its type.
+type pullWire uint8
+
+const (
+	wireText pullWire = iota
+	// wireInt8: an int8, 8 bytes big-endian.
+	wireInt8
+	// wireBool: a bool, one byte.
+	wireBool
+	// wireTimestamp: a timestamp without time zone, microseconds since
+	// 2000-01-01 as 8 bytes big-endian; the extremes are the infinities.
+	wireTimestamp
+	// wireTimestampUTC: a timestamptz in the same form, written with the
+	// offset +00:00 (the session's time zone being UTC).
+	wireTimestampUTC
+)
+
+// pullWires returns how the returned columns cols (of a pullForm
+// statement) arrive, by their fields' types and formats: nil when all of
+// them come as text. A column in binary that the writer cannot write (a
+// type it does not read in binary, or a timestamptz when the session's
+// time zone is not UTC) is an error.
+func pullWires(fields []pgconn.FieldDescription, cols []pullColumn, utc bool) ([]pullWire, error) {
+	var wires []pullWire
+	j := 0
+	for _, c := range cols {
+		if c.kind == pullNull {
+			continue
+		}
+		if j >= len(fields) {
+			return nil, fmt.Errorf("%d columns, want %d", len(fields), j+1)
+		}
+		f := fields[j]
+		w := wireText
+		if f.Format == pgtype.BinaryFormatCode {
+			switch {
+			case f.DataTypeOID == oidText || f.DataTypeOID == oidVarchar:
+				// The binary form of text is the text.
+			case f.DataTypeOID == oidInt8 && c.kind == pullRaw:
+				w = wireInt8
+			case f.DataTypeOID == oidBool && c.kind == pullBool:
+				w = wireBool
+			case f.DataTypeOID == oidTimestamp && c.kind == pullTimestamp:
+				w = wireTimestamp
+			case f.DataTypeOID == oidTimestampTZ && c.kind == pullTimestamp && utc:
+				w = wireTimestampUTC
+			default:
+				return nil, fmt.Errorf("column %q came in binary as type %d", f.Name, f.DataTypeOID)
+			}
+		}
+		if w != wireText && wires == nil {
+			wires = make([]pullWire, len(fields))
+		}
+		if wires != nil {
+			wires[j] = w
+		}
+		j++
+	}
+	return wires, nil
+}
+
+// utcZones are the values of the TimeZone setting that are UTC at every
+// time (as PostgreSQL reports them, ignoring case).
+var utcZones = []string{"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"}
+
+// isUTCZone reports whether the TimeZone setting tz is one of utcZones.
+func isUTCZone(tz string) bool {
+	for _, z := range utcZones {
+		if strings.EqualFold(tz, z) {
+			return true
+		}
+	}
+	return false
 }
 
 // pullChunkSize is the size of the buffers the JSON objects of a page are
@@ -152,39 +275,54 @@ const pullChunkSize = 64 << 10
 
 // object writes the JSON object of one row; vals are the values of the
 // columns that the statement returns (every column but the null ones), nil
-// for SQL NULL. The result stays valid after vals are reused.
+// for SQL NULL, in the forms w.wire gives. The result stays valid after
+// vals are reused.
 //
 // The object is written in place at the end of the current buffer when
 // the buffer has room for the longest it could be (every byte of every
-// value escaped); rows too long for that are written aside and copied.
-func (w *pullRowWriter) object(vals [][]byte) []byte {
+// value escaped, a binary value at its longest written form); rows too
+// long for that are written aside and copied.
+func (w *pullRowWriter) object(vals [][]byte) ([]byte, error) {
 	most := 1
 	for _, c := range w.cols {
 		most += len(c.key) + len("null")
 	}
 	for _, v := range vals {
-		most += 6*len(v) + len(`"":00 BC`)
+		most += max(6*len(v), maxBinaryJSON) + len(`"":00 BC`)
 	}
 	if most > pullChunkSize/4 {
-		b := w.write(w.scratch[:0], vals)
+		b, err := w.write(w.scratch[:0], vals)
+		if err != nil {
+			return nil, err
+		}
 		w.scratch = b
 		if len(w.chunk)+len(b) > cap(w.chunk) {
 			w.chunk = make([]byte, 0, max(pullChunkSize, len(b)))
 		}
 		start := len(w.chunk)
 		w.chunk = append(w.chunk, b...)
-		return w.chunk[start:len(w.chunk):len(w.chunk)]
+		return w.chunk[start:len(w.chunk):len(w.chunk)], nil
 	}
 	if len(w.chunk)+most > cap(w.chunk) {
 		w.chunk = make([]byte, 0, pullChunkSize)
 	}
 	start := len(w.chunk)
-	w.chunk = w.write(w.chunk, vals) // stays within the buffer
-	return w.chunk[start:len(w.chunk):len(w.chunk)]
+	b, err := w.write(w.chunk, vals) // stays within the buffer
+	if err != nil {
+		return nil, err
+	}
+	w.chunk = b
+	return w.chunk[start:len(w.chunk):len(w.chunk)], nil
 }
 
+// maxBinaryJSON is the longest JSON a binary value of 8 bytes or fewer is
+// written as: a timestamptz of year 294276 with microseconds and its
+// offset, quoted, "294276-12-31T23:59:59.999999+00:00" (an int8 is at most
+// 20 characters).
+const maxBinaryJSON = 40
+
 // write appends the JSON object of one row (see object) to b.
-func (w *pullRowWriter) write(b []byte, vals [][]byte) []byte {
+func (w *pullRowWriter) write(b []byte, vals [][]byte) ([]byte, error) {
 	v := 0
 	for _, c := range w.cols {
 		b = append(b, c.key...)
@@ -193,10 +331,25 @@ func (w *pullRowWriter) write(b []byte, vals [][]byte) []byte {
 			continue
 		}
 		val := vals[v]
+		wire := wireText
+		if w.wire != nil {
+			wire = w.wire[v]
+		}
 		v++
 		switch {
 		case val == nil:
 			b = append(b, "null"...)
+		case wire != wireText:
+			var ok bool
+			if b, ok = appendBinaryJSON(b, wire, val); !ok {
+				return nil, fmt.Errorf("column %d: a binary value of %d bytes", v, len(val))
+			}
+		case c.kind == pullBool:
+			if val[0] == 't' {
+				b = append(b, "true"...)
+			} else {
+				b = append(b, "false"...)
+			}
 		case c.kind == pullRaw:
 			b = append(b, val...)
 		case c.kind == pullNumber && isJSONNumber(val):
@@ -207,7 +360,100 @@ func (w *pullRowWriter) write(b []byte, vals [][]byte) []byte {
 			b = appendPGJSONString(b, val)
 		}
 	}
-	return append(b, '}')
+	return append(b, '}'), nil
+}
+
+// appendBinaryJSON appends the JSON of val, the binary form of a value as
+// wire says, the way row_to_json writes the type; false when val has not
+// the length of that form.
+func appendBinaryJSON(b []byte, wire pullWire, val []byte) ([]byte, bool) {
+	switch wire {
+	case wireBool:
+		if len(val) != 1 {
+			return b, false
+		}
+		if val[0] != 0 {
+			return append(b, "true"...), true
+		}
+		return append(b, "false"...), true
+	case wireInt8, wireTimestamp, wireTimestampUTC:
+		if len(val) != 8 {
+			return b, false
+		}
+		n := int64(binary.BigEndian.Uint64(val))
+		if wire == wireInt8 {
+			return strconv.AppendInt(b, n, 10), true
+		}
+		return appendPGTimestampBinaryJSON(b, n, wire == wireTimestampUTC), true
+	}
+	return b, false
+}
+
+// appendPGTimestampBinaryJSON appends, as a JSON string, the timestamp of
+// us microseconds since 2000-01-01 00:00:00 (UTC for a timestamptz, utc
+// set) the way to_json writes it (PostgreSQL's XSD style): the year with at
+// least four digits, 1 - year with " BC" after the rest for years before
+// 1 (PostgreSQL's calendar, like Go's, is the proleptic Gregorian one),
+// the date and time joined by T, the fraction of a second without its
+// trailing zeros, and for a timestamptz the offset +00:00. The extremes of
+// int64 are infinity and -infinity.
+func appendPGTimestampBinaryJSON(b []byte, us int64, utc bool) []byte {
+	switch us {
+	case math.MaxInt64:
+		return append(b, `"infinity"`...)
+	case math.MinInt64:
+		return append(b, `"-infinity"`...)
+	}
+	sec, frac := us/1_000_000, us%1_000_000
+	if frac < 0 {
+		sec, frac = sec-1, frac+1_000_000
+	}
+	t := time.Unix(sec+pgEpochSeconds, 0).UTC()
+	year, month, day := t.Date()
+	hour, minute, second := t.Clock()
+	bc := year <= 0
+	if bc {
+		year = 1 - year
+	}
+	b = append(b, '"')
+	b = appendPadded(b, year, 4)
+	b = append(b, '-')
+	b = appendPadded(b, int(month), 2)
+	b = append(b, '-')
+	b = appendPadded(b, day, 2)
+	b = append(b, 'T')
+	b = appendPadded(b, hour, 2)
+	b = append(b, ':')
+	b = appendPadded(b, minute, 2)
+	b = append(b, ':')
+	b = appendPadded(b, second, 2)
+	if frac != 0 {
+		digits := 6
+		for frac%10 == 0 {
+			frac /= 10
+			digits--
+		}
+		b = append(b, '.')
+		b = appendPadded(b, int(frac), digits)
+	}
+	if utc {
+		b = append(b, "+00:00"...)
+	}
+	if bc {
+		b = append(b, " BC"...)
+	}
+	return append(b, '"')
+}
+
+// appendPadded appends the decimal n (not negative) with zeros before it
+// to at least width digits.
+func appendPadded(b []byte, n, width int) []byte {
+	var buf [20]byte
+	d := strconv.AppendInt(buf[:0], int64(n), 10)
+	for i := len(d); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, d...)
 }
 
 // appendPGJSONString appends s as a JSON string the way PostgreSQL's
@@ -361,8 +607,12 @@ func hydrateRows(ctx context.Context, tx *sql.Tx, info *tableInfo, st *pullHydra
 		for i, v := range vals {
 			view[i] = v
 		}
+		data, err := w.object(view)
+		if err != nil {
+			return nil, err
+		}
 		r := &recs[len(out)]
-		r.ID, r.TableName, r.Data = id, info.cfg.TableName, w.object(view)
+		r.ID, r.TableName, r.Data = id, info.cfg.TableName, data
 		r.UpdatedAt = finiteTime(updated)
 		out = append(out, r)
 	}
@@ -415,8 +665,10 @@ type pullHydration struct {
 	// lateralFrom and lateralWhere are the lookup of one row as a LATERAL
 	// subquery of the page statement (see pullPageStatements.build):
 	// lateralFrom selects true (f), the updated-at (u) and the returned
-	// columns (c0, c1, ...) from the table, lateralWhere its conditions.
-	lateralFrom, lateralWhere string
+	// columns (c0, c1, ...) from the table, in the forms pullFormTyped
+	// and pullFormTypedUTC; lateralWhere its conditions.
+	lateralFrom  [2]string
+	lateralWhere string
 }
 
 // pullTx is the read transaction of a pull: database/sql's, or, when the
@@ -659,8 +911,12 @@ func (t *pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydrat
 		if len(raw) != n+2 {
 			return nil, fmt.Errorf("hydration returned %d columns, want %d", len(raw), n+2)
 		}
+		data, err := w.object(raw[2:])
+		if err != nil {
+			return nil, err
+		}
 		r := &recs[len(out)]
-		r.ID, r.TableName, r.Data = string(raw[0]), info.cfg.TableName, w.object(raw[2:])
+		r.ID, r.TableName, r.Data = string(raw[0]), info.cfg.TableName, data
 		r.UpdatedAt = finiteTime(updated)
 		out = append(out, r)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strings"
@@ -29,7 +31,8 @@ import (
 // control characters and non-ASCII text, uuid, json and jsonb, dates and
 // timestamps (written from their text: BC, years beyond 9999, infinities,
 // fractions, offsets of whole hours, of minutes and of seconds, under
-// several time zones and a session DateStyle other than ISO), and the
+// several time zones and a session DateStyle other than ISO; in the page
+// statement under UTC from their binary form), and the
 // types that go through to_json (arrays, enums, domains, bpchar,
 // interval, bytea), NULL in each.
 func TestPullRowJSONMatchesRowToJSON(t *testing.T) {
@@ -75,8 +78,11 @@ INSERT INTO pj (id, user_id, "Odd ""name""", small, big, flag, num, f4, f8, u, v
  (5, 'u1', e'\u2028 <script>&', 1, 1, true, 1e-20, 3.4e38, 5e-324, NULL, NULL, NULL, NULL, '1.0e10', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
  (6, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '0044-03-15 12:00:00.5+00 BC', '0044-03-15 12:00:00.25 BC', 'infinity', NULL, NULL, NULL, NULL, NULL),
  (7, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '1850-01-01 00:00:00+00', '12345-06-07 08:09:10', '-infinity', NULL, NULL, NULL, NULL, NULL),
- (8, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '20000-01-01 00:00:00.000001+00', '2024-06-30 23:59:59.999999', '12345-01-01', NULL, NULL, NULL, NULL, NULL);
-INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELECT 'user:u1', 'pj', g::text, 1 FROM generate_series(1, 8) AS g`)
+ (8, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '20000-01-01 00:00:00.000001+00', '2024-06-30 23:59:59.999999', '12345-01-01', NULL, NULL, NULL, NULL, NULL),
+ (9, 'u1', NULL, -32768, -9223372036854775808, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '4714-11-24 00:00:00+00 BC', '294276-12-31 23:59:59.999999', NULL, NULL, NULL, NULL, NULL, NULL),
+ (10, 'u1', NULL, 32767, -1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '0001-01-01 00:00:00+00', '0001-12-31 23:59:59.999999 BC', NULL, NULL, NULL, NULL, NULL, NULL),
+ (11, 'u1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '294276-12-31 23:59:59.999999+00', '1999-12-31 23:59:59.000001', NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELECT 'user:u1', 'pj', g::text, 1 FROM generate_series(1, 11) AS g`)
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "pj", OwnerColumn: "user_id"})
 	p := ptEngine(t, db, db.Super, reg, nil)
@@ -90,7 +96,7 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELE
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := []string{"1", "2", "3", "4", "5", "6", "7", "8"}
+	ids := []string{"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
 	subs := []string{"global", "user:u1"}
 
 	// The time zones change the offsets (whole hours, minutes, the local
@@ -146,6 +152,12 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELE
 					if viaSQL {
 						return nil
 					}
+					// In UTC the page statement's timestamptz columns
+					// come in binary (pullFormTypedUTC), elsewhere as
+					// text: both forms are compared.
+					if zone := tx.(*pgxPullTx).conn.PgConn().ParameterStatus("TimeZone"); isUTCZone(zone) != (tz == "UTC") {
+						t.Errorf("the session's TimeZone is %q in the subtest of %s", zone, tz)
+					}
 					// The page statement reads the rows of the tables
 					// the previous page delivered: a page primes it.
 					pu := &puller{e: p.e, m: m, userID: "u1", subs: subs, limit: 100}
@@ -185,6 +197,77 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELE
 				}
 			})
 		}
+	}
+}
+
+// TestTimestampBinaryJSON checks appendPGTimestampBinaryJSON against
+// to_json in a session in UTC, for timestamptz and timestamp values drawn
+// from PostgreSQL's whole range (4714 BC to 294276 AD) and its edges, read
+// in binary as the page statement reads them.
+func TestTimestampBinaryJSON(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	cfg, err := pgx.ParseConfig(db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["timezone"] = "UTC"
+	conn, err := pgx.ConnectConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(t.Context())) }()
+	if zone := conn.PgConn().ParameterStatus("TimeZone"); !isUTCZone(zone) {
+		t.Fatalf("TimeZone %q is not UTC", zone)
+	}
+	const (
+		lowest  = -211813488000000000 // 4714-11-24 00:00:00 BC
+		highest = 9223371331199999999 // 294276-12-31 23:59:59.999999
+	)
+	us := []int64{lowest, highest, 0, 1, -1, 999_999, -999_999, 1_000_000, -1_000_000, 10, 100_000,
+		-63082281600000000, // 0001-01-01 00:00:00
+		-63082281600000001, // 0001-12-31 23:59:59.999999 BC
+		math.MaxInt64, math.MinInt64}
+	rnd := rand.New(rand.NewPCG(14, 4))
+	for range 2000 {
+		low := int64(lowest)
+		v := int64(uint64(low) + rnd.Uint64N(uint64(highest)+uint64(-low))) // wraps to within the range
+		switch rnd.IntN(3) {
+		case 0:
+			v -= v % 1_000_000 // whole seconds
+		case 1:
+			v -= v % 1000
+		}
+		us = append(us, v)
+	}
+	// The values are built in binary and sent as int8: microseconds
+	// after 2000-01-01, the form the page statement reads.
+	rows, err := conn.Query(t.Context(), `
+SELECT v, to_json(v)::text, v::timestamp, to_json(v::timestamp)::text
+  FROM (SELECT CASE r WHEN 9223372036854775807 THEN timestamptz 'infinity'
+                      WHEN -9223372036854775808 THEN timestamptz '-infinity'
+                      ELSE timestamptz '2000-01-01 00:00:00+00' + (r / 1000000) * interval '1 second' + (r % 1000000) * interval '1 microsecond' END
+          FROM unnest($1::int8[]) AS r) AS s(v)`, pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.TextFormatCode}, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		raw := rows.RawValues()
+		for i, w := range []pullWire{wireTimestampUTC, wireTimestamp} {
+			got, ok := appendBinaryJSON(nil, w, raw[2*i])
+			if !ok || string(got) != string(raw[2*i+1]) {
+				t.Errorf("value %d (%x), wire %d: got %s, want %s", n, raw[2*i], w, got, raw[2*i+1])
+			}
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(us) {
+		t.Fatalf("read %d rows, want %d", n, len(us))
 	}
 }
 

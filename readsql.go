@@ -135,11 +135,8 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 		// flattened into a join: whatever the statistics say, the plan
 		// is a nested loop over the ids with one primary key probe each,
 		// never a scan of the table (TestPullPlansWithoutStatistics).
-		cols, sel := pullColumns(t, x)
-		list := ""
-		for i, c := range sel {
-			list += fmt.Sprintf(", %s AS c%d", c, i)
-		}
+		cols, sel := pullColumns(t, x, pullFormText)
+		list := pullSelectList(sel)
 		s.pull = &pullHydration{cols: cols, sql: fmt.Sprintf(`SELECT r.id, h.*
   FROM unnest($1::text[], CAST($1::text[] AS %s[])) AS r(id, key)
  CROSS JOIN LATERAL (
@@ -154,7 +151,12 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 		// record id, cast as a value of the outer row (a parameter of the
 		// subquery, not a column of the table read, so RLS does not keep
 		// it from being an index condition); the buckets are $5.
-		s.pull.lateralFrom = fmt.Sprintf(`SELECT true AS f, %s AS u%s FROM %s AS %s`, updated, list, t.quoted, x)
+		// Its columns are typed (pullFormTyped), in two forms: with
+		// timestamptz as text, and for sessions in UTC as timestamptz.
+		for i, form := range []pullForm{pullFormTyped, pullFormTypedUTC} {
+			_, sel := pullColumns(t, x, form)
+			s.pull.lateralFrom[i] = fmt.Sprintf(`SELECT true AS f, %s AS u%s FROM %s AS %s`, updated, pullSelectList(sel), t.quoted, x)
+		}
 		s.pull.lateralWhere = fmt.Sprintf(`%s = CAST(%s.record_id AS %s) AND %s`, pk, pullPageAlias, t.pkType(),
 			where("$5::text[]", "NULL", false))
 	}
@@ -338,4 +340,14 @@ func (e *Engine) resolverAllows(ctx context.Context, tx *sql.Tx, info *tableInfo
 // class 22: invalid text representation, out of range, ...).
 func isDataError(err error) bool {
 	return pgerr.Class(pgerr.Code(err)) == pgerr.ClassDataException
+}
+
+// pullSelectList is the select list of the returned columns sel of a pull
+// hydration, each after a comma, named c0, c1, ...
+func pullSelectList(sel []string) string {
+	var b strings.Builder
+	for i, c := range sel {
+		fmt.Fprintf(&b, ", %s AS c%d", c, i)
+	}
+	return b.String()
 }
