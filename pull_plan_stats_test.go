@@ -161,6 +161,11 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 			if bad := unboundedPullScans(plan); bad != "" {
 				t.Errorf("%s (generic plan %v): %s:\n%s", s.name, generic, bad, plan)
 			}
+			// A page is sorted once, when the buckets' entries are
+			// merged: the statements wrapping it keep its order.
+			if sorts := seqSorts(plan); sorts > 1 {
+				t.Errorf("%s (generic plan %v): the page is sorted %d times:\n%s", s.name, generic, sorts, plan)
+			}
 			if s.inPull && testing.Verbose() {
 				// What the statement would do without the settings.
 				if bad := unboundedPullScans(explainIn(s.query, s.args, false, generic)); bad != "" {
@@ -192,4 +197,21 @@ func unboundedPullScans(plan string) string {
 		return line
 	}
 	return ""
+}
+
+// seqSorts counts the Sort nodes of plan (not Merge Append, which merges
+// sorted inputs) that sort by a seq column.
+func seqSorts(plan string) int {
+	n := 0
+	lines := strings.Split(plan, "\n")
+	for i, line := range lines {
+		node := strings.TrimLeft(line, " ->")
+		if strings.HasPrefix(node, "Sort  (") && i+1 < len(lines) {
+			key := strings.TrimSpace(lines[i+1])
+			if strings.HasPrefix(key, "Sort Key:") && strings.HasSuffix(key, ".seq") {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -81,27 +81,35 @@ SELECT $1, x.table_name, x.record_id, 1
 // PullFullPage reads a pull's page when every bucket is read as far as a
 // page could reach ($4 is the limit): the first $3 entries of the union of
 // the buckets' first $4+1. It returns the compaction boundary, NULL for the
-// cut, and the entries; one row with NULL entry columns when there are none.
-// synchro's pullPageStatements wraps it to look up the entries' rows.
+// cut, and the entries in seq order, then one row with NULL entry columns
+// (also when there are no entries: it carries the boundary). synchro's
+// pullPageStatements wraps it to look up the entries' rows.
+//
+// That last row is a branch of a UNION ALL that PostgreSQL merges with the
+// entries in seq order (NULL sorts last), so the page comes out sorted
+// from the entries' one sort, and the statement wrapping it needs none:
+// the outer join of a row to the entries, which the last row replaces,
+// cost a second sort of the page (about 0.3 ms of a page of 1000,
+// docs/benchmarks.md, issue 14 item 4).
 //
 // $1 text[] buckets, $2 bigint checkpoint, $3 int page size, $4 int per
 // bucket -> bigint boundary, bigint cut, bigint seq, text table_name,
 // text record_id, smallint operation
 const PullFullPage = `
 SELECT (SELECT ` + boundarySeq + `), NULL::bigint, p.seq, p.table_name, p.record_id, p.operation
-  FROM (SELECT 1) AS one
-  LEFT JOIN LATERAL (
-        SELECT c.seq, c.table_name, c.record_id, c.operation
-          FROM unnest($1::text[]) AS b(id)
-         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS c
-         ORDER BY c.seq LIMIT $3) AS p ON true
+  FROM ((SELECT c.seq, c.table_name, c.record_id, c.operation
+           FROM unnest($1::text[]) AS b(id)
+          CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
+                               WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS c
+          ORDER BY c.seq LIMIT $3)
+        UNION ALL
+        SELECT NULL::bigint, NULL::text, NULL::text, NULL::smallint) AS p(seq, table_name, record_id, operation)
  ORDER BY p.seq`
 
 // PullCappedPage reads a pull's page reading at most $4+1 entries of each
 // bucket, numbered within the bucket with the seq before each; the cut is
 // the lowest $4-th seq of a bucket that had more (the seq before its
-// ($4+1)-th). Its columns are PullFullPage's.
+// ($4+1)-th). Its columns and rows are PullFullPage's.
 //
 // $1 text[] buckets, $2 bigint checkpoint, $3 int page size, $4 int per
 // bucket -> bigint boundary, bigint cut, bigint seq, text table_name,
@@ -115,8 +123,9 @@ WITH seen AS MATERIALIZED (
                                FROM (SELECT seq, table_name, record_id, operation FROM synchro.changelog
                                       WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS l) AS c)
 SELECT (SELECT ` + boundarySeq + `), (SELECT min(prev) FROM seen WHERE k > $4), p.seq, p.table_name, p.record_id, p.operation
-  FROM (SELECT 1) AS one
-  LEFT JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3) AS p ON true
+  FROM ((SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3)
+        UNION ALL
+        SELECT NULL::bigint, NULL::text, NULL::text, NULL::smallint) AS p(seq, table_name, record_id, operation)
  ORDER BY p.seq`
 
 // ParentDeleted tells a push whether the changelog of the caller's buckets
