@@ -475,6 +475,9 @@ func bucketReadCap(limit, n int) int {
 //     bucket after the checkpoint, a million for a client that far behind.
 //   - enable_seqscan off: the same for a sequential scan of the changelog
 //     or of a synced table, which no pull statement needs.
+//   - enable_hashjoin and enable_mergejoin off (nestedLoopsOnly): the page
+//     statement joins each table to the page by key; as a hash join it
+//     would read the table whole.
 //   - DateStyle ISO: the hydration reads dates and timestamps as their
 //     text output and writes their JSON form from it (see pullColumns),
 //     whatever the server's or the role's DateStyle. Only the output
@@ -485,7 +488,13 @@ func bucketReadCap(limit, n int) int {
 // inside each bucket's subquery, and hydration by the page's ids (see
 // readStatements.pull). TestPullPlansWithoutStatistics checks the plans on
 // tables bulk loaded without ANALYZE.
-const pullSettingsSQL = readContextSQL + `, ` + indexWalk + `, set_config('DateStyle', 'ISO', true)`
+const pullSettingsSQL = readContextSQL + `, ` + indexWalk + `, ` + nestedLoopsOnly + `, set_config('DateStyle', 'ISO', true)`
+
+// nestedLoopsOnly rules out hash and merge joins for the rest of the
+// transaction: with indexWalk, the page statement's outer joins of the
+// tables to the page (pullPageStatements.build) are then nested loops of
+// primary key probes, whatever the statistics.
+const nestedLoopsOnly = `set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 
 // changelogPage is a page of the changelog as read, merged per record.
 type changelogPage struct {

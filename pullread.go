@@ -662,13 +662,13 @@ func (st *pullHydration) returned() int {
 type pullHydration struct {
 	sql  string
 	cols []pullColumn
-	// lateralFrom and lateralWhere are the lookup of one row as a LATERAL
-	// subquery of the page statement (see pullPageStatements.build):
-	// lateralFrom selects true (f), the updated-at (u) and the returned
-	// columns (c0, c1, ...) from the table, in the forms pullFormTyped
-	// and pullFormTypedUTC; lateralWhere its conditions.
-	lateralFrom  [2]string
-	lateralWhere string
+	// joinFrom is the table's side of the page statement's outer join
+	// (see pullPageStatements.build): the key (k), true (f), the
+	// updated-at (u) and the returned columns (c0, c1, ...) of the rows
+	// that may be delivered, in the forms pullFormTyped and
+	// pullFormTypedUTC; keyType is the type the record ids are cast to.
+	joinFrom [2]string
+	keyType  string
 }
 
 // pullTx is the read transaction of a pull: database/sql's, or, when the

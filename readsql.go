@@ -146,19 +146,21 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
           AND %s
         LIMIT 1) AS h`, t.pkType(), updated, list, t.quoted, x, pk,
 			where("$2::text[]", "r.id", false))}
-		// The same lookup as a LATERAL subquery of pull's page statement
-		// (see pullPageStatements.build): the key is the page entry's
-		// record id, cast as a value of the outer row (a parameter of the
-		// subquery, not a column of the table read, so RLS does not keep
-		// it from being an index condition); the buckets are $5.
+		// The same lookup as the right side of an outer join in pull's
+		// page statement (see pullPageStatements.build), which PostgreSQL
+		// flattens: the table's rows that may be delivered (the buckets
+		// are $5), with their key k, which the page entry's record id
+		// cast to the key type is compared with (a value of the outer
+		// row, not a function of a column of the table read, so RLS does
+		// not keep it from being an index condition).
 		// Its columns are typed (pullFormTyped), in two forms: with
 		// timestamptz as text, and for sessions in UTC as timestamptz.
 		for i, form := range []pullForm{pullFormTyped, pullFormTypedUTC} {
 			_, sel := pullColumns(t, x, form)
-			s.pull.lateralFrom[i] = fmt.Sprintf(`SELECT true AS f, %s AS u%s FROM %s AS %s`, updated, pullSelectList(sel), t.quoted, x)
+			s.pull.joinFrom[i] = fmt.Sprintf(`SELECT %s AS k, true AS f, %s AS u%s FROM %s AS %s WHERE %s`,
+				pk, updated, pullSelectList(sel), t.quoted, x, where("$5::text[]", "NULL", false))
 		}
-		s.pull.lateralWhere = fmt.Sprintf(`%s = CAST(%s.record_id AS %s) AND %s`, pk, pullPageAlias, t.pkType(),
-			where("$5::text[]", "NULL", false))
+		s.pull.keyType = t.pkType()
 	}
 	// A snapshot page reads the client's rows in key order in one of two
 	// ways: by walking the table in key order, testing each row's edges,
