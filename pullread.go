@@ -64,8 +64,8 @@ const (
 	// pullFormText returns every column as text: what database/sql and
 	// the hydration statements read.
 	pullFormText pullForm = iota
-	// pullFormTyped returns integers (as int8), booleans and timestamps
-	// without time zone as their own types, which pgx receives in
+	// pullFormTyped returns integers (as int8), numerics, booleans and
+	// timestamps without time zone as their own types, which pgx receives in
 	// binary, cheaper for PostgreSQL to send than their text output
 	// (about a fifth of the columns' output on the benchmark's table,
 	// docs/benchmarks.md, issue 14 item 4); timestamptz as text.
@@ -150,8 +150,13 @@ func pullColumns(t *tableInfo, x string, form pullForm) ([]pullColumn, []string)
 			if !typed {
 				col += "::text" // true or false
 			}
-		case oidFloat4, oidFloat8, oidNumeric:
+		case oidFloat4, oidFloat8:
 			cols[i].kind, col = pullNumber, col+"::text"
+		case oidNumeric:
+			cols[i].kind, col = pullNumber, col+"::numeric"
+			if !typed {
+				col += "::text"
+			}
 		case oidText, oidVarchar, oidUUID:
 			cols[i].kind, col = pullString, col+"::text"
 		case oidJSON:
@@ -209,6 +214,9 @@ const (
 	// wireTimestampUTC: a timestamptz in the same form, written with the
 	// offset +00:00 (the session's time zone being UTC).
 	wireTimestampUTC
+	// wireNumeric: a numeric, in base 10000 digits (see
+	// appendPGNumericJSON).
+	wireNumeric
 )
 
 // pullWires returns how the returned columns cols (of a pullForm
@@ -240,6 +248,8 @@ func pullWires(fields []pgconn.FieldDescription, cols []pullColumn, utc bool) ([
 				w = wireTimestamp
 			case f.DataTypeOID == oidTimestampTZ && c.kind == pullTimestamp && utc:
 				w = wireTimestampUTC
+			case f.DataTypeOID == oidNumeric && c.kind == pullNumber:
+				w = wireNumeric
 			default:
 				return nil, fmt.Errorf("column %q came in binary as type %d", f.Name, f.DataTypeOID)
 			}
@@ -287,8 +297,12 @@ func (w *pullRowWriter) object(vals [][]byte) ([]byte, error) {
 	for _, c := range w.cols {
 		most += len(c.key) + len("null")
 	}
-	for _, v := range vals {
-		most += max(6*len(v), maxBinaryJSON) + len(`"":00 BC`)
+	for i, v := range vals {
+		n := 6 * len(v)
+		if w.wire != nil && w.wire[i] == wireNumeric {
+			n = numericJSONLen(v)
+		}
+		most += max(n, maxBinaryJSON) + len(`"":00 BC`)
 	}
 	if most > pullChunkSize/4 {
 		b, err := w.write(w.scratch[:0], vals)
@@ -313,6 +327,19 @@ func (w *pullRowWriter) object(vals [][]byte) ([]byte, error) {
 	}
 	w.chunk = b
 	return w.chunk[start:len(w.chunk):len(w.chunk)], nil
+}
+
+// numericJSONLen is at least the length of the JSON appendPGNumericJSON
+// writes for v: a numeric's text is longer than its binary form when its
+// weight or display scale reaches past its digits (1e100: 10 bytes, 101
+// digits).
+func numericJSONLen(v []byte) int {
+	if len(v) < 8 {
+		return 0
+	}
+	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+	dscale := int(binary.BigEndian.Uint16(v[6:]))
+	return len("-.") + 4*max(weight+1, 1) + dscale
 }
 
 // maxBinaryJSON is the longest JSON a binary value of 8 bytes or fewer is
@@ -376,6 +403,8 @@ func appendBinaryJSON(b []byte, wire pullWire, val []byte) ([]byte, bool) {
 			return append(b, "true"...), true
 		}
 		return append(b, "false"...), true
+	case wireNumeric:
+		return appendPGNumericJSON(b, val)
 	case wireInt8, wireTimestamp, wireTimestampUTC:
 		if len(val) != 8 {
 			return b, false
@@ -387,6 +416,69 @@ func appendBinaryJSON(b []byte, wire pullWire, val []byte) ([]byte, bool) {
 		return appendPGTimestampBinaryJSON(b, n, wire == wireTimestampUTC), true
 	}
 	return b, false
+}
+
+// appendPGNumericJSON appends the numeric whose binary form is v (int16
+// number of digits, int16 weight of the first, uint16 sign, uint16 display
+// scale, then the digits, each of four decimal digits, base 10000) as
+// row_to_json writes it: the text numeric_out gives (the integer part
+// without leading zeros, then exactly the display scale's decimals), a
+// JSON number; NaN and the infinities as strings. False when v is not
+// such a form.
+func appendPGNumericJSON(b, v []byte) ([]byte, bool) {
+	if len(v) < 8 {
+		return b, false
+	}
+	ndigits := int(int16(binary.BigEndian.Uint16(v)))
+	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+	sign := binary.BigEndian.Uint16(v[4:])
+	dscale := int(binary.BigEndian.Uint16(v[6:]))
+	if ndigits < 0 || len(v) != 8+2*ndigits || dscale > 0x3fff {
+		return b, false
+	}
+	switch sign {
+	case 0xC000:
+		return append(b, `"NaN"`...), true
+	case 0xD000:
+		return append(b, `"Infinity"`...), true
+	case 0xF000:
+		return append(b, `"-Infinity"`...), true
+	case 0x4000:
+		b = append(b, '-')
+	case 0x0000:
+	default:
+		return b, false
+	}
+	digit := func(i int) int {
+		if i < 0 || i >= ndigits {
+			return 0
+		}
+		return int(binary.BigEndian.Uint16(v[8+2*i:]))
+	}
+	for i := range ndigits {
+		if digit(i) > 9999 {
+			return b, false
+		}
+	}
+	if weight < 0 {
+		b = append(b, '0')
+	} else {
+		b = strconv.AppendInt(b, int64(digit(0)), 10)
+		for i := 1; i <= weight; i++ {
+			b = appendPadded(b, digit(i), 4)
+		}
+	}
+	if dscale > 0 {
+		b = append(b, '.')
+		for i, n := weight+1, 0; n < dscale; i++ {
+			d := digit(i)
+			for p := 1000; p > 0 && n < dscale; p /= 10 {
+				b = append(b, byte('0'+d/p%10))
+				n++
+			}
+		}
+	}
+	return b, true
 }
 
 // appendPGTimestampBinaryJSON appends, as a JSON string, the timestamp of

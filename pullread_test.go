@@ -271,6 +271,59 @@ SELECT v, to_json(v)::text, v::timestamp, to_json(v::timestamp)::text
 	}
 }
 
+// TestNumericBinaryJSON checks appendPGNumericJSON against numeric's text
+// output (numeric_out) for edge cases and random values of many scales,
+// read in binary as the page statement reads them.
+func TestNumericBinaryJSON(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	conn, err := pgx.Connect(t.Context(), db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(t.Context())) }()
+	rows, err := conn.Query(t.Context(), `
+SELECT v, v::text FROM (
+  SELECT unnest(ARRAY['0', '0.0000', '-0.000001', '1e-20', '12.50', '1e100', '-1e100', '10000', '9999.9999', '100000000',
+                      '0.1', '-123456789012345678901234567890.123456789', '1.' || repeat('0', 1000), '0.' || repeat('0', 500) || '1',
+                      'NaN', 'Infinity', '-Infinity', '1', '-1', '99999999', '0.00010000']::numeric[])
+  UNION ALL
+  SELECT round((random() - 0.5)::numeric * 10::numeric ^ (g % 40 - 10), g % 23) FROM generate_series(1, 3000) AS g
+  UNION ALL
+  SELECT (random() * 1000)::numeric(12, 2) FROM generate_series(1, 500)) AS s(v)`,
+		pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		raw := rows.RawValues()
+		want := string(raw[1])
+		if !isJSONNumber(raw[1]) {
+			want = `"` + want + `"`
+		}
+		if got, ok := appendBinaryJSON(nil, wireNumeric, raw[0]); !ok || string(got) != want {
+			t.Errorf("numeric %x: got %s (%v), want %s", raw[0], got, ok, want)
+		}
+		if got := numericJSONLen(raw[0]); got < len(want) {
+			t.Errorf("numeric %s: numericJSONLen %d, shorter than its JSON", want, got)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n < 3500 {
+		t.Fatalf("read %d values", n)
+	}
+	for _, bad := range [][]byte{nil, {0, 1}, {0, 1, 0, 0, 0, 0, 0, 0}, {0, 1, 0, 0, 0x12, 0x34, 0, 0, 0, 1}, {0, 1, 0, 0, 0, 0, 0, 0, 0x27, 0x10}} {
+		if got, ok := appendPGNumericJSON(nil, bad); ok {
+			t.Errorf("numeric %x: got %s, want a refusal", bad, got)
+		}
+	}
+}
+
 func TestIsJSONNumber(t *testing.T) {
 	t.Parallel()
 	for s, want := range map[string]bool{
