@@ -394,7 +394,11 @@ func (p *puller) run(ctx context.Context, buckets []string, checkpoint int64) (i
 
 // runIn is run in the transaction tx.
 func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpoint int64) (int64, bool, error) {
-	if err := tx.exec(ctx, pullSettingsSQL, p.userID); err != nil {
+	settings := pullSettingsSQL
+	if _, ok := tx.(*pgxPullTx); ok { // the page statement may be read (readPageHydrated)
+		settings = pullPageSettingsSQL
+	}
+	if err := tx.exec(ctx, settings, p.userID); err != nil {
 		return 0, false, fmt.Errorf("synchro: pull: %w", err)
 	}
 	perBucket := bucketReadCap(p.limit, len(buckets))
@@ -475,9 +479,9 @@ func bucketReadCap(limit, n int) int {
 //     bucket after the checkpoint, a million for a client that far behind.
 //   - enable_seqscan off: the same for a sequential scan of the changelog
 //     or of a synced table, which no pull statement needs.
-//   - enable_hashjoin and enable_mergejoin off (nestedLoopsOnly): the page
-//     statement joins each table to the page by key; as a hash join it
-//     would read the table whole.
+//   - enable_hashjoin and enable_mergejoin off (pullPageSettingsSQL, on
+//     pgx's connection only): the page statement joins each table to the
+//     page by key; as a hash join it would read the table whole.
 //   - DateStyle ISO: the hydration reads dates and timestamps as their
 //     text output and writes their JSON form from it (see pullColumns),
 //     whatever the server's or the role's DateStyle. Only the output
@@ -488,13 +492,16 @@ func bucketReadCap(limit, n int) int {
 // inside each bucket's subquery, and hydration by the page's ids (see
 // readStatements.pull). TestPullPlansWithoutStatistics checks the plans on
 // tables bulk loaded without ANALYZE.
-const pullSettingsSQL = readContextSQL + `, ` + indexWalk + `, ` + nestedLoopsOnly + `, set_config('DateStyle', 'ISO', true)`
+const pullSettingsSQL = readContextSQL + `, ` + indexWalk + `, set_config('DateStyle', 'ISO', true)`
 
-// nestedLoopsOnly rules out hash and merge joins for the rest of the
-// transaction: with indexWalk, the page statement's outer joins of the
-// tables to the page (pullPageStatements.build) are then nested loops of
-// primary key probes, whatever the statistics.
-const nestedLoopsOnly = `set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
+// pullPageSettingsSQL is pullSettingsSQL for a transaction that may read
+// the page statement with rows (pgx's, with the default rules): it also
+// rules out hash and merge joins, so that the statement's outer joins of
+// the tables to the page (pullPageStatements.build) are nested loops of
+// primary key probes whatever the statistics. Only there: with a custom
+// OwnershipResolver, the application's own statements run in the pull's
+// transaction, and keep their join methods.
+const pullPageSettingsSQL = pullSettingsSQL + `, set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 
 // changelogPage is a page of the changelog as read, merged per record.
 type changelogPage struct {
@@ -533,6 +540,10 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 				page, err := t.readPageHydrated(ctx, p, ps, buckets, checkpoint, perBucket)
 				if err == nil {
 					p.noteTables(page)
+				} else {
+					// The next page is read without rows first: a
+					// statement that fails does not stop every pull.
+					cache.recent.Store(nil)
 				}
 				return page, err
 			}

@@ -20,7 +20,8 @@ import (
 // table must be read only by primary key probes driven by the page's ids.
 // No plan may scan the changelog or the table whole, or read a bucket's
 // entries with a bitmap scan (all of them, then sorted). The statements run
-// in a transaction set up as a pull's (pullSettingsSQL), with generic plans
+// in a transaction set up as a pull's (pullSettingsSQL, or pullPageSettingsSQL
+// for the page statements with rows), with generic plans
 // and with custom ones.
 func TestPullPlansWithoutStatistics(t *testing.T) {
 	t.Parallel()
@@ -120,22 +121,24 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 		name  string
 		query string
 		args  []any
-		// inPull: the statement runs in the pull's read transaction,
-		// after pullSettingsSQL; the pending check runs before it, alone.
-		inPull bool
+		// settings: the statement runs in the pull's read transaction,
+		// after these settings (pullPageSettingsSQL on pgx's
+		// connection, where the page statement with rows runs); the
+		// pending check runs before it, alone ("").
+		settings string
 	}{
-		{"pending check", store.PullState, []any{"u0", "dev", subs, int64(n / 2), bucket.ClientPrefix}, false},
-		{"page", store.PullFullPage, []any{buckets, int64(n / 2), 1001, 1000}, true},
-		{"capped page", store.PullCappedPage, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, true},
-		{"hydration", st.pull.sql, []any{ids, subs}, true},
-		{"page with rows", ps.full[0], []any{buckets, int64(n / 2), 1001, 1000, subs}, true},
-		{"capped page with rows", ps.capped[0], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, true},
-		{"page with rows in UTC", ps.full[1], []any{buckets, int64(n / 2), 1001, 1000, subs}, true},
-		{"capped page with rows in UTC", ps.capped[1], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, true},
+		{"pending check", store.PullState, []any{"u0", "dev", subs, int64(n / 2), bucket.ClientPrefix}, ""},
+		{"page", store.PullFullPage, []any{buckets, int64(n / 2), 1001, 1000}, pullSettingsSQL},
+		{"capped page", store.PullCappedPage, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, pullSettingsSQL},
+		{"hydration", st.pull.sql, []any{ids, subs}, pullSettingsSQL},
+		{"page with rows", ps.full[0], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
+		{"capped page with rows", ps.capped[0], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, pullPageSettingsSQL},
+		{"page with rows in UTC", ps.full[1], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
+		{"capped page with rows in UTC", ps.capped[1], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, pullPageSettingsSQL},
 	}
 	// explainIn returns the plan of s in a transaction of its own, rolled
-	// back at once, set up as a pull's when settings is true.
-	explainIn := func(query string, args []any, settings, generic bool) string {
+	// back at once, set up as a pull's with settings unless "".
+	explainIn := func(query string, args []any, settings string, generic bool) string {
 		t.Helper()
 		tx, err := db.App.BeginTx(ctx, readTxOptions)
 		if err != nil {
@@ -145,8 +148,8 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 		if err := setReadContext(ctx, tx, "u0"); err != nil {
 			t.Fatal(err)
 		}
-		if settings {
-			if _, err := tx.ExecContext(ctx, pullSettingsSQL, "u0"); err != nil {
+		if settings != "" {
+			if _, err := tx.ExecContext(ctx, settings, "u0"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -157,7 +160,7 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 	}
 	for _, generic := range []bool{false, true} {
 		for _, s := range statements {
-			plan := explainIn(s.query, s.args, s.inPull, generic)
+			plan := explainIn(s.query, s.args, s.settings, generic)
 			if bad := unboundedPullScans(plan); bad != "" {
 				t.Errorf("%s (generic plan %v): %s:\n%s", s.name, generic, bad, plan)
 			}
@@ -166,9 +169,9 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 			if sorts := seqSorts(plan); sorts > 1 {
 				t.Errorf("%s (generic plan %v): the page is sorted %d times:\n%s", s.name, generic, sorts, plan)
 			}
-			if s.inPull && testing.Verbose() {
+			if s.settings != "" && testing.Verbose() {
 				// What the statement would do without the settings.
-				if bad := unboundedPullScans(explainIn(s.query, s.args, false, generic)); bad != "" {
+				if bad := unboundedPullScans(explainIn(s.query, s.args, "", generic)); bad != "" {
 					t.Logf("%s (generic plan %v) without pullSettingsSQL: %s", s.name, generic, bad)
 				}
 			}

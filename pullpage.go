@@ -72,7 +72,8 @@ type pullPageStatements struct {
 // (pullSettingsSQL) leave PostgreSQL no join but a nested loop and no
 // scan of the table but by index: whatever the statistics, the plan is the
 // page's plan followed by one primary key probe per entry and table
-// (TestPullPlansWithoutStatistics), and the page keeps its seq order
+// (TestPullPlansWithoutStatistics; under row-level security, for key types
+// whose equality is leakproof, see readStatements.pull), and the page keeps its seq order
 // through the nested loops, so the final ORDER BY costs no sort. (A
 // LATERAL subquery with LIMIT 1 per table gets the same plan with two more
 // nodes run per entry: about 10% of the statement's time.) Each table's
@@ -124,9 +125,11 @@ func (ps *pullPageStatements) coalesced(names []string, f func(int, *pullHydrati
 // that way (missing from the schema, or its statements fail to build: the
 // two-statement read then reports it).
 //
-// A statement reads the rows of a few tables only: each table's lookup
-// costs every entry of the page a test (about 0.3 µs an entry and table
-// when the entry is of another table: 6 ms a page of 1000 with 21 tables).
+// A statement reads the rows of a few tables only, whose columns fit in
+// one select list: each table's lookup costs every entry of the page
+// something (a key probe with a NULL key when the entry is of another
+// table; with the LATERAL lookups of an earlier version, about 0.3 µs an
+// entry and table: 6 ms a page of 1000 with 21 tables).
 // The tables are those of the previous page the engine read
 // (pullPageCache.recent), which a client catching up on a run of changes
 // keeps finding; the entries of other tables are hydrated by their own
@@ -160,7 +163,8 @@ func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
 		built.offset[name] = built.width
 		built.width += st.pull.returned()
 	}
-	if len(built.tables) == 0 {
+	if len(built.tables) == 0 || 8+built.width > maxSelectList {
+		// Tables too wide to share a statement are hydrated by their own.
 		return nil
 	}
 	for form := range built.full {
@@ -179,6 +183,9 @@ const (
 	// maxPullPageStatements is the most page statements kept per schema
 	// (each set of tables has its own); past it the cache starts over.
 	maxPullPageStatements = 64
+	// maxSelectList is the most entries PostgreSQL allows in a select
+	// list (MaxTupleAttributeNumber).
+	maxSelectList = 1664
 )
 
 // pullPageCache holds the page statements with rows of a schema, by the
@@ -215,12 +222,24 @@ func pageTables(order []string, page *changelogPage) []string {
 // readPageHydrated reads the page as puller.readPage does, with the current
 // rows of its records (ps's statement): the entries that are not deletes
 // come with their record when the row was found and may be delivered.
+//
+// The session's time zone decides whether timestamptz columns come typed
+// (see pullForm), as pgx last heard it from the server. A server whose
+// time zone was changed and reloaded since applies the new one at the
+// first statement of the batch and reports it only at the batch's end:
+// the page is then read again, in text form, in the same snapshot.
 func (t *pgxPullTx) readPageHydrated(ctx context.Context, p *puller, ps *pullPageStatements, buckets []string, checkpoint int64, perBucket int) (*changelogPage, error) {
-	// The session's time zone decides whether timestamptz columns come
-	// typed (see pullForm); the statements sent before the page in the
-	// same batch do not change it.
-	form := 0
 	utc := isUTCZone(t.conn.PgConn().ParameterStatus("TimeZone"))
+	page, err := t.readPageIn(ctx, p, ps, buckets, checkpoint, perBucket, utc)
+	if err == nil && utc && !isUTCZone(t.conn.PgConn().ParameterStatus("TimeZone")) {
+		return t.readPageIn(ctx, p, ps, buckets, checkpoint, perBucket, false)
+	}
+	return page, err
+}
+
+// readPageIn is readPageHydrated with timestamptz columns typed when utc.
+func (t *pgxPullTx) readPageIn(ctx context.Context, p *puller, ps *pullPageStatements, buckets []string, checkpoint int64, perBucket int, utc bool) (*changelogPage, error) {
+	form := 0
 	if utc {
 		form = 1
 	}

@@ -39,8 +39,8 @@ const (
 	// pullNull: a made-up timestamp column (see tableInfo.delivered),
 	// always null; the statement does not return it.
 	pullNull pullColumnKind = iota
-	// pullRaw: the value's text is its JSON (integers, bool as true/false,
-	// json, jsonb, and whatever to_json made).
+	// pullRaw: the value's text is its JSON (integers, json, jsonb, and
+	// whatever to_json made); an integer may come in binary (wireInt8).
 	pullRaw
 	// pullNumber: a number's text, written as is when it is a JSON number
 	// and as a string otherwise (NaN, Infinity), as row_to_json does.
@@ -107,7 +107,8 @@ const (
 // pullColumns returns, for the delivered columns of t over the row alias
 // x, how each is written and the select list expressions of the returned
 // ones (all but the pullNull columns), in order, each of type
-// text (drivers hand text over as it is). Each expression first casts the
+// text (drivers hand text over as it is) in pullFormText, some of their
+// own types in the other forms (see pullForm). Each expression first casts the
 // column to what its kind expects, so that a column whose type
 // changed after the schema was read fails the statement or still gives
 // valid JSON, never a malformed object. Dates and timestamps come as

@@ -152,7 +152,12 @@ func buildReadStatements(reg *Registry, t *tableInfo, sqlRules bool) (*readState
 		// are $5), with their key k, which the page entry's record id
 		// cast to the key type is compared with (a value of the outer
 		// row, not a function of a column of the table read, so RLS does
-		// not keep it from being an index condition).
+		// not keep it from being an index condition when the key type's
+		// equality is leakproof: integers, text, uuid, char(n), dates
+		// and times among others. A key of numeric or of an enum under
+		// row-level security is compared after the policy's conditions,
+		// over a scan of what the user may read; the LATERAL lookup this
+		// replaced scanned as much for every entry.)
 		// Its columns are typed (pullFormTyped), in two forms: with
 		// timestamptz as text, and for sessions in UTC as timestamptz.
 		for i, form := range []pullForm{pullFormTyped, pullFormTypedUTC} {

@@ -1,0 +1,179 @@
+package synchro
+
+import (
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
+)
+
+// TestPullPageWideTables pulls pages of two tables whose columns together
+// do not fit in one select list (PostgreSQL allows 1664 entries), then of
+// a third, narrow one: the page statement that would read the rows of all
+// of them cannot be prepared, so such tables are hydrated by statements of
+// their own. Found in review: the statement was prepared anyway, failed,
+// and, being the one the next page starts with, failed every later pull of
+// every client.
+func TestPullPageWideTables(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	var cols []string
+	for i := range 826 {
+		cols = append(cols, fmt.Sprintf("c%d integer", i))
+	}
+	pgtest.Exec(t, db.Super, fmt.Sprintf(`
+CREATE TABLE wa (id bigint PRIMARY KEY, user_id text NOT NULL, %[1]s, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE wb (id bigint PRIMARY KEY, user_id text NOT NULL, %[1]s, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+CREATE TABLE wc (id bigint PRIMARY KEY, user_id text NOT NULL, title text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+INSERT INTO wa (id, user_id) VALUES (1, 'u1');
+INSERT INTO wb (id, user_id) VALUES (1, 'u1');
+INSERT INTO wc (id, user_id) VALUES (1, 'u1'), (2, 'u2');`, strings.Join(cols, ", ")))
+	reg := NewRegistry()
+	for _, n := range []string{"wa", "wb", "wc"} {
+		reg.Register(&TableConfig{TableName: n, OwnerColumn: "user_id"})
+	}
+	p := ptEngine(t, db, db.Super, reg, nil)
+	ctx := t.Context()
+	checkpoints := map[string]int64{}
+	for _, user := range []string{"u1", "u2"} {
+		client := user + "-dev"
+		p.register(user, client)
+		snap, err := p.e.Snapshot(ctx, user, &SnapshotRequest{ClientID: client, Limit: 1000, SchemaVersion: p.ver, SchemaHash: p.hash})
+		if err != nil || snap.HasMore {
+			t.Fatalf("Snapshot of %s: %v (has more: %v)", user, err, snap != nil && snap.HasMore)
+		}
+		checkpoints[client] = snap.Checkpoint
+	}
+	pgtest.Exec(t, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES
+ ('user:u1', 'wa', '1', 2), ('user:u1', 'wb', '1', 2), ('user:u1', 'wc', '1', 2), ('user:u2', 'wc', '2', 2)`)
+	pull := func(user string, limit int) *PullResponse {
+		t.Helper()
+		client := user + "-dev"
+		resp, err := p.e.Pull(ctx, user, &PullRequest{ClientID: client, Checkpoint: checkpoints[client], Limit: limit, SchemaVersion: p.ver, SchemaHash: p.hash})
+		if err != nil {
+			t.Fatalf("Pull of %s: %v", user, err)
+		}
+		return resp
+	}
+	for range 2 {
+		if resp := pull("u1", 2); len(resp.Changes) != 2 || !resp.HasMore {
+			t.Fatalf("u1's first page: %d changes (has more %v), want 2 and more", len(resp.Changes), resp.HasMore)
+		}
+	}
+	if resp := pull("u1", 10); len(resp.Changes) != 3 || !strings.Contains(string(resp.Changes[0].Data), `"c825":null`) {
+		t.Fatalf("u1's whole page: %d changes, want 3 with every column", len(resp.Changes))
+	}
+	for range 3 {
+		if resp := pull("u2", 10); len(resp.Changes) != 1 || resp.Changes[0].TableName != "wc" {
+			t.Fatalf("u2's page: %+v, want wc's row", resp.Changes)
+		}
+	}
+}
+
+// TestPullPageAfterTimeZoneReload changes the server's time zone from UTC
+// and reloads its configuration while the engine's connection is idle: the
+// session takes the new zone at the first statement of its next batch, and
+// reports it only at the batch's end, after the page statement ran in the
+// form for UTC. The page must still be what row_to_json gives in the new
+// zone (read again in text form). A server of its own: the reload changes
+// every session's zone. Found in review.
+func TestPullPageAfterTimeZoneReload(t *testing.T) {
+	srv := pgtest.NewDedicatedServer(t)
+	db := srv.NewMigratedDatabase(t)
+	ctx := t.Context()
+	pgtest.Exec(t, db.Super, `ALTER SYSTEM SET timezone = 'UTC'`)
+	pgtest.Exec(t, db.Super, `SELECT pg_reload_conf()`)
+	pgtest.Exec(t, db.Super, `
+CREATE TABLE tz_items (id bigint PRIMARY KEY, user_id text NOT NULL, ts timestamptz, updated_at timestamptz NOT NULL DEFAULT '2024-01-02 03:04:05+00', deleted_at timestamptz);
+INSERT INTO tz_items (id, user_id, ts) VALUES (1, 'u1', '2024-03-04 05:06:07+00'), (2, 'u1', '1850-01-01 00:00:00+00');
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:u1', 'tz_items', '1', 1), ('user:u1', 'tz_items', '2', 1)`)
+	// One connection, so that the pull after the reload runs on the
+	// session that was idle during it.
+	pool, err := sql.Open("pgx", db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pool.Close() }()
+	pool.SetMaxOpenConns(1)
+	pool.SetMaxIdleConns(1)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "tz_items", OwnerColumn: "user_id"})
+	p := ptEngine(t, db, pool, reg, nil)
+	m, err := p.e.schema.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func() (map[string]string, map[string]string) {
+		t.Helper()
+		want, got := map[string]string{}, map[string]string{}
+		err := p.e.inPullTx(ctx, true, func(tx pullTx) error {
+			pu := &puller{e: p.e, m: m, userID: "u1", subs: []string{"user:u1"}, limit: 100}
+			if err := tx.exec(ctx, pullPageSettingsSQL, "u1"); err != nil {
+				return err
+			}
+			page, err := pu.readPage(ctx, tx, []string{"user:u1"}, 0, 100)
+			if err != nil {
+				return err
+			}
+			for _, en := range page.entries {
+				if en.record != nil {
+					got[en.id] = string(en.record.Data)
+				}
+			}
+			rows, err := tx.query(ctx, `SELECT id::text, row_to_json(x)::text FROM (SELECT * FROM tz_items) AS x`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, data string
+				if err := rows.Scan(&id, &data); err != nil {
+					return err
+				}
+				want[id] = data
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return want, got
+	}
+	// Twice in UTC: the first page primes the statement with rows (the
+	// tables of the previous page), the second reads it.
+	read()
+	if want, got := read(); got["1"] != want["1"] || got["2"] != want["2"] || !strings.Contains(got["1"], "+00:00") {
+		t.Fatalf("in UTC:\n got %v\nwant %v", got, want)
+	}
+	pgtest.Exec(t, db.Super, `ALTER SYSTEM SET timezone = 'Asia/Kolkata'`)
+	pgtest.Exec(t, db.Super, `SELECT pg_reload_conf()`)
+	// The reload reaches the sessions asynchronously: wait until another
+	// session has it, so that the engine's idle one has been signalled.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var zone string
+		if err := db.Super.QueryRowContext(ctx, `SELECT current_setting('TimeZone')`).Scan(&zone); err != nil {
+			t.Fatal(err)
+		}
+		if zone == "Asia/Kolkata" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TimeZone is still %q after the reload", zone)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 2 {
+		want, got := read()
+		if !strings.Contains(want["1"], "+05:30") {
+			t.Fatalf("row_to_json after the reload: %s, want the new zone's offset (was the reload seen?)", want["1"])
+		}
+		for _, id := range []string{"1", "2"} {
+			if got[id] != want[id] {
+				t.Errorf("pull %d after the reload, row %s:\n got %s\nwant %s", i+1, id, got[id], want[id])
+			}
+		}
+	}
+}
