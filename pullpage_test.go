@@ -3,11 +3,13 @@ package synchro
 import (
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/synchrosync/synchro/internal/pgtest"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // TestPullPageWideTables pulls pages of two tables whose columns together
@@ -175,5 +177,93 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALU
 				t.Errorf("pull %d after the reload, row %s:\n got %s\nwant %s", i+1, id, got[id], want[id])
 			}
 		}
+	}
+}
+
+// windowedCappedPage is store.PullCappedPage as it was before its cut was
+// read apart (each bucket's entries numbered by window functions): the
+// reference TestPullCappedPageMatchesWindowed compares it with.
+const windowedCappedPage = `
+WITH seen AS MATERIALIZED (
+        SELECT c.seq, c.table_name, c.record_id, c.operation, c.k, c.prev
+          FROM unnest($1::text[]) AS b(id)
+         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation,
+                                    row_number() OVER (ORDER BY seq) AS k, lag(seq) OVER (ORDER BY seq) AS prev
+                               FROM (SELECT seq, table_name, record_id, operation FROM synchro.changelog
+                                      WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS l) AS c)
+SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singleton), 0)),
+       (SELECT min(prev) FROM seen WHERE k > $4), p.seq, p.table_name, p.record_id, p.operation
+  FROM ((SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3)
+        UNION ALL
+        SELECT NULL::bigint, NULL::text, NULL::text, NULL::smallint) AS p(seq, table_name, record_id, operation)
+ ORDER BY p.seq`
+
+// TestPullCappedPageMatchesWindowed compares store.PullCappedPage with the
+// windowed statement it replaced, row for row (the cut included), on a
+// changelog of buckets of very different sizes, for many checkpoints,
+// per-bucket caps and page sizes.
+func TestPullCappedPageMatchesWindowed(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	// Bucket bK holds the entries whose number is divisible by K+1 (b0
+	// every one, b11 one in twelve), one entry per bucket and number.
+	pgtest.Exec(t, db.Super, `
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT 'b' || k, 't', g::text, 1 + (g % 3)
+  FROM generate_series(1, 3000) AS g, generate_series(0, 11) AS k
+ WHERE g % (k + 1) = 0
+ ORDER BY g, k`)
+	rnd := rand.New(rand.NewPCG(14, 5))
+	read := func(query string, args ...any) [][6]string {
+		t.Helper()
+		rows, err := db.Super.QueryContext(t.Context(), query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out [][6]string
+		for rows.Next() {
+			var v [6]sql.NullString
+			if err := rows.Scan(&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]); err != nil {
+				t.Fatal(err)
+			}
+			var r [6]string
+			for i := range v {
+				r[i] = fmt.Sprintf("%v:%s", v[i].Valid, v[i].String)
+			}
+			out = append(out, r)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var newest int64
+	if err := db.Super.QueryRowContext(t.Context(), `SELECT max(seq) FROM synchro.changelog`).Scan(&newest); err != nil {
+		t.Fatal(err)
+	}
+	cuts := 0
+	for i := range 300 {
+		var buckets []string
+		for k := range 12 {
+			if rnd.IntN(3) > 0 {
+				buckets = append(buckets, fmt.Sprintf("b%d", k))
+			}
+		}
+		buckets = append(buckets, "empty")
+		checkpoint := rnd.Int64N(newest + 10)
+		perBucket := 1 + rnd.IntN(60)
+		limit := 1 + rnd.IntN(200)
+		args := []any{buckets, checkpoint, limit + 1, perBucket}
+		want, got := read(windowedCappedPage, args...), read(store.PullCappedPage, args...)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("case %d (%v):\n got %v\nwant %v", i, args, got, want)
+		}
+		if want[0][1] != "false:" {
+			cuts++
+		}
+	}
+	if cuts < 100 {
+		t.Fatalf("only %d of the cases had a cut", cuts)
 	}
 }

@@ -107,23 +107,32 @@ SELECT (SELECT ` + boundarySeq + `), NULL::bigint, p.seq, p.table_name, p.record
  ORDER BY p.seq`
 
 // PullCappedPage reads a pull's page reading at most $4+1 entries of each
-// bucket, numbered within the bucket with the seq before each; the cut is
-// the lowest $4-th seq of a bucket that had more (the seq before its
-// ($4+1)-th). Its columns and rows are PullFullPage's.
+// bucket; the cut is the lowest $4-th seq of a bucket that had more. Its
+// columns and rows are PullFullPage's.
+//
+// The cut is read apart from the page, by the buckets' index alone: for
+// each bucket its $4-th entry after the checkpoint, kept when another
+// follows it. Numbering each bucket's entries with window functions in
+// the page's own read, which then had to be materialised for both, cost
+// about a third more (1.3 ms of a page of 1000 over 11 buckets,
+// docs/benchmarks.md, issue 14 item 4).
 //
 // $1 text[] buckets, $2 bigint checkpoint, $3 int page size, $4 int per
-// bucket -> bigint boundary, bigint cut, bigint seq, text table_name,
-// text record_id, smallint operation
+// bucket (at least 1) -> bigint boundary, bigint cut, bigint seq, text
+// table_name, text record_id, smallint operation
 const PullCappedPage = `
-WITH seen AS MATERIALIZED (
-        SELECT c.seq, c.table_name, c.record_id, c.operation, c.k, c.prev
+SELECT (SELECT ` + boundarySeq + `),
+       (SELECT min(n.seq)
           FROM unnest($1::text[]) AS b(id)
-         CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation,
-                                    row_number() OVER (ORDER BY seq) AS k, lag(seq) OVER (ORDER BY seq) AS prev
-                               FROM (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                                      WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS l) AS c)
-SELECT (SELECT ` + boundarySeq + `), (SELECT min(prev) FROM seen WHERE k > $4), p.seq, p.table_name, p.record_id, p.operation
-  FROM ((SELECT seq, table_name, record_id, operation FROM seen ORDER BY seq LIMIT $3)
+         CROSS JOIN LATERAL (SELECT seq FROM synchro.changelog
+                              WHERE bucket_id = b.id AND seq > $2 ORDER BY seq OFFSET $4 - 1 LIMIT 1) AS n
+         WHERE EXISTS (SELECT FROM synchro.changelog WHERE bucket_id = b.id AND seq > n.seq)),
+       p.seq, p.table_name, p.record_id, p.operation
+  FROM ((SELECT c.seq, c.table_name, c.record_id, c.operation
+           FROM unnest($1::text[]) AS b(id)
+          CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
+                               WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS c
+          ORDER BY c.seq LIMIT $3)
         UNION ALL
         SELECT NULL::bigint, NULL::text, NULL::text, NULL::smallint) AS p(seq, table_name, record_id, operation)
  ORDER BY p.seq`
