@@ -556,7 +556,7 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 	}
 	// One statement reads the boundary and the changelog page; with a
 	// per-bucket cap below the limit, also the cut (NULL otherwise).
-	query := store.PullFullPage
+	query := store.PullFullPageFor(len(buckets))
 	if perBucket < p.limit {
 		query = store.PullCappedPage
 	}

@@ -128,12 +128,14 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 		settings string
 	}{
 		{"pending check", store.PullState, []any{"u0", "dev", subs, int64(n / 2), bucket.ClientPrefix}, ""},
-		{"page", store.PullFullPage, []any{buckets, int64(n / 2), 1001, 1000}, pullSettingsSQL},
+		{"page", store.PullFullPageFor(len(buckets)), []any{buckets, int64(n / 2), 1001, 1000}, pullSettingsSQL},
+		{"page of many buckets", store.PullFullPageFor(len(many)), []any{many, int64(n / 2), 1001, 1000}, pullSettingsSQL},
 		{"capped page", store.PullCappedPage, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, pullSettingsSQL},
 		{"hydration", st.pull.sql, []any{ids, subs}, pullSettingsSQL},
-		{"page with rows", ps.full[0], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
+		{"page with rows", ps.full[len(buckets)][0], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
 		{"capped page with rows", ps.capped[0], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, pullPageSettingsSQL},
-		{"page with rows in UTC", ps.full[1], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
+		{"page of many buckets with rows", ps.full[0][0], []any{many, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
+		{"page with rows in UTC", ps.full[len(buckets)][1], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
 		{"capped page with rows in UTC", ps.capped[1], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, pullPageSettingsSQL},
 	}
 	// explainIn returns the plan of s in a transaction of its own, rolled

@@ -40,8 +40,10 @@ const pullPageAlias = "synchro_page"
 type pullPageStatements struct {
 	// full and capped are the statements with the row columns in the
 	// forms pullFormTyped ([0]) and pullFormTypedUTC ([1], for sessions
-	// whose time zone is UTC).
-	full, capped [2]string
+	// whose time zone is UTC); full by the number of buckets read
+	// (store.PullFullPageFor), [0] for more than store.MergedPageBuckets.
+	full   [store.MergedPageBuckets + 1][2]string
+	capped [2]string
 	// tables are the hydrations of the tables read, by name.
 	tables map[string]*pullHydration
 	// offset is where the row columns of each table start, after f and u.
@@ -167,8 +169,10 @@ func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
 		// Tables too wide to share a statement are hydrated by their own.
 		return nil
 	}
-	for form := range built.full {
-		built.full[form] = built.build(store.PullFullPage, names, form)
+	for form := range built.capped {
+		for n := range built.full {
+			built.full[n][form] = built.build(store.PullFullPageFor(n), names, form)
+		}
 		built.capped[form] = built.build(store.PullCappedPage, names, form)
 	}
 	ps = built
@@ -243,7 +247,11 @@ func (t *pgxPullTx) readPageIn(ctx context.Context, p *puller, ps *pullPageState
 	if utc {
 		form = 1
 	}
-	query := ps.full[form]
+	n := len(buckets)
+	if n > store.MergedPageBuckets {
+		n = 0
+	}
+	query := ps.full[n][form]
 	if perBucket < p.limit {
 		query = ps.capped[form]
 	}

@@ -201,7 +201,8 @@ SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singl
 // TestPullCappedPageMatchesWindowed compares store.PullCappedPage with the
 // windowed statement it replaced, row for row (the cut included), on a
 // changelog of buckets of very different sizes, for many checkpoints,
-// per-bucket caps and page sizes.
+// per-bucket caps and page sizes; and likewise store.PullFullPageFor, each
+// bucket read in a branch of its own, with store.PullFullPage.
 func TestPullCappedPageMatchesWindowed(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewMigratedDatabase(t)
@@ -265,5 +266,20 @@ SELECT 'b' || k, 't', g::text, 1 + (g % 3)
 	}
 	if cuts < 100 {
 		t.Fatalf("only %d of the cases had a cut", cuts)
+	}
+	// The full page read bucket by bucket (store.PullFullPageFor) against
+	// the one of unnest (store.PullFullPage), on the same changelog.
+	for i := range 300 {
+		var buckets []string
+		for _, k := range rnd.Perm(12)[:rnd.IntN(store.MergedPageBuckets)] {
+			buckets = append(buckets, fmt.Sprintf("b%d", k))
+		}
+		buckets = append(buckets, "empty")
+		limit := 1 + rnd.IntN(200)
+		args := []any{buckets, rnd.Int64N(newest + 10), limit + 1, limit}
+		want, got := read(store.PullFullPage, args...), read(store.PullFullPageFor(len(buckets)), args...)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("full page, case %d (%v):\n got %v\nwant %v", i, args, got, want)
+		}
 	}
 }

@@ -46,6 +46,8 @@ var statements = map[string]string{
 	"Unsubscribe":         Unsubscribe,
 	"Subscribe":           Subscribe,
 	"PullFullPage":        PullFullPage,
+	"PullFullPageFor":     PullFullPageFor(1),
+	"MergedPageBuckets":   PullFullPageFor(MergedPageBuckets), // a bound, its largest statement
 	"PullCappedPage":      PullCappedPage,
 	"ParentDeleted":       ParentDeleted("CAST($2::text AS uuid)::text"),
 	"CompactBelow":        CompactBelow,
