@@ -100,16 +100,27 @@ SELECT $1, x.table_name, x.record_id, 1
 // $1 text[] buckets, $2 bigint checkpoint, $3 int page size, $4 int per
 // bucket -> bigint boundary, bigint cut, bigint seq, text table_name,
 // text record_id, smallint operation
-const PullFullPage = `
-SELECT (SELECT ` + boundarySeq + `), NULL::bigint, p.seq, p.table_name, p.record_id, p.operation
-  FROM ((SELECT c.seq, c.table_name, c.record_id, c.operation
+var PullFullPage = pageStatement("NULL::bigint", unnestedEntries)
+
+// unnestedEntries reads the first $3 entries of the union of the buckets'
+// ($1) first $4+1 after the checkpoint $2, in seq order.
+const unnestedEntries = `SELECT c.seq, c.table_name, c.record_id, c.operation
            FROM unnest($1::text[]) AS b(id)
           CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
                                WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS c
-          ORDER BY c.seq LIMIT $3)
+          ORDER BY c.seq LIMIT $3`
+
+// pageStatement returns a page statement (see PullFullPage): the
+// boundary, the SQL expression cut, then the entries that the query
+// entries reads in seq order, then the row with NULL entry columns.
+func pageStatement(cut, entries string) string {
+	return `
+SELECT (SELECT ` + boundarySeq + `), ` + cut + `, p.seq, p.table_name, p.record_id, p.operation
+  FROM ((` + entries + `)
         UNION ALL
         SELECT NULL::bigint, NULL::text, NULL::text, NULL::smallint) AS p(seq, table_name, record_id, operation)
  ORDER BY p.seq`
+}
 
 // MergedPageBuckets is the most buckets PullFullPageFor reads each with a
 // statement branch of its own.
@@ -135,16 +146,11 @@ func PullFullPageFor(n int) string {
 		branches[i] = fmt.Sprintf(`(SELECT seq, table_name, record_id, operation FROM synchro.changelog
                     WHERE bucket_id = (SELECT ($1::text[])[%d]) AND seq > $2 ORDER BY seq LIMIT $4 + 1)`, i+1)
 	}
-	return `
-SELECT (SELECT ` + boundarySeq + `), NULL::bigint, p.seq, p.table_name, p.record_id, p.operation
-  FROM ((SELECT c.seq, c.table_name, c.record_id, c.operation
-           FROM (` + strings.Join(branches, `
+	return pageStatement("NULL::bigint", `SELECT c.seq, c.table_name, c.record_id, c.operation
+           FROM (`+strings.Join(branches, `
                  UNION ALL
-                 `) + `) AS c
-          ORDER BY c.seq LIMIT $3)
-        UNION ALL
-        SELECT NULL::bigint, NULL::text, NULL::text, NULL::smallint) AS p(seq, table_name, record_id, operation)
- ORDER BY p.seq`
+                 `)+`) AS c
+          ORDER BY c.seq LIMIT $3`)
 }
 
 // PullCappedPage reads a pull's page reading at most $4+1 entries of each
@@ -161,22 +167,11 @@ SELECT (SELECT ` + boundarySeq + `), NULL::bigint, p.seq, p.table_name, p.record
 // $1 text[] buckets, $2 bigint checkpoint, $3 int page size, $4 int per
 // bucket (at least 1) -> bigint boundary, bigint cut, bigint seq, text
 // table_name, text record_id, smallint operation
-const PullCappedPage = `
-SELECT (SELECT ` + boundarySeq + `),
-       (SELECT min(n.seq)
+var PullCappedPage = pageStatement(`(SELECT min(n.seq)
           FROM unnest($1::text[]) AS b(id)
          CROSS JOIN LATERAL (SELECT seq FROM synchro.changelog
                               WHERE bucket_id = b.id AND seq > $2 ORDER BY seq OFFSET $4 - 1 LIMIT 1) AS n
-         WHERE EXISTS (SELECT FROM synchro.changelog WHERE bucket_id = b.id AND seq > n.seq)),
-       p.seq, p.table_name, p.record_id, p.operation
-  FROM ((SELECT c.seq, c.table_name, c.record_id, c.operation
-           FROM unnest($1::text[]) AS b(id)
-          CROSS JOIN LATERAL (SELECT seq, table_name, record_id, operation FROM synchro.changelog
-                               WHERE bucket_id = b.id AND seq > $2 ORDER BY seq LIMIT $4 + 1) AS c
-          ORDER BY c.seq LIMIT $3)
-        UNION ALL
-        SELECT NULL::bigint, NULL::text, NULL::text, NULL::smallint) AS p(seq, table_name, record_id, operation)
- ORDER BY p.seq`
+         WHERE EXISTS (SELECT FROM synchro.changelog WHERE bucket_id = b.id AND seq > n.seq))`, unnestedEntries)
 
 // ParentDeleted tells a push whether the changelog of the caller's buckets
 // records the delete of a parent row, and reads the compaction boundary
