@@ -40,9 +40,10 @@ const pullPageAlias = "synchro_page"
 type pullPageStatements struct {
 	// full and capped are the statements with the row columns in the
 	// forms pullFormTyped ([0]) and pullFormTypedUTC ([1], for sessions
-	// whose time zone is UTC); full by the number of buckets read
-	// (store.PullFullPageFor), [0] for more than store.MergedPageBuckets.
-	full   [store.MergedPageBuckets + 1][2]string
+	// whose time zone is UTC); full[0] reads more than
+	// store.MergedPageBuckets buckets, full[1] fewer (see
+	// store.PullFullPageFor).
+	full   [2][2]string
 	capped [2]string
 	// tables are the hydrations of the tables read, by name.
 	tables map[string]*pullHydration
@@ -170,9 +171,8 @@ func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
 		return nil
 	}
 	for form := range built.capped {
-		for n := range built.full {
-			built.full[n][form] = built.build(store.PullFullPageFor(n), names, form)
-		}
+		built.full[0][form] = built.build(store.PullFullPage, names, form)
+		built.full[1][form] = built.build(store.PullMergedPage, names, form)
 		built.capped[form] = built.build(store.PullCappedPage, names, form)
 	}
 	ps = built
@@ -247,11 +247,11 @@ func (t *pgxPullTx) readPageIn(ctx context.Context, p *puller, ps *pullPageState
 	if utc {
 		form = 1
 	}
-	n := len(buckets)
-	if n > store.MergedPageBuckets {
-		n = 0
+	merged := 0 // as store.PullFullPageFor chooses
+	if n := len(buckets); n >= 1 && n <= store.MergedPageBuckets {
+		merged = 1
 	}
-	query := ps.full[n][form]
+	query := ps.full[merged][form]
 	if perBucket < p.limit {
 		query = ps.capped[form]
 	}

@@ -201,7 +201,7 @@ SELECT (SELECT coalesce((SELECT boundary_seq FROM synchro.compaction WHERE singl
 // TestPullCappedPageMatchesWindowed compares store.PullCappedPage with the
 // windowed statement it replaced, row for row (the cut included), on a
 // changelog of buckets of very different sizes, for many checkpoints,
-// per-bucket caps and page sizes; and likewise store.PullFullPageFor, each
+// per-bucket caps and page sizes; and likewise store.PullMergedPage, each
 // bucket read in a branch of its own, with store.PullFullPage.
 func TestPullCappedPageMatchesWindowed(t *testing.T) {
 	t.Parallel()
@@ -277,9 +277,77 @@ SELECT 'b' || k, 't', g::text, 1 + (g % 3)
 		buckets = append(buckets, "empty")
 		limit := 1 + rnd.IntN(200)
 		args := []any{buckets, rnd.Int64N(newest + 10), limit + 1, limit}
-		want, got := read(store.PullFullPage, args...), read(store.PullFullPageFor(len(buckets)), args...)
+		want, got := read(store.PullFullPage, args...), read(store.PullMergedPage, args...)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("full page, case %d (%v):\n got %v\nwant %v", i, args, got, want)
 		}
+	}
+}
+
+// TestPullPageStatementsPerBucketCount reads pages of one table set for
+// clients of 1 to 8 buckets on one connection, as pulls of different
+// clients do, and counts the page statements with rows pgx prepared on it:
+// one. Found in review: a statement per number of buckets left 8 prepared
+// statements (and their plans) per table set and connection.
+func TestPullPageStatementsPerBucketCount(t *testing.T) {
+	t.Parallel()
+	db := ptSetup(t)
+	ctx := t.Context()
+	pgtest.Exec(t, db.Super, `INSERT INTO notes (id, user_id, body) VALUES (1, 'u1', 'a'), (2, 'u1', 'b');
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:u1', 'notes', '1', 1), ('user:u1', 'notes', '2', 1)`)
+	pool, err := sql.Open("pgx", db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pool.Close() }()
+	pool.SetMaxOpenConns(1)
+	pool.SetMaxIdleConns(1)
+	p := ptEngine(t, db, pool, ptRegistry(t), nil)
+	m, err := p.e.schema.get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(buckets []string) int {
+		t.Helper()
+		var got int
+		err := p.e.inPullTx(ctx, true, func(tx pullTx) error {
+			pu := &puller{e: p.e, m: m, userID: "u1", subs: []string{"user:u1"}, limit: 100}
+			if err := tx.exec(ctx, pullPageSettingsSQL, "u1"); err != nil {
+				return err
+			}
+			page, err := pu.readPage(ctx, tx, buckets, 0, bucketReadCap(100, len(buckets)))
+			if err != nil {
+				return err
+			}
+			for _, en := range page.entries {
+				if en.record != nil {
+					got++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	read([]string{"user:u1"}) // the next pages read the rows of notes with them
+	for n := 1; n <= 8; n++ {
+		buckets := []string{"user:u1"}
+		for i := 1; i < n; i++ {
+			buckets = append(buckets, fmt.Sprintf("user:other%d", i))
+		}
+		if got := read(buckets); got != 2 {
+			t.Fatalf("%d buckets: %d records, want 2", n, got)
+		}
+	}
+	var stmts int
+	if err := pool.QueryRowContext(ctx, `
+SELECT count(*) FROM pg_prepared_statements
+ WHERE statement LIKE '%synchro_page%' AND statement NOT LIKE '%pg_prepared_statements%'`).Scan(&stmts); err != nil {
+		t.Fatal(err)
+	}
+	if stmts != 1 {
+		t.Errorf("one table set read for clients of 1 to 8 buckets left %d page statements prepared on the connection, want 1", stmts)
 	}
 }

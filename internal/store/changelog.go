@@ -122,26 +122,25 @@ SELECT (SELECT ` + boundarySeq + `), ` + cut + `, p.seq, p.table_name, p.record_
  ORDER BY p.seq`
 }
 
-// MergedPageBuckets is the most buckets PullFullPageFor reads each with a
-// statement branch of its own.
+// MergedPageBuckets is the most buckets PullMergedPage reads.
 const MergedPageBuckets = 8
 
-// PullFullPageFor returns PullFullPage for n buckets: for n from 1 to
-// MergedPageBuckets, a statement that reads each bucket in a UNION ALL
-// branch of its own, which PostgreSQL merges in seq order (Merge Append)
-// instead of sorting the buckets' entries; PullFullPage itself otherwise.
-// Its parameters, columns and rows are PullFullPage's ($1 must hold n
-// buckets). Each branch names its bucket through a subquery, (SELECT
-// $1[i]), whose value the planner does not see: like PullFullPage's
-// unnest, its plan cannot follow the statistics of one bucket's size
-// (the bucket that held every entry when the table was analysed would be
-// read by walking the primary key). The sort it saves was about 0.3 ms of
-// a page of 1000 (docs/benchmarks.md, issue 14 item 4).
-func PullFullPageFor(n int) string {
-	if n < 1 || n > MergedPageBuckets {
-		return PullFullPage
-	}
-	branches := make([]string, n)
+// PullMergedPage is PullFullPage for 1 to MergedPageBuckets buckets: each
+// bucket is read in a UNION ALL branch of its own, which PostgreSQL merges
+// in seq order (Merge Append) instead of sorting the buckets' entries (the
+// sort was about 0.3 ms of a page of 1000, docs/benchmarks.md, issue 14
+// item 4). Its parameters, columns and rows are PullFullPage's. It always
+// has MergedPageBuckets branches, a branch past the end of $1 reading
+// bucket NULL, which no entry is in: one statement for every number of
+// buckets, not one prepared per number on each connection. Each branch
+// names its bucket through a subquery, (SELECT $1[i]), whose value the
+// planner does not see: like PullFullPage's unnest, its plan cannot follow
+// the statistics of one bucket's size (the bucket that held every entry
+// when the table was analysed would be read by walking the primary key).
+var PullMergedPage = mergedPage()
+
+func mergedPage() string {
+	branches := make([]string, MergedPageBuckets)
 	for i := range branches {
 		branches[i] = fmt.Sprintf(`(SELECT seq, table_name, record_id, operation FROM synchro.changelog
                     WHERE bucket_id = (SELECT ($1::text[])[%d]) AND seq > $2 ORDER BY seq LIMIT $4 + 1)`, i+1)
@@ -151,6 +150,15 @@ func PullFullPageFor(n int) string {
                  UNION ALL
                  `)+`) AS c
           ORDER BY c.seq LIMIT $3`)
+}
+
+// PullFullPageFor returns the statement of a full page of n buckets:
+// PullMergedPage for 1 to MergedPageBuckets, PullFullPage otherwise.
+func PullFullPageFor(n int) string {
+	if n < 1 || n > MergedPageBuckets {
+		return PullFullPage
+	}
+	return PullMergedPage
 }
 
 // PullCappedPage reads a pull's page reading at most $4+1 entries of each

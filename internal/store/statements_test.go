@@ -46,8 +46,9 @@ var statements = map[string]string{
 	"Unsubscribe":         Unsubscribe,
 	"Subscribe":           Subscribe,
 	"PullFullPage":        PullFullPage,
+	"PullMergedPage":      PullMergedPage,
 	"PullFullPageFor":     PullFullPageFor(1),
-	"MergedPageBuckets":   PullFullPageFor(MergedPageBuckets), // a bound, its largest statement
+	"MergedPageBuckets":   PullFullPageFor(MergedPageBuckets), // a bound: its statement
 	"PullCappedPage":      PullCappedPage,
 	"ParentDeleted":       ParentDeleted("CAST($2::text AS uuid)::text"),
 	"CompactBelow":        CompactBelow,
