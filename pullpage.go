@@ -71,13 +71,14 @@ type pullPageStatements struct {
 // into the statement, under row-level security, the comparison was not
 // made an index condition, and PostgreSQL read the table whole and
 // compared every entry with every row. Its ORDER BY costs no sort (the
-// page comes sorted) and keeps the order known outside. The pull's settings
-// (pullSettingsSQL) leave PostgreSQL no join but a nested loop and no
-// scan of the table but by index: whatever the statistics, the plan is the
-// page's plan followed by one primary key probe per entry and table
-// (TestPullPlansWithoutStatistics; under row-level security, for key types
-// whose equality is leakproof, see readStatements.pull), and the page keeps its seq order
-// through the nested loops, so the final ORDER BY costs no sort. (A
+// page comes sorted) and keeps the order known outside. The pull's
+// settings (pullPageSettingsSQL) leave PostgreSQL no join but a nested
+// loop and no scan of the table but by index: whatever the statistics, the
+// plan is the page's plan followed by one primary key probe per entry and
+// table (TestPullPlansWithoutStatistics; under row-level security, for key
+// types whose equality is leakproof, see readStatements.pull), and the
+// page keeps its seq order through the nested loops, so the final ORDER
+// BY costs no sort. (A
 // LATERAL subquery with LIMIT 1 per table gets the same plan with two more
 // nodes run per entry: about 10% of the statement's time.) Each table's
 // columns are its own, not shared with the other tables' (whose types
