@@ -1,6 +1,7 @@
 package synchro
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
@@ -94,13 +95,7 @@ INSERT INTO tz_items (id, user_id, ts) VALUES (1, 'u1', '2024-03-04 05:06:07+00'
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:u1', 'tz_items', '1', 1), ('user:u1', 'tz_items', '2', 1)`)
 	// One connection, so that the pull after the reload runs on the
 	// session that was idle during it.
-	pool, err := sql.Open("pgx", db.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = pool.Close() }()
-	pool.SetMaxOpenConns(1)
-	pool.SetMaxIdleConns(1)
+	pool := onePool(t, db.DSN)
 	reg := NewRegistry()
 	reg.Register(&TableConfig{TableName: "tz_items", OwnerColumn: "user_id"})
 	p := ptEngine(t, db, pool, reg, nil)
@@ -112,11 +107,7 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALU
 		t.Helper()
 		want, got := map[string]string{}, map[string]string{}
 		err := p.e.inPullTx(ctx, true, func(tx pullTx) error {
-			pu := &puller{e: p.e, m: m, userID: "u1", subs: []string{"user:u1"}, limit: 100}
-			if err := tx.exec(ctx, pullPageSettingsSQL, "u1"); err != nil {
-				return err
-			}
-			page, err := pu.readPage(ctx, tx, []string{"user:u1"}, 0, 100)
+			page, err := readTestPage(ctx, p.e, m, tx, []string{"user:u1"})
 			if err != nil {
 				return err
 			}
@@ -295,13 +286,7 @@ func TestPullPageStatementsPerBucketCount(t *testing.T) {
 	ctx := t.Context()
 	pgtest.Exec(t, db.Super, `INSERT INTO notes (id, user_id, body) VALUES (1, 'u1', 'a'), (2, 'u1', 'b');
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ('user:u1', 'notes', '1', 1), ('user:u1', 'notes', '2', 1)`)
-	pool, err := sql.Open("pgx", db.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = pool.Close() }()
-	pool.SetMaxOpenConns(1)
-	pool.SetMaxIdleConns(1)
+	pool := onePool(t, db.DSN)
 	p := ptEngine(t, db, pool, ptRegistry(t), nil)
 	m, err := p.e.schema.get(ctx)
 	if err != nil {
@@ -311,11 +296,7 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALU
 		t.Helper()
 		var got int
 		err := p.e.inPullTx(ctx, true, func(tx pullTx) error {
-			pu := &puller{e: p.e, m: m, userID: "u1", subs: []string{"user:u1"}, limit: 100}
-			if err := tx.exec(ctx, pullPageSettingsSQL, "u1"); err != nil {
-				return err
-			}
-			page, err := pu.readPage(ctx, tx, buckets, 0, bucketReadCap(100, len(buckets)))
+			page, err := readTestPage(ctx, p.e, m, tx, buckets)
 			if err != nil {
 				return err
 			}
@@ -350,4 +331,28 @@ SELECT count(*) FROM pg_prepared_statements
 	if stmts != 1 {
 		t.Errorf("one table set read for clients of 1 to 8 buckets left %d page statements prepared on the connection, want 1", stmts)
 	}
+}
+
+// onePool opens a pool of one connection to dsn, closed when t ends
+// (before the database is dropped).
+func onePool(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	pool, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Close() })
+	pool.SetMaxOpenConns(1)
+	pool.SetMaxIdleConns(1)
+	return pool
+}
+
+// readTestPage reads user u1's page of at most 100 entries of buckets from
+// the start of the changelog, in the pull transaction tx, as a pull does.
+func readTestPage(ctx context.Context, e *Engine, m *manifest, tx pullTx, buckets []string) (*changelogPage, error) {
+	pu := &puller{e: e, m: m, userID: "u1", subs: []string{"user:u1"}, limit: 100}
+	if err := tx.exec(ctx, pullPageSettingsSQL, "u1"); err != nil {
+		return nil, err
+	}
+	return pu.readPage(ctx, tx, buckets, 0, bucketReadCap(100, len(buckets)))
 }

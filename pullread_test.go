@@ -248,13 +248,8 @@ SELECT v, to_json(v)::text, v::timestamp, to_json(v::timestamp)::text
                       WHEN -9223372036854775808 THEN timestamptz '-infinity'
                       ELSE timestamptz '2000-01-01 00:00:00+00' + (r / 1000000) * interval '1 second' + (r % 1000000) * interval '1 microsecond' END
           FROM unnest($1::int8[]) AS r) AS s(v)`, pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.TextFormatCode}, us)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	n := 0
-	for rows.Next() {
-		raw := rows.RawValues()
+	eachRawRow(t, rows, err, func(raw [][]byte) {
 		for i, w := range []pullWire{wireTimestampUTC, wireTimestamp} {
 			got, ok := appendBinaryJSON(nil, w, raw[2*i])
 			if !ok || string(got) != string(raw[2*i+1]) {
@@ -262,10 +257,7 @@ SELECT v, to_json(v)::text, v::timestamp, to_json(v::timestamp)::text
 			}
 		}
 		n++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if n != len(us) {
 		t.Fatalf("read %d rows, want %d", n, len(us))
 	}
@@ -292,13 +284,8 @@ SELECT v, v::text FROM (
   UNION ALL
   SELECT (random() * 1000)::numeric(12, 2) FROM generate_series(1, 500)) AS s(v)`,
 		pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	n := 0
-	for rows.Next() {
-		raw := rows.RawValues()
+	eachRawRow(t, rows, err, func(raw [][]byte) {
 		want := string(raw[1])
 		if !isJSONNumber(raw[1]) {
 			want = `"` + want + `"`
@@ -310,10 +297,7 @@ SELECT v, v::text FROM (
 			t.Errorf("numeric %s: numericJSONLen %d, shorter than its JSON", want, got)
 		}
 		n++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if n < 3500 {
 		t.Fatalf("read %d values", n)
 	}
@@ -321,6 +305,22 @@ SELECT v, v::text FROM (
 		if got, ok := appendPGNumericJSON(nil, bad); ok {
 			t.Errorf("numeric %x: got %s, want a refusal", bad, got)
 		}
+	}
+}
+
+// eachRawRow calls f with the values of each row of rows, as they came
+// (err is the query's error), and fails t on an error.
+func eachRawRow(t *testing.T, rows pgx.Rows, err error, f func(raw [][]byte)) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		f(rows.RawValues())
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
 
