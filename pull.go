@@ -556,11 +556,7 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 	}
 	// One statement reads the boundary and the changelog page; with a
 	// per-bucket cap below the limit, also the cut (NULL otherwise).
-	query := store.PullFullPageFor(len(buckets))
-	if perBucket < p.limit {
-		query = store.PullCappedPage
-	}
-	rows, err := tx.query(ctx, query, buckets, checkpoint, p.limit+1, perBucket)
+	rows, err := tx.query(ctx, p.pageSQL(len(buckets), perBucket), buckets, checkpoint, p.limit+1, perBucket)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
@@ -583,6 +579,16 @@ func (p *puller) readPage(ctx context.Context, tx pullTx, buckets []string, chec
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
 	}
 	return b.page, nil
+}
+
+// pageSQL is the statement that reads a page of n buckets, reading at
+// most perBucket+1 entries of each: the capped page when perBucket is
+// below the limit, the full page otherwise (merged for a few buckets).
+func (p *puller) pageSQL(n, perBucket int) string {
+	if perBucket < p.limit {
+		return store.PullCappedPage
+	}
+	return store.PullFullPageFor(n)
 }
 
 // noteTables records the tables whose rows page delivers (at most

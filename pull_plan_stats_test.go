@@ -132,11 +132,11 @@ SELECT count(*) FROM pg_stats WHERE schemaname IN ('public', 'synchro') AND tabl
 		{"page of many buckets", store.PullFullPageFor(len(many)), []any{many, int64(n / 2), 1001, 1000}, pullSettingsSQL},
 		{"capped page", store.PullCappedPage, []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many))}, pullSettingsSQL},
 		{"hydration", st.pull.sql, []any{ids, subs}, pullSettingsSQL},
-		{"page with rows", ps.full[1][0], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
-		{"capped page with rows", ps.capped[0], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, pullPageSettingsSQL},
-		{"page of many buckets with rows", ps.full[0][0], []any{many, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
-		{"page with rows in UTC", ps.full[1][1], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
-		{"capped page with rows in UTC", ps.capped[1], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, pullPageSettingsSQL},
+		{"page with rows", ps.wrapped[store.PullMergedPage][0], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
+		{"capped page with rows", ps.wrapped[store.PullCappedPage][0], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, pullPageSettingsSQL},
+		{"page of many buckets with rows", ps.wrapped[store.PullFullPage][0], []any{many, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
+		{"page with rows in UTC", ps.wrapped[store.PullMergedPage][1], []any{buckets, int64(n / 2), 1001, 1000, subs}, pullPageSettingsSQL},
+		{"capped page with rows in UTC", ps.wrapped[store.PullCappedPage][1], []any{many, int64(n / 2), 1001, bucketReadCap(1000, len(many)), subs}, pullPageSettingsSQL},
 	}
 	// explainIn returns the plan of s in a transaction of its own, rolled
 	// back at once, set up as a pull's with settings unless "".

@@ -38,13 +38,12 @@ const pullPageAlias = "synchro_page"
 // entry of those tables with the current row of its record when the page
 // delivers it.
 type pullPageStatements struct {
-	// full and capped are the statements with the row columns in the
-	// forms pullFormTyped ([0]) and pullFormTypedUTC ([1], for sessions
-	// whose time zone is UTC); full[0] reads more than
-	// store.MergedPageBuckets buckets, full[1] fewer (see
-	// store.PullFullPageFor).
-	full   [2][2]string
-	capped [2]string
+	// wrapped holds, by the page statement it wraps (store.PullFullPage,
+	// store.PullMergedPage, store.PullCappedPage: see puller.pageSQL),
+	// the statements with the row columns in the forms pullFormTyped
+	// ([0]) and pullFormTypedUTC ([1], for sessions whose time zone is
+	// UTC).
+	wrapped map[string][2]string
 	// tables are the hydrations of the tables read, by name.
 	tables map[string]*pullHydration
 	// offset is where the row columns of each table start, after f and u.
@@ -171,10 +170,13 @@ func (e *Engine) pullPage(m *manifest, names []string) *pullPageStatements {
 		// Tables too wide to share a statement are hydrated by their own.
 		return nil
 	}
-	for form := range built.capped {
-		built.full[0][form] = built.build(store.PullFullPage, names, form)
-		built.full[1][form] = built.build(store.PullMergedPage, names, form)
-		built.capped[form] = built.build(store.PullCappedPage, names, form)
+	built.wrapped = make(map[string][2]string, 3)
+	for _, page := range []string{store.PullFullPage, store.PullMergedPage, store.PullCappedPage} {
+		var forms [2]string
+		for form := range forms {
+			forms[form] = built.build(page, names, form)
+		}
+		built.wrapped[page] = forms
 	}
 	ps = built
 	return ps
@@ -248,14 +250,7 @@ func (t *pgxPullTx) readPageIn(ctx context.Context, p *puller, ps *pullPageState
 	if utc {
 		form = 1
 	}
-	merged := 0 // as store.PullFullPageFor chooses
-	if n := len(buckets); n >= 1 && n <= store.MergedPageBuckets {
-		merged = 1
-	}
-	query := ps.full[merged][form]
-	if perBucket < p.limit {
-		query = ps.capped[form]
-	}
+	query := ps.wrapped[p.pageSQL(len(buckets), perBucket)][form]
 	rows, err := t.rows(ctx, query, buckets, checkpoint, p.limit+1, perBucket, p.subs)
 	if err != nil {
 		return nil, fmt.Errorf("synchro: reading the changelog: %w", err)
@@ -424,14 +419,7 @@ func (pp *pagePrefix) decode(raw [][]byte) error {
 		case math.MinInt64:
 			pp.updated = pgtype.Timestamptz{InfinityModifier: pgtype.NegativeInfinity, Valid: true}
 		default:
-			// In seconds and microseconds: us plus the epoch in
-			// microseconds would overflow for times within about 30
-			// years of PostgreSQL's last (294276 AD).
-			sec, frac := us/1_000_000, us%1_000_000
-			if frac < 0 {
-				sec, frac = sec-1, frac+1_000_000
-			}
-			pp.updated = pgtype.Timestamptz{Time: time.Unix(sec+pgEpochSeconds, frac*1000).UTC(), Valid: true}
+			pp.updated = pgtype.Timestamptz{Time: pgTime(us), Valid: true}
 		}
 	default:
 		return fmt.Errorf("column 8: a timestamptz of %d bytes", len(v))
@@ -442,3 +430,15 @@ func (pp *pagePrefix) decode(raw [][]byte) error {
 // pgEpochSeconds is PostgreSQL's epoch, 2000-01-01 00:00:00 UTC, in
 // seconds since the Unix epoch.
 const pgEpochSeconds = 946_684_800
+
+// pgTime is the time, in UTC, of a finite timestamp's binary form: us
+// microseconds since PostgreSQL's epoch. It goes through seconds and
+// microseconds: us plus the epoch in microseconds would overflow for times
+// within about 30 years of PostgreSQL's last (294276 AD).
+func pgTime(us int64) time.Time {
+	sec, frac := us/1_000_000, us%1_000_000
+	if frac < 0 {
+		sec, frac = sec-1, frac+1_000_000
+	}
+	return time.Unix(sec+pgEpochSeconds, frac*1000).UTC()
+}

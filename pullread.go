@@ -497,11 +497,8 @@ func appendPGTimestampBinaryJSON(b []byte, us int64, utc bool) []byte {
 	case math.MinInt64:
 		return append(b, `"-infinity"`...)
 	}
-	sec, frac := us/1_000_000, us%1_000_000
-	if frac < 0 {
-		sec, frac = sec-1, frac+1_000_000
-	}
-	t := time.Unix(sec+pgEpochSeconds, 0).UTC()
+	t := pgTime(us)
+	frac := t.Nanosecond() / 1000
 	year, month, day := t.Date()
 	hour, minute, second := t.Clock()
 	bc := year <= 0
@@ -527,7 +524,7 @@ func appendPGTimestampBinaryJSON(b []byte, us int64, utc bool) []byte {
 			digits--
 		}
 		b = append(b, '.')
-		b = appendPadded(b, int(frac), digits)
+		b = appendPadded(b, frac, digits)
 	}
 	if utc {
 		b = append(b, "+00:00"...)
