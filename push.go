@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -510,7 +509,7 @@ func (p *pusher) rowKey(table, id string) parentKey {
 	if t := p.m.table(table); t != nil {
 		id = formOfColumn(t.column(t.pk)).canonical(id)
 		if n := t.charKeyLength(); n > 0 {
-			id = charKey(id, n)
+			id, _ = charKey(id, n) // a longer id names no row: kept as it is
 		}
 	}
 	return parentKey{table: table, fk: id}
@@ -571,8 +570,8 @@ func (p *pusher) checkCharIDs(items []*pushItem) {
 		if n == 0 {
 			continue
 		}
-		switch want := charKey(it.rec.ID, n); {
-		case utf8.RuneCountInString(strings.TrimRight(it.rec.ID, " ")) > n:
+		switch want, ok := charKey(it.rec.ID, n); {
+		case !ok:
 			it.fail(terminal(reasonInvalidData, "record id %q is longer than key %q (character(%d)): at most %d characters", it.rec.ID, it.info.pk, n, n))
 		case want != it.rec.ID:
 			it.fail(terminal(reasonInvalidData, "record id %q is not key %q (character(%d)) as PostgreSQL prints it: send the id padded with spaces to %d characters, %q",

@@ -75,13 +75,14 @@ func (t *tableInfo) idOfSQL(id string) string {
 
 // charKey returns the char(n) key id spells, as PostgreSQL prints it: id
 // without its trailing spaces, padded with spaces to n characters (n from
-// charKeyLength); an id of more characters is returned as it is.
-func charKey(id string, n int) string {
+// charKeyLength), and true; an id of more characters, which no char(n) key
+// spells, is returned as it is, with false.
+func charKey(id string, n int) (string, bool) {
 	k := strings.TrimRight(id, " ")
 	if c := utf8.RuneCountInString(k); c <= n {
-		return k + strings.Repeat(" ", n-c)
+		return k + strings.Repeat(" ", n-c), true
 	}
-	return id
+	return id, false
 }
 
 func (t *tableInfo) pushSQL() *pushStatements {
