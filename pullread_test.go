@@ -522,3 +522,24 @@ func TestCommitted(t *testing.T) {
 		t.Errorf("an error: %v, want it wrapped", err)
 	}
 }
+
+// BenchmarkTimestampJSON measures the JSON writing of binary timestamps
+// (appendPGTimestampBinaryJSON), three of which a row of the benchmarks'
+// table has: times of this century with microseconds, and whole seconds.
+//
+//	go test -run '^$' -bench TimestampJSON .
+func BenchmarkTimestampJSON(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	values := make([]int64, 1024)
+	for i := range values {
+		values[i] = r.Int64N(40 * 365 * 86400 * 1_000_000)
+		if i%2 == 0 {
+			values[i] -= values[i] % 1_000_000
+		}
+	}
+	buf := make([]byte, 0, 64)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		buf = appendPGTimestampBinaryJSON(buf[:0], values[i%len(values)], true)
+	}
+}
