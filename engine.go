@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -47,6 +48,11 @@ type Engine struct {
 	// pullViaSQL makes pulls read through database/sql even when the
 	// driver is pgx's (tests of both paths; see inPullTx).
 	pullViaSQL bool
+	// pullHints names the clients whose next pull reads ahead (pullahead.go);
+	// aheadReads and aheadPages count the pages read so and those of them
+	// delivered (for tests).
+	pullHints              pullHints
+	aheadReads, aheadPages atomic.Int64
 	// walSeen remembers the WAL positions CaptureStatus read.
 	walSeen walSamples
 	// live routes change notifications to waiting pulls (live.go).

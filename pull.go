@@ -138,10 +138,26 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 	if err != nil {
 		return nil, err
 	}
-	c, boundary, pending, err := e.pullState(ctx, userID, req.ClientID, subs, req.Checkpoint)
-	if err != nil {
+	var ahead *aheadRead
+	if filter == nil {
+		if rowID, ok := e.pullHints.get(userID, req.ClientID); ok {
+			ahead = e.readAhead(ctx, m, userID, req.ClientID, subs, rowID, req.Checkpoint, limit)
+		}
+	}
+	var (
+		c        *clientRow
+		boundary int64
+		pending  bool
+	)
+	if ahead != nil {
+		c, boundary, pending = ahead.client, ahead.boundary, ahead.pending
+	} else if c, boundary, pending, err = e.pullState(ctx, userID, req.ClientID, subs, req.Checkpoint); err != nil {
 		return nil, err
 	}
+	// A client that has more to pull after this page reads its next page
+	// ahead (pullahead.go).
+	more, short := false, false
+	defer func() { e.pullHints.note(userID, req.ClientID, c.ID, more, short) }()
 	if watch != nil {
 		*watch = append(slices.Clone(subs), bucket.Client(c.ID))
 	}
@@ -172,13 +188,21 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 			return nil, err
 		}
 		pending = true
+		ahead = nil // read before the resubscription's changelog rows
 	}
 
 	recorded := false
 	if pending {
 		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp, client: c}
-		if boundary, recorded, err = p.run(ctx, append(slices.Clone(subs), bucket.Client(c.ID)), req.Checkpoint); err != nil {
-			return nil, err
+		outcome := aheadPartial
+		if ahead != nil && ahead.page != nil && ahead.rowID == c.ID {
+			boundary, outcome = p.deliverAhead(ahead.page, req.Checkpoint, ahead.perBucket)
+			short = outcome == aheadShort
+		}
+		if outcome != aheadDelivered {
+			if boundary, recorded, err = p.run(ctx, append(slices.Clone(subs), bucket.Client(c.ID)), req.Checkpoint); err != nil {
+				return nil, err
+			}
 		}
 		if req.Checkpoint < boundary { // compaction passed it meanwhile
 			e.snapshotRequired(ctx, resp, c.ClientID, boundary, SnapshotReasonCheckpointBeforeLimit)
@@ -193,6 +217,7 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 	if e.hooks.OnPullComplete != nil {
 		e.hooks.OnPullComplete(ctx, c.ClientID, resp.Checkpoint, len(resp.Changes)+len(resp.Deletes))
 	}
+	more = resp.HasMore && filter == nil && e.canReadAhead()
 	return resp, nil
 }
 
@@ -419,14 +444,17 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 	if err := p.hydrate(ctx, tx, page.entries); err != nil {
 		return 0, false, err
 	}
-	delivered := checkpoint
-	if page.n > 0 {
-		delivered = page.last
-	}
+	delivered := page.delivered(checkpoint)
 	recorded, err := tx.commit(ctx, p.e.pullRecord(p.client, checkpoint, delivered))
 	if err != nil {
 		return 0, false, err
 	}
+	p.deliver(page, delivered)
+	return page.boundary, recorded, nil
+}
+
+// deliver puts page in the response, with the checkpoint delivered.
+func (p *puller) deliver(page *changelogPage, delivered int64) {
 	p.resp.HasMore = page.hasMore
 	p.resp.Checkpoint = delivered
 	changes := 0
@@ -443,7 +471,6 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 			p.resp.Deletes = append(p.resp.Deletes, DeleteEntry{ID: en.id, TableName: en.table})
 		}
 	}
-	return page.boundary, recorded, nil
 }
 
 // bucketReadCap is how many changelog entries a page reads from each of n
@@ -516,6 +543,15 @@ type changelogPage struct {
 	// hydrated is set when the page was read with the current rows of its
 	// records (pgxPullTx.readPageHydrated): it needs no hydration.
 	hydrated bool
+}
+
+// delivered is the checkpoint a pull from checkpoint delivers with the
+// page: its last entry's seq, or checkpoint when it has none.
+func (page *changelogPage) delivered(checkpoint int64) int64 {
+	if page.n > 0 {
+		return page.last
+	}
+	return checkpoint
 }
 
 // readPage reads the boundary and a page of the changelog after

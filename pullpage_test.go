@@ -141,23 +141,28 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALU
 	if want, got := read(); got["1"] != want["1"] || got["2"] != want["2"] || !strings.Contains(got["1"], "+00:00") {
 		t.Fatalf("in UTC:\n got %v\nwant %v", got, want)
 	}
-	pgtest.Exec(t, db.Super, `ALTER SYSTEM SET timezone = 'Asia/Kolkata'`)
-	pgtest.Exec(t, db.Super, `SELECT pg_reload_conf()`)
-	// The reload reaches the sessions asynchronously: wait until another
-	// session has it, so that the engine's idle one has been signalled.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var zone string
-		if err := db.Super.QueryRowContext(ctx, `SELECT current_setting('TimeZone')`).Scan(&zone); err != nil {
-			t.Fatal(err)
+	setZone := func(zone string) {
+		t.Helper()
+		pgtest.Exec(t, db.Super, `ALTER SYSTEM SET timezone = '`+zone+`'`)
+		pgtest.Exec(t, db.Super, `SELECT pg_reload_conf()`)
+		// The reload reaches the sessions asynchronously: wait until
+		// another session has it, so that the engine's idle one has been
+		// signalled.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			var got string
+			if err := db.Super.QueryRowContext(ctx, `SELECT current_setting('TimeZone')`).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got == zone {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("TimeZone is still %q after the reload", got)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if zone == "Asia/Kolkata" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("TimeZone is still %q after the reload", zone)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	setZone("Asia/Kolkata")
 	for i := range 2 {
 		want, got := read()
 		if !strings.Contains(want["1"], "+05:30") {
@@ -168,6 +173,39 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALU
 				t.Errorf("pull %d after the reload, row %s:\n got %s\nwant %s", i+1, id, got[id], want[id])
 			}
 		}
+	}
+
+	// Through Pull: a client catching up reads its next page ahead, in the
+	// batch that reads its client row (readAhead), which is then the first
+	// to meet the reloaded zone.
+	setZone("UTC")
+	p.register("u1", "dev")
+	snap, err := p.e.Snapshot(ctx, "u1", &SnapshotRequest{ClientID: "dev", Limit: 1000, SchemaVersion: p.ver, SchemaHash: p.hash})
+	if err != nil || snap.HasMore {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	pgtest.Exec(t, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES
+ ('user:u1', 'tz_items', '1', 2), ('user:u1', 'tz_items', '2', 2), ('user:u1', 'tz_items', '1', 2), ('user:u1', 'tz_items', '2', 2)`)
+	cp := snap.Checkpoint
+	pull := func() Record {
+		t.Helper()
+		resp, err := p.e.Pull(ctx, "u1", &PullRequest{ClientID: "dev", Checkpoint: cp, Limit: 1, SchemaVersion: p.ver, SchemaHash: p.hash})
+		if err != nil || len(resp.Changes) != 1 || !resp.HasMore {
+			t.Fatalf("Pull: %v (%+v)", err, resp)
+		}
+		cp = resp.Checkpoint
+		return resp.Changes[0]
+	}
+	pull()
+	before := p.e.aheadPages.Load()
+	if rec := pull(); rec.ID != "2" || p.e.aheadPages.Load() != before+1 {
+		t.Fatalf("the second page: record %s, %d pages read ahead; want record 2 read ahead", rec.ID, p.e.aheadPages.Load()-before)
+	}
+	setZone("Asia/Kolkata")
+	rec := pull()
+	want, _ := read()
+	if rec.ID != "1" || string(rec.Data) != want["1"] {
+		t.Errorf("the page read ahead after the reload: record %s\n got %s\nwant %s", rec.ID, rec.Data, want["1"])
 	}
 }
 

@@ -842,6 +842,12 @@ type pgxPullTx struct {
 	// prologue holds BEGIN and the statements queued by exec until the
 	// first query sends them; nil once sent.
 	prologue *pgx.Batch
+	// scans holds, for statements of the prologue queued by queueRow, by
+	// their place in it, what reads their one row.
+	scans map[int]func(pgx.Row) error
+	// commitAfter sends COMMIT behind the first query, in its batch: the
+	// transaction ends when that query's rows are read (readAhead).
+	commitAfter bool
 }
 
 // pullBeginSQL begins a pull's read transaction (readTxOptions).
@@ -864,6 +870,17 @@ func (t *pgxPullTx) exec(ctx context.Context, query string, args ...any) error {
 	return err
 }
 
+// queueRow queues query in the prologue (which must not have been sent):
+// scan reads its one row when the first query sends the prologue, and an
+// error it returns fails that query.
+func (t *pgxPullTx) queueRow(query string, scan func(pgx.Row) error, args ...any) {
+	if t.scans == nil {
+		t.scans = map[int]func(pgx.Row) error{}
+	}
+	t.scans[t.prologue.Len()] = scan
+	t.prologue.Queue(query, args...)
+}
+
 func (t *pgxPullTx) query(ctx context.Context, query string, args ...any) (pullRows, error) {
 	return t.rows(ctx, query, args...)
 }
@@ -875,10 +892,20 @@ func (t *pgxPullTx) rows(ctx context.Context, query string, args ...any) (pgx.Ro
 		return t.conn.Query(ctx, query, args...)
 	}
 	t.prologue = nil
+	n := b.Len()
 	b.Queue(query, args...)
+	if t.commitAfter {
+		b.Queue("COMMIT")
+	}
 	br := t.conn.SendBatch(ctx, b)
-	for range len(b.QueuedQueries) - 1 {
-		if _, err := br.Exec(); err != nil {
+	for i := range n {
+		var err error
+		if scan := t.scans[i]; scan != nil {
+			err = scan(br.QueryRow())
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
 			_ = br.Close()
 			return nil, err
 		}

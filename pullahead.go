@@ -1,0 +1,200 @@
+package synchro
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/synchrosync/synchro/internal/bucket"
+	"github.com/synchrosync/synchro/internal/store"
+)
+
+// This file reads the next page of a client that is catching up, page
+// after page, in the round trip that reads its client row, instead of in
+// a round trip of its own after it: one of a page's three round trips (the
+// pending check, the page, the commit with the recording) on pgx's
+// connection. See docs/benchmarks.md, issue 14 item 4.
+
+// maxPullHints bounds pullHints: past it, the hints are forgotten at once
+// (those clients' next pulls go the usual way, and hint again).
+const maxPullHints = 4096
+
+// pullHints remembers, for the clients whose last pull on this engine had
+// more to deliver, the id of their client row, which names the private
+// bucket their next page reads.
+type pullHints struct {
+	mu    sync.Mutex
+	hints map[[2]string]pullHint
+}
+
+// pullHint is what pullHints remembers of a client.
+type pullHint struct {
+	rowID string
+	// off is set when a page read ahead came out short (see
+	// deliverAhead): the client's pages are read the usual way until it
+	// has caught up, instead of each being read twice.
+	off bool
+}
+
+// get returns the row id hinted for the user's client.
+func (h *pullHints) get(userID, clientID string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hint, ok := h.hints[[2]string{userID, clientID}]
+	return hint.rowID, ok && !hint.off
+}
+
+// note records, after a pull, whether the client's next pull reads ahead:
+// with keep, from the client row rowID, unless off; otherwise not.
+func (h *pullHints) note(userID, clientID, rowID string, keep, off bool) {
+	k := [2]string{userID, clientID}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old, ok := h.hints[k]
+	if !keep {
+		if ok {
+			delete(h.hints, k)
+		}
+		return
+	}
+	if !ok && len(h.hints) >= maxPullHints {
+		h.hints = nil
+	}
+	if h.hints == nil {
+		h.hints = map[[2]string]pullHint{}
+	}
+	h.hints[k] = pullHint{rowID: rowID, off: off || (old.off && old.rowID == rowID)}
+}
+
+// canReadAhead reports whether pulls of this engine may read ahead: pgx's
+// own transaction reads the page statement with rows, which the default
+// rules need (see inPullTx).
+func (e *Engine) canReadAhead() bool {
+	_, sqlRules := e.ownership.(*JoinResolver)
+	return sqlRules && !e.pullViaSQL
+}
+
+// aheadRead is what readAhead read in one snapshot: pullState's client row,
+// compaction boundary and pending check, and the page after the checkpoint
+// for the client row rowID.
+type aheadRead struct {
+	client   *clientRow
+	boundary int64
+	pending  bool
+	// page was read with the buckets of the subscriptions and of the
+	// private bucket of rowID, perBucket entries of each at most; nil when
+	// it must be read again (see readAheadOn).
+	page      *changelogPage
+	rowID     string
+	perBucket int
+}
+
+// readAhead reads, in one round trip, what pullState reads and the page a
+// pull from checkpoint delivers when the client row is rowID (hinted by the
+// client's previous pull, see pullHints): BEGIN, the settings,
+// store.PullState, the page statement with rows and COMMIT, in one batch.
+// It returns nil when it could not: with another driver or a custom
+// OwnershipResolver, before a page statement with rows was built, or when
+// any of those statements failed (the pull then reads as usual, and meets
+// the error again there).
+//
+// The pull decides from the client row as it does from pullState's, and
+// delivers the page only when that row is rowID, no resubscription wrote
+// to the changelog after the page was read, and run would have delivered
+// the page as read (deliverAhead).
+func (e *Engine) readAhead(ctx context.Context, m *manifest, userID, clientID string, subs []string, rowID string, checkpoint int64, limit int) *aheadRead {
+	if !e.canReadAhead() {
+		return nil
+	}
+	names := m.snap.pullPageCache.recent.Load()
+	if names == nil {
+		return nil
+	}
+	ps := e.pullPage(m, *names)
+	if ps == nil {
+		return nil
+	}
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = conn.Close() }()
+	var ahead *aheadRead
+	_ = conn.Raw(func(dc any) error {
+		if c, ok := dc.(pgxConn); ok {
+			ahead = e.readAheadOn(ctx, c.Conn(), m, ps, userID, clientID, subs, rowID, checkpoint, limit)
+		}
+		return nil
+	})
+	return ahead
+}
+
+// readAheadOn is readAhead on conn, with ps the page statement.
+func (e *Engine) readAheadOn(ctx context.Context, conn *pgx.Conn, m *manifest, ps *pullPageStatements, userID, clientID string, subs []string, rowID string, checkpoint int64, limit int) *aheadRead {
+	tx := newPgxPullTx(conn)
+	defer tx.rollback(context.WithoutCancel(ctx))
+	tx.commitAfter = true
+	a := &aheadRead{rowID: rowID}
+	if err := tx.exec(ctx, pullPageSettingsSQL, userID); err != nil { // queued
+		return nil
+	}
+	tx.queueRow(store.PullState, func(row pgx.Row) error {
+		c, err := scanClient(row, &a.boundary, &a.pending)
+		a.client = c
+		return err
+	}, userID, clientID, subs, checkpoint, bucket.ClientPrefix)
+	p := &puller{e: e, m: m, userID: userID, subs: subs, limit: limit}
+	buckets := append(slices.Clone(subs), bucket.Client(rowID))
+	a.perBucket = bucketReadCap(limit, len(buckets))
+	utc := isUTCZone(conn.PgConn().ParameterStatus("TimeZone"))
+	page, err := tx.readPageIn(ctx, p, ps, buckets, checkpoint, a.perBucket, utc)
+	if err != nil || a.client == nil {
+		return nil
+	}
+	p.noteTables(page)
+	e.aheadReads.Add(1)
+	// A time zone reloaded since the last statement applied to this batch
+	// (see readPageHydrated): the page's timestamptz values were written
+	// in the wrong offset, and are read again by run.
+	if !utc || isUTCZone(conn.PgConn().ParameterStatus("TimeZone")) {
+		a.page = page
+	}
+	return a
+}
+
+// aheadOutcome is what deliverAhead did with a page read ahead.
+type aheadOutcome int
+
+const (
+	// aheadDelivered: the page is the response's (or compaction passed
+	// the checkpoint: the boundary says so).
+	aheadDelivered aheadOutcome = iota
+	// aheadShort: a bucket's reads ran out before the page was full; run
+	// reads it again, each bucket as far as the page could reach.
+	aheadShort
+	// aheadPartial: records of the page were not looked up with it (a
+	// table the page statement did not read); run reads the page.
+	aheadPartial
+)
+
+// deliverAhead delivers page, read ahead from checkpoint (readAhead), as
+// run would have, and returns the compaction boundary read with it, unless
+// run must read the page instead (see aheadOutcome).
+func (p *puller) deliverAhead(page *changelogPage, checkpoint int64, perBucket int) (int64, aheadOutcome) {
+	if page.short && perBucket < p.limit && checkpoint >= page.boundary {
+		return 0, aheadShort
+	}
+	if checkpoint < page.boundary { // compaction passed it
+		return page.boundary, aheadDelivered
+	}
+	for _, en := range page.entries {
+		if en.op != OpDelete && !en.hydrated {
+			return 0, aheadPartial
+		}
+	}
+	p.deliver(page, page.delivered(checkpoint))
+	p.e.aheadPages.Add(1)
+	return page.boundary, aheadDelivered
+}
