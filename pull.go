@@ -141,7 +141,11 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 	var ahead *aheadRead
 	if filter == nil {
 		if rowID, ok := e.pullHints.get(userID, req.ClientID); ok {
-			ahead = e.readAhead(ctx, m, userID, req.ClientID, subs, rowID, req.Checkpoint, limit)
+			if ahead = e.readAhead(ctx, m, userID, req.ClientID, subs, rowID, req.Checkpoint, limit); ahead == nil {
+				// Not again before a pull has more (a client that is gone
+				// would otherwise have every request read a page).
+				e.pullHints.note(userID, req.ClientID, "", false, false)
+			}
 		}
 	}
 	var (

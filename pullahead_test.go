@@ -3,6 +3,7 @@ package synchro
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -306,6 +307,24 @@ func TestPullAheadNotUsed(t *testing.T) {
 			t.Error("the hint outlived a pull that asked for a snapshot")
 		}
 		pgtest.Exec(t, env.db.Super, `UPDATE synchro.compaction SET boundary_seq = 0`)
+	})
+
+	t.Run("unregistered", func(t *testing.T) {
+		env.write(r, 30, subs, false)
+		if resp := env.pull(a, 5); !resp.HasMore {
+			t.Fatal("no more after a page of 5")
+		}
+		pgtest.Exec(t, env.db.Super, `UPDATE synchro.clients SET client_id = 'moved' WHERE client_id = 'ahead'`)
+		defer pgtest.Exec(t, env.db.Super, `UPDATE synchro.clients SET client_id = 'ahead' WHERE client_id = 'moved'`)
+		for range 3 {
+			_, err := a.e.Pull(ctx, "u1", &PullRequest{ClientID: "ahead", Checkpoint: env.cp["ahead"], Limit: 5, SchemaVersion: a.ver, SchemaHash: a.hash})
+			if !errors.Is(err, ErrClientNotRegistered) {
+				t.Fatalf("Pull of a client that is gone: %v, want ErrClientNotRegistered", err)
+			}
+			if _, ok := a.e.pullHints.get("u1", "ahead"); ok {
+				t.Fatal("the hint outlived a pull of a client that is gone")
+			}
+		}
 	})
 
 	t.Run("registered again", func(t *testing.T) {
