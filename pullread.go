@@ -836,7 +836,10 @@ func (t sqlPullTx) commit(context.Context, *pullRecord) (bool, error) {
 // round). PostgreSQL runs the pipeline's statements one after the other,
 // as if each had been sent alone: the settings apply to the query, which
 // is planned after they ran, and the transaction's snapshot is taken by
-// the first statement after BEGIN, as before.
+// the first statement after BEGIN, as before. A client catching up has
+// its next page read ahead in one round trip (readAhead): the client row
+// is read in the prologue too (queueRow), and COMMIT goes after the page
+// (commitAfter).
 type pgxPullTx struct {
 	conn *pgx.Conn
 	// prologue holds BEGIN and the statements queued by exec until the
