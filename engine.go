@@ -53,6 +53,9 @@ type Engine struct {
 	// delivered (for tests).
 	pullHints              pullHints
 	aheadReads, aheadPages atomic.Int64
+	// notPgx is set once a pull met a connection of another driver than
+	// pgx's: pulls do not read ahead then.
+	notPgx atomic.Bool
 	// walSeen remembers the WAL positions CaptureStatus read.
 	walSeen walSamples
 	// live routes change notifications to waiting pulls (live.go).

@@ -140,11 +140,11 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 	}
 	var ahead *aheadRead
 	if filter == nil {
-		if rowID, ok := e.pullHints.get(userID, req.ClientID); ok {
-			if ahead = e.readAhead(ctx, m, userID, req.ClientID, subs, rowID, req.Checkpoint, limit); ahead == nil {
+		if hint, ok := e.pullHints.get(userID, req.ClientID); ok {
+			if ahead = e.readAhead(ctx, m, userID, req.ClientID, subs, hint, req.Checkpoint, limit); ahead == nil {
 				// Not again before a pull has more (a client that is gone
 				// would otherwise have every request read a page).
-				e.pullHints.note(userID, req.ClientID, "", false, false)
+				e.pullHints.forget(userID, req.ClientID)
 			}
 		}
 	}
@@ -160,8 +160,8 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 	}
 	// A client that has more to pull after this page reads its next page
 	// ahead (pullahead.go).
-	more, short := false, false
-	defer func() { e.pullHints.note(userID, req.ClientID, c.ID, more, short) }()
+	var next *pullHint // the next pull's, when it reads ahead
+	defer func() { e.pullHints.note(userID, req.ClientID, next) }()
 	if watch != nil {
 		*watch = append(slices.Clone(subs), bucket.Client(c.ID))
 	}
@@ -195,13 +195,15 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 		ahead = nil // read before the resubscription's changelog rows
 	}
 
-	recorded := false
+	recorded, off := false, false
+	var tables []string
 	if pending {
 		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp, client: c}
-		outcome := aheadPartial
+		outcome := aheadNotRead
 		if ahead != nil && ahead.page != nil && ahead.rowID == c.ID {
 			boundary, outcome = p.deliverAhead(ahead.page, req.Checkpoint, ahead.perBucket)
-			short = outcome == aheadShort
+			// A page read ahead that run reads again: not the next one.
+			off = outcome != aheadDelivered
 		}
 		if outcome != aheadDelivered {
 			if boundary, recorded, err = p.run(ctx, append(slices.Clone(subs), bucket.Client(c.ID)), req.Checkpoint); err != nil {
@@ -212,6 +214,7 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 			e.snapshotRequired(ctx, resp, c.ClientID, boundary, SnapshotReasonCheckpointBeforeLimit)
 			return resp, nil
 		}
+		tables = p.tables
 	}
 	if !recorded {
 		if err := e.recordPull(ctx, c, req.Checkpoint, resp.Checkpoint); err != nil {
@@ -221,7 +224,9 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 	if e.hooks.OnPullComplete != nil {
 		e.hooks.OnPullComplete(ctx, c.ClientID, resp.Checkpoint, len(resp.Changes)+len(resp.Deletes))
 	}
-	more = resp.HasMore && filter == nil && e.canReadAhead()
+	if resp.HasMore && filter == nil && len(tables) > 0 && e.canReadAhead() {
+		next = &pullHint{rowID: c.ID, tables: tables, off: off}
+	}
 	return resp, nil
 }
 
@@ -388,6 +393,10 @@ type puller struct {
 	resp   *PullResponse
 	// client is the client's row, for recording the pull (recordPull).
 	client *clientRow
+	// tables are the tables whose rows the page read delivers, when it
+	// was read with them (noteTables): the client's next page is read
+	// ahead with those (pullHints).
+	tables []string
 }
 
 // pageEntry is one record of a page after merging its changelog entries.
@@ -635,6 +644,7 @@ func (p *puller) pageSQL(n, perBucket int) string {
 // maxPullPageTables, none otherwise) for the engine's next page.
 func (p *puller) noteTables(page *changelogPage) {
 	names := pageTables(p.e.tableOrder, page)
+	p.tables = names
 	recent := &p.m.snap.pullPageCache.recent
 	switch old := recent.Load(); {
 	case len(names) == 0:

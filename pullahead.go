@@ -22,8 +22,7 @@ import (
 const maxPullHints = 4096
 
 // pullHints remembers, for the clients whose last pull on this engine had
-// more to deliver, the id of their client row, which names the private
-// bucket their next page reads.
+// more to deliver, what their next pull reads ahead with.
 type pullHints struct {
 	mu    sync.Mutex
 	hints map[[2]string]pullHint
@@ -31,29 +30,36 @@ type pullHints struct {
 
 // pullHint is what pullHints remembers of a client.
 type pullHint struct {
+	// rowID is the id of the client row, which names the private bucket
+	// the next page reads.
 	rowID string
-	// off is set when a page read ahead came out short (see
-	// deliverAhead): the client's pages are read the usual way until it
-	// has caught up, instead of each being read twice.
+	// tables are the tables whose rows the client's last page delivered
+	// (puller.tables): the page read ahead reads the rows of those.
+	tables []string
+	// off is set when a page read ahead was read again by run (short, or
+	// with records of another table): the client's pages are read the
+	// usual way until it has caught up, instead of twice each.
 	off bool
 }
 
-// get returns the row id hinted for the user's client.
-func (h *pullHints) get(userID, clientID string) (string, bool) {
+// get returns the hint for the user's client, unless it has none or it
+// is off.
+func (h *pullHints) get(userID, clientID string) (pullHint, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hint, ok := h.hints[[2]string{userID, clientID}]
-	return hint.rowID, ok && !hint.off
+	return hint, ok && !hint.off
 }
 
-// note records, after a pull, whether the client's next pull reads ahead:
-// with keep, from the client row rowID, unless off; otherwise not.
-func (h *pullHints) note(userID, clientID, rowID string, keep, off bool) {
+// note records, after a pull, the hint for the client's next pull: next,
+// nil when it does not read ahead. A hint that is off stays off for the
+// same client row.
+func (h *pullHints) note(userID, clientID string, next *pullHint) {
 	k := [2]string{userID, clientID}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old, ok := h.hints[k]
-	if !keep {
+	if next == nil {
 		if ok {
 			delete(h.hints, k)
 		}
@@ -65,7 +71,14 @@ func (h *pullHints) note(userID, clientID, rowID string, keep, off bool) {
 	if h.hints == nil {
 		h.hints = map[[2]string]pullHint{}
 	}
-	h.hints[k] = pullHint{rowID: rowID, off: off || (old.off && old.rowID == rowID)}
+	hint := *next
+	hint.off = hint.off || (old.off && old.rowID == hint.rowID)
+	h.hints[k] = hint
+}
+
+// forget drops the client's hint.
+func (h *pullHints) forget(userID, clientID string) {
+	h.note(userID, clientID, nil)
 }
 
 // canReadAhead reports whether pulls of this engine may read ahead: pgx's
@@ -73,7 +86,7 @@ func (h *pullHints) note(userID, clientID, rowID string, keep, off bool) {
 // rules need (see inPullTx).
 func (e *Engine) canReadAhead() bool {
 	_, sqlRules := e.ownership.(*JoinResolver)
-	return sqlRules && !e.pullViaSQL
+	return sqlRules && !e.pullViaSQL && !e.notPgx.Load()
 }
 
 // aheadRead is what readAhead read in one snapshot: pullState's client row,
@@ -92,27 +105,24 @@ type aheadRead struct {
 }
 
 // readAhead reads, in one round trip, what pullState reads and the page a
-// pull from checkpoint delivers when the client row is rowID (hinted by the
-// client's previous pull, see pullHints): BEGIN, the settings,
-// store.PullState, the page statement with rows and COMMIT, in one batch.
-// It returns nil when it could not: with another driver or a custom
-// OwnershipResolver, before a page statement with rows was built, or when
-// any of those statements failed (the pull then reads as usual, and meets
-// the error again there).
+// pull from checkpoint delivers when the client row is the hinted one
+// (hinted by the client's previous pull, see pullHints): BEGIN, the
+// settings, store.PullState, the page statement with the rows of the
+// hinted tables, and COMMIT, in one batch. It returns nil when it could
+// not: with another driver or a custom OwnershipResolver, with tables that
+// no page statement reads together (see Engine.pullPage), or when any of
+// those statements failed (the pull then reads as usual, and meets the
+// error again there).
 //
 // The pull decides from the client row as it does from pullState's, and
 // delivers the page only when that row is rowID, no resubscription wrote
 // to the changelog after the page was read, and run would have delivered
 // the page as read (deliverAhead).
-func (e *Engine) readAhead(ctx context.Context, m *manifest, userID, clientID string, subs []string, rowID string, checkpoint int64, limit int) *aheadRead {
+func (e *Engine) readAhead(ctx context.Context, m *manifest, userID, clientID string, subs []string, hint pullHint, checkpoint int64, limit int) *aheadRead {
 	if !e.canReadAhead() {
 		return nil
 	}
-	names := m.snap.pullPageCache.recent.Load()
-	if names == nil {
-		return nil
-	}
-	ps := e.pullPage(m, *names)
+	ps := e.pullPage(m, hint.tables)
 	if ps == nil {
 		return nil
 	}
@@ -124,7 +134,9 @@ func (e *Engine) readAhead(ctx context.Context, m *manifest, userID, clientID st
 	var ahead *aheadRead
 	_ = conn.Raw(func(dc any) error {
 		if c, ok := dc.(pgxConn); ok {
-			ahead = e.readAheadOn(ctx, c.Conn(), m, ps, userID, clientID, subs, rowID, checkpoint, limit)
+			ahead = e.readAheadOn(ctx, c.Conn(), m, ps, userID, clientID, subs, hint.rowID, checkpoint, limit)
+		} else {
+			e.notPgx.Store(true) // the pool's driver is another's
 		}
 		return nil
 	})
@@ -168,9 +180,11 @@ func (e *Engine) readAheadOn(ctx context.Context, conn *pgx.Conn, m *manifest, p
 type aheadOutcome int
 
 const (
+	// aheadNotRead: no page was read ahead, or not for this client row.
+	aheadNotRead aheadOutcome = iota
 	// aheadDelivered: the page is the response's (or compaction passed
 	// the checkpoint: the boundary says so).
-	aheadDelivered aheadOutcome = iota
+	aheadDelivered
 	// aheadShort: a bucket's reads ran out before the page was full; run
 	// reads it again, each bucket as far as the page could reach.
 	aheadShort
@@ -194,6 +208,7 @@ func (p *puller) deliverAhead(page *changelogPage, checkpoint int64, perBucket i
 			return 0, aheadPartial
 		}
 	}
+	p.tables = pageTables(p.e.tableOrder, page)
 	p.deliver(page, page.delivered(checkpoint))
 	p.e.aheadPages.Add(1)
 	return page.boundary, aheadDelivered

@@ -228,8 +228,8 @@ func TestPullAheadNotUsed(t *testing.T) {
 	if err := env.db.Super.QueryRowContext(ctx, `SELECT id::text FROM synchro.clients WHERE client_id = 'ahead'`).Scan(&rowID); err != nil {
 		t.Fatal(err)
 	}
-	if id, ok := a.e.pullHints.get("u1", "ahead"); !ok || id != rowID {
-		t.Fatalf("hint %q, %v after a page with more; want %q", id, ok, rowID)
+	if hint, ok := a.e.pullHints.get("u1", "ahead"); !ok || hint.rowID != rowID {
+		t.Fatalf("hint %q, %v after a page with more; want %q", hint.rowID, ok, rowID)
 	}
 
 	t.Run("another client row", func(t *testing.T) {
@@ -238,7 +238,7 @@ func TestPullAheadNotUsed(t *testing.T) {
 		gone := ptID()
 		pgtest.Exec(t, env.db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES ($1, 'lists', $2, 3)`,
 			bucket.Client(rowID), gone)
-		a.e.pullHints.note("u1", "ahead", ptID(), true, false)
+		a.e.pullHints.note("u1", "ahead", &pullHint{rowID: ptID(), tables: []string{"lists", "items"}})
 		before := a.e.aheadPages.Load()
 		found := false
 		for more := true; more && !found; {
@@ -328,7 +328,7 @@ func TestPullAheadNotUsed(t *testing.T) {
 	})
 
 	t.Run("registered again", func(t *testing.T) {
-		a.e.pullHints.note("u1", "ahead", rowID, true, false)
+		a.e.pullHints.note("u1", "ahead", &pullHint{rowID: rowID, tables: []string{"lists", "items"}})
 		pgtest.Exec(t, env.db.Super, `DELETE FROM synchro.clients WHERE client_id = 'ahead'`)
 		a.register("u1", "ahead")
 		resp := env.pull(a, 5)
@@ -336,4 +336,84 @@ func TestPullAheadNotUsed(t *testing.T) {
 			t.Errorf("pull of a client registered again: snapshot required %v (%q)", resp.SnapshotRequired, resp.SnapshotReason)
 		}
 	})
+}
+
+// TestPullAheadReadsOnce checks that reading ahead does not have pages read
+// twice: two users catching up at once on one engine, one through lists
+// and one through notes (each page read ahead with the client's own
+// tables, not those of the page the engine read last), and a client whose
+// pages change tables (after a page read ahead was read again, its pages
+// are read the usual way). Found in review: every page was read twice.
+func TestPullAheadReadsOnce(t *testing.T) {
+	t.Parallel()
+	db := ptSetup(t)
+	p := ptEngine(t, db, db.Super, ptRegistry(t), nil)
+	ctx := t.Context()
+	cp := map[string]int64{}
+	for _, u := range []string{"u1", "u2"} {
+		p.register(u, "dev")
+		snap, err := p.e.Snapshot(ctx, u, &SnapshotRequest{ClientID: "dev", Limit: 1000, SchemaVersion: p.ver, SchemaHash: p.hash})
+		if err != nil || snap.HasMore {
+			t.Fatalf("Snapshot of %s: %v", u, err)
+		}
+		cp[u] = snap.Checkpoint
+	}
+	write := func(user string, block, n int, notes bool) {
+		t.Helper()
+		var rows, entries []string
+		for i := range n {
+			if notes {
+				id := block*1000 + i
+				rows = append(rows, fmt.Sprintf("(%d, '%s', 'n')", id, user))
+				entries = append(entries, fmt.Sprintf("('user:%s', 'notes', '%d', 1)", user, id))
+				continue
+			}
+			id := ptID()
+			rows = append(rows, fmt.Sprintf("('%s', '%s', 'l')", id, user))
+			entries = append(entries, fmt.Sprintf("('user:%s', 'lists', '%s', 1)", user, id))
+		}
+		if notes {
+			pgtest.Exec(t, db.Super, `INSERT INTO notes (id, user_id, body) VALUES `+strings.Join(rows, ", "))
+		} else {
+			pgtest.Exec(t, db.Super, `INSERT INTO lists (id, user_id, name) VALUES `+strings.Join(rows, ", "))
+		}
+		pgtest.Exec(t, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) VALUES `+strings.Join(entries, ", "))
+	}
+	catchUp := func(users ...string) int {
+		t.Helper()
+		pages := 0
+		for more := true; more; {
+			more = false
+			for _, u := range users {
+				resp, err := p.e.Pull(ctx, u, &PullRequest{ClientID: "dev", Checkpoint: cp[u], Limit: 20, SchemaVersion: p.ver, SchemaHash: p.hash})
+				if err != nil {
+					t.Fatalf("Pull of %s: %v", u, err)
+				}
+				cp[u] = resp.Checkpoint
+				more = more || resp.HasMore
+				pages++
+			}
+		}
+		return pages
+	}
+	wasted := func() int64 { return p.e.aheadReads.Load() - p.e.aheadPages.Load() }
+
+	write("u1", 0, 200, false)
+	write("u2", 0, 200, true)
+	pages := catchUp("u1", "u2")
+	if n := wasted(); n > 0 {
+		t.Errorf("two users: %d of %d pages read ahead and read again", n, pages)
+	}
+	if n := p.e.aheadPages.Load(); n < int64(pages)/2 {
+		t.Errorf("two users: %d of %d pages read ahead", n, pages)
+	}
+
+	before := wasted()
+	for block := 1; block <= 10; block++ {
+		write("u1", block, 20, block%2 == 0)
+	}
+	pages = catchUp("u1")
+	if n := wasted() - before; n > 1 {
+		t.Errorf("tables changing from page to page: %d of %d pages read ahead and read again", n, pages)
+	}
 }
