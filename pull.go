@@ -201,7 +201,7 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp, client: c}
 		outcome := aheadNotRead
 		if ahead != nil && ahead.page != nil && ahead.rowID == c.ID {
-			boundary, outcome = p.deliverAhead(ahead.page, req.Checkpoint, ahead.perBucket)
+			boundary, outcome = p.deliverAhead(ahead, req.Checkpoint)
 			// A page read ahead that run reads again: not the next one.
 			off = outcome != aheadDelivered
 		}
@@ -444,7 +444,7 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 	if err != nil {
 		return 0, false, err
 	}
-	if page.short && perBucket < p.limit && checkpoint >= page.boundary {
+	if p.cutShort(page, perBucket, checkpoint) {
 		// One bucket holds most of what follows: read each bucket as far
 		// as a whole page could reach.
 		if page, err = p.readPage(ctx, tx, buckets, checkpoint, p.limit); err != nil {
@@ -464,6 +464,14 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 	}
 	p.deliver(page, delivered)
 	return page.boundary, recorded, nil
+}
+
+// cutShort reports whether page, read from checkpoint with at most
+// perBucket entries of each bucket, stopped short because a bucket's reads
+// ran out (see bucketReadCap): it is then read again, each bucket as far
+// as a whole page could reach.
+func (p *puller) cutShort(page *changelogPage, perBucket int, checkpoint int64) bool {
+	return page.short && perBucket < p.limit && checkpoint >= page.boundary
 }
 
 // deliver puts page in the response, with the checkpoint delivered.

@@ -98,10 +98,12 @@ type aheadRead struct {
 	pending  bool
 	// page was read with the buckets of the subscriptions and of the
 	// private bucket of rowID, perBucket entries of each at most; nil when
-	// it must be read again (see readAheadOn).
+	// it must be read again (see readAheadIn).
 	page      *changelogPage
 	rowID     string
 	perBucket int
+	// tables are the tables whose rows the page delivers (noteTables).
+	tables []string
 }
 
 // readAhead reads, in one round trip, what pullState reads and the page a
@@ -126,15 +128,10 @@ func (e *Engine) readAhead(ctx context.Context, m *manifest, userID, clientID st
 	if ps == nil {
 		return nil
 	}
-	conn, err := e.db.Conn(ctx)
-	if err != nil {
-		return nil
-	}
-	defer func() { _ = conn.Close() }()
 	var ahead *aheadRead
-	_ = conn.Raw(func(dc any) error {
-		if c, ok := dc.(pgxConn); ok {
-			ahead = e.readAheadOn(ctx, c.Conn(), m, ps, userID, clientID, subs, hint.rowID, checkpoint, limit)
+	_ = e.inPullTx(ctx, true, func(tx pullTx) error {
+		if t, ok := tx.(*pgxPullTx); ok {
+			ahead = e.readAheadIn(ctx, t, m, ps, userID, clientID, subs, hint.rowID, checkpoint, limit)
 		} else {
 			e.notPgx.Store(true) // the pool's driver is another's
 		}
@@ -143,10 +140,9 @@ func (e *Engine) readAhead(ctx context.Context, m *manifest, userID, clientID st
 	return ahead
 }
 
-// readAheadOn is readAhead on conn, with ps the page statement.
-func (e *Engine) readAheadOn(ctx context.Context, conn *pgx.Conn, m *manifest, ps *pullPageStatements, userID, clientID string, subs []string, rowID string, checkpoint int64, limit int) *aheadRead {
-	tx := newPgxPullTx(conn)
-	defer tx.rollback(context.WithoutCancel(ctx))
+// readAheadIn is readAhead in tx, not begun yet, with ps the page
+// statement.
+func (e *Engine) readAheadIn(ctx context.Context, tx *pgxPullTx, m *manifest, ps *pullPageStatements, userID, clientID string, subs []string, rowID string, checkpoint int64, limit int) *aheadRead {
 	tx.commitAfter = true
 	a := &aheadRead{rowID: rowID}
 	if err := tx.exec(ctx, pullPageSettingsSQL, userID); err != nil { // queued
@@ -160,17 +156,18 @@ func (e *Engine) readAheadOn(ctx context.Context, conn *pgx.Conn, m *manifest, p
 	p := &puller{e: e, m: m, userID: userID, subs: subs, limit: limit}
 	buckets := append(slices.Clone(subs), bucket.Client(rowID))
 	a.perBucket = bucketReadCap(limit, len(buckets))
-	utc := isUTCZone(conn.PgConn().ParameterStatus("TimeZone"))
+	utc := isUTCZone(tx.conn.PgConn().ParameterStatus("TimeZone"))
 	page, err := tx.readPageIn(ctx, p, ps, buckets, checkpoint, a.perBucket, utc)
 	if err != nil || a.client == nil {
 		return nil
 	}
 	p.noteTables(page)
+	a.tables = p.tables
 	e.aheadReads.Add(1)
 	// A time zone reloaded since the last statement applied to this batch
 	// (see readPageHydrated): the page's timestamptz values were written
 	// in the wrong offset, and are read again by run.
-	if !utc || isUTCZone(conn.PgConn().ParameterStatus("TimeZone")) {
+	if !utc || isUTCZone(tx.conn.PgConn().ParameterStatus("TimeZone")) {
 		a.page = page
 	}
 	return a
@@ -193,11 +190,12 @@ const (
 	aheadPartial
 )
 
-// deliverAhead delivers page, read ahead from checkpoint (readAhead), as
-// run would have, and returns the compaction boundary read with it, unless
-// run must read the page instead (see aheadOutcome).
-func (p *puller) deliverAhead(page *changelogPage, checkpoint int64, perBucket int) (int64, aheadOutcome) {
-	if page.short && perBucket < p.limit && checkpoint >= page.boundary {
+// deliverAhead delivers the page read ahead from checkpoint (readAhead),
+// as run would have, and returns the compaction boundary read with it,
+// unless run must read the page instead (see aheadOutcome).
+func (p *puller) deliverAhead(ahead *aheadRead, checkpoint int64) (int64, aheadOutcome) {
+	page := ahead.page
+	if p.cutShort(page, ahead.perBucket, checkpoint) {
 		return 0, aheadShort
 	}
 	if checkpoint < page.boundary { // compaction passed it
@@ -208,7 +206,7 @@ func (p *puller) deliverAhead(page *changelogPage, checkpoint int64, perBucket i
 			return 0, aheadPartial
 		}
 	}
-	p.tables = pageTables(p.e.tableOrder, page)
+	p.tables = ahead.tables
 	p.deliver(page, page.delivered(checkpoint))
 	p.e.aheadPages.Add(1)
 	return page.boundary, aheadDelivered
