@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pglogrepl"
 
@@ -72,6 +73,10 @@ type applier struct {
 	metrics *captureMetrics
 	// signals are the consumer's, for tests (testsignal.go).
 	signals *consumerSignals
+	// insertOnly is set once a changelog transaction met a connection of
+	// another driver than pgx's: bulk writes then use INSERT (bulk.go).
+	// Tests set it to take that path.
+	insertOnly atomic.Bool
 }
 
 func newApplier(cfg ConsumerConfig) *applier {
@@ -87,9 +92,11 @@ func newApplier(cfg ConsumerConfig) *applier {
 // batch is the state of one changelog transaction: the current buckets of
 // every record it touched, and what it will write.
 type batch struct {
-	a   *applier
-	tx  *sql.Tx
-	ctx context.Context
+	a  *applier
+	tx *sql.Tx
+	// conn is tx's connection, for bulk writes by COPY (copyInto).
+	conn *sql.Conn
+	ctx  context.Context
 	// edges holds the current buckets of each loaded record, sorted; a
 	// record without buckets maps to an empty (non-nil) slice.
 	edges map[recKey][]string
@@ -111,10 +118,10 @@ type batch struct {
 	upcoming map[recKey]int
 }
 
-// newBatch starts the state of one changelog transaction of about size
-// row changes (a hint for the sizes of its maps).
-func (a *applier) newBatch(ctx context.Context, tx *sql.Tx, size int) *batch {
-	return &batch{a: a, tx: tx, ctx: ctx,
+// newBatch starts the state of one changelog transaction, tx on conn (see
+// begin), of about size row changes (a hint for the sizes of its maps).
+func (a *applier) newBatch(ctx context.Context, conn *sql.Conn, tx *sql.Tx, size int) *batch {
+	return &batch{a: a, tx: tx, conn: conn, ctx: ctx,
 		edges: make(map[recKey][]string, size), stored: make(map[recKey][]string, size),
 		isDirty: make(map[recKey]bool, size), dirty: make([]recKey, 0, size),
 		rows: make([]clRow, 0, size), upcoming: make(map[recKey]int, size)}
@@ -129,10 +136,11 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 		return nil
 	}
 	defer a.metrics.batchDone(ctx, a.metrics.start(), &err)
-	tx, err := a.db.BeginTx(ctx, nil)
+	conn, tx, err := a.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("wal: beginning changelog transaction: %w", err)
 	}
+	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
 		return fmt.Errorf("wal: locking the changelog of slot %s: %w", a.slot, err)
@@ -152,7 +160,7 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 	for _, t := range txns {
 		size += len(t.events)
 	}
-	b := a.newBatch(ctx, tx, size)
+	b := a.newBatch(ctx, conn, tx, size)
 	if err := b.preload(txns, size); err != nil {
 		return err
 	}
@@ -577,12 +585,7 @@ func (b *batch) truncate(tables []string) error {
 // the position end.
 func (b *batch) flush(end pglogrepl.LSN) error {
 	if len(b.rows) > 0 {
-		buckets, tables, ids := make([]string, len(b.rows)), make([]string, len(b.rows)), make([]string, len(b.rows))
-		ops := make([]int16, len(b.rows))
-		for i, r := range b.rows {
-			buckets[i], tables[i], ids[i], ops[i] = r.bucket, r.key.table, r.key.id, int16(r.op)
-		}
-		if _, err := b.tx.ExecContext(b.ctx, store.InsertChangelogRows, buckets, tables, ids, ops); err != nil {
+		if err := b.insertRows(); err != nil {
 			return fmt.Errorf("wal: writing %d changelog rows: %w", len(b.rows), err)
 		}
 		if err := b.notify(); err != nil {
@@ -611,6 +614,26 @@ func (b *batch) flush(end pglogrepl.LSN) error {
 		}
 	}
 	return nil
+}
+
+// insertRows writes the batch's changelog rows in their order, which
+// their seqs follow.
+func (b *batch) insertRows() error {
+	copied, err := b.copyInto("changelog", []string{"bucket_id", "table_name", "record_id", "operation"}, len(b.rows),
+		func(i int, vals []any) {
+			r := &b.rows[i]
+			vals[0], vals[1], vals[2], vals[3] = r.bucket, r.key.table, r.key.id, int16(r.op)
+		})
+	if copied || err != nil {
+		return err
+	}
+	buckets, tables, ids := make([]string, len(b.rows)), make([]string, len(b.rows)), make([]string, len(b.rows))
+	ops := make([]int16, len(b.rows))
+	for i, r := range b.rows {
+		buckets[i], tables[i], ids[i], ops[i] = r.bucket, r.key.table, r.key.id, int16(r.op)
+	}
+	_, err = b.tx.ExecContext(b.ctx, store.InsertChangelogRows, buckets, tables, ids, ops)
+	return err
 }
 
 // notify announces the buckets of the batch's changelog rows on
@@ -671,8 +694,9 @@ func (b *batch) edgeChanges() (gone, added edgeList) {
 
 // insertEdges inserts edges that are not stored: the batch read the stored
 // ones under the slot's lock, and only the batch's writer adds edges under
-// it. The plain store.InsertEdges costs about 40% less than
-// store.InsertMissingEdges, which checks every edge before inserting it.
+// it. The plain insert (by COPY, or store.InsertEdges) costs about 40%
+// less than store.InsertMissingEdges, which checks every edge before
+// inserting it.
 // Should an edge be there all the same (written by a writer that does not take
 // the lock, such as a consumer of another slot capturing the same table),
 // the insert is undone to a savepoint and done again leaving such edges as
@@ -681,7 +705,11 @@ func (b *batch) insertEdges(l edgeList) error {
 	if _, err := b.tx.ExecContext(b.ctx, `SAVEPOINT synchro_edges`); err != nil {
 		return err
 	}
-	_, err := b.tx.ExecContext(b.ctx, store.InsertEdges, l.tables, l.ids, l.buckets)
+	copied, err := b.copyInto("bucket_edges", []string{"table_name", "record_id", "bucket_id"}, len(l.ids),
+		func(i int, vals []any) { vals[0], vals[1], vals[2] = l.tables[i], l.ids[i], l.buckets[i] })
+	if !copied && err == nil {
+		_, err = b.tx.ExecContext(b.ctx, store.InsertEdges, l.tables, l.ids, l.buckets)
+	}
 	if pgerr.Code(err) != pgerr.UniqueViolation {
 		return err
 	}

@@ -342,15 +342,35 @@ func (teamUserAssigner) AssignBuckets(_ context.Context, table, _ string, _ sync
 }
 
 // TestE2EMultiBucketChanges covers every kind of change of a table whose
-// rows are in two buckets each, with a custom assigner.
+// rows are in two buckets each, with a custom assigner: with ChangelogDB
+// of pgx's driver, whose connections write changelog rows and edges by
+// COPY, and of a driver wrapping pgx's, whose connections do not give
+// pgx's, and so write them by INSERT (bulk.go).
 func TestE2EMultiBucketChanges(t *testing.T) {
 	t.Parallel()
+	for _, wrapped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wrapped=%v", wrapped), func(t *testing.T) {
+			t.Parallel()
+			testMultiBucketChanges(t, wrapped)
+		})
+	}
+}
+
+func testMultiBucketChanges(t *testing.T, wrapped bool) {
 	reg := ctRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "tasks", OwnerColumn: "user_id"})
 	e := e2eNew(t, `CREATE TABLE tasks (id text PRIMARY KEY, team_id text, user_id text, title text,
 		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`, reg)
 	e.cfg.Assigner = teamUserAssigner{}
+	if wrapped {
+		e.cfg.ChangelogDB = wrappedPgxDB(t, e.db.DSN)
+	}
 	e.run()
+	defer func() {
+		if got := e.cur.c.applier.insertOnly.Load(); got != wrapped {
+			t.Errorf("the applier's insertOnly is %v, want %v", got, wrapped)
+		}
+	}()
 	ctEqual(t, "start", e.sync())
 
 	ctEqual(t, "insert", e.step(`INSERT INTO tasks (id, team_id, user_id, title) VALUES ('t1', 'a', 'u1', 'x')`),

@@ -23,10 +23,11 @@ import (
 // consumer streams: both take the same lock for their changelog writes.
 func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	a := c.applier
-	tx, err := a.db.BeginTx(ctx, nil)
+	conn, tx, err := a.begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
 	}
+	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
 		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
@@ -53,7 +54,7 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("wal: reading rule failures: %w", err)
 	}
 
-	b := a.newBatch(ctx, tx, len(failures))
+	b := a.newBatch(ctx, conn, tx, len(failures))
 	resolved := map[recKey]bool{}
 	var done []int64
 	for _, f := range failures {

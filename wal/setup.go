@@ -276,10 +276,11 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	}
 
 	a := c.applier
-	tx, err := a.db.BeginTx(ctx, nil)
+	conn, tx, err := a.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
+	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
@@ -287,7 +288,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if _, err := tx.ExecContext(ctx, store.ClearTableEdges, names); err != nil {
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
-	b := a.newBatch(ctx, tx, 0)
+	b := a.newBatch(ctx, conn, tx, 0)
 
 	total := 0
 	for _, cfg := range a.parentsFirst(names) {
