@@ -86,10 +86,11 @@ type ConsumerConfig struct {
 
 	// MaxBatchDelay is how long received transactions may wait for more to
 	// batch with them before they are written, while the stream keeps
-	// coming; when it pauses for 2ms they are written at once. While a
-	// batch is being written, the transactions received meanwhile wait for
-	// it, and are written as soon as it has committed if they have waited
-	// this long. Defaults to 20ms; at least 1ms.
+	// coming; when it pauses for 2ms, or 500 row changes are waiting, they
+	// are written at once. While a batch is being written, the
+	// transactions received meanwhile wait for it, and are written as soon
+	// as it has committed if they have waited this long or are that many.
+	// Defaults to 20ms; at least 1ms.
 	MaxBatchDelay time.Duration
 
 	// MeterProvider receives the consumer's OpenTelemetry metrics: row

@@ -320,3 +320,31 @@ func TestConsumerIgnoresLaterRegistrations(t *testing.T) {
 	pgtest.Exec(t, db.Super, `INSERT INTO later VALUES ('x', 'amy'); INSERT INTO lists (id, user_id) VALUES ('l1', 'amy')`)
 	ctEqual(t, "only the tables known at NewConsumer", e.waitChangelog(0, 1), "user:amy lists l1 create")
 }
+
+// TestBatchDue checks when received transactions are written while no
+// batch is being written: at MaxBatchEvents or eagerBatchEvents row
+// changes, after a pause of idleFlush, or once the first has waited
+// MaxBatchDelay; otherwise they wait for more.
+func TestBatchDue(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		maxEvents    int
+		events       int
+		idle, waited time.Duration
+		want         bool
+	}{
+		{10000, 1, 0, 0, false},
+		{10000, eagerBatchEvents - 1, idleFlush - time.Microsecond, 20*time.Millisecond - time.Microsecond, false},
+		{10000, eagerBatchEvents, 0, 0, true},
+		{10000, 1, idleFlush, 0, true},
+		{10000, 1, 0, 20 * time.Millisecond, true},
+		{4, 3, 0, 0, false},
+		{4, 4, 0, 0, true},
+	} {
+		c := &Consumer{cfg: ConsumerConfig{MaxBatchEvents: tc.maxEvents, MaxBatchDelay: 20 * time.Millisecond}}
+		if got := c.batchDue(tc.events, tc.idle, tc.waited); got != tc.want {
+			t.Errorf("MaxBatchEvents %d: %d row changes, idle %v, waited %v: due %v, want %v",
+				tc.maxEvents, tc.events, tc.idle, tc.waited, got, tc.want)
+		}
+	}
+}
