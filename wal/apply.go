@@ -619,7 +619,7 @@ func (b *batch) flush(end pglogrepl.LSN) error {
 // insertRows writes the batch's changelog rows in their order, which
 // their seqs follow.
 func (b *batch) insertRows() error {
-	copied, err := b.copyInto("changelog", []string{"bucket_id", "table_name", "record_id", "operation"}, len(b.rows),
+	copied, err := b.copyInto("changelog", store.ChangelogCopyColumns, len(b.rows),
 		func(i int, vals []any) {
 			r := &b.rows[i]
 			vals[0], vals[1], vals[2], vals[3] = r.bucket, r.key.table, r.key.id, int16(r.op)
@@ -705,7 +705,7 @@ func (b *batch) insertEdges(l edgeList) error {
 	if _, err := b.tx.ExecContext(b.ctx, `SAVEPOINT synchro_edges`); err != nil {
 		return err
 	}
-	copied, err := b.copyInto("bucket_edges", []string{"table_name", "record_id", "bucket_id"}, len(l.ids),
+	copied, err := b.copyInto("bucket_edges", store.EdgesCopyColumns, len(l.ids),
 		func(i int, vals []any) { vals[0], vals[1], vals[2] = l.tables[i], l.ids[i], l.buckets[i] })
 	if !copied && err == nil {
 		_, err = b.tx.ExecContext(b.ctx, store.InsertEdges, l.tables, l.ids, l.buckets)

@@ -54,6 +54,11 @@ const InsertEdges = `
 INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])`
 
+// EdgesCopyColumns are the columns of a COPY into synchro.bucket_edges
+// writing what InsertEdges writes, in the order of its parameters (and
+// failing as it does on an edge already stored).
+var EdgesCopyColumns = []string{"table_name", "record_id", "bucket_id"}
+
 // InsertMissingEdges is InsertEdges leaving the edges already stored as
 // they are.
 //

@@ -33,6 +33,12 @@ const InsertChangelogRows = `
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`
 
+// ChangelogCopyColumns are the columns of a COPY into synchro.changelog
+// writing what InsertChangelogRows writes, in the order of its parameters;
+// the seqs follow the order of the rows. Change capture writes its rows so
+// on pgx's connections (wal/bulk.go).
+var ChangelogCopyColumns = []string{"bucket_id", "table_name", "record_id", "operation"}
+
 // NotifyChanges sends, in the changelog transaction, the notes announcing
 // its buckets (package changenote) on channel $1, unless PostgreSQL's
 // notification queue is more than 90% full: a NOTIFY into a full queue
