@@ -5,6 +5,8 @@ import (
 	"database/sql"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/synchrosync/synchro/internal/pgerr"
 )
 
 // This file holds the bulk writes of a changelog transaction: its
@@ -41,7 +43,8 @@ func (a *applier) begin(ctx context.Context) (conn *sql.Conn, tx *sql.Tx, err er
 // nothing, when that connection is not pgx's (ChangelogDB of another
 // driver, or of one wrapping pgx's): the caller then writes the rows by
 // INSERT. A failed COPY fails the transaction (or its savepoint) as the
-// INSERT would.
+// INSERT would and, unless it failed on a unique violation, closes the
+// connection.
 func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, vals []any)) (bool, error) {
 	if b.conn == nil || b.a.insertOnly.Load() {
 		return false, nil
@@ -55,7 +58,18 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, va
 		}
 		copied = true
 		src := &copySource{n: n, i: -1, fill: fill, vals: make([]any, len(cols))}
-		_, err := c.Conn().CopyFrom(b.ctx, pgx.Identifier{"synchro", table}, cols, src)
+		pc := c.Conn()
+		_, err := pc.CopyFrom(b.ctx, pgx.Identifier{"synchro", table}, cols, src)
+		if err != nil && pgerr.Code(err) != pgerr.UniqueViolation {
+			// pgx encodes the rows for the column types it described
+			// once per connection: if those changed since (a migration
+			// altered a column), every COPY on this connection would
+			// fail. The connection is not used again: database/sql
+			// discards a closed pgx connection when it is released. A
+			// unique violation is about the rows, and insertEdges goes
+			// on after it on this connection.
+			_ = pc.Close(context.WithoutCancel(b.ctx))
+		}
 		return err
 	})
 	return copied, err

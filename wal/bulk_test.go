@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // wrappedPgxDB opens a pool on dsn whose connections are pgx's behind a
@@ -69,3 +72,37 @@ func (w wrappedConn) QueryContext(ctx context.Context, q string, args []driver.N
 func (w wrappedConn) CheckNamedValue(v *driver.NamedValue) error { return w.c.CheckNamedValue(v) }
 func (w wrappedConn) Ping(ctx context.Context) error             { return w.c.Ping(ctx) }
 func (w wrappedConn) ResetSession(ctx context.Context) error     { return w.c.ResetSession(ctx) }
+
+// TestCopyAfterColumnTypeChange changes the type of a changelog column
+// while the consumer runs, after its connections described the columns of
+// their COPY (pgx keeps that per connection): capture must go on, by COPY
+// on connections that describe the columns anew, or by INSERT.
+func TestCopyAfterColumnTypeChange(t *testing.T) {
+	t.Parallel()
+	for _, insertOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("insertOnly=%v", insertOnly), func(t *testing.T) {
+			t.Parallel()
+			e := e2eNew(t, "", nil)
+			// A pool of the consumer's own, whose two connections both
+			// write batches before the change.
+			pool, err := sql.Open("pgx", e.db.DSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool.SetMaxOpenConns(2)
+			t.Cleanup(func() { _ = pool.Close() })
+			e.cfg.ChangelogDB = pool
+			e.run()
+			e.cur.c.applier.insertOnly.Store(insertOnly)
+			ctEqual(t, "before", e.step(`INSERT INTO categories (id, name) VALUES ('k1', 'a')`), "global categories k1 create")
+			ctEqual(t, "before", e.step(`INSERT INTO categories (id, name) VALUES ('k2', 'b')`), "global categories k2 create")
+			pgtest.Exec(t, e.db.Super, `ALTER TABLE synchro.changelog ALTER COLUMN operation TYPE integer`)
+			// The test's own reads of the changelog were prepared for
+			// the old type: they go on new connections.
+			e.db.Super.SetMaxIdleConns(0)
+			e.db.Super.SetMaxIdleConns(10) // pgtest's bound
+			ctEqual(t, "after", e.step(`INSERT INTO categories (id, name) VALUES ('k3', 'c')`), "global categories k3 create")
+			ctEqual(t, "after", e.step(`UPDATE categories SET name = 'd' WHERE id = 'k1'`), "global categories k1 update")
+		})
+	}
+}

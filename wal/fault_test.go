@@ -820,8 +820,15 @@ func (c faultConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &faultConn{conn.(*stdlib.Conn), c.hooks}, nil
+	return hookedPgxConn{&faultConn{conn.(*stdlib.Conn), c.hooks}}, nil
 }
+
+// hookedPgxConn is a faultConn that gives pgx's connection through
+// sql.Conn.Raw, as pgx's driver does (faultConn's field Conn hides the
+// method), so that the consumer writes by COPY through it.
+type hookedPgxConn struct{ *faultConn }
+
+func (c hookedPgxConn) Conn() *pgx.Conn { return c.faultConn.Conn.Conn() }
 
 // faultConn is a pgx connection (all its driver interfaces are promoted)
 // with hooks after queries and commits.
@@ -1499,6 +1506,17 @@ var errInjected = errors.New("injected commit failure")
 // there once.
 func TestFaultEdgeStoredMeanwhile(t *testing.T) {
 	t.Parallel()
+	for _, insertOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("insertOnly=%v", insertOnly), func(t *testing.T) {
+			t.Parallel()
+			testEdgeStoredMeanwhile(t, insertOnly)
+		})
+	}
+}
+
+// testEdgeStoredMeanwhile is TestFaultEdgeStoredMeanwhile with the edges
+// written by COPY, or by INSERT (insertOnly).
+func testEdgeStoredMeanwhile(t *testing.T, insertOnly bool) {
 	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
 	var arm atomic.Bool
 	var hookErr atomic.Value
@@ -1512,6 +1530,7 @@ func TestFaultEdgeStoredMeanwhile(t *testing.T) {
 	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
 	r := faultStart(t, e.cfg, newFaultLogs(t, "the consumer"), "c")
 	r.waitStreaming()
+	r.c.applier.insertOnly.Store(insertOnly)
 	arm.Store(true)
 	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id, name) VALUES ('l9', 'alice', 'nine'), ('l10', 'alice', 'ten')`)
 	e.waitConfirmed(e.walLSN(), faultTimeout)
