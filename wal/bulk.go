@@ -65,9 +65,10 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, va
 			// once per connection: if those changed since (a migration
 			// altered a column), every COPY on this connection would
 			// fail. The connection is not used again: database/sql
-			// discards a closed pgx connection when it is released. A
-			// unique violation is about the rows, and insertEdges goes
-			// on after it on this connection.
+			// discards a closed pgx connection before handing it out
+			// (pgx's ResetSession reports it bad). A unique violation is
+			// about the rows, and insertEdges goes on after it on this
+			// connection.
 			_ = pc.Close(context.WithoutCancel(b.ctx))
 		}
 		return err
