@@ -199,13 +199,13 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 	var tables []string
 	if pending {
 		p := &puller{e: e, m: m, userID: userID, subs: subs, filter: filter, limit: limit, resp: resp, client: c}
-		outcome := aheadNotRead
+		delivered := false
 		if ahead != nil && ahead.page != nil && ahead.rowID == c.ID {
-			boundary, outcome = p.deliverAhead(ahead, req.Checkpoint)
+			boundary, delivered = p.deliverAhead(ahead, req.Checkpoint)
 			// A page read ahead that run reads again: not the next one.
-			off = outcome != aheadDelivered
+			off = !delivered
 		}
-		if outcome != aheadDelivered {
+		if !delivered {
 			if boundary, recorded, err = p.run(ctx, append(slices.Clone(subs), bucket.Client(c.ID)), req.Checkpoint); err != nil {
 				return nil, err
 			}

@@ -173,41 +173,29 @@ func (e *Engine) readAheadIn(ctx context.Context, tx *pgxPullTx, m *manifest, ps
 	return a
 }
 
-// aheadOutcome is what deliverAhead did with a page read ahead.
-type aheadOutcome int
-
-const (
-	// aheadNotRead: no page was read ahead, or not for this client row.
-	aheadNotRead aheadOutcome = iota
-	// aheadDelivered: the page is the response's (or compaction passed
-	// the checkpoint: the boundary says so).
-	aheadDelivered
-	// aheadShort: a bucket's reads ran out before the page was full; run
-	// reads it again, each bucket as far as the page could reach.
-	aheadShort
-	// aheadPartial: records of the page were not looked up with it (a
-	// table the page statement did not read); run reads the page.
-	aheadPartial
-)
-
 // deliverAhead delivers the page read ahead from checkpoint (readAhead),
-// as run would have, and returns the compaction boundary read with it,
-// unless run must read the page instead (see aheadOutcome).
-func (p *puller) deliverAhead(ahead *aheadRead, checkpoint int64) (int64, aheadOutcome) {
+// as run would have, and returns the compaction boundary read with it; or
+// it delivers nothing, and reports false, when run must read the page
+// instead: a bucket's reads ran out before the page was full (run reads
+// each bucket as far as the page could reach), or records of the page
+// were not looked up with it (a table the page statement did not read).
+// When compaction passed the checkpoint, the boundary says so and nothing
+// is delivered.
+func (p *puller) deliverAhead(ahead *aheadRead, checkpoint int64) (int64, bool) {
 	page := ahead.page
 	if p.cutShort(page, ahead.perBucket, checkpoint) {
-		return 0, aheadShort
+		return 0, false
 	}
 	if checkpoint < page.boundary { // compaction passed it
-		return page.boundary, aheadDelivered
+		return page.boundary, true
 	}
 	for _, en := range page.entries {
 		if en.op != OpDelete && !en.hydrated {
-			return 0, aheadPartial
+			return 0, false
 		}
 	}
 	p.tables = ahead.tables
 	p.deliver(page, page.delivered(checkpoint))
 	p.e.aheadPages.Add(1)
-	return page.boundary, aheadDelivered
+	return page.boundary, true
 }
