@@ -46,7 +46,7 @@ func (a *applier) begin(ctx context.Context) (conn *sql.Conn, tx *sql.Tx, err er
 // INSERT would and, unless it failed on a unique violation, closes the
 // connection.
 func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, vals []any)) (bool, error) {
-	if b.conn == nil || b.a.insertOnly.Load() {
+	if b.a.insertOnly.Load() {
 		return false, nil
 	}
 	copied := false
