@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -181,5 +182,32 @@ func TestHealthy(t *testing.T) {
 	r.Sync.CommitToPull.Count = 0
 	if err := r.healthy(); err == nil {
 		t.Error("no delivery of the writer's changes passed")
+	}
+}
+
+// deadlineOnly has a deadline but is never done, as a timer context is for
+// the moment between its deadline and its timer's cancel.
+type deadlineOnly struct {
+	context.Context
+	d time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.d, true }
+
+func TestRunOver(t *testing.T) {
+	bg := context.Background()
+	if runOver(bg) {
+		t.Error("a context without deadline, not done: over")
+	}
+	if runOver(deadlineOnly{bg, time.Now().Add(time.Hour)}) {
+		t.Error("deadline ahead: over")
+	}
+	if !runOver(deadlineOnly{bg, time.Now().Add(-time.Millisecond)}) {
+		t.Error("deadline passed, context not yet done: not over")
+	}
+	done, cancel := context.WithCancel(bg)
+	cancel()
+	if !runOver(done) {
+		t.Error("a done context: not over")
 	}
 }

@@ -430,14 +430,14 @@ func runClient(ctx context.Context, c *client, d driver, rec *recorder, pushRati
 	for ctx.Err() == nil {
 		pushed := c.rng.Float64() < pushRatio
 		if pushed {
-			if err := d.push(ctx, c, rec); err != nil && ctx.Err() == nil {
+			if err := d.push(ctx, c, rec); err != nil && !runOver(ctx) {
 				rec.fail(kindPush, classify(err))
 				pause(ctx, 50*time.Millisecond)
 			}
 		} else {
 			for ctx.Err() == nil {
 				more, err := d.pull(ctx, c, rec)
-				if err != nil && ctx.Err() == nil {
+				if err != nil && !runOver(ctx) {
 					rec.fail(kindPull, classify(err))
 					pause(ctx, 50*time.Millisecond)
 				}
@@ -450,6 +450,21 @@ func runClient(ctx context.Context, c *client, d driver, rec *recorder, pushRati
 			pause(ctx, time.Duration(float64(think)*(0.5+c.rng.Float64())))
 		}
 	}
+}
+
+// runOver reports whether the run of ctx has ended: ctx is done, or its
+// deadline has passed. An operation cut off by the end of the run is not a
+// failure, and the deadline can fail one before ctx is done: when the pool
+// dials a new connection near the end (database/sql does after a failed
+// ping of an idle one), package net refuses a dial past ctx's deadline with
+// a timeout that matches context.DeadlineExceeded, checked against the clock
+// and not against ctx, whose own timer may not have cancelled it yet.
+func runOver(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // pause sleeps for d or until ctx ends.
@@ -501,7 +516,7 @@ func (w *writer) run(ctx context.Context) {
 		for due > 0 && ctx.Err() == nil {
 			n := int(min(due, int64(w.batch)))
 			if err := w.write(ctx, n); err != nil {
-				if ctx.Err() != nil {
+				if runOver(ctx) {
 					return
 				}
 				w.mu.Lock()
