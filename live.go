@@ -10,8 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/synchrosync/synchro/internal/changenote"
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/pgxconn"
 )
 
 // This file holds live sync: pulls that wait for a change (PullWait) and
@@ -125,12 +128,7 @@ func (e *Engine) listenOnce(ctx context.Context, h *liveHub) error {
 		return err
 	}
 	defer func() { _ = conn.Close() }()
-	return conn.Raw(func(dc any) error {
-		c, ok := dc.(pgxConn)
-		if !ok {
-			return errNotPgx
-		}
-		pc := c.Conn()
+	native, err := pgxconn.Raw(conn, func(pc *pgx.Conn) error {
 		if _, err := pc.Exec(ctx, "LISTEN "+pgident.Quote(ChangesChannel)); err != nil {
 			return err
 		}
@@ -153,6 +151,10 @@ func (e *Engine) listenOnce(ctx context.Context, h *liveHub) error {
 			}
 		}
 	})
+	if !native {
+		return errNotPgx
+	}
+	return err
 }
 
 // PullWait is Pull that waits up to wait for a change when there is none

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synchrosync/synchro/internal/pgident"
+	"github.com/synchrosync/synchro/internal/pgxconn"
 	"github.com/synchrosync/synchro/internal/store"
 )
 
@@ -1052,10 +1053,6 @@ func (t *pgxPullTx) hydrate(ctx context.Context, info *tableInfo, st *pullHydrat
 	return out, nil
 }
 
-// pgxConn is what the connections of pgx's database/sql driver
-// (github.com/jackc/pgx/v5/stdlib) give through sql.Conn.Raw.
-type pgxConn interface{ Conn() *pgx.Conn }
-
 // inPullTx runs f in a read-only repeatable read transaction on a
 // connection of e.db: pgx's own when sqlRules and the driver is pgx's
 // (unless e.pullViaSQL), database/sql's otherwise. f's transaction is
@@ -1067,14 +1064,8 @@ func (e *Engine) inPullTx(ctx context.Context, sqlRules bool, f func(pullTx) err
 	}
 	defer func() { _ = conn.Close() }()
 	if sqlRules && !e.pullViaSQL {
-		native := false
-		err := conn.Raw(func(dc any) error {
-			c, ok := dc.(pgxConn)
-			if !ok {
-				return nil
-			}
-			native = true
-			tx := newPgxPullTx(c.Conn())
+		native, err := pgxconn.Raw(conn, func(c *pgx.Conn) error {
+			tx := newPgxPullTx(c)
 			defer tx.rollback(context.WithoutCancel(ctx))
 			return f(tx)
 		})

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/synchrosync/synchro/internal/pgerr"
+	"github.com/synchrosync/synchro/internal/pgxconn"
 )
 
 // This file holds the bulk writes of a changelog transaction: its
@@ -16,10 +17,6 @@ import (
 // (heap_multi_insert) where the INSERT writes one per row, which costs
 // less both to write and to decode for the slot's walsender (which reads
 // the changelog's own WAL too). See docs/benchmarks.md, "A fourth look".
-
-// pgxConn is what the connections of pgx's database/sql driver
-// (github.com/jackc/pgx/v5/stdlib) give through sql.Conn.Raw.
-type pgxConn interface{ Conn() *pgx.Conn }
 
 // begin begins a changelog transaction on a connection of its own, which
 // the batch's bulk writes use. The caller closes conn once the
@@ -49,16 +46,8 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, va
 	if b.a.insertOnly.Load() {
 		return false, nil
 	}
-	copied := false
-	err := b.conn.Raw(func(dc any) error {
-		c, ok := dc.(pgxConn)
-		if !ok {
-			b.a.insertOnly.Store(true) // the pool's driver is another's
-			return nil
-		}
-		copied = true
+	copied, err := pgxconn.Raw(b.conn, func(pc *pgx.Conn) error {
 		src := &copySource{n: n, i: -1, fill: fill, vals: make([]any, len(cols))}
-		pc := c.Conn()
 		_, err := pc.CopyFrom(b.ctx, pgx.Identifier{"synchro", table}, cols, src)
 		if err != nil && pgerr.Code(err) != pgerr.UniqueViolation {
 			// pgx encodes the rows for the column types it described
@@ -73,6 +62,9 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, va
 		}
 		return err
 	})
+	if !copied {
+		b.a.insertOnly.Store(true) // the pool's driver is another's
+	}
 	return copied, err
 }
 
