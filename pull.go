@@ -120,8 +120,8 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 		return nil, badRequest("synchro: known_buckets has %d entries, at most %d are allowed", len(req.KnownBuckets), maxKnownBuckets)
 	}
 	for _, b := range req.KnownBuckets {
-		if !utf8.ValidString(b) || len(b) > maxBucketIDLen {
-			return nil, badRequest("synchro: known_buckets entries must be valid UTF-8 of at most %d bytes", maxBucketIDLen)
+		if !utf8.ValidString(b) || len(b) > bucket.MaxIDLen {
+			return nil, badRequest("synchro: known_buckets entries must be valid UTF-8 of at most %d bytes", bucket.MaxIDLen)
 		}
 	}
 	limit := clampLimit(req.Limit, DefaultPullLimit, MaxPullLimit)

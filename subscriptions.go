@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/synchrosync/synchro/internal/bucket"
 	"github.com/synchrosync/synchro/internal/pgident"
@@ -23,8 +21,8 @@ import (
 //
 // The answer is trusted: the rows of every bucket returned are sent to the
 // client, so a rule must return only buckets the user may read. Bucket ids
-// must be non-empty valid UTF-8 of at most 1024 bytes and must not start with
-// "synchro:" (reserved); duplicates are ignored; at most 10000 buckets. An
+// must be non-empty valid UTF-8 without NUL bytes, of at most 1024 bytes, and
+// must not start with "synchro:" (reserved); duplicates are ignored; at most 10000 buckets. An
 // error fails the request.
 type SubscriptionRule func(ctx context.Context, db DB, userID, clientID string) ([]string, error)
 
@@ -72,7 +70,6 @@ func queryStrings(ctx context.Context, db DB, q string, args ...any) ([]string, 
 // Limits on what a SubscriptionRule may return.
 const (
 	maxSubscriptions = 10000
-	maxBucketIDLen   = 1024
 )
 
 // subscriptions returns the buckets the client follows now, sorted and
@@ -89,11 +86,11 @@ func (e *Engine) subscriptions(ctx context.Context, userID, clientID string) ([]
 		return nil, fmt.Errorf("synchro: subscription rule returned %d buckets for user %q, at most %d are allowed", len(buckets), userID, maxSubscriptions)
 	}
 	for _, b := range buckets {
-		switch {
-		case b == "" || !utf8.ValidString(b) || len(b) > maxBucketIDLen:
-			return nil, fmt.Errorf("synchro: subscription rule returned an invalid bucket id %q for user %q", b, userID)
-		case strings.HasPrefix(b, bucket.ReservedPrefix):
-			return nil, fmt.Errorf("synchro: subscription rule returned the reserved bucket id %q for user %q", b, userID)
+		if b == "" {
+			return nil, fmt.Errorf("synchro: subscription rule returned an empty bucket id for user %q", userID)
+		}
+		if err := bucket.CheckID(b); err != nil {
+			return nil, fmt.Errorf("synchro: subscription rule for user %q: %w", userID, err)
 		}
 	}
 	return bucket.Normalize(buckets), nil

@@ -342,6 +342,10 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 	}
 	ctx := bucket.WithOldRow(b.ctx, ev.oldRow)
 	buckets, err := b.a.assigner.AssignBuckets(ctx, cfg.TableName, k.id, op, ev.newRow)
+	if err == nil {
+		buckets = bucket.Normalize(buckets)
+		err = checkBucketIDs(buckets)
+	}
 	if err != nil {
 		payload, mErr := json.Marshal(map[string]any{"new_row": ev.newRow, "old_row": ev.oldRow})
 		if mErr != nil {
@@ -354,7 +358,21 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 			"table", k.table, "id", k.id, "error", err)
 		return nil, false, nil
 	}
-	return bucket.Normalize(buckets), true, nil
+	return buckets, true, nil
+}
+
+// checkBucketIDs refuses the bucket ids of an assigner that PostgreSQL
+// could not store, or that the library keeps for itself (bucket.CheckID):
+// written, the first would fail the changelog transaction each time capture
+// tried it again, stopping capture for everyone. The change is recorded as
+// a rule failure instead, like an assigner's error.
+func checkBucketIDs(ids []string) error {
+	for _, id := range ids {
+		if err := bucket.CheckID(id); err != nil {
+			return fmt.Errorf("the assigner returned an invalid bucket id: %w", err)
+		}
+	}
+	return nil
 }
 
 // bucketColumnsPresent reports whether the columns the JoinResolver reads

@@ -2,11 +2,17 @@
 // synchro) and the change capture (package wal) share and must agree on:
 // the ids and prefixes with a meaning of their own, how a column value
 // becomes the text of a bucket id or of a record key ([Text]), the two ways
-// of tidying a list of ids ([Normalize], [Dedupe]), and the old row of a
+// of tidying a list of ids ([Normalize], [Dedupe]), what a rule may give
+// as an id ([CheckID]), and the old row of a
 // change, carried through a context to the bucket rules ([WithOldRow]).
 package bucket
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
 
 // Bucket ids and prefixes with a meaning of their own.
 const (
@@ -29,6 +35,39 @@ const (
 	// follows it.
 	BoundaryMarker = ReservedPrefix + "boundary"
 )
+
+// MaxIDLen is the length, in bytes, of the longest bucket id a rule may
+// give: a subscription rule or a bucket assigner.
+const MaxIDLen = 1024
+
+// CheckID returns why id, given by a rule (a subscription rule, or a bucket
+// assigner of change capture), cannot be a bucket id, or nil: it must be
+// text PostgreSQL can store (valid UTF-8 without NUL bytes) of at most
+// MaxIDLen bytes, and must not start with ReservedPrefix. The empty id is
+// left to the caller (a subscription rule may not give it; an assigner's
+// means no bucket).
+func CheckID(id string) error {
+	switch {
+	case !utf8.ValidString(id):
+		return fmt.Errorf("bucket id %s is not valid UTF-8", quoteID(id))
+	case strings.IndexByte(id, 0) >= 0:
+		return fmt.Errorf("bucket id %s holds a NUL byte", quoteID(id))
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("bucket id %s is %d bytes long, at most %d are allowed", quoteID(id), len(id), MaxIDLen)
+	case strings.HasPrefix(id, ReservedPrefix):
+		return fmt.Errorf("bucket id %s is reserved (the prefix %q is the library's)", quoteID(id), ReservedPrefix)
+	}
+	return nil
+}
+
+// quoteID quotes an id for an error message, escaping what is not
+// printable, and cut to 32 bytes.
+func quoteID(id string) string {
+	if len(id) > 32 {
+		return fmt.Sprintf("%q...", id[:32])
+	}
+	return fmt.Sprintf("%q", id)
+}
 
 // User returns the personal bucket of a user: every client of the user
 // follows it, and push accepts writes only to records in it.

@@ -5,8 +5,10 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestText(t *testing.T) {
@@ -135,5 +137,31 @@ func TestOldRow(t *testing.T) {
 	old := map[string]any{"id": "r1"}
 	if got := OldRow(WithOldRow(t.Context(), old)); got["id"] != "r1" {
 		t.Errorf("OldRow = %v, want %v", got, old)
+	}
+}
+
+func TestCheckID(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"user:u1", "global", "team:é", strings.Repeat("x", MaxIDLen), "synchro"} {
+		if err := CheckID(id); err != nil {
+			t.Errorf("CheckID(%.20q): %v, want nil", id, err)
+		}
+	}
+	for id, want := range map[string]string{
+		"team:\xff\xfe":                    "not valid UTF-8",
+		"a\x00b":                           "NUL",
+		strings.Repeat("x", MaxIDLen+1):    "1025 bytes long",
+		ClientPrefix + "1":                 "reserved",
+		BoundaryMarker:                     "reserved",
+		strings.Repeat("\xff", MaxIDLen*2): "not valid UTF-8",
+	} {
+		err := CheckID(id)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckID(%.20q): %v, want an error saying %q", id, err, want)
+			continue
+		}
+		if msg := err.Error(); !utf8.ValidString(msg) || strings.IndexByte(msg, 0) >= 0 || len(msg) > 200 {
+			t.Errorf("CheckID(%.20q): the message %q must be short, storable text", id, msg)
+		}
 	}
 }
