@@ -18,6 +18,12 @@ import (
 // BucketAssigner decides the buckets of a changed row. It is the contract
 // between change capture and bucket resolution; *synchro.JoinResolver (from
 // NewJoinResolverWithDB) and *synchro.SQLBucketResolver implement it.
+//
+// Empty and repeated ids in its answer are ignored. The others must be
+// valid UTF-8 without NUL bytes, of at most 1024 bytes, and must not start
+// with "synchro:" (the library's): a change whose answer holds another id,
+// like a change whose resolution returns an error, is recorded in
+// synchro.rule_failures and keeps the record's buckets, and capture goes on.
 type BucketAssigner interface {
 	AssignBuckets(ctx context.Context, table string, recordID string, operation synchro.Operation, data map[string]any) ([]string, error)
 }
