@@ -353,7 +353,7 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 		}
 		// jsonb refuses \u0000, which a json column may hold.
 		payload = bytes.ReplaceAll(payload, []byte(`\u0000`), []byte(`\ufffd`))
-		b.failures = append(b.failures, ruleFailure{key: k, op: op, err: err.Error(), payload: payload, lsn: b.lsn})
+		b.failures = append(b.failures, ruleFailure{key: k, op: op, err: storableText(err.Error()), payload: payload, lsn: b.lsn})
 		b.a.logger.WarnContext(b.ctx, "wal: bucket resolution failed; recorded in synchro.rule_failures",
 			"table", k.table, "id", k.id, "error", err)
 		return nil, false, nil
@@ -373,6 +373,14 @@ func checkBucketIDs(ids []string) error {
 		}
 	}
 	return nil
+}
+
+// storableText returns s as text PostgreSQL can store: each run of bytes
+// that is not valid UTF-8, and each NUL, becomes U+FFFD. An assigner's error may
+// carry raw bytes; stored as they are, they would fail the changelog
+// transaction each time capture tried it again.
+func storableText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // bucketColumnsPresent reports whether the columns the JoinResolver reads

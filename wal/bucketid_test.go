@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -28,6 +29,8 @@ func (rawBucketAssigner) AssignBuckets(_ context.Context, table, _ string, _ syn
 		return []string{"team:" + strings.Repeat("x", 3000)}, nil
 	case "reserved":
 		return []string{"synchro:client:1"}, nil
+	case "error":
+		return nil, errors.New("no team for \xff\x00 (raw bytes)")
 	}
 	return []string{"team:" + title}, nil
 }
@@ -36,8 +39,9 @@ func (rawBucketAssigner) AssignBuckets(_ context.Context, table, _ string, _ syn
 // be stored (invalid UTF-8, a NUL byte, longer than a bucket id may be) or
 // that the library keeps for itself fails that change's resolution, which
 // is recorded in synchro.rule_failures (the record keeps its buckets),
-// and capture goes on with the other changes. Before, the changelog
-// transaction failed on the id and capture retried it for ever.
+// and capture goes on with the other changes; so does an error whose text
+// is not storable. Before, the changelog transaction failed on the id, or
+// on the error's text, and capture retried it for ever.
 func TestE2EInvalidBucketIDs(t *testing.T) {
 	t.Parallel()
 	reg := ctRegistry()
@@ -49,14 +53,14 @@ func TestE2EInvalidBucketIDs(t *testing.T) {
 	ctEqual(t, "start", e.sync())
 
 	ctEqual(t, "insert", e.step(`INSERT INTO tasks (id, title) VALUES ('t1', 'a')`), "team:a tasks t1 create")
-	for i, title := range []string{"bytes", "nul", "long", "reserved"} {
+	for i, title := range []string{"bytes", "nul", "long", "reserved", "error"} {
 		ctEqual(t, title, e.step(`UPDATE tasks SET title = $1 WHERE id = 't1'`, title))
 		ctEqual(t, "edges after "+title, e.edges("tasks", "t1"), "team:a")
 		fs := ruleFailures(t, e.db.Super)
 		if len(fs) != i+1 {
 			t.Fatalf("%s: %d rule failures, want %d", title, len(fs), i+1)
 		}
-		if f := fs[i]; f.recordID != "t1" || synchro.Operation(f.op) != synchro.OpUpdate || !strings.Contains(f.errText, "bucket id") {
+		if f := fs[i]; f.recordID != "t1" || synchro.Operation(f.op) != synchro.OpUpdate || !strings.Contains(f.errText, map[bool]string{true: "no team for", false: "bucket id"}[title == "error"]) {
 			t.Errorf("%s: rule failure %+v, want one for t1's update naming the bucket id", title, f)
 		}
 	}
