@@ -44,11 +44,7 @@ func (rawBucketAssigner) AssignBuckets(_ context.Context, table, _ string, _ syn
 // on the error's text, and capture retried it for ever.
 func TestE2EInvalidBucketIDs(t *testing.T) {
 	t.Parallel()
-	reg := ctRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "tasks", OwnerColumn: "user_id"})
-	e := e2eNew(t, `CREATE TABLE tasks (id text PRIMARY KEY, team_id text, user_id text, title text,
-		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`, reg)
-	e.cfg.Assigner = rawBucketAssigner{}
+	e := e2eTasks(t, rawBucketAssigner{})
 	e.run()
 	ctEqual(t, "start", e.sync())
 

@@ -323,6 +323,19 @@ func (r *logRecorder) all() []string {
 	return slices.Clone(r.msgs)
 }
 
+// e2eTasks is an environment with the table tasks, whose rows have a team
+// and a user, registered with an owner column and placed in buckets by
+// assigner; the consumer is not started.
+func e2eTasks(t *testing.T, assigner BucketAssigner) *e2eEnv {
+	t.Helper()
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "tasks", OwnerColumn: "user_id"})
+	e := e2eNew(t, `CREATE TABLE tasks (id text PRIMARY KEY, team_id text, user_id text, title text,
+		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`, reg)
+	e.cfg.Assigner = assigner
+	return e
+}
+
 // teamUserAssigner is a custom BucketAssigner: a task is in the bucket of
 // its team and in the bucket of its user; every other table is global.
 type teamUserAssigner struct{}
@@ -357,11 +370,7 @@ func TestE2EMultiBucketChanges(t *testing.T) {
 }
 
 func testMultiBucketChanges(t *testing.T, wrapped bool) {
-	reg := ctRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "tasks", OwnerColumn: "user_id"})
-	e := e2eNew(t, `CREATE TABLE tasks (id text PRIMARY KEY, team_id text, user_id text, title text,
-		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`, reg)
-	e.cfg.Assigner = teamUserAssigner{}
+	e := e2eTasks(t, teamUserAssigner{})
 	if wrapped {
 		e.cfg.ChangelogDB = wrappedPgxDB(t, e.db.DSN)
 	}
@@ -467,11 +476,7 @@ func testMultiBucketChanges(t *testing.T, wrapped bool) {
 // transaction leaves its edges untouched.
 func TestE2EKeptEdgesAreNotRewritten(t *testing.T) {
 	t.Parallel()
-	reg := ctRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "tasks", OwnerColumn: "user_id"})
-	e := e2eNew(t, `CREATE TABLE tasks (id text PRIMARY KEY, team_id text, user_id text, title text,
-		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`, reg)
-	e.cfg.Assigner = teamUserAssigner{}
+	e := e2eTasks(t, teamUserAssigner{})
 	e.run()
 	ctEqual(t, "start", e.sync())
 	ctEqual(t, "insert", e.step(`INSERT INTO tasks (id, team_id, user_id) VALUES ('t1', 'a', 'u1'), ('t2', 'b', 'u2')`),
