@@ -151,10 +151,10 @@ func (e *Engine) listenOnce(ctx context.Context, h *liveHub) error {
 			}
 		}
 	})
-	if !native {
-		return errNotPgx
+	if err != nil || native {
+		return err
 	}
-	return err
+	return errNotPgx
 }
 
 // PullWait is Pull that waits up to wait for a change when there is none

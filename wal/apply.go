@@ -314,7 +314,7 @@ func (b *batch) assignAndMove(cfg *synchro.TableConfig, k recKey, ev *event, op 
 	if deleted(cfg, ev.newRow) {
 		// A soft delete, or a row inserted already deleted: clients drop it,
 		// the record keeps its buckets so that a resurrection finds them.
-		return b.setBuckets(k, buckets, func(string, bool) synchro.Operation { return synchro.OpDelete })
+		return b.setBuckets(k, buckets, op, func(string, bool) synchro.Operation { return synchro.OpDelete })
 	}
 	return b.move(cfg, k, buckets, op)
 }
@@ -353,23 +353,51 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 		}
 		// jsonb refuses \u0000, which a json column may hold.
 		payload = bytes.ReplaceAll(payload, []byte(`\u0000`), []byte(`\ufffd`))
-		b.failures = append(b.failures, ruleFailure{key: k, op: op, err: storableText(err.Error()), payload: payload, lsn: b.lsn})
-		b.a.logger.WarnContext(b.ctx, "wal: bucket resolution failed; recorded in synchro.rule_failures",
-			"table", k.table, "id", k.id, "error", err)
+		b.fail(k, op, err, payload)
 		return nil, false, nil
 	}
 	return buckets, true, nil
 }
 
+// fail records that the buckets of k's change op could not be decided, for
+// err; payload (the row, as JSON) may be nil. The record keeps its buckets.
+func (b *batch) fail(k recKey, op synchro.Operation, err error, payload []byte) {
+	b.failures = append(b.failures, ruleFailure{key: k, op: op, err: storableText(err.Error()), payload: payload, lsn: b.lsn})
+	b.a.logger.WarnContext(b.ctx, "wal: bucket resolution failed; recorded in synchro.rule_failures",
+		"table", k.table, "id", k.id, "error", err)
+}
+
 // checkBucketIDs refuses the bucket ids of an assigner that PostgreSQL
-// could not store, or that the library keeps for itself (bucket.CheckID):
-// written, the first would fail the changelog transaction each time capture
-// tried it again, stopping capture for everyone. The change is recorded as
-// a rule failure instead, like an assigner's error.
+// could not store, or that the library keeps for itself
+// (bucket.CheckStorable): written, the first would fail the changelog
+// transaction each time capture tried it again, stopping capture for
+// everyone. The change is recorded as a rule failure instead, like an
+// assigner's error. The ids' length is checked with the record's key, by
+// setBuckets (checkKeySizes).
 func checkBucketIDs(ids []string) error {
 	for _, id := range ids {
-		if err := bucket.CheckID(id); err != nil {
+		if err := bucket.CheckStorable(id); err != nil {
 			return fmt.Errorf("the assigner returned an invalid bucket id: %w", err)
+		}
+	}
+	return nil
+}
+
+// maxIndexedKey bounds len(table) + len(record id) + len(bucket id) of a
+// changelog row or a bucket edge: the btree indexes on (table_name,
+// record_id, bucket_id[, seq]) refuse an entry over 2704 bytes, headers
+// and the seq included (PostgreSQL compresses long entries, so some longer
+// ones would fit; none under this bound fails).
+const maxIndexedKey = 2600
+
+// checkKeySizes refuses buckets whose changelog rows or edges for k the
+// indexes could not hold (maxIndexedKey): written, they would fail the
+// changelog transaction each time capture tried it again.
+func checkKeySizes(k recKey, buckets []string) error {
+	for _, id := range buckets {
+		if n := len(k.table) + len(k.id) + len(id); n > maxIndexedKey {
+			return fmt.Errorf("bucket id %.32q... of %d bytes for a record id of %d bytes: with the table name, %d bytes, more than the %d an index entry of synchro.changelog and synchro.bucket_edges holds",
+				id, len(id), len(k.id), n, maxIndexedKey)
 		}
 	}
 	return nil
@@ -409,7 +437,7 @@ func deleted(cfg *synchro.TableConfig, row rowValues) bool {
 // Leaving comes first, so a client following both the old and the new
 // bucket ends with the row. Children of the record follow its buckets.
 func (b *batch) move(cfg *synchro.TableConfig, k recKey, next []string, op synchro.Operation) error {
-	return b.setBuckets(k, next, func(bucket string, stayed bool) synchro.Operation {
+	return b.setBuckets(k, next, op, func(bucket string, stayed bool) synchro.Operation {
 		if op == synchro.OpDelete {
 			return synchro.OpDelete
 		}
@@ -423,8 +451,15 @@ func (b *batch) move(cfg *synchro.TableConfig, k recKey, next []string, op synch
 // setBuckets records next as the buckets of k, emitting the changelog rows
 // opFor gives for each bucket of next (stayed tells whether k was already
 // in it) and a delete for each bucket k leaves. When the set changed, the
-// children of k move too.
-func (b *batch) setBuckets(k recKey, next []string, opFor func(bucket string, stayed bool) synchro.Operation) error {
+// children of k move too. When a bucket of next cannot be stored with k's
+// key (checkKeySizes), the change, op, is a rule failure and k keeps its
+// buckets: this is the one place every new bucket of a record goes through
+// (an assigner's answer, a parent's buckets, a parent's move).
+func (b *batch) setBuckets(k recKey, next []string, op synchro.Operation, opFor func(bucket string, stayed bool) synchro.Operation) error {
+	if err := checkKeySizes(k, next); err != nil {
+		b.fail(k, op, err, nil)
+		return nil
+	}
 	prev, err := b.current(k)
 	if err != nil {
 		return err
@@ -474,7 +509,7 @@ func (b *batch) moveChildren(parent recKey, buckets []string) error {
 				ev := &event{kind: evUpdate, table: child.TableName, id: kid.id, newRow: kid.row}
 				err = b.assignAndMove(child, k, ev, synchro.OpUpdate)
 			} else if kid.deleted {
-				err = b.setBuckets(k, slices.Clone(buckets), func(string, bool) synchro.Operation { return synchro.OpDelete })
+				err = b.setBuckets(k, slices.Clone(buckets), synchro.OpUpdate, func(string, bool) synchro.Operation { return synchro.OpDelete })
 			} else {
 				err = b.move(child, k, slices.Clone(buckets), synchro.OpUpdate)
 			}
@@ -630,7 +665,7 @@ func (b *batch) flush(end pglogrepl.LSN) error {
 		}
 	}
 	for _, f := range b.failures {
-		if _, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, nullable(f.payload), int64(f.lsn)); err != nil {
+		if err := b.insertFailure(f); err != nil {
 			return fmt.Errorf("wal: recording a rule failure: %w", err)
 		}
 	}
@@ -685,6 +720,38 @@ func (b *batch) notify() error {
 		return fmt.Errorf("wal: notifying the changes of %d buckets: %w", len(buckets), err)
 	}
 	return nil
+}
+
+// insertFailure records f. Its payload is the row as JSON, which jsonb may
+// refuse where a json column took it (a lone surrogate escape, a number
+// beyond numeric's range): the payload is then recorded as a JSON string
+// of that text, under a savepoint, instead of failing the changelog
+// transaction each time capture tried it again.
+func (b *batch) insertFailure(f ruleFailure) error {
+	if len(f.payload) == 0 {
+		_, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, nil, int64(f.lsn))
+		return err
+	}
+	if _, err := b.tx.ExecContext(b.ctx, `SAVEPOINT synchro_rule_failure`); err != nil {
+		return err
+	}
+	_, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, string(f.payload), int64(f.lsn))
+	if err == nil {
+		_, err = b.tx.ExecContext(b.ctx, `RELEASE SAVEPOINT synchro_rule_failure`)
+		return err
+	}
+	if pgerr.Class(pgerr.Code(err)) != pgerr.ClassDataException {
+		return err
+	}
+	if _, err := b.tx.ExecContext(b.ctx, `ROLLBACK TO SAVEPOINT synchro_rule_failure`); err != nil {
+		return err
+	}
+	asText, err := json.Marshal(string(f.payload))
+	if err != nil {
+		return err
+	}
+	_, err = b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, string(asText), int64(f.lsn))
+	return err
 }
 
 // edgeList is a list of bucket edges as three parallel arrays, the
@@ -746,12 +813,4 @@ func (b *batch) insertEdges(l edgeList) error {
 	}
 	_, err = b.tx.ExecContext(b.ctx, store.InsertMissingEdges, l.tables, l.ids, l.buckets)
 	return err
-}
-
-// nullable returns b as a string parameter, or nil for SQL NULL when empty.
-func nullable(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return string(b)
 }

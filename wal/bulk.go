@@ -62,7 +62,7 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, va
 		}
 		return err
 	})
-	if !copied {
+	if !copied && err == nil {
 		b.a.insertOnly.Store(true) // the pool's driver is another's
 	}
 	return copied, err

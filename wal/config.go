@@ -20,10 +20,12 @@ import (
 // NewJoinResolverWithDB) and *synchro.SQLBucketResolver implement it.
 //
 // Empty and repeated ids in its answer are ignored. The others must be
-// valid UTF-8 without NUL bytes, of at most 1024 bytes, and must not start
-// with "synchro:" (the library's): a change whose answer holds another id,
-// like a change whose resolution returns an error, is recorded in
-// synchro.rule_failures and keeps the record's buckets, and capture goes on.
+// valid UTF-8 without NUL bytes and must not start with "synchro:" (the
+// library's); with the table name and the record id, an id must fit one
+// index entry of the changelog (2600 bytes together). A change whose answer
+// holds another id, like a change whose resolution returns an error, is
+// recorded in synchro.rule_failures and keeps the record's buckets, and
+// capture goes on.
 type BucketAssigner interface {
 	AssignBuckets(ctx context.Context, table string, recordID string, operation synchro.Operation, data map[string]any) ([]string, error)
 }

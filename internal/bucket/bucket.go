@@ -3,7 +3,7 @@
 // the ids and prefixes with a meaning of their own, how a column value
 // becomes the text of a bucket id or of a record key ([Text]), the two ways
 // of tidying a list of ids ([Normalize], [Dedupe]), what a rule may give
-// as an id ([CheckID]), and the old row of a
+// as an id ([CheckID], [CheckStorable]), and the old row of a
 // change, carried through a context to the bucket rules ([WithOldRow]).
 package bucket
 
@@ -36,24 +36,35 @@ const (
 	BoundaryMarker = ReservedPrefix + "boundary"
 )
 
-// MaxIDLen is the length, in bytes, of the longest bucket id a rule may
-// give: a subscription rule or a bucket assigner.
+// MaxIDLen is the length, in bytes, of the longest bucket id a
+// subscription rule may give.
 const MaxIDLen = 1024
 
-// CheckID returns why id, given by a rule (a subscription rule, or a bucket
-// assigner of change capture), cannot be a bucket id, or nil: it must be
-// text PostgreSQL can store (valid UTF-8 without NUL bytes) of at most
-// MaxIDLen bytes, and must not start with ReservedPrefix. The empty id is
-// left to the caller (a subscription rule may not give it; an assigner's
-// means no bucket).
+// CheckID returns why id, given by a subscription rule, cannot be a
+// bucket id, or nil: it must pass [CheckStorable] and be at most MaxIDLen
+// bytes long. The empty id is left to the caller.
 func CheckID(id string) error {
+	if err := CheckStorable(id); err != nil {
+		return err
+	}
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("bucket id %s is %d bytes long, at most %d are allowed", quoteID(id), len(id), MaxIDLen)
+	}
+	return nil
+}
+
+// CheckStorable returns why id, given by a rule (a subscription rule, or a
+// bucket assigner of change capture), cannot be a bucket id whatever its
+// length, or nil: it must be text PostgreSQL can store (valid UTF-8
+// without NUL bytes) and must not start with ReservedPrefix. The empty id
+// is left to the caller (a subscription rule may not give it; an
+// assigner's means no bucket).
+func CheckStorable(id string) error {
 	switch {
 	case !utf8.ValidString(id):
 		return fmt.Errorf("bucket id %s is not valid UTF-8", quoteID(id))
 	case strings.IndexByte(id, 0) >= 0:
 		return fmt.Errorf("bucket id %s holds a NUL byte", quoteID(id))
-	case len(id) > MaxIDLen:
-		return fmt.Errorf("bucket id %s is %d bytes long, at most %d are allowed", quoteID(id), len(id), MaxIDLen)
 	case strings.HasPrefix(id, ReservedPrefix):
 		return fmt.Errorf("bucket id %s is reserved (the prefix %q is the library's)", quoteID(id), ReservedPrefix)
 	}

@@ -163,5 +163,9 @@ func TestCheckID(t *testing.T) {
 		if msg := err.Error(); !utf8.ValidString(msg) || strings.IndexByte(msg, 0) >= 0 || len(msg) > 200 {
 			t.Errorf("CheckID(%.20q): the message %q must be short, storable text", id, msg)
 		}
+		// CheckStorable is CheckID without the length limit.
+		if err := CheckStorable(id); (err == nil) != (want == "1025 bytes long") {
+			t.Errorf("CheckStorable(%.20q): %v", id, err)
+		}
 	}
 }

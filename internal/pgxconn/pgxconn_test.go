@@ -64,3 +64,16 @@ func TestRawOnAnotherDriver(t *testing.T) {
 		t.Fatalf("on another driver: native %v, err %v, f called %v; want false, nil, false", native, err, called)
 	}
 }
+
+func TestRawOnClosedConn(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	conn, err := db.Super.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close()
+	native, err := pgxconn.Raw(conn, func(*pgx.Conn) error { t.Error("f ran on a closed connection"); return nil })
+	if native || !errors.Is(err, sql.ErrConnDone) {
+		t.Fatalf("on a closed connection: native %v, err %v; want false and sql.ErrConnDone", native, err)
+	}
+}
