@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -340,8 +341,7 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 		cur, err := b.current(k)
 		return cur, err == nil, err
 	}
-	ctx := bucket.WithOldRow(b.ctx, ev.oldRow)
-	buckets, err := b.a.assigner.AssignBuckets(ctx, cfg.TableName, k.id, op, ev.newRow)
+	buckets, err := b.a.assignBuckets(bucket.WithOldRow(b.ctx, ev.oldRow), cfg.TableName, k.id, op, ev.newRow)
 	if err == nil {
 		buckets = bucket.Normalize(buckets)
 		err = checkBucketIDs(buckets)
@@ -357,6 +357,22 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 		return nil, false, nil
 	}
 	return buckets, true, nil
+}
+
+// assignBuckets asks the assigner, turning a panic of its into an error:
+// the change is then a rule failure like any other. Unrecovered, the panic
+// would end the process, and the same change would end it again at every
+// restart.
+func (a *applier) assignBuckets(ctx context.Context, table, id string, op synchro.Operation, row rowValues) (buckets []string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			buckets = nil
+			err = fmt.Errorf("the assigner panicked: %v", p)
+			a.logger.ErrorContext(ctx, "wal: the bucket assigner panicked; the change is recorded in synchro.rule_failures",
+				"table", table, "id", id, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	return a.assigner.AssignBuckets(ctx, table, id, op, row)
 }
 
 // fail records that the buckets of k's change op could not be decided, for

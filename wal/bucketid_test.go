@@ -34,17 +34,21 @@ func (rawBucketAssigner) AssignBuckets(_ context.Context, table, _ string, _ syn
 		return []string{"synchro:client:1"}, nil
 	case "error":
 		return nil, errors.New("no team for \xff\x00 (raw bytes)")
+	case "panic":
+		return []string{"team:" + data["team_id"].(string)}, nil // team_id is NULL
 	}
 	return []string{"team:" + title}, nil
 }
 
 // TestE2EInvalidBucketIDs: an assigner returning a bucket id that cannot
-// be stored (invalid UTF-8, a NUL byte, longer than a bucket id may be) or
-// that the library keeps for itself fails that change's resolution, which
-// is recorded in synchro.rule_failures (the record keeps its buckets),
-// and capture goes on with the other changes; so does an error whose text
-// is not storable. Before, the changelog transaction failed on the id, or
-// on the error's text, and capture retried it for ever.
+// be stored (invalid UTF-8, a NUL byte, too long to go with the record's
+// key in an index entry) or that the library keeps for itself fails that
+// change's resolution, which is recorded in synchro.rule_failures (the
+// record keeps its buckets), and capture goes on with the other changes;
+// so do an error whose text is not storable and a panic of the assigner.
+// Before, the changelog transaction failed on the id, or on the error's
+// text, and capture retried it for ever; the panic ended the process, and
+// would have ended it again at each restart.
 func TestE2EInvalidBucketIDs(t *testing.T) {
 	t.Parallel()
 	e := e2eTasks(t, rawBucketAssigner{})
@@ -52,15 +56,17 @@ func TestE2EInvalidBucketIDs(t *testing.T) {
 	ctEqual(t, "start", e.sync())
 
 	ctEqual(t, "insert", e.step(`INSERT INTO tasks (id, title) VALUES ('t1', 'a')`), "team:a tasks t1 create")
-	for i, title := range []string{"bytes", "nul", "long", "reserved", "error"} {
+	says := map[string]string{"bytes": "not valid UTF-8", "nul": "NUL byte", "long": "an index entry",
+		"reserved": "reserved", "error": "no team for", "panic": "panicked"}
+	for i, title := range []string{"bytes", "nul", "long", "reserved", "error", "panic"} {
 		ctEqual(t, title, e.step(`UPDATE tasks SET title = $1 WHERE id = 't1'`, title))
 		ctEqual(t, "edges after "+title, e.edges("tasks", "t1"), "team:a")
 		fs := ruleFailures(t, e.db.Super)
 		if len(fs) != i+1 {
 			t.Fatalf("%s: %d rule failures, want %d", title, len(fs), i+1)
 		}
-		if f := fs[i]; f.recordID != "t1" || synchro.Operation(f.op) != synchro.OpUpdate || !strings.Contains(f.errText, map[bool]string{true: "no team for", false: "bucket id"}[title == "error"]) {
-			t.Errorf("%s: rule failure %+v, want one for t1's update naming the bucket id", title, f)
+		if f := fs[i]; f.recordID != "t1" || synchro.Operation(f.op) != synchro.OpUpdate || !strings.Contains(f.errText, says[title]) {
+			t.Errorf("%s: rule failure %+v, want one for t1's update saying %q", title, f, says[title])
 		}
 	}
 	// A change in the same transaction as a refused one is written.
