@@ -32,6 +32,13 @@ func (w *workload) remove(id string) {
 	w.deleted[id] = true
 }
 
+// createdCount returns the number of items created on devices so far.
+func (w *workload) createdCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.created)
+}
+
 // Many devices of several users, each going offline and online at random,
 // some closed abruptly and reopened, write concurrently while the server
 // moves lists between users and items between lists, deletes items, and
@@ -66,8 +73,36 @@ func TestManyDevicesConverge(t *testing.T) {
 	s.fail503.Store(30)
 	s.abort.Store(20)
 
-	ctx, stopWork := context.WithTimeout(context.Background(), duration)
+	// The workload runs for duration, then on until the devices created
+	// minCreated items, for the checks below to have something to check:
+	// on a crowded machine under the race detector a device's writes can
+	// take hundreds of milliseconds each, and 6s then made fewer than 10
+	// items (70 to 140 on an idle one). maxWorkload bounds the wait: a
+	// workload that does not run still fails.
+	const minCreated = 10
+	maxWorkload := 10 * duration
+	ctx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
+	workStart := time.Now()
+	go func() {
+		defer stopWork()
+		timer := time.NewTimer(duration)
+		defer timer.Stop()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return
+		}
+		for w.createdCount() < minCreated && time.Since(workStart) < maxWorkload {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for i, sl := range devices {
 		wg.Add(1)
@@ -111,6 +146,7 @@ func TestManyDevicesConverge(t *testing.T) {
 		}
 	}()
 	wg.Wait()
+	worked := time.Since(workStart)
 
 	// Quiet: no faults, every device online, a few rounds each.
 	s.fail503.Store(0)
@@ -169,10 +205,10 @@ func TestManyDevicesConverge(t *testing.T) {
 	if err := s.db.Super.QueryRow(`SELECT count(*) FROM synchro.changelog WHERE table_name = 'lists' AND operation = 3`).Scan(&moves); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d items created on devices (%d on the server), %d rejections, %d conflicts, %d requests, %d list deletes or moves in the changelog",
-		len(w.created), onServer, rejections, conflicts, s.requests.Load(), moves)
-	if len(w.created) < 10 { // few under the race detector
-		t.Errorf("only %d items created: the workload did not run", len(w.created))
+	t.Logf("%d items created on devices (%d on the server) in %v, %d rejections, %d conflicts, %d requests, %d list deletes or moves in the changelog",
+		len(w.created), onServer, worked.Round(time.Millisecond), rejections, conflicts, s.requests.Load(), moves)
+	if len(w.created) < minCreated {
+		t.Errorf("only %d items created in %v: the workload did not run", len(w.created), worked.Round(time.Millisecond))
 	}
 }
 
