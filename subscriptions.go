@@ -21,9 +21,9 @@ import (
 //
 // The answer is trusted: the rows of every bucket returned are sent to the
 // client, so a rule must return only buckets the user may read. Bucket ids
-// must be non-empty valid UTF-8 without NUL bytes, of at most 1024 bytes, and
-// must not start with "synchro:" (reserved); duplicates are ignored; at most 10000 buckets. An
-// error fails the request.
+// must be non-empty valid UTF-8 without NUL bytes, of at most 1024 bytes,
+// and must not start with "synchro:" (reserved); duplicates are ignored; at
+// most 10000 buckets. An error fails the request.
 type SubscriptionRule func(ctx context.Context, db DB, userID, clientID string) ([]string, error)
 
 // SQLSubscriptions returns a SubscriptionRule that asks a SQL function:

@@ -744,14 +744,17 @@ func (b *batch) notify() error {
 // of that text, under a savepoint, instead of failing the changelog
 // transaction each time capture tried it again.
 func (b *batch) insertFailure(f ruleFailure) error {
-	if len(f.payload) == 0 {
-		_, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, nil, int64(f.lsn))
+	insert := func(payload any) error {
+		_, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, payload, int64(f.lsn))
 		return err
+	}
+	if len(f.payload) == 0 {
+		return insert(nil)
 	}
 	if _, err := b.tx.ExecContext(b.ctx, `SAVEPOINT synchro_rule_failure`); err != nil {
 		return err
 	}
-	_, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, string(f.payload), int64(f.lsn))
+	err := insert(string(f.payload))
 	if err == nil {
 		_, err = b.tx.ExecContext(b.ctx, `RELEASE SAVEPOINT synchro_rule_failure`)
 		return err
@@ -766,8 +769,7 @@ func (b *batch) insertFailure(f ruleFailure) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, string(asText), int64(f.lsn))
-	return err
+	return insert(string(asText))
 }
 
 // edgeList is a list of bucket edges as three parallel arrays, the
