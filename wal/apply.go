@@ -98,34 +98,74 @@ type batch struct {
 	// conn is tx's connection, for bulk writes by COPY (copyInto).
 	conn *sql.Conn
 	ctx  context.Context
-	// edges holds the current buckets of each loaded record, sorted; a
-	// record without buckets maps to an empty (non-nil) slice.
-	edges map[recKey][]string
-	// stored holds, for each record loaded from synchro.bucket_edges, the
-	// buckets stored there (sorted), which flush compares edges with: only
-	// the edges that differ are deleted or inserted. A record in edges but
-	// not here has none stored (the backfill sets the edges of records whose
-	// stored ones it has deleted).
-	stored map[recKey][]string
+	// recs holds the state of every record the batch touched, one map
+	// entry each: a batch looks a record up a few times per change, and
+	// one lookup of a pointer costs less than one per kind of state.
+	recs map[recKey]*record
+	// spare holds records allocated together, handed out by rec.
+	spare []record
 	// dirty lists the records whose buckets changed, in first-change order.
-	dirty    []recKey
-	isDirty  map[recKey]bool
+	dirty    []*record
 	rows     []clRow
 	failures []ruleFailure
 	lsn      pglogrepl.LSN
-	// upcoming counts, per record, the events of this batch not yet
+}
+
+// record is a batch's state of one record.
+type record struct {
+	key recKey
+	// edges holds the record's current buckets, sorted, once loaded is
+	// set; a record without buckets has an empty (non-nil) slice.
+	edges  []string
+	loaded bool
+	// stored holds the buckets synchro.bucket_edges holds for the record
+	// (sorted), read with edges, which flush compares edges with: only the
+	// edges that differ are deleted or inserted. A loaded record with none
+	// here has none stored (the backfill sets the edges of records whose
+	// stored ones it has deleted).
+	stored []string
+	// queued is set once preload listed the record for reading.
+	queued bool
+	// dirty is set once the record is in batch.dirty.
+	dirty bool
+	// upcoming counts the events of this batch for the record not yet
 	// applied: a child with one of its own is placed by it, not moved with
 	// its parent.
-	upcoming map[recKey]int
+	upcoming int
 }
 
 // newBatch starts the state of one changelog transaction, tx on conn (see
 // begin), of about size row changes (a hint for the sizes of its maps).
 func (a *applier) newBatch(ctx context.Context, conn *sql.Conn, tx *sql.Tx, size int) *batch {
 	return &batch{a: a, tx: tx, conn: conn, ctx: ctx,
-		edges: make(map[recKey][]string, size), stored: make(map[recKey][]string, size),
-		isDirty: make(map[recKey]bool, size), dirty: make([]recKey, 0, size),
-		rows: make([]clRow, 0, size), upcoming: make(map[recKey]int, size)}
+		recs: make(map[recKey]*record, size), spare: make([]record, 0, size),
+		dirty: make([]*record, 0, size), rows: make([]clRow, 0, size)}
+}
+
+// rec returns the state of record k, adding it when the batch has none.
+func (b *batch) rec(k recKey) *record {
+	if r := b.recs[k]; r != nil {
+		return r
+	}
+	var r *record
+	if len(b.spare) < cap(b.spare) {
+		b.spare = b.spare[:len(b.spare)+1]
+		r = &b.spare[len(b.spare)-1]
+	} else {
+		r = new(record)
+	}
+	r.key = k
+	b.recs[k] = r
+	return r
+}
+
+// setEdges records buckets as the current ones of r, listing r as dirty.
+func (b *batch) setEdges(r *record, buckets []string) {
+	r.edges, r.loaded = buckets, true
+	if !r.dirty {
+		r.dirty = true
+		b.dirty = append(b.dirty, r)
+	}
 }
 
 // apply writes the changes of txns, and the position after the last one,
@@ -169,7 +209,9 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 		b.lsn = t.finalLSN
 		for i := range t.events {
 			ev := &t.events[i]
-			b.upcoming[recKey{ev.table, ev.id}]--
+			if ev.kind != evTruncate {
+				b.rec(recKey{ev.table, ev.id}).upcoming--
+			}
 			if err := b.event(ev); err != nil {
 				return err
 			}
@@ -189,50 +231,53 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 // batch touches and of the parents child rows point to, and counts the
 // events of each record (upcoming). size is the number of events.
 func (b *batch) preload(txns []*txn, size int) error {
-	seen := make(map[recKey]bool, size)
-	tables, ids := make([]string, 0, size), make([]string, 0, size)
-	add := func(k recKey) {
-		if k.id == "" || seen[k] {
-			return
+	list := make([]*record, 0, size)
+	add := func(k recKey) *record {
+		r := b.rec(k)
+		if !r.queued {
+			r.queued = true
+			list = append(list, r)
 		}
-		seen[k] = true
-		tables = append(tables, k.table)
-		ids = append(ids, k.id)
+		return r
 	}
 	for _, t := range txns {
 		for i := range t.events {
 			ev := &t.events[i]
-			b.upcoming[recKey{ev.table, ev.id}]++
 			if ev.kind == evTruncate {
 				continue
 			}
-			add(recKey{ev.table, ev.id})
-			add(recKey{ev.table, ev.oldID})
+			// An event always names its record; one without an id is still
+			// counted, but nothing is read for it.
+			if ev.id == "" {
+				b.rec(recKey{ev.table, ev.id}).upcoming++
+			} else {
+				add(recKey{ev.table, ev.id}).upcoming++
+			}
+			if ev.oldID != "" {
+				add(recKey{ev.table, ev.oldID})
+			}
 			if cfg := b.a.tables[ev.table]; cfg != nil && b.parentDerived(cfg) {
-				if fk, ok := bucket.Text(ev.newRow[cfg.ParentFKCol]); ok {
+				if fk, ok := bucket.Text(ev.newRow[cfg.ParentFKCol]); ok && fk != "" {
 					add(recKey{cfg.ParentTable, fk})
 				}
 			}
 		}
 	}
-	return b.load(tables, ids)
+	return b.load(list)
 }
 
-// load reads the recorded buckets of the given records into b.edges; each
-// record not yet loaded gets an entry, empty when it has no buckets.
-func (b *batch) load(tables, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	var fresh []recKey
-	for i := range ids {
-		k := recKey{tables[i], ids[i]}
-		if _, ok := b.edges[k]; !ok {
-			b.edges[k] = []string{}
-			fresh = append(fresh, k)
-		} else {
-			ids[i] = "" // already known: do not overwrite with stored state
+// load reads the recorded buckets of the given records that are not loaded
+// yet; each gets its edges, empty when it has none.
+func (b *batch) load(recs []*record) error {
+	var tables, ids []string
+	fresh := make([]*record, 0, len(recs))
+	for _, r := range recs {
+		if r.loaded {
+			continue // already known: do not overwrite with stored state
 		}
+		r.loaded, r.edges = true, []string{}
+		fresh = append(fresh, r)
+		tables, ids = append(tables, r.key.table), append(ids, r.key.id)
 	}
 	if len(fresh) == 0 {
 		return nil
@@ -242,33 +287,41 @@ func (b *batch) load(tables, ids []string) error {
 		return fmt.Errorf("wal: reading bucket edges: %w", err)
 	}
 	defer rows.Close()
+	var k recKey
+	var r *record
 	for rows.Next() {
-		var k recKey
-		var bucket string
-		if err := rows.Scan(&k.table, &k.id, &bucket); err != nil {
+		var table, id, bucket string
+		if err := rows.Scan(&table, &id, &bucket); err != nil {
 			return fmt.Errorf("wal: reading bucket edges: %w", err)
 		}
-		b.edges[k] = append(b.edges[k], bucket)
+		if r == nil || k.table != table || k.id != id {
+			k = recKey{table, id}
+			r = b.recs[k]
+			if r == nil {
+				return fmt.Errorf("wal: reading bucket edges: got those of %s %q, not asked for", table, id)
+			}
+		}
+		r.edges = append(r.edges, bucket)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("wal: reading bucket edges: %w", err)
 	}
-	for _, k := range fresh {
-		slices.Sort(b.edges[k])
-		b.stored[k] = b.edges[k]
+	for _, r := range fresh {
+		slices.Sort(r.edges)
+		r.stored = r.edges
 	}
 	return nil
 }
 
 // current returns the recorded buckets of a record, loading them if needed.
 func (b *batch) current(k recKey) ([]string, error) {
-	if v, ok := b.edges[k]; ok {
-		return v, nil
+	r := b.rec(k)
+	if !r.loaded {
+		if err := b.load([]*record{r}); err != nil {
+			return nil, err
+		}
 	}
-	if err := b.load([]string{k.table}, []string{k.id}); err != nil {
-		return nil, err
-	}
-	return b.edges[k], nil
+	return r.edges, nil
 }
 
 // parentDerived reports whether a table's buckets are its parent row's:
@@ -494,11 +547,7 @@ func (b *batch) setBuckets(k recKey, next []string, op synchro.Operation, opFor 
 	if slices.Equal(prev, next) {
 		return nil
 	}
-	b.edges[k] = next
-	if !b.isDirty[k] {
-		b.isDirty[k] = true
-		b.dirty = append(b.dirty, k)
-	}
+	b.setEdges(b.recs[k], next)
 	return b.moveChildren(k, next)
 }
 
@@ -516,7 +565,7 @@ func (b *batch) moveChildren(parent recKey, buckets []string) error {
 		}
 		for _, kid := range kids {
 			k := recKey{child.TableName, kid.id}
-			if b.upcoming[k] > 0 {
+			if r := b.recs[k]; r != nil && r.upcoming > 0 {
 				continue // its own event, later in this batch, places it
 			}
 			if !b.parentDerived(child) {
@@ -635,17 +684,17 @@ func (b *batch) truncate(tables []string) error {
 			return fmt.Errorf("wal: reading the records of truncated table %s: %w", table, err)
 		}
 		// Records of this batch that are not stored yet count too.
-		for k := range b.edges {
-			if k.table == table && !slices.Contains(ids, k.id) {
+		for k, r := range b.recs {
+			if r.loaded && k.table == table && !slices.Contains(ids, k.id) {
 				ids = append(ids, k.id)
 			}
 		}
 		slices.Sort(ids)
-		tabs := make([]string, len(ids))
-		for i := range tabs {
-			tabs[i] = table
+		recs := make([]*record, len(ids))
+		for i, id := range ids {
+			recs[i] = b.rec(recKey{table, id})
 		}
-		if err := b.load(tabs, slices.Clone(ids)); err != nil {
+		if err := b.load(recs); err != nil {
 			return err
 		}
 		cfg := b.a.tables[table]
@@ -787,8 +836,8 @@ func (l *edgeList) add(k recKey, bucket string) {
 func (b *batch) edgeChanges() (gone, added edgeList) {
 	n := len(b.dirty)
 	added = edgeList{make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)}
-	for _, k := range b.dirty {
-		stored, now := b.stored[k], b.edges[k]
+	for _, r := range b.dirty {
+		k, stored, now := r.key, r.stored, r.edges
 		for _, bucket := range stored {
 			if _, found := slices.BinarySearch(now, bucket); !found {
 				gone.add(k, bucket)

@@ -347,7 +347,8 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 			return n, fmt.Errorf("wal: backfill of %s: decoding row %q: %w", cfg.TableName, id, err)
 		}
 		k := recKey{cfg.TableName, id}
-		b.edges[k] = []string{}
+		r := b.rec(k)
+		r.loaded, r.edges = true, []string{}
 		ev := &event{kind: evInsert, table: cfg.TableName, id: id, newRow: row}
 		buckets, ok, err := b.assign(cfg, k, ev, synchro.OpInsert)
 		if err != nil {
@@ -355,9 +356,7 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 			return n, err
 		}
 		if ok && len(buckets) > 0 {
-			b.edges[k] = buckets
-			b.isDirty[k] = true
-			b.dirty = append(b.dirty, k)
+			b.setEdges(r, buckets)
 			if emit && !deleted(cfg, ev.newRow) {
 				for _, bucket := range buckets {
 					b.rows = append(b.rows, clRow{bucket, k, synchro.OpInsert})
