@@ -746,9 +746,12 @@ func (b *batch) flush(end pglogrepl.LSN) error {
 // their seqs follow.
 func (b *batch) insertRows() error {
 	copied, err := b.copyInto("changelog", store.ChangelogCopyColumns, len(b.rows),
-		func(i int, vals []any) {
+		func(i int, w *copyText) {
 			r := &b.rows[i]
-			vals[0], vals[1], vals[2], vals[3] = r.bucket, r.key.table, r.key.id, int16(r.op)
+			w.text(r.bucket)
+			w.text(r.key.table)
+			w.text(r.key.id)
+			w.int(int64(r.op))
 		})
 	if copied || err != nil {
 		return err
@@ -866,7 +869,7 @@ func (b *batch) insertEdges(l edgeList) error {
 		return err
 	}
 	copied, err := b.copyInto("bucket_edges", store.EdgesCopyColumns, len(l.ids),
-		func(i int, vals []any) { vals[0], vals[1], vals[2] = l.tables[i], l.ids[i], l.buckets[i] })
+		func(i int, w *copyText) { w.text(l.tables[i]); w.text(l.ids[i]); w.text(l.buckets[i]) })
 	if !copied && err == nil {
 		_, err = b.tx.ExecContext(b.ctx, store.InsertEdges, l.tables, l.ids, l.buckets)
 	}

@@ -3,10 +3,13 @@ package wal
 import (
 	"context"
 	"database/sql"
+	"io"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/synchrosync/synchro/internal/pgerr"
+	"github.com/synchrosync/synchro/internal/pgident"
 	"github.com/synchrosync/synchro/internal/pgxconn"
 )
 
@@ -35,31 +38,25 @@ func (a *applier) begin(ctx context.Context) (conn *sql.Conn, tx *sql.Tx, err er
 }
 
 // copyInto writes n rows into the synchro table by COPY, in their order,
-// on the connection of the batch's transaction; fill(i, vals) sets the
-// values of the i-th row, one per column. It reports false, having written
-// nothing, when that connection is not pgx's (ChangelogDB of another
-// driver, or of one wrapping pgx's): the caller then writes the rows by
-// INSERT. A failed COPY fails the transaction (or its savepoint) as the
-// INSERT would and, unless it failed on a unique violation, closes the
-// connection.
-func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, vals []any)) (bool, error) {
+// on the connection of the batch's transaction; fill(i, w) writes the
+// fields of the i-th row, one per column, with w.text and w.int. It
+// reports false, having written nothing, when that connection is not
+// pgx's (ChangelogDB of another driver, or of one wrapping pgx's): the
+// caller then writes the rows by INSERT. A failed COPY fails the
+// transaction (or its savepoint) as the INSERT would.
+//
+// The rows go in COPY's text format, built here: pgx's CopyFrom boxed
+// every value in an interface and encoded it through its type map (about
+// a tenth of capture's own CPU; docs/benchmarks.md, "A sixth look"), and
+// the binary format it sends holds only for the column types it described
+// once per connection, which a migration may change. The server parses
+// the text by the columns' types as they are.
+func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, w *copyText)) (bool, error) {
 	if b.a.insertOnly.Load() {
 		return false, nil
 	}
 	copied, err := pgxconn.Raw(b.conn, func(pc *pgx.Conn) error {
-		src := &copySource{n: n, i: -1, fill: fill, vals: make([]any, len(cols))}
-		_, err := pc.CopyFrom(b.ctx, pgx.Identifier{"synchro", table}, cols, src)
-		if err != nil && pgerr.Code(err) != pgerr.UniqueViolation {
-			// pgx encodes the rows for the column types it described
-			// once per connection: if those changed since (a migration
-			// altered a column), every COPY on this connection would
-			// fail. The connection is not used again: database/sql
-			// discards a closed pgx connection before handing it out
-			// (pgx's ResetSession reports it bad). A unique violation is
-			// about the rows, and insertEdges goes on after it on this
-			// connection.
-			_ = pc.Close(context.WithoutCancel(b.ctx))
-		}
+		_, err := pc.PgConn().CopyFrom(b.ctx, &copyReader{n: n, fill: fill}, copyStatement(table, cols))
 		return err
 	})
 	if !copied && err == nil {
@@ -68,23 +65,91 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, va
 	return copied, err
 }
 
-// copySource gives COPY the rows of copyInto. Values returns the same
-// slice for every row: pgx encodes a row's values before it asks for the
-// next.
-type copySource struct {
-	n, i int
-	fill func(i int, vals []any)
-	vals []any
+// copyStatement is the COPY of cols into the synchro table, from the
+// client in text format.
+func copyStatement(table string, cols []string) string {
+	quoted := make([]string, len(cols))
+	for i, c := range cols {
+		quoted[i] = pgident.Quote(c)
+	}
+	return "COPY " + pgident.QuoteQualified("synchro."+table) + " (" + strings.Join(quoted, ", ") + ") FROM STDIN"
 }
 
-func (s *copySource) Next() bool {
-	s.i++
-	return s.i < s.n
+// copyReader reads the n rows fill writes in COPY's text format, building
+// them as they are read, so that a batch's COPY holds about one read's
+// worth of text at a time.
+type copyReader struct {
+	n, next int
+	fill    func(i int, w *copyText)
+	w       copyText
+	// off is the start of the text not read yet in w.buf.
+	off int
 }
 
-func (s *copySource) Values() ([]any, error) {
-	s.fill(s.i, s.vals)
-	return s.vals, nil
+func (r *copyReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if len(r.w.buf)-r.off < len(p) && r.next < r.n {
+		r.w.buf = append(r.w.buf[:0], r.w.buf[r.off:]...)
+		r.off = 0
+		for len(r.w.buf) < len(p) && r.next < r.n {
+			r.fill(r.next, &r.w)
+			r.w.endRow()
+			r.next++
+		}
+	}
+	if r.off == len(r.w.buf) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.w.buf[r.off:])
+	r.off += n
+	return n, nil
 }
 
-func (s *copySource) Err() error { return nil }
+// copyText builds rows in COPY's text format: fields separated by tabs,
+// rows ended by newlines, and in a field a backslash, tab, newline or
+// carriage return escaped by a backslash (so no field reads as NULL, \N,
+// or as the end of the data, \.).
+type copyText struct {
+	buf []byte
+	// fields counts the fields of the row being written.
+	fields int
+}
+
+// text appends a text field.
+func (w *copyText) text(s string) {
+	w.sep()
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			w.buf = append(w.buf, '\\', '\\')
+		case '\t':
+			w.buf = append(w.buf, '\\', 't')
+		case '\n':
+			w.buf = append(w.buf, '\\', 'n')
+		case '\r':
+			w.buf = append(w.buf, '\\', 'r')
+		default:
+			w.buf = append(w.buf, c)
+		}
+	}
+}
+
+// int appends an integer field.
+func (w *copyText) int(v int64) {
+	w.sep()
+	w.buf = strconv.AppendInt(w.buf, v, 10)
+}
+
+func (w *copyText) sep() {
+	if w.fields > 0 {
+		w.buf = append(w.buf, '\t')
+	}
+	w.fields++
+}
+
+func (w *copyText) endRow() {
+	w.buf = append(w.buf, '\n')
+	w.fields = 0
+}

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -74,9 +76,10 @@ func (w wrappedConn) Ping(ctx context.Context) error             { return w.c.Pi
 func (w wrappedConn) ResetSession(ctx context.Context) error     { return w.c.ResetSession(ctx) }
 
 // TestCopyAfterColumnTypeChange changes the type of a changelog column
-// while the consumer runs, after its connections described the columns of
-// their COPY (pgx keeps that per connection): capture must go on, by COPY
-// on connections that describe the columns anew, or by INSERT.
+// while the consumer runs, after its connections wrote by COPY: capture
+// must go on, by COPY (whose text the server reads by the columns' types
+// of the moment; pgx's binary COPY held to the types it described once
+// per connection), or by INSERT.
 func TestCopyAfterColumnTypeChange(t *testing.T) {
 	t.Parallel()
 	for _, insertOnly := range []bool{false, true} {
@@ -104,5 +107,74 @@ func TestCopyAfterColumnTypeChange(t *testing.T) {
 			ctEqual(t, "after", e.step(`INSERT INTO categories (id, name) VALUES ('k3', 'c')`), "global categories k3 create")
 			ctEqual(t, "after", e.step(`UPDATE categories SET name = 'd' WHERE id = 'k1'`), "global categories k1 update")
 		})
+	}
+}
+
+// copyOddTexts are texts that COPY's text format must escape, or that
+// would read as its NULL (\N) or end of data (\.) if they were not.
+var copyOddTexts = []string{"a\tb", "c\nd", `e\f`, `\.`, `\N`, "x\ry", "\\\t\n\r", `trailing\`, "héllo ✓", " "}
+
+// TestE2ECopyTextEscapes writes changelog rows and edges whose record and
+// bucket ids hold such texts, by COPY and by INSERT: each must be stored
+// as it was, and moved out of its bucket again.
+func TestE2ECopyTextEscapes(t *testing.T) {
+	t.Parallel()
+	for _, wrapped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wrapped=%v", wrapped), func(t *testing.T) {
+			t.Parallel()
+			e := e2eNew(t, "", nil)
+			if wrapped {
+				e.cfg.ChangelogDB = wrappedPgxDB(t, e.db.DSN)
+			}
+			e.run()
+			defer func() {
+				if got := e.cur.c.applier.insertOnly.Load(); got != wrapped {
+					t.Errorf("the applier's insertOnly is %v, want %v", got, wrapped)
+				}
+			}()
+			var created, moved []string
+			for _, s := range copyOddTexts {
+				created = append(created, "user:"+s+" lists "+s+" create")
+				moved = append(moved, "user:"+s+" lists "+s+" delete", "user:"+s+"2 lists "+s+" create")
+			}
+			ctEqual(t, "inserts", e.step(`INSERT INTO lists (id, user_id, name)
+SELECT x, x, 'n' FROM unnest($1::text[]) WITH ORDINALITY AS u(x, n) ORDER BY n`, copyOddTexts), created...)
+			for _, s := range copyOddTexts {
+				ctEqual(t, fmt.Sprintf("edges of %q", s), e.edges("lists", s), "user:"+s)
+			}
+			ctEqual(t, "moves", e.step(`UPDATE lists SET user_id = user_id || '2'
+ WHERE id IN (SELECT x FROM unnest($1::text[]) AS x)`, copyOddTexts), moved...)
+			for _, s := range copyOddTexts {
+				ctEqual(t, fmt.Sprintf("edges of %q after the move", s), e.edges("lists", s), "user:"+s+"2")
+			}
+		})
+	}
+}
+
+// TestCopyReader reads copyReader's text with reads of every size
+// testing/iotest tries, against the text built in one piece.
+func TestCopyReader(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 3000} {
+		fill := func(i int, w *copyText) {
+			w.text(copyOddTexts[i%len(copyOddTexts)])
+			w.text(strings.Repeat("x", i%50))
+			w.int(int64(i - 3))
+		}
+		var want copyText
+		for i := range n {
+			fill(i, &want)
+			want.endRow()
+		}
+		if err := iotest.TestReader(&copyReader{n: n, fill: fill}, want.buf); err != nil {
+			t.Errorf("%d rows: %v", n, err)
+		}
+	}
+	var w copyText
+	w.text("a\tb")
+	w.text(`\.`)
+	w.int(-12)
+	w.endRow()
+	if got, want := string(w.buf), "a\\tb\t\\\\.\t-12\n"; got != want {
+		t.Errorf("row: got %q, want %q", got, want)
 	}
 }
