@@ -35,13 +35,16 @@
 // its recorded position and skips what it had already written. While idle it
 // confirms the server's position, so the slot never holds WAL back.
 //
-// Connection losses and server restarts are retried with backoff. A second
-// consumer on the same slot stands by, trying the slot about every second,
-// and takes over when the first stops or dies (docs/operations.md gives the
-// takeover time). A slot that was
-// dropped while the consumer was away is recreated with a fresh record of
-// every row's buckets; since changes were lost, the compaction boundary is
-// raised so that every client takes a new snapshot.
+// Connection losses and server restarts are retried with backoff, which
+// starts over once a session makes progress (writes or confirms a
+// position): a batch that fails each time it is written is retried less
+// and less often, up to every 10 s, while Status gives its error
+// (LastError) and a growing LagTime. A second consumer on the same slot
+// stands by, trying the slot about every second, and takes over when the
+// first stops or dies (docs/operations.md gives the takeover time). A slot
+// that was dropped while the consumer was away is recreated with a fresh
+// record of every row's buckets; since changes were lost, the compaction
+// boundary is raised so that every client takes a new snapshot.
 //
 // # Monitoring
 //
@@ -59,9 +62,10 @@
 // A condition that repeats is logged once, then at Debug while it lasts: a
 // standby's "slot in use by another consumer" at Info, "replication
 // interrupted; reconnecting" at Warn, again at their level only once the
-// condition changed (the consumer streamed in between, or the other
-// condition came). Start's fatal errors are logged at Error. Each session
-// that begins streaming logs "wal: streaming" at Info.
+// condition changed (the consumer made progress in between, writing or
+// confirming a position, or streamed and then failed with another error,
+// or the other condition came). Start's fatal errors are logged at Error.
+// Each session that begins streaming logs "wal: streaming" at Info.
 //
 // # Metrics
 //
@@ -248,9 +252,13 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 	defer c.applier.metrics.observeLag(c.Lag, c.cfg.Logger)()
 	log := c.cfg.Logger
 	backoff := minBackoff
-	var last retryKind // the condition of the previous retry, for the log policy
+	var (
+		last    retryKind // the condition of the previous retry, for the log policy
+		lastErr string    // its error's text
+	)
 	for {
 		started := time.Now()
+		from := c.progressMark()
 		err := c.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -261,8 +269,15 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 			return err
 		}
 		streamed := c.status.is(ConsumerStreaming)
-		if streamed || time.Since(started) > time.Minute {
-			backoff = minBackoff // the session ran: start over
+		// A session that streamed but wrote and confirmed nothing before it
+		// failed, such as one whose first batch fails to write each time
+		// (a statement PostgreSQL refuses for its data), did not run: the
+		// backoff goes on growing rather than retrying it ten times a
+		// second, which would load the server and the log for as long as
+		// the cause lasts.
+		ran := c.progressMark() > from || time.Since(started) > time.Minute
+		if ran {
+			backoff = minBackoff // start over
 		}
 		c.status.retrying(err)
 		kind := retryReconnect
@@ -270,9 +285,11 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 			kind = retryStandby
 		}
 		// A condition is logged once at its level, then at Debug while it
-		// lasts (see the package documentation, "Logs").
-		repeat := kind == last && !streamed
-		last = kind
+		// lasts (see the package documentation, "Logs"). A session that
+		// streamed and failed again without progress repeats the condition
+		// when it failed the same way.
+		repeat := kind == last && !ran && (!streamed || err.Error() == lastErr)
+		last, lastErr = kind, err.Error()
 		wait := backoff/2 + rand.N(backoff/2+1)
 		switch {
 		case kind == retryStandby:

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -1576,4 +1577,82 @@ func faultParseLSN(t *testing.T, s string) pglogrepl.LSN {
 		t.Fatal(err)
 	}
 	return lsn
+}
+
+// TestFaultPoisonBatchBacksOff makes every commit of a batch fail, as a
+// batch whose data PostgreSQL refuses would: the consumer streams, fails
+// to write, and starts over each time without progress. Its retries must
+// back off (the backoff used to start over at each session that streamed,
+// about ten retries a second) and be logged at Warn once; once the batch
+// is written, a new failure is retried at once and logged again.
+func TestFaultPoisonBatchBacksOff(t *testing.T) {
+	t.Parallel()
+	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
+	var poison, failOnce atomic.Bool
+	hooks := &faultHooks{beforeCommit: func() error {
+		if poison.Load() || failOnce.CompareAndSwap(true, false) {
+			return errInjected
+		}
+		return nil
+	}}
+	e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+	logs := newFaultLogs(t, "the consumer")
+	r := faultStart(t, e.cfg, logs, "c")
+	r.waitStreaming()
+	m, rng := newFaultModel("p"), faultRand(t)
+	poison.Store(true)
+	if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 3); err != nil {
+		t.Fatal(err)
+	}
+	const interrupted = `msg="wal: replication interrupted; reconnecting"`
+	pgtest.WaitFor(t, "five failed writes", faultTimeout, func() (bool, string) {
+		n := logs.count(interrupted)
+		return n >= 5, fmt.Sprintf("%d failures", n)
+	})
+	waits := retryWaits(t, logs.grep(interrupted))
+	// Waits are drawn from [backoff/2, backoff], the backoff doubling from
+	// 100 ms: the fifth is at least 800 ms; starting over, at most 100 ms.
+	if len(waits) < 5 || waits[4] < 800*time.Millisecond {
+		t.Errorf("retry waits %v: want them to grow, the fifth at least 800ms", waits)
+	}
+	if warn := logs.count(`level=WARN ` + interrupted); warn != 1 {
+		t.Errorf("%d of %d failures logged at Warn; want the first only:\n%s", warn, len(waits), logs.grep(interrupted))
+	}
+	if s := r.c.Status(); !strings.Contains(s.LastError, errInjected.Error()) {
+		t.Errorf("status while failing: %+v; want the error", s)
+	}
+
+	poison.Store(false)
+	e.waitConfirmed(e.walLSN(), faultTimeout)
+	e.checkExactlyOnce(m.want)
+	// Progress made: the next failure is a new condition.
+	before := logs.count(interrupted)
+	failOnce.Store(true)
+	if err := faultWriteTxn(t.Context(), e.db.Super, m, rng, 3); err != nil {
+		t.Fatal(err)
+	}
+	e.waitConfirmed(e.walLSN(), faultTimeout)
+	e.checkExactlyOnce(m.want)
+	lines := strings.Split(logs.grep(interrupted), "\n")
+	if len(lines) <= before {
+		t.Fatalf("no failure logged after the progress:\n%s", logs.grep(interrupted))
+	}
+	next := lines[before]
+	if w := retryWaits(t, next); !strings.Contains(next, "level=WARN") || len(w) != 1 || w[0] > 100*time.Millisecond {
+		t.Errorf("the failure after progress: %s; want it at Warn, retried within 100ms", next)
+	}
+}
+
+// retryWaits returns the retry_in values of log lines.
+func retryWaits(t *testing.T, lines string) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	for _, m := range regexp.MustCompile(`retry_in=(\S+)`).FindAllStringSubmatch(lines, -1) {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatalf("retry_in %q: %v", m[1], err)
+		}
+		out = append(out, d)
+	}
+	return out
 }

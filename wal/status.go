@@ -229,6 +229,12 @@ func (t *statusTracker) behindSince() time.Time {
 	return t.created
 }
 
+// progressMark is the furthest position the consumer wrote or confirmed:
+// a session made progress when it moved it.
+func (c *Consumer) progressMark() pglogrepl.LSN {
+	return pglogrepl.LSN(max(c.appliedLSN.Load(), c.confirmedLSN.Load()))
+}
+
 // noteConfirmed records the position the consumer confirmed to the
 // server; when it is at least the server's WAL end last heard of, the
 // consumer is caught up.
