@@ -123,15 +123,7 @@ func TestE2ECopyTextEscapes(t *testing.T) {
 		t.Run(fmt.Sprintf("wrapped=%v", wrapped), func(t *testing.T) {
 			t.Parallel()
 			e := e2eNew(t, "", nil)
-			if wrapped {
-				e.cfg.ChangelogDB = wrappedPgxDB(t, e.db.DSN)
-			}
-			e.run()
-			defer func() {
-				if got := e.cur.c.applier.insertOnly.Load(); got != wrapped {
-					t.Errorf("the applier's insertOnly is %v, want %v", got, wrapped)
-				}
-			}()
+			e.runWrapped(wrapped)
 			var created, moved []string
 			for _, s := range copyOddTexts {
 				created = append(created, "user:"+s+" lists "+s+" create")

@@ -124,6 +124,25 @@ func (e *e2eEnv) halt() {
 	})
 }
 
+// runWrapped starts the consumer with ChangelogDB of pgx's driver, whose
+// connections write changelog rows and edges by COPY, or, wrapped, of a
+// driver wrapping pgx's, whose connections do not give pgx's and so write
+// them by INSERT (bulk.go); at the end of the test it checks that the
+// consumer wrote the way it should have.
+func (e *e2eEnv) runWrapped(wrapped bool) {
+	e.t.Helper()
+	if wrapped {
+		e.cfg.ChangelogDB = wrappedPgxDB(e.t, e.db.DSN)
+	}
+	e.run()
+	c := e.cur.c
+	e.t.Cleanup(func() {
+		if got := c.applier.insertOnly.Load(); got != wrapped {
+			e.t.Errorf("the applier's insertOnly is %v, want %v", got, wrapped)
+		}
+	})
+}
+
 // sync inserts a marker row and waits until its changelog row is written.
 // It returns the changelog rows written since the previous marker, without
 // the markers.
@@ -371,15 +390,7 @@ func TestE2EMultiBucketChanges(t *testing.T) {
 
 func testMultiBucketChanges(t *testing.T, wrapped bool) {
 	e := e2eTasks(t, teamUserAssigner{})
-	if wrapped {
-		e.cfg.ChangelogDB = wrappedPgxDB(t, e.db.DSN)
-	}
-	e.run()
-	defer func() {
-		if got := e.cur.c.applier.insertOnly.Load(); got != wrapped {
-			t.Errorf("the applier's insertOnly is %v, want %v", got, wrapped)
-		}
-	}()
+	e.runWrapped(wrapped)
 	ctEqual(t, "start", e.sync())
 
 	ctEqual(t, "insert", e.step(`INSERT INTO tasks (id, team_id, user_id, title) VALUES ('t1', 'a', 'u1', 'x')`),
