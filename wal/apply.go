@@ -246,18 +246,12 @@ func (b *batch) preload(txns []*txn, size int) error {
 			if ev.kind == evTruncate {
 				continue
 			}
-			// An event always names its record; one without an id is still
-			// counted, but nothing is read for it.
-			if ev.id == "" {
-				b.rec(recKey{ev.table, ev.id}).upcoming++
-			} else {
-				add(recKey{ev.table, ev.id}).upcoming++
-			}
-			if ev.oldID != "" {
+			add(recKey{ev.table, ev.id}).upcoming++
+			if ev.keyChanged {
 				add(recKey{ev.table, ev.oldID})
 			}
 			if cfg := b.a.tables[ev.table]; cfg != nil && b.parentDerived(cfg) {
-				if fk, ok := bucket.Text(ev.newRow[cfg.ParentFKCol]); ok && fk != "" {
+				if fk, ok := bucket.Text(ev.newRow[cfg.ParentFKCol]); ok {
 					add(recKey{cfg.ParentTable, fk})
 				}
 			}
@@ -345,7 +339,7 @@ func (b *batch) event(ev *event) error {
 	case evDelete:
 		return b.move(cfg, k, nil, synchro.OpDelete)
 	case evUpdate:
-		if ev.oldID != "" && ev.oldID != ev.id {
+		if ev.keyChanged {
 			// A primary key change: the old record is gone, a new one appears.
 			if err := b.move(cfg, recKey{ev.table, ev.oldID}, nil, synchro.OpDelete); err != nil {
 				return err

@@ -459,7 +459,7 @@ func (d *decoder) update(r *msgReader) error {
 		return fmt.Errorf("%s: new tuple: %w", rel, rel.missingPK(nw.pkKind, false))
 	}
 	if hasOld && old.pkKind == tupleText && old.pk != ev.id {
-		ev.oldID = old.pk
+		ev.oldID, ev.keyChanged = old.pk, true
 	}
 	d.cur.events = append(d.cur.events, ev)
 	return nil

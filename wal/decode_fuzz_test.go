@@ -97,8 +97,8 @@ func checkDecodeResult(t *testing.T, m []byte, tx *txn, err error) {
 			if (ev.kind == evDelete) != (ev.newRow == nil) {
 				t.Fatalf("event %d: kind %d with newRow %v", i, ev.kind, ev.newRow)
 			}
-			if ev.oldID != "" && ev.oldID == ev.id {
-				t.Fatalf("event %d: oldID equals id %q", i, ev.id)
+			if ev.keyChanged && ev.oldID == ev.id || !ev.keyChanged && ev.oldID != "" {
+				t.Fatalf("event %d: oldID %q, id %q, keyChanged %v", i, ev.oldID, ev.id, ev.keyChanged)
 			}
 		case evTruncate:
 			if len(ev.tables) == 0 {

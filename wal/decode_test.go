@@ -256,8 +256,8 @@ func fmtEvents(evs []event) string {
 }
 
 func fmtEvent(e event) string {
-	return fmt.Sprintf("{kind:%d table:%q id:%q oldID:%q tables:%q\n    newRow:%s\n    oldRow:%s}",
-		e.kind, e.table, e.id, e.oldID, e.tables, fmtRow(e.newRow), fmtRow(e.oldRow))
+	return fmt.Sprintf("{kind:%d table:%q id:%q oldID:%q keyChanged:%v tables:%q\n    newRow:%s\n    oldRow:%s}",
+		e.kind, e.table, e.id, e.oldID, e.keyChanged, e.tables, fmtRow(e.newRow), fmtRow(e.oldRow))
 }
 
 // fmtRow prints a row with each value's dynamic type.
@@ -418,7 +418,7 @@ func TestDecodeUpdateKeyChange(t *testing.T) {
 	tx := decodeTxn(t, d, relItems, begin1,
 		updateMsg(oidItems, 'K', old, itemVals("42", "moved")), commit1)
 	checkEvents(t, tx.events, []event{{
-		kind: evUpdate, table: "items", id: "42", oldID: "41",
+		kind: evUpdate, table: "items", id: "42", oldID: "41", keyChanged: true,
 		newRow: itemRow(42, "moved"),
 		oldRow: rowValues{"id": int64(41)},
 	}})
@@ -996,7 +996,7 @@ func TestDecodeRealStream(t *testing.T) {
 	want := []event{
 		{kind: evInsert, table: "items", id: "9007199254740993", newRow: itemsRow},
 		{kind: evUpdate, table: "items", id: "9007199254740993", newRow: updated},
-		{kind: evUpdate, table: "items", id: "2", oldID: "9007199254740993", newRow: moved,
+		{kind: evUpdate, table: "items", id: "2", oldID: "9007199254740993", keyChanged: true, newRow: moved,
 			oldRow: rowValues{"id": big}},
 		{kind: evDelete, table: "items", id: "2", oldRow: rowValues{"id": int64(2)}},
 		{kind: evInsert, table: "app_items", id: "k1", newRow: rowValues{"id": "k1", "v": int64(1)}},

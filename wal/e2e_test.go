@@ -1440,3 +1440,26 @@ func TestE2ENewTableRollingDeploy(t *testing.T) {
 	slices.Sort(rows)
 	ctEqual(t, "changelog of other", rows, "user:pete other o5 create", "user:quin other o0 create")
 }
+
+// TestE2EEmptyKey: '' is a valid text key. A record of that key moves,
+// changes key and is deleted like any other: its stored edges are read
+// back (they were not, so a move left the old edge and a delete wrote
+// nothing; found by a review).
+func TestE2EEmptyKey(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	ctEqual(t, "insert", e.step(`INSERT INTO lists (id, user_id) VALUES ('', 'A')`), "user:A lists  create")
+	ctEqual(t, "move", e.step(`UPDATE lists SET user_id = 'B' WHERE id = ''`), "user:A lists  delete", "user:B lists  create")
+	ctEqual(t, "edges after the move", e.edges("lists", ""), "user:B")
+	ctEqual(t, "delete", e.step(`DELETE FROM lists WHERE id = ''`), "user:B lists  delete")
+	ctEqual(t, "edges after the delete", e.edges("lists", ""))
+
+	ctEqual(t, "insert again", e.step(`INSERT INTO lists (id, user_id) VALUES ('', 'C')`), "user:C lists  create")
+	ctEqual(t, "key change from ''", e.step(`UPDATE lists SET id = 'k' WHERE id = ''`), "user:C lists  delete", "user:C lists k create")
+	ctEqual(t, "edges of the old key", e.edges("lists", ""))
+	ctEqual(t, "edges of the new key", e.edges("lists", "k"), "user:C")
+	ctEqual(t, "key change to ''", e.step(`UPDATE lists SET id = '' WHERE id = 'k'`), "user:C lists k delete", "user:C lists  create")
+	ctEqual(t, "edges after the change back", e.edges("lists", ""), "user:C")
+	ctEqual(t, "edges of k after the change back", e.edges("lists", "k"))
+}

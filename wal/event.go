@@ -32,9 +32,11 @@ type event struct {
 	// id is the primary key, as text, of the new row (insert, update) or of
 	// the deleted row.
 	id string
-	// oldID is set on an update that changed the primary key: the previous
-	// key. Empty otherwise.
-	oldID string
+	// oldID is, on an update that changed the primary key (keyChanged),
+	// the previous key. An empty key is a key like any other: '' is a valid
+	// text key.
+	oldID      string
+	keyChanged bool
 	// newRow holds the new values (insert, update).
 	newRow rowValues
 	// oldRow holds the old values the server sent (update, delete): the key

@@ -27,8 +27,7 @@ SELECT k.t, k.r, e.bucket_id
  CROSS JOIN LATERAL (
        SELECT e.bucket_id FROM synchro.bucket_edges e
         WHERE e.table_name = k.t AND e.record_id = k.r
-       OFFSET 0) AS e
- WHERE k.r <> ''`
+       OFFSET 0) AS e`
 
 // DeleteEdges deletes edges. Each is found by the primary key (a lateral
 // subquery that LIMIT keeps from being flattened, as in LoadEdges) and
