@@ -1441,7 +1441,7 @@ func TestE2ENewTableRollingDeploy(t *testing.T) {
 	ctEqual(t, "changelog of other", rows, "user:pete other o5 create", "user:quin other o0 create")
 }
 
-// TestE2EEmptyKey: '' is a valid text key. A record of that key moves,
+// TestE2EEmptyKey: ” is a valid text key. A record of that key moves,
 // changes key and is deleted like any other: its stored edges are read
 // back (they were not, so a move left the old edge and a delete wrote
 // nothing; found by a review).
