@@ -1441,10 +1441,10 @@ func TestE2ENewTableRollingDeploy(t *testing.T) {
 	ctEqual(t, "changelog of other", rows, "user:pete other o5 create", "user:quin other o0 create")
 }
 
-// TestE2EEmptyKey: ” is a valid text key. A record of that key moves,
-// changes key and is deleted like any other: its stored edges are read
-// back (they were not, so a move left the old edge and a delete wrote
-// nothing; found by a review).
+// TestE2EEmptyKey: the empty string is a valid text key. A record of that
+// key moves, changes key and is deleted like any other: its stored edges
+// are read back (they were not, so a move left the old edge and a delete
+// wrote nothing; found by a review).
 func TestE2EEmptyKey(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
