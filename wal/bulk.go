@@ -56,7 +56,17 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, w 
 		return false, nil
 	}
 	copied, err := pgxconn.Raw(b.conn, func(pc *pgx.Conn) error {
-		_, err := pc.PgConn().CopyFrom(b.ctx, &copyReader{n: n, fill: fill}, copyStatement(table, cols))
+		ctx := b.ctx
+		// A tracer of the pool's pgx configuration sees the COPY as it saw
+		// pgx's CopyFrom.
+		t, traced := pc.Config().Tracer.(pgx.CopyFromTracer)
+		if traced {
+			ctx = t.TraceCopyFromStart(ctx, pc, pgx.TraceCopyFromStartData{TableName: pgx.Identifier{"synchro", table}, ColumnNames: cols})
+		}
+		tag, err := pc.PgConn().CopyFrom(ctx, &copyReader{n: n, fill: fill}, copyStatement(table, cols))
+		if traced {
+			t.TraceCopyFromEnd(ctx, pc, pgx.TraceCopyFromEndData{CommandTag: tag, Err: err})
+		}
 		return err
 	})
 	if !copied && err == nil {

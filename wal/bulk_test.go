@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -168,5 +169,60 @@ func TestCopyReader(t *testing.T) {
 	w.endRow()
 	if got, want := string(w.buf), "a\\tb\t\\\\.\t-12\n"; got != want {
 		t.Errorf("row: got %q, want %q", got, want)
+	}
+}
+
+// copyTracer records the COPYs a pgx tracer sees: rows by table, and
+// errors.
+type copyTracer struct {
+	mu   sync.Mutex
+	rows map[string]int64
+	errs []error
+}
+
+// copyTraceKey keys, in the context TraceCopyFromStart returns, the table.
+type copyTraceKey struct{}
+
+func (c *copyTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return ctx
+}
+func (c *copyTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *copyTracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
+	return context.WithValue(ctx, copyTraceKey{}, d.TableName.Sanitize())
+}
+
+func (c *copyTracer) TraceCopyFromEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromEndData) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	table, _ := ctx.Value(copyTraceKey{}).(string)
+	c.rows[table] += d.CommandTag.RowsAffected()
+	if d.Err != nil {
+		c.errs = append(c.errs, d.Err)
+	}
+}
+
+// TestCopyTraced: a tracer of ChangelogDB's pgx configuration sees
+// capture's COPYs, start and end, as it saw them through pgx's CopyFrom.
+func TestCopyTraced(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	cfg, err := pgx.ParseConfig(e.db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracer := &copyTracer{rows: map[string]int64{}}
+	cfg.Tracer = tracer
+	db := stdlib.OpenDB(*cfg)
+	t.Cleanup(func() { _ = db.Close() })
+	e.cfg.ChangelogDB = db
+	e.run()
+	ctEqual(t, "insert", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'A'), ('l2', 'B')`),
+		"user:A lists l1 create", "user:B lists l2 create")
+	tracer.mu.Lock()
+	defer tracer.mu.Unlock()
+	// Each marker of e.step is a changelog row and an edge too.
+	if tracer.rows[`"synchro"."changelog"`] < 3 || tracer.rows[`"synchro"."bucket_edges"`] < 3 || len(tracer.errs) > 0 {
+		t.Errorf("the tracer saw rows %v, errors %v; want the COPYs of the changelog rows and edges", tracer.rows, tracer.errs)
 	}
 }
