@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 	"github.com/synchrosync/synchro/internal/pgxconn"
 )
@@ -43,7 +44,10 @@ func (a *applier) begin(ctx context.Context) (conn *sql.Conn, tx *sql.Tx, err er
 // reports false, having written nothing, when that connection is not
 // pgx's (ChangelogDB of another driver, or of one wrapping pgx's): the
 // caller then writes the rows by INSERT. A failed COPY fails the
-// transaction (or its savepoint) as the INSERT would.
+// transaction (or its savepoint) as the INSERT would. PostgreSQL refuses
+// COPY FROM into a table whose row-level security applies to the role
+// (feature_not_supported); the batch then fails once, and this applier
+// writes by INSERT from then on, which the policies may allow.
 //
 // The rows go in COPY's text format, built here: pgx's CopyFrom boxed
 // every value in an interface and encoded it through its type map (about
@@ -71,6 +75,9 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, w 
 	})
 	if !copied && err == nil {
 		b.a.insertOnly.Store(true) // the pool's driver is another's
+	}
+	if pgerr.Code(err) == pgerr.FeatureNotSupported && !b.a.insertOnly.Swap(true) {
+		b.a.logger.InfoContext(b.ctx, "wal: COPY refused; capture writes by INSERT from now on", "table", "synchro."+table, "error", err)
 	}
 	return copied, err
 }

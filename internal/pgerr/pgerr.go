@@ -13,6 +13,9 @@ import (
 // SQLSTATE codes, with PostgreSQL's condition names (Appendix A of its
 // manual).
 const (
+	// FeatureNotSupported (feature_not_supported) is also a COPY FROM into
+	// a table whose row-level security applies to the role.
+	FeatureNotSupported = "0A000"
 	// CharacterNotInRepertoire (character_not_in_repertoire) is what
 	// PostgreSQL answers to a NUL in a text parameter.
 	CharacterNotInRepertoire = "22021"
