@@ -148,6 +148,10 @@ type Consumer struct {
 	serverLSN    atomic.Uint64
 	lastCommit   atomic.Int64 // unix nanoseconds of the last applied commit
 	pendingSince atomic.Int64 // unix nanoseconds of the oldest unapplied commit, 0 when none
+	// streamedFrom is progressMark when the last session began streaming:
+	// the session made progress if it moved it (Start's backoff). Only
+	// Start's goroutine uses it.
+	streamedFrom pglogrepl.LSN
 	// status is the rest of what Status reports (status.go).
 	status statusTracker
 	// signals are for tests (testsignal.go); they do nothing otherwise.
@@ -258,7 +262,6 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 	)
 	for {
 		started := time.Now()
-		from := c.progressMark()
 		err := c.session(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -275,7 +278,7 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 		// backoff goes on growing rather than retrying it ten times a
 		// second, which would load the server and the log for as long as
 		// the cause lasts.
-		ran := c.progressMark() > from || time.Since(started) > time.Minute
+		ran := streamed && c.progressMark() > c.streamedFrom || time.Since(started) > time.Minute
 		if ran {
 			backoff = minBackoff // start over
 		}
@@ -391,6 +394,7 @@ func (c *Consumer) session(ctx context.Context) error {
 		return err
 	}
 	c.cfg.Logger.InfoContext(ctx, "wal: streaming", "slot", c.cfg.SlotName, "publication", c.cfg.PublicationName, "from", start)
+	c.streamedFrom = c.progressMark()
 	c.status.streaming()
 	c.signals.streaming.signal(start)
 	return c.stream(ctx, repl, newDecoder(tables, pks), start)

@@ -64,3 +64,28 @@ func TestLogsStandbyOnce(t *testing.T) {
 		t.Errorf("three standby attempts took %v: a standby must look again about every second", took)
 	}
 }
+
+// TestLogsStandbyOnceWhilePrimaryWrites: the same while the consumer that
+// streams writes batches, which moves the position each standby attempt
+// reads (found by a review: each attempt then counted as progress, and was
+// logged at Info).
+func TestLogsStandbyOnceWhilePrimaryWrites(t *testing.T) {
+	t.Parallel()
+	e := ctStart(t, "")
+	logs := newFaultLogs(t, "the standby")
+	r := statusStart(t, e.cfg, logs)
+	r.waitStandby()
+	for i := range 4 {
+		pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ($1, 'A')`, fmt.Sprintf("l%d", i))
+		e.waitChangelog(i, 1)
+		r.waitStandby()
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	info := logs.count(`level=INFO msg="wal: slot in use by another consumer; standing by"`)
+	debug := logs.count(`level=DEBUG msg="wal: slot in use by another consumer; standing by"`)
+	if info != 1 || debug < 4 {
+		t.Errorf("standby logged %d times at Info and %d at Debug; want 1 and the rest:\n%s", info, debug, logs.grep("standing by"))
+	}
+}
