@@ -553,6 +553,12 @@ func (b *batch) moveChildren(parent recKey, buckets []string) error {
 		if child.ParentTable != parent.table {
 			continue
 		}
+		if parent.id == "" && b.parentDerived(child) {
+			// A parent key of '' names no parent (bucket.Text): such
+			// children have no buckets, whatever the record of key ''
+			// does.
+			continue
+		}
 		kids, err := b.children(child, parent.id)
 		if err != nil {
 			return err

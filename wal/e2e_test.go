@@ -1463,3 +1463,19 @@ func TestE2EEmptyKey(t *testing.T) {
 	ctEqual(t, "edges after the change back", e.edges("lists", ""), "user:C")
 	ctEqual(t, "edges of k after the change back", e.edges("lists", "k"))
 }
+
+// TestE2EEmptyParentKeyChildren: a child whose parent key is the empty
+// string has no parent, so no buckets (bucket.Text, the read path's
+// rules), even when a record whose key is the empty string exists and
+// moves (found by a review: the move gave such children its buckets).
+func TestE2EEmptyParentKeyChildren(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	ctEqual(t, "insert parent", e.step(`INSERT INTO lists (id, user_id) VALUES ('', 'A')`), "user:A lists  create")
+	ctEqual(t, "insert child", e.step(`INSERT INTO items (id, list_id) VALUES ('i1', '')`))
+	ctEqual(t, "child edges after its insert", e.edges("items", "i1"))
+	ctEqual(t, "move parent", e.step(`UPDATE lists SET user_id = 'B' WHERE id = ''`), "user:A lists  delete", "user:B lists  create")
+	ctEqual(t, "child edges after the parent's move", e.edges("items", "i1"))
+	ctEqual(t, "update child", e.step(`UPDATE items SET title = 'x' WHERE id = 'i1'`))
+}

@@ -7,7 +7,7 @@ package store
 // and compaction's pruning of the edges of deleted rows) are built with
 // that table's statements.
 
-// LoadEdges reads the stored buckets of records (an empty id is skipped).
+// LoadEdges reads the stored buckets of records.
 //
 // Plan: each record is looked up on its own by the primary key of
 // bucket_edges: the lateral subquery, which OFFSET 0 keeps from being
