@@ -63,8 +63,8 @@
 // standby's "slot in use by another consumer" at Info, "replication
 // interrupted; reconnecting" at Warn, again at their level only once the
 // condition changed (the consumer made progress in between, writing or
-// confirming a position, or streamed and then failed with another error,
-// or the other condition came). Start's fatal errors are logged at Error.
+// confirming a position, or failed with another error, or the other
+// condition came). Start's fatal errors are logged at Error.
 // Each session that begins streaming logs "wal: streaming" at Info.
 //
 // # Metrics
@@ -287,11 +287,7 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 		if errors.Is(err, errSlotInUse) {
 			kind = retryStandby
 		}
-		// A condition is logged once at its level, then at Debug while it
-		// lasts (see the package documentation, "Logs"). A session that
-		// streamed and failed again without progress repeats the condition
-		// when it failed the same way.
-		repeat := kind == last && !ran && (!streamed || err.Error() == lastErr)
+		repeat := repeats(kind, last, err.Error(), lastErr, ran)
 		last, lastErr = kind, err.Error()
 		wait := backoff/2 + rand.N(backoff/2+1)
 		switch {
@@ -315,6 +311,16 @@ func (c *Consumer) Start(ctx context.Context) (err error) {
 			backoff = min(2*backoff, maxBackoff)
 		}
 	}
+}
+
+// repeats reports whether a failed session (kind, with error text errText)
+// repeats the condition of the previous one (last, lastErr), so that it is
+// logged at Debug: a condition is logged once at its level, then at Debug
+// while it lasts (see the package documentation, "Logs"). It lasts while
+// no session ran (made progress, or lasted a minute) and the failures are
+// the same: a standby's, or the same error.
+func repeats(kind, last retryKind, errText, lastErr string, ran bool) bool {
+	return kind == last && !ran && (kind == retryStandby || errText == lastErr)
 }
 
 // retryKind is the condition a session ended in, when it is retried.

@@ -1500,6 +1500,9 @@ func TestFaultFailedWrite(t *testing.T) {
 // errInjected is the commit failure of TestFaultFailedWrite.
 var errInjected = errors.New("injected commit failure")
 
+// errInjectedOther is another commit failure, for TestFaultPoisonBatchBacksOff.
+var errInjectedOther = errors.New("another injected commit failure")
+
 // TestFaultEdgeStoredMeanwhile stores, between the batch's reading of the
 // bucket edges and its writing them, an edge the batch is about to insert
 // (as a writer that does not take the slot's lock could): the batch must
@@ -1588,8 +1591,11 @@ func faultParseLSN(t *testing.T, s string) pglogrepl.LSN {
 func TestFaultPoisonBatchBacksOff(t *testing.T) {
 	t.Parallel()
 	e := newFaultEnv(t, pgtest.NewMigratedDatabase(t), "")
-	var poison, failOnce atomic.Bool
+	var poison, otherError, failOnce atomic.Bool
 	hooks := &faultHooks{beforeCommit: func() error {
+		if otherError.Load() {
+			return errInjectedOther
+		}
 		if poison.Load() || failOnce.CompareAndSwap(true, false) {
 			return errInjected
 		}
@@ -1621,6 +1627,16 @@ func TestFaultPoisonBatchBacksOff(t *testing.T) {
 	if s := r.c.Status(); !strings.Contains(s.LastError, errInjected.Error()) {
 		t.Errorf("status while failing: %+v; want the error", s)
 	}
+	// Another error is another condition: logged at Warn once too.
+	otherError.Store(true)
+	pgtest.WaitFor(t, "a failure with the other error", faultTimeout, func() (bool, string) {
+		n := logs.count(errInjectedOther.Error())
+		return n >= 2, fmt.Sprintf("%d failures with it", n)
+	})
+	if warn := logs.count(`level=WARN ` + interrupted); warn != 2 {
+		t.Errorf("%d failures logged at Warn; want the first of each error:\n%s", warn, logs.grep(interrupted))
+	}
+	otherError.Store(false)
 
 	poison.Store(false)
 	e.waitConfirmed(e.walLSN(), faultTimeout)

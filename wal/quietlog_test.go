@@ -89,3 +89,25 @@ func TestLogsStandbyOnceWhilePrimaryWrites(t *testing.T) {
 		t.Errorf("standby logged %d times at Info and %d at Debug; want 1 and the rest:\n%s", info, debug, logs.grep("standing by"))
 	}
 }
+
+// TestRepeats: the log policy's decision, case by case.
+func TestRepeats(t *testing.T) {
+	for _, c := range []struct {
+		what             string
+		kind, last       retryKind
+		errText, lastErr string
+		ran, want        bool
+	}{
+		{"first failure", retryReconnect, retryNone, "refused", "", false, false},
+		{"the same error again", retryReconnect, retryReconnect, "refused", "refused", false, true},
+		{"another error", retryReconnect, retryReconnect, "auth failed", "batch refused", false, false},
+		{"the same error after a session ran", retryReconnect, retryReconnect, "refused", "refused", true, false},
+		{"standby again", retryStandby, retryStandby, "slot in use (pid 1)", "slot in use (pid 2)", false, true},
+		{"standby after a failure", retryStandby, retryReconnect, "slot in use", "refused", false, false},
+		{"failure after standby", retryReconnect, retryStandby, "refused", "slot in use", false, false},
+	} {
+		if got := repeats(c.kind, c.last, c.errText, c.lastErr, c.ran); got != c.want {
+			t.Errorf("%s: repeats = %v, want %v", c.what, got, c.want)
+		}
+	}
+}
