@@ -450,6 +450,9 @@
 //	                                   failed or stopped
 //	  since                            when it entered state
 //	  slot, attempts                   its slot; failed sessions since it last streamed
+//	  failures                         failed sessions (a standby's attempts aside) since it last
+//	                                   wrote or confirmed a position: grows while a batch fails
+//	                                   each time it is written, though state returns to streaming
 //	  applied_lsn, confirmed_lsn       written to the changelog; confirmed to the server
 //	  server_lsn                       the server's WAL end as it last heard it
 //	  lag_bytes                        server_lsn minus what it wrote or confirmed; -1 (unknown)
@@ -472,7 +475,7 @@
 //	     "wal_status": "reserved", "retained_bytes": 4457496, "lag_bytes": 0, "lag_seconds": 0,
 //	     "recorded_lsn": "0/3700520", "recorded_at": "2026-12-02T08:58:15.619833Z"}]},
 //	 "consumer": {"state": "standby", "since": "2026-12-02T08:58:15.197276154Z", "slot": "synchro_slot",
-//	   "attempts": 3, "applied_lsn": "0/32BF4D8", "confirmed_lsn": "0/0", "server_lsn": "0/3700000",
+//	   "attempts": 3, "failures": 0, "applied_lsn": "0/32BF4D8", "confirmed_lsn": "0/0", "server_lsn": "0/3700000",
 //	   "lag_bytes": -1, "lag_seconds": 0.472}}
 //
 // and, with no consumer anywhere after rows were written, 503:

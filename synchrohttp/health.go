@@ -259,6 +259,7 @@ type consumerBody struct {
 	Since         time.Time         `json:"since"`
 	Slot          string            `json:"slot"`
 	Attempts      int               `json:"attempts"`
+	Failures      int               `json:"failures"`
 	AppliedLSN    string            `json:"applied_lsn"`
 	ConfirmedLSN  string            `json:"confirmed_lsn"`
 	ServerLSN     string            `json:"server_lsn"`
@@ -287,7 +288,7 @@ func captureJSON(st synchro.CaptureStatus) *captureBody {
 }
 
 func consumerJSON(s wal.ConsumerStatus) *consumerBody {
-	return &consumerBody{State: s.State, Since: s.Since.UTC(), Slot: s.Slot, Attempts: s.Attempts,
+	return &consumerBody{State: s.State, Since: s.Since.UTC(), Slot: s.Slot, Attempts: s.Attempts, Failures: s.Failures,
 		AppliedLSN: s.AppliedLSN.String(), ConfirmedLSN: s.ConfirmedLSN.String(), ServerLSN: s.ServerLSN.String(),
 		LagBytes: s.LagBytes, LagSeconds: seconds(s.LagTime), LastCommitAt: timeJSON(s.LastCommit),
 		LastAppliedAt: timeJSON(s.LastApplied), LastError: s.LastError, LastErrorAt: timeJSON(s.LastErrorAt)}

@@ -74,6 +74,7 @@ type (
 		Since         time.Time  `json:"since"`
 		Slot          string     `json:"slot"`
 		Attempts      int        `json:"attempts"`
+		Failures      *int       `json:"failures"`
 		AppliedLSN    string     `json:"applied_lsn"`
 		ConfirmedLSN  string     `json:"confirmed_lsn"`
 		ServerLSN     string     `json:"server_lsn"`
@@ -271,6 +272,7 @@ func TestHealthStreamingAndStandby(t *testing.T) {
 	logJSON(t, "GET /readyz of the standby's process", raw)
 	s := body.Capture.Slots
 	if body.Consumer.State != "standby" || body.Consumer.LagBytes != -1 || body.Consumer.Attempts < 1 ||
+		body.Consumer.Failures == nil || *body.Consumer.Failures != 0 || // a standby's attempts are no failures
 		len(s) != 1 || !s[0].Active || s[0].ActivePID == 0 || s[0].RecordedLSN == "" || s[0].ConfirmedLSN == "" {
 		t.Errorf("the standby's process: %s", raw)
 	}

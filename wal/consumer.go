@@ -39,12 +39,13 @@
 // starts over once a session makes progress (writes or confirms a
 // position): a batch that fails each time it is written is retried less
 // and less often, up to every 10 s, while Status gives its error
-// (LastError) and a growing LagTime. A second consumer on the same slot
-// stands by, trying the slot about every second, and takes over when the
-// first stops or dies (docs/operations.md gives the takeover time). A slot
-// that was dropped while the consumer was away is recreated with a fresh
-// record of every row's buckets; since changes were lost, the compaction
-// boundary is raised so that every client takes a new snapshot.
+// (LastError), a growing count of Failures and LagTime. A second consumer
+// on the same slot stands by, trying the slot about every second, and
+// takes over when the first stops or dies (docs/operations.md gives the
+// takeover time). A slot that was dropped while the consumer was away is
+// recreated with a fresh record of every row's buckets; since changes were
+// lost, the compaction boundary is raised so that every client takes a new
+// snapshot.
 //
 // # Monitoring
 //
@@ -149,8 +150,9 @@ type Consumer struct {
 	lastCommit   atomic.Int64 // unix nanoseconds of the last applied commit
 	pendingSince atomic.Int64 // unix nanoseconds of the oldest unapplied commit, 0 when none
 	// streamedFrom is progressMark when the last session began streaming:
-	// the session made progress if it moved it (Start's backoff). Only
-	// Start's goroutine uses it.
+	// the session made progress if it moved it (Start's backoff, and
+	// Status' Failures). Only Start's goroutine, which runs the stream,
+	// uses it.
 	streamedFrom pglogrepl.LSN
 	// status is the rest of what Status reports (status.go).
 	status statusTracker

@@ -1624,8 +1624,8 @@ func TestFaultPoisonBatchBacksOff(t *testing.T) {
 	if warn := logs.count(`level=WARN ` + interrupted); warn != 1 {
 		t.Errorf("%d of %d failures logged at Warn; want the first only:\n%s", warn, len(waits), logs.grep(interrupted))
 	}
-	if s := r.c.Status(); !strings.Contains(s.LastError, errInjected.Error()) {
-		t.Errorf("status while failing: %+v; want the error", s)
+	if s := r.c.Status(); !strings.Contains(s.LastError, errInjected.Error()) || s.Failures < len(waits) {
+		t.Errorf("status while failing: %+v; want the error and at least %d failures", s, len(waits))
 	}
 	// Another error is another condition: logged at Warn once too.
 	otherError.Store(true)
@@ -1641,6 +1641,9 @@ func TestFaultPoisonBatchBacksOff(t *testing.T) {
 	poison.Store(false)
 	e.waitConfirmed(e.walLSN(), faultTimeout)
 	e.checkExactlyOnce(m.want)
+	if s := r.c.Status(); s.Failures != 0 {
+		t.Errorf("status once the batch is written: %+v; want no failures", s)
+	}
 	// Progress made: the next failure is a new condition.
 	before := logs.count(interrupted)
 	failOnce.Store(true)

@@ -58,6 +58,13 @@ type ConsumerStatus struct {
 	// streamed (or since Start, when it has not streamed since): 0 while
 	// streaming.
 	Attempts int
+	// Failures counts the sessions that failed, a standby's attempts
+	// aside, since the consumer last made progress (wrote a transaction
+	// to the changelog, or confirmed a position past the one its session
+	// began streaming from), or since Start when it has not. Unlike
+	// Attempts, a session that streams does not reset it: a batch that
+	// fails each time it is written shows as a count that keeps growing.
+	Failures int
 
 	// AppliedLSN is the position up to which the changelog is written: the
 	// end of the last transaction written, or the recorded position the
@@ -111,7 +118,7 @@ func (c *Consumer) Status() ConsumerStatus {
 	now := time.Now()
 	t := &c.status
 	t.mu.Lock()
-	s := ConsumerStatus{State: t.state, Since: t.since, Attempts: t.attempts, LastError: t.lastErr, LastErrorAt: t.lastErrAt}
+	s := ConsumerStatus{State: t.state, Since: t.since, Attempts: t.attempts, Failures: t.failures, LastError: t.lastErr, LastErrorAt: t.lastErrAt}
 	t.mu.Unlock()
 	s.Slot = c.cfg.SlotName
 	s.AppliedLSN = pglogrepl.LSN(c.appliedLSN.Load())
@@ -143,6 +150,7 @@ type statusTracker struct {
 	state     ConsumerState
 	since     time.Time
 	attempts  int
+	failures  int
 	lastErr   string
 	lastErrAt time.Time
 
@@ -178,7 +186,7 @@ func (t *statusTracker) enter(state ConsumerState, err error) {
 // starting records that Start began.
 func (t *statusTracker) starting() {
 	t.mu.Lock()
-	t.attempts = 0
+	t.attempts, t.failures = 0, 0
 	t.mu.Unlock()
 	t.enter(ConsumerStarting, nil)
 }
@@ -194,14 +202,26 @@ func (t *statusTracker) streaming() {
 // retrying records a failed session that Start retries: standby when the
 // slot is in use, reconnecting otherwise.
 func (t *statusTracker) retrying(err error) {
+	standby := errors.Is(err, errSlotInUse)
 	t.mu.Lock()
 	t.attempts++
+	if !standby {
+		t.failures++
+	}
 	t.mu.Unlock()
-	if errors.Is(err, errSlotInUse) {
+	if standby {
 		t.enter(ConsumerStandby, nil)
 		return
 	}
 	t.enter(ConsumerReconnecting, err)
+}
+
+// progressed records that the streaming session made progress: the
+// failures before it no longer count.
+func (t *statusTracker) progressed() {
+	t.mu.Lock()
+	t.failures = 0
+	t.mu.Unlock()
 }
 
 // ended records that Start returns err: failed, or stopped when err is nil.
@@ -240,6 +260,9 @@ func (c *Consumer) progressMark() pglogrepl.LSN {
 // consumer is caught up.
 func (c *Consumer) noteConfirmed(pos pglogrepl.LSN) {
 	c.confirmedLSN.Store(uint64(pos))
+	if pos > c.streamedFrom {
+		c.status.progressed()
+	}
 	if uint64(pos) >= c.serverLSN.Load() {
 		c.status.caughtUp.Store(time.Now().UnixNano())
 	}
