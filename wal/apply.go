@@ -459,8 +459,8 @@ const maxIndexedKey = 2600
 func checkKeySizes(k recKey, buckets []string) error {
 	for _, id := range buckets {
 		if n := len(k.table) + len(k.id) + len(id); n > maxIndexedKey {
-			return fmt.Errorf("bucket id %.32q... of %d bytes for a record id of %d bytes: with the table name, %d bytes, more than the %d an index entry of synchro.changelog and synchro.bucket_edges holds",
-				id, len(id), len(k.id), n, maxIndexedKey)
+			return fmt.Errorf("bucket id %s of %d bytes for a record id of %d bytes: with the table name, %d bytes, more than the %d an index entry of synchro.changelog and synchro.bucket_edges holds",
+				bucket.QuoteID(id), len(id), len(k.id), n, maxIndexedKey)
 		}
 	}
 	return nil

@@ -48,7 +48,7 @@ func CheckID(id string) error {
 		return err
 	}
 	if len(id) > MaxIDLen {
-		return fmt.Errorf("bucket id %s is %d bytes long, at most %d are allowed", quoteID(id), len(id), MaxIDLen)
+		return fmt.Errorf("bucket id %s is %d bytes long, at most %d are allowed", QuoteID(id), len(id), MaxIDLen)
 	}
 	return nil
 }
@@ -62,18 +62,18 @@ func CheckID(id string) error {
 func CheckStorable(id string) error {
 	switch {
 	case !utf8.ValidString(id):
-		return fmt.Errorf("bucket id %s is not valid UTF-8", quoteID(id))
+		return fmt.Errorf("bucket id %s is not valid UTF-8", QuoteID(id))
 	case strings.IndexByte(id, 0) >= 0:
-		return fmt.Errorf("bucket id %s holds a NUL byte", quoteID(id))
+		return fmt.Errorf("bucket id %s holds a NUL byte", QuoteID(id))
 	case strings.HasPrefix(id, ReservedPrefix):
-		return fmt.Errorf("bucket id %s is reserved (the prefix %q is the library's)", quoteID(id), ReservedPrefix)
+		return fmt.Errorf("bucket id %s is reserved (the prefix %q is the library's)", QuoteID(id), ReservedPrefix)
 	}
 	return nil
 }
 
-// quoteID quotes an id for an error message, escaping what is not
+// QuoteID quotes an id for an error message, escaping what is not
 // printable, and cut to 32 bytes.
-func quoteID(id string) string {
+func QuoteID(id string) string {
 	if len(id) > 32 {
 		return fmt.Sprintf("%q...", id[:32])
 	}

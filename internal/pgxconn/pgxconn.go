@@ -18,9 +18,10 @@ type driverConn interface{ Conn() *pgx.Conn }
 // pool of another driver, or of one wrapping pgx's, as tracing drivers
 // do), it runs nothing and reports false with a nil error: the caller then
 // does the work through database/sql. When conn cannot give its driver
-// connection (it is closed), it reports false with that error. f must not keep the connection, nor
-// use it after returning; it may close it, and database/sql then discards
-// it (pgx's ResetSession reports a closed connection bad).
+// connection (it is closed), it reports false with that error. f must not
+// keep the connection, nor use it after returning; it may close it, and
+// database/sql then discards it (pgx's ResetSession reports a closed
+// connection bad).
 func Raw(conn *sql.Conn, f func(*pgx.Conn) error) (native bool, err error) {
 	err = conn.Raw(func(dc any) error {
 		c, ok := dc.(driverConn)
