@@ -34,6 +34,24 @@ import (
 // package locks.
 const applyLockKey = locks.Apply
 
+// lock takes the slot's changelog lock (applyLockKey) for the transaction
+// tx and turns JIT compilation off for the rest of it, in one statement.
+// Every changelog transaction takes it first: a batch, a replay of rule
+// failures, a backfill.
+//
+// A batch's statements look records up by key, one index probe each, and
+// PostgreSQL costs them by the number of keys: past about 11,800 keys
+// (LoadEdges, DeleteEdges, a parent lookup), which a batch of
+// DefaultMaxBatchEvents reaches with the parents of child rows or key
+// changes and a larger MaxBatchEvents reaches at once, the estimate
+// crosses jit_above_cost (100,000 by default) and PostgreSQL compiles the
+// statement, tens to hundreds of milliseconds for a lookup that runs in a
+// few. The engine's read transactions turn JIT off for the same reason.
+func (a *applier) lock(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2)), set_config('jit', 'off', true)`, applyLockKey, a.slot)
+	return err
+}
+
 // recKey identifies a record.
 type recKey struct{ table, id string }
 
@@ -183,7 +201,7 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
+	if err := a.lock(ctx, tx); err != nil {
 		return fmt.Errorf("wal: locking the changelog of slot %s: %w", a.slot, err)
 	}
 	// Read after the lock, in a statement of its own: its snapshot then

@@ -254,3 +254,58 @@ CREATE POLICY capture ON synchro.bucket_edges USING (true) WITH CHECK (true)`)
 		t.Error("the applier still writes by COPY")
 	}
 }
+
+// TestApplyWithoutJIT: the changelog transactions turn JIT compilation off
+// (applier.lock). Their statements look records up by key and are costed by
+// the number of keys, so that a large batch crossed jit_above_cost and
+// PostgreSQL compiled lookups that run in a few milliseconds. Here every
+// connection of ChangelogDB has jit_above_cost=1, so that any statement
+// costed above the lock's own (0.02) is compiled, and jit_dump_bitcode, so
+// that each compilation leaves a file in the data directory: batches and a
+// replay of rule failures must leave none.
+func TestApplyWithoutJIT(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	var available bool
+	if err := e.db.Super.QueryRow(`SELECT pg_jit_available()`).Scan(&available); err != nil {
+		t.Fatal(err)
+	}
+	if !available {
+		t.Skip("the server cannot compile statements (pg_jit_available() is false)")
+	}
+	cfg, err := pgx.ParseConfig(e.db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["jit_above_cost"] = "1"
+	cfg.RuntimeParams["jit_dump_bitcode"] = "on"
+	jitDB := stdlib.OpenDB(*cfg)
+	t.Cleanup(func() { _ = jitDB.Close() })
+	// bitcode counts the files compilations left, by any backend of the
+	// cluster: only this test's connections dump them.
+	bitcode := func() int {
+		return pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_ls_dir('.') AS f WHERE f LIKE '%.bc'`)
+	}
+	// The check can fail: a statement outside a changelog transaction is
+	// compiled and leaves its file.
+	before := bitcode()
+	pgtest.Exec(t, jitDB, `SELECT count(*) FROM synchro.changelog`)
+	if bitcode() == before {
+		t.Fatal("a statement on ChangelogDB left no bitcode file: JIT compilation cannot be seen this way")
+	}
+
+	// The checks of Start, run once, cost more than 1 and are compiled.
+	e.cfg.ChangelogDB = jitDB
+	e.run()
+	before = bitcode()
+	e.step(`INSERT INTO lists (id, user_id, name) SELECT 'n' || g, 'u1', 'new' FROM generate_series(1, 50) AS g`)
+	e.step(`UPDATE lists SET user_id = 'u2' WHERE id LIKE 'n%'`)
+	e.step(`INSERT INTO items (id, list_id, title) SELECT 'i' || g, 'n' || g, 'item' FROM generate_series(1, 50) AS g`)
+	e.step(`DELETE FROM lists WHERE id LIKE 'n%'`)
+	if _, err := e.cur.c.ReplayRuleFailures(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := bitcode() - before; n != 0 {
+		t.Errorf("PostgreSQL left %d bitcode files of compiled statements while capture wrote batches and replayed rule failures", n)
+	}
+}

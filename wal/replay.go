@@ -29,7 +29,7 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
+	if err := a.lock(ctx, tx); err != nil {
 		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, store.PendingRuleFailures)

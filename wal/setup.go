@@ -282,7 +282,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, a.slot); err != nil {
+	if err := a.lock(ctx, tx); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, store.ClearTableEdges, names); err != nil {
