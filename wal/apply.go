@@ -207,8 +207,8 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 	// Read after the lock, in a statement of its own: its snapshot then
 	// sees what the previous holder of the lock committed. No position
 	// recorded yet is 0.
-	var recorded int64
-	if err := tx.QueryRowContext(ctx, store.SlotPosition, a.slot).Scan(&recorded); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var recorded, edgesLSN int64
+	if err := tx.QueryRowContext(ctx, store.SlotPosition, a.slot).Scan(&recorded, &edgesLSN); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("wal: reading the position of slot %s: %w", a.slot, err)
 	}
 	txns = slices.DeleteFunc(slices.Clone(txns), func(t *txn) bool { return t.finalLSN < pglogrepl.LSN(recorded) })
@@ -220,7 +220,7 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 		size += len(t.events)
 	}
 	b := a.newBatch(ctx, conn, tx, size)
-	if err := b.preload(txns, size); err != nil {
+	if err := b.preload(txns, size, pglogrepl.LSN(edgesLSN)); err != nil {
 		return err
 	}
 	for _, t := range txns {
@@ -248,7 +248,20 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 // preload reads, in one statement, the recorded buckets of every record the
 // batch touches and of the parents child rows point to, and counts the
 // events of each record (upcoming). size is the number of events.
-func (b *batch) preload(txns []*txn, size int) error {
+//
+// A record whose first change in the batch inserts it, in a transaction
+// committed after edgesLSN, has no edges stored, and is not read: the
+// batches of the slot write edges in WAL order, so the record's edges
+// before that insert were those of no record at all (it did not exist;
+// the delete that ended an earlier record of its key removed them), and
+// every writer of edges out of that order (a replay of rule failures, a
+// backfill, from rows as they are when it runs) raises edgesLSN past
+// what it read (store.RecordEdgesWritten). Reading nothing for each new
+// record takes a fifth to a quarter off a batch of inserts: the stored-edge
+// read was a key probe per record (docs/benchmarks.md, "A seventh look").
+// Should an edge be stored all the same (a consumer of another slot
+// capturing the same table), insertEdges keeps the batch from failing.
+func (b *batch) preload(txns []*txn, size int, edgesLSN pglogrepl.LSN) error {
 	list := make([]*record, 0, size)
 	add := func(k recKey) *record {
 		r := b.rec(k)
@@ -259,12 +272,18 @@ func (b *batch) preload(txns []*txn, size int) error {
 		return r
 	}
 	for _, t := range txns {
+		fresh := t.finalLSN > edgesLSN
 		for i := range t.events {
 			ev := &t.events[i]
 			if ev.kind == evTruncate {
 				continue
 			}
-			add(recKey{ev.table, ev.id}).upcoming++
+			r := b.rec(recKey{ev.table, ev.id})
+			if fresh && ev.kind == evInsert && !r.queued {
+				// First seen inserted: none stored (see above).
+				r.loaded, r.edges = true, []string{}
+			}
+			add(r.key).upcoming++
 			if ev.keyChanged {
 				add(recKey{ev.table, ev.oldID})
 			}

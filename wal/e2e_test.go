@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
 )
@@ -851,26 +853,8 @@ func ruleFailures(t *testing.T, db *sql.DB) []ruleFailureRow {
 // them, after fixing the data and after fixing the function.
 func TestE2ERuleFailureReplay(t *testing.T) {
 	t.Parallel()
-	const raising = `
-CREATE OR REPLACE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE plpgsql AS $$
-BEGIN
-	IF tbl <> 'projects' THEN
-		RETURN NEXT 'global';
-		RETURN;
-	END IF;
-	IF new_row->>'team_id' IS NULL THEN
-		RAISE EXCEPTION 'project % has no team', new_row->>'id';
-	END IF;
-	RETURN NEXT 'team:' || (new_row->>'team_id');
-END $$;`
-	reg := ctRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "projects"})
-	e := e2eNew(t, `CREATE TABLE projects (id text PRIMARY KEY, team_id text, name text);`+raising, reg)
-	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cfg.Assigner = res
+	const raising = raisingBucketFn
+	e := newProjectsEnv(t)
 	e.run()
 	db := e.db.Super
 	ctx := context.Background()
@@ -968,6 +952,110 @@ END $$;`
 	ctEqual(t, "insert of a failing row, then deleted", e.step(`INSERT INTO projects VALUES ('p4', NULL, 'four'); DELETE FROM projects WHERE id = 'p4'`))
 	ctEqual(t, "replay of a deleted row", replay("replay of a deleted row", 1))
 	ctEqual(t, "edges of the deleted row", e.edges("projects", "p4"))
+}
+
+// raisingBucketFn is a bucket function that puts projects in the bucket of
+// their team and fails for a project without one.
+const raisingBucketFn = `
+CREATE OR REPLACE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+	IF tbl <> 'projects' THEN
+		RETURN NEXT 'global';
+		RETURN;
+	END IF;
+	IF new_row->>'team_id' IS NULL THEN
+		RAISE EXCEPTION 'project % has no team', new_row->>'id';
+	END IF;
+	RETURN NEXT 'team:' || (new_row->>'team_id');
+END $$;`
+
+// newProjectsEnv is an e2eEnv with table projects, placed by
+// raisingBucketFn.
+func newProjectsEnv(t *testing.T) *e2eEnv {
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "projects"})
+	e := e2eNew(t, `CREATE TABLE projects (id text PRIMARY KEY, team_id text, name text);`+raisingBucketFn, reg)
+	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Assigner = res
+	return e
+}
+
+// TestInsertAfterReplayReadsEdges: a batch does not read the stored edges
+// of a record it inserts (preload), unless the insert was committed before
+// the last write of edges out of WAL order. A replay of rule failures
+// decides a record's buckets from its row as it is now, which transactions
+// capture has not written yet may have made. Here the replay records p1 in
+// team:t3, from a row that such a transaction inserted (in t2) and moved
+// to t3, and a transaction after the replay moves it to t4. The batch of
+// both transactions must delete the replay's edge: had it trusted the
+// insert, p1 would stay in team:t3 too, a bucket whose devices must not
+// see it. The batch is given to the applier directly, so that both
+// transactions are in it for certain; the commit positions around the
+// replay are the server's. An insert committed after the replay is not
+// read, which an edge planted by hand (no writer of the library leaves
+// one) shows.
+func TestInsertAfterReplayReadsEdges(t *testing.T) {
+	t.Parallel()
+	e := newProjectsEnv(t)
+	e.run()
+	db := e.db.Super
+	ctx := t.Context()
+	ctEqual(t, "failing insert", e.step(`INSERT INTO projects VALUES ('p1', NULL, 'one')`))
+	ctEqual(t, "delete of the failed row", e.step(`DELETE FROM projects WHERE id = 'p1'`))
+	e.halt()
+
+	pgtest.Exec(t, db, `INSERT INTO projects VALUES ('p1', 't3', 'one')`)
+	beforeReplay := e.walInsertLSN()
+	c, err := NewConsumer(e.cfg) // not started: replays and applies
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.ReplayRuleFailures(ctx); err != nil || n != 1 {
+		t.Fatalf("ReplayRuleFailures: %d, %v; want 1 replayed", n, err)
+	}
+	ctEqual(t, "edges after the replay", e.edges("projects", "p1"), "team:t3")
+	afterReplay := e.walInsertLSN()
+
+	pgtest.Exec(t, db, `INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('projects', 'p9', 'team:planted')`)
+	row := func(id, team string) rowValues { return rowValues{"id": id, "team_id": team, "name": "one"} }
+	err = c.applier.apply(ctx, []*txn{
+		{finalLSN: beforeReplay, endLSN: beforeReplay + 1, events: []event{
+			{kind: evInsert, table: "projects", id: "p1", newRow: row("p1", "t2")},
+			{kind: evUpdate, table: "projects", id: "p1", newRow: row("p1", "t3")},
+		}},
+		{finalLSN: afterReplay + 100, endLSN: afterReplay + 101, events: []event{
+			{kind: evUpdate, table: "projects", id: "p1", newRow: row("p1", "t4")},
+			{kind: evInsert, table: "projects", id: "p9", newRow: row("p9", "t9")},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctEqual(t, "edges of the record inserted before the replay", e.edges("projects", "p1"), "team:t4")
+	ctEqual(t, "edges of the record inserted after it", e.edges("projects", "p9"), "team:planted", "team:t9")
+}
+
+// walInsertLSN returns the server's WAL insert position.
+func (e *e2eEnv) walInsertLSN() pglogrepl.LSN {
+	e.t.Helper()
+	var s string
+	pgtest.QueryRow(e.t, e.db.Super, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&s)
+	lsn, err := pglogrepl.ParseLSN(s)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return lsn
+}
+
+// edgesLSN returns the slot's wal_position.edges_lsn.
+func (e *e2eEnv) edgesLSN() pglogrepl.LSN {
+	e.t.Helper()
+	var lsn int64
+	pgtest.QueryRow(e.t, e.db.Super, `SELECT edges_lsn FROM synchro.wal_position WHERE slot_name = $1`, e.cfg.SlotName).Scan(&lsn)
+	return pglogrepl.LSN(lsn)
 }
 
 // TestE2EBackfillAndRestart checks the first start's record of existing
@@ -1135,8 +1223,15 @@ func TestE2ENewTableExistingRows(t *testing.T) {
 	reg := ctRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
 	e.cfg.Registry = reg
+	read := e.walInsertLSN() // the backfill reads the rows committed before
 	e.run()
 	e.sync()
+	// Rows are read as they are when the table is added, and transactions
+	// the stream brings later may have inserted them: inserts committed up
+	// to the backfill must have their stored edges read (preload).
+	if got := e.edgesLSN(); got < read {
+		t.Errorf("edges_lsn after the backfill of a new table = %s, want at least %s", got, read)
+	}
 	for _, id := range []string{"o0", "o1"} {
 		ctEqual(t, "edges of "+id+", a row that existed when the table was registered", e.edges("other", id), "user:olga")
 	}

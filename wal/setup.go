@@ -131,9 +131,9 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 	if err != nil {
 		return 0, false, fmt.Errorf("wal: reading slot %s: %w", slot, err)
 	}
-	var pos int64
+	var pos, edgesLSN int64 // edges_lsn concerns batches only
 	hasPosition := false
-	err = c.cfg.ChangelogDB.QueryRowContext(ctx, store.SlotPosition, slot).Scan(&pos)
+	err = c.cfg.ChangelogDB.QueryRowContext(ctx, store.SlotPosition, slot).Scan(&pos, &edgesLSN)
 	recorded := pglogrepl.LSN(pos)
 	switch {
 	case err == nil:
@@ -300,6 +300,13 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	}
 	if err := b.flush(start); err != nil {
 		return err
+	}
+	// Without the slot's snapshot the rows were read as they are now, and
+	// transactions the consumer has not written yet may have inserted them
+	// (with it, later inserts are of rows it did not see: marking costs a
+	// few untrusted inserts at most).
+	if _, err := tx.ExecContext(ctx, store.RecordEdgesWritten, a.slot); err != nil {
+		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, store.RecordTables, a.slot, names); err != nil {
 		return fmt.Errorf("wal: backfill: recording the tables: %w", err)

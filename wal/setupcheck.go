@@ -16,9 +16,12 @@ import (
 // so that a setup that would lose changes quietly stops Start with an error
 // that says what to fix.
 
-// walTables are the tables of schema synchro the consumer writes; the
-// first one missing means migrations.Migrate has not run.
-var walTables = []string{"changelog", "bucket_edges", "wal_position", "wal_tables", "rule_failures", "compaction"}
+// walTables are the tables of schema synchro the consumer writes, and the
+// columns later migrations added to them ("table.column"): one missing
+// means migrations.Migrate has not run since.
+var walTables = []string{"changelog", "bucket_edges", "wal_position", "wal_tables", "rule_failures", "compaction",
+	"wal_position.edges_lsn", // 0005_edges_lsn.sql
+}
 
 // checkSetup refuses to capture when the consumer could not see every row:
 // the role of ConnString reads each registered table's existing rows when

@@ -73,9 +73,10 @@ var statements = map[string]string{
 	"ClearTableEdges":    ClearTableEdges,
 
 	// wal_position.go
-	"SlotPosition":   SlotPosition,
-	"RecordPosition": RecordPosition,
-	"CaptureStatus":  CaptureStatus,
+	"SlotPosition":       SlotPosition,
+	"RecordPosition":     RecordPosition,
+	"RecordEdgesWritten": RecordEdgesWritten,
+	"CaptureStatus":      CaptureStatus,
 
 	// wal_tables.go
 	"RecordedTables":    RecordedTables,

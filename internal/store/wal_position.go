@@ -4,11 +4,25 @@ package store
 // slot, the position up to which the changelog is complete, written in the
 // same transaction as the changelog rows.
 
-// SlotPosition reads the recorded position of a slot; no row when none is
-// recorded.
+// SlotPosition reads the recorded position of a slot and the position up
+// to which its inserted records may find edges stored (see
+// RecordEdgesWritten); no row when none is recorded.
 //
-// $1 text slot -> bigint confirmed_lsn
-const SlotPosition = `SELECT confirmed_lsn FROM synchro.wal_position WHERE slot_name = $1`
+// $1 text slot -> bigint confirmed_lsn, bigint edges_lsn
+const SlotPosition = `SELECT confirmed_lsn, edges_lsn FROM synchro.wal_position WHERE slot_name = $1`
+
+// RecordEdgesWritten records, for a slot, that bucket edges were written
+// out of WAL order (by a replay of rule failures or a backfill, from rows
+// as they are now): edges_lsn becomes the current WAL insert position, so
+// that records inserted by transactions committed up to it have their
+// stored edges read (migration 0005 says why). Run it in the writing
+// transaction after its last read of rows; it records no position (0 when
+// the slot has none yet).
+//
+// $1 text slot -> rows affected
+const RecordEdgesWritten = `
+INSERT INTO synchro.wal_position (slot_name, edges_lsn) VALUES ($1, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint)
+ON CONFLICT (slot_name) DO UPDATE SET edges_lsn = greatest(synchro.wal_position.edges_lsn, EXCLUDED.edges_lsn)`
 
 // RecordPosition records the position of a slot.
 //
