@@ -259,8 +259,11 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 // what it read (store.RecordEdgesWritten). Reading nothing for each new
 // record takes a fifth to a quarter off a batch of inserts: the stored-edge
 // read was a key probe per record (docs/benchmarks.md, "A seventh look").
-// Should an edge be stored all the same (a consumer of another slot
-// capturing the same table), insertEdges keeps the batch from failing.
+// Not so for a child table (insertsInOrder), nor for a table the batch
+// truncated before the insert: truncate reads the records of the table to
+// delete, and must find the earlier record of the key. Should an edge be
+// stored all the same (a consumer of another slot capturing the same
+// table), insertEdges keeps the batch from failing.
 func (b *batch) preload(txns []*txn, size int, edgesLSN pglogrepl.LSN) error {
 	list := make([]*record, 0, size)
 	add := func(k recKey) *record {
@@ -271,15 +274,17 @@ func (b *batch) preload(txns []*txn, size int, edgesLSN pglogrepl.LSN) error {
 		}
 		return r
 	}
+	var truncated []string // tables truncated so far in the batch
 	for _, t := range txns {
 		fresh := t.finalLSN > edgesLSN
 		for i := range t.events {
 			ev := &t.events[i]
 			if ev.kind == evTruncate {
+				truncated = append(truncated, ev.tables...)
 				continue
 			}
 			r := b.rec(recKey{ev.table, ev.id})
-			if fresh && ev.kind == evInsert && !r.queued {
+			if fresh && ev.kind == evInsert && !r.queued && b.insertsInOrder(ev.table) && !slices.Contains(truncated, ev.table) {
 				// First seen inserted: none stored (see above).
 				r.loaded, r.edges = true, []string{}
 			}
@@ -295,6 +300,17 @@ func (b *batch) preload(txns []*txn, size int, edgesLSN pglogrepl.LSN) error {
 		}
 	}
 	return b.load(list)
+}
+
+// insertsInOrder reports whether the edges of table's records are only
+// written in WAL order by batches, so that preload may take a record it
+// inserts to have none stored. A child table's are not: a batch that moves
+// a parent gives its buckets to the children it finds in the table as it
+// is now (moveChildren), among them children that transactions after the
+// batch's inserted.
+func (b *batch) insertsInOrder(table string) bool {
+	cfg := b.a.tables[table]
+	return cfg != nil && cfg.ParentTable == ""
 }
 
 // load reads the recorded buckets of the given records that are not loaded

@@ -25,12 +25,21 @@ import (
 // begin begins a changelog transaction on a connection of its own, which
 // the batch's bulk writes use. The caller closes conn once the
 // transaction has ended.
+//
+// The transaction is READ COMMITTED whatever the role's or the database's
+// default_transaction_isolation: a changelog transaction reads the slot's
+// position, and the stored edges, in statements after the one that takes
+// the slot's lock, and must see what the previous holder of the lock
+// committed. Under REPEATABLE READ or SERIALIZABLE the snapshot is the
+// first statement's, taken before the lock was granted: a batch after
+// another process's wrote that batch's transactions again and then failed
+// on the position row (TestApplyReadCommittedUnderStricterDefault).
 func (a *applier) begin(ctx context.Context) (conn *sql.Conn, tx *sql.Tx, err error) {
 	conn, err = a.db.Conn(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	tx, err = conn.BeginTx(ctx, nil)
+	tx, err = conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		_ = conn.Close()
 		return nil, nil, err

@@ -266,25 +266,39 @@ CREATE POLICY capture ON synchro.bucket_edges USING (true) WITH CHECK (true)`)
 func TestApplyWithoutJIT(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
+	cfg, err := pgx.ParseConfig(e.db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["jit"] = "on" // whatever the server's setting
+	cfg.RuntimeParams["jit_above_cost"] = "1"
+	cfg.RuntimeParams["jit_dump_bitcode"] = "on"
+	// The files are named after the backend's pid: only those of this
+	// test's connections count (a server of SYNCHRO_TEST_DATABASE_URL may
+	// run this test for another test binary at the same time).
+	var mu sync.Mutex
+	var pids []int32
+	jitDB := stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+		mu.Lock()
+		defer mu.Unlock()
+		pids = append(pids, int32(c.PgConn().PID()))
+		return nil
+	}))
+	t.Cleanup(func() { _ = jitDB.Close() })
+	// With jit=on set: pg_jit_available() is false under jit=off too.
 	var available bool
-	if err := e.db.Super.QueryRow(`SELECT pg_jit_available()`).Scan(&available); err != nil {
+	if err := jitDB.QueryRow(`SELECT pg_jit_available()`).Scan(&available); err != nil {
 		t.Fatal(err)
 	}
 	if !available {
 		t.Skip("the server cannot compile statements (pg_jit_available() is false)")
 	}
-	cfg, err := pgx.ParseConfig(e.db.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.RuntimeParams["jit_above_cost"] = "1"
-	cfg.RuntimeParams["jit_dump_bitcode"] = "on"
-	jitDB := stdlib.OpenDB(*cfg)
-	t.Cleanup(func() { _ = jitDB.Close() })
-	// bitcode counts the files compilations left, by any backend of the
-	// cluster: only this test's connections dump them.
 	bitcode := func() int {
-		return pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_ls_dir('.') AS f WHERE f LIKE '%.bc'`)
+		mu.Lock()
+		own := append([]int32(nil), pids...)
+		mu.Unlock()
+		return pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_ls_dir('.') AS f
+ WHERE f LIKE '%.bc' AND split_part(f, '.', 1)::int = ANY($1::int[])`, own)
 	}
 	// The check can fail: a statement outside a changelog transaction is
 	// compiled and leaves its file.

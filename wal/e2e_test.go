@@ -21,10 +21,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
@@ -1038,6 +1040,156 @@ func TestInsertAfterReplayReadsEdges(t *testing.T) {
 	ctEqual(t, "edges of the record inserted after it", e.edges("projects", "p9"), "team:planted", "team:t9")
 }
 
+// TestE2ETruncateThenInsertAgain: a transaction truncates lists and inserts
+// again a row of a key that existed (a table reloaded). The insert is not
+// the key's first event: the truncate is, and it must find the earlier
+// record's edge to delete it. When preload took the insert for the first
+// (found by a review), the old edge stayed and the delete in the old bucket
+// was never written.
+func TestE2ETruncateThenInsertAgain(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	ctEqual(t, "insert", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`), "user:alice lists l1 create")
+	ctEqualByRecord(t, "truncate and reload",
+		e.step(`BEGIN; TRUNCATE lists CASCADE; INSERT INTO lists (id, user_id) VALUES ('l1', 'bob'); COMMIT;`),
+		"user:alice lists l1 delete", "user:bob lists l1 create")
+	ctEqual(t, "edges after the reload", e.edges("lists", "l1"), "user:bob")
+}
+
+// TestE2EParentMoveFindsLaterChild: a batch that moves a parent gives
+// its buckets to the children it finds in the table as it is now
+// (moveChildren), which includes a child inserted by a transaction after
+// the batch's (committed, not yet written). That is a write of edges out
+// of WAL order: the child's insert, in the next batch, must read the
+// stored edges of the child (insertsInOrder), or, when the child moves
+// again in that batch, the edge of the first batch is left behind (found
+// by a review).
+//
+// WAL: T1 moves l1 from alice to bob (with l0, two events: a batch of its
+// own with MaxBatchEvents 2), T2 inserts i1 under l1, T3 moves l1 to carol.
+// The first batch is held back long enough for T2 and T3 to be received
+// together, so that they make the second batch.
+func TestE2EParentMoveFindsLaterChild(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, setup, t1 string }{
+		// T1 moves l1 from alice to bob.
+		{"parent moved", `INSERT INTO lists (id, user_id) VALUES ('l0', 'alice'), ('l1', 'alice')`,
+			`UPDATE lists SET user_id = 'bob' WHERE id IN ('l0', 'l1')`},
+		// T1 inserts l1 for bob: a parent's insert moves its children too.
+		{"parent inserted", `INSERT INTO lists (id, user_id) VALUES ('l0', 'alice')`,
+			`UPDATE lists SET user_id = 'bob' WHERE id = 'l0'; INSERT INTO lists (id, user_id) VALUES ('l1', 'bob')`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := e2eNew(t, "", nil)
+			e.run()
+			e.step(tc.setup)
+			e.halt()
+
+			pgtest.Exec(t, e.db.Super, `BEGIN; `+tc.t1+`; COMMIT;`)                                       // T1: two events
+			pgtest.Exec(t, e.db.Super, `INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'x')`) // T2
+			pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'carol' WHERE id = 'l1'`)              // T3
+
+			var batches atomic.Int32
+			hooks := &faultHooks{afterQuery: func(q string) {
+				if strings.Contains(q, "FROM synchro.wal_position WHERE slot_name") && batches.Add(1) == 2 {
+					// The first batch after setup's read: let T2 and T3 arrive.
+					time.Sleep(500 * time.Millisecond)
+				}
+			}}
+			e.cfg.ChangelogDB = faultHookedDB(t, e.db.DSN, hooks)
+			e.cfg.MaxBatchEvents = 2
+			e.run()
+			cl := e.sync()
+			n := 0
+			for _, l := range cl {
+				if l == "user:bob items i1 create" {
+					n++
+				}
+			}
+			if n != 2 {
+				t.Logf("T1 was not written alone (bob creates of i1: %d): %q", n, cl)
+			}
+			ctEqual(t, "edges of l1", e.edges("lists", "l1"), "user:carol")
+			ctEqual(t, "edges of i1", e.edges("items", "i1"), "user:carol")
+		})
+	}
+}
+
+// TestReplayBeforeFirstStartLeavesNoPosition: a consumer of a slot that has
+// no position yet (a new slot name) replays the pending rule failures
+// (which are every slot's) before its first Start. When the replay's
+// store.RecordEdgesWritten inserted a wal_position row for the slot
+// (confirmed_lsn 0; found by two reviews), Start took the slot for a lost
+// one: it logged that changes were lost and raised the compaction
+// boundary, making every client take a new snapshot.
+func TestReplayBeforeFirstStartLeavesNoPosition(t *testing.T) {
+	t.Parallel()
+	e := newProjectsEnv(t)
+	e.run()
+	ctEqual(t, "failing insert", e.step(`INSERT INTO projects VALUES ('p1', NULL, 'one')`))
+	e.halt()
+	pgtest.Exec(t, e.db.Super, `UPDATE projects SET team_id = 't1' WHERE id = 'p1'`) // the fix
+
+	e.cfg.SlotName += "_new"
+	c, err := NewConsumer(e.cfg) // not started: replays
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.ReplayRuleFailures(t.Context()); err != nil || n != 1 {
+		t.Fatalf("ReplayRuleFailures: %d, %v; want 1 replayed", n, err)
+	}
+	var rows int
+	pgtest.QueryRow(t, e.db.Super, `SELECT count(*) FROM synchro.wal_position WHERE slot_name = $1`, e.cfg.SlotName).Scan(&rows)
+	if rows != 0 {
+		t.Errorf("the replay recorded a position row for slot %s, which has none", e.cfg.SlotName)
+	}
+	e.run()
+	for _, l := range e.logs.all() {
+		if strings.Contains(l, "replication slot was dropped") {
+			t.Errorf("the first start of the slot took it for a lost one: %s", l)
+		}
+	}
+	if n := e.cur.c.signals.slotLost.count(); n != 0 {
+		t.Errorf("the first start of the slot took it for a lost one %d times", n)
+	}
+}
+
+// TestE2ETableRegisteredAgain: a rolling deploy back and forth. other is
+// registered, rolled back (not registered: its changes are skipped), then
+// registered again. A consumer forgets the tables it does not register, so
+// the one that registers other again records its rows afresh. Before, the
+// table was still recorded and its edges were kept as they were: the edge
+// of o5, deleted in between, stayed in pete's bucket, and once inserts
+// were not read (preload) so did it after o5 was inserted again for quin
+// (found by a review). The delete made in between is still not written
+// to pete's bucket: a consumer that does not register a table skips its
+// changes.
+func TestE2ETableRegisteredAgain(t *testing.T) {
+	t.Parallel()
+	withOther := func() *synchro.Registry {
+		reg := ctRegistry()
+		reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
+		return reg
+	}
+	e := e2eNew(t, otherSchema, withOther())
+	e.run()
+	ctEqual(t, "insert", e.step(`INSERT INTO other (id, user_id) VALUES ('o5', 'pete')`), "user:pete other o5 create")
+	e.halt()
+
+	e.cfg.Registry = ctRegistry() // rolled back
+	e.run()
+	ctEqual(t, "delete while not registered", e.step(`DELETE FROM other WHERE id = 'o5'`))
+	e.halt()
+
+	e.cfg.Registry = withOther() // rolled forward again
+	e.run()
+	ctEqual(t, "edges of o5 after other is registered again", e.edges("other", "o5"))
+	ctEqual(t, "insert again", e.step(`INSERT INTO other (id, user_id) VALUES ('o5', 'quin')`), "user:quin other o5 create")
+	ctEqual(t, "edges of o5", e.edges("other", "o5"), "user:quin")
+}
+
 // walInsertLSN returns the server's WAL insert position.
 func (e *e2eEnv) walInsertLSN() pglogrepl.LSN {
 	e.t.Helper()
@@ -1573,4 +1725,55 @@ func TestE2EEmptyParentKeyChildren(t *testing.T) {
 	ctEqual(t, "move parent", e.step(`UPDATE lists SET user_id = 'B' WHERE id = ''`), "user:A lists  delete", "user:B lists  create")
 	ctEqual(t, "child edges after the parent's move", e.edges("items", "i1"))
 	ctEqual(t, "update child", e.step(`UPDATE items SET title = 'x' WHERE id = 'i1'`))
+}
+
+// TestApplyReadCommittedUnderStricterDefault: a changelog transaction
+// reads the slot's position after it takes the slot's lock, and must see
+// what the previous holder committed, whatever default_transaction_isolation
+// says. Here the database defaults to REPEATABLE READ, and the test holds
+// the lock while a batch waits for it, records meanwhile a position past
+// the batch's transaction (as a consumer of another process that wrote it
+// would have), then lets the batch go: the batch must find the position and
+// skip its transaction. Begun under the default, its snapshot was the one
+// the statement waiting for the lock took: it wrote the transaction again
+// and failed at recording the position (could not serialize access), and
+// its session was retried, logged as a failure.
+func TestApplyReadCommittedUnderStricterDefault(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	ctx := t.Context()
+	// A pool of its own, connecting after the default is set.
+	pgtest.Exec(t, e.db.Super, `ALTER DATABASE `+pgx.Identifier{e.db.Name}.Sanitize()+` SET default_transaction_isolation = 'repeatable read'`)
+	changelogDB, err := sql.Open("pgx", e.db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = changelogDB.Close() })
+	e.cfg.ChangelogDB = changelogDB
+	e.run()
+	ctEqual(t, "insert", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`), "user:alice lists l1 create")
+
+	holder, err := e.db.Super.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback() }()
+	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, applyLockKey, e.cfg.SlotName); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l2', 'bob')`)
+	pgtest.WaitFor(t, "the batch to wait for the slot's lock", e2eTimeout, func() (bool, string) {
+		n := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+		return n > 0, fmt.Sprintf("%d waiting", n)
+	})
+	if _, err := holder.ExecContext(ctx, `UPDATE synchro.wal_position SET confirmed_lsn = (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint WHERE slot_name = $1`, e.cfg.SlotName); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	ctEqual(t, "changelog of the transaction recorded by the lock's previous holder", e.sync())
+	if errs := e.cur.c.signals.reconnecting.drain(); len(errs) != 0 {
+		t.Errorf("the batch failed and its session was retried: %v", errs)
+	}
 }

@@ -107,7 +107,7 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	// The edges were decided from rows as they are now, which transactions
 	// the consumer has not written yet may have inserted.
 	if len(b.dirty) > 0 {
-		if _, err := tx.ExecContext(ctx, store.RecordEdgesWritten, a.slot); err != nil {
+		if _, err := tx.ExecContext(ctx, store.RecordEdgesWritten); err != nil {
 			return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
 		}
 	}

@@ -201,6 +201,14 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 // consumer streams the slot, so no change of those tables is skipped in
 // between; a change streamed afterwards applies on top.
 func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables map[relKey]string, unpublished []string) error {
+	// Tables recorded for the slot that this consumer does not register
+	// are forgotten: their changes are skipped from now on, so their edges
+	// go stale, and a consumer that registers one again (a rolling deploy
+	// back and forth) must record its rows afresh, as for a new table,
+	// rather than build on those edges.
+	if _, err := c.cfg.ChangelogDB.ExecContext(ctx, store.ForgetOtherTables, c.cfg.SlotName, c.names); err != nil {
+		return fmt.Errorf("wal: forgetting the tables no longer registered: %w", err)
+	}
 	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, store.RecordedTables, c.cfg.SlotName)
 	if err != nil {
 		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
@@ -305,7 +313,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	// transactions the consumer has not written yet may have inserted them
 	// (with it, later inserts are of rows it did not see: marking costs a
 	// few untrusted inserts at most).
-	if _, err := tx.ExecContext(ctx, store.RecordEdgesWritten, a.slot); err != nil {
+	if _, err := tx.ExecContext(ctx, store.RecordEdgesWritten); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, store.RecordTables, a.slot, names); err != nil {

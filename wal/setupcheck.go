@@ -60,7 +60,7 @@ SELECT current_user::text, coalesce(string_agg(q.name, ', ' ORDER BY q.ord), '')
 		return fmt.Errorf("wal: checking ChangelogDB: %w", err)
 	}
 	if missing != "" {
-		return fatal("wal: ChangelogDB lacks %s: the database is not migrated; run migrations.Migrate (package github.com/synchrosync/synchro/migrations) first", missing)
+		return fatal("wal: ChangelogDB lacks %s: the database lacks migrations of this release; run migrations.Migrate (package github.com/synchrosync/synchro/migrations) first", missing)
 	}
 	if hidden != "" {
 		return fatal("wal: row-level security applies to the role %q of ChangelogDB on %s: deciding a row's buckets reads its parent rows, which it could not all see; use a role that owns the tables, is a superuser or has BYPASSRLS",

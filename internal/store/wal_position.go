@@ -11,18 +11,18 @@ package store
 // $1 text slot -> bigint confirmed_lsn, bigint edges_lsn
 const SlotPosition = `SELECT confirmed_lsn, edges_lsn FROM synchro.wal_position WHERE slot_name = $1`
 
-// RecordEdgesWritten records, for a slot, that bucket edges were written
-// out of WAL order (by a replay of rule failures or a backfill, from rows
-// as they are now): edges_lsn becomes the current WAL insert position, so
-// that records inserted by transactions committed up to it have their
-// stored edges read (migration 0005 says why). Run it in the writing
-// transaction after its last read of rows; it records no position (0 when
-// the slot has none yet).
+// RecordEdgesWritten records that bucket edges were written out of WAL
+// order (by a replay of rule failures or a backfill, from rows as they are
+// now): the edges_lsn of every recorded slot becomes at least the current
+// WAL insert position, so that records inserted by transactions committed
+// up to it have their stored edges read (migration 0005 says why). Every
+// slot, since the edges are shared. Run it in the writing transaction
+// after its last read of rows. It records no position: a slot without one
+// starts with a backfill, which runs it.
 //
-// $1 text slot -> rows affected
+// -> rows affected
 const RecordEdgesWritten = `
-INSERT INTO synchro.wal_position (slot_name, edges_lsn) VALUES ($1, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint)
-ON CONFLICT (slot_name) DO UPDATE SET edges_lsn = greatest(synchro.wal_position.edges_lsn, EXCLUDED.edges_lsn)`
+UPDATE synchro.wal_position SET edges_lsn = greatest(edges_lsn, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint)`
 
 // RecordPosition records the position of a slot.
 //
