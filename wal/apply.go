@@ -256,9 +256,9 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 // the delete that ended an earlier record of its key removed them), and
 // every writer of edges out of that order (a replay of rule failures, a
 // backfill, from rows as they are when it runs) raises edgesLSN past
-// what it read (store.RecordEdgesWritten). Reading nothing for each new
-// record takes a fifth to a quarter off a batch of inserts: the stored-edge
-// read was a key probe per record (docs/benchmarks.md, "A seventh look").
+// what it read (store.RecordEdgesWritten). The read was a key probe per
+// new record, about a sixth of a batch of inserts (docs/benchmarks.md,
+// "A seventh look").
 // Not so for a child table (insertsInOrder), nor for a table the batch
 // truncated before the insert: truncate reads the records of the table to
 // delete, and must find the earlier record of the key. Should an edge be
