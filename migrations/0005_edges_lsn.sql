@@ -4,16 +4,18 @@
 -- The wal consumer writes a record's edges in WAL order, so a record that
 -- a transaction inserts has none stored when its batch reads them: the
 -- record did not exist before, and the delete that ended an earlier record
--- of the same key removed its edges. The batch skips that read. Two writers
--- of edges do not follow WAL order: a replay of rule failures and the
--- backfill of a table, which record the buckets of the rows as they are
--- now. Rows they read may be inserted by transactions the consumer has not
--- yet written, which would then find edges stored.
+-- of the same key removed its edges. The batch skips that read (for tables
+-- without a parent: a parent's move gives its buckets to the children in
+-- the table as it is now). Two writers of edges do not follow WAL order: a
+-- replay of rule failures and the backfill of a table, which record the
+-- buckets of the rows as they are now. Rows they read may be inserted by
+-- transactions the consumer has not yet written, which would then find
+-- edges stored.
 --
 --   edges_lsn  the WAL insert position (bytes since 0/0) after the last
---              such write for the slot: an insert committed at or before
---              it has its stored edges read; one committed after it has
---              none. 0 when there has been none.
+--              such write (each raises it for every slot): an insert
+--              committed at or before it has its stored edges read; one
+--              committed after it has none. 0 when there has been none.
 --
 -- Rows that exist when this migration runs get the current position:
 -- writes before it happened before it. Idempotent (IF NOT EXISTS; the
