@@ -20,11 +20,9 @@ import (
 // goose (GooseFS) and golang-migrate (GolangMigrateFS).
 //
 // Applying them with another tool records nothing in
-// synchro.schema_migrations; a later Migrate then applies them again and
-// records them. That changes nothing (statements are IF NOT EXISTS or ON
-// CONFLICT DO NOTHING), but for 0005, whose update raises
-// wal_position.edges_lsn to the current WAL position again: harmless, a
-// few more inserted records have their stored bucket edges read.
+// synchro.schema_migrations; a later Migrate then applies them again, which
+// changes nothing (every statement is IF NOT EXISTS or ON CONFLICT DO
+// NOTHING) and records them.
 func FS() fs.FS {
 	sub, err := fs.Sub(embedded, ".")
 	if err != nil {

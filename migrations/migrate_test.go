@@ -326,7 +326,6 @@ func TestSchema(t *testing.T) {
 				{Name: "slot_name", Type: text, NotNull: true},
 				{Name: "confirmed_lsn", Type: bigint, NotNull: true, Default: "0"},
 				{Name: "updated_at", Type: timestamptz, NotNull: true, Default: now},
-				{Name: "edges_lsn", Type: bigint, NotNull: true, Default: "0"},
 			},
 			indexes: map[string]string{"wal_position_pkey": "(slot_name)"},
 		},

@@ -207,8 +207,8 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 	// Read after the lock, in a statement of its own: its snapshot then
 	// sees what the previous holder of the lock committed. No position
 	// recorded yet is 0.
-	var recorded, edgesLSN int64
-	if err := tx.QueryRowContext(ctx, store.SlotPosition, a.slot).Scan(&recorded, &edgesLSN); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	var recorded int64
+	if err := tx.QueryRowContext(ctx, store.SlotPosition, a.slot).Scan(&recorded); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("wal: reading the position of slot %s: %w", a.slot, err)
 	}
 	txns = slices.DeleteFunc(slices.Clone(txns), func(t *txn) bool { return t.finalLSN < pglogrepl.LSN(recorded) })
@@ -220,7 +220,7 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 		size += len(t.events)
 	}
 	b := a.newBatch(ctx, conn, tx, size)
-	if err := b.preload(txns, size, pglogrepl.LSN(edgesLSN)); err != nil {
+	if err := b.preload(txns, size); err != nil {
 		return err
 	}
 	for _, t := range txns {
@@ -248,23 +248,7 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 // preload reads, in one statement, the recorded buckets of every record the
 // batch touches and of the parents child rows point to, and counts the
 // events of each record (upcoming). size is the number of events.
-//
-// A record whose first change in the batch inserts it, in a transaction
-// committed after edgesLSN, has no edges stored, and is not read: the
-// batches of the slot write edges in WAL order, so the record's edges
-// before that insert were those of no record at all (it did not exist;
-// the delete that ended an earlier record of its key removed them), and
-// every writer of edges out of that order (a replay of rule failures, a
-// backfill, from rows as they are when it runs) raises edgesLSN past
-// what it read (store.RecordEdgesWritten). The read was a key probe per
-// new record, about a sixth of a batch of inserts (docs/benchmarks.md,
-// "A seventh look").
-// Not so for a child table (insertsInOrder), nor for a table the batch
-// truncated before the insert: truncate reads the records of the table to
-// delete, and must find the earlier record of the key. Should an edge be
-// stored all the same (a consumer of another slot capturing the same
-// table), insertEdges keeps the batch from failing.
-func (b *batch) preload(txns []*txn, size int, edgesLSN pglogrepl.LSN) error {
+func (b *batch) preload(txns []*txn, size int) error {
 	list := make([]*record, 0, size)
 	add := func(k recKey) *record {
 		r := b.rec(k)
@@ -274,21 +258,13 @@ func (b *batch) preload(txns []*txn, size int, edgesLSN pglogrepl.LSN) error {
 		}
 		return r
 	}
-	var truncated []string // tables truncated so far in the batch
 	for _, t := range txns {
-		fresh := t.finalLSN > edgesLSN
 		for i := range t.events {
 			ev := &t.events[i]
 			if ev.kind == evTruncate {
-				truncated = append(truncated, ev.tables...)
 				continue
 			}
-			r := b.rec(recKey{ev.table, ev.id})
-			if fresh && ev.kind == evInsert && !r.queued && b.insertsInOrder(ev.table) && !slices.Contains(truncated, ev.table) {
-				// First seen inserted: none stored (see above).
-				r.loaded, r.edges = true, []string{}
-			}
-			add(r.key).upcoming++
+			add(recKey{ev.table, ev.id}).upcoming++
 			if ev.keyChanged {
 				add(recKey{ev.table, ev.oldID})
 			}
@@ -300,17 +276,6 @@ func (b *batch) preload(txns []*txn, size int, edgesLSN pglogrepl.LSN) error {
 		}
 	}
 	return b.load(list)
-}
-
-// insertsInOrder reports whether the edges of table's records are only
-// written in WAL order by batches, so that preload may take a record it
-// inserts to have none stored. A child table's are not: a batch that moves
-// a parent gives its buckets to the children it finds in the table as it
-// is now (moveChildren), among them children that transactions after the
-// batch's inserted.
-func (b *batch) insertsInOrder(table string) bool {
-	cfg := b.a.tables[table]
-	return cfg != nil && cfg.ParentTable == ""
 }
 
 // load reads the recorded buckets of the given records that are not loaded

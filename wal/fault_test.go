@@ -1503,14 +1503,11 @@ var errInjected = errors.New("injected commit failure")
 // errInjectedOther is another commit failure, for TestFaultPoisonBatchBacksOff.
 var errInjectedOther = errors.New("another injected commit failure")
 
-// TestFaultEdgeStoredMeanwhile stores, after the batch took the slot's lock
-// and read its position (and before it reads the stored edges of the
-// records it does not insert), an edge the batch is about to insert for a
-// record it inserts, as a writer that does not take the slot's lock could
-// (a consumer of another slot capturing the same table): the batch, which
-// does not read the edges of the records it inserts (preload), must still
-// commit, without an interruption of the stream, and the edge be there
-// once.
+// TestFaultEdgeStoredMeanwhile stores, between the batch's reading of the
+// bucket edges and its writing them, an edge the batch is about to insert
+// (as a writer that does not take the slot's lock could): the batch must
+// still commit, without an interruption of the stream, and the edge be
+// there once.
 func TestFaultEdgeStoredMeanwhile(t *testing.T) {
 	t.Parallel()
 	for _, insertOnly := range []bool{false, true} {
@@ -1528,7 +1525,7 @@ func testEdgeStoredMeanwhile(t *testing.T, insertOnly bool) {
 	var arm atomic.Bool
 	var hookErr atomic.Value
 	hooks := &faultHooks{afterQuery: func(q string) {
-		if strings.Contains(q, "FROM synchro.wal_position WHERE slot_name") && arm.CompareAndSwap(true, false) {
+		if strings.Contains(q, "CROSS JOIN LATERAL") && arm.CompareAndSwap(true, false) {
 			if _, err := e.db.Super.Exec(`INSERT INTO synchro.bucket_edges (table_name, record_id, bucket_id) VALUES ('lists', 'l9', 'user:alice')`); err != nil {
 				hookErr.Store(err)
 			}
@@ -1545,7 +1542,7 @@ func testEdgeStoredMeanwhile(t *testing.T, insertOnly bool) {
 		t.Fatalf("storing the edge: %v", err)
 	}
 	if arm.Load() {
-		t.Fatal("the batch did not read its position")
+		t.Fatal("the batch did not read the edges")
 	}
 	if errs := r.c.signals.reconnecting.drain(); len(errs) != 0 {
 		t.Fatalf("the stream was interrupted %d times: %v", len(errs), errs)

@@ -104,13 +104,6 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	if err := b.flush(0); err != nil {
 		return 0, err
 	}
-	// The edges were decided from rows as they are now, which transactions
-	// the consumer has not written yet may have inserted.
-	if len(b.dirty) > 0 {
-		if _, err := tx.ExecContext(ctx, store.RecordEdgesWritten); err != nil {
-			return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
-		}
-	}
 	if len(done) > 0 {
 		if _, err := tx.ExecContext(ctx, store.MarkRuleFailuresReplayed, done); err != nil {
 			return 0, fmt.Errorf("wal: marking rule failures replayed: %w", err)

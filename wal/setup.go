@@ -131,9 +131,9 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 	if err != nil {
 		return 0, false, fmt.Errorf("wal: reading slot %s: %w", slot, err)
 	}
-	var pos, edgesLSN int64 // edges_lsn concerns batches only
+	var pos int64
 	hasPosition := false
-	err = c.cfg.ChangelogDB.QueryRowContext(ctx, store.SlotPosition, slot).Scan(&pos, &edgesLSN)
+	err = c.cfg.ChangelogDB.QueryRowContext(ctx, store.SlotPosition, slot).Scan(&pos)
 	recorded := pglogrepl.LSN(pos)
 	switch {
 	case err == nil:
@@ -201,14 +201,6 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 // consumer streams the slot, so no change of those tables is skipped in
 // between; a change streamed afterwards applies on top.
 func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables map[relKey]string, unpublished []string) error {
-	// Tables recorded for the slot that this consumer does not register
-	// are forgotten: their changes are skipped from now on, so their edges
-	// go stale, and a consumer that registers one again (a rolling deploy
-	// back and forth) must record its rows afresh, as for a new table,
-	// rather than build on those edges.
-	if _, err := c.cfg.ChangelogDB.ExecContext(ctx, store.ForgetOtherTables, c.cfg.SlotName, c.names); err != nil {
-		return fmt.Errorf("wal: forgetting the tables no longer registered: %w", err)
-	}
 	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, store.RecordedTables, c.cfg.SlotName)
 	if err != nil {
 		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
@@ -308,13 +300,6 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	}
 	if err := b.flush(start); err != nil {
 		return err
-	}
-	// Without the slot's snapshot the rows were read as they are now, and
-	// transactions the consumer has not written yet may have inserted them
-	// (with it, later inserts are of rows it did not see: marking costs a
-	// few untrusted inserts at most).
-	if _, err := tx.ExecContext(ctx, store.RecordEdgesWritten); err != nil {
-		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, store.RecordTables, a.slot, names); err != nil {
 		return fmt.Errorf("wal: backfill: recording the tables: %w", err)

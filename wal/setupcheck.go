@@ -16,12 +16,9 @@ import (
 // so that a setup that would lose changes quietly stops Start with an error
 // that says what to fix.
 
-// walTables are the tables of schema synchro the consumer writes, and the
-// columns later migrations added to them ("table.column"): one missing
-// means migrations.Migrate has not run since.
-var walTables = []string{"changelog", "bucket_edges", "wal_position", "wal_tables", "rule_failures", "compaction",
-	"wal_position.edges_lsn", // 0005_edges_lsn.sql
-}
+// walTables are the tables of schema synchro the consumer writes; the
+// first one missing means migrations.Migrate has not run.
+var walTables = []string{"changelog", "bucket_edges", "wal_position", "wal_tables", "rule_failures", "compaction"}
 
 // checkSetup refuses to capture when the consumer could not see every row:
 // the role of ConnString reads each registered table's existing rows when
@@ -60,7 +57,7 @@ SELECT current_user::text, coalesce(string_agg(q.name, ', ' ORDER BY q.ord), '')
 		return fmt.Errorf("wal: checking ChangelogDB: %w", err)
 	}
 	if missing != "" {
-		return fatal("wal: ChangelogDB lacks %s: the database lacks migrations of this release; run migrations.Migrate (package github.com/synchrosync/synchro/migrations) first", missing)
+		return fatal("wal: ChangelogDB lacks %s: the database is not migrated; run migrations.Migrate (package github.com/synchrosync/synchro/migrations) first", missing)
 	}
 	if hidden != "" {
 		return fatal("wal: row-level security applies to the role %q of ChangelogDB on %s: deciding a row's buckets reads its parent rows, which it could not all see; use a role that owns the tables, is a superuser or has BYPASSRLS",

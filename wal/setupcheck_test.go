@@ -38,20 +38,6 @@ func TestConsumerRefusesUnmigratedDatabase(t *testing.T) {
 	}
 }
 
-// TestConsumerRefusesPartlyMigratedDatabase: a database migrated before
-// 0005 lacks wal_position.edges_lsn, which every batch reads; Start says
-// to run the migrations rather than failing each batch.
-func TestConsumerRefusesPartlyMigratedDatabase(t *testing.T) {
-	t.Parallel()
-	db := pgtest.NewMigratedDatabase(t)
-	pgtest.Exec(t, db.Super, ctSchema)
-	pgtest.Exec(t, db.Super, `ALTER TABLE synchro.wal_position DROP COLUMN edges_lsn`)
-	err := startOnce(t, scConfig(db))
-	if err == nil || !strings.Contains(err.Error(), "migrations.Migrate") || !strings.Contains(err.Error(), "synchro.wal_position.edges_lsn") {
-		t.Fatalf("Start on a database without migration 0005: %v", err)
-	}
-}
-
 // TestConsumerRefusesRoleUnderRLS: a ConnString role that row-level
 // security applies to would record the buckets of the rows it sees only;
 // Start refuses it, naming the role and the table. The same for

@@ -26,19 +26,15 @@ SELECT current_user::text, r.rolsuper OR r.rolbypassrls,
   FROM pg_roles r WHERE r.rolname = current_user`
 
 // CheckChangelogDB reads, for the wal consumer's ChangelogDB, which of the
-// tables of schema synchro $1 (or columns, as "table.column") are missing
-// (", "-separated, empty when none), the current role, and which of the
-// registered tables $2 (a JSON array of quoted names) row-level security
-// applies to for it.
+// tables of schema synchro $1 are missing (", "-separated, empty when
+// none), the current role, and which of the registered tables $2 (a JSON
+// array of quoted names) row-level security applies to for it.
 //
-// $1 text[] tables or table.columns of schema synchro, $2 jsonb registered
-// tables -> text missing, text role, text tables under RLS
+// $1 text[] tables of schema synchro, $2 jsonb registered tables -> text
+// missing, text role, text tables under RLS
 const CheckChangelogDB = `
 SELECT coalesce((SELECT string_agg('synchro.' || t, ', ' ORDER BY t) FROM unnest($1::text[]) AS t
-                  WHERE CASE WHEN strpos(t, '.') = 0 THEN to_regclass('synchro.' || t) IS NULL
-                        ELSE NOT EXISTS (SELECT 1 FROM pg_attribute a
-                                          WHERE a.attrelid = to_regclass('synchro.' || split_part(t, '.', 1))
-                                            AND a.attname = split_part(t, '.', 2) AND a.attnum > 0 AND NOT a.attisdropped) END), ''),
+                  WHERE to_regclass('synchro.' || t) IS NULL), ''),
        current_user::text,
        coalesce((SELECT string_agg(q.name, ', ' ORDER BY q.ord)
                    FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS q(name, ord)

@@ -73,10 +73,9 @@ var statements = map[string]string{
 	"ClearTableEdges":    ClearTableEdges,
 
 	// wal_position.go
-	"SlotPosition":       SlotPosition,
-	"RecordPosition":     RecordPosition,
-	"RecordEdgesWritten": RecordEdgesWritten,
-	"CaptureStatus":      CaptureStatus,
+	"SlotPosition":   SlotPosition,
+	"RecordPosition": RecordPosition,
+	"CaptureStatus":  CaptureStatus,
 
 	// wal_tables.go
 	"RecordedTables":    RecordedTables,

@@ -4,25 +4,11 @@ package store
 // slot, the position up to which the changelog is complete, written in the
 // same transaction as the changelog rows.
 
-// SlotPosition reads the recorded position of a slot and the position up
-// to which its inserted records may find edges stored (see
-// RecordEdgesWritten); no row when none is recorded.
+// SlotPosition reads the recorded position of a slot; no row when none is
+// recorded.
 //
-// $1 text slot -> bigint confirmed_lsn, bigint edges_lsn
-const SlotPosition = `SELECT confirmed_lsn, edges_lsn FROM synchro.wal_position WHERE slot_name = $1`
-
-// RecordEdgesWritten records that bucket edges were written out of WAL
-// order (by a replay of rule failures or a backfill, from rows as they are
-// now): the edges_lsn of every recorded slot becomes at least the current
-// WAL insert position, so that records inserted by transactions committed
-// up to it have their stored edges read (migration 0005 says why). Every
-// slot, since the edges are shared. Run it in the writing transaction
-// after its last read of rows. It records no position: a slot without one
-// starts with a backfill, which runs it.
-//
-// -> rows affected
-const RecordEdgesWritten = `
-UPDATE synchro.wal_position SET edges_lsn = greatest(edges_lsn, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint)`
+// $1 text slot -> bigint confirmed_lsn
+const SlotPosition = `SELECT confirmed_lsn FROM synchro.wal_position WHERE slot_name = $1`
 
 // RecordPosition records the position of a slot.
 //
