@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -246,7 +247,63 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 	if len(missing) == 0 {
 		return nil
 	}
+	if err := c.awaitWriters(ctx, mgmt, missing); err != nil {
+		return err
+	}
 	return c.backfill(ctx, mgmt, "", missing, 0, false)
+}
+
+// awaitWriters waits until the transactions that, when it is called, hold
+// a lock for writing on any of the tables names have ended. A change made
+// before its table joined the publication is decoded as not published,
+// whenever its transaction commits, so the stream never brings it; the
+// backfill that follows reads the table as it is then, and must see what
+// such transactions wrote, or their rows would be in no bucket (found by a
+// review: a row inserted before ALTER PUBLICATION ... ADD TABLE and
+// committed after the backfill's read was lost). Later writes are decoded
+// as published. Each running transaction holds the lock on its own
+// virtual transaction id, which is what is watched. (A prepared
+// transaction holds none and is not waited for.)
+func (c *Consumer) awaitWriters(ctx context.Context, mgmt *pgconn.PgConn, names []string) error {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = pgident.QuoteQualified(n)
+	}
+	arr, _ := json.Marshal(quoted)
+	rows, err := exec(ctx, mgmt, `
+SELECT coalesce(array_agg(DISTINCT l.virtualtransaction)::text, '{}')
+  FROM pg_locks l
+ WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+   AND l.relation IN (SELECT to_regclass(q) FROM jsonb_array_elements_text($1::jsonb) AS q)`, string(arr))
+	if err != nil {
+		return fmt.Errorf("wal: finding the writers of the added tables: %w", err)
+	}
+	writers := string(rows[0][0])
+	if writers == "{}" {
+		return nil
+	}
+	c.signals.writersAwaited.signal(writers)
+	began := time.Now()
+	logged := false
+	for {
+		rows, err := exec(ctx, mgmt, `SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY($1::text[])`, writers)
+		if err != nil {
+			return fmt.Errorf("wal: waiting for the writers of the added tables: %w", err)
+		}
+		if string(rows[0][0]) == "0" {
+			return nil
+		}
+		if !logged && time.Since(began) > time.Second {
+			logged = true
+			c.cfg.Logger.InfoContext(ctx, "wal: waiting for transactions writing the added tables to end before recording their rows", "tables", names, "transactions", writers)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // isSlotInUse reports whether err is the server refusing a slot another

@@ -23,6 +23,10 @@ type consumerSignals struct {
 	slotLost testSignal[struct{}]
 	// tablesAdded: these tables were added to the publication.
 	tablesAdded testSignal[[]string]
+	// writersAwaited: before recording the rows of added tables, the
+	// session waits for these transactions (virtual ids, an array's text)
+	// writing them to end.
+	writersAwaited testSignal[string]
 	// backfilled: the buckets of the existing rows of these tables were
 	// recorded.
 	backfilled testSignal[[]string]

@@ -17,6 +17,7 @@ func (s *consumerSignals) init() {
 	s.slotCreated.init()
 	s.slotLost.init()
 	s.tablesAdded.init()
+	s.writersAwaited.init()
 	s.backfilled.init()
 	s.edgesRaced.init()
 }
