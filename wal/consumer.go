@@ -398,7 +398,10 @@ func (c *Consumer) session(ctx context.Context) error {
 		return fmt.Errorf("wal: starting replication on slot %s: %w", c.cfg.SlotName, err)
 	}
 	// The slot is ours now: tables it has not recorded can be added.
-	if err := c.addTables(ctx, mgmt, tables, unpublished); err != nil {
+	stopKeepalive := c.keepalive(ctx, repl, start)
+	err = c.addTables(ctx, mgmt, tables, unpublished)
+	stopKeepalive()
+	if err != nil {
 		return err
 	}
 	c.cfg.Logger.InfoContext(ctx, "wal: streaming", "slot", c.cfg.SlotName, "publication", c.cfg.PublicationName, "from", start)
@@ -675,4 +678,35 @@ func (c *Consumer) stream(ctx context.Context, conn *pgconn.PgConn, dec *decoder
 			return errors.New("wal: the server ended the replication stream")
 		}
 	}
+}
+
+// keepalive answers for conn, streaming but not read yet, until the
+// returned function is called: a status update every StandbyTimeout,
+// confirming pos (already recorded), so that the server does not end the
+// connection after wal_sender_timeout while the session records added
+// tables (awaitWriters, backfill). Stopping it does not interrupt a send
+// in progress, which would break the connection: it waits for it.
+func (c *Consumer) keepalive(ctx context.Context, conn *pgconn.PgConn, pos pglogrepl.LSN) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.cfg.StandbyTimeout)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := pglogrepl.SendStandbyStatusUpdate(ctx, conn, pglogrepl.StandbyStatusUpdate{
+					WALWritePosition: pos, WALFlushPosition: pos, WALApplyPosition: pos,
+				}); err != nil {
+					return // the stream's first read reports the connection's end
+				}
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
 }

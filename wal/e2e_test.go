@@ -54,7 +54,13 @@ type e2eEnv struct {
 // not started: adjust e.cfg, then call run.
 func e2eNew(t *testing.T, setup string, reg *synchro.Registry) *e2eEnv {
 	t.Helper()
-	db := pgtest.NewMigratedDatabase(t)
+	return e2eNewOn(t, pgtest.NewMigratedDatabase(t), setup, reg)
+}
+
+// e2eNewOn is e2eNew on a migrated database the test made (of a dedicated
+// server, say).
+func e2eNewOn(t *testing.T, db *pgtest.Database, setup string, reg *synchro.Registry) *e2eEnv {
+	t.Helper()
 	pgtest.Exec(t, db.Super, ctSchema)
 	if setup != "" {
 		pgtest.Exec(t, db.Super, setup)

@@ -261,9 +261,12 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 // such transactions wrote, or their rows would be in no bucket (found by a
 // review: a row inserted before ALTER PUBLICATION ... ADD TABLE and
 // committed after the backfill's read was lost). Later writes are decoded
-// as published. Each running transaction holds the lock on its own
-// virtual transaction id, which is what is watched. (A prepared
-// transaction holds none and is not waited for.)
+// as published. The writers are those of this database (relation ids are
+// per database), prepared transactions included (their locks have no
+// pid); each is waited for until it holds no lock any more. The session
+// answers the server meanwhile (keepalive), logs at Info after a second
+// and at Warn every 30 s after that: a writer that never ends (an idle
+// transaction, a forgotten prepared one) holds up capture.
 func (c *Consumer) awaitWriters(ctx context.Context, mgmt *pgconn.PgConn, names []string) error {
 	quoted := make([]string, len(names))
 	for i, n := range names {
@@ -273,7 +276,9 @@ func (c *Consumer) awaitWriters(ctx context.Context, mgmt *pgconn.PgConn, names 
 	rows, err := exec(ctx, mgmt, `
 SELECT coalesce(array_agg(DISTINCT l.virtualtransaction)::text, '{}')
   FROM pg_locks l
- WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+ WHERE l.locktype = 'relation' AND l.granted
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.pid IS DISTINCT FROM pg_backend_pid() -- a prepared transaction's locks have no pid
    AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
    AND l.relation IN (SELECT to_regclass(q) FROM jsonb_array_elements_text($1::jsonb) AS q)`, string(arr))
 	if err != nil {
@@ -285,24 +290,30 @@ SELECT coalesce(array_agg(DISTINCT l.virtualtransaction)::text, '{}')
 	}
 	c.signals.writersAwaited.signal(writers)
 	began := time.Now()
-	logged := false
+	var logged time.Time
+	pause := 20 * time.Millisecond
 	for {
-		rows, err := exec(ctx, mgmt, `SELECT count(*) FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY($1::text[])`, writers)
+		rows, err := exec(ctx, mgmt, `SELECT count(*) FROM pg_locks WHERE granted AND virtualtransaction = ANY($1::text[])`, writers)
 		if err != nil {
 			return fmt.Errorf("wal: waiting for the writers of the added tables: %w", err)
 		}
 		if string(rows[0][0]) == "0" {
 			return nil
 		}
-		if !logged && time.Since(began) > time.Second {
-			logged = true
+		switch waited := time.Since(began); {
+		case logged.IsZero() && waited > time.Second:
+			logged = time.Now()
 			c.cfg.Logger.InfoContext(ctx, "wal: waiting for transactions writing the added tables to end before recording their rows", "tables", names, "transactions", writers)
+		case !logged.IsZero() && time.Since(logged) > 30*time.Second:
+			logged = time.Now()
+			c.cfg.Logger.WarnContext(ctx, "wal: still waiting for transactions writing the added tables; capture waits meanwhile (see pg_locks, pg_prepared_xacts)", "tables", names, "transactions", writers, "waited", waited.Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, time.Second)
 	}
 }
 

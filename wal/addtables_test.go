@@ -1,0 +1,178 @@
+package wal
+
+import (
+	"database/sql"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/pgtest"
+)
+
+// This file tests the wait of a session, before it records the rows of
+// tables added to the publication, for the transactions writing them
+// (awaitWriters); TestE2ETableAddedDuringAWrite is the plain case.
+
+// otherRegistry is ctRegistry with table other (otherSchema), owned.
+func otherRegistry() *synchro.Registry {
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
+	return reg
+}
+
+// TestE2ETableAddedDuringAPreparedWrite: TestE2ETableAddedDuringAWrite
+// with a writer that prepared its transaction (two-phase commit) before
+// the consumer added other to the publication, and commits it later. A
+// prepared transaction keeps its relation locks (pg_locks: pid NULL) and
+// holds no lock on its virtual id, so it is waited for until it holds no
+// lock at all (a review: with l.pid <> pg_backend_pid(), NULL, it was not
+// waited for, and o8 was in no bucket).
+func TestE2ETableAddedDuringAPreparedWrite(t *testing.T) {
+	srv := pgtest.NewDedicatedServer(t) // max_prepared_transactions needs a restart
+	first := srv.NewDatabase(t)
+	pgtest.Exec(t, first.Super, `ALTER SYSTEM SET max_prepared_transactions = 5`)
+	srv.Restart(t)
+	e := e2eNewOn(t, srv.NewMigratedDatabase(t), otherSchema, nil)
+	e.run() // other is not registered
+	e.halt()
+
+	pgtest.Exec(t, e.db.Super, `BEGIN; INSERT INTO other (id, user_id) VALUES ('o8', 'pete'); PREPARE TRANSACTION 'w8'`)
+	t.Cleanup(func() { _, _ = e.db.Super.Exec(`ROLLBACK PREPARED 'w8'`) })
+	var vt string
+	pgtest.QueryRow(t, e.db.Super, `SELECT virtualtransaction || ' pid=' || coalesce(pid::text, 'NULL') || ' ' || mode FROM pg_locks
+ WHERE locktype = 'relation' AND relation = 'other'::regclass`).Scan(&vt)
+	t.Logf("the prepared transaction's lock on other: %s", vt)
+
+	e.cfg.Registry = otherRegistry()
+	r := e.launch(newTestConsumer(t, e.cfg))
+	await(r, "the consumer to add other to the publication", &r.c.signals.tablesAdded)
+	pgtest.WaitFor(t, "the backfill, or its wait for the writer", e2eTimeout, func() (bool, string) {
+		if _, ok := r.c.signals.backfilled.received(); ok {
+			return true, "backfilled"
+		}
+		_, ok := r.c.signals.writersAwaited.received()
+		return ok, ""
+	})
+	pgtest.Exec(t, e.db.Super, `COMMIT PREPARED 'w8'`)
+	r.waitStreaming()
+	ctEqual(t, "edges of o8", e.edges("other", "o8"), "user:pete")
+	ctEqual(t, "changelog", e.sync(), "user:pete other o8 create")
+}
+
+// TestE2EAwaitWritersIgnoresOtherDatabases: pg_locks lists the locks of
+// the whole cluster, and relation OIDs are per database: a database made
+// from another (CREATE DATABASE ... TEMPLATE, a common way to make staging
+// or test copies) has the same OIDs. A writer of the copy's other, which
+// has nothing to do with this consumer, held the consumer's session (and
+// with it the capture of every table) for as long as it ran (a review).
+func TestE2EAwaitWritersIgnoresOtherDatabases(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema, nil)
+	e.run() // other is not registered; the slot exists before the copy's writer begins
+	e.halt()
+	// A copy of the database: no one may be connected to it meanwhile.
+	e.db.Super.SetMaxIdleConns(0)
+	admin, err := sql.Open("pgx", dsnOf(t, e.db.DSN, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }()
+	copyName := e.db.Name + "_copy"
+	pgtest.Exec(t, admin, `CREATE DATABASE "`+copyName+`" TEMPLATE "`+e.db.Name+`"`)
+	e.db.Super.SetMaxIdleConns(2)
+	copyDB, err := sql.Open("pgx", dsnOf(t, e.db.DSN, copyName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = copyDB.Close()
+		_, _ = admin.Exec(`DROP DATABASE IF EXISTS "` + copyName + `" WITH (FORCE)`)
+	})
+	var same bool
+	pgtest.QueryRow(t, copyDB, `SELECT 'other'::regclass::oid = $1::oid`, relOID(t, e.db.Super, "other")).Scan(&same)
+	if !same {
+		t.Fatal("the copy's other has another OID")
+	}
+	w, err := copyDB.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Rollback() }()
+	if _, err := w.Exec(`INSERT INTO other (id, user_id) VALUES ('c1', 'zoe')`); err != nil {
+		t.Fatal(err)
+	}
+
+	e.cfg.Registry = otherRegistry()
+	r := e.launch(newTestConsumer(t, e.cfg))
+	await(r, "the consumer to add other to the publication", &r.c.signals.tablesAdded)
+	waited := false
+	pgtest.WaitFor(t, "the backfill of other (the writer of the copy still runs)", 5*time.Second, func() (bool, string) {
+		if _, ok := r.c.signals.writersAwaited.received(); ok {
+			waited = true
+		}
+		_, ok := r.c.signals.backfilled.received()
+		return ok, ""
+	})
+	if waited {
+		t.Error("the consumer waited for a transaction of another database")
+	}
+}
+
+// TestE2EWaitOutlastsWalSenderTimeout: while awaitWriters waits, the
+// replication connection, already streaming, is neither read nor answered:
+// after wal_sender_timeout (60 s by default; 1 s here) the server ended
+// it, and the session, once the writer ended and the backfill was
+// written, failed on its first read and was retried (a Warn, the backoff;
+// a review). The session now answers the server meanwhile (keepalive). A
+// writer that outlasts the timeout is an ordinary long transaction (a
+// batch job, a migration), and a long backfill did the same.
+func TestE2EWaitOutlastsWalSenderTimeout(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema, nil)
+	u, err := url.Parse(e.db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.RawQuery += "&options=-c%20wal_sender_timeout%3D1s"
+	e.cfg.ConnString = u.String()
+	e.run()
+	e.halt()
+	w, err := e.db.Super.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Rollback() }()
+	if _, err := w.Exec(`INSERT INTO other (id, user_id) VALUES ('o9', 'pete')`); err != nil {
+		t.Fatal(err)
+	}
+	e.cfg.Registry = otherRegistry()
+	r := e.launch(newTestConsumer(t, e.cfg))
+	await(r, "the wait for the writer", &r.c.signals.writersAwaited)
+	time.Sleep(3 * time.Second) // the writer runs on
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStreaming()
+	ctEqual(t, "changelog", e.sync(), "user:pete other o9 create")
+	if errs := r.c.signals.reconnecting.drain(); len(errs) != 0 {
+		t.Errorf("the session failed after the wait and was retried: %v", errs)
+	}
+}
+
+// dsnOf is dsn for database dbname.
+func dsnOf(t *testing.T, dsn, dbname string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + dbname
+	return u.String()
+}
+
+// relOID returns the OID of relation name.
+func relOID(t *testing.T, db *sql.DB, name string) string {
+	var oid string
+	pgtest.QueryRow(t, db, `SELECT $1::regclass::oid::text`, name).Scan(&oid)
+	return oid
+}
