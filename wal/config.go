@@ -55,8 +55,11 @@ type ConsumerConfig struct {
 	SlotName string
 
 	// PublicationName is the publication of the registered tables. Defaults
-	// to "synchro_pub". It is created when missing, and registered tables
-	// it lacks are added to it.
+	// to "synchro_pub". It is created when missing, publishing the changes
+	// of partitions as their partitioned table's (publish_via_partition_root),
+	// and registered tables it lacks are added to it. An existing
+	// publication without that option is refused when a registered table
+	// is partitioned: its changes would come under the partitions' names.
 	PublicationName string
 
 	// Registry lists the captured tables. Required; it must validate.

@@ -69,7 +69,7 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 	}
 	tables := map[relKey]string{}
 	pks := map[string]string{}
-	var rels []string
+	var rels, partitioned []string
 	for i, r := range rows {
 		name := names[i]
 		if r[1] == nil {
@@ -77,6 +77,9 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 		}
 		if kind := string(r[3]); kind != "r" && kind != "p" {
 			return nil, nil, nil, fatal("wal: registered table %q is not a table (relkind %s)", name, kind)
+		}
+		if string(r[3]) == "p" {
+			partitioned = append(partitioned, name)
 		}
 		k := relKey{string(r[1]), string(r[2])}
 		tables[k] = name
@@ -87,14 +90,23 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 	// The publication: created with every registered table when missing.
 	// Tables it lacks are added by addTables, once this consumer owns the
 	// slot (a consumer still streaming it would skip their changes).
+	//
+	// A partitioned table's rows are in its partitions, whose changes the
+	// server publishes under the partitions' names unless the publication
+	// publishes them as the root's (publish_via_partition_root): the
+	// consumer, which knows the registered table only, would skip them all.
 	pub := c.cfg.PublicationName
-	rows, err = exec(ctx, conn, `SELECT puballtables::text FROM pg_publication WHERE pubname = $1`, pub)
+	rows, err = exec(ctx, conn, `SELECT puballtables::text, pubviaroot::text FROM pg_publication WHERE pubname = $1`, pub)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("wal: reading publication %s: %w", pub, err)
 	}
+	if len(rows) > 0 && len(partitioned) > 0 && string(rows[0][1]) != "true" {
+		return nil, nil, nil, fatal("wal: publication %s does not publish the changes of partitions as their root's, so those of the partitioned tables %s would be skipped; run ALTER PUBLICATION %s SET (publish_via_partition_root = true)",
+			pub, strings.Join(partitioned, ", "), pgident.Quote(pub))
+	}
 	var unpublished []string
 	if len(rows) == 0 {
-		_, err := exec(ctx, conn, `CREATE PUBLICATION `+pgident.Quote(pub)+` FOR TABLE `+strings.Join(rels, ", "))
+		_, err := exec(ctx, conn, `CREATE PUBLICATION `+pgident.Quote(pub)+` FOR TABLE `+strings.Join(rels, ", ")+` WITH (publish_via_partition_root = true)`)
 		if err != nil && pgerr.Code(err) != pgerr.DuplicateObject { // created meanwhile by another consumer
 			return nil, nil, nil, fmt.Errorf("wal: creating publication %s: %w", pub, err)
 		}
@@ -262,8 +274,9 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 // review: a row inserted before ALTER PUBLICATION ... ADD TABLE and
 // committed after the backfill's read was lost). Later writes are decoded
 // as published. The writers are those of this database (relation ids are
-// per database), prepared transactions included (their locks have no
-// pid); each is waited for until it holds no lock any more. The session
+// per database) of the tables or their partitions, prepared transactions
+// included (their locks have no pid); each is waited for until it holds no
+// lock any more. The session
 // answers the server meanwhile (keepalive), logs at Info after a second
 // and at Warn every 30 s after that: a writer that never ends (an idle
 // transaction, a forgotten prepared one) holds up capture.
@@ -280,7 +293,9 @@ SELECT coalesce(array_agg(DISTINCT l.virtualtransaction)::text, '{}')
    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
    AND l.pid IS DISTINCT FROM pg_backend_pid() -- a prepared transaction's locks have no pid
    AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
-   AND l.relation IN (SELECT to_regclass(q) FROM jsonb_array_elements_text($1::jsonb) AS q)`, string(arr))
+   AND l.relation IN (SELECT to_regclass(q) FROM jsonb_array_elements_text($1::jsonb) AS q
+                      UNION ALL -- a partitioned table's partitions (none for a plain table)
+                      SELECT p.relid FROM jsonb_array_elements_text($1::jsonb) AS q, pg_partition_tree(to_regclass(q)) AS p)`, string(arr))
 	if err != nil {
 		return fmt.Errorf("wal: finding the writers of the added tables: %w", err)
 	}
