@@ -1186,49 +1186,6 @@ func TestE2ETableRegisteredAgain(t *testing.T) {
 	ctEqual(t, "edges of o5", e.edges("other", "o5"), "user:quin")
 }
 
-// TestE2ETableAddedDuringAWrite: a transaction writes to other before a
-// consumer adds other to the publication (ALTER PUBLICATION ... ADD TABLE
-// waits for no writer of the table) and commits later. Its change is
-// decoded with the catalog as of the change, when other was not published,
-// so the stream never brings it: the backfill must wait for the writer to
-// end, or, reading the table before it commits, it records no bucket for
-// the row and writes no create (found by a review: o7 was in no bucket).
-func TestE2ETableAddedDuringAWrite(t *testing.T) {
-	t.Parallel()
-	e := e2eNew(t, otherSchema, nil)
-	e.run() // other is not registered
-	e.halt()
-	ctx := t.Context()
-	w, err := e.db.Super.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = w.Rollback() }()
-	if _, err := w.ExecContext(ctx, `INSERT INTO other (id, user_id) VALUES ('o7', 'pete')`); err != nil {
-		t.Fatal(err)
-	}
-	reg := ctRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "other", OwnerColumn: "user_id"})
-	e.cfg.Registry = reg
-	r := e.launch(newTestConsumer(t, e.cfg))
-	await(r, "the consumer to add other to the publication", &r.c.signals.tablesAdded)
-	// The session waits for the writer; without that wait it would record
-	// the rows now, before the commit.
-	pgtest.WaitFor(t, "the backfill, or its wait for the writer", e2eTimeout, func() (bool, string) {
-		if _, ok := r.c.signals.backfilled.received(); ok {
-			return true, "backfilled"
-		}
-		_, ok := r.c.signals.writersAwaited.received()
-		return ok, ""
-	})
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	r.waitStreaming()
-	ctEqual(t, "edges of o7", e.edges("other", "o7"), "user:pete")
-	ctEqual(t, "changelog", e.sync(), "user:pete other o7 create")
-}
-
 // walInsertLSN returns the server's WAL insert position.
 func (e *e2eEnv) walInsertLSN() pglogrepl.LSN {
 	e.t.Helper()
