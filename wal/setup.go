@@ -276,10 +276,10 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 // as published. The writers are those of this database (relation ids are
 // per database) of the tables or their partitions, prepared transactions
 // included (their locks have no pid); each is waited for until it holds no
-// lock any more. The session
-// answers the server meanwhile (keepalive), logs at Info after a second
-// and at Warn every 30 s after that: a writer that never ends (an idle
-// transaction, a forgotten prepared one) holds up capture.
+// lock any more. The session answers the server meanwhile (keepalive),
+// logs at Info after a second and at Warn every 30 s after that: a writer
+// that never ends (an idle transaction, a forgotten prepared one) holds up
+// capture.
 func (c *Consumer) awaitWriters(ctx context.Context, mgmt *pgconn.PgConn, names []string) error {
 	quoted := make([]string, len(names))
 	for i, n := range names {
