@@ -60,6 +60,13 @@ type ConsumerConfig struct {
 	// and registered tables it lacks are added to it. An existing
 	// publication without that option is refused when a registered table
 	// is partitioned: its changes would come under the partitions' names.
+	// So is a registered partition whose changes the publication would
+	// publish as an ancestor's (FOR ALL TABLES, the partitioned table
+	// published or registered too), and partitions whose replica identity
+	// differs from their registered partitioned table's when either is
+	// FULL. Not captured: a TRUNCATE of one partition, and the rows ATTACH
+	// or DETACH PARTITION (or a partition's DROP) move into or out of a
+	// registered table; make such changes with DELETE and INSERT.
 	PublicationName string
 
 	// Registry lists the captured tables. Required; it must validate.

@@ -104,6 +104,57 @@ SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
 		return nil, nil, nil, fatal("wal: publication %s does not publish the changes of partitions as their root's, so those of the partitioned tables %s would be skipped; run ALTER PUBLICATION %s SET (publish_via_partition_root = true)",
 			pub, strings.Join(partitioned, ", "), pgident.Quote(pub))
 	}
+	// The WAL carries a partition's replica identity, the Relation message
+	// its root's: REPLICA IDENTITY FULL on a partitioned table alone gives
+	// old tuples ('O') whose non-key columns are NULLs, not old values.
+	if len(partitioned) > 0 {
+		mixed, err := exec(ctx, conn, `
+SELECT t.relid::regclass::text
+  FROM jsonb_array_elements_text($1::jsonb) AS q, pg_partition_tree(to_regclass(q)) AS t
+  JOIN pg_class c ON c.oid = t.relid
+ WHERE t.isleaf AND c.relreplident <> (SELECT relreplident FROM pg_class WHERE oid = to_regclass(q))
+   AND 'f' IN (c.relreplident, (SELECT relreplident FROM pg_class WHERE oid = to_regclass(q)))
+ ORDER BY 1`, string(arr))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("wal: reading the partitions' replica identity: %w", err)
+		}
+		if len(mixed) > 0 {
+			var parts []string
+			for _, r := range mixed {
+				parts = append(parts, string(r[0]))
+			}
+			return nil, nil, nil, fatal("wal: the partitions %s have another replica identity than their partitioned table: the old rows of their changes would be wrong; give them the same (ALTER TABLE ... REPLICA IDENTITY)", strings.Join(parts, ", "))
+		}
+	}
+
+	// Under publish_via_partition_root a partition's changes come under
+	// the name of its farthest ancestor the publication publishes (any, for
+	// FOR ALL TABLES): a registered partition with such an ancestor, or
+	// with a registered one (added to the publication), would be skipped,
+	// and, never listed by pg_publication_tables, added again and recorded
+	// again by every session.
+	if len(rows) == 0 || string(rows[0][1]) == "true" {
+		hidden, err := exec(ctx, conn, `
+SELECT r.name
+  FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS r(name, ord)
+ WHERE EXISTS (SELECT 1 FROM pg_partition_ancestors(to_regclass(r.name)) a
+                WHERE a.relid <> to_regclass(r.name)
+                  AND (a.relid IN (SELECT to_regclass(q) FROM jsonb_array_elements_text($1::jsonb) AS q)
+                       OR a.relid IN (SELECT to_regclass(format('%I.%I', t.schemaname, t.tablename))
+                                        FROM pg_publication_tables t WHERE t.pubname = $2)))
+ ORDER BY r.ord`, string(arr), pub)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("wal: reading the partitions' ancestors: %w", err)
+		}
+		if len(hidden) > 0 {
+			var names []string
+			for _, r := range hidden {
+				names = append(names, string(r[0]))
+			}
+			return nil, nil, nil, fatal("wal: publication %s publishes the changes of the registered partitions %s as an ancestor's (publish_via_partition_root), so they would be skipped; register the partitioned table, or use a publication of this consumer's own",
+				pub, strings.Join(names, ", "))
+		}
+	}
 	var unpublished []string
 	if len(rows) == 0 {
 		_, err := exec(ctx, conn, `CREATE PUBLICATION `+pgident.Quote(pub)+` FOR TABLE `+strings.Join(rels, ", ")+` WITH (publish_via_partition_root = true)`)
