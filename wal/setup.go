@@ -37,6 +37,28 @@ func exec(ctx context.Context, conn *pgconn.PgConn, sql string, args ...string) 
 	return res.Rows, nil
 }
 
+// quotedJSON returns the tables names, each quoted as an identifier
+// (schema-qualified when given so), as a JSON array: the parameter the
+// setup statements resolve with jsonb_array_elements_text and to_regclass.
+func quotedJSON(names []string) string {
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = pgident.QuoteQualified(n)
+	}
+	arr, _ := json.Marshal(quoted) // strings always marshal
+	return string(arr)
+}
+
+// firstColumn returns the text of the first column of each of rows (from
+// exec).
+func firstColumn(rows [][][]byte) []string {
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = string(r[0])
+	}
+	return out
+}
+
 // prepare checks the server, resolves the registered tables and creates the
 // publication when it is missing. It returns the decoder's table maps and
 // the registered tables an existing publication lacks.
@@ -53,17 +75,13 @@ func (c *Consumer) prepare(ctx context.Context, conn *pgconn.PgConn) (map[relKey
 	}
 
 	names := c.names
-	quoted := make([]string, len(names))
-	for i, n := range names {
-		quoted[i] = pgident.QuoteQualified(n)
-	}
-	arr, _ := json.Marshal(quoted)
+	arr := quotedJSON(names)
 	rows, err = exec(ctx, conn, `
 SELECT q.ord::text, n.nspname, c.relname, c.relkind::text
   FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS q(name, ord)
   LEFT JOIN pg_class c ON c.oid = to_regclass(q.name)
   LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
- ORDER BY q.ord`, string(arr))
+ ORDER BY q.ord`, arr)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("wal: resolving the registered tables: %w", err)
 	}
@@ -114,16 +132,12 @@ SELECT t.relid::regclass::text
   JOIN pg_class c ON c.oid = t.relid
  WHERE t.isleaf AND c.relreplident <> (SELECT relreplident FROM pg_class WHERE oid = to_regclass(q))
    AND 'f' IN (c.relreplident, (SELECT relreplident FROM pg_class WHERE oid = to_regclass(q)))
- ORDER BY 1`, string(arr))
+ ORDER BY 1`, arr)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("wal: reading the partitions' replica identity: %w", err)
 		}
 		if len(mixed) > 0 {
-			var parts []string
-			for _, r := range mixed {
-				parts = append(parts, string(r[0]))
-			}
-			return nil, nil, nil, fatal("wal: the partitions %s have another replica identity than their partitioned table: the old rows of their changes would be wrong; give them the same (ALTER TABLE ... REPLICA IDENTITY)", strings.Join(parts, ", "))
+			return nil, nil, nil, fatal("wal: the partitions %s have another replica identity than their partitioned table: the old rows of their changes would be wrong; give them the same (ALTER TABLE ... REPLICA IDENTITY)", strings.Join(firstColumn(mixed), ", "))
 		}
 	}
 
@@ -142,17 +156,13 @@ SELECT r.name
                   AND (a.relid IN (SELECT to_regclass(q) FROM jsonb_array_elements_text($1::jsonb) AS q)
                        OR a.relid IN (SELECT to_regclass(format('%I.%I', t.schemaname, t.tablename))
                                         FROM pg_publication_tables t WHERE t.pubname = $2)))
- ORDER BY r.ord`, string(arr), pub)
+ ORDER BY r.ord`, arr, pub)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("wal: reading the partitions' ancestors: %w", err)
 		}
 		if len(hidden) > 0 {
-			var names []string
-			for _, r := range hidden {
-				names = append(names, string(r[0]))
-			}
 			return nil, nil, nil, fatal("wal: publication %s publishes the changes of the registered partitions %s as an ancestor's (publish_via_partition_root), so they would be skipped; register the partitioned table, or use a publication of this consumer's own",
-				pub, strings.Join(names, ", "))
+				pub, strings.Join(firstColumn(hidden), ", "))
 		}
 	}
 	var unpublished []string
@@ -332,11 +342,7 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 // that never ends (an idle transaction, a forgotten prepared one) holds up
 // capture.
 func (c *Consumer) awaitWriters(ctx context.Context, mgmt *pgconn.PgConn, names []string) error {
-	quoted := make([]string, len(names))
-	for i, n := range names {
-		quoted[i] = pgident.QuoteQualified(n)
-	}
-	arr, _ := json.Marshal(quoted)
+	arr := quotedJSON(names)
 	rows, err := exec(ctx, mgmt, `
 SELECT coalesce(array_agg(DISTINCT l.virtualtransaction)::text, '{}')
   FROM pg_locks l
@@ -346,7 +352,7 @@ SELECT coalesce(array_agg(DISTINCT l.virtualtransaction)::text, '{}')
    AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
    AND l.relation IN (SELECT to_regclass(q) FROM jsonb_array_elements_text($1::jsonb) AS q
                       UNION ALL -- a partitioned table's partitions (none for a plain table)
-                      SELECT p.relid FROM jsonb_array_elements_text($1::jsonb) AS q, pg_partition_tree(to_regclass(q)) AS p)`, string(arr))
+                      SELECT p.relid FROM jsonb_array_elements_text($1::jsonb) AS q, pg_partition_tree(to_regclass(q)) AS p)`, arr)
 	if err != nil {
 		return fmt.Errorf("wal: finding the writers of the added tables: %w", err)
 	}

@@ -2,13 +2,11 @@ package wal
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/synchrosync/synchro/internal/pgident"
 	"github.com/synchrosync/synchro/internal/store"
 )
 
@@ -28,18 +26,14 @@ var walTables = []string{"changelog", "bucket_edges", "wal_position", "wal_table
 // as none, and devices would never receive them). It also refuses a
 // database without the library's tables.
 func (c *Consumer) checkSetup(ctx context.Context, mgmt *pgconn.PgConn) error {
-	quoted := make([]string, len(c.names))
-	for i, n := range c.names {
-		quoted[i] = pgident.QuoteQualified(n)
-	}
-	arr, _ := json.Marshal(quoted)
+	arr := quotedJSON(c.names)
 	// Under RLS: the registered tables that row-level security applies to
 	// for the current role.
 	const underRLS = `
 SELECT current_user::text, coalesce(string_agg(q.name, ', ' ORDER BY q.ord), '')
   FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS q(name, ord)
  WHERE to_regclass(q.name) IS NOT NULL AND row_security_active(to_regclass(q.name))`
-	rows, err := exec(ctx, mgmt, underRLS, string(arr))
+	rows, err := exec(ctx, mgmt, underRLS, arr)
 	if err != nil {
 		return fmt.Errorf("wal: checking row-level security: %w", err)
 	}
@@ -49,7 +43,7 @@ SELECT current_user::text, coalesce(string_agg(q.name, ', ' ORDER BY q.ord), '')
 	}
 
 	var missing, role, hidden string
-	err = c.applier.db.QueryRowContext(ctx, store.CheckChangelogDB, walTables, string(arr)).Scan(&missing, &role, &hidden)
+	err = c.applier.db.QueryRowContext(ctx, store.CheckChangelogDB, walTables, arr).Scan(&missing, &role, &hidden)
 	if err != nil {
 		if strings.Contains(err.Error(), "permission denied for schema synchro") {
 			return fatal("wal: the role of ChangelogDB may not use schema synchro: grant it what migrations.Grants returns (%v)", err)
