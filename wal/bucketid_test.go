@@ -154,11 +154,7 @@ func TestE2ERuleFailurePayloadNotJSONB(t *testing.T) {
 			e := e2eNew(t, `CREATE TABLE projects (id text PRIMARY KEY, team_id text, meta json);
 CREATE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE sql AS $$
 	SELECT CASE WHEN tbl = 'projects' THEN 'team:' || (new_row->>'team_id') ELSE 'global' END $$;`, reg)
-			res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.cfg.Assigner = res
+			e.useBucketFn(reg)
 			e.run()
 			ctEqual(t, "start", e.sync())
 			ctEqual(t, "refused json", e.step(`INSERT INTO projects VALUES ('p1', 't1', $1::json)`, v))

@@ -774,11 +774,7 @@ func TestE2ESQLBucketFunctionOldRow(t *testing.T) {
 CREATE TABLE projects (id text PRIMARY KEY, team_id text, name text);
 ALTER TABLE projects REPLICA IDENTITY FULL;
 CREATE TABLE projects_k (id text PRIMARY KEY, team_id text, name text);`+bucketFnSQL, reg)
-	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cfg.Assigner = res
+	e.useBucketFn(reg)
 	e.run()
 	db := e.db.Super
 
@@ -977,17 +973,24 @@ BEGIN
 	RETURN NEXT 'team:' || (new_row->>'team_id');
 END $$;`
 
+// useBucketFn makes the consumer place rows by the SQL function bucket_fn
+// of the test's schema, for the tables of reg.
+func (e *e2eEnv) useBucketFn(reg *synchro.Registry) {
+	e.t.Helper()
+	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.cfg.Assigner = res
+}
+
 // newProjectsEnv is an e2eEnv with table projects, placed by
 // raisingBucketFn.
 func newProjectsEnv(t *testing.T) *e2eEnv {
 	reg := ctRegistry()
 	reg.Register(&synchro.TableConfig{TableName: "projects"})
 	e := e2eNew(t, `CREATE TABLE projects (id text PRIMARY KEY, team_id text, name text);`+raisingBucketFn, reg)
-	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cfg.Assigner = res
+	e.useBucketFn(reg)
 	return e
 }
 

@@ -81,11 +81,7 @@ ALTER TABLE projects REPLICA IDENTITY FULL;`
 	}
 
 	e := e2eNew(t, schema+`ALTER TABLE projects_1 REPLICA IDENTITY FULL;`+bucketFnSQL, reg)
-	res, err := synchro.NewSQLBucketResolver(synchro.SQLBucketResolverConfig{DB: e.db.Super, Registry: reg, GlobalFunction: "bucket_fn"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.cfg.Assigner = res
+	e.useBucketFn(reg)
 	e.run()
 	db := e.db.Super
 	ctEqual(t, "insert", e.step(`INSERT INTO projects VALUES ('p1', 't1', 'one')`), "team:t1 projects p1 create")
