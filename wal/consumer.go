@@ -25,6 +25,16 @@
 // records the buckets of every existing row, reading them in the snapshot
 // the slot starts from, so no row is missed and none is counted twice.
 //
+// A table registered when the slot exists already is added to the
+// publication, and its rows' buckets are recorded, with a create for each
+// row in each of its buckets, when a session first registers it. A session
+// that does not register a table the slot recorded (a deploy rolled back, a
+// table no longer synced) skips its changes and forgets it; the next
+// session that registers it records it again, and tells clients what
+// changed meanwhile from the buckets recorded before: a delete of each row
+// deleted since, and of each row in the buckets it left or, soft-deleted
+// since, in all of them.
+//
 // # Guarantees
 //
 // Every committed change of a registered table is written to

@@ -1160,11 +1160,13 @@ func TestReplayBeforeFirstStartLeavesNoPosition(t *testing.T) {
 }
 
 // TestE2ETableRegisteredAgain: a rolling deploy back and forth. other is
-// registered, rolled back (not registered: its changes are skipped, its
-// edges and its record in wal_tables stay), then registered again
-// (recorded already: no backfill). The delete of o5 in between is not
-// written then; o5's stale edge in pete's bucket is, when o5 is inserted
-// again: the batch reads it and writes the delete.
+// registered, rolled back (not registered: its changes are skipped, and the
+// session forgets that the slot recorded it), then registered again: the
+// table is recorded again, and clients in sync are told what changed while
+// its changes were skipped, from the edges recorded before: a row deleted,
+// one moved to another user, one soft-deleted, one inserted. Before, the
+// table stayed recorded and nothing was written: pete kept o1, o2 and o3,
+// and quin never got o2 or o6.
 func TestE2ETableRegisteredAgain(t *testing.T) {
 	t.Parallel()
 	withOther := func() *synchro.Registry {
@@ -1174,19 +1176,65 @@ func TestE2ETableRegisteredAgain(t *testing.T) {
 	}
 	e := e2eNew(t, otherSchema, withOther())
 	e.run()
-	ctEqual(t, "insert", e.step(`INSERT INTO other (id, user_id) VALUES ('o5', 'pete')`), "user:pete other o5 create")
+	ctEqualByRecord(t, "insert", e.step(`INSERT INTO other (id, user_id) VALUES ('o1', 'pete'), ('o2', 'pete'), ('o3', 'pete'), ('o4', 'pete')`),
+		"user:pete other o1 create", "user:pete other o2 create", "user:pete other o3 create", "user:pete other o4 create")
 	e.halt()
 
 	e.cfg.Registry = ctRegistry() // rolled back
 	e.run()
-	ctEqual(t, "delete while not registered", e.step(`DELETE FROM other WHERE id = 'o5'`))
+	ctEqual(t, "writes while not registered", e.step(`
+DELETE FROM other WHERE id = 'o1';
+UPDATE other SET user_id = 'quin' WHERE id = 'o2';
+UPDATE other SET deleted_at = now() WHERE id = 'o3';
+INSERT INTO other (id, user_id) VALUES ('o6', 'quin')`))
 	e.halt()
 
 	e.cfg.Registry = withOther() // rolled forward again
 	e.run()
-	ctEqual(t, "insert again", e.step(`INSERT INTO other (id, user_id) VALUES ('o5', 'quin')`),
-		"user:pete other o5 delete", "user:quin other o5 create")
-	ctEqual(t, "edges of o5", e.edges("other", "o5"), "user:quin")
+	ctEqualByRecord(t, "registered again", e.sync(),
+		"user:pete other o1 delete",
+		"user:pete other o2 delete", "user:quin other o2 create",
+		"user:pete other o3 delete",
+		"user:pete other o4 create",
+		"user:quin other o6 create")
+	for id, want := range map[string][]string{"o1": nil, "o2": {"user:quin"}, "o3": {"user:pete"}, "o4": {"user:pete"}, "o6": {"user:quin"}} {
+		ctEqual(t, "edges of "+id, e.edges("other", id), want...)
+	}
+	ctEqual(t, "insert again", e.step(`INSERT INTO other (id, user_id) VALUES ('o1', 'quin')`), "user:quin other o1 create")
+
+	// A session that registers it still does not record it again.
+	e.halt()
+	e.run()
+	ctEqual(t, "another session", e.step(`UPDATE other SET name = 'n' WHERE id = 'o4'`), "user:pete other o4 update")
+}
+
+// TestE2ERegisteredAgainKeepsFailedRows: a row whose buckets cannot be
+// decided when its table is recorded again keeps the buckets recorded
+// before (its rule failure is replayed later), as a failing update in the
+// stream does, rather than leaving every bucket unannounced.
+func TestE2ERegisteredAgainKeepsFailedRows(t *testing.T) {
+	t.Parallel()
+	e := newProjectsEnv(t)
+	withProjects := e.cfg
+	e.run()
+	ctEqualByRecord(t, "insert", e.step(`INSERT INTO projects VALUES ('p1', 't1', 'one'), ('p2', 't1', 'two')`),
+		"team:t1 projects p1 create", "team:t1 projects p2 create")
+	e.halt()
+
+	e.cfg.Registry = ctRegistry() // rolled back
+	e.useBucketFn(e.cfg.Registry)
+	e.run()
+	ctEqual(t, "writes while not registered", e.step(`UPDATE projects SET team_id = NULL WHERE id = 'p1'; UPDATE projects SET team_id = 't2' WHERE id = 'p2'`))
+	e.halt()
+
+	e.cfg = withProjects // rolled forward again
+	e.run()
+	ctEqualByRecord(t, "registered again", e.sync(), "team:t1 projects p2 delete", "team:t2 projects p2 create")
+	ctEqual(t, "edges of the failed row", e.edges("projects", "p1"), "team:t1")
+	ctEqual(t, "edges of p2", e.edges("projects", "p2"), "team:t2")
+	if fs := ruleFailures(t, e.db.Super); len(fs) != 1 || fs[0].recordID != "p1" {
+		t.Errorf("rule failures: got %+v, want one, for p1", fs)
+	}
 }
 
 // walInsertLSN returns the server's WAL insert position.

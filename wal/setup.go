@@ -268,13 +268,23 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 }
 
 // addTables handles registered tables this slot has not recorded yet (a
-// table registered after the slot was created, or whose recording was
-// interrupted): it adds those the publication lacks, then records their
-// existing rows' buckets and writes a create for each row in each of its
-// buckets, so that clients already in sync receive them. It runs once the
+// table registered after the slot was created or registered again, or
+// whose recording was interrupted): it adds those the publication lacks,
+// then records their existing rows' buckets and writes a create for each
+// row in each of its buckets, so that clients already in sync receive them
+// (and, for a table captured before, the deletes of what changed while it
+// was not: see backfillTable). It runs once the
 // consumer streams the slot, so no change of those tables is skipped in
 // between; a change streamed afterwards applies on top.
 func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables map[relKey]string, unpublished []string) error {
+	// A table recorded by an earlier session but not registered in this one
+	// (a deploy rolled back, a table no longer synced) has its changes
+	// skipped from now on: forgotten here, before any batch is written, it
+	// is recorded again, and clients told what changed meanwhile, by the
+	// first session that registers it again.
+	if _, err := c.cfg.ChangelogDB.ExecContext(ctx, store.ForgetOtherTables, c.cfg.SlotName, c.names); err != nil {
+		return fmt.Errorf("wal: forgetting the tables slot %s no longer captures: %w", c.cfg.SlotName, err)
+	}
 	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, store.RecordedTables, c.cfg.SlotName)
 	if err != nil {
 		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
@@ -425,19 +435,31 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if err := a.lock(ctx, tx); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, store.ClearTableEdges, names); err != nil {
+	// Clients in sync hear of a table added to a streaming slot (no
+	// snapshot): the edges recorded for it before, if its changes were
+	// captured once (a table registered again, or added to the publication
+	// again), are what they were told last, which the rows as they are now
+	// are compared with. A new slot forgets them: its clients snapshot.
+	var taken map[recKey][]string
+	if snapshot == "" {
+		if taken, err = takeEdges(ctx, tx, names); err != nil {
+			return fmt.Errorf("wal: backfill: %w", err)
+		}
+	} else if _, err := tx.ExecContext(ctx, store.ClearTableEdges, names); err != nil {
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
 	b := a.newBatch(ctx, conn, tx, 0)
 
 	total := 0
-	for _, cfg := range a.parentsFirst(names) {
-		n, err := c.backfillTable(ctx, mgmt, b, cfg, snapshot == "")
+	order := a.parentsFirst(names)
+	for _, cfg := range order {
+		n, err := c.backfillTable(ctx, mgmt, b, cfg, snapshot == "", taken)
 		if err != nil {
 			return err
 		}
 		total += n
 	}
+	gone := b.deleteGone(order, taken)
 	if err := b.flush(start); err != nil {
 		return err
 	}
@@ -462,15 +484,20 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	a.metrics.failuresRecorded(ctx, b.failures)
-	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(b.failures))
+	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(b.failures), "gone", gone)
 	c.signals.backfilled.signal(names)
 	return nil
 }
 
 // backfillTable records the buckets of every row of one table. Rows are
-// read as JSON in the backfill's snapshot and assigned as inserts; with
-// emit, each live row also gets a create in each of its buckets.
-func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *batch, cfg *synchro.TableConfig, emit bool) (int, error) {
+// read as JSON in the backfill's snapshot and assigned as inserts. With
+// emit, clients are told: each live row gets a create in each of its
+// buckets, after a delete in each bucket of its taken edges (what clients
+// were told last) it is no longer in, or in every one of them when the row
+// is soft-deleted now. A row whose buckets cannot be decided (a rule
+// failure, replayed later) keeps its taken edges. The rows found are
+// removed from taken.
+func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *batch, cfg *synchro.TableConfig, emit bool, taken map[recKey][]string) (int, error) {
 	id, err := b.a.recordID(ctx, b.tx, cfg, "x")
 	if err != nil {
 		return 0, err
@@ -486,7 +513,10 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 			rr.Close()
 			return n, fmt.Errorf("wal: backfill of %s: decoding row %q: %w", cfg.TableName, id, err)
 		}
+		n++
 		k := recKey{cfg.TableName, id}
+		was := taken[k]
+		delete(taken, k)
 		r := b.rec(k)
 		r.loaded, r.edges = true, []string{}
 		ev := &event{kind: evInsert, table: cfg.TableName, id: id, newRow: row}
@@ -495,20 +525,82 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 			rr.Close()
 			return n, err
 		}
-		if ok && len(buckets) > 0 {
+		if !ok {
+			if len(was) > 0 {
+				b.setEdges(r, was)
+			}
+			continue
+		}
+		if len(buckets) > 0 {
 			b.setEdges(r, buckets)
-			if emit && !deleted(cfg, ev.newRow) {
-				for _, bucket := range buckets {
-					b.rows = append(b.rows, clRow{bucket, k, synchro.OpInsert})
-				}
+		}
+		if !emit {
+			continue
+		}
+		live := !deleted(cfg, ev.newRow)
+		for _, bucket := range was {
+			if _, in := slices.BinarySearch(buckets, bucket); !in || !live {
+				b.rows = append(b.rows, clRow{bucket, k, synchro.OpDelete})
 			}
 		}
-		n++
+		if live {
+			for _, bucket := range buckets {
+				b.rows = append(b.rows, clRow{bucket, k, synchro.OpInsert})
+			}
+		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return n, fmt.Errorf("wal: backfill of %s: %w", cfg.TableName, err)
 	}
 	return n, nil
+}
+
+// takeEdges deletes the recorded edges of the tables names and returns
+// them by record, each record's buckets sorted.
+func takeEdges(ctx context.Context, tx *sql.Tx, names []string) (map[recKey][]string, error) {
+	rows, err := tx.QueryContext(ctx, store.TakeTableEdges, names)
+	if err != nil {
+		return nil, fmt.Errorf("taking the recorded bucket edges: %w", err)
+	}
+	defer rows.Close()
+	taken := map[recKey][]string{}
+	for rows.Next() {
+		var k recKey
+		var bucket string
+		if err := rows.Scan(&k.table, &k.id, &bucket); err != nil {
+			return nil, fmt.Errorf("taking the recorded bucket edges: %w", err)
+		}
+		taken[k] = append(taken[k], bucket)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("taking the recorded bucket edges: %w", err)
+	}
+	for _, buckets := range taken {
+		slices.Sort(buckets)
+	}
+	return taken, nil
+}
+
+// deleteGone writes a delete in each bucket of the taken edges of every
+// record the backfill did not find (a row deleted while its table's
+// changes were not captured), children's tables first, and returns how
+// many records that was.
+func (b *batch) deleteGone(order []*synchro.TableConfig, taken map[recKey][]string) int {
+	for _, cfg := range slices.Backward(order) {
+		var keys []recKey
+		for k := range taken {
+			if k.table == cfg.TableName {
+				keys = append(keys, k)
+			}
+		}
+		slices.SortFunc(keys, func(x, y recKey) int { return strings.Compare(x.id, y.id) })
+		for _, k := range keys {
+			for _, bucket := range taken[k] {
+				b.rows = append(b.rows, clRow{bucket, k, synchro.OpDelete})
+			}
+		}
+	}
+	return len(taken)
 }
 
 // parentsFirst orders the tables names so that every parent among them

@@ -75,3 +75,11 @@ const TableRecords = `SELECT record_id FROM synchro.bucket_edges WHERE table_nam
 //
 // $1 text[] tables -> rows affected
 const ClearTableEdges = `DELETE FROM synchro.bucket_edges WHERE table_name = ANY($1::text[])`
+
+// TakeTableEdges is ClearTableEdges returning the edges it deleted: what
+// the clients following their buckets were told last, which a backfill of
+// tables whose changes were not captured for a while compares the rows as
+// they are now with.
+//
+// $1 text[] tables -> text table, text record id, text bucket
+const TakeTableEdges = ClearTableEdges + ` RETURNING table_name, record_id, bucket_id`

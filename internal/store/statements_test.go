@@ -71,6 +71,7 @@ var statements = map[string]string{
 	"InsertMissingEdges": InsertMissingEdges,
 	"TableRecords":       TableRecords,
 	"ClearTableEdges":    ClearTableEdges,
+	"TakeTableEdges":     TakeTableEdges,
 
 	// wal_position.go
 	"SlotPosition":   SlotPosition,
