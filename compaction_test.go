@@ -1224,16 +1224,7 @@ func TestCompactionPrune(t *testing.T) {
 		}
 	}
 	all := map[string]bool{"lists/1": true, "lists/2": true, "lists/3": true, "items/" + i1: true, "items/" + i2: true, "items/" + i3: true}
-	// Without notes, items are no table's parent: their edges can go.
-	leafItems := func() *synchro.Registry {
-		reg := synchro.NewRegistry()
-		reg.Register(&synchro.TableConfig{TableName: "categories"})
-		reg.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
-		reg.Register(&synchro.TableConfig{TableName: "items", ParentTable: "lists", ParentFKCol: "list_id",
-			SyncColumns: []string{"id", "list_id", "title", "updated_at", "deleted_at"}})
-		reg.Register(&synchro.TableConfig{TableName: "tips", OwnerColumn: "user_id", AllowGlobalRead: true})
-		return reg
-	}
+	leafItems := cpLeafItems
 
 	t.Run("superuser", func(t *testing.T) {
 		t.Parallel()
@@ -1292,6 +1283,94 @@ func TestCompactionPrune(t *testing.T) {
 		e.run()
 		checkEdges(t, e.db.Super, all)
 	})
+}
+
+// cpLeafItems is the read path's registry without notes: items are then
+// no table's parent, and compaction may prune their edges.
+func cpLeafItems() *synchro.Registry {
+	reg := synchro.NewRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "categories"})
+	reg.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
+	reg.Register(&synchro.TableConfig{TableName: "items", ParentTable: "lists", ParentFKCol: "list_id",
+		SyncColumns: []string{"id", "list_id", "title", "updated_at", "deleted_at"}})
+	reg.Register(&synchro.TableConfig{TableName: "tips", OwnerColumn: "user_id", AllowGlobalRead: true})
+	return reg
+}
+
+// TestCompactionPruneRacesARestore: a row soft-deleted long ago is restored
+// while compaction prunes its table's edges. The prune read the row as
+// deleted (its statement began before the restore committed) and deleted
+// its edge; capture, which had read the edge before the prune committed,
+// saw the restored row keep its buckets and wrote no edge. The row was
+// then live in no bucket's edges: a new device's snapshot missed it until
+// it changed again. The prune now locks each row it prunes for (FOR
+// SHARE): a restore in progress holds the prune up, and the prune sees it
+// once committed. Here the prune is held open by a lock on another edge,
+// so that it commits after capture wrote the restore.
+func TestCompactionPruneRacesARestore(t *testing.T) {
+	t.Parallel()
+	const (
+		i1 = "00000000-0000-4000-8000-000000000001"
+		i2 = "00000000-0000-4000-8000-000000000002"
+	)
+	e := cpStartWith(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false, cpLeafItems())
+	db := e.db.Super
+	ctx := context.Background()
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i1'), ($2, 1, 'i2')`, i1, i2)
+	pgtest.Exec(t, db, `UPDATE items SET deleted_at = now() - interval '2 hours'`)
+	e.caughtUp()
+
+	begin := func() *sql.Tx {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback() })
+		return tx
+	}
+	holder := begin() // holds i2's edge: the prune waits there, open
+	if _, err := holder.Exec(`SELECT 1 FROM synchro.bucket_edges WHERE table_name = 'items' AND record_id = $1 FOR UPDATE`, i2); err != nil {
+		t.Fatal(err)
+	}
+	restore := begin()
+	if _, err := restore.Exec(`UPDATE items SET deleted_at = NULL WHERE id = $1`, i1); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.eng.RunCompaction(ctx)
+		done <- err
+	}()
+	waitPruneBlocked := func(what string) {
+		t.Helper()
+		pgtest.WaitFor(t, what, rpTimeout, func() (bool, string) {
+			var n int
+			err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
+				WHERE query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
+			return err == nil && n == 1, fmt.Sprintf("%d waiting, %v", n, err)
+		})
+	}
+	waitPruneBlocked("the prune to wait for a lock")
+	if err := restore.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	e.caughtUp() // capture wrote the restore: i1 keeps its bucket
+	waitPruneBlocked("the prune to wait for i2's edge")
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("RunCompaction: %v", err)
+	}
+	var edges string
+	pgtest.QueryRow(t, db, `SELECT coalesce(string_agg(record_id, ',' ORDER BY record_id), '') FROM synchro.bucket_edges WHERE table_name = 'items'`).Scan(&edges)
+	if edges != i1 {
+		t.Errorf("edges of items after the prune: %q, want the restored %s's alone", edges, i1)
+	}
+	fresh := e.client("alice", "laptop")
+	fresh.snapshot(100)
+	rpSameRows(t, "new client", fresh.rows, e.expected("alice"))
 }
 
 // TestCompactionPruneDeletedParent checks that pruning the edges of a row

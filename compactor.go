@@ -27,8 +27,10 @@ type CompactorConfig struct {
 	// nil means the engine's Config.DB. Pruning the bucket edges of deleted
 	// rows needs a role that sees every row of the registered tables: one
 	// that row-level security does not apply to (the tables' owner, a
-	// superuser or a role with BYPASSRLS). Under RLS the edges of those
-	// tables are left alone, and CompactResult.EdgesNotPruned names them.
+	// superuser or a role with BYPASSRLS), with the UPDATE privilege on
+	// them (the prune locks the rows it prunes for). Otherwise the edges
+	// of those tables are left alone, and CompactResult.EdgesNotPruned
+	// names them.
 	DB DB
 }
 
@@ -48,7 +50,8 @@ type CompactResult struct {
 	// deleted, PrunedRuleFailures the number of replayed rule failures.
 	PrunedEdges, PrunedRuleFailures int64
 	// EdgesNotPruned names the tables whose edges could not be pruned
-	// because the role is subject to row-level security on them (see
+	// because the role is subject to row-level security on them, or lacks
+	// the UPDATE privilege the prune's row locks need (see
 	// CompactorConfig.DB), separated by ", "; empty when none. A warning
 	// is logged when it changes. (A string keeps CompactResult comparable.)
 	EdgesNotPruned string
@@ -303,9 +306,11 @@ func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []pruneStatem
 	}
 	var statements, blocked []string
 	for _, p := range edgeStatements {
+		// Under row-level security the role may not see every deleted row;
+		// without UPDATE it may not lock them (see pruneStatements).
 		var active bool
-		if err := conn.QueryRowContext(ctx, `SELECT row_security_active($1::regclass)`, p.quoted).Scan(&active); err != nil {
-			return res, fmt.Errorf("synchro: checking row-level security on %s: %w", p.table, err)
+		if err := conn.QueryRowContext(ctx, `SELECT row_security_active($1::regclass) OR NOT has_any_column_privilege($1::regclass, 'UPDATE')`, p.quoted).Scan(&active); err != nil {
+			return res, fmt.Errorf("synchro: checking row-level security and privileges on %s: %w", p.table, err)
 		}
 		if active {
 			blocked = append(blocked, p.table)
@@ -348,7 +353,7 @@ func (c *Compactor) report(ctx context.Context, res CompactResult) {
 	c.logger.Log(ctx, level, "synchro: compaction", "deactivated_clients", res.DeactivatedClients, "safe_seq", res.SafeSeq,
 		"deleted_entries", res.DeletedEntries, "pruned_edges", res.PrunedEdges, "pruned_rule_failures", res.PrunedRuleFailures)
 	if warn {
-		c.logger.WarnContext(ctx, "synchro: compaction cannot prune the bucket edges of deleted rows: its role is subject to row-level security on these tables; give CompactorConfig.DB a role that is not (the tables' owner, a superuser or BYPASSRLS)",
+		c.logger.WarnContext(ctx, "synchro: compaction cannot prune the bucket edges of deleted rows: its role is subject to row-level security on these tables, or lacks UPDATE on them; give CompactorConfig.DB a role that is not, with UPDATE (the tables' owner, a superuser, or BYPASSRLS)",
 			"tables", blocked)
 	}
 }
@@ -456,9 +461,19 @@ func (e *Engine) pruneStatements(m *manifest) []pruneStatement {
 		// 0 keeps the EXISTS apart): linear in the table's edges whatever
 		// the statistics say. As a join, PostgreSQL without statistics
 		// could pair every edge with every deleted row.
+		//
+		// The row pruned for is locked (FOR SHARE) until the prune
+		// commits. Capture reads a record's edges before it writes the
+		// record's change, and writes none when the buckets stay: a row
+		// restored (deleted_at cleared) while a prune that read it as
+		// deleted was still open lost its edges to the prune after capture
+		// had read them, and was live in no bucket's edges. Locked, a
+		// restore in progress holds the prune up, which then reads the
+		// restored row and keeps its edges, and a later one waits for the
+		// prune, so capture reads the edges without those pruned.
 		q := fmt.Sprintf(`DELETE FROM synchro.bucket_edges AS e
  WHERE e.table_name = %s
-   AND EXISTS (SELECT 1 FROM %s AS x WHERE x.%s = CAST(e.record_id AS %s) AND x.%s < %s OFFSET 0)`,
+   AND EXISTS (SELECT 1 FROM %s AS x WHERE x.%s = CAST(e.record_id AS %s) AND x.%s < %s OFFSET 0 FOR SHARE)`,
 			pgident.QuoteLiteral(name), t.quoted, pgident.Quote(t.pk), t.pkType(), pgident.Quote(t.cfg.DeletedAtColumn), store.OlderThan)
 		out = append(out, pruneStatement{table: name, quoted: t.quoted, sql: q})
 	}

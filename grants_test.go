@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -35,14 +36,11 @@ func documentedGrants(t *testing.T, role string) []string {
 	return grants
 }
 
-// TestDocumentedGrants runs every engine operation as a role holding only
-// the privileges the documentation tells an application to grant (and its
-// own tables): a second snapshot with nothing written since the first drew
-// a sequence number the documented grants did not allow, and failed with
-// "permission denied for sequence".
-func TestDocumentedGrants(t *testing.T) {
-	t.Parallel()
-	e := rpStart(t, rpOptions{})
+// runtimeRole creates a login role holding the privileges the
+// documentation tells an application to grant, then runs each of more (a
+// statement with %s for the role), and returns a pool connected as it.
+func runtimeRole(t *testing.T, e *rpEnv, more ...string) *sql.DB {
+	t.Helper()
 	db := e.db.Super
 	role := "rt_" + strings.ReplaceAll(e.db.Name, "-", "_")
 	pgtest.Exec(t, db, `CREATE ROLE `+role+` LOGIN PASSWORD 'grants-test'`)
@@ -55,8 +53,9 @@ func TestDocumentedGrants(t *testing.T) {
 	for _, g := range documentedGrants(t, role) {
 		pgtest.Exec(t, db, g)
 	}
-	pgtest.Exec(t, db, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO `+role)
-
+	for _, g := range more {
+		pgtest.Exec(t, db, fmt.Sprintf(g, role))
+	}
 	u, err := url.Parse(e.db.DSN)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +66,18 @@ func TestDocumentedGrants(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pool.Close() })
+	return pool
+}
+
+// TestDocumentedGrants runs every engine operation as a role holding only
+// the privileges the documentation tells an application to grant (and its
+// own tables): a second snapshot with nothing written since the first drew
+// a sequence number the documented grants did not allow, and failed with
+// "permission denied for sequence".
+func TestDocumentedGrants(t *testing.T) {
+	t.Parallel()
+	e := rpStart(t, rpOptions{})
+	pool := runtimeRole(t, e, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %s`)
 	eng, err := synchro.NewEngine(synchro.Config{DB: pool, Registry: e.reg, Compactor: &synchro.CompactorConfig{}})
 	if err != nil {
 		t.Fatal(err)
@@ -105,4 +116,31 @@ func TestDocumentedGrants(t *testing.T) {
 		t.Errorf("RunCompaction: %v", err)
 	}
 	alice.pullAll(100)
+}
+
+// TestCompactionPruneNeedsUpdate: pruning the edges of a table locks the
+// rows it prunes for, which needs the UPDATE privilege on the table. A role
+// that sees every row (BYPASSRLS) but may only read the table gets the
+// table named in EdgesNotPruned, as under row-level security, rather than
+// a failed run ("permission denied for table items").
+func TestCompactionPruneNeedsUpdate(t *testing.T) {
+	t.Parallel()
+	e := rpStart(t, rpOptions{registry: cpLeafItems()})
+	db := e.db.Super
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title, deleted_at) VALUES ('00000000-0000-4000-8000-000000000001', 1, 'i1', now() - interval '2 hours')`)
+	e.caughtUp()
+	pool := runtimeRole(t, e, `ALTER ROLE %s BYPASSRLS`, `GRANT SELECT ON ALL TABLES IN SCHEMA public TO %s`)
+	eng, err := synchro.NewEngine(synchro.Config{DB: pool, Registry: e.reg,
+		Compactor: &synchro.CompactorConfig{StaleThreshold: time.Hour, Logger: cpDiscard}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := eng.RunCompaction(context.Background())
+	if err != nil {
+		t.Fatalf("RunCompaction: %v", err)
+	}
+	if res.EdgesNotPruned != "items" || res.PrunedEdges != 0 {
+		t.Errorf("EdgesNotPruned %q, PrunedEdges %d: want items, 0", res.EdgesNotPruned, res.PrunedEdges)
+	}
 }
