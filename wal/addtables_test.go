@@ -2,6 +2,7 @@ package wal
 
 import (
 	"database/sql"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -272,4 +273,67 @@ INSERT INTO parted (id, user_id) VALUES ('a2', 'olga');`
 	if err == nil || !strings.Contains(err.Error(), "publish_via_partition_root") {
 		t.Fatalf("Start with a publication that publishes partitions under their own names: %v", err)
 	}
+}
+
+// TestE2EBackfillAfterTakeoverForgot: a session of a version that registers
+// other backfills it, held up (here by a lock on the edges), while its
+// replication connection is lost and a standby of a version without other
+// takes the slot and forgets other. The first session's backfill must not
+// record other after that: the standby skips its changes, and the next
+// session registering other would then not record it again (found by a
+// review: o1's delete meanwhile never reached pete). The forget waits for
+// a backfill in progress (the slot's changelog lock), and a backfill
+// commits only while its session still streams the slot.
+func TestE2EBackfillAfterTakeoverForgot(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema, otherRegistry())
+	e.run()
+	ctEqual(t, "insert", e.step(`INSERT INTO other (id, user_id) VALUES ('o1', 'pete')`), "user:pete other o1 create")
+	e.halt()
+	e.cfg.Registry = ctRegistry() // rolled back: other forgotten
+	e.run()
+	e.halt()
+
+	lock, err := e.db.Super.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback() }()
+	if _, err := lock.Exec(`LOCK TABLE synchro.bucket_edges IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	withOther := e.cfg
+	withOther.Registry = otherRegistry()
+	a := startConsumer(t, withOther)
+	pgtest.WaitFor(t, "the backfill to wait for the edges", e2eTimeout, func() (bool, string) {
+		n := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND c.relname = 'bucket_edges'`)
+		return n > 0, ""
+	})
+	pgtest.Exec(t, e.db.Super, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`, e.cfg.SlotName)
+
+	e.cfg.Registry = ctRegistry() // a standby of the rolled-back version takes over
+	b := e.launch(newTestConsumer(t, e.cfg))
+	pgtest.WaitFor(t, "the rolled-back version to take the slot", e2eTimeout, func() (bool, string) {
+		n := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND active`, e.cfg.SlotName)
+		return n > 0, ""
+	})
+	time.Sleep(200 * time.Millisecond) // its session goes on to forget other
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	b.waitStreaming()
+	pgtest.WaitFor(t, "the first session's backfill to commit or fail", e2eTimeout, func() (bool, string) {
+		_, backfilled := a.c.signals.backfilled.received()
+		st := a.c.Status()
+		return backfilled || st.Failures > 0 || st.State == ConsumerStandby, fmt.Sprintf("%+v", st)
+	})
+	_ = a.stop()
+	e.sync()
+	ctEqual(t, "delete while other is not registered", e.step(`DELETE FROM other WHERE id = 'o1'`))
+	e.halt()
+
+	e.cfg.Registry = otherRegistry()
+	e.run()
+	ctEqual(t, "registered again", e.sync(), "user:pete other o1 delete")
+	ctEqual(t, "edges of o1", e.edges("other", "o1"))
 }

@@ -127,6 +127,10 @@ type batch struct {
 	rows     []clRow
 	failures []ruleFailure
 	lsn      pglogrepl.LSN
+	// backfilled names the tables a backfill records from their rows: a
+	// parent's move does not move their rows, which get their buckets
+	// from their own rows in the same batch.
+	backfilled map[string]bool
 }
 
 // record is a batch's state of one record.
@@ -568,7 +572,7 @@ func (b *batch) setBuckets(k recKey, next []string, op synchro.Operation, opFor 
 // too, as a delete in every bucket.
 func (b *batch) moveChildren(parent recKey, buckets []string) error {
 	for _, child := range b.a.tables {
-		if child.ParentTable != parent.table {
+		if child.ParentTable != parent.table || b.backfilled[child.TableName] {
 			continue
 		}
 		if parent.id == "" && b.parentDerived(child) {

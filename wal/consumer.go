@@ -409,7 +409,7 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 	// The slot is ours now: tables it has not recorded can be added.
 	stopKeepalive := c.keepalive(ctx, repl, start)
-	err = c.addTables(ctx, mgmt, tables, unpublished)
+	err = c.addTables(ctx, mgmt, repl.PID(), tables, unpublished)
 	stopKeepalive()
 	if err != nil {
 		return err

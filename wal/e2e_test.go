@@ -1237,6 +1237,33 @@ func TestE2ERegisteredAgainKeepsFailedRows(t *testing.T) {
 	}
 }
 
+// TestE2ERepublishedParentMovesChildren: lists, dropped from the
+// publication while capture was stopped, has a list moved to bob and
+// another deleted meanwhile; items stayed published and recorded. When the
+// consumer adds lists again and records its rows, the items of the moved
+// list follow it to bob, and the item of the deleted list leaves alice's
+// bucket, as they follow a parent's move or delete in the stream (found by
+// a review: i1 stayed in alice's bucket, never reached bob).
+func TestE2ERepublishedParentMovesChildren(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice'), ('l2', 'alice');
+INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a'), ('i2', 'l2', 'b')`)
+	e.halt()
+	pgtest.Exec(t, e.db.Super, `ALTER PUBLICATION pub DROP TABLE lists`)
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'; DELETE FROM lists WHERE id = 'l2'`)
+	e.run()
+	ctEqualByRecord(t, "lists added again", e.sync(),
+		"user:alice lists l1 delete", "user:bob lists l1 create",
+		"user:alice lists l2 delete",
+		"user:alice items i1 delete", "user:bob items i1 create",
+		"user:alice items i2 delete")
+	ctEqual(t, "edges of l1", e.edges("lists", "l1"), "user:bob")
+	ctEqual(t, "edges of i1", e.edges("items", "i1"), "user:bob")
+	ctEqual(t, "edges of i2", e.edges("items", "i2"))
+}
+
 // walInsertLSN returns the server's WAL insert position.
 func (e *e2eEnv) walInsertLSN() pglogrepl.LSN {
 	e.t.Helper()

@@ -256,7 +256,7 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 	if err != nil {
 		return 0, false, fmt.Errorf("wal: slot %s consistent point %q: %w", slot, res.ConsistentPoint, err)
 	}
-	if err := c.backfill(ctx, mgmt, res.SnapshotName, c.names, start, hasPosition); err != nil {
+	if err := c.backfill(ctx, mgmt, res.SnapshotName, c.names, start, hasPosition, 0); err != nil {
 		// Without the backfill the slot is useless: drop it so the next
 		// attempt starts over.
 		_ = pglogrepl.DropReplicationSlot(context.Background(), repl, slot, pglogrepl.DropReplicationSlotOptions{})
@@ -276,31 +276,15 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 // was not: see backfillTable). It runs once the
 // consumer streams the slot, so no change of those tables is skipped in
 // between; a change streamed afterwards applies on top.
-func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables map[relKey]string, unpublished []string) error {
+func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, owner uint32, tables map[relKey]string, unpublished []string) error {
 	// A table recorded by an earlier session but not registered in this one
 	// (a deploy rolled back, a table no longer synced) has its changes
 	// skipped from now on: forgotten here, before any batch is written, it
 	// is recorded again, and clients told what changed meanwhile, by the
 	// first session that registers it again.
-	if _, err := c.cfg.ChangelogDB.ExecContext(ctx, store.ForgetOtherTables, c.cfg.SlotName, c.names); err != nil {
-		return fmt.Errorf("wal: forgetting the tables slot %s no longer captures: %w", c.cfg.SlotName, err)
-	}
-	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, store.RecordedTables, c.cfg.SlotName)
+	recorded, err := c.applier.recordedTables(ctx, c.names)
 	if err != nil {
 		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
-	}
-	recorded := map[string]bool{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return fmt.Errorf("wal: reading the recorded tables: %w", err)
-		}
-		recorded[name] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("wal: reading the recorded tables: %w", err)
 	}
 	// Tables never recorded, and tables just added to the publication
 	// (their changes were not streamed until now), are recorded now.
@@ -333,7 +317,7 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, tables ma
 	if err := c.awaitWriters(ctx, mgmt, missing); err != nil {
 		return err
 	}
-	return c.backfill(ctx, mgmt, "", missing, 0, false)
+	return c.backfill(ctx, mgmt, "", missing, 0, false, owner)
 }
 
 // awaitWriters waits until the transactions that, when it is called, hold
@@ -413,8 +397,11 @@ func isSlotInUse(err error) bool {
 // now, and changes streamed later apply on top. raiseBoundary forces every
 // client to snapshot again (the slot was lost): the boundary goes to a
 // marker row written after every existing one, so every checkpoint taken so
-// far is below it.
-func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot string, names []string, start pglogrepl.LSN, raiseBoundary bool) error {
+// far is below it. A non-zero owner is the process id of the session's
+// walsender: the backfill commits only while it streams the slot, since a
+// session that took the slot meanwhile may have forgotten the tables (see
+// recordedTables), and would skip their changes.
+func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot string, names []string, start pglogrepl.LSN, raiseBoundary bool, owner uint32) error {
 	if _, err := exec(ctx, mgmt, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
@@ -449,6 +436,10 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
 	b := a.newBatch(ctx, conn, tx, 0)
+	b.backfilled = make(map[string]bool, len(names))
+	for _, name := range names {
+		b.backfilled[name] = true
+	}
 
 	total := 0
 	order := a.parentsFirst(names)
@@ -459,7 +450,10 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		}
 		total += n
 	}
-	gone := b.deleteGone(order, taken)
+	gone, err := b.deleteGone(order, taken)
+	if err != nil {
+		return err
+	}
 	if err := b.flush(start); err != nil {
 		return err
 	}
@@ -470,6 +464,15 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		// A new slot: tables recorded for an earlier slot of this name count no more.
 		if _, err := tx.ExecContext(ctx, store.ForgetOtherTables, a.slot, names); err != nil {
 			return fmt.Errorf("wal: backfill: recording the tables: %w", err)
+		}
+	}
+	if owner != 0 {
+		var ours bool
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(bool_or(active_pid = $2), false) FROM pg_replication_slots WHERE slot_name = $1`, a.slot, int64(owner)).Scan(&ours); err != nil {
+			return fmt.Errorf("wal: backfill: reading the slot's owner: %w", err)
+		}
+		if !ours {
+			return fmt.Errorf("wal: backfill: %w: another session took slot %s", errSlotInUse, a.slot)
 		}
 	}
 	if raiseBoundary {
@@ -494,7 +497,9 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 // emit, clients are told: each live row gets a create in each of its
 // buckets, after a delete in each bucket of its taken edges (what clients
 // were told last) it is no longer in, or in every one of them when the row
-// is soft-deleted now. A row whose buckets cannot be decided (a rule
+// is soft-deleted now; and the rows of child tables not backfilled with it
+// follow a row whose buckets are not those taken, as they follow a parent's
+// move in the stream. A row whose buckets cannot be decided (a rule
 // failure, replayed later) keeps its taken edges. The rows found are
 // removed from taken.
 func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *batch, cfg *synchro.TableConfig, emit bool, taken map[recKey][]string) (int, error) {
@@ -548,11 +553,62 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 				b.rows = append(b.rows, clRow{bucket, k, synchro.OpInsert})
 			}
 		}
+		if !slices.Equal(was, buckets) {
+			if err := b.moveChildren(k, buckets); err != nil {
+				rr.Close()
+				return n, err
+			}
+		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return n, fmt.Errorf("wal: backfill of %s: %w", cfg.TableName, err)
 	}
 	return n, nil
+}
+
+// recordedTables returns the tables the slot recorded, after forgetting
+// those but names. It reads them under the slot's changelog lock: a
+// backfill recording tables, of a session that lost the slot to this one,
+// commits first (and is read), or fails (see backfill's owner). Nothing
+// to forget, it commits nothing.
+func (a *applier) recordedTables(ctx context.Context, names []string) (map[string]bool, error) {
+	conn, tx, err := a.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = conn.Close() }()
+	defer func() { _ = tx.Rollback() }()
+	if err := a.lock(ctx, tx); err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, store.RecordedTables, a.slot)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	recorded := map[string]bool{}
+	forget := false
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		if slices.Contains(names, name) {
+			recorded[name] = true
+		} else {
+			forget = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !forget {
+		return recorded, nil
+	}
+	if _, err := tx.ExecContext(ctx, store.ForgetOtherTables, a.slot, names); err != nil {
+		return nil, fmt.Errorf("forgetting the tables no longer registered: %w", err)
+	}
+	return recorded, tx.Commit()
 }
 
 // takeEdges deletes the recorded edges of the tables names and returns
@@ -583,9 +639,10 @@ func takeEdges(ctx context.Context, tx *sql.Tx, names []string) (map[recKey][]st
 
 // deleteGone writes a delete in each bucket of the taken edges of every
 // record the backfill did not find (a row deleted while its table's
-// changes were not captured), children's tables first, and returns how
-// many records that was.
-func (b *batch) deleteGone(order []*synchro.TableConfig, taken map[recKey][]string) int {
+// changes were not captured), children's tables first, takes the rows of
+// child tables not backfilled out of their buckets, as a parent's delete in
+// the stream does, and returns how many records were gone.
+func (b *batch) deleteGone(order []*synchro.TableConfig, taken map[recKey][]string) (int, error) {
 	for _, cfg := range slices.Backward(order) {
 		var keys []recKey
 		for k := range taken {
@@ -598,9 +655,12 @@ func (b *batch) deleteGone(order []*synchro.TableConfig, taken map[recKey][]stri
 			for _, bucket := range taken[k] {
 				b.rows = append(b.rows, clRow{bucket, k, synchro.OpDelete})
 			}
+			if err := b.moveChildren(k, []string{}); err != nil {
+				return 0, err
+			}
 		}
 	}
-	return len(taken)
+	return len(taken), nil
 }
 
 // parentsFirst orders the tables names so that every parent among them

@@ -36,8 +36,9 @@ const (
 const (
 	// Apply is taken exclusive by the wal consumer for each transaction
 	// that writes a batch of the changelog of a slot, by a rule-failure
-	// replay and by the backfill of a new slot, so that they never
-	// interleave their edge updates. "sync".
+	// replay and by a backfill, so that they never interleave their edge
+	// updates, and by a session reading (and forgetting) the tables its
+	// slot recorded, after a backfill in progress. "sync".
 	Apply int32 = 0x73796e63
 	// SlotSetup is a session lock a consumer holds while it checks,
 	// creates or recreates its slot, so that two consumers starting
