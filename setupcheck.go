@@ -26,6 +26,7 @@ var migrationMarks = []struct{ migration, table, column string }{
 	{"0002_wal_tables.sql", "wal_tables", ""},
 	{"0003_read_path.sql", "clients", "acked_seq"},
 	{"0004_parent_wait.sql", "clients", "parent_waits"},
+	{"0005_backfill_snapshot.sql", "wal_tables", "backfill_snapshot"},
 }
 
 // checkSetup verifies that the library's tables are there and usable by

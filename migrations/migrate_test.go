@@ -335,6 +335,8 @@ func TestSchema(t *testing.T) {
 				{Name: "slot_name", Type: text, NotNull: true},
 				{Name: "table_name", Type: text, NotNull: true},
 				{Name: "backfilled_at", Type: timestamptz, NotNull: true, Default: now},
+				{Name: "backfill_snapshot", Type: text},
+				{Name: "backfill_lsn", Type: bigint},
 			},
 			indexes: map[string]string{"wal_tables_pkey": "(slot_name, table_name)"},
 		},

@@ -92,6 +92,10 @@ type applier struct {
 	metrics *captureMetrics
 	// signals are the consumer's, for tests (testsignal.go).
 	signals *consumerSignals
+	// marks holds, by table, where the records of tables added to the
+	// streaming slot stand in the stream: apply skips the changes they
+	// show (backfillMark). Set by a session before it streams.
+	marks atomic.Pointer[map[string]backfillMark]
 	// insertOnly is set once a changelog transaction met a connection of
 	// another driver than pgx's: bulk writes then use INSERT (bulk.go).
 	// Tests set it to take that path.
@@ -218,6 +222,9 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 	txns = slices.DeleteFunc(slices.Clone(txns), func(t *txn) bool { return t.finalLSN < pglogrepl.LSN(recorded) })
 	if len(txns) == 0 {
 		return nil
+	}
+	if marks := a.marks.Load(); marks != nil {
+		txns = withoutShown(txns, *marks)
 	}
 	size := 0
 	for _, t := range txns {

@@ -33,7 +33,10 @@
 // session that registers it records it again, and tells clients what
 // changed meanwhile from the buckets recorded before: a delete of each row
 // deleted since, and of each row in the buckets it left or, soft-deleted
-// since, in all of them.
+// since, in all of them. Such a record reads the rows as they are, while
+// the stream may still hold older changes of the table (published before
+// the table left the publication, say): the changes of transactions the
+// record's snapshot shows are skipped, the later ones applied on top.
 //
 // # Guarantees
 //
@@ -409,7 +412,7 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 	// The slot is ours now: tables it has not recorded can be added.
 	stopKeepalive := c.keepalive(ctx, repl, start)
-	err = c.addTables(ctx, mgmt, repl.PID(), tables, unpublished)
+	err = c.addTables(ctx, mgmt, repl.PID(), start, tables, unpublished)
 	stopKeepalive()
 	if err != nil {
 		return err

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -276,16 +278,20 @@ SELECT s.plugin, d.datname = current_database(), s.slot_type
 // was not: see backfillTable). It runs once the
 // consumer streams the slot, so no change of those tables is skipped in
 // between; a change streamed afterwards applies on top.
-func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, owner uint32, tables map[relKey]string, unpublished []string) error {
+func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, owner uint32, start pglogrepl.LSN, tables map[relKey]string, unpublished []string) error {
 	// A table recorded by an earlier session but not registered in this one
 	// (a deploy rolled back, a table no longer synced) has its changes
 	// skipped from now on: forgotten here, before any batch is written, it
 	// is recorded again, and clients told what changed meanwhile, by the
 	// first session that registers it again.
-	recorded, err := c.applier.recordedTables(ctx, c.names)
+	recorded, marks, err := c.applier.recordedTables(ctx, c.names)
 	if err != nil {
 		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
 	}
+	// Records of tables added while the slot streamed that the stream has
+	// not passed yet (a session that stopped right after recording them).
+	maps.DeleteFunc(marks, func(_ string, m backfillMark) bool { return m.until <= start })
+	c.applier.marks.Store(&marks)
 	// Tables never recorded, and tables just added to the publication
 	// (their changes were not streamed until now), are recorded now.
 	var missing []string
@@ -406,10 +412,28 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	defer func() { _, _ = exec(context.Background(), mgmt, `ROLLBACK`) }()
+	// The record's mark (backfillMark) when the rows are read as of now:
+	// the first statement takes the snapshot, and the position is read
+	// after it.
+	var mark backfillMark
+	var markSnapshot, markUntil any // NULL: read in the slot's snapshot
 	if snapshot != "" {
 		if _, err := exec(ctx, mgmt, `SET TRANSACTION SNAPSHOT `+pgident.QuoteLiteral(snapshot)); err != nil {
 			return fmt.Errorf("wal: backfill: using the slot's snapshot: %w", err)
 		}
+	} else {
+		rows, err := exec(ctx, mgmt, `SELECT pg_current_snapshot()::text, (pg_current_wal_insert_lsn() - '0/0')::bigint::text`)
+		if err != nil {
+			return fmt.Errorf("wal: backfill: reading its snapshot: %w", err)
+		}
+		until, err := strconv.ParseInt(string(rows[0][1]), 10, 64)
+		if err == nil {
+			mark, err = parseBackfillMark(string(rows[0][0]), until)
+		}
+		if err != nil {
+			return fmt.Errorf("wal: backfill: reading its snapshot: %w", err)
+		}
+		markSnapshot, markUntil = string(rows[0][0]), until
 	}
 
 	a := c.applier
@@ -457,7 +481,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if err := b.flush(start); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, store.RecordTables, a.slot, names); err != nil {
+	if _, err := tx.ExecContext(ctx, store.RecordTables, a.slot, names, markSnapshot, markUntil); err != nil {
 		return fmt.Errorf("wal: backfill: recording the tables: %w", err)
 	}
 	if snapshot != "" {
@@ -486,6 +510,17 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
+	marks := map[string]backfillMark{}
+	if old := a.marks.Load(); old != nil {
+		marks = maps.Clone(*old)
+	}
+	for _, name := range names {
+		delete(marks, name)
+		if snapshot == "" {
+			marks[name] = mark
+		}
+	}
+	a.marks.Store(&marks)
 	a.metrics.failuresRecorded(ctx, b.failures)
 	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(b.failures), "gone", gone)
 	c.signals.backfilled.signal(names)
@@ -567,48 +602,60 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 }
 
 // recordedTables returns the tables the slot recorded, after forgetting
-// those but names. It reads them under the slot's changelog lock: a
+// those but names, and the marks of those recorded while the slot streamed
+// (backfillMark). It reads them under the slot's changelog lock: a
 // backfill recording tables, of a session that lost the slot to this one,
 // commits first (and is read), or fails (see backfill's owner). Nothing
 // to forget, it commits nothing.
-func (a *applier) recordedTables(ctx context.Context, names []string) (map[string]bool, error) {
+func (a *applier) recordedTables(ctx context.Context, names []string) (map[string]bool, map[string]backfillMark, error) {
 	conn, tx, err := a.begin(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
 	if err := a.lock(ctx, tx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rows, err := tx.QueryContext(ctx, store.RecordedTables, a.slot)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	recorded := map[string]bool{}
+	recorded, marks := map[string]bool{}, map[string]backfillMark{}
 	forget := false
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
+		var (
+			name     string
+			snapshot sql.NullString
+			until    sql.NullInt64
+		)
+		if err := rows.Scan(&name, &snapshot, &until); err != nil {
+			return nil, nil, err
 		}
-		if slices.Contains(names, name) {
-			recorded[name] = true
-		} else {
+		if !slices.Contains(names, name) {
 			forget = true
+			continue
+		}
+		recorded[name] = true
+		if snapshot.Valid && until.Valid {
+			m, err := parseBackfillMark(snapshot.String, until.Int64)
+			if err != nil {
+				return nil, nil, fmt.Errorf("the record of %s: %w", name, err)
+			}
+			marks[name] = m
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !forget {
-		return recorded, nil
+		return recorded, marks, nil
 	}
 	if _, err := tx.ExecContext(ctx, store.ForgetOtherTables, a.slot, names); err != nil {
-		return nil, fmt.Errorf("forgetting the tables no longer registered: %w", err)
+		return nil, nil, fmt.Errorf("forgetting the tables no longer registered: %w", err)
 	}
-	return recorded, tx.Commit()
+	return recorded, marks, tx.Commit()
 }
 
 // takeEdges deletes the recorded edges of the tables names and returns

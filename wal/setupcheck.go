@@ -14,9 +14,10 @@ import (
 // so that a setup that would lose changes quietly stops Start with an error
 // that says what to fix.
 
-// walTables are the tables of schema synchro the consumer writes; the
-// first one missing means migrations.Migrate has not run.
-var walTables = []string{"changelog", "bucket_edges", "wal_position", "wal_tables", "rule_failures", "compaction"}
+// walTables are the tables of schema synchro the consumer writes, and the
+// newest columns it uses (table.column); one missing means
+// migrations.Migrate has not run (or not since an upgrade).
+var walTables = []string{"changelog", "bucket_edges", "wal_position", "wal_tables", "rule_failures", "compaction", "wal_tables.backfill_snapshot"}
 
 // checkSetup refuses to capture when the consumer could not see every row:
 // the role of ConnString reads each registered table's existing rows when

@@ -27,14 +27,17 @@ SELECT current_user::text, r.rolsuper OR r.rolbypassrls,
 
 // CheckChangelogDB reads, for the wal consumer's ChangelogDB, which of the
 // tables of schema synchro $1 are missing (", "-separated, empty when
-// none), the current role, and which of the registered tables $2 (a JSON
-// array of quoted names) row-level security applies to for it.
+// none; an entry table.column names a column of the table), the current
+// role, and which of the registered tables $2 (a JSON array of quoted
+// names) row-level security applies to for it.
 //
 // $1 text[] tables of schema synchro, $2 jsonb registered tables -> text
 // missing, text role, text tables under RLS
 const CheckChangelogDB = `
 SELECT coalesce((SELECT string_agg('synchro.' || t, ', ' ORDER BY t) FROM unnest($1::text[]) AS t
-                  WHERE to_regclass('synchro.' || t) IS NULL), ''),
+                  WHERE NOT EXISTS (SELECT 1 FROM pg_attribute
+                                     WHERE attrelid = to_regclass('synchro.' || split_part(t, '.', 1))
+                                       AND (strpos(t, '.') = 0 OR attname = split_part(t, '.', 2) AND NOT attisdropped))), ''),
        current_user::text,
        coalesce((SELECT string_agg(q.name, ', ' ORDER BY q.ord)
                    FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS q(name, ord)
