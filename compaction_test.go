@@ -1288,13 +1288,7 @@ func TestCompactionPrune(t *testing.T) {
 // cpLeafItems is the read path's registry without notes: items are then
 // no table's parent, and compaction may prune their edges.
 func cpLeafItems() *synchro.Registry {
-	reg := synchro.NewRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "categories"})
-	reg.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
-	reg.Register(&synchro.TableConfig{TableName: "items", ParentTable: "lists", ParentFKCol: "list_id",
-		SyncColumns: []string{"id", "list_id", "title", "updated_at", "deleted_at"}})
-	reg.Register(&synchro.TableConfig{TableName: "tips", OwnerColumn: "user_id", AllowGlobalRead: true})
-	return reg
+	return rpRegistryWithout("notes")
 }
 
 // TestCompactionPruneRacesARestore: a row soft-deleted long ago is restored

@@ -52,13 +52,24 @@ CREATE TABLE tips (id int PRIMARY KEY, user_id text, body text);
 
 // rpRegistry registers the schema's tables.
 func rpRegistry() *synchro.Registry {
+	return rpRegistryWithout("")
+}
+
+// rpRegistryWithout registers the schema's tables but the one named.
+func rpRegistryWithout(table string) *synchro.Registry {
 	reg := synchro.NewRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "categories"})
-	reg.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
-	reg.Register(&synchro.TableConfig{TableName: "items", ParentTable: "lists", ParentFKCol: "list_id",
-		SyncColumns: []string{"id", "list_id", "title", "updated_at", "deleted_at"}})
-	reg.Register(&synchro.TableConfig{TableName: "notes", ParentTable: "items", ParentFKCol: "item_id"})
-	reg.Register(&synchro.TableConfig{TableName: "tips", OwnerColumn: "user_id", AllowGlobalRead: true})
+	for _, cfg := range []*synchro.TableConfig{
+		{TableName: "categories"},
+		{TableName: "lists", OwnerColumn: "user_id"},
+		{TableName: "items", ParentTable: "lists", ParentFKCol: "list_id",
+			SyncColumns: []string{"id", "list_id", "title", "updated_at", "deleted_at"}},
+		{TableName: "notes", ParentTable: "items", ParentFKCol: "item_id"},
+		{TableName: "tips", OwnerColumn: "user_id", AllowGlobalRead: true},
+	} {
+		if cfg.TableName != table {
+			reg.Register(cfg)
+		}
+	}
 	return reg
 }
 
