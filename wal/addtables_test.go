@@ -337,3 +337,37 @@ func TestE2EBackfillAfterTakeoverForgot(t *testing.T) {
 	ctEqual(t, "registered again", e.sync(), "user:pete other o1 delete")
 	ctEqual(t, "edges of o1", e.edges("other", "o1"))
 }
+
+// TestE2EOtherSlotOfTheTablesWarned: a second slot recording the same
+// tables (a slot renamed in the configuration, the old one left behind)
+// is named at Warn by the sessions of each; a slot dropped is not.
+func TestE2EOtherSlotOfTheTablesWarned(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	e.halt()
+	old := e.cfg.SlotName
+	e.cfg.SlotName = old + "_new"
+	e.run()
+	warned := func(other string) bool {
+		for _, m := range e.logs.all() {
+			if strings.HasPrefix(m, "WARN wal: another replication slot recorded the same tables") &&
+				strings.Contains(m, "other_slot="+other+" ") && strings.Contains(m, "tables=categories, items, lists") {
+				return true
+			}
+		}
+		return false
+	}
+	if !warned(old) {
+		t.Errorf("the session of %s did not name the slot %s it shares the tables with:\n%s", e.cfg.SlotName, old, strings.Join(e.logs.all(), "\n"))
+	}
+	e.halt()
+	pgtest.Exec(t, e.db.Super, `SELECT pg_drop_replication_slot($1)`, old)
+	before := len(e.logs.all())
+	e.run()
+	for _, m := range e.logs.all()[before:] {
+		if strings.Contains(m, "another replication slot") {
+			t.Errorf("warned of a dropped slot: %s", m)
+		}
+	}
+}

@@ -292,6 +292,9 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, owner uin
 	// not passed yet (a session that stopped right after recording them).
 	maps.DeleteFunc(marks, func(_ string, m backfillMark) bool { return m.until <= start })
 	c.applier.marks.Store(&marks)
+	if err := c.warnOtherSlots(ctx); err != nil {
+		return err
+	}
 	// Tables never recorded, and tables just added to the publication
 	// (their changes were not streamed until now), are recorded now.
 	var missing []string
@@ -599,6 +602,29 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 		return n, fmt.Errorf("wal: backfill of %s: %w", cfg.TableName, err)
 	}
 	return n, nil
+}
+
+// warnOtherSlots logs, at Warn, each other slot of the server that recorded
+// some of the registered tables: consumed, it captures every change of
+// them a second time, into the same changelog, and the two write each
+// other's bucket edges (one behind the other moves records back to the
+// buckets of older rows until it catches up, and stays wrong if it stops);
+// not consumed, it holds back the server's WAL.
+func (c *Consumer) warnOtherSlots(ctx context.Context) error {
+	rows, err := c.cfg.ChangelogDB.QueryContext(ctx, store.OtherSlotsOfTables, c.cfg.SlotName, c.names)
+	if err != nil {
+		return fmt.Errorf("wal: reading the other slots of the registered tables: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var slot, tables string
+		if err := rows.Scan(&slot, &tables); err != nil {
+			return fmt.Errorf("wal: reading the other slots of the registered tables: %w", err)
+		}
+		c.cfg.Logger.WarnContext(ctx, "wal: another replication slot recorded the same tables: consumed, it captures their changes a second time and both write their bucket edges; not consumed, it holds back WAL. Drop the one no longer in use (pg_drop_replication_slot)",
+			"slot", c.cfg.SlotName, "other_slot", slot, "tables", tables)
+	}
+	return rows.Err()
 }
 
 // recordedTables returns the tables the slot recorded, after forgetting

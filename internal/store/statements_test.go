@@ -79,9 +79,10 @@ var statements = map[string]string{
 	"CaptureStatus":  CaptureStatus,
 
 	// wal_tables.go
-	"RecordedTables":    RecordedTables,
-	"RecordTables":      RecordTables,
-	"ForgetOtherTables": ForgetOtherTables,
+	"RecordedTables":     RecordedTables,
+	"RecordTables":       RecordTables,
+	"ForgetOtherTables":  ForgetOtherTables,
+	"OtherSlotsOfTables": OtherSlotsOfTables,
 
 	// rule_failures.go
 	"InsertRuleFailure":        InsertRuleFailure,

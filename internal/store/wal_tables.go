@@ -29,3 +29,16 @@ ON CONFLICT (slot_name, table_name) DO UPDATE
 //
 // $1 text slot, $2 text[] tables kept -> rows affected
 const ForgetOtherTables = `DELETE FROM synchro.wal_tables WHERE slot_name = $1 AND NOT table_name = ANY($2::text[])`
+
+// OtherSlotsOfTables lists the other replication slots of the server that
+// recorded some of the tables, with those tables (", "-separated). It
+// reads pg_replication_slots too.
+//
+// $1 text slot, $2 text[] tables -> text slot, text tables
+const OtherSlotsOfTables = `
+SELECT w.slot_name, string_agg(w.table_name, ', ' ORDER BY w.table_name)
+  FROM synchro.wal_tables w
+ WHERE w.slot_name <> $1 AND w.table_name = ANY($2::text[])
+   AND EXISTS (SELECT 1 FROM pg_replication_slots s WHERE s.slot_name = w.slot_name)
+ GROUP BY w.slot_name
+ ORDER BY w.slot_name`
