@@ -69,13 +69,20 @@ func cpStart(t *testing.T, cc *synchro.CompactorConfig, app bool) *cpEnv {
 // cpStartWith is cpStart with the registry reg (nil: rpRegistry()).
 func cpStartWith(t *testing.T, cc *synchro.CompactorConfig, app bool, reg *synchro.Registry) *cpEnv {
 	t.Helper()
+	return cpStartOpts(t, cc, rpOptions{app: app, registry: reg})
+}
+
+// cpStartOpts is cpStart with the read path's options o (its config is
+// replaced).
+func cpStartOpts(t *testing.T, cc *synchro.CompactorConfig, o rpOptions) *cpEnv {
+	t.Helper()
 	e := &cpEnv{}
 	if cc != nil && cc.Logger == nil {
 		c := *cc
 		c.Logger = cpDiscard
 		cc = &c
 	}
-	e.rpEnv = rpStart(t, rpOptions{app: app, registry: reg, config: func(cfg *synchro.Config) {
+	o.config = func(cfg *synchro.Config) {
 		cfg.Compactor = cc
 		cfg.Hooks.OnCompaction = func(_ context.Context, r synchro.CompactResult) {
 			e.mu.Lock()
@@ -87,7 +94,8 @@ func cpStartWith(t *testing.T, cc *synchro.CompactorConfig, app bool, reg *synch
 			defer e.mu.Unlock()
 			e.required = append(e.required, cpRequired{clientID, checkpoint, minSeq, reason})
 		}
-	}})
+	}
+	e.rpEnv = rpStart(t, o)
 	return e
 }
 
@@ -1365,6 +1373,109 @@ func TestCompactionPruneRacesARestore(t *testing.T) {
 	fresh := e.client("alice", "laptop")
 	fresh.snapshot(100)
 	rpSameRows(t, "new client", fresh.rows, e.expected("alice"))
+}
+
+// TestCompactionPruneBesideAPurge: the prune never waits for the
+// application's locks on the rows it prunes for. An application purge
+// deleting long-deleted rows in another order than the prune's deadlocked
+// with it when the prune waited for them (found by a review: one of the
+// two was killed, 40P01); the prune now skips a row locked elsewhere and
+// keeps its edge until the next run.
+func TestCompactionPruneBesideAPurge(t *testing.T) {
+	t.Parallel()
+	const (
+		i1 = "00000000-0000-4000-8000-000000000001"
+		i2 = "00000000-0000-4000-8000-000000000002"
+	)
+	e := cpStartWith(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false, cpLeafItems())
+	db := e.db.Super
+	ctx := context.Background()
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i1'), ($2, 1, 'i2')`, i1, i2)
+	pgtest.Exec(t, db, `UPDATE items SET deleted_at = now() - interval '2 hours'`)
+	e.caughtUp()
+	purge, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = purge.Rollback() })
+	if _, err := purge.Exec(`DELETE FROM items WHERE id = $1`, i2); err != nil { // the row the prune reaches last
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithTimeout(ctx, rpTimeout)
+	defer cancel()
+	res, err := e.eng.RunCompaction(runCtx) // waited for the purge before
+	if err != nil {
+		t.Fatalf("RunCompaction: %v", err)
+	}
+	if res.PrunedEdges != 1 {
+		t.Errorf("pruned %d edges, want i1's alone (i2 is locked by the purge)", res.PrunedEdges)
+	}
+	if _, err := purge.Exec(`DELETE FROM items WHERE id = $1`, i1); err != nil {
+		t.Errorf("the purge: %v", err)
+	}
+	if err := purge.Commit(); err != nil {
+		t.Errorf("the purge: %v", err)
+	}
+}
+
+// TestCompactionPruneRowMovedPartition: the prune locks the rows it prunes
+// for, and PostgreSQL cannot lock a row that moved to another partition
+// since the prune's snapshot (serialization failure). The table's edges
+// are then left to the next run, and the run goes on, instead of failing.
+// Here the prune is held open by a lock on the edge of p1 while p2 moves
+// from the first partition to the second.
+func TestCompactionPruneRowMovedPartition(t *testing.T) {
+	t.Parallel()
+	reg := cpLeafItems()
+	reg.Register(&synchro.TableConfig{TableName: "parts", OwnerColumn: "user_id"})
+	e := cpStartOpts(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, rpOptions{registry: reg, schema: rpSchema + `
+CREATE TABLE parts (id int PRIMARY KEY, user_id text, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz) PARTITION BY RANGE (id);
+CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0) TO (1000);
+CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (1000) TO (2000);`})
+	db := e.db.Super
+	ctx := context.Background()
+	pgtest.Exec(t, db, `INSERT INTO parts (id, user_id, deleted_at) VALUES (1, 'alice', now() - interval '2 hours'), (2, 'alice', now() - interval '2 hours')`)
+	e.caughtUp()
+
+	holder, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Rollback() })
+	if _, err := holder.Exec(`SELECT 1 FROM synchro.bucket_edges WHERE table_name = 'parts' AND record_id = '1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan synchro.CompactResult, 1)
+	errs := make(chan error, 1)
+	go func() {
+		res, err := e.eng.RunCompaction(ctx)
+		errs <- err
+		done <- res
+	}()
+	pgtest.WaitFor(t, "the prune to wait for p1's edge", rpTimeout, func() (bool, string) {
+		var n int
+		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
+			WHERE query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
+		return err == nil && n == 1, fmt.Sprintf("%d waiting, %v", n, err)
+	})
+	pgtest.Exec(t, db, `UPDATE parts SET id = 1002 WHERE id = 2`) // to the second partition
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; err != nil {
+		t.Fatalf("RunCompaction: %v", err)
+	}
+	if res := <-done; res.PrunedEdges != 0 {
+		t.Errorf("the run pruned %d edges, want none (its statement on parts failed)", res.PrunedEdges)
+	}
+	e.caughtUp()
+	res := e.run()
+	var left int
+	pgtest.QueryRow(t, db, `SELECT count(*) FROM synchro.bucket_edges WHERE table_name = 'parts'`).Scan(&left)
+	if res.PrunedEdges != 2 || left != 0 {
+		t.Errorf("the next run pruned %d edges and left %d, want 2 and none", res.PrunedEdges, left)
+	}
 }
 
 // TestCompactionPruneDeletedParent checks that pruning the edges of a row

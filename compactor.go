@@ -3,6 +3,7 @@ package synchro
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/synchrosync/synchro/internal/locks"
+	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 	"github.com/synchrosync/synchro/internal/store"
 )
@@ -253,11 +255,38 @@ func affected(res sql.Result, err error) (int64, error) {
 // takes the age in microseconds as $1) and deletes the rule failures
 // replayed more than the stale threshold ago. It returns the numbers of
 // each deleted.
-func (c *Compactor) prune(ctx context.Context, db DB, edgeStatements []string) (edges, failures int64, err error) {
+//
+// A statement that PostgreSQL ends with a serialization failure (it locks
+// the rows it prunes for, and a row that moved to another partition since
+// its snapshot cannot be locked; under REPEATABLE READ, any row changed
+// since) prunes nothing this run, and the others go on; inside a
+// transaction it runs under a savepoint for that.
+func (c *Compactor) prune(ctx context.Context, db DB, edgeStatements []pruneStatement) (edges, failures int64, err error) {
 	age := c.stale.Microseconds()
-	for _, q := range edgeStatements {
+	_, inTx := db.(*sql.Tx)
+	exec := func(q string) (sql.Result, error) {
+		if !inTx {
+			return db.ExecContext(ctx, q, age)
+		}
+		if _, err := db.ExecContext(ctx, `SAVEPOINT synchro_prune`); err != nil {
+			return nil, err
+		}
 		res, err := db.ExecContext(ctx, q, age)
-		n, err := affected(res, err)
+		if err != nil {
+			if _, rbErr := db.ExecContext(ctx, `ROLLBACK TO SAVEPOINT synchro_prune`); rbErr != nil {
+				return nil, errors.Join(err, rbErr)
+			}
+			return nil, err
+		}
+		_, err = db.ExecContext(ctx, `RELEASE SAVEPOINT synchro_prune`)
+		return res, err
+	}
+	for _, p := range edgeStatements {
+		n, err := affected(exec(p.sql))
+		if pgerr.Code(err) == pgerr.SerializationFailure {
+			c.logger.InfoContext(ctx, "synchro: compaction left the bucket edges of a table to its next run: a row changed while they were pruned", "table", p.table, "error", err)
+			continue
+		}
 		if err != nil {
 			return edges, failures, fmt.Errorf("synchro: pruning the bucket edges of deleted rows: %w", err)
 		}
@@ -304,7 +333,8 @@ func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []pruneStatem
 	if err != nil {
 		return res, err
 	}
-	var statements, blocked []string
+	var statements []pruneStatement
+	var blocked []string
 	for _, p := range edgeStatements {
 		// Under row-level security the role may not see every deleted row;
 		// without UPDATE it may not lock them (see pruneStatements).
@@ -316,7 +346,7 @@ func (c *Compactor) run(ctx context.Context, db DB, edgeStatements []pruneStatem
 			blocked = append(blocked, p.table)
 			continue
 		}
-		statements = append(statements, p.sql)
+		statements = append(statements, p)
 	}
 	res.EdgesNotPruned = strings.Join(blocked, ", ")
 	res.PrunedEdges, res.PrunedRuleFailures, err = c.prune(ctx, conn, statements)
@@ -468,12 +498,16 @@ func (e *Engine) pruneStatements(m *manifest) []pruneStatement {
 		// restored (deleted_at cleared) while a prune that read it as
 		// deleted was still open lost its edges to the prune after capture
 		// had read them, and was live in no bucket's edges. Locked, a
-		// restore in progress holds the prune up, which then reads the
-		// restored row and keeps its edges, and a later one waits for the
-		// prune, so capture reads the edges without those pruned.
+		// restore that committed since the prune's snapshot is read (the
+		// lock reads the row's newest version), and a later one waits for
+		// the prune, so capture reads the edges without those pruned. A
+		// row another transaction has locked (a restore in progress, a
+		// purge) is skipped, its edges kept until the next run: the prune
+		// never waits for the application's transactions, so it never
+		// deadlocks with one that locks such rows in another order.
 		q := fmt.Sprintf(`DELETE FROM synchro.bucket_edges AS e
  WHERE e.table_name = %s
-   AND EXISTS (SELECT 1 FROM %s AS x WHERE x.%s = CAST(e.record_id AS %s) AND x.%s < %s OFFSET 0 FOR SHARE)`,
+   AND EXISTS (SELECT 1 FROM %s AS x WHERE x.%s = CAST(e.record_id AS %s) AND x.%s < %s OFFSET 0 FOR SHARE SKIP LOCKED)`,
 			pgident.QuoteLiteral(name), t.quoted, pgident.Quote(t.pk), t.pkType(), pgident.Quote(t.cfg.DeletedAtColumn), store.OlderThan)
 		out = append(out, pruneStatement{table: name, quoted: t.quoted, sql: q})
 	}
