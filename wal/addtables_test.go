@@ -2,7 +2,10 @@ package wal
 
 import (
 	"database/sql"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -370,4 +373,81 @@ func TestE2EOtherSlotOfTheTablesWarned(t *testing.T) {
 			t.Errorf("warned of a dropped slot: %s", m)
 		}
 	}
+}
+
+// keyRewritingProxy proxies the server of dsn byte for byte but for the
+// BackendKeyData message, whose process id it changes, as a pooler in
+// session mode hands out its own; it returns the proxied DSN.
+func keyRewritingProxy(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+			go func() {
+				defer func() { _ = c.Close(); _ = s.Close() }()
+				hdr := make([]byte, 5)
+				for {
+					if _, err := io.ReadFull(s, hdr); err != nil {
+						return
+					}
+					body := make([]byte, binary.BigEndian.Uint32(hdr[1:])-4)
+					if _, err := io.ReadFull(s, body); err != nil {
+						return
+					}
+					if hdr[0] == 'K' && len(body) >= 4 {
+						binary.BigEndian.PutUint32(body, binary.BigEndian.Uint32(body)^0x5a5a5a)
+					}
+					if _, err := c.Write(append(hdr, body...)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	u.Host = ln.Addr().String()
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// TestE2EAddedTableBehindAPooler: the backfill of an added table commits
+// while the slot's walsender is the session's, known from the server, not
+// from the process id the connection was given: behind a pooler, which
+// gives its own, every such backfill was refused and capture stood by for
+// good (found by a review).
+func TestE2EAddedTableBehindAPooler(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema, nil)
+	e.cfg.ConnString = keyRewritingProxy(t, e.db.DSN)
+	e.run() // other is not registered
+	ctEqual(t, "a change through the proxy", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`), "user:alice lists l1 create")
+	e.halt()
+	pgtest.Exec(t, e.db.Super, `INSERT INTO other (id, user_id) VALUES ('o1', 'pete')`)
+	e.cfg.Registry = otherRegistry()
+	r := e.launch(newTestConsumer(t, e.cfg))
+	pgtest.WaitFor(t, "the consumer to stream", e2eTimeout, func() (bool, string) {
+		_, ok := r.c.signals.streaming.received()
+		return ok, fmt.Sprintf("%+v", r.c.Status())
+	})
+	ctEqual(t, "edges of o1", e.edges("other", "o1"), "user:pete")
 }

@@ -101,6 +101,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -410,9 +411,23 @@ func (c *Consumer) session(ctx context.Context) error {
 		}
 		return fmt.Errorf("wal: starting replication on slot %s: %w", c.cfg.SlotName, err)
 	}
-	// The slot is ours now: tables it has not recorded can be added.
+	// The slot is ours now: tables it has not recorded can be added. Their
+	// backfill commits only while the slot's walsender is still this
+	// session's, known by the process id the server gives (a pooler in
+	// front of the server hands out process ids of its own).
+	rows, err := exec(ctx, mgmt, `SELECT coalesce(active_pid, 0)::text FROM pg_replication_slots WHERE slot_name = $1`, c.cfg.SlotName)
+	if err != nil {
+		return fmt.Errorf("wal: reading the process streaming slot %s: %w", c.cfg.SlotName, err)
+	}
+	var owner uint64
+	if len(rows) > 0 {
+		owner, _ = strconv.ParseUint(string(rows[0][0]), 10, 32)
+	}
+	if owner == 0 {
+		return fmt.Errorf("%w: slot %s has no process streaming it once started", errSlotInUse, c.cfg.SlotName)
+	}
 	stopKeepalive := c.keepalive(ctx, repl, start)
-	err = c.addTables(ctx, mgmt, repl.PID(), start, tables, unpublished)
+	err = c.addTables(ctx, mgmt, uint32(owner), start, tables, unpublished)
 	stopKeepalive()
 	if err != nil {
 		return err
