@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/bucket"
@@ -131,6 +132,14 @@ type batch struct {
 	rows     []clRow
 	failures []ruleFailure
 	lsn      pglogrepl.LSN
+	// rowsConn, set by a backfill, is the connection it reads the rows on,
+	// in its snapshot, holding the tables it read: children are read on it
+	// too. Read on another connection, a child table that a transaction
+	// locked before asking for a table the backfill holds would wait for
+	// that transaction, which waits for the backfill's connection, which
+	// waits for the read: a deadlock PostgreSQL does not see (found by a
+	// review).
+	rowsConn *pgconn.PgConn
 	// backfilled names the tables a backfill records from their rows: a
 	// parent's move does not move their rows, which get their buckets
 	// from their own rows in the same batch.
@@ -635,9 +644,24 @@ func (b *batch) children(child *synchro.TableConfig, parentID string) ([]childRo
 	if err != nil {
 		return nil, err
 	}
-	q := fmt.Sprintf(`SELECT %s, coalesce(json_typeof(row_to_json(c) -> $2) NOT IN ('null'), false), row_to_json(c)::text
+	q := fmt.Sprintf(`SELECT %s, coalesce(json_typeof(row_to_json(c) -> $2::text) NOT IN ('null'), false), row_to_json(c)::text
 FROM %s AS c WHERE c.%s = CAST($1::text AS %s)`,
 		id, pgident.QuoteQualified(child.TableName), pgident.Quote(child.ParentFKCol), typ)
+	if b.rowsConn != nil {
+		found, err := exec(b.ctx, b.rowsConn, q, parentID, child.DeletedAtColumn)
+		if err != nil {
+			return nil, fmt.Errorf("wal: finding the children of %s %q in %s: %w", child.ParentTable, parentID, child.TableName, err)
+		}
+		out := make([]childRow, 0, len(found))
+		for _, f := range found {
+			r := childRow{id: string(f[0]), deleted: string(f[1]) == "t"}
+			if r.row, err = decodeRow(string(f[2])); err != nil {
+				return nil, fmt.Errorf("wal: decoding a child row of %s: %w", child.TableName, err)
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
 	rows, err := b.tx.QueryContext(b.ctx, q, parentID, child.DeletedAtColumn)
 	if err != nil {
 		return nil, fmt.Errorf("wal: finding the children of %s %q in %s: %w", child.ParentTable, parentID, child.TableName, err)

@@ -284,7 +284,10 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, owner uin
 	// skipped from now on: forgotten here, before any batch is written, it
 	// is recorded again, and clients told what changed meanwhile, by the
 	// first session that registers it again.
-	recorded, marks, err := c.applier.recordedTables(ctx, c.names)
+	// A table missing from the publication is forgotten too, before it is
+	// added: should its backfill fail, the next session records it still.
+	kept := slices.DeleteFunc(slices.Clone(c.names), func(n string) bool { return slices.Contains(unpublished, n) })
+	recorded, marks, err := c.applier.recordedTables(ctx, kept)
 	if err != nil {
 		return fmt.Errorf("wal: reading the recorded tables of slot %s: %w", c.cfg.SlotName, err)
 	}
@@ -299,7 +302,7 @@ func (c *Consumer) addTables(ctx context.Context, mgmt *pgconn.PgConn, owner uin
 	// (their changes were not streamed until now), are recorded now.
 	var missing []string
 	for _, name := range c.names {
-		if !recorded[name] || slices.Contains(unpublished, name) {
+		if !recorded[name] {
 			missing = append(missing, name)
 		}
 	}
@@ -425,6 +428,16 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 			return fmt.Errorf("wal: backfill: using the slot's snapshot: %w", err)
 		}
 	} else {
+		// The rows of child tables not recorded with their parents follow
+		// them (moveChildren), read on this connection: it takes them
+		// first, before any table it reads, so that a transaction locking
+		// a child table and then a parent waits for it, or it for that
+		// transaction, and never both (a deadlock; found by a review).
+		if kids := c.applier.descendantsBeyond(names); len(kids) > 0 {
+			if _, err := exec(ctx, mgmt, `LOCK TABLE `+strings.Join(kids, ", ")+` IN ACCESS SHARE MODE`); err != nil {
+				return fmt.Errorf("wal: backfill: locking the child tables: %w", err)
+			}
+		}
 		rows, err := exec(ctx, mgmt, `SELECT pg_current_snapshot()::text, (pg_current_wal_insert_lsn() - '0/0')::bigint::text`)
 		if err != nil {
 			return fmt.Errorf("wal: backfill: reading its snapshot: %w", err)
@@ -463,6 +476,7 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		return fmt.Errorf("wal: backfill: clearing bucket edges: %w", err)
 	}
 	b := a.newBatch(ctx, conn, tx, 0)
+	b.rowsConn = mgmt
 	b.backfilled = make(map[string]bool, len(names))
 	for _, name := range names {
 		b.backfilled[name] = true
@@ -548,6 +562,7 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 	q := fmt.Sprintf(`SELECT %s, row_to_json(x)::text FROM %s AS x`, id, pgident.QuoteQualified(cfg.TableName))
 	rr := mgmt.ExecParams(ctx, q, nil, nil, nil, nil)
 	n := 0
+	var moved []movedRecord
 	for rr.NextRow() {
 		vals := rr.Values()
 		id := string(vals[0])
@@ -592,16 +607,47 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 			}
 		}
 		if !slices.Equal(was, buckets) {
-			if err := b.moveChildren(k, buckets); err != nil {
-				rr.Close()
-				return n, err
-			}
+			moved = append(moved, movedRecord{k, buckets})
 		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return n, fmt.Errorf("wal: backfill of %s: %w", cfg.TableName, err)
 	}
+	// Once the table is read: the children are read on the same
+	// connection, in the same snapshot (see batch.rowsConn).
+	for _, m := range moved {
+		if err := b.moveChildren(m.key, m.buckets); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
+}
+
+// descendantsBeyond returns the registered tables, quoted, that descend
+// from the tables names without being among them.
+func (a *applier) descendantsBeyond(names []string) []string {
+	in := make(map[string]bool, len(a.tables))
+	for _, n := range names {
+		in[n] = true
+	}
+	var out []string
+	for grew := true; grew; {
+		grew = false
+		for _, name := range slices.Sorted(maps.Keys(a.tables)) {
+			cfg := a.tables[name]
+			if !in[name] && cfg.ParentTable != "" && in[cfg.ParentTable] {
+				in[name], grew = true, true
+				out = append(out, pgident.QuoteQualified(name))
+			}
+		}
+	}
+	return out
+}
+
+// movedRecord is a record whose buckets a backfill changed.
+type movedRecord struct {
+	key     recKey
+	buckets []string
 }
 
 // warnOtherSlots logs, at Warn, each other slot of the server that recorded
