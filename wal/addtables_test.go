@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"context"
 	"database/sql"
 	"encoding/binary"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file tests the wait of a session, before it records the rows of
@@ -450,4 +452,95 @@ func TestE2EAddedTableBehindAPooler(t *testing.T) {
 		return ok, fmt.Sprintf("%+v", r.c.Status())
 	})
 	ctEqual(t, "edges of o1", e.edges("other", "o1"), "user:pete")
+}
+
+// TestE2ERepublishedParentBesideAReplayAndAMigration: the backfill of a
+// parent table added again takes the slot's changelog lock before its
+// connection holds any table. It locked the child tables first: a replay
+// of rule failures holding the changelog lock and reading items queued
+// behind a migration of items, which queued behind the backfill's lock of
+// items, while the backfill waited, in the engine, for the changelog lock:
+// all three hung, unseen by PostgreSQL (found by a review).
+func TestE2ERepublishedParentBesideAReplayAndAMigration(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	ctx := t.Context()
+	db := e.db.Super
+	e.run()
+	e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice'); INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
+	e.halt()
+	pgtest.Exec(t, db, `ALTER PUBLICATION pub DROP TABLE lists`)
+	pgtest.Exec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
+	// A failure of items pending replay: the replay reads items.
+	pgtest.Exec(t, db, store.InsertRuleFailure, "items", "i1", int16(synchro.OpUpdate), "test", nil, int64(0))
+
+	// A writer of lists from before the session adds it back holds the
+	// session after it read its recorded tables (awaitWriters).
+	writer, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = writer.Rollback() }()
+	if _, err := writer.Exec(`INSERT INTO lists (id, user_id) VALUES ('l2', 'carol')`); err != nil {
+		t.Fatal(err)
+	}
+	r := e.launch(newTestConsumer(t, e.cfg))
+	await(r, "the session to wait for the writer of lists", &r.c.signals.writersAwaited)
+
+	// The replay takes the changelog lock; a lock on rule_failures holds it
+	// there until the migration queued.
+	gate, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = gate.Rollback() }()
+	if _, err := gate.Exec(`LOCK TABLE synchro.rule_failures IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	replayer, err := NewConsumer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := make(chan error, 1)
+	go func() { _, err := replayer.ReplayRuleFailures(context.Background()); replayed <- err }()
+	pgtest.WaitFor(t, "the replay to wait for rule_failures", e2eTimeout, func() (bool, string) {
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'synchro.rule_failures'::regclass`) > 0, ""
+	})
+	if err := writer.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.WaitFor(t, "the backfill to wait for the changelog lock", e2eTimeout, func() (bool, string) {
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`) > 0, ""
+	})
+
+	// A migration of items (ALTER TABLE items ...).
+	ddl, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ddl.Rollback() }()
+	if _, err := ddl.Exec(`SET LOCAL lock_timeout = '10s'`); err != nil {
+		t.Fatal(err)
+	}
+	locked := make(chan error, 1)
+	go func() {
+		_, err := ddl.Exec(`LOCK TABLE items IN ACCESS EXCLUSIVE MODE`)
+		locked <- err
+	}()
+	pgtest.WaitFor(t, "the migration to lock items or wait for it", e2eTimeout, func() (bool, string) {
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE relation = 'items'::regclass AND mode = 'AccessExclusiveLock'`) > 0, ""
+	})
+	if err := gate.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := <-locked; err != nil {
+		t.Errorf("the migration's lock on items, after %v: %v (the migration, the replay and the backfill waited for each other)", time.Since(began).Round(time.Second), err)
+	}
+	_ = ddl.Rollback()
+	if err := <-replayed; err != nil {
+		t.Errorf("ReplayRuleFailures: %v", err)
+	}
+	r.waitStreaming()
+	ctEqual(t, "edges of i1", e.edges("items", "i1"), "user:bob")
 }

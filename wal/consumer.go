@@ -403,6 +403,23 @@ func (c *Consumer) session(ctx context.Context) error {
 	}
 	c.serverLSN.Store(uint64(sys.XLogPos))
 
+	// The walsender's process id, from the server: the backfill of added
+	// tables commits only while the slot's walsender is this one (a pooler
+	// in front of the server hands out process ids of its own, and the
+	// slot's active_pid, read later, could be another session's that took
+	// the slot meanwhile).
+	pid, err := repl.Exec(ctx, `SELECT pg_backend_pid()`).ReadAll()
+	if err != nil {
+		return fmt.Errorf("wal: reading the walsender's process id: %w", err)
+	}
+	var owner uint64
+	if len(pid) == 1 && len(pid[0].Rows) == 1 {
+		owner, err = strconv.ParseUint(string(pid[0].Rows[0][0]), 10, 32)
+	}
+	if owner == 0 || err != nil {
+		return fmt.Errorf("wal: reading the walsender's process id: got %v (%v)", pid, err)
+	}
+
 	args := []string{"proto_version '1'", "publication_names " + pgident.QuoteLiteral(pgident.Quote(c.cfg.PublicationName))}
 	if err := pglogrepl.StartReplication(ctx, repl, c.cfg.SlotName, start, pglogrepl.StartReplicationOptions{PluginArgs: args}); err != nil {
 		var pgErr *pgconn.PgError
@@ -411,21 +428,7 @@ func (c *Consumer) session(ctx context.Context) error {
 		}
 		return fmt.Errorf("wal: starting replication on slot %s: %w", c.cfg.SlotName, err)
 	}
-	// The slot is ours now: tables it has not recorded can be added. Their
-	// backfill commits only while the slot's walsender is still this
-	// session's, known by the process id the server gives (a pooler in
-	// front of the server hands out process ids of its own).
-	rows, err := exec(ctx, mgmt, `SELECT coalesce(active_pid, 0)::text FROM pg_replication_slots WHERE slot_name = $1`, c.cfg.SlotName)
-	if err != nil {
-		return fmt.Errorf("wal: reading the process streaming slot %s: %w", c.cfg.SlotName, err)
-	}
-	var owner uint64
-	if len(rows) > 0 {
-		owner, _ = strconv.ParseUint(string(rows[0][0]), 10, 32)
-	}
-	if owner == 0 {
-		return fmt.Errorf("%w: slot %s has no process streaming it once started", errSlotInUse, c.cfg.SlotName)
-	}
+	// The slot is ours now: tables it has not recorded can be added.
 	stopKeepalive := c.keepalive(ctx, repl, start)
 	err = c.addTables(ctx, mgmt, uint32(owner), start, tables, unpublished)
 	stopKeepalive()

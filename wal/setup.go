@@ -410,7 +410,8 @@ func isSlotInUse(err error) bool {
 // client to snapshot again (the slot was lost): the boundary goes to a
 // marker row written after every existing one, so every checkpoint taken so
 // far is below it. A non-zero owner is the process id of the session's
-// walsender: the backfill commits only while it streams the slot, since a
+// walsender (pg_backend_pid on it): the backfill commits only while it
+// streams the slot, since a
 // session that took the slot meanwhile may have forgotten the tables (see
 // recordedTables), and would skip their changes.
 func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot string, names []string, start pglogrepl.LSN, raiseBoundary bool, owner uint32) error {
@@ -418,16 +419,34 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	defer func() { _, _ = exec(context.Background(), mgmt, `ROLLBACK`) }()
-	// The record's mark (backfillMark) when the rows are read as of now:
-	// the first statement takes the snapshot, and the position is read
-	// after it.
-	var mark backfillMark
-	var markSnapshot, markUntil any // NULL: read in the slot's snapshot
 	if snapshot != "" {
 		if _, err := exec(ctx, mgmt, `SET TRANSACTION SNAPSHOT `+pgident.QuoteLiteral(snapshot)); err != nil {
 			return fmt.Errorf("wal: backfill: using the slot's snapshot: %w", err)
 		}
-	} else {
+	}
+
+	// The slot's changelog lock comes first, before this connection holds
+	// any table: a replay of rule failures holding the lock reads tables,
+	// and must not wait (behind a migration, say) for one the backfill
+	// holds while the backfill waits for the lock, in the engine, where
+	// PostgreSQL cannot see it (found by a review).
+	a := c.applier
+	conn, tx, err := a.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("wal: backfill: %w", err)
+	}
+	defer func() { _ = conn.Close() }()
+	defer func() { _ = tx.Rollback() }()
+	if err := a.lock(ctx, tx); err != nil {
+		return fmt.Errorf("wal: backfill: %w", err)
+	}
+
+	// The record's mark (backfillMark) when the rows are read as of now:
+	// the first query takes the snapshot, and the position is read after
+	// it.
+	var mark backfillMark
+	var markSnapshot, markUntil any // NULL: read in the slot's snapshot
+	if snapshot == "" {
 		// The rows of child tables not recorded with their parents follow
 		// them (moveChildren), read on this connection: it takes them
 		// first, before any table it reads, so that a transaction locking
@@ -450,17 +469,6 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 			return fmt.Errorf("wal: backfill: reading its snapshot: %w", err)
 		}
 		markSnapshot, markUntil = string(rows[0][0]), until
-	}
-
-	a := c.applier
-	conn, tx, err := a.begin(ctx)
-	if err != nil {
-		return fmt.Errorf("wal: backfill: %w", err)
-	}
-	defer func() { _ = conn.Close() }()
-	defer func() { _ = tx.Rollback() }()
-	if err := a.lock(ctx, tx); err != nil {
-		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	// Clients in sync hear of a table added to a streaming slot (no
 	// snapshot): the edges recorded for it before, if its changes were
