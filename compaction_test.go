@@ -1299,6 +1299,21 @@ func cpLeafItems() *synchro.Registry {
 	return rpRegistryWithout("notes")
 }
 
+// cpTwoDeletedItems starts an environment whose compaction prunes the
+// edges of items deleted over an hour ago, with two such items of alice's
+// list, captured; it returns their ids.
+func cpTwoDeletedItems(t *testing.T) (e *cpEnv, i1, i2 string) {
+	t.Helper()
+	i1, i2 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+	e = cpStartWith(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false, cpLeafItems())
+	db := e.db.Super
+	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
+	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i1'), ($2, 1, 'i2')`, i1, i2)
+	pgtest.Exec(t, db, `UPDATE items SET deleted_at = now() - interval '2 hours'`)
+	e.caughtUp()
+	return e, i1, i2
+}
+
 // TestCompactionPruneRacesARestore: a row soft-deleted long ago is restored
 // while compaction prunes its table's edges. The prune read the row as
 // deleted (its statement began before the restore committed) and deleted
@@ -1311,17 +1326,9 @@ func cpLeafItems() *synchro.Registry {
 // so that it commits after capture wrote the restore.
 func TestCompactionPruneRacesARestore(t *testing.T) {
 	t.Parallel()
-	const (
-		i1 = "00000000-0000-4000-8000-000000000001"
-		i2 = "00000000-0000-4000-8000-000000000002"
-	)
-	e := cpStartWith(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false, cpLeafItems())
+	e, i1, i2 := cpTwoDeletedItems(t)
 	db := e.db.Super
 	ctx := context.Background()
-	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
-	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i1'), ($2, 1, 'i2')`, i1, i2)
-	pgtest.Exec(t, db, `UPDATE items SET deleted_at = now() - interval '2 hours'`)
-	e.caughtUp()
 
 	begin := func() *sql.Tx {
 		tx, err := db.BeginTx(ctx, nil)
@@ -1383,17 +1390,9 @@ func TestCompactionPruneRacesARestore(t *testing.T) {
 // keeps its edge until the next run.
 func TestCompactionPruneBesideAPurge(t *testing.T) {
 	t.Parallel()
-	const (
-		i1 = "00000000-0000-4000-8000-000000000001"
-		i2 = "00000000-0000-4000-8000-000000000002"
-	)
-	e := cpStartWith(t, &synchro.CompactorConfig{StaleThreshold: time.Hour}, false, cpLeafItems())
+	e, i1, i2 := cpTwoDeletedItems(t)
 	db := e.db.Super
 	ctx := context.Background()
-	pgtest.Exec(t, db, `INSERT INTO lists (id, user_id, name) VALUES (1, 'alice', 'a')`)
-	pgtest.Exec(t, db, `INSERT INTO items (id, list_id, title) VALUES ($1, 1, 'i1'), ($2, 1, 'i2')`, i1, i2)
-	pgtest.Exec(t, db, `UPDATE items SET deleted_at = now() - interval '2 hours'`)
-	e.caughtUp()
 	purge, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

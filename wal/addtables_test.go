@@ -299,14 +299,7 @@ func TestE2EBackfillAfterTakeoverForgot(t *testing.T) {
 	e.run()
 	e.halt()
 
-	lock, err := e.db.Super.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lock.Rollback() }()
-	if _, err := lock.Exec(`LOCK TABLE synchro.bucket_edges IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdTx(t, e.db.Super, `LOCK TABLE synchro.bucket_edges IN ACCESS EXCLUSIVE MODE`)
 	withOther := e.cfg
 	withOther.Registry = otherRegistry()
 	a := startConsumer(t, withOther)
@@ -464,39 +457,20 @@ func TestE2EAddedTableBehindAPooler(t *testing.T) {
 func TestE2ERepublishedParentBesideAReplayAndAMigration(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
-	ctx := t.Context()
 	db := e.db.Super
-	e.run()
-	e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice'); INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
-	e.halt()
-	pgtest.Exec(t, db, `ALTER PUBLICATION pub DROP TABLE lists`)
-	pgtest.Exec(t, db, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
+	e.listsMovedUnpublished(true)
 	// A failure of items pending replay: the replay reads items.
 	pgtest.Exec(t, db, store.InsertRuleFailure, "items", "i1", int16(synchro.OpUpdate), "test", nil, int64(0))
 
 	// A writer of lists from before the session adds it back holds the
 	// session after it read its recorded tables (awaitWriters).
-	writer, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = writer.Rollback() }()
-	if _, err := writer.Exec(`INSERT INTO lists (id, user_id) VALUES ('l2', 'carol')`); err != nil {
-		t.Fatal(err)
-	}
+	writer := holdTx(t, db, `INSERT INTO lists (id, user_id) VALUES ('l2', 'carol')`)
 	r := e.launch(newTestConsumer(t, e.cfg))
 	await(r, "the session to wait for the writer of lists", &r.c.signals.writersAwaited)
 
 	// The replay takes the changelog lock; a lock on rule_failures holds it
 	// there until the migration queued.
-	gate, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = gate.Rollback() }()
-	if _, err := gate.Exec(`LOCK TABLE synchro.rule_failures IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	gate := holdTx(t, db, `LOCK TABLE synchro.rule_failures IN ACCESS EXCLUSIVE MODE`)
 	replayer, err := NewConsumer(e.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -514,14 +488,7 @@ func TestE2ERepublishedParentBesideAReplayAndAMigration(t *testing.T) {
 	})
 
 	// A migration of items (ALTER TABLE items ...).
-	ddl, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ddl.Rollback() }()
-	if _, err := ddl.Exec(`SET LOCAL lock_timeout = '10s'`); err != nil {
-		t.Fatal(err)
-	}
+	ddl := holdTx(t, db, `SET LOCAL lock_timeout = '10s'`)
 	locked := make(chan error, 1)
 	go func() {
 		_, err := ddl.Exec(`LOCK TABLE items IN ACCESS EXCLUSIVE MODE`)
@@ -543,4 +510,38 @@ func TestE2ERepublishedParentBesideAReplayAndAMigration(t *testing.T) {
 	}
 	r.waitStreaming()
 	ctEqual(t, "edges of i1", e.edges("items", "i1"), "user:bob")
+}
+
+// holdTx begins a transaction on the test database's superuser pool, runs
+// stmts in it, and returns it open; it is rolled back at the end of the
+// test unless committed.
+func holdTx(t *testing.T, db *sql.DB, stmts ...string) *sql.Tx {
+	t.Helper()
+	tx, err := db.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	for _, q := range stmts {
+		if _, err := tx.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	return tx
+}
+
+// listsMovedUnpublished captures l1 of alice (with its item i1 when
+// withItem), stops the consumer, drops lists from the publication and
+// moves l1 to bob: a table that the next session adds back.
+func (e *e2eEnv) listsMovedUnpublished(withItem bool) {
+	e.t.Helper()
+	e.run()
+	q := `INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`
+	if withItem {
+		q += `; INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`
+	}
+	e.step(q)
+	e.halt()
+	pgtest.Exec(e.t, e.db.Super, `ALTER PUBLICATION pub DROP TABLE lists`)
+	pgtest.Exec(e.t, e.db.Super, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
 }

@@ -1891,22 +1891,8 @@ func TestApplyReadCommittedUnderStricterDefault(t *testing.T) {
 func TestE2ERepublishedParentBesideAMigration(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
-	e.run()
-	e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice'); INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 'a')`)
-	e.halt()
-	pgtest.Exec(t, e.db.Super, `ALTER PUBLICATION pub DROP TABLE lists`)
-	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
-	ddl, err := e.db.Super.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ddl.Rollback() }()
-	if _, err := ddl.Exec(`SET LOCAL lock_timeout = '10s'`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ddl.Exec(`LOCK TABLE items IN ACCESS EXCLUSIVE MODE`); err != nil { // ALTER TABLE items ...
-		t.Fatal(err)
-	}
+	e.listsMovedUnpublished(true)
+	ddl := holdTx(t, e.db.Super, `SET LOCAL lock_timeout = '10s'`, `LOCK TABLE items IN ACCESS EXCLUSIVE MODE`) // ALTER TABLE items ...
 	r := e.launch(newTestConsumer(t, e.cfg))
 	pgtest.WaitFor(t, "the backfill of lists, or a wait for items", e2eTimeout, func() (bool, string) {
 		if _, ok := r.c.signals.backfilled.received(); ok {
@@ -1937,19 +1923,8 @@ func TestE2ERepublishedParentBesideAMigration(t *testing.T) {
 func TestE2ERepublishedTableBackfillFails(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
-	e.run()
-	e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'alice')`)
-	e.halt()
-	pgtest.Exec(t, e.db.Super, `ALTER PUBLICATION pub DROP TABLE lists`)
-	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
-	lock, err := e.db.Super.BeginTx(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lock.Rollback() }()
-	if _, err := lock.Exec(`LOCK TABLE synchro.bucket_edges IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	e.listsMovedUnpublished(false)
+	lock := holdTx(t, e.db.Super, `LOCK TABLE synchro.bucket_edges IN ACCESS EXCLUSIVE MODE`)
 	r := e.launch(newTestConsumer(t, e.cfg))
 	var pid int
 	pgtest.WaitFor(t, "the backfill to wait for the edges", e2eTimeout, func() (bool, string) {
