@@ -545,3 +545,72 @@ func (e *e2eEnv) listsMovedUnpublished(withItem bool) {
 	pgtest.Exec(e.t, e.db.Super, `ALTER PUBLICATION pub DROP TABLE lists`)
 	pgtest.Exec(e.t, e.db.Super, `UPDATE lists SET user_id = 'bob' WHERE id = 'l1'`)
 }
+
+// TestE2EReaddedTableBesideAPruneAndAMigration: the backfill of a table
+// added again locks the tables it reads before its changelog transaction
+// deletes their edges. Read later, other was queued behind a migration of
+// other, queued behind a compaction prune of other's edges, which waited
+// for the edges the backfill had taken, while the backfill waited, in the
+// engine, for the read: all three hung, unseen by PostgreSQL (found by a
+// review; older than this session's changes, with ClearTableEdges).
+func TestE2EReaddedTableBesideAPruneAndAMigration(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema, otherRegistry())
+	db := e.db.Super
+	e.run()
+	e.step(`INSERT INTO other (id, user_id) VALUES ('o1', 'pete')`)
+	e.step(`UPDATE other SET deleted_at = now() - interval '1 day' WHERE id = 'o1'`)
+	ctEqual(t, "edges of the soft-deleted o1", e.edges("other", "o1"), "user:pete")
+	e.halt()
+	pgtest.Exec(t, db, `ALTER PUBLICATION pub DROP TABLE shared, other`)
+
+	writer := holdTx(t, db, `INSERT INTO other (id, user_id) VALUES ('o2', 'pete')`)
+	r := e.launch(newTestConsumer(t, e.cfg))
+	await(r, "the session to wait for the writer of other", &r.c.signals.writersAwaited)
+	gate := holdTx(t, db, fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d, hashtext('%s'))`, applyLockKey, e.cfg.SlotName))
+	if err := writer.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.WaitFor(t, "the backfill to wait for the changelog lock", e2eTimeout, func() (bool, string) {
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`) > 0, ""
+	})
+	slow := holdTx(t, db, `LOCK TABLE shared IN ACCESS EXCLUSIVE MODE`) // holds the backfill's read of shared
+	if err := gate.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.WaitFor(t, "the backfill to wait for shared", e2eTimeout, func() (bool, string) {
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'shared'::regclass`) > 0, ""
+	})
+	pruned := make(chan error, 1) // Engine.pruneStatements' statement for other
+	go func() {
+		_, err := db.Exec(`DELETE FROM synchro.bucket_edges AS e
+ WHERE e.table_name = 'other'
+   AND EXISTS (SELECT 1 FROM other AS x WHERE x.id = CAST(e.record_id AS text) AND x.deleted_at < now() - interval '1 hour' OFFSET 0 FOR SHARE SKIP LOCKED)`)
+		pruned <- err
+	}()
+	pgtest.WaitFor(t, "the prune to end or wait", e2eTimeout, func() (bool, string) {
+		if len(pruned) > 0 {
+			return true, ""
+		}
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted`) > 0, ""
+	})
+	ddl := holdTx(t, db, `SET LOCAL lock_timeout = '10s'`)
+	locked := make(chan error, 1)
+	go func() { _, err := ddl.Exec(`LOCK TABLE other IN ACCESS EXCLUSIVE MODE`); locked <- err }()
+	pgtest.WaitFor(t, "the migration to lock other or wait for it", e2eTimeout, func() (bool, string) {
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE relation = 'other'::regclass AND mode = 'AccessExclusiveLock'`) > 0, ""
+	})
+	if err := slow.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := <-locked; err != nil {
+		t.Errorf("the migration's lock on other, after %v: %v (the migration, the prune and the backfill waited for each other)", time.Since(began).Round(time.Second), err)
+	}
+	_ = ddl.Rollback()
+	if err := <-pruned; err != nil {
+		t.Errorf("prune: %v", err)
+	}
+	r.waitStreaming()
+	ctEqual(t, "edges of o2", e.edges("other", "o2"), "user:pete")
+}

@@ -441,22 +441,38 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
 
+	// Every table this connection reads, locked before the changelog
+	// transaction writes anything: the tables recorded and, when clients
+	// are told (no snapshot), the child tables whose rows follow their
+	// parents (moveChildren). Read later, one of them could be queued
+	// behind a migration queued behind a transaction (a compaction's
+	// prune) that waits for edges the changelog transaction deleted, while
+	// that transaction waits, in the engine, for the read: a deadlock
+	// PostgreSQL does not see (found by reviews). Locked first, this
+	// connection waits for such a migration while the changelog
+	// transaction holds nothing a table's writer waits for.
+	// Children before their parents, as a migration adding a foreign key
+	// takes them: one that takes them in the other order meets the
+	// backfill in a deadlock PostgreSQL sees, and one of the two is
+	// retried.
+	var read []string
+	if snapshot == "" {
+		read = a.descendantsBeyond(names)
+		slices.Reverse(read)
+	}
+	for _, cfg := range slices.Backward(a.parentsFirst(names)) {
+		read = append(read, pgident.QuoteQualified(cfg.TableName))
+	}
+	if _, err := exec(ctx, mgmt, `LOCK TABLE `+strings.Join(read, ", ")+` IN ACCESS SHARE MODE`); err != nil {
+		return fmt.Errorf("wal: backfill: locking the tables it reads: %w", err)
+	}
+
 	// The record's mark (backfillMark) when the rows are read as of now:
 	// the first query takes the snapshot, and the position is read after
 	// it.
 	var mark backfillMark
 	var markSnapshot, markUntil any // NULL: read in the slot's snapshot
 	if snapshot == "" {
-		// The rows of child tables not recorded with their parents follow
-		// them (moveChildren), read on this connection: it takes them
-		// first, before any table it reads, so that a transaction locking
-		// a child table and then a parent waits for it, or it for that
-		// transaction, and never both (a deadlock; found by a review).
-		if kids := c.applier.descendantsBeyond(names); len(kids) > 0 {
-			if _, err := exec(ctx, mgmt, `LOCK TABLE `+strings.Join(kids, ", ")+` IN ACCESS SHARE MODE`); err != nil {
-				return fmt.Errorf("wal: backfill: locking the child tables: %w", err)
-			}
-		}
 		rows, err := exec(ctx, mgmt, `SELECT pg_current_snapshot()::text, (pg_current_wal_insert_lsn() - '0/0')::bigint::text`)
 		if err != nil {
 			return fmt.Errorf("wal: backfill: reading its snapshot: %w", err)
