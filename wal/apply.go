@@ -53,6 +53,23 @@ func (a *applier) lock(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
+// beginLocked begins a changelog transaction (begin) and takes the slot's
+// lock in it (lock), as every changelog transaction does first. The caller
+// closes conn and rolls tx back when done; on an error nothing is left
+// open.
+func (a *applier) beginLocked(ctx context.Context) (conn *sql.Conn, tx *sql.Tx, err error) {
+	conn, tx, err = a.begin(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("beginning changelog transaction: %w", err)
+	}
+	if err := a.lock(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		_ = conn.Close()
+		return nil, nil, fmt.Errorf("locking the changelog of slot %s: %w", a.slot, err)
+	}
+	return conn, tx, nil
+}
+
 // recKey identifies a record.
 type recKey struct{ table, id string }
 
@@ -212,15 +229,12 @@ func (a *applier) apply(ctx context.Context, txns []*txn) (err error) {
 		return nil
 	}
 	defer a.metrics.batchDone(ctx, a.metrics.start(), &err)
-	conn, tx, err := a.begin(ctx)
+	conn, tx, err := a.beginLocked(ctx)
 	if err != nil {
-		return fmt.Errorf("wal: beginning changelog transaction: %w", err)
+		return fmt.Errorf("wal: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
-	if err := a.lock(ctx, tx); err != nil {
-		return fmt.Errorf("wal: locking the changelog of slot %s: %w", a.slot, err)
-	}
 	// Read after the lock, in a statement of its own: its snapshot then
 	// sees what the previous holder of the lock committed. No position
 	// recorded yet is 0.

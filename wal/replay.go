@@ -23,15 +23,12 @@ import (
 // consumer streams: both take the same lock for their changelog writes.
 func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	a := c.applier
-	conn, tx, err := a.begin(ctx)
+	conn, tx, err := a.beginLocked(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
-	if err := a.lock(ctx, tx); err != nil {
-		return 0, fmt.Errorf("wal: replaying rule failures: %w", err)
-	}
 	rows, err := tx.QueryContext(ctx, store.PendingRuleFailures)
 	if err != nil {
 		return 0, fmt.Errorf("wal: reading rule failures: %w", err)

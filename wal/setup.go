@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -431,15 +432,12 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	// holds while the backfill waits for the lock, in the engine, where
 	// PostgreSQL cannot see it (found by a review).
 	a := c.applier
-	conn, tx, err := a.begin(ctx)
+	conn, tx, err := a.beginLocked(ctx)
 	if err != nil {
 		return fmt.Errorf("wal: backfill: %w", err)
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
-	if err := a.lock(ctx, tx); err != nil {
-		return fmt.Errorf("wal: backfill: %w", err)
-	}
 
 	// Every table this connection reads, locked before the changelog
 	// transaction writes anything: the tables recorded and, when clients
@@ -458,7 +456,6 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 	var read []string
 	if snapshot == "" {
 		read = a.descendantsBeyond(names)
-		slices.Reverse(read)
 	}
 	for _, cfg := range slices.Backward(a.parentsFirst(names)) {
 		read = append(read, pgident.QuoteQualified(cfg.TableName))
@@ -648,22 +645,27 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 }
 
 // descendantsBeyond returns the registered tables, quoted, that descend
-// from the tables names without being among them.
+// from the tables names (one of their ancestors, by the registry's parent
+// chains, is among names) without being among them, deepest first.
 func (a *applier) descendantsBeyond(names []string) []string {
-	in := make(map[string]bool, len(a.tables))
-	for _, n := range names {
-		in[n] = true
+	type kid struct {
+		name  string
+		depth int
 	}
-	var out []string
-	for grew := true; grew; {
-		grew = false
-		for _, name := range slices.Sorted(maps.Keys(a.tables)) {
-			cfg := a.tables[name]
-			if !in[name] && cfg.ParentTable != "" && in[cfg.ParentTable] {
-				in[name], grew = true, true
-				out = append(out, pgident.QuoteQualified(name))
-			}
+	var kids []kid
+	for name := range a.tables {
+		if slices.Contains(names, name) {
+			continue
 		}
+		up := parentchain.Ancestors(a.reg, name)
+		if slices.ContainsFunc(up, func(n string) bool { return slices.Contains(names, n) }) {
+			kids = append(kids, kid{name, len(up)})
+		}
+	}
+	slices.SortFunc(kids, func(x, y kid) int { return cmp.Or(cmp.Compare(y.depth, x.depth), strings.Compare(x.name, y.name)) })
+	out := make([]string, len(kids))
+	for i, k := range kids {
+		out[i] = pgident.QuoteQualified(k.name)
 	}
 	return out
 }
@@ -704,15 +706,12 @@ func (c *Consumer) warnOtherSlots(ctx context.Context) error {
 // commits first (and is read), or fails (see backfill's owner). Nothing
 // to forget, it commits nothing.
 func (a *applier) recordedTables(ctx context.Context, names []string) (map[string]bool, map[string]backfillMark, error) {
-	conn, tx, err := a.begin(ctx)
+	conn, tx, err := a.beginLocked(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
-	if err := a.lock(ctx, tx); err != nil {
-		return nil, nil, err
-	}
 	rows, err := tx.QueryContext(ctx, store.RecordedTables, a.slot)
 	if err != nil {
 		return nil, nil, err
