@@ -488,23 +488,11 @@ func TestE2ERepublishedParentBesideAReplayAndAMigration(t *testing.T) {
 	})
 
 	// A migration of items (ALTER TABLE items ...).
-	ddl := holdTx(t, db, `SET LOCAL lock_timeout = '10s'`)
-	locked := make(chan error, 1)
-	go func() {
-		_, err := ddl.Exec(`LOCK TABLE items IN ACCESS EXCLUSIVE MODE`)
-		locked <- err
-	}()
-	pgtest.WaitFor(t, "the migration to lock items or wait for it", e2eTimeout, func() (bool, string) {
-		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE relation = 'items'::regclass AND mode = 'AccessExclusiveLock'`) > 0, ""
-	})
+	migrated := migrationOf(t, db, "items")
 	if err := gate.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	began := time.Now()
-	if err := <-locked; err != nil {
-		t.Errorf("the migration's lock on items, after %v: %v (the migration, the replay and the backfill waited for each other)", time.Since(began).Round(time.Second), err)
-	}
-	_ = ddl.Rollback()
+	migrated("the replay and the backfill")
 	if err := <-replayed; err != nil {
 		t.Errorf("ReplayRuleFailures: %v", err)
 	}
@@ -528,6 +516,32 @@ func holdTx(t *testing.T, db *sql.DB, stmts ...string) *sql.Tx {
 		}
 	}
 	return tx
+}
+
+// migrationOf starts a migration of table (ALTER TABLE: an ACCESS
+// EXCLUSIVE lock, lock_timeout 10 s) in the background and waits until it
+// holds the lock or waits for it. The function returned waits for the
+// lock, reporting a lock timeout as a hang of the migration with others,
+// and rolls the migration back.
+func migrationOf(t *testing.T, db *sql.DB, table string) func(others string) {
+	t.Helper()
+	ddl := holdTx(t, db, `SET LOCAL lock_timeout = '10s'`)
+	locked := make(chan error, 1)
+	go func() {
+		_, err := ddl.Exec(`LOCK TABLE ` + table + ` IN ACCESS EXCLUSIVE MODE`)
+		locked <- err
+	}()
+	pgtest.WaitFor(t, "the migration to lock "+table+" or wait for it", e2eTimeout, func() (bool, string) {
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE relation = $1::regclass AND mode = 'AccessExclusiveLock'`, table) > 0, ""
+	})
+	return func(others string) {
+		t.Helper()
+		began := time.Now()
+		if err := <-locked; err != nil {
+			t.Errorf("the migration's lock on %s, after %v: %v (the migration, %s waited for each other)", table, time.Since(began).Round(time.Second), err, others)
+		}
+		_ = ddl.Rollback()
+	}
 }
 
 // listsMovedUnpublished captures l1 of alice (with its item i1 when
@@ -594,20 +608,11 @@ func TestE2EReaddedTableBesideAPruneAndAMigration(t *testing.T) {
 		}
 		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted`) > 0, ""
 	})
-	ddl := holdTx(t, db, `SET LOCAL lock_timeout = '10s'`)
-	locked := make(chan error, 1)
-	go func() { _, err := ddl.Exec(`LOCK TABLE other IN ACCESS EXCLUSIVE MODE`); locked <- err }()
-	pgtest.WaitFor(t, "the migration to lock other or wait for it", e2eTimeout, func() (bool, string) {
-		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE relation = 'other'::regclass AND mode = 'AccessExclusiveLock'`) > 0, ""
-	})
+	migrated := migrationOf(t, db, "other")
 	if err := slow.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	began := time.Now()
-	if err := <-locked; err != nil {
-		t.Errorf("the migration's lock on other, after %v: %v (the migration, the prune and the backfill waited for each other)", time.Since(began).Round(time.Second), err)
-	}
-	_ = ddl.Rollback()
+	migrated("the prune and the backfill")
 	if err := <-pruned; err != nil {
 		t.Errorf("prune: %v", err)
 	}
