@@ -450,6 +450,7 @@ func (c *Consumer) connect(ctx context.Context, replication bool) (*pgconn.PgCon
 	}
 	if replication {
 		cfg.RuntimeParams["replication"] = "database"
+		pacedDial(cfg, readPause)
 	} else {
 		delete(cfg.RuntimeParams, "replication")
 	}

@@ -1,0 +1,124 @@
+package wal
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// readPause is how long a read of the replication connection waits, after
+// a read that emptied the socket, before it reads again.
+//
+// PostgreSQL 15's WAL sender sends each row change as a message of its
+// own and flushes it: a burst of small transactions arrives as thousands
+// of sends of about a hundred bytes. Read as they come, each wakes the
+// consumer, whose read then finds one or a few messages: BenchmarkCaptureBurst
+// made 4,000-8,000 reads a burst of 20,000 rows, and the wake-ups, on
+// both sides, cost more CPU than decoding. Waiting this long after a read
+// that emptied the socket lets the next read take what arrived meanwhile
+// (about 400 reads a burst), and costs a message at most this long of
+// latency; a stream that is idle is not delayed at all (the wait counts
+// from the last read). On two cores the consumer's process and the WAL
+// sender used about a fifth less CPU (docs/benchmarks.md, "A ninth look").
+const readPause = 500 * time.Microsecond
+
+// pacedDial wraps cfg's dialer so that the connections it makes pace their
+// reads (pacedConn). It wraps the network connection, beneath TLS, where a
+// short read means the socket is empty.
+func pacedDial(cfg *pgconn.Config, pause time.Duration) {
+	dial := cfg.DialFunc
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return newPacedConn(conn, pause), nil
+	}
+}
+
+// pacedConn is a net.Conn whose reads, after one that returned less than
+// asked (the socket held no more), wait until pause has passed since that
+// read. The wait ends early at the read deadline, or as soon as the
+// deadline is moved to now or earlier (how the consumer wakes a receive);
+// the read that follows then reports the deadline as usual.
+type pacedConn struct {
+	net.Conn
+	pause time.Duration
+	// drained is when the last read emptied the socket, in Unix
+	// nanoseconds; 0 when it filled its buffer, failed or was followed by
+	// its wait. Reads are not concurrent, but pgconn may read from a
+	// goroutine of its own while it writes.
+	drained atomic.Int64
+	// deadline is the read deadline in Unix nanoseconds, 0 for none.
+	deadline atomic.Int64
+	// wake is signalled when the deadline moves to now or earlier.
+	wake chan struct{}
+}
+
+func newPacedConn(conn net.Conn, pause time.Duration) *pacedConn {
+	return &pacedConn{Conn: conn, pause: pause, wake: make(chan struct{}, 1)}
+}
+
+func (c *pacedConn) Read(p []byte) (int, error) {
+	if drained := c.drained.Swap(0); drained != 0 {
+		c.wait(drained)
+	}
+	n, err := c.Conn.Read(p)
+	if err == nil && n > 0 && n < len(p) {
+		c.drained.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// wait waits until pause after drained, the read deadline or a wake,
+// whichever comes first.
+func (c *pacedConn) wait(drained int64) {
+	until := drained + int64(c.pause)
+	if d := c.deadline.Load(); d != 0 && d < until {
+		until = d
+	}
+	wait := time.Duration(until - time.Now().UnixNano())
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.wake:
+	}
+}
+
+// SetReadDeadline and SetDeadline set the connection's deadline before
+// they wake a waiting read, which must find it set when it reads.
+
+func (c *pacedConn) SetReadDeadline(t time.Time) error {
+	err := c.Conn.SetReadDeadline(t)
+	c.noteDeadline(t)
+	return err
+}
+
+func (c *pacedConn) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	c.noteDeadline(t)
+	return err
+}
+
+// noteDeadline records the read deadline t, and wakes a waiting read when
+// t has passed.
+func (c *pacedConn) noteDeadline(t time.Time) {
+	if t.IsZero() {
+		c.deadline.Store(0)
+		return
+	}
+	c.deadline.Store(t.UnixNano())
+	if !t.After(time.Now()) {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package wal
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection, the reading
+// end paced by pause.
+func tcpPair(t *testing.T, pause time.Duration) (reader *pacedConn, writer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	dialed, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer = <-accepted
+	if writer == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { _ = dialed.Close(); _ = writer.Close() })
+	return newPacedConn(dialed, pause), writer
+}
+
+// TestPacedConnGathersSmallWrites: small messages sent one by one while
+// the reader waits after each read that emptied the socket arrive in a
+// few reads, whole and in order.
+func TestPacedConnGathersSmallWrites(t *testing.T) {
+	const pause = 20 * time.Millisecond
+	r, w := tcpPair(t, pause)
+	const msgs = 200
+	go func() {
+		for i := range msgs {
+			if _, err := w.Write([]byte{byte(i)}); err != nil {
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		_ = w.Close()
+	}()
+	var got []byte
+	reads := 0
+	buf := make([]byte, 8192)
+	for {
+		n, err := r.Read(buf)
+		reads++
+		got = append(got, buf[:n]...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != msgs {
+		t.Fatalf("read %d bytes, want %d", len(got), msgs)
+	}
+	for i, b := range got {
+		if b != byte(i) {
+			t.Fatalf("byte %d is %d", i, b)
+		}
+	}
+	// 200 sends 200 us apart take at least 40 ms: unpaced, a reader
+	// waiting for each would make about 200 reads; paced by 20 ms, a few.
+	if reads > 20 {
+		t.Errorf("%d reads for %d small writes, want at most 20", reads, msgs)
+	}
+}
+
+// TestPacedConnFullReadsDoNotWait: a read that fills its buffer is not
+// followed by a wait.
+func TestPacedConnFullReadsDoNotWait(t *testing.T) {
+	r, w := tcpPair(t, time.Hour)
+	if _, err := w.Write(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if err := r.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := io.ReadFull(r, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPacedConnWaitEndsAtDeadline: after a short read, the wait ends at
+// the read deadline, which the next read then reports.
+func TestPacedConnWaitEndsAtDeadline(t *testing.T) {
+	r, w := tcpPair(t, time.Hour)
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, err := r.Read(buf); err != nil || n != 1 {
+		t.Fatalf("first read: %d bytes, %v", n, err)
+	}
+	if err := r.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := r.Read(buf)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after the deadline: %v, want a deadline error", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the read took %v: the wait did not end at the deadline", took)
+	}
+}
+
+// TestPacedConnWokenDuringWait: moving the deadline to now from another
+// goroutine ends a wait in progress, as the consumer wakes its receive at
+// the end of a write or of its context.
+func TestPacedConnWokenDuringWait(t *testing.T) {
+	r, w := tcpPair(t, time.Hour)
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, err := r.Read(buf); err != nil || n != 1 {
+		t.Fatalf("first read: %d bytes, %v", n, err)
+	}
+	if err := r.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	woke := time.AfterFunc(50*time.Millisecond, func() { _ = r.SetReadDeadline(time.Now()) })
+	defer woke.Stop()
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Read(buf)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("woken read: %v, want a deadline error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wake did not end the wait")
+	}
+}
