@@ -440,7 +440,11 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 		cur, err := b.current(k)
 		return cur, err == nil, err
 	}
-	buckets, err := b.a.assignBuckets(bucket.WithOldRow(b.ctx, ev.oldRow), cfg.TableName, k.id, op, ev.newRow)
+	ctx := b.ctx
+	if ev.oldRow != nil {
+		ctx = bucket.WithOldRow(ctx, ev.oldRow) // a context per change only where there is an old row to carry
+	}
+	buckets, err := b.a.assignBuckets(ctx, cfg.TableName, k.id, op, ev.newRow)
 	if err == nil {
 		buckets = bucket.Normalize(buckets)
 		err = checkBucketIDs(buckets)

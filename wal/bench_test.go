@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -278,8 +281,10 @@ var (
 // synchronous_commit=on, as applications do (see BenchmarkCaptureLatency).
 // It reports rows/s (rows over the time from the first write to the
 // changelog holding the last row), lag_ms (from the last commit to the
-// changelog holding every row) and write_rows/s (what the writers
-// achieved: capture cannot beat it).
+// changelog holding every row), write_rows/s (what the writers
+// achieved: capture cannot beat it) and, where /proc can be read, the CPU
+// time of the burst (cpuTime): client_cpu_ms for this process and
+// server_cpu_ms for the postgres processes.
 //
 //	go test -run '^$' -bench CaptureBurst -benchtime 1x ./wal/
 func BenchmarkCaptureBurst(b *testing.B) {
@@ -308,6 +313,10 @@ func BenchmarkCaptureBurst(b *testing.B) {
 				b.ReportMetric(float64(rows)/r.captured.Seconds(), "rows/s")
 				b.ReportMetric(float64(r.lag)/float64(time.Millisecond), "lag_ms")
 				b.ReportMetric(float64(rows)/r.written.Seconds(), "write_rows/s")
+				if r.cpu.ok {
+					b.ReportMetric(float64(r.cpu.self)/float64(time.Millisecond), "client_cpu_ms")
+					b.ReportMetric(float64(r.cpu.server)/float64(time.Millisecond), "server_cpu_ms")
+				}
 			}
 		})
 	}
@@ -318,6 +327,62 @@ func BenchmarkCaptureBurst(b *testing.B) {
 // from the last commit to then.
 type burstResult struct {
 	written, captured, lag time.Duration
+	// cpu is the CPU time used from the first write until the changelog
+	// held every row.
+	cpu cpuTime
+}
+
+// cpuTime is CPU time (user and system) used by this process (the
+// consumer, the writers' client side) and by the machine's postgres
+// processes (the writers' backends, the WAL sender, the changelog
+// writer's backend and any other), read from /proc in ticks of 10 ms per
+// process; ok is false where /proc cannot be read. On a machine whose
+// cores the burst keeps busy, capture's lag follows this more than the
+// wall-clock figures, which vary from run to run with the writer's pace.
+type cpuTime struct {
+	self, server time.Duration
+	ok           bool
+}
+
+// readCPUTime reads the CPU time used so far.
+func readCPUTime() cpuTime {
+	const tick = 10 * time.Millisecond // USER_HZ, 100 on Linux
+	stat := func(dir string) (comm string, ticks int64, ok bool) {
+		data, err := os.ReadFile(filepath.Join(dir, "stat"))
+		if err != nil {
+			return "", 0, false
+		}
+		// pid (comm) state ppid ... utime stime: fields 14 and 15.
+		s := string(data)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			return "", 0, false
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 13 {
+			return "", 0, false
+		}
+		utime, err1 := strconv.ParseInt(f[11], 10, 64)
+		stime, err2 := strconv.ParseInt(f[12], 10, 64)
+		return s[open+1 : end], utime + stime, err1 == nil && err2 == nil
+	}
+	_, self, ok := stat("/proc/self")
+	if !ok {
+		return cpuTime{}
+	}
+	t := cpuTime{self: time.Duration(self) * tick, ok: true}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		if comm, ticks, ok := stat(dir); ok && comm == "postgres" {
+			t.server += time.Duration(ticks) * tick
+		}
+	}
+	return t
+}
+
+// since returns the CPU time used between t0 and t.
+func (t cpuTime) since(t0 cpuTime) cpuTime {
+	return cpuTime{self: t.self - t0.self, server: t.server - t0.server, ok: t.ok && t0.ok}
 }
 
 // burst writes rows rows in transactions of perTxn from writers
@@ -348,6 +413,7 @@ func (e *benchEnv) burst(b *testing.B, rows, perTxn, writers int) burstResult {
 	txns := rows / perTxn
 	lastIDs := make([]int, writers) // the last id each writer committed
 	errs := make(chan error, writers)
+	cpu := readCPUTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w, c := range conns {
@@ -380,6 +446,7 @@ SELECT g, 'user' || (g % 50), 'payload ' || g FROM generate_series($1::bigint, $
 	}
 	wait.until(b, last, committed.Add(2*time.Minute))
 	done := time.Now()
+	cpu = readCPUTime().since(cpu)
 	var total, distinct int
 	if err := e.db.Super.QueryRow(`SELECT count(*), count(DISTINCT record_id) FROM synchro.changelog WHERE table_name = 'events'`).Scan(&total, &distinct); err != nil {
 		b.Fatal(err)
@@ -387,5 +454,5 @@ SELECT g, 'user' || (g % 50), 'payload ' || g FROM generate_series($1::bigint, $
 	if total != rows || distinct != rows {
 		b.Fatalf("the changelog holds %d rows for %d records, want %d of each", total, distinct, rows)
 	}
-	return burstResult{written: committed.Sub(start), captured: done.Sub(start), lag: done.Sub(committed)}
+	return burstResult{written: committed.Sub(start), captured: done.Sub(start), lag: done.Sub(committed), cpu: cpu}
 }
