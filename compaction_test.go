@@ -1356,7 +1356,7 @@ func TestCompactionPruneRacesARestore(t *testing.T) {
 		pgtest.WaitFor(t, what, rpTimeout, func() (bool, string) {
 			var n int
 			err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
-				WHERE query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
+				WHERE datname = current_database() AND query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
 			return err == nil && n == 1, fmt.Sprintf("%d waiting, %v", n, err)
 		})
 	}
@@ -1455,7 +1455,7 @@ CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (1000) TO (2000);`})
 	pgtest.WaitFor(t, "the prune to wait for p1's edge", rpTimeout, func() (bool, string) {
 		var n int
 		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
-			WHERE query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
+			WHERE datname = current_database() AND query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
 		return err == nil && n == 1, fmt.Sprintf("%d waiting, %v", n, err)
 	})
 	pgtest.Exec(t, db, `UPDATE parts SET id = 1002 WHERE id = 2`) // to the second partition
