@@ -484,7 +484,7 @@ func TestE2ERepublishedParentBesideAReplayAndAMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgtest.WaitFor(t, "the backfill to wait for the changelog lock", e2eTimeout, func() (bool, string) {
-		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`) > 0, ""
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) > 0, ""
 	})
 
 	// A migration of items (ALTER TABLE items ...).
@@ -586,7 +586,7 @@ func TestE2EReaddedTableBesideAPruneAndAMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgtest.WaitFor(t, "the backfill to wait for the changelog lock", e2eTimeout, func() (bool, string) {
-		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`) > 0, ""
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) > 0, ""
 	})
 	slow := holdTx(t, db, `LOCK TABLE shared IN ACCESS EXCLUSIVE MODE`) // holds the backfill's read of shared
 	if err := gate.Rollback(); err != nil {
@@ -606,7 +606,7 @@ func TestE2EReaddedTableBesideAPruneAndAMigration(t *testing.T) {
 		if len(pruned) > 0 {
 			return true, ""
 		}
-		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted`) > 0, ""
+		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'transactionid' AND NOT l.granted AND a.datname = current_database()`) > 0, ""
 	})
 	migrated := migrationOf(t, db, "other")
 	if err := slow.Rollback(); err != nil {
