@@ -102,9 +102,10 @@ func TestPacedConnFullReadsDoNotWait(t *testing.T) {
 	}
 }
 
-// TestPacedConnWaitEndsAtDeadline: after a short read, the wait ends at
-// the read deadline, which the next read then reports.
-func TestPacedConnWaitEndsAtDeadline(t *testing.T) {
+// drainedPacedConn returns a paced connection (pausing an hour) whose
+// last read emptied its socket: its next read waits.
+func drainedPacedConn(t *testing.T) *pacedConn {
+	t.Helper()
 	r, w := tcpPair(t, time.Hour)
 	if _, err := w.Write([]byte("x")); err != nil {
 		t.Fatal(err)
@@ -113,6 +114,14 @@ func TestPacedConnWaitEndsAtDeadline(t *testing.T) {
 	if n, err := r.Read(buf); err != nil || n != 1 {
 		t.Fatalf("first read: %d bytes, %v", n, err)
 	}
+	return r
+}
+
+// TestPacedConnWaitEndsAtDeadline: after a short read, the wait ends at
+// the read deadline, which the next read then reports.
+func TestPacedConnWaitEndsAtDeadline(t *testing.T) {
+	r := drainedPacedConn(t)
+	buf := make([]byte, 16)
 	if err := r.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
@@ -130,14 +139,8 @@ func TestPacedConnWaitEndsAtDeadline(t *testing.T) {
 // goroutine ends a wait in progress, as the consumer wakes its receive at
 // the end of a write or of its context.
 func TestPacedConnWokenDuringWait(t *testing.T) {
-	r, w := tcpPair(t, time.Hour)
-	if _, err := w.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	r := drainedPacedConn(t)
 	buf := make([]byte, 16)
-	if n, err := r.Read(buf); err != nil || n != 1 {
-		t.Fatalf("first read: %d bytes, %v", n, err)
-	}
 	if err := r.SetReadDeadline(time.Time{}); err != nil {
 		t.Fatal(err)
 	}
