@@ -284,7 +284,7 @@ var (
 // changelog holding every row), write_rows/s (what the writers
 // achieved: capture cannot beat it) and, where /proc can be read, the CPU
 // time of the burst (cpuTime): client_cpu_ms for this process and
-// server_cpu_ms for the postgres processes.
+// server_cpu_ms for the test server's processes.
 //
 //	go test -run '^$' -bench CaptureBurst -benchtime 1x ./wal/
 func BenchmarkCaptureBurst(b *testing.B) {
@@ -333,56 +333,106 @@ type burstResult struct {
 }
 
 // cpuTime is CPU time (user and system) used by this process (the
-// consumer, the writers' client side) and by the machine's postgres
-// processes (the writers' backends, the WAL sender, the changelog
-// writer's backend and any other), read from /proc in ticks of 10 ms per
-// process; ok is false where /proc cannot be read. On a machine whose
-// cores the burst keeps busy, capture's lag follows this more than the
-// wall-clock figures, which vary from run to run with the writer's pace.
+// consumer, the writers' client side) and by the test server's processes
+// (the writers' backends, the WAL sender, the changelog writer's backend,
+// the server's background processes), read from /proc in ticks of 10 ms
+// per process; ok is false where /proc cannot be read or the server is not
+// local. A server process that exits before the end of the span (an
+// autovacuum worker, say) is not counted. On a machine whose cores the
+// burst keeps busy, capture's lag follows this more than the wall-clock
+// figures, which vary from run to run with the writer's pace.
 type cpuTime struct {
 	self, server time.Duration
 	ok           bool
 }
 
-// readCPUTime reads the CPU time used so far.
-func readCPUTime() cpuTime {
-	const tick = 10 * time.Millisecond // USER_HZ, 100 on Linux
-	stat := func(dir string) (comm string, ticks int64, ok bool) {
-		data, err := os.ReadFile(filepath.Join(dir, "stat"))
-		if err != nil {
-			return "", 0, false
-		}
-		// pid (comm) state ppid ... utime stime: fields 14 and 15.
-		s := string(data)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			return "", 0, false
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 13 {
-			return "", 0, false
-		}
-		utime, err1 := strconv.ParseInt(f[11], 10, 64)
-		stime, err2 := strconv.ParseInt(f[12], 10, 64)
-		return s[open+1 : end], utime + stime, err1 == nil && err2 == nil
-	}
-	_, self, ok := stat("/proc/self")
-	if !ok {
-		return cpuTime{}
-	}
-	t := cpuTime{self: time.Duration(self) * tick, ok: true}
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, dir := range dirs {
-		if comm, ticks, ok := stat(dir); ok && comm == "postgres" {
-			t.server += time.Duration(ticks) * tick
-		}
-	}
-	return t
+// cpuSample is the CPU ticks used so far by this process and by each of
+// the test server's processes (its postmaster and the postmaster's
+// children), by process id.
+type cpuSample struct {
+	self   int64
+	server map[int]int64
+	ok     bool
 }
 
-// since returns the CPU time used between t0 and t.
-func (t cpuTime) since(t0 cpuTime) cpuTime {
-	return cpuTime{self: t.self - t0.self, server: t.server - t0.server, ok: t.ok && t0.ok}
+// procStat reads the parent process id and the CPU ticks of process dir
+// (a /proc directory) from its stat file.
+func procStat(dir string) (ppid int, ticks int64, ok bool) {
+	data, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return 0, 0, false
+	}
+	// pid (comm) state ppid ... utime stime: fields 4, 14 and 15; comm
+	// may hold spaces and parentheses.
+	s := string(data)
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	utime, err2 := strconv.ParseInt(f[11], 10, 64)
+	stime, err3 := strconv.ParseInt(f[12], 10, 64)
+	return ppid, utime + stime, err1 == nil && err2 == nil && err3 == nil
+}
+
+// sampleCPU samples the CPU ticks of this process and of the server
+// whose postmaster has process id postmaster (0 when unknown).
+func sampleCPU(postmaster int) cpuSample {
+	_, self, ok := procStat("/proc/self")
+	if !ok || postmaster == 0 {
+		return cpuSample{}
+	}
+	c := cpuSample{self: self, server: map[int]int64{}, ok: true}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(dir))
+		if err != nil {
+			continue
+		}
+		if ppid, ticks, ok := procStat(dir); ok && (pid == postmaster || ppid == postmaster) {
+			c.server[pid] = ticks
+		}
+	}
+	return c
+}
+
+// postmasterPID returns the process id of the test server's postmaster,
+// the parent of a backend, or 0 when the server does not run on this
+// machine (its backend's process id is not one of ours, or is another
+// program's).
+func (e *benchEnv) postmasterPID(b *testing.B) int {
+	var backend int
+	if err := e.db.Super.QueryRow(`SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		b.Fatal(err)
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", backend))
+	if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+		return 0
+	}
+	ppid, _, ok := procStat(fmt.Sprintf("/proc/%d", backend))
+	if !ok {
+		return 0
+	}
+	return ppid
+}
+
+// since returns the CPU time used between the samples c0 and c: of the
+// server, each process's ticks since c0, or all of them for a process
+// that started since.
+func (c cpuSample) since(c0 cpuSample) cpuTime {
+	const tick = 10 * time.Millisecond // USER_HZ, 100 on Linux
+	if !c.ok || !c0.ok {
+		return cpuTime{}
+	}
+	var server int64
+	for pid, ticks := range c.server {
+		server += ticks - c0.server[pid]
+	}
+	return cpuTime{self: time.Duration(c.self-c0.self) * tick, server: time.Duration(server) * tick, ok: true}
 }
 
 // burst writes rows rows in transactions of perTxn from writers
@@ -413,7 +463,8 @@ func (e *benchEnv) burst(b *testing.B, rows, perTxn, writers int) burstResult {
 	txns := rows / perTxn
 	lastIDs := make([]int, writers) // the last id each writer committed
 	errs := make(chan error, writers)
-	cpu := readCPUTime()
+	postmaster := e.postmasterPID(b)
+	cpu0 := sampleCPU(postmaster)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w, c := range conns {
@@ -446,7 +497,7 @@ SELECT g, 'user' || (g % 50), 'payload ' || g FROM generate_series($1::bigint, $
 	}
 	wait.until(b, last, committed.Add(2*time.Minute))
 	done := time.Now()
-	cpu = readCPUTime().since(cpu)
+	cpu := sampleCPU(postmaster).since(cpu0)
 	var total, distinct int
 	if err := e.db.Super.QueryRow(`SELECT count(*), count(DISTINCT record_id) FROM synchro.changelog WHERE table_name = 'events'`).Scan(&total, &distinct); err != nil {
 		b.Fatal(err)

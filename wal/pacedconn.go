@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"math"
 	"net"
 	"sync/atomic"
 	"time"
@@ -44,23 +45,37 @@ func pacedDial(cfg *pgconn.Config, pause time.Duration) {
 // read. The wait ends early at the read deadline, or as soon as the
 // deadline is moved to now or earlier (how the consumer wakes a receive);
 // the read that follows then reports the deadline as usual.
+//
+// Its times are read on the monotonic clock (pacedClock): a step of the
+// wall clock must not stretch a wait past the deadline, which the
+// connection itself keeps on the monotonic clock.
 type pacedConn struct {
 	net.Conn
 	pause time.Duration
-	// drained is when the last read emptied the socket, in Unix
-	// nanoseconds; 0 when it filled its buffer, failed or was followed by
-	// its wait. Reads are not concurrent, but pgconn may read from a
-	// goroutine of its own while it writes.
+	// drained is when the last read emptied the socket (pacedClock); 0
+	// when it filled its buffer, failed or was followed by its wait. Reads
+	// are not concurrent, but pgconn may read from a goroutine of its own
+	// while it writes.
 	drained atomic.Int64
-	// deadline is the read deadline in Unix nanoseconds, 0 for none.
+	// deadline is the read deadline (pacedClock), math.MaxInt64 for none.
 	deadline atomic.Int64
 	// wake is signalled when the deadline moves to now or earlier.
 	wake chan struct{}
 }
 
 func newPacedConn(conn net.Conn, pause time.Duration) *pacedConn {
-	return &pacedConn{Conn: conn, pause: pause, wake: make(chan struct{}, 1)}
+	c := &pacedConn{Conn: conn, pause: pause, wake: make(chan struct{}, 1)}
+	c.deadline.Store(math.MaxInt64)
+	return c
 }
+
+// pacedEpoch is the origin of pacedClock.
+var pacedEpoch = time.Now()
+
+// pacedClock returns the time t (which must carry a monotonic reading, as
+// time.Now's do) in nanoseconds since pacedEpoch, at least 1: 0 stands for
+// none.
+func pacedClock(t time.Time) int64 { return max(int64(t.Sub(pacedEpoch)), 1) }
 
 func (c *pacedConn) Read(p []byte) (int, error) {
 	if drained := c.drained.Swap(0); drained != 0 {
@@ -68,7 +83,7 @@ func (c *pacedConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	if err == nil && n > 0 && n < len(p) {
-		c.drained.Store(time.Now().UnixNano())
+		c.drained.Store(pacedClock(time.Now()))
 	}
 	return n, err
 }
@@ -76,11 +91,16 @@ func (c *pacedConn) Read(p []byte) (int, error) {
 // wait waits until pause after drained, the read deadline or a wake,
 // whichever comes first.
 func (c *pacedConn) wait(drained int64) {
-	until := drained + int64(c.pause)
-	if d := c.deadline.Load(); d != 0 && d < until {
-		until = d
+	// A wake left from a deadline moved while no read waited is stale: it
+	// would cut this wait short. A wake after this shows in the deadline
+	// loaded below (noteDeadline stores it before it signals) or in the
+	// select.
+	select {
+	case <-c.wake:
+	default:
 	}
-	wait := time.Duration(until - time.Now().UnixNano())
+	until := min(drained+int64(c.pause), c.deadline.Load())
+	wait := time.Duration(until - pacedClock(time.Now()))
 	if wait <= 0 {
 		return
 	}
@@ -111,10 +131,10 @@ func (c *pacedConn) SetDeadline(t time.Time) error {
 // t has passed.
 func (c *pacedConn) noteDeadline(t time.Time) {
 	if t.IsZero() {
-		c.deadline.Store(0)
+		c.deadline.Store(math.MaxInt64)
 		return
 	}
-	c.deadline.Store(t.UnixNano())
+	c.deadline.Store(pacedClock(t))
 	if !t.After(time.Now()) {
 		select {
 		case c.wake <- struct{}{}:

@@ -1,12 +1,15 @@
 package wal
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/synchrosync/synchro/internal/pgtest"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection, the reading
@@ -125,13 +128,18 @@ func TestPacedConnWaitEndsAtDeadline(t *testing.T) {
 	if err := r.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	_, err := r.Read(buf)
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read after the deadline: %v, want a deadline error", err)
-	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("the read took %v: the wait did not end at the deadline", took)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Read(buf)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("read after the deadline: %v, want a deadline error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait did not end at the deadline")
 	}
 }
 
@@ -158,5 +166,94 @@ func TestPacedConnWokenDuringWait(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the wake did not end the wait")
+	}
+}
+
+// TestPacedConnWaitBounds: a read after the stream was idle for longer
+// than the pause is not delayed; a read right after one that emptied the
+// socket returns about the pause after that read, not later.
+func TestPacedConnWaitBounds(t *testing.T) {
+	const pause = 200 * time.Millisecond
+	r, w := tcpPair(t, pause)
+	buf := make([]byte, 16)
+	write := func(s string) {
+		t.Helper()
+		if _, err := w.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() {
+		t.Helper()
+		if _, err := r.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a")
+	read() // short: the next read waits, counting from now
+	time.Sleep(2 * pause)
+	write("b")
+	start := time.Now()
+	read()
+	if took := time.Since(start); took > pause/4 {
+		t.Errorf("a read after the stream was idle took %v, want no wait", took)
+	}
+	write("c")
+	read()
+	if took := time.Since(start); took < pause*9/10 || took > 2*pause {
+		t.Errorf("a read after one that emptied the socket returned %v after it, want about %v", took, pause)
+	}
+}
+
+// TestPacedConnStaleWakeDoesNotCutAWait: a wake that came while the read
+// waited in the socket (the consumer's wake after each batch) is not left
+// to end the next read's wait at once.
+func TestPacedConnStaleWakeDoesNotCutAWait(t *testing.T) {
+	const pause = 300 * time.Millisecond
+	r, w := tcpPair(t, pause)
+	buf := make([]byte, 16)
+	woke := time.AfterFunc(20*time.Millisecond, func() { _ = r.SetReadDeadline(time.Now()) })
+	defer woke.Stop()
+	if _, err := r.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("woken read: %v, want a deadline error", err)
+	}
+	if err := r.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Read(buf); err != nil { // short: the next read waits
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := r.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < pause/2 {
+		t.Errorf("the read returned after %v, want about %v: the earlier wake ended its wait", took, pause)
+	}
+}
+
+// TestConsumerPacesReplicationReads: the consumer's replication
+// connection paces its reads; its other connections do not.
+func TestConsumerPacesReplicationReads(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	c := newTestConsumer(t, ConsumerConfig{ConnString: db.DSN, SlotName: "s", PublicationName: "pub",
+		Registry: ctRegistry(), ChangelogDB: db.Super})
+	ctx := context.Background()
+	for _, replication := range []bool{true, false} {
+		conn, err := c.connect(ctx, replication)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, paced := conn.Conn().(*pacedConn)
+		_ = conn.Close(ctx)
+		if paced != replication {
+			t.Errorf("replication connection %v: paced %v, want %v", replication, paced, replication)
+		}
 	}
 }
