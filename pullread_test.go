@@ -543,3 +543,85 @@ func BenchmarkTimestampJSON(b *testing.B) {
 		buf = appendPGTimestampBinaryJSON(buf[:0], values[i%len(values)], true)
 	}
 }
+
+// TestPullCatchUpRecordsLater: the pages of a catch-up that have more
+// after them do not write the client row while it was written within
+// touchInterval; the page that finds no more does, and so does a page
+// with more once the row is older than that, or of a client no longer
+// active (which the record makes active again).
+func TestPullCatchUpRecordsLater(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `CREATE TABLE cur (id bigint PRIMARY KEY, user_id text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);
+INSERT INTO cur (id, user_id) SELECT g, 'u1' FROM generate_series(1, 30) AS g`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "cur", OwnerColumn: "user_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	ctx := t.Context()
+	p.register("u1", "phone")
+	snap, err := p.e.Snapshot(ctx, "u1", &SnapshotRequest{ClientID: "phone", Limit: 1000, SchemaVersion: p.ver, SchemaHash: p.hash})
+	if err != nil || snap.HasMore {
+		t.Fatalf("Snapshot: %v (more %v)", err, snap != nil && snap.HasMore)
+	}
+	changes := func(from, to int) {
+		pgtest.Exec(t, db.Super, `INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT 'user:u1', 'cur', g::text, 2 FROM generate_series($1::int, $2::int) AS g`, from, to)
+	}
+	type row struct {
+		delivered, acked int64
+		active           bool
+	}
+	stored := func() row {
+		var r row
+		pgtest.QueryRow(t, db.Super, `SELECT last_pull_seq, acked_seq, is_active FROM synchro.clients WHERE client_id = 'phone'`).Scan(&r.delivered, &r.acked, &r.active)
+		return r
+	}
+	pull := func(checkpoint int64) *PullResponse {
+		t.Helper()
+		resp, err := p.e.Pull(ctx, "u1", &PullRequest{ClientID: "phone", Checkpoint: checkpoint, Limit: 4, SchemaVersion: p.ver, SchemaHash: p.hash})
+		if err != nil || resp.SnapshotRequired {
+			t.Fatalf("Pull at %d: %v (snapshot required %v)", checkpoint, err, resp != nil && resp.SnapshotRequired)
+		}
+		return resp
+	}
+
+	changes(1, 10) // pages of 4, 4 and 2
+	before := stored()
+	checkpoint := snap.Checkpoint
+	for page := 1; ; page++ {
+		acked := checkpoint
+		resp := pull(checkpoint)
+		checkpoint = resp.Checkpoint
+		got := stored()
+		if resp.HasMore {
+			if got != before {
+				t.Errorf("page %d, with more, wrote the client row: %+v, want it as it was, %+v", page, got, before)
+			}
+			continue
+		}
+		if want := (row{checkpoint, acked, true}); got != want {
+			t.Errorf("page %d, the last, recorded %+v, want %+v", page, got, want)
+		}
+		if page != 3 {
+			t.Errorf("the catch-up took %d pages, want 3", page)
+		}
+		break
+	}
+
+	// Written longer ago than touchInterval: a page with more writes it.
+	changes(11, 20)
+	pgtest.Exec(t, db.Super, `UPDATE synchro.clients SET last_sync_at = now() - interval '1 hour' WHERE client_id = 'phone'`)
+	acked := checkpoint
+	resp := pull(checkpoint)
+	if got, want := stored(), (row{resp.Checkpoint, acked, true}); !resp.HasMore || got != want {
+		t.Errorf("a page with more after the row aged: more %v, recorded %+v, want %+v", resp.HasMore, got, want)
+	}
+
+	// A client no longer active is recorded, and active again, at once.
+	pgtest.Exec(t, db.Super, `UPDATE synchro.clients SET is_active = false WHERE client_id = 'phone'`)
+	acked = resp.Checkpoint
+	resp = pull(resp.Checkpoint)
+	if got, want := stored(), (row{resp.Checkpoint, acked, true}); !resp.HasMore || got != want {
+		t.Errorf("a page with more for an inactive client: more %v, recorded %+v, want %+v", resp.HasMore, got, want)
+	}
+}
