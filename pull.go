@@ -217,7 +217,7 @@ func (e *Engine) pull(ctx context.Context, userID string, req *PullRequest, watc
 		tables = p.tables
 	}
 	if !recorded {
-		if err := e.recordPull(ctx, c, req.Checkpoint, resp.Checkpoint, resp.HasMore); err != nil {
+		if err := e.recordPull(ctx, c, req.Checkpoint, resp.Checkpoint); err != nil {
 			return nil, err
 		}
 	}
@@ -348,14 +348,14 @@ func (e *Engine) touchInterval() time.Duration {
 // recordPull stores a pull's outcome on the client row in one statement:
 // the checkpoint delivered, the one the client acknowledged by sending it,
 // the time, and that the client is active. When none of that would change
-// but the time, or the page has more (more), and the time was recorded
-// recently (see touchInterval and pullRecord), nothing is written.
+// but the time, and the time was recorded recently (see touchInterval),
+// nothing is written.
 //
 // A pull that read a page on pgx's connection has it recorded there
 // instead, sent with its read transaction's COMMIT (see pgxPullTx.commit):
 // the same statement, after the commit, as a transaction of its own.
-func (e *Engine) recordPull(ctx context.Context, c *clientRow, acked, delivered int64, more bool) error {
-	rec := e.pullRecord(c, acked, delivered, more)
+func (e *Engine) recordPull(ctx context.Context, c *clientRow, acked, delivered int64) error {
+	rec := e.pullRecord(c, acked, delivered)
 	if rec == nil {
 		return nil
 	}
@@ -373,23 +373,10 @@ type pullRecord struct {
 }
 
 // pullRecord returns what recordPull writes for the client c, nil when
-// nothing needs writing; more is set when the pull's page has more after
-// it.
-//
-// A page with more, for an active client whose pull was recorded within
-// touchInterval, is not recorded either: the client comes back for the
-// next page at once, and a later pull records (at the latest the one that
-// finds no more, or the first after touchInterval). Meanwhile the client
-// row's checkpoints lag behind the client's, which is safe: compaction
-// keeps what an older acknowledgement holds, and a device registering
-// again is handed an older checkpoint, from which it pulls what it has
-// again. A device catching up writes its client row every touchInterval
-// instead of once a page (about 5% of a page of 1000 read ahead in
-// BenchmarkPullBuckets, docs/benchmarks.md).
-func (e *Engine) pullRecord(c *clientRow, acked, delivered int64, more bool) *pullRecord {
-	recent := c.IsActive && c.ackedSeq != nil && c.LastPullSeq != nil && c.LastPullAt != nil && c.LastSyncAt != nil &&
-		time.Since(*c.LastSyncAt) < e.touchInterval()
-	if recent && (more || *c.ackedSeq == acked && *c.LastPullSeq == delivered) {
+// nothing needs writing.
+func (e *Engine) pullRecord(c *clientRow, acked, delivered int64) *pullRecord {
+	if c.IsActive && c.ackedSeq != nil && *c.ackedSeq == acked && c.LastPullSeq != nil && *c.LastPullSeq == delivered &&
+		c.LastPullAt != nil && c.LastSyncAt != nil && time.Since(*c.LastSyncAt) < e.touchInterval() {
 		return nil
 	}
 	return &pullRecord{id: c.ID, delivered: delivered, acked: acked}
@@ -471,7 +458,7 @@ func (p *puller) runIn(ctx context.Context, tx pullTx, buckets []string, checkpo
 		return 0, false, err
 	}
 	delivered := page.delivered(checkpoint)
-	recorded, err := tx.commit(ctx, p.e.pullRecord(p.client, checkpoint, delivered, page.hasMore))
+	recorded, err := tx.commit(ctx, p.e.pullRecord(p.client, checkpoint, delivered))
 	if err != nil {
 		return 0, false, err
 	}
