@@ -113,15 +113,16 @@ func (c *pacedConn) wait(drained int64) {
 	}
 }
 
-// SetReadDeadline and SetDeadline set the connection's deadline before
-// they wake a waiting read, which must find it set when it reads.
-
+// SetReadDeadline sets the connection's read deadline, then wakes a
+// waiting read if t has passed: the read must find the deadline set when
+// it reads.
 func (c *pacedConn) SetReadDeadline(t time.Time) error {
 	err := c.Conn.SetReadDeadline(t)
 	c.noteDeadline(t)
 	return err
 }
 
+// SetDeadline is SetReadDeadline for both directions.
 func (c *pacedConn) SetDeadline(t time.Time) error {
 	err := c.Conn.SetDeadline(t)
 	c.noteDeadline(t)
