@@ -124,22 +124,28 @@ func drainedPacedConn(t *testing.T) *pacedConn {
 // the read deadline, which the next read then reports.
 func TestPacedConnWaitEndsAtDeadline(t *testing.T) {
 	r := drainedPacedConn(t)
-	buf := make([]byte, 16)
 	if err := r.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
+	readHitsDeadline(t, r, "the deadline")
+}
+
+// readHitsDeadline reads from r, which must report its deadline within
+// 10 s: the wait ended at what (a deadline that passed, a wake).
+func readHitsDeadline(t *testing.T, r *pacedConn, what string) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
-		_, err := r.Read(buf)
+		_, err := r.Read(make([]byte, 16))
 		done <- err
 	}()
 	select {
 	case err := <-done:
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("read after the deadline: %v, want a deadline error", err)
+			t.Fatalf("read ended by %s: %v, want a deadline error", what, err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the wait did not end at the deadline")
+		t.Fatalf("%s did not end the wait", what)
 	}
 }
 
@@ -148,25 +154,12 @@ func TestPacedConnWaitEndsAtDeadline(t *testing.T) {
 // the end of a write or of its context.
 func TestPacedConnWokenDuringWait(t *testing.T) {
 	r := drainedPacedConn(t)
-	buf := make([]byte, 16)
 	if err := r.SetReadDeadline(time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	woke := time.AfterFunc(50*time.Millisecond, func() { _ = r.SetReadDeadline(time.Now()) })
 	defer woke.Stop()
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.Read(buf)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("woken read: %v, want a deadline error", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the wake did not end the wait")
-	}
+	readHitsDeadline(t, r, "the wake")
 }
 
 // TestPacedConnWaitBounds: a read after the stream was idle for longer
