@@ -245,6 +245,18 @@ SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsub
    AND classid::bigint = $1 AND objid::bigint = $2`, cpRunLockKey>>32, cpRunLockKey&0xffffffff) > 0
 }
 
+// cpWaitPruneBlocked waits until one edge prune of the test's database
+// waits for a lock (what says which).
+func cpWaitPruneBlocked(t testing.TB, db *sql.DB, what string) {
+	t.Helper()
+	pgtest.WaitFor(t, what, rpTimeout, func() (bool, string) {
+		var n int
+		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
+		return err == nil && n == 1, fmt.Sprintf("%d waiting, %v", n, err)
+	})
+}
+
 // cpAge makes the client look idle since ago before now: its last sync,
 // pull and push (those it did) go back to then.
 func cpAge(t testing.TB, db *sql.DB, clientID string, ago string) {
@@ -1351,21 +1363,12 @@ func TestCompactionPruneRacesARestore(t *testing.T) {
 		_, err := e.eng.RunCompaction(ctx)
 		done <- err
 	}()
-	waitPruneBlocked := func(what string) {
-		t.Helper()
-		pgtest.WaitFor(t, what, rpTimeout, func() (bool, string) {
-			var n int
-			err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
-				WHERE datname = current_database() AND query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
-			return err == nil && n == 1, fmt.Sprintf("%d waiting, %v", n, err)
-		})
-	}
-	waitPruneBlocked("the prune to wait for a lock")
+	cpWaitPruneBlocked(t, db, "the prune to wait for a lock")
 	if err := restore.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	e.caughtUp() // capture wrote the restore: i1 keeps its bucket
-	waitPruneBlocked("the prune to wait for i2's edge")
+	cpWaitPruneBlocked(t, db, "the prune to wait for i2's edge")
 	if err := holder.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -1452,12 +1455,7 @@ CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (1000) TO (2000);`})
 		errs <- err
 		done <- res
 	}()
-	pgtest.WaitFor(t, "the prune to wait for p1's edge", rpTimeout, func() (bool, string) {
-		var n int
-		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND query LIKE '%DELETE FROM synchro.bucket_edges%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`).Scan(&n)
-		return err == nil && n == 1, fmt.Sprintf("%d waiting, %v", n, err)
-	})
+	cpWaitPruneBlocked(t, db, "the prune to wait for p1's edge")
 	pgtest.Exec(t, db, `UPDATE parts SET id = 1002 WHERE id = 2`) // to the second partition
 	if err := holder.Commit(); err != nil {
 		t.Fatal(err)

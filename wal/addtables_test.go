@@ -484,7 +484,7 @@ func TestE2ERepublishedParentBesideAReplayAndAMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgtest.WaitFor(t, "the backfill to wait for the changelog lock", e2eTimeout, func() (bool, string) {
-		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) > 0, ""
+		return advisoryWaits(t, db) > 0, ""
 	})
 
 	// A migration of items (ALTER TABLE items ...).
@@ -586,7 +586,7 @@ func TestE2EReaddedTableBesideAPruneAndAMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgtest.WaitFor(t, "the backfill to wait for the changelog lock", e2eTimeout, func() (bool, string) {
-		return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) > 0, ""
+		return advisoryWaits(t, db) > 0, ""
 	})
 	slow := holdTx(t, db, `LOCK TABLE shared IN ACCESS EXCLUSIVE MODE`) // holds the backfill's read of shared
 	if err := gate.Rollback(); err != nil {

@@ -1866,7 +1866,7 @@ func TestApplyReadCommittedUnderStricterDefault(t *testing.T) {
 	}
 	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l2', 'bob')`)
 	pgtest.WaitFor(t, "the batch to wait for the slot's lock", e2eTimeout, func() (bool, string) {
-		n := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+		n := advisoryWaits(t, e.db.Super)
 		return n > 0, fmt.Sprintf("%d waiting", n)
 	})
 	if _, err := holder.ExecContext(ctx, `UPDATE synchro.wal_position SET confirmed_lsn = (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint WHERE slot_name = $1`, e.cfg.SlotName); err != nil {
@@ -1938,4 +1938,11 @@ func TestE2ERepublishedTableBackfillFails(t *testing.T) {
 	r.waitStreaming()
 	ctEqualByRecord(t, "lists recorded by the next session", e.sync(), "user:alice lists l1 delete", "user:bob lists l1 create")
 	ctEqual(t, "edges of l1", e.edges("lists", "l1"), "user:bob")
+}
+
+// advisoryWaits counts the advisory locks that sessions of the test's
+// database wait for (pg_locks lists every database's).
+func advisoryWaits(t testing.TB, db *sql.DB) int {
+	t.Helper()
+	return pgtest.Count(t, db, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
 }
