@@ -115,9 +115,13 @@ type applier struct {
 	// show (backfillMark). Set by a session before it streams.
 	marks atomic.Pointer[map[string]backfillMark]
 	// insertOnly is set once a changelog transaction met a connection of
-	// another driver than pgx's: bulk writes then use INSERT (bulk.go).
+	// another driver than pgx's, or row-level security on the synchro
+	// tables that COPY would meet: bulk writes then use INSERT (bulk.go).
 	// Tests set it to take that path.
 	insertOnly atomic.Bool
+	// copyChecked is set once a changelog transaction asked whether
+	// row-level security applies to the synchro tables (bulk.go).
+	copyChecked atomic.Bool
 }
 
 func newApplier(cfg ConsumerConfig) *applier {

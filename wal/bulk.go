@@ -3,6 +3,8 @@ package wal
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -55,8 +57,13 @@ func (a *applier) begin(ctx context.Context) (conn *sql.Conn, tx *sql.Tx, err er
 // caller then writes the rows by INSERT. A failed COPY fails the
 // transaction (or its savepoint) as the INSERT would. PostgreSQL refuses
 // COPY FROM into a table whose row-level security applies to the role
-// (feature_not_supported); the batch then fails once, and this applier
-// writes by INSERT from then on, which the policies may allow.
+// (feature_not_supported): the first COPY of an applier asks first
+// whether it applies to either table (row_security_active), and when it
+// does this applier writes by INSERT from then on, which the policies may
+// allow. Policies enabled later are met by a COPY: that batch fails once,
+// and the applier writes by INSERT from then on too. (Without the
+// question, the first backfill of a new slot under forced row-level
+// security failed, and the session started over with a new slot.)
 //
 // The rows go in COPY's text format, built here: pgx's CopyFrom boxed
 // every value in an interface and encoded it through its type map (about
@@ -70,6 +77,16 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, w 
 	}
 	copied, err := pgxconn.Raw(b.conn, func(pc *pgx.Conn) error {
 		ctx := b.ctx
+		if !b.a.copyChecked.Load() {
+			if secured, err := rowSecurityActive(ctx, pc); err != nil {
+				return err
+			} else if secured {
+				b.a.insertOnly.Store(true)
+				b.a.logger.InfoContext(ctx, "wal: row-level security applies to synchro.changelog or synchro.bucket_edges for this role; capture writes by INSERT")
+				return errCopySkipped
+			}
+			b.a.copyChecked.Store(true)
+		}
 		// A tracer of the pool's pgx configuration sees the COPY as it saw
 		// pgx's CopyFrom.
 		t, traced := pc.Config().Tracer.(pgx.CopyFromTracer)
@@ -82,6 +99,9 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, w 
 		}
 		return err
 	})
+	if errors.Is(err, errCopySkipped) {
+		return false, nil
+	}
 	if !copied && err == nil {
 		b.a.insertOnly.Store(true) // the pool's driver is another's
 	}
@@ -89,6 +109,22 @@ func (b *batch) copyInto(table string, cols []string, n int, fill func(i int, w 
 		b.a.logger.InfoContext(b.ctx, "wal: COPY refused; capture writes by INSERT from now on", "table", "synchro."+table, "error", err)
 	}
 	return copied, err
+}
+
+// errCopySkipped ends copyInto's use of the connection when the rows must
+// go by INSERT after all.
+var errCopySkipped = errors.New("wal: COPY not used")
+
+// rowSecurityActive reports whether row-level security applies to
+// synchro.changelog or synchro.bucket_edges for conn's role, so that
+// PostgreSQL would refuse COPY FROM into it.
+func rowSecurityActive(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	var active bool
+	err := conn.QueryRow(ctx, `SELECT row_security_active('synchro.changelog') OR row_security_active('synchro.bucket_edges')`).Scan(&active)
+	if err != nil {
+		return false, fmt.Errorf("wal: asking whether row-level security applies to the synchro tables: %w", err)
+	}
+	return active, nil
 }
 
 // copyStatement is the COPY of cols into the synchro table, from the

@@ -245,13 +245,27 @@ ALTER TABLE synchro.changelog FORCE ROW LEVEL SECURITY;
 CREATE POLICY capture ON synchro.changelog USING (true) WITH CHECK (true);
 ALTER TABLE synchro.bucket_edges ENABLE ROW LEVEL SECURITY;
 ALTER TABLE synchro.bucket_edges FORCE ROW LEVEL SECURITY;
-CREATE POLICY capture ON synchro.bucket_edges USING (true) WITH CHECK (true)`)
+CREATE POLICY capture ON synchro.bucket_edges USING (true) WITH CHECK (true);
+INSERT INTO lists (id, user_id) VALUES ('l0', 'A')`)
 	e.cfg.ChangelogDB = e.db.App
 	e.run()
+	ctEqual(t, "backfilled", e.edges("lists", "l0"), "user:A")
 	ctEqual(t, "insert", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'A')`), "user:A lists l1 create")
 	ctEqual(t, "edges", e.edges("lists", "l1"), "user:A")
 	if !e.cur.c.applier.insertOnly.Load() {
 		t.Error("the applier still writes by COPY")
+	}
+	// The policies are seen before the first COPY: the new slot's backfill
+	// is not refused, so the slot is not made again and the rows are
+	// recorded once.
+	if n := e.signalled(func(s *consumerSignals) int { return s.slotCreated.count() }); n != 1 {
+		t.Errorf("the slot was created %d times, want once", n)
+	}
+	if n := e.signalled(func(s *consumerSignals) int { return s.backfilled.count() }); n != 1 {
+		t.Errorf("existing rows were recorded %d times, want once", n)
+	}
+	if n := e.signalled(func(s *consumerSignals) int { return s.reconnecting.count() }); n != 0 {
+		t.Errorf("the session failed %d times, want never", n)
 	}
 }
 
