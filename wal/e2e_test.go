@@ -1120,6 +1120,43 @@ func TestE2EParentMoveFindsLaterChild(t *testing.T) {
 	}
 }
 
+// TestReplayLeavesOtherRegistriesFailures: a replay by a consumer whose
+// registry lacks a table (an older process of a rolling deploy, before
+// the table was added) leaves that table's failures pending. Marked
+// replayed unresolved, as it was, the fixed row stayed in no bucket: the
+// newer consumer's replay no longer saw its failure.
+func TestReplayLeavesOtherRegistriesFailures(t *testing.T) {
+	t.Parallel()
+	e := newProjectsEnv(t)
+	e.run()
+	ctEqual(t, "failing insert", e.step(`INSERT INTO projects VALUES ('p1', NULL, 'one')`))
+	e.halt()
+	pgtest.Exec(t, e.db.Super, `UPDATE projects SET team_id = 't1' WHERE id = 'p1'`) // the fix
+
+	older := e.cfg
+	older.Registry = ctRegistry() // without projects
+	older.Assigner = nil
+	c, err := NewConsumer(older) // not started: replays
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.ReplayRuleFailures(t.Context()); err != nil || n != 0 {
+		t.Fatalf("ReplayRuleFailures without the table: %d, %v; want none replayed", n, err)
+	}
+	if n := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM synchro.rule_failures WHERE replayed_at IS NULL`); n != 1 {
+		t.Fatalf("%d failures pending after the replay without the table, want 1", n)
+	}
+
+	c, err = NewConsumer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.ReplayRuleFailures(t.Context()); err != nil || n != 1 {
+		t.Fatalf("ReplayRuleFailures with the table: %d, %v; want 1 replayed", n, err)
+	}
+	ctEqual(t, "edges after the replay", e.edges("projects", "p1"), "team:t1")
+}
+
 // TestReplayBeforeFirstStartLeavesNoPosition: a consumer of a slot that has
 // no position yet (a new slot name) replays the pending rule failures
 // (which are every slot's) before its first Start. The replay must write

@@ -16,7 +16,9 @@ import (
 // from the records' current rows: a record whose row is gone leaves all its
 // buckets; the others move to the buckets resolved now, with the changelog
 // rows that go with it. Failures that fail again stay recorded for a later
-// attempt. It returns how many failure rows were replayed.
+// attempt, as do the failures of tables this consumer's registry does not
+// hold (another version's, in a rolling deploy). It returns how many
+// failure rows were replayed.
 //
 // Call it after fixing what made resolution fail (a bucket function, a
 // missing parent). It runs in one transaction and is safe to run while the
@@ -63,9 +65,13 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 		}
 		cfg := a.tables[f.key.table]
 		if cfg == nil {
-			// The table is no longer registered: nothing to resolve.
-			resolved[f.key] = true
-			done = append(done, f.id)
+			// Not a table of this registry: another version's (an older
+			// process of a rolling deploy, which lacks a table the newer
+			// one added), or a table no longer captured. It stays pending
+			// for a process that can resolve it; a table registered again
+			// is backfilled anyway. Marked replayed here, the record
+			// would stay out of its buckets until its next change.
+			resolved[f.key] = false
 			continue
 		}
 		row, err := a.currentRow(ctx, tx, cfg, f.key.id)
