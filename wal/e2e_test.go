@@ -15,6 +15,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -1120,41 +1121,102 @@ func TestE2EParentMoveFindsLaterChild(t *testing.T) {
 	}
 }
 
-// TestReplayLeavesOtherRegistriesFailures: a replay by a consumer whose
-// registry lacks a table (an older process of a rolling deploy, before
-// the table was added) leaves that table's failures pending. Marked
-// replayed unresolved, as it was, the fixed row stayed in no bucket: the
-// newer consumer's replay no longer saw its failure.
-func TestReplayLeavesOtherRegistriesFailures(t *testing.T) {
+// TestReplayByAnOlderRegistry: a replay by a consumer whose registry lacks
+// a table its slot records (an older process of a rolling deploy, before
+// items was added) replays nothing. Resolving the failure of a parent, it
+// moved the list and not its item, which it does not know, and marked
+// the failure replayed: the item stayed in the old owner's bucket (found
+// by review). Failures of the table it lacks, marked replayed unresolved
+// as they were before that, stayed out of their buckets.
+func TestReplayByAnOlderRegistry(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	e.run()
+	e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'A')`)
+	e.step(`INSERT INTO items (id, list_id, title) VALUES ('i1', 'l1', 't')`)
+	ctEqual(t, "i1 before", e.edges("items", "i1"), "user:A")
+	// An owner too long for the changelog's index: a rule failure.
+	e.step(`UPDATE lists SET user_id = $1 WHERE id = 'l1'`, strings.Repeat("x", 2700))
+	pending := func() int {
+		return pgtest.Count(t, e.db.Super, `SELECT count(*) FROM synchro.rule_failures WHERE replayed_at IS NULL AND table_name = 'lists'`)
+	}
+	if n := pending(); n != 1 {
+		t.Fatalf("%d pending failures of lists, want 1", n)
+	}
+	e.halt()
+	pgtest.Exec(t, e.db.Super, `UPDATE lists SET user_id = 'B' WHERE id = 'l1'`) // the fix
+
+	older := e.cfg
+	older.Registry = synchro.NewRegistry() // lists, and not items
+	older.Registry.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
+	older.Assigner = nil
+	c, err := NewConsumer(older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.ReplayRuleFailures(t.Context()); !errors.Is(err, ErrRegistryLacksTables) || n != 0 {
+		t.Fatalf("ReplayRuleFailures without items: %d, %v; want none replayed and ErrRegistryLacksTables", n, err)
+	}
+	if n := pending(); n != 1 {
+		t.Fatalf("%d pending failures of lists after the older replay, want 1", n)
+	}
+	ctEqual(t, "l1 after the older replay", e.edges("lists", "l1"), "user:A")
+
+	newer, err := NewConsumer(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := newer.ReplayRuleFailures(t.Context()); err != nil || n != 1 {
+		t.Fatalf("ReplayRuleFailures with items: %d, %v; want 1 replayed", n, err)
+	}
+	ctEqual(t, "l1 after the replay", e.edges("lists", "l1"), "user:B")
+	ctEqual(t, "i1 after the replay", e.edges("items", "i1"), "user:B")
+}
+
+// TestReplayLeavesForgottenTablesFailures: the failures of a table the
+// slot no longer records (a session whose registry lacks it forgot it)
+// stay pending; registered again, the table is recorded again and a replay
+// resolves them. Marked replayed unresolved, they were lost to a later
+// replay.
+func TestReplayLeavesForgottenTablesFailures(t *testing.T) {
 	t.Parallel()
 	e := newProjectsEnv(t)
 	e.run()
 	ctEqual(t, "failing insert", e.step(`INSERT INTO projects VALUES ('p1', NULL, 'one')`))
 	e.halt()
-	pgtest.Exec(t, e.db.Super, `UPDATE projects SET team_id = 't1' WHERE id = 'p1'`) // the fix
-
-	older := e.cfg
-	older.Registry = ctRegistry() // without projects
-	older.Assigner = nil
-	c, err := NewConsumer(older) // not started: replays
+	full := e.cfg
+	e.cfg.Registry = ctRegistry() // without projects: the session forgets it
+	e.cfg.Assigner = nil
+	e.run()
+	e.halt()
+	pending := func() int {
+		return pgtest.Count(t, e.db.Super, `SELECT count(*) FROM synchro.rule_failures WHERE replayed_at IS NULL`)
+	}
+	c, err := NewConsumer(e.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n, err := c.ReplayRuleFailures(t.Context()); err != nil || n != 0 {
-		t.Fatalf("ReplayRuleFailures without the table: %d, %v; want none replayed", n, err)
+		t.Fatalf("ReplayRuleFailures without projects: %d, %v; want none replayed", n, err)
 	}
-	if n := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM synchro.rule_failures WHERE replayed_at IS NULL`); n != 1 {
-		t.Fatalf("%d failures pending after the replay without the table, want 1", n)
+	if n := pending(); n != 1 {
+		t.Fatalf("%d failures pending after the replay without projects, want 1", n)
 	}
 
-	c, err = NewConsumer(e.cfg)
-	if err != nil {
+	pgtest.Exec(t, e.db.Super, `UPDATE projects SET team_id = 't1' WHERE id = 'p1'`) // the fix
+	e.cfg = full
+	e.run() // records projects again
+	e.halt()
+	if c, err = NewConsumer(e.cfg); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := c.ReplayRuleFailures(t.Context()); err != nil || n != 1 {
-		t.Fatalf("ReplayRuleFailures with the table: %d, %v; want 1 replayed", n, err)
+		t.Fatalf("ReplayRuleFailures with projects: %d, %v; want 1 replayed", n, err)
 	}
-	ctEqual(t, "edges after the replay", e.edges("projects", "p1"), "team:t1")
+	if n := pending(); n != 0 {
+		t.Fatalf("%d failures pending after the replay with projects, want none", n)
+	}
+	ctEqual(t, "edges of p1", e.edges("projects", "p1"), "team:t1")
 }
 
 // TestReplayBeforeFirstStartLeavesNoPosition: a consumer of a slot that has

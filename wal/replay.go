@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgident"
@@ -16,13 +18,18 @@ import (
 // from the records' current rows: a record whose row is gone leaves all its
 // buckets; the others move to the buckets resolved now, with the changelog
 // rows that go with it. Failures that fail again stay recorded for a later
-// attempt, as do the failures of tables this consumer's registry does not
-// hold (another version's, in a rolling deploy). It returns how many
-// failure rows were replayed.
+// attempt, as do the failures of tables no longer registered. It returns
+// how many failure rows were replayed.
 //
 // Call it after fixing what made resolution fail (a bucket function, a
 // missing parent). It runs in one transaction and is safe to run while the
 // consumer streams: both take the same lock for their changelog writes.
+//
+// It replays nothing, and returns an error wrapping ErrRegistryLacksTables,
+// when the slot records tables this consumer's registry does not hold: the
+// slot is captured with another registry (a newer version, in a rolling
+// deploy), whose replay must resolve them, since this one would move a
+// parent without the rows of child tables it does not know.
 func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	a := c.applier
 	conn, tx, err := a.beginLocked(ctx)
@@ -31,6 +38,11 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
+	if unknown, err := a.unregisteredRecorded(ctx, tx); err != nil {
+		return 0, fmt.Errorf("wal: replaying rule failures: reading the slot's tables: %w", err)
+	} else if len(unknown) > 0 {
+		return 0, fmt.Errorf("wal: replaying rule failures: slot %s records %s: %w", a.slot, strings.Join(unknown, ", "), ErrRegistryLacksTables)
+	}
 	rows, err := tx.QueryContext(ctx, store.PendingRuleFailures)
 	if err != nil {
 		return 0, fmt.Errorf("wal: reading rule failures: %w", err)
@@ -65,12 +77,10 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 		}
 		cfg := a.tables[f.key.table]
 		if cfg == nil {
-			// Not a table of this registry: another version's (an older
-			// process of a rolling deploy, which lacks a table the newer
-			// one added), or a table no longer captured. It stays pending
-			// for a process that can resolve it; a table registered again
-			// is backfilled anyway. Marked replayed here, the record
-			// would stay out of its buckets until its next change.
+			// A table no longer captured (the slot does not record it:
+			// see unregisteredRecorded). It stays pending: registered
+			// again, the table is recorded again, row by row, and a
+			// replay then resolves it as any other.
 			resolved[f.key] = false
 			continue
 		}
@@ -117,6 +127,36 @@ func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	}
 	a.metrics.failuresRecorded(ctx, b.failures)
 	return len(done), nil
+}
+
+// ErrRegistryLacksTables is the error of ReplayRuleFailures run by a
+// consumer whose registry lacks tables its slot records.
+var ErrRegistryLacksTables = errors.New("wal: tables the registry lacks are captured by the slot; replay with the registry that captures them")
+
+// unregisteredRecorded returns, sorted, the tables the slot records that
+// the applier's registry does not hold.
+func (a *applier) unregisteredRecorded(ctx context.Context, tx *sql.Tx) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, store.RecordedTables, a.slot)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var unknown []string
+	for rows.Next() {
+		var (
+			name     string
+			snapshot sql.NullString
+			until    sql.NullInt64
+		)
+		if err := rows.Scan(&name, &snapshot, &until); err != nil {
+			return nil, err
+		}
+		if a.tables[name] == nil {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	return unknown, rows.Err()
 }
 
 // currentRow reads a record's current row as decoded values, or nil when
