@@ -1121,6 +1121,17 @@ func TestE2EParentMoveFindsLaterChild(t *testing.T) {
 	}
 }
 
+// replayWith replays the rule failures with a consumer of cfg, not
+// started.
+func replayWith(t *testing.T, cfg ConsumerConfig) (int, error) {
+	t.Helper()
+	c, err := NewConsumer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.ReplayRuleFailures(t.Context())
+}
+
 // TestReplayByAnOlderRegistry: a replay by a consumer whose registry lacks
 // a table its slot records (an older process of a rolling deploy, before
 // items was added) replays nothing. Resolving the failure of a parent, it
@@ -1150,11 +1161,7 @@ func TestReplayByAnOlderRegistry(t *testing.T) {
 	older.Registry = synchro.NewRegistry() // lists, and not items
 	older.Registry.Register(&synchro.TableConfig{TableName: "lists", OwnerColumn: "user_id"})
 	older.Assigner = nil
-	c, err := NewConsumer(older)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := c.ReplayRuleFailures(t.Context()); !errors.Is(err, ErrRegistryLacksTables) || n != 0 {
+	if n, err := replayWith(t, older); !errors.Is(err, ErrRegistryLacksTables) || n != 0 {
 		t.Fatalf("ReplayRuleFailures without items: %d, %v; want none replayed and ErrRegistryLacksTables", n, err)
 	}
 	if n := pending(); n != 1 {
@@ -1162,11 +1169,7 @@ func TestReplayByAnOlderRegistry(t *testing.T) {
 	}
 	ctEqual(t, "l1 after the older replay", e.edges("lists", "l1"), "user:A")
 
-	newer, err := NewConsumer(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := newer.ReplayRuleFailures(t.Context()); err != nil || n != 1 {
+	if n, err := replayWith(t, e.cfg); err != nil || n != 1 {
 		t.Fatalf("ReplayRuleFailures with items: %d, %v; want 1 replayed", n, err)
 	}
 	ctEqual(t, "l1 after the replay", e.edges("lists", "l1"), "user:B")
@@ -1192,11 +1195,7 @@ func TestReplayLeavesForgottenTablesFailures(t *testing.T) {
 	pending := func() int {
 		return pgtest.Count(t, e.db.Super, `SELECT count(*) FROM synchro.rule_failures WHERE replayed_at IS NULL`)
 	}
-	c, err := NewConsumer(e.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := c.ReplayRuleFailures(t.Context()); err != nil || n != 0 {
+	if n, err := replayWith(t, e.cfg); err != nil || n != 0 {
 		t.Fatalf("ReplayRuleFailures without projects: %d, %v; want none replayed", n, err)
 	}
 	if n := pending(); n != 1 {
@@ -1207,10 +1206,7 @@ func TestReplayLeavesForgottenTablesFailures(t *testing.T) {
 	e.cfg = full
 	e.run() // records projects again
 	e.halt()
-	if c, err = NewConsumer(e.cfg); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := c.ReplayRuleFailures(t.Context()); err != nil || n != 1 {
+	if n, err := replayWith(t, e.cfg); err != nil || n != 1 {
 		t.Fatalf("ReplayRuleFailures with projects: %d, %v; want 1 replayed", n, err)
 	}
 	if n := pending(); n != 0 {

@@ -136,27 +136,18 @@ var ErrRegistryLacksTables = errors.New("wal: tables the registry lacks are capt
 // unregisteredRecorded returns, sorted, the tables the slot records that
 // the applier's registry does not hold.
 func (a *applier) unregisteredRecorded(ctx context.Context, tx *sql.Tx) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, store.RecordedTables, a.slot)
+	tables, err := a.slotTables(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var unknown []string
-	for rows.Next() {
-		var (
-			name     string
-			snapshot sql.NullString
-			until    sql.NullInt64
-		)
-		if err := rows.Scan(&name, &snapshot, &until); err != nil {
-			return nil, err
-		}
-		if a.tables[name] == nil {
-			unknown = append(unknown, name)
+	for _, t := range tables {
+		if a.tables[t.name] == nil {
+			unknown = append(unknown, t.name)
 		}
 	}
 	slices.Sort(unknown)
-	return unknown, rows.Err()
+	return unknown, nil
 }
 
 // currentRow reads a record's current row as decoded values, or nil when

@@ -712,37 +712,25 @@ func (a *applier) recordedTables(ctx context.Context, names []string) (map[strin
 	}
 	defer func() { _ = conn.Close() }()
 	defer func() { _ = tx.Rollback() }()
-	rows, err := tx.QueryContext(ctx, store.RecordedTables, a.slot)
+	tables, err := a.slotTables(ctx, tx)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer rows.Close()
 	recorded, marks := map[string]bool{}, map[string]backfillMark{}
 	forget := false
-	for rows.Next() {
-		var (
-			name     string
-			snapshot sql.NullString
-			until    sql.NullInt64
-		)
-		if err := rows.Scan(&name, &snapshot, &until); err != nil {
-			return nil, nil, err
-		}
-		if !slices.Contains(names, name) {
+	for _, t := range tables {
+		if !slices.Contains(names, t.name) {
 			forget = true
 			continue
 		}
-		recorded[name] = true
-		if snapshot.Valid && until.Valid {
-			m, err := parseBackfillMark(snapshot.String, until.Int64)
+		recorded[t.name] = true
+		if t.snapshot.Valid && t.until.Valid {
+			m, err := parseBackfillMark(t.snapshot.String, t.until.Int64)
 			if err != nil {
-				return nil, nil, fmt.Errorf("the record of %s: %w", name, err)
+				return nil, nil, fmt.Errorf("the record of %s: %w", t.name, err)
 			}
-			marks[name] = m
+			marks[t.name] = m
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
 	}
 	if !forget {
 		return recorded, marks, nil
@@ -751,6 +739,31 @@ func (a *applier) recordedTables(ctx context.Context, names []string) (map[strin
 		return nil, nil, fmt.Errorf("forgetting the tables no longer registered: %w", err)
 	}
 	return recorded, marks, tx.Commit()
+}
+
+// slotTable is a table the slot recorded (store.RecordedTables).
+type slotTable struct {
+	name     string
+	snapshot sql.NullString
+	until    sql.NullInt64
+}
+
+// slotTables reads the tables the applier's slot recorded, in tx.
+func (a *applier) slotTables(ctx context.Context, tx *sql.Tx) ([]slotTable, error) {
+	rows, err := tx.QueryContext(ctx, store.RecordedTables, a.slot)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []slotTable
+	for rows.Next() {
+		var t slotTable
+		if err := rows.Scan(&t.name, &t.snapshot, &t.until); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
 
 // takeEdges deletes the recorded edges of the tables names and returns
