@@ -995,6 +995,16 @@ func newProjectsEnv(t *testing.T) *e2eEnv {
 	return e
 }
 
+// newFailedProjectEnv is newProjectsEnv after a consumer recorded the
+// failure of project p1, inserted without a team, and stopped.
+func newFailedProjectEnv(t *testing.T) *e2eEnv {
+	e := newProjectsEnv(t)
+	e.run()
+	ctEqual(t, "failing insert", e.step(`INSERT INTO projects VALUES ('p1', NULL, 'one')`))
+	e.halt()
+	return e
+}
+
 // TestInsertAfterReplayReadsEdges: a batch reads the stored edges of a
 // record it inserts too. A replay of rule failures decides a record's
 // buckets from its row as it is now, which transactions capture has not
@@ -1183,10 +1193,7 @@ func TestReplayByAnOlderRegistry(t *testing.T) {
 // replay.
 func TestReplayLeavesForgottenTablesFailures(t *testing.T) {
 	t.Parallel()
-	e := newProjectsEnv(t)
-	e.run()
-	ctEqual(t, "failing insert", e.step(`INSERT INTO projects VALUES ('p1', NULL, 'one')`))
-	e.halt()
+	e := newFailedProjectEnv(t)
 	full := e.cfg
 	e.cfg.Registry = ctRegistry() // without projects: the session forgets it
 	e.cfg.Assigner = nil
@@ -1224,10 +1231,7 @@ func TestReplayLeavesForgottenTablesFailures(t *testing.T) {
 // boundary, making every client take a new snapshot.
 func TestReplayBeforeFirstStartLeavesNoPosition(t *testing.T) {
 	t.Parallel()
-	e := newProjectsEnv(t)
-	e.run()
-	ctEqual(t, "failing insert", e.step(`INSERT INTO projects VALUES ('p1', NULL, 'one')`))
-	e.halt()
+	e := newFailedProjectEnv(t)
 	pgtest.Exec(t, e.db.Super, `UPDATE projects SET team_id = 't1' WHERE id = 'p1'`) // the fix
 
 	e.cfg.SlotName += "_new"
