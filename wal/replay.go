@@ -27,9 +27,11 @@ import (
 //
 // It replays nothing, and returns an error wrapping ErrRegistryLacksTables,
 // when the slot records tables this consumer's registry does not hold: the
-// slot is captured with another registry (a newer version, in a rolling
-// deploy), whose replay must resolve them, since this one would move a
-// parent without the rows of child tables it does not know.
+// slot is captured with another registry (in a rolling deploy, the newer
+// version's, which added tables; or the older version's, still capturing a
+// table the newer one removed, until a session of the newer version holds
+// the slot and forgets it), whose replay must resolve them, since this one
+// would move a parent without the rows of child tables it does not know.
 func (c *Consumer) ReplayRuleFailures(ctx context.Context) (int, error) {
 	a := c.applier
 	conn, tx, err := a.beginLocked(ctx)
