@@ -14,6 +14,7 @@ import (
 	"github.com/synchrosync/synchro/internal/pgerr"
 	"github.com/synchrosync/synchro/internal/pgident"
 	"github.com/synchrosync/synchro/internal/pgxconn"
+	"github.com/synchrosync/synchro/internal/store"
 )
 
 // This file holds the bulk writes of a changelog transaction: its
@@ -120,7 +121,7 @@ var errCopySkipped = errors.New("wal: COPY not used")
 // PostgreSQL would refuse COPY FROM into it.
 func rowSecurityActive(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	var active bool
-	err := conn.QueryRow(ctx, `SELECT row_security_active('synchro.changelog') OR row_security_active('synchro.bucket_edges')`).Scan(&active)
+	err := conn.QueryRow(ctx, store.RowSecurityOnWrites).Scan(&active)
 	if err != nil {
 		return false, fmt.Errorf("wal: asking whether row-level security applies to the synchro tables: %w", err)
 	}

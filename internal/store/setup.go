@@ -42,3 +42,11 @@ SELECT coalesce((SELECT string_agg('synchro.' || t, ', ' ORDER BY t) FROM unnest
        coalesce((SELECT string_agg(q.name, ', ' ORDER BY q.ord)
                    FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS q(name, ord)
                   WHERE to_regclass(q.name) IS NOT NULL AND row_security_active(to_regclass(q.name))), '')`
+
+// RowSecurityOnWrites reads whether row-level security applies, for the
+// current role, to synchro.changelog or synchro.bucket_edges, the tables
+// the wal consumer writes by COPY, which PostgreSQL refuses into such a
+// table (row_security_active asks the check COPY makes).
+//
+// no parameters -> boolean
+const RowSecurityOnWrites = `SELECT row_security_active('synchro.changelog') OR row_security_active('synchro.bucket_edges')`

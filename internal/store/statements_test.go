@@ -96,8 +96,9 @@ var statements = map[string]string{
 	"ManifestHistory": ManifestHistory,
 
 	// setup.go
-	"CheckSetup":       CheckSetup,
-	"CheckChangelogDB": CheckChangelogDB,
+	"CheckSetup":          CheckSetup,
+	"CheckChangelogDB":    CheckChangelogDB,
+	"RowSecurityOnWrites": RowSecurityOnWrites,
 }
 
 // TestStatementsPrepare prepares every statement on a migrated database:
