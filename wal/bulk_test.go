@@ -269,6 +269,38 @@ INSERT INTO lists (id, user_id) VALUES ('l0', 'A')`)
 	}
 }
 
+// TestCopyRefusedAfterPoliciesEnabled: policies forced on the synchro
+// tables after the applier's first COPY (which asked, and found none) are
+// met by a refused COPY: that batch fails once, the session starts again,
+// and the applier writes by INSERT from then on, losing nothing.
+func TestCopyRefusedAfterPoliciesEnabled(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, "", nil)
+	pgtest.Exec(t, e.db.Super, `
+GRANT USAGE ON SCHEMA synchro TO `+pgtest.AppRole+`;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA synchro TO `+pgtest.AppRole+`;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA synchro TO `+pgtest.AppRole+`;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+pgtest.AppRole)
+	e.cfg.ChangelogDB = e.db.App
+	e.run()
+	ctEqual(t, "insert by COPY", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'A')`), "user:A lists l1 create")
+	if e.cur.c.applier.insertOnly.Load() {
+		t.Fatal("the applier writes by INSERT before any policy")
+	}
+	pgtest.Exec(t, e.db.Super, `
+ALTER TABLE synchro.changelog ENABLE ROW LEVEL SECURITY;
+ALTER TABLE synchro.changelog FORCE ROW LEVEL SECURITY;
+CREATE POLICY capture ON synchro.changelog USING (true) WITH CHECK (true);
+ALTER TABLE synchro.bucket_edges ENABLE ROW LEVEL SECURITY;
+ALTER TABLE synchro.bucket_edges FORCE ROW LEVEL SECURITY;
+CREATE POLICY capture ON synchro.bucket_edges USING (true) WITH CHECK (true)`)
+	ctEqual(t, "insert after the policies", e.step(`INSERT INTO lists (id, user_id) VALUES ('l2', 'B')`), "user:B lists l2 create")
+	ctEqual(t, "edges", e.edges("lists", "l2"), "user:B")
+	if !e.cur.c.applier.insertOnly.Load() {
+		t.Error("the applier still writes by COPY")
+	}
+}
+
 // TestApplyWithoutJIT: the changelog transactions turn JIT compilation off
 // (applier.lock). Their statements look records up by key and are costed by
 // the number of keys, so that a large batch crossed jit_above_cost and
