@@ -227,6 +227,24 @@ func TestCopyTraced(t *testing.T) {
 	}
 }
 
+// capturerGrants let the test's application role be ChangelogDB's: the
+// role writes the synchro tables and reads the captured ones.
+var capturerGrants = `
+GRANT USAGE ON SCHEMA synchro TO ` + pgtest.AppRole + `;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA synchro TO ` + pgtest.AppRole + `;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA synchro TO ` + pgtest.AppRole + `;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO ` + pgtest.AppRole
+
+// forcedCapturePolicies force row-level security, with policies that let
+// every row through, on the tables the consumer writes by COPY.
+const forcedCapturePolicies = `
+ALTER TABLE synchro.changelog ENABLE ROW LEVEL SECURITY;
+ALTER TABLE synchro.changelog FORCE ROW LEVEL SECURITY;
+CREATE POLICY capture ON synchro.changelog USING (true) WITH CHECK (true);
+ALTER TABLE synchro.bucket_edges ENABLE ROW LEVEL SECURITY;
+ALTER TABLE synchro.bucket_edges FORCE ROW LEVEL SECURITY;
+CREATE POLICY capture ON synchro.bucket_edges USING (true) WITH CHECK (true)`
+
 // TestCopyUnderRowLevelSecurity: PostgreSQL refuses COPY FROM into a table
 // whose row-level security applies to the role (here ChangelogDB's role,
 // not the tables' owner, with RLS forced on synchro.changelog and
@@ -235,18 +253,9 @@ func TestCopyTraced(t *testing.T) {
 func TestCopyUnderRowLevelSecurity(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
-	pgtest.Exec(t, e.db.Super, `
-GRANT USAGE ON SCHEMA synchro TO `+pgtest.AppRole+`;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA synchro TO `+pgtest.AppRole+`;
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA synchro TO `+pgtest.AppRole+`;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+pgtest.AppRole+`;
-ALTER TABLE synchro.changelog ENABLE ROW LEVEL SECURITY;
-ALTER TABLE synchro.changelog FORCE ROW LEVEL SECURITY;
-CREATE POLICY capture ON synchro.changelog USING (true) WITH CHECK (true);
-ALTER TABLE synchro.bucket_edges ENABLE ROW LEVEL SECURITY;
-ALTER TABLE synchro.bucket_edges FORCE ROW LEVEL SECURITY;
-CREATE POLICY capture ON synchro.bucket_edges USING (true) WITH CHECK (true);
-INSERT INTO lists (id, user_id) VALUES ('l0', 'A')`)
+	pgtest.Exec(t, e.db.Super, capturerGrants)
+	pgtest.Exec(t, e.db.Super, forcedCapturePolicies)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO lists (id, user_id) VALUES ('l0', 'A')`)
 	e.cfg.ChangelogDB = e.db.App
 	e.run()
 	ctEqual(t, "backfilled", e.edges("lists", "l0"), "user:A")
@@ -276,24 +285,14 @@ INSERT INTO lists (id, user_id) VALUES ('l0', 'A')`)
 func TestCopyRefusedAfterPoliciesEnabled(t *testing.T) {
 	t.Parallel()
 	e := e2eNew(t, "", nil)
-	pgtest.Exec(t, e.db.Super, `
-GRANT USAGE ON SCHEMA synchro TO `+pgtest.AppRole+`;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA synchro TO `+pgtest.AppRole+`;
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA synchro TO `+pgtest.AppRole+`;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO `+pgtest.AppRole)
+	pgtest.Exec(t, e.db.Super, capturerGrants)
 	e.cfg.ChangelogDB = e.db.App
 	e.run()
 	ctEqual(t, "insert by COPY", e.step(`INSERT INTO lists (id, user_id) VALUES ('l1', 'A')`), "user:A lists l1 create")
 	if e.cur.c.applier.insertOnly.Load() {
 		t.Fatal("the applier writes by INSERT before any policy")
 	}
-	pgtest.Exec(t, e.db.Super, `
-ALTER TABLE synchro.changelog ENABLE ROW LEVEL SECURITY;
-ALTER TABLE synchro.changelog FORCE ROW LEVEL SECURITY;
-CREATE POLICY capture ON synchro.changelog USING (true) WITH CHECK (true);
-ALTER TABLE synchro.bucket_edges ENABLE ROW LEVEL SECURITY;
-ALTER TABLE synchro.bucket_edges FORCE ROW LEVEL SECURITY;
-CREATE POLICY capture ON synchro.bucket_edges USING (true) WITH CHECK (true)`)
+	pgtest.Exec(t, e.db.Super, forcedCapturePolicies)
 	ctEqual(t, "insert after the policies", e.step(`INSERT INTO lists (id, user_id) VALUES ('l2', 'B')`), "user:B lists l2 create")
 	ctEqual(t, "edges", e.edges("lists", "l2"), "user:B")
 	if !e.cur.c.applier.insertOnly.Load() {
