@@ -229,7 +229,7 @@ func TestCopyTraced(t *testing.T) {
 
 // capturerGrants let the test's application role be ChangelogDB's: the
 // role writes the synchro tables and reads the captured ones.
-var capturerGrants = `
+const capturerGrants = `
 GRANT USAGE ON SCHEMA synchro TO ` + pgtest.AppRole + `;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA synchro TO ` + pgtest.AppRole + `;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA synchro TO ` + pgtest.AppRole + `;
