@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -122,12 +123,16 @@ type applier struct {
 	// copyChecked is set once a changelog transaction asked whether
 	// row-level security applies to the synchro tables (bulk.go).
 	copyChecked atomic.Bool
+	// backfillPart is how many rows a record of existing rows reads
+	// before it writes them and forgets them (batch.flushPart).
+	backfillPart int
 }
 
 func newApplier(cfg ConsumerConfig) *applier {
 	_, join := cfg.Assigner.(*synchro.JoinResolver)
 	a := &applier{reg: cfg.Registry, assigner: cfg.Assigner, join: join, tables: map[string]*synchro.TableConfig{},
-		db: cfg.ChangelogDB, slot: cfg.SlotName, logger: cfg.Logger, signals: new(consumerSignals)}
+		db: cfg.ChangelogDB, slot: cfg.SlotName, logger: cfg.Logger, signals: new(consumerSignals),
+		backfillPart: cmp.Or(cfg.backfillPart, cfg.MaxBatchEvents, DefaultMaxBatchEvents)}
 	for _, t := range cfg.Registry.All() {
 		a.tables[t.TableName] = t
 	}
@@ -165,7 +170,21 @@ type batch struct {
 	// parent's move does not move their rows, which get their buckets
 	// from their own rows in the same batch.
 	backfilled map[string]bool
+	// written holds what the parts written before (flushPart) leave to
+	// the end of the transaction: the buckets of their changelog rows,
+	// announced with the last part's (notify), all of them once more than
+	// maxWrittenBuckets; and their rule failures, without payloads, for
+	// the metrics after the commit.
+	written struct {
+		buckets  map[string]struct{}
+		all      bool
+		failures []ruleFailure
+	}
 }
+
+// maxWrittenBuckets bounds the buckets a backfill's parts keep for the
+// notification at its end: past it, the note says "all".
+const maxWrittenBuckets = 1 << 14
 
 // record is a batch's state of one record.
 type record struct {
@@ -310,6 +329,26 @@ func (b *batch) preload(txns []*txn, size int) error {
 				if fk, ok := bucket.Text(ev.newRow[cfg.ParentFKCol]); ok {
 					add(recKey{cfg.ParentTable, fk})
 				}
+			}
+		}
+	}
+	return b.load(list)
+}
+
+// loadParents reads, in one statement, the recorded buckets of the parent
+// records of n rows of cfg (row(i) the i-th) that the batch does not hold,
+// when cfg's buckets are its parent's (parentDerived): a backfill's part
+// of a child table, whose parents an earlier part may have written and
+// forgotten (flushPart), would otherwise read them one by one.
+func (b *batch) loadParents(cfg *synchro.TableConfig, n int, row func(int) rowValues) error {
+	if !b.parentDerived(cfg) {
+		return nil
+	}
+	var list []*record
+	for i := range n {
+		if fk, ok := bucket.Text(row(i)[cfg.ParentFKCol]); ok {
+			if r := b.rec(recKey{cfg.ParentTable, fk}); !r.loaded {
+				list = append(list, r)
 			}
 		}
 	}
@@ -783,14 +822,61 @@ func (b *batch) truncate(tables []string) error {
 }
 
 // flush writes the batch's changelog rows, edge changes, rule failures and
-// the position end.
+// the position end, and announces the buckets written.
 func (b *batch) flush(end pglogrepl.LSN) error {
+	if err := b.write(); err != nil {
+		return err
+	}
+	if err := b.notify(); err != nil {
+		return err
+	}
+	if end != 0 {
+		if _, err := b.tx.ExecContext(b.ctx, store.RecordPosition, b.a.slot, int64(end)); err != nil {
+			return fmt.Errorf("wal: recording the position: %w", err)
+		}
+	}
+	return nil
+}
+
+// flushPart writes what a backfill's batch holds (its changelog rows, edge
+// changes and rule failures), keeps what the end of the transaction needs
+// of it (batch.written), and forgets the rest: its records, whose edges a
+// later lookup reads back from bucket_edges in the same transaction. A
+// record of existing rows then holds about one part, not every row of its
+// tables (about 450 bytes a row; BenchmarkBackfill).
+func (b *batch) flushPart() error {
+	if err := b.write(); err != nil {
+		return err
+	}
+	w := &b.written
+	for _, r := range b.rows {
+		if w.all {
+			break
+		}
+		if w.buckets == nil {
+			w.buckets = map[string]struct{}{}
+		}
+		w.buckets[r.bucket] = struct{}{}
+		w.all = len(w.buckets) > maxWrittenBuckets
+	}
+	if w.all {
+		w.buckets = nil
+	}
+	for _, f := range b.failures {
+		f.payload = nil
+		w.failures = append(w.failures, f)
+	}
+	b.rows, b.failures, b.dirty = b.rows[:0], nil, b.dirty[:0]
+	clear(b.recs)
+	b.spare = b.spare[:0]
+	return nil
+}
+
+// write writes the batch's changelog rows, edge changes and rule failures.
+func (b *batch) write() error {
 	if len(b.rows) > 0 {
 		if err := b.insertRows(); err != nil {
 			return fmt.Errorf("wal: writing %d changelog rows: %w", len(b.rows), err)
-		}
-		if err := b.notify(); err != nil {
-			return err
 		}
 	}
 	gone, added := b.edgeChanges()
@@ -807,11 +893,6 @@ func (b *batch) flush(end pglogrepl.LSN) error {
 	for _, f := range b.failures {
 		if err := b.insertFailure(f); err != nil {
 			return fmt.Errorf("wal: recording a rule failure: %w", err)
-		}
-	}
-	if end != 0 {
-		if _, err := b.tx.ExecContext(b.ctx, store.RecordPosition, b.a.slot, int64(end)); err != nil {
-			return fmt.Errorf("wal: recording the position: %w", err)
 		}
 	}
 	return nil
@@ -850,6 +931,10 @@ func (b *batch) insertRows() error {
 // fail and capture would stall. Past 90% of the queue the notes are skipped
 // instead: waiting pulls then find the changes at their next re-check.
 func (b *batch) notify() error {
+	w := &b.written
+	if len(b.rows) == 0 && len(w.buckets) == 0 && !w.all {
+		return nil
+	}
 	seen := make(map[string]bool, 8)
 	var buckets []string
 	for _, r := range b.rows {
@@ -858,8 +943,17 @@ func (b *batch) notify() error {
 			buckets = append(buckets, r.bucket)
 		}
 	}
-	if _, err := b.tx.ExecContext(b.ctx, store.NotifyChanges,
-		synchro.ChangesChannel, changenote.Encode(buckets)); err != nil {
+	for bucket := range w.buckets { // a backfill's earlier parts
+		if !seen[bucket] {
+			seen[bucket] = true
+			buckets = append(buckets, bucket)
+		}
+	}
+	notes := changenote.Encode(buckets)
+	if w.all {
+		notes = changenote.EncodeAll()
+	}
+	if _, err := b.tx.ExecContext(b.ctx, store.NotifyChanges, synchro.ChangesChannel, notes); err != nil {
 		return fmt.Errorf("wal: notifying the changes of %d buckets: %w", len(buckets), err)
 	}
 	return nil

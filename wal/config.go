@@ -103,8 +103,15 @@ type ConsumerConfig struct {
 	// the consumer holds in memory, to about twice as many changes: while
 	// a batch is being written, the stream is received into the next one
 	// until it is full (a single WAL transaction larger than the bound is
-	// held whole). Defaults to 10000.
+	// held whole). A record of existing rows (a new slot's, or a table
+	// added to the publication) is one changelog transaction whatever
+	// its size, written in parts of this many rows, so that the consumer
+	// holds about one part at a time. Defaults to 10000.
 	MaxBatchEvents int
+
+	// backfillPart, when set, is the part size of a record of existing
+	// rows instead of MaxBatchEvents (tests make it tiny).
+	backfillPart int
 
 	// MaxBatchDelay is how long received transactions may wait for more to
 	// batch with them before they are written, while the stream keeps

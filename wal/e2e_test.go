@@ -79,6 +79,9 @@ func e2eNewOn(t *testing.T, db *pgtest.Database, setup string, reg *synchro.Regi
 		ChangelogDB:     db.Super,
 		StandbyTimeout:  200 * time.Millisecond,
 		Logger:          slog.New(logs),
+		// Records of existing rows written and forgotten every two rows:
+		// every test's record goes through the parts' path (flushPart).
+		backfillPart: 2,
 	}
 	// The consumers are stopped by cleanups registered after this one:
 	// they run first, and the logs are complete when printed.

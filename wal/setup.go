@@ -559,8 +559,9 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		}
 	}
 	a.marks.Store(&marks)
-	a.metrics.failuresRecorded(ctx, b.failures)
-	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(b.failures), "gone", gone)
+	failures := append(b.written.failures, b.failures...)
+	a.metrics.failuresRecorded(ctx, failures)
+	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(failures), "gone", gone)
 	c.signals.backfilled.signal(names)
 	return nil
 }
@@ -584,6 +585,60 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 	rr := mgmt.ExecParams(ctx, q, nil, nil, nil, nil)
 	n := 0
 	var moved []movedRecord
+	// The rows are read in parts of b.a.backfillPart: each part's parent
+	// records are read in one statement, and a full part is written and
+	// forgotten before the next (batch.flushPart), on the changelog
+	// transaction's connection while this one goes on reading.
+	type partRow struct {
+		id  string
+		row rowValues
+	}
+	part := make([]partRow, 0, min(b.a.backfillPart, 1024))
+	record := func() error {
+		if err := b.loadParents(cfg, len(part), func(i int) rowValues { return part[i].row }); err != nil {
+			return err
+		}
+		for _, pr := range part {
+			k := recKey{cfg.TableName, pr.id}
+			was := taken[k]
+			delete(taken, k)
+			r := b.rec(k)
+			r.loaded, r.edges = true, []string{}
+			ev := &event{kind: evInsert, table: cfg.TableName, id: pr.id, newRow: pr.row}
+			buckets, ok, err := b.assign(cfg, k, ev, synchro.OpInsert)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if len(was) > 0 {
+					b.setEdges(r, was)
+				}
+				continue
+			}
+			if len(buckets) > 0 {
+				b.setEdges(r, buckets)
+			}
+			if !emit {
+				continue
+			}
+			live := !deleted(cfg, ev.newRow)
+			for _, bucket := range was {
+				if _, in := slices.BinarySearch(buckets, bucket); !in || !live {
+					b.rows = append(b.rows, clRow{bucket, k, synchro.OpDelete})
+				}
+			}
+			if live {
+				for _, bucket := range buckets {
+					b.rows = append(b.rows, clRow{bucket, k, synchro.OpInsert})
+				}
+			}
+			if !slices.Equal(was, buckets) {
+				moved = append(moved, movedRecord{k, buckets})
+			}
+		}
+		part = part[:0]
+		return nil
+	}
 	for rr.NextRow() {
 		vals := rr.Values()
 		id := string(vals[0])
@@ -593,46 +648,24 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 			return n, fmt.Errorf("wal: backfill of %s: decoding row %q: %w", cfg.TableName, id, err)
 		}
 		n++
-		k := recKey{cfg.TableName, id}
-		was := taken[k]
-		delete(taken, k)
-		r := b.rec(k)
-		r.loaded, r.edges = true, []string{}
-		ev := &event{kind: evInsert, table: cfg.TableName, id: id, newRow: row}
-		buckets, ok, err := b.assign(cfg, k, ev, synchro.OpInsert)
+		part = append(part, partRow{id, row})
+		if len(part) < b.a.backfillPart {
+			continue
+		}
+		err = record()
+		if err == nil {
+			err = b.flushPart()
+		}
 		if err != nil {
 			rr.Close()
 			return n, err
 		}
-		if !ok {
-			if len(was) > 0 {
-				b.setEdges(r, was)
-			}
-			continue
-		}
-		if len(buckets) > 0 {
-			b.setEdges(r, buckets)
-		}
-		if !emit {
-			continue
-		}
-		live := !deleted(cfg, ev.newRow)
-		for _, bucket := range was {
-			if _, in := slices.BinarySearch(buckets, bucket); !in || !live {
-				b.rows = append(b.rows, clRow{bucket, k, synchro.OpDelete})
-			}
-		}
-		if live {
-			for _, bucket := range buckets {
-				b.rows = append(b.rows, clRow{bucket, k, synchro.OpInsert})
-			}
-		}
-		if !slices.Equal(was, buckets) {
-			moved = append(moved, movedRecord{k, buckets})
-		}
 	}
 	if _, err := rr.Close(); err != nil {
 		return n, fmt.Errorf("wal: backfill of %s: %w", cfg.TableName, err)
+	}
+	if err := record(); err != nil {
+		return n, err
 	}
 	// Once the table is read: the children are read on the same
 	// connection, in the same snapshot (see batch.rowsConn).

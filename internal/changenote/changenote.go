@@ -77,6 +77,12 @@ func Encode(buckets []string) []string {
 	return append(out, b.String())
 }
 
+// EncodeAll returns the payloads of an "all" note: any bucket may have
+// changed.
+func EncodeAll() []string {
+	return []string{allPayload}
+}
+
 // Decode reads a payload. A payload it cannot read, or one naming no
 // bucket, decodes as an "all" note.
 func Decode(payload string) Note {
