@@ -171,14 +171,16 @@ type batch struct {
 	// from their own rows in the same batch.
 	backfilled map[string]bool
 	// written holds what the parts written before (flushPart) leave to
-	// the end of the transaction: the buckets of their changelog rows,
-	// announced with the last part's (notify), all of them once more than
-	// maxWrittenBuckets; and their rule failures, without payloads, for
-	// the metrics after the commit.
+	// the end of the transaction: whether changelog rows wait in its
+	// temporary table (store.CreateBackfillStash), which flush writes
+	// first; their buckets, announced with the last part's (notify), all
+	// of them once more than maxWrittenBuckets; and the number of rule
+	// failures of each table, for the metrics after the commit.
 	written struct {
+		stashed  bool
 		buckets  map[string]struct{}
 		all      bool
-		failures []ruleFailure
+		failures map[string]int64
 	}
 }
 
@@ -333,6 +335,18 @@ func (b *batch) preload(txns []*txn, size int) error {
 		}
 	}
 	return b.load(list)
+}
+
+// childrenOutside reports whether a registered table other than those the
+// batch records from their rows (backfilled) has table as its parent: the
+// tables whose rows moveChildren moves.
+func (b *batch) childrenOutside(table string) bool {
+	for _, child := range b.a.tables {
+		if child.ParentTable == table && !b.backfilled[child.TableName] {
+			return true
+		}
+	}
+	return false
 }
 
 // loadParents reads, in one statement, the recorded buckets of the parent
@@ -824,7 +838,7 @@ func (b *batch) truncate(tables []string) error {
 // flush writes the batch's changelog rows, edge changes, rule failures and
 // the position end, and announces the buckets written.
 func (b *batch) flush(end pglogrepl.LSN) error {
-	if err := b.write(); err != nil {
+	if err := b.write(false); err != nil {
 		return err
 	}
 	if err := b.notify(); err != nil {
@@ -838,14 +852,15 @@ func (b *batch) flush(end pglogrepl.LSN) error {
 	return nil
 }
 
-// flushPart writes what a backfill's batch holds (its changelog rows, edge
-// changes and rule failures), keeps what the end of the transaction needs
-// of it (batch.written), and forgets the rest: its records, whose edges a
-// later lookup reads back from bucket_edges in the same transaction. A
-// record of existing rows then holds about one part, not every row of its
-// tables (about 450 bytes a row; BenchmarkBackfill).
+// flushPart writes what a backfill's batch holds (its edge changes and
+// rule failures; its changelog rows go to the transaction's temporary
+// table, see store.CreateBackfillStash), keeps what the end of the
+// transaction needs of it (batch.written), and forgets the rest: its
+// records, whose edges a later lookup reads back from bucket_edges in the
+// same transaction. A record of existing rows then holds about one part,
+// not every row of its tables (about 450 bytes a row; BenchmarkBackfill).
 func (b *batch) flushPart() error {
-	if err := b.write(); err != nil {
+	if err := b.write(true); err != nil {
 		return err
 	}
 	w := &b.written
@@ -863,19 +878,38 @@ func (b *batch) flushPart() error {
 		w.buckets = nil
 	}
 	for _, f := range b.failures {
-		f.payload = nil
-		w.failures = append(w.failures, f)
+		if w.failures == nil {
+			w.failures = map[string]int64{}
+		}
+		w.failures[f.key.table]++
 	}
 	b.rows, b.failures, b.dirty = b.rows[:0], nil, b.dirty[:0]
 	clear(b.recs)
-	b.spare = b.spare[:0]
+	b.spare = nil // handed out again, its records would keep their state
 	return nil
 }
 
 // write writes the batch's changelog rows, edge changes and rule failures.
-func (b *batch) write() error {
+// A part of a backfill (flushPart) stashes its changelog rows instead, and
+// inserts its edges without a savepoint: one per part would make a
+// subtransaction each, and past 64 of them in one transaction every
+// snapshot taken on the server while it lasts costs more (the
+// subtransaction cache overflows). An edge stored meanwhile by a writer
+// that does not take the slot's lock is then left as it is
+// (store.InsertMissingEdges).
+func (b *batch) write(part bool) error {
+	if b.written.stashed && !part {
+		if _, err := b.tx.ExecContext(b.ctx, store.WriteStashedRows); err != nil {
+			return fmt.Errorf("wal: writing the stashed changelog rows: %w", err)
+		}
+		b.written.stashed = false
+	}
 	if len(b.rows) > 0 {
-		if err := b.insertRows(); err != nil {
+		write := b.insertRows
+		if part {
+			write = b.stashRows
+		}
+		if err := write(); err != nil {
 			return fmt.Errorf("wal: writing %d changelog rows: %w", len(b.rows), err)
 		}
 	}
@@ -886,7 +920,13 @@ func (b *batch) write() error {
 		}
 	}
 	if len(added.tables) > 0 {
-		if err := b.insertEdges(added); err != nil {
+		var err error
+		if part {
+			_, err = b.tx.ExecContext(b.ctx, store.InsertMissingEdges, added.tables, added.ids, added.buckets)
+		} else {
+			err = b.insertEdges(added)
+		}
+		if err != nil {
 			return fmt.Errorf("wal: inserting %d bucket edges: %w", len(added.tables), err)
 		}
 	}
@@ -896,6 +936,32 @@ func (b *batch) write() error {
 		}
 	}
 	return nil
+}
+
+// stashRows writes the batch's changelog rows, in their order, into the
+// transaction's temporary table (created at the first part that has some),
+// from which the last write moves them into synchro.changelog.
+func (b *batch) stashRows() error {
+	if !b.written.stashed {
+		if _, err := b.tx.ExecContext(b.ctx, store.CreateBackfillStash); err != nil {
+			return err
+		}
+		b.written.stashed = true
+	}
+	buckets, tables, ids, ops := b.rowColumns()
+	_, err := b.tx.ExecContext(b.ctx, store.StashChangelogRows, buckets, tables, ids, ops)
+	return err
+}
+
+// rowColumns returns the batch's changelog rows as the arrays of
+// store.InsertChangelogRows.
+func (b *batch) rowColumns() (buckets, tables, ids []string, ops []int16) {
+	buckets, tables, ids = make([]string, len(b.rows)), make([]string, len(b.rows)), make([]string, len(b.rows))
+	ops = make([]int16, len(b.rows))
+	for i, r := range b.rows {
+		buckets[i], tables[i], ids[i], ops[i] = r.bucket, r.key.table, r.key.id, int16(r.op)
+	}
+	return buckets, tables, ids, ops
 }
 
 // insertRows writes the batch's changelog rows in their order, which
@@ -912,11 +978,7 @@ func (b *batch) insertRows() error {
 	if copied || err != nil {
 		return err
 	}
-	buckets, tables, ids := make([]string, len(b.rows)), make([]string, len(b.rows)), make([]string, len(b.rows))
-	ops := make([]int16, len(b.rows))
-	for i, r := range b.rows {
-		buckets[i], tables[i], ids[i], ops[i] = r.bucket, r.key.table, r.key.id, int16(r.op)
-	}
+	buckets, tables, ids, ops := b.rowColumns()
 	_, err = b.tx.ExecContext(b.ctx, store.InsertChangelogRows, buckets, tables, ids, ops)
 	return err
 }

@@ -190,6 +190,21 @@ func (m *captureMetrics) failuresRecorded(ctx context.Context, failures []ruleFa
 	}
 }
 
+// failuresCounted records counts of rule failures by table (a backfill's
+// parts written before its end: see batch.written).
+func (m *captureMetrics) failuresCounted(ctx context.Context, counts map[string]int64) {
+	if m == nil {
+		return
+	}
+	for table, n := range counts {
+		a, ok := m.tableAttrs[table]
+		if !ok {
+			a = m.slot
+		}
+		m.ruleFailures.Add(ctx, n, a.add...)
+	}
+}
+
 // observeLag reports lag() through the lag gauges until the returned
 // function is called. Without metrics it does nothing.
 func (m *captureMetrics) observeLag(lag func() Lag, logger *slog.Logger) (stop func()) {

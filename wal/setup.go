@@ -559,9 +559,13 @@ func (c *Consumer) backfill(ctx context.Context, mgmt *pgconn.PgConn, snapshot s
 		}
 	}
 	a.marks.Store(&marks)
-	failures := append(b.written.failures, b.failures...)
-	a.metrics.failuresRecorded(ctx, failures)
-	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", len(failures), "gone", gone)
+	a.metrics.failuresRecorded(ctx, b.failures)
+	a.metrics.failuresCounted(ctx, b.written.failures)
+	failures := int64(len(b.failures))
+	for _, n := range b.written.failures {
+		failures += n
+	}
+	c.cfg.Logger.InfoContext(ctx, "wal: recorded the buckets of existing rows", "rows", total, "failures", failures, "gone", gone)
 	c.signals.backfilled.signal(names)
 	return nil
 }
@@ -594,6 +598,10 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 		row rowValues
 	}
 	part := make([]partRow, 0, min(b.a.backfillPart, 1024))
+	// Rows of child tables not recorded with this one follow a row whose
+	// buckets changed: the rows moved are kept until the table is read,
+	// when there are such tables.
+	follow := b.childrenOutside(cfg.TableName)
 	record := func() error {
 		if err := b.loadParents(cfg, len(part), func(i int) rowValues { return part[i].row }); err != nil {
 			return err
@@ -632,7 +640,7 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 					b.rows = append(b.rows, clRow{bucket, k, synchro.OpInsert})
 				}
 			}
-			if !slices.Equal(was, buckets) {
+			if follow && !slices.Equal(was, buckets) {
 				moved = append(moved, movedRecord{k, buckets})
 			}
 		}
@@ -672,6 +680,11 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 	for _, m := range moved {
 		if err := b.moveChildren(m.key, m.buckets); err != nil {
 			return n, err
+		}
+		if len(b.recs) >= b.a.backfillPart {
+			if err := b.flushPart(); err != nil {
+				return n, err
+			}
 		}
 	}
 	return n, nil

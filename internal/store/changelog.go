@@ -33,6 +33,42 @@ const InsertChangelogRows = `
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`
 
+// CreateBackfillStash creates, for the changelog transaction of a record
+// of existing rows, the temporary table its parts' changelog rows wait in
+// (StashChangelogRows) until its end (WriteStashedRows): written into
+// synchro.changelog part by part, they would hold that table's
+// ROW EXCLUSIVE lock from the first part on, and with it every
+// LockChangelogWrites (a snapshot start, a resubscription) for the rest of
+// the read.
+//
+// no parameters, inside a transaction
+const CreateBackfillStash = `CREATE TEMPORARY TABLE synchro_backfill_stash (
+	ord        bigint GENERATED ALWAYS AS IDENTITY,
+	bucket_id  text     NOT NULL,
+	table_name text     NOT NULL,
+	record_id  text     NOT NULL,
+	operation  smallint NOT NULL
+) ON COMMIT DROP`
+
+// StashChangelogRows is InsertChangelogRows into the transaction's
+// temporary table of CreateBackfillStash.
+//
+// $1 text[] buckets, $2 text[] tables, $3 text[] record ids, $4 smallint[]
+// operations -> rows affected
+const StashChangelogRows = `
+INSERT INTO pg_temp.synchro_backfill_stash (bucket_id, table_name, record_id, operation)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`
+
+// WriteStashedRows writes the rows of the temporary table of
+// CreateBackfillStash into synchro.changelog, in the order they were
+// stashed (the seqs follow it), and empties it.
+//
+// no parameters -> rows affected
+const WriteStashedRows = `
+WITH stashed AS (DELETE FROM pg_temp.synchro_backfill_stash RETURNING *)
+INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
+SELECT bucket_id, table_name, record_id, operation FROM stashed ORDER BY ord`
+
 // ChangelogCopyColumns are the columns of a COPY into synchro.changelog
 // writing what InsertChangelogRows writes, in the order of its parameters;
 // the seqs follow the order of the rows. Change capture writes its rows so

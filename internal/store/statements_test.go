@@ -42,6 +42,9 @@ var statements = map[string]string{
 	"NewestSeq":           NewestSeq,
 	"LockChangelogWrites": LockChangelogWrites,
 	"InsertChangelogRows": InsertChangelogRows,
+	"CreateBackfillStash": CreateBackfillStash,
+	"StashChangelogRows":  StashChangelogRows,
+	"WriteStashedRows":    WriteStashedRows,
 	// what pgx describes before a COPY
 	"ChangelogCopyColumns": `SELECT ` + strings.Join(ChangelogCopyColumns, ", ") + ` FROM synchro.changelog`,
 	"NotifyChanges":        NotifyChanges,
@@ -114,8 +117,36 @@ func TestStatementsPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = conn.Close() }()
+	// The temporary table of a record of existing rows, which the
+	// statements using it need: created in a transaction that outlives
+	// their PREPAREs, and whose end drops it.
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, CreateBackfillStash); err != nil {
+		t.Errorf("CreateBackfillStash: %v", err)
+	}
 	for _, name := range slices.Sorted(maps.Keys(statements)) {
 		q := statements[name]
+		if !strings.Contains(q, "synchro_backfill_stash") || name == "CreateBackfillStash" {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, `PREPARE synchro_store_check AS `+q); err != nil {
+			t.Errorf("%s: %v\n%s", name, err, q)
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, `DEALLOCATE synchro_store_check`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(statements)) {
+		q := statements[name]
+		if strings.Contains(q, "synchro_backfill_stash") {
+			continue // above
+		}
 		if strings.HasPrefix(strings.TrimSpace(q), "LOCK ") {
 			tx, err := conn.BeginTx(ctx, nil)
 			if err != nil {
