@@ -177,7 +177,11 @@ type batch struct {
 	// of them once more than maxWrittenBuckets; and the number of rule
 	// failures of each table, for the metrics after the commit.
 	written struct {
-		stashed  bool
+		// stashed counts the changelog rows waiting in the temporary
+		// table; direct is set when the role may not create one (the
+		// parts then write synchro.changelog, holding its lock).
+		stashed  int64
+		direct   bool
 		buckets  map[string]struct{}
 		all      bool
 		failures map[string]int64
@@ -898,15 +902,22 @@ func (b *batch) flushPart() error {
 // that does not take the slot's lock is then left as it is
 // (store.InsertMissingEdges).
 func (b *batch) write(part bool) error {
-	if b.written.stashed && !part {
-		if _, err := b.tx.ExecContext(b.ctx, store.WriteStashedRows); err != nil {
+	if w := &b.written; w.stashed > 0 && !part {
+		var end int64 // the last key; identity values may skip some
+		if err := b.tx.QueryRowContext(b.ctx, store.StashEnd).Scan(&end); err != nil {
 			return fmt.Errorf("wal: writing the stashed changelog rows: %w", err)
 		}
-		b.written.stashed = false
+		for first := int64(1); first <= end; first += int64(b.a.backfillPart) {
+			last := min(first+int64(b.a.backfillPart)-1, end)
+			if _, err := b.tx.ExecContext(b.ctx, store.WriteStashedRows, first, last); err != nil {
+				return fmt.Errorf("wal: writing the stashed changelog rows: %w", err)
+			}
+		}
+		w.stashed = 0 // written; a later part would make the table again
 	}
 	if len(b.rows) > 0 {
 		write := b.insertRows
-		if part {
+		if part && !b.written.direct {
 			write = b.stashRows
 		}
 		if err := write(); err != nil {
@@ -940,17 +951,35 @@ func (b *batch) write(part bool) error {
 
 // stashRows writes the batch's changelog rows, in their order, into the
 // transaction's temporary table (created at the first part that has some),
-// from which the last write moves them into synchro.changelog.
+// from which the last write moves them into synchro.changelog. A role that
+// may not create temporary tables writes them into synchro.changelog at
+// once instead: right, but holding its lock from then on (see
+// store.CreateBackfillStash).
 func (b *batch) stashRows() error {
-	if !b.written.stashed {
+	w := &b.written
+	if w.stashed == 0 {
+		var may bool
+		if err := b.tx.QueryRowContext(b.ctx, store.CanStash).Scan(&may); err != nil {
+			return err
+		}
+		if !may {
+			w.direct = true
+			b.a.logger.InfoContext(b.ctx, "wal: the role may not create temporary tables (TEMPORARY on the database): a record of existing rows writes synchro.changelog as it goes, which waits snapshot starts and resubscriptions until it ends")
+			return b.insertRows()
+		}
+		if _, err := b.tx.ExecContext(b.ctx, store.DropBackfillStash); err != nil {
+			return err
+		}
 		if _, err := b.tx.ExecContext(b.ctx, store.CreateBackfillStash); err != nil {
 			return err
 		}
-		b.written.stashed = true
 	}
 	buckets, tables, ids, ops := b.rowColumns()
-	_, err := b.tx.ExecContext(b.ctx, store.StashChangelogRows, buckets, tables, ids, ops)
-	return err
+	if _, err := b.tx.ExecContext(b.ctx, store.StashChangelogRows, buckets, tables, ids, ops); err != nil {
+		return err
+	}
+	w.stashed += int64(len(b.rows))
+	return nil
 }
 
 // rowColumns returns the batch's changelog rows as the arrays of

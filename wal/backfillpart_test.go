@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -227,4 +228,63 @@ func TestBackfillPartsWithoutSubtransactions(t *testing.T) {
 	if xids > 64 {
 		t.Errorf("the record's bucket edges were written by %d (sub)transactions, more than the 64 a backend caches", xids)
 	}
+}
+
+// recordOtherAdded adds table other, holding n rows, to the streaming slot
+// of e (through the registry: a session that did not register it ran
+// first), with setup applied to e before that session starts, and fails t
+// unless the record completes without a failed session: n edges and n
+// creates.
+func recordOtherAdded(t *testing.T, e *e2eEnv, n int, setup func()) {
+	t.Helper()
+	e.run() // other is not registered
+	e.halt()
+	pgtest.Exec(t, e.db.Super, `INSERT INTO other (id, user_id) SELECT 'o' || g, 'u' || (g % 50) FROM generate_series(1, $1::int) AS g`, n)
+	e.cfg.Registry = otherRegistry()
+	setup()
+	r := e.launch(newTestConsumer(t, e.cfg))
+	pgtest.WaitFor(t, "the record of other", e2eTimeout, func() (bool, string) {
+		if errs := r.c.signals.reconnecting.drain(); len(errs) != 0 {
+			t.Fatalf("the session failed: %v", errs)
+		}
+		edges := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM synchro.bucket_edges WHERE table_name = 'other'`)
+		creates := pgtest.Count(t, e.db.Super, `SELECT count(*) FROM synchro.changelog WHERE table_name = 'other'`)
+		return edges == n && creates == n, fmt.Sprintf("%d edges, %d changelog rows of other", edges, creates)
+	})
+}
+
+// TestBackfillWithoutTemporaryTables: a ChangelogDB role that may not
+// create temporary tables (TEMPORARY revoked from PUBLIC, a common
+// hardening) still records a table added to the streaming slot: its
+// parts' changelog rows then go straight to synchro.changelog. Found by
+// review: every attempt failed on the temporary table, and capture stopped.
+func TestBackfillWithoutTemporaryTables(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema, nil)
+	pgtest.Exec(t, e.db.Super, capturerGrants)
+	pgtest.Exec(t, e.db.Super, `DO $$ BEGIN EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database()); END $$`)
+	e.cfg.ChangelogDB = e.db.App
+	recordOtherAdded(t, e, 7, func() {})
+}
+
+// TestBackfillStashUnderTempFileLimit: the stashed changelog rows of a
+// large record go to synchro.changelog without temporary files, which a
+// server's temp_file_limit may refuse. Found by review: written by one
+// statement that buffered and sorted them all, the record failed at
+// every attempt.
+func TestBackfillStashUnderTempFileLimit(t *testing.T) {
+	t.Parallel()
+	e := e2eNew(t, otherSchema, nil)
+	recordOtherAdded(t, e, 40000, func() {
+		pgtest.Exec(t, e.db.Super, `DO $$ BEGIN
+EXECUTE format('ALTER DATABASE %I SET temp_file_limit = ''1MB''', current_database());
+EXECUTE format('ALTER DATABASE %I SET work_mem = ''64kB''', current_database()); END $$`)
+		db, err := sql.Open("pgx", e.db.DSN) // sessions that see the settings
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		e.cfg.ChangelogDB = db
+		e.cfg.backfillPart = 1000
+	})
 }

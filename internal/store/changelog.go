@@ -43,7 +43,7 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`
 //
 // no parameters, inside a transaction
 const CreateBackfillStash = `CREATE TEMPORARY TABLE synchro_backfill_stash (
-	ord        bigint GENERATED ALWAYS AS IDENTITY,
+	ord        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	bucket_id  text     NOT NULL,
 	table_name text     NOT NULL,
 	record_id  text     NOT NULL,
@@ -59,15 +59,37 @@ const StashChangelogRows = `
 INSERT INTO pg_temp.synchro_backfill_stash (bucket_id, table_name, record_id, operation)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[])`
 
-// WriteStashedRows writes the rows of the temporary table of
-// CreateBackfillStash into synchro.changelog, in the order they were
-// stashed (the seqs follow it), and empties it.
+// WriteStashedRows writes the rows $1 to $2 (in the order they were
+// stashed, from 1) of the temporary table of CreateBackfillStash into
+// synchro.changelog, in that order (the seqs follow it). The caller writes
+// them a range at a time, each read by the table's key: one sort or
+// buffer of every stashed row would spill to temporary files the size of
+// the record, which temp_file_limit may refuse (found by review).
 //
-// no parameters -> rows affected
+// $1 bigint first, $2 bigint last -> rows affected
 const WriteStashedRows = `
-WITH stashed AS (DELETE FROM pg_temp.synchro_backfill_stash RETURNING *)
 INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation)
-SELECT bucket_id, table_name, record_id, operation FROM stashed ORDER BY ord`
+SELECT bucket_id, table_name, record_id, operation FROM pg_temp.synchro_backfill_stash
+ WHERE ord BETWEEN $1 AND $2 ORDER BY ord`
+
+// DropBackfillStash drops the temporary table of CreateBackfillStash, if
+// this transaction made one.
+//
+// no parameters
+const DropBackfillStash = `DROP TABLE IF EXISTS pg_temp.synchro_backfill_stash`
+
+// StashEnd reads the last key of the temporary table of
+// CreateBackfillStash (identity values may skip some).
+//
+// no parameters -> bigint
+const StashEnd = `SELECT coalesce(max(ord), 0) FROM pg_temp.synchro_backfill_stash`
+
+// CanStash reads whether the current role may create the temporary table
+// of CreateBackfillStash (the TEMPORARY privilege on the database, which
+// may be revoked from PUBLIC).
+//
+// no parameters -> boolean
+const CanStash = `SELECT has_database_privilege(current_database(), 'TEMPORARY')`
 
 // ChangelogCopyColumns are the columns of a COPY into synchro.changelog
 // writing what InsertChangelogRows writes, in the order of its parameters;

@@ -45,6 +45,9 @@ var statements = map[string]string{
 	"CreateBackfillStash": CreateBackfillStash,
 	"StashChangelogRows":  StashChangelogRows,
 	"WriteStashedRows":    WriteStashedRows,
+	"CanStash":            CanStash,
+	"DropBackfillStash":   DropBackfillStash,
+	"StashEnd":            StashEnd,
 	// what pgx describes before a COPY
 	"ChangelogCopyColumns": `SELECT ` + strings.Join(ChangelogCopyColumns, ", ") + ` FROM synchro.changelog`,
 	"NotifyChanges":        NotifyChanges,
@@ -123,12 +126,14 @@ func TestStatementsPrepare(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(ctx, CreateBackfillStash); err != nil {
-		t.Errorf("CreateBackfillStash: %v", err)
+	for _, name := range []string{"DropBackfillStash", "CreateBackfillStash"} { // run, not prepared
+		if _, err := conn.ExecContext(ctx, statements[name]); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(statements)) {
 		q := statements[name]
-		if !strings.Contains(q, "synchro_backfill_stash") || name == "CreateBackfillStash" {
+		if !strings.Contains(q, "synchro_backfill_stash") || name == "CreateBackfillStash" || name == "DropBackfillStash" {
 			continue
 		}
 		if _, err := conn.ExecContext(ctx, `PREPARE synchro_store_check AS `+q); err != nil {
