@@ -964,7 +964,7 @@ func (b *batch) stashRows() error {
 		}
 		if !may {
 			w.direct = true
-			b.a.logger.InfoContext(b.ctx, "wal: the role may not create temporary tables (TEMPORARY on the database): a record of existing rows writes synchro.changelog as it goes, which waits snapshot starts and resubscriptions until it ends")
+			b.a.logger.InfoContext(b.ctx, "wal: the role may not create temporary tables (TEMPORARY on the database): a record of existing rows writes synchro.changelog as it goes, and snapshot starts and resubscriptions wait for it to end")
 			return b.insertRows()
 		}
 		if _, err := b.tx.ExecContext(b.ctx, store.DropBackfillStash); err != nil {
