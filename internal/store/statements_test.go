@@ -120,6 +120,15 @@ func TestStatementsPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = conn.Close() }()
+	prepare := func(name, q string) {
+		if _, err := conn.ExecContext(ctx, `PREPARE synchro_store_check AS `+q); err != nil {
+			t.Errorf("%s: %v\n%s", name, err, q)
+			return
+		}
+		if _, err := conn.ExecContext(ctx, `DEALLOCATE synchro_store_check`); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The temporary table of a record of existing rows, which the
 	// statements using it need: created in a transaction that outlives
 	// their PREPAREs, and whose end drops it.
@@ -136,13 +145,7 @@ func TestStatementsPrepare(t *testing.T) {
 		if !strings.Contains(q, "synchro_backfill_stash") || name == "CreateBackfillStash" || name == "DropBackfillStash" {
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, `PREPARE synchro_store_check AS `+q); err != nil {
-			t.Errorf("%s: %v\n%s", name, err, q)
-			continue
-		}
-		if _, err := conn.ExecContext(ctx, `DEALLOCATE synchro_store_check`); err != nil {
-			t.Fatal(err)
-		}
+		prepare(name, q)
 	}
 	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
 		t.Fatal(err)
@@ -163,13 +166,7 @@ func TestStatementsPrepare(t *testing.T) {
 			_ = tx.Rollback()
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, `PREPARE synchro_store_check AS `+q); err != nil {
-			t.Errorf("%s: %v\n%s", name, err, q)
-			continue
-		}
-		if _, err := conn.ExecContext(ctx, `DEALLOCATE synchro_store_check`); err != nil {
-			t.Fatal(err)
-		}
+		prepare(name, q)
 	}
 }
 
