@@ -177,10 +177,10 @@ type batch struct {
 	// of them once more than maxWrittenBuckets; and the number of rule
 	// failures of each table, for the metrics after the commit.
 	written struct {
-		// stashed counts the changelog rows waiting in the temporary
+		// stashed is set while changelog rows wait in the temporary
 		// table; direct is set when the role may not create one (the
 		// parts then write synchro.changelog, holding its lock).
-		stashed  int64
+		stashed  bool
 		direct   bool
 		buckets  map[string]struct{}
 		all      bool
@@ -902,7 +902,7 @@ func (b *batch) flushPart() error {
 // that does not take the slot's lock is then left as it is
 // (store.InsertMissingEdges).
 func (b *batch) write(part bool) error {
-	if w := &b.written; w.stashed > 0 && !part {
+	if w := &b.written; w.stashed && !part {
 		var end int64 // the last key; identity values may skip some
 		if err := b.tx.QueryRowContext(b.ctx, store.StashEnd).Scan(&end); err != nil {
 			return fmt.Errorf("wal: writing the stashed changelog rows: %w", err)
@@ -913,7 +913,7 @@ func (b *batch) write(part bool) error {
 				return fmt.Errorf("wal: writing the stashed changelog rows: %w", err)
 			}
 		}
-		w.stashed = 0 // written; a later part would make the table again
+		w.stashed = false // written; a later part would make the table again
 	}
 	if len(b.rows) > 0 {
 		write := b.insertRows
@@ -957,7 +957,7 @@ func (b *batch) write(part bool) error {
 // store.CreateBackfillStash).
 func (b *batch) stashRows() error {
 	w := &b.written
-	if w.stashed == 0 {
+	if !w.stashed {
 		var may bool
 		if err := b.tx.QueryRowContext(b.ctx, store.CanStash).Scan(&may); err != nil {
 			return err
@@ -978,7 +978,7 @@ func (b *batch) stashRows() error {
 	if _, err := b.tx.ExecContext(b.ctx, store.StashChangelogRows, buckets, tables, ids, ops); err != nil {
 		return err
 	}
-	w.stashed += int64(len(b.rows))
+	w.stashed = true
 	return nil
 }
 
