@@ -460,7 +460,7 @@ func TestE2ERepublishedParentBesideAReplayAndAMigration(t *testing.T) {
 	db := e.db.Super
 	e.listsMovedUnpublished(true)
 	// A failure of items pending replay: the replay reads items.
-	pgtest.Exec(t, db, store.InsertRuleFailure, "items", "i1", int16(synchro.OpUpdate), "test", nil, int64(0))
+	pgtest.Exec(t, db, store.InsertRuleFailures, []string{"items"}, []string{"i1"}, []int16{int16(synchro.OpUpdate)}, []string{"test"}, []string{""}, []int16{0}, []int64{0})
 
 	// A writer of lists from before the session adds it back holds the
 	// session after it read its recorded tables (awaitWriters).

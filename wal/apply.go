@@ -1,7 +1,6 @@
 package wal
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -126,13 +125,23 @@ type applier struct {
 	// backfillPart is how many rows a record of existing rows reads
 	// before it writes them and forgets them (batch.flushPart).
 	backfillPart int
+	// judgePayload is judgePayload (failpayload.go); tests replace it.
+	judgePayload func([]byte) int16
+	// payloadsAsStrings is set once PostgreSQL refused a payload that
+	// judgePayload passed: rule failures then keep every payload as a
+	// JSON string (batch.insertFailures).
+	payloadsAsStrings atomic.Bool
 }
 
 func newApplier(cfg ConsumerConfig) *applier {
 	_, join := cfg.Assigner.(*synchro.JoinResolver)
 	a := &applier{reg: cfg.Registry, assigner: cfg.Assigner, join: join, tables: map[string]*synchro.TableConfig{},
 		db: cfg.ChangelogDB, slot: cfg.SlotName, logger: cfg.Logger, signals: new(consumerSignals),
-		backfillPart: cmp.Or(cfg.backfillPart, cfg.MaxBatchEvents, DefaultMaxBatchEvents)}
+		backfillPart: cmp.Or(cfg.backfillPart, cfg.MaxBatchEvents, DefaultMaxBatchEvents),
+		judgePayload: judgePayload}
+	if cfg.judgePayload != nil {
+		a.judgePayload = cfg.judgePayload
+	}
 	for _, t := range cfg.Registry.All() {
 		a.tables[t.TableName] = t
 	}
@@ -515,8 +524,6 @@ func (b *batch) assign(cfg *synchro.TableConfig, k recKey, ev *event, op synchro
 		if mErr != nil {
 			payload = nil // recorded without its payload rather than not at all
 		}
-		// jsonb refuses \u0000, which a json column may hold.
-		payload = bytes.ReplaceAll(payload, []byte(`\u0000`), []byte(`\ufffd`))
 		b.fail(k, op, err, payload)
 		return nil, false, nil
 	}
@@ -941,10 +948,8 @@ func (b *batch) write(part bool) error {
 			return fmt.Errorf("wal: inserting %d bucket edges: %w", len(added.tables), err)
 		}
 	}
-	for _, f := range b.failures {
-		if err := b.insertFailure(f); err != nil {
-			return fmt.Errorf("wal: recording a rule failure: %w", err)
-		}
+	if err := b.insertFailures(); err != nil {
+		return fmt.Errorf("wal: recording %d rule failures: %w", len(b.failures), err)
 	}
 	return nil
 }
@@ -1050,38 +1055,37 @@ func (b *batch) notify() error {
 	return nil
 }
 
-// insertFailure records f. Its payload is the row as JSON, which jsonb may
-// refuse where a json column took it (a lone surrogate escape, a number
-// beyond numeric's range): the payload is then recorded as a JSON string
-// of that text, under a savepoint, instead of failing the changelog
-// transaction each time capture tried it again.
-func (b *batch) insertFailure(f ruleFailure) error {
-	insert := func(payload any) error {
-		_, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailure, f.key.table, f.key.id, int16(f.op), f.err, payload, int64(f.lsn))
-		return err
+// insertFailures records the batch's rule failures in one statement,
+// without a savepoint: judgePayload decides which payloads jsonb surely
+// takes, and the others are kept as JSON strings of their text
+// (failpayload.go). Should PostgreSQL refuse a payload all the same, the
+// statement fails the transaction, which capture tries again; the applier
+// then keeps every payload as a string, which cannot fail.
+func (b *batch) insertFailures() error {
+	n := len(b.failures)
+	if n == 0 {
+		return nil
 	}
-	if len(f.payload) == 0 {
-		return insert(nil)
+	tables, ids, errs, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ops, hows, lsns := make([]int16, n), make([]int16, n), make([]int64, n)
+	asStrings := b.a.payloadsAsStrings.Load()
+	for i, f := range b.failures {
+		tables[i], ids[i], ops[i], errs[i], lsns[i] = f.key.table, f.key.id, int16(f.op), f.err, int64(f.lsn)
+		hows[i] = b.a.judgePayload(f.payload)
+		if hows[i] != payloadNone {
+			payloads[i] = string(f.payload)
+			if asStrings {
+				hows[i] = payloadAsString
+			}
+		}
 	}
-	if _, err := b.tx.ExecContext(b.ctx, `SAVEPOINT synchro_rule_failure`); err != nil {
-		return err
+	_, err := b.tx.ExecContext(b.ctx, store.InsertRuleFailures, tables, ids, ops, errs, payloads, hows, lsns)
+	if class := pgerr.Class(pgerr.Code(err)); err != nil && !asStrings &&
+		(class == pgerr.ClassDataException || class == pgerr.ClassProgramLimitExceeded) &&
+		!b.a.payloadsAsStrings.Swap(true) {
+		b.a.logger.WarnContext(b.ctx, "wal: PostgreSQL refused a rule failure's payload as jsonb; payloads are kept as JSON strings of their text from now on", "error", err)
 	}
-	err := insert(string(f.payload))
-	if err == nil {
-		_, err = b.tx.ExecContext(b.ctx, `RELEASE SAVEPOINT synchro_rule_failure`)
-		return err
-	}
-	if pgerr.Class(pgerr.Code(err)) != pgerr.ClassDataException {
-		return err
-	}
-	if _, err := b.tx.ExecContext(b.ctx, `ROLLBACK TO SAVEPOINT synchro_rule_failure`); err != nil {
-		return err
-	}
-	asText, err := json.Marshal(string(f.payload))
-	if err != nil {
-		return err
-	}
-	return insert(string(asText))
+	return err
 }
 
 // edgeList is a list of bucket edges as three parallel arrays, the

@@ -113,6 +113,10 @@ type ConsumerConfig struct {
 	// rows instead of MaxBatchEvents (tests make it tiny).
 	backfillPart int
 
+	// judgePayload, when set, replaces judgePayload (failpayload.go), for
+	// tests of a payload it misjudges.
+	judgePayload func([]byte) int16
+
 	// MaxBatchDelay is how long received transactions may wait for more to
 	// batch with them before they are written, while the stream keeps
 	// coming; when it pauses for 2ms, or 500 row changes are waiting, they

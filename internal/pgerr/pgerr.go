@@ -46,6 +46,7 @@ const (
 	ClassTransactionRollback          = "40"
 	ClassWithCheckOptionViolation     = "44"
 	ClassInsufficientResources        = "53"
+	ClassProgramLimitExceeded         = "54"
 	ClassObjectNotInPrerequisiteState = "55"
 	ClassOperatorIntervention         = "57"
 	ClassSystemError                  = "58"

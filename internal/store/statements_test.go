@@ -91,7 +91,7 @@ var statements = map[string]string{
 	"OtherSlotsOfTables": OtherSlotsOfTables,
 
 	// rule_failures.go
-	"InsertRuleFailure":        InsertRuleFailure,
+	"InsertRuleFailures":       InsertRuleFailures,
 	"PendingRuleFailures":      PendingRuleFailures,
 	"MarkRuleFailuresReplayed": MarkRuleFailuresReplayed,
 	"PruneRuleFailures":        PruneRuleFailures,
