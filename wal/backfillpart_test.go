@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/changenote"
@@ -300,4 +301,30 @@ func TestBackfillStashBeforeLastPart(t *testing.T) {
 	recordOtherAdded(t, e, 5, func() {})
 	ctEqual(t, "changelog rows of other by seq", slices.DeleteFunc(e.changelog(), func(l string) bool { return !strings.Contains(l, " other ") }),
 		"user:u1 other o1 create", "user:u2 other o2 create", "user:u3 other o3 create", "user:u4 other o4 create", "user:u5 other o5 create")
+}
+
+// TestStopReadCancels: a backfill that fails while reading a table stops
+// the read by cancelling it (stopRead), instead of reading the rest of the
+// table before its error returns; the connection is usable afterwards.
+func TestStopReadCancels(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	ctx := t.Context()
+	conn, err := pgconn.Connect(ctx, db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// Some minutes of rows, were they all read (in the select list, they
+	// are streamed: in FROM, a function scan would make them all first).
+	rr := conn.ExecParams(ctx, `SELECT generate_series(1, 1000000000), repeat('x', 100)`, nil, nil, nil, nil)
+	for i := 0; i < 10 && rr.NextRow(); i++ {
+	}
+	if err := stopRead(ctx, conn, rr); pgerr.Code(err) != pgerr.QueryCanceled {
+		t.Fatalf("stopRead: %v, want the statement cancelled (%s)", err, pgerr.QueryCanceled)
+	}
+	res := conn.ExecParams(ctx, `SELECT 1`, nil, nil, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 {
+		t.Fatalf("the connection after stopRead: %v", res.Err)
+	}
 }

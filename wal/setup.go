@@ -652,7 +652,7 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 		id := string(vals[0])
 		row, err := decodeRow(string(vals[1]))
 		if err != nil {
-			rr.Close()
+			_ = stopRead(ctx, mgmt, rr) // the decoding's error is the one to report
 			return n, fmt.Errorf("wal: backfill of %s: decoding row %q: %w", cfg.TableName, id, err)
 		}
 		n++
@@ -665,7 +665,7 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 			err = b.flushPart()
 		}
 		if err != nil {
-			rr.Close()
+			_ = stopRead(ctx, mgmt, rr) // err is the one to report
 			return n, err
 		}
 	}
@@ -688,6 +688,18 @@ func (c *Consumer) backfillTable(ctx context.Context, mgmt *pgconn.PgConn, b *ba
 		}
 	}
 	return n, nil
+}
+
+// stopRead ends the read of rr on conn before its last row, when the
+// backfill fails: PostgreSQL is asked to cancel the statement, so that
+// Close does not first read the rest of the table (which it does to leave
+// the connection ready), a wait as long as the table is large before the
+// error reaches the session.
+// It returns Close's error: the cancellation's, when it came in time.
+func stopRead(ctx context.Context, conn *pgconn.PgConn, rr *pgconn.ResultReader) error {
+	_ = conn.CancelRequest(ctx) // failed, Close reads to the end as before
+	_, err := rr.Close()
+	return err
 }
 
 // descendantsBeyond returns the registered tables, quoted, that descend
