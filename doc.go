@@ -129,8 +129,11 @@
 //     the SDKs send booleans, and a string means the app wrote text into
 //     the column.
 //   - json (json, jsonb): any JSON value, stored as jsonb writes it (a json
-//     column loses its key order, spacing and duplicate keys). A string is
-//     a string, even one that holds JSON text.
+//     column loses its key order, spacing and duplicate keys). A string
+//     that holds the JSON text of an object or an array is that object or
+//     array: the SDKs keep a json column's object in SQLite as its text
+//     and push it back as a string. Any other string is a string, one that
+//     holds a number's or a boolean's text included.
 //   - bytes (bytea): a string, either PostgreSQL's hex text "\x0102ff"
 //     (either case; the form pull delivers) or base64 in the standard
 //     alphabet (RFC 4648, as the SDKs encode SQLite blobs), padded or not,

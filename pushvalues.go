@@ -182,6 +182,24 @@ func convertValue(spec valueSpec, raw json.RawMessage) (json.RawMessage, error) 
 	return convertScalar(spec, raw)
 }
 
+// jsonFromString returns the value of a json column pushed as the JSON
+// string raw: the object or array its text holds, when it holds one, and
+// the string itself otherwise. The SDKs store a json column's object or
+// array in SQLite as its JSON text, and push the whole row back with that
+// text as a string: taken as a string, the first edit of any other column
+// of the row would turn the object into a string on the server.
+func jsonFromString(raw []byte) []byte {
+	s, ok := unquoteJSON(raw)
+	if !ok {
+		return raw
+	}
+	text := bytes.TrimSpace([]byte(s))
+	if len(text) == 0 || (text[0] != '{' && text[0] != '[') || !json.Valid(text) || checkJSONText(text) != nil {
+		return raw // not an object's text, or one jsonb refuses: the string
+	}
+	return text
+}
+
 // checkJSONText refuses text PostgreSQL cannot hold in the jsonb the values
 // travel in: invalid UTF-8, the escape \u0000, and UTF-16 surrogates that
 // are not a pair.
@@ -260,7 +278,12 @@ func convertScalar(spec valueSpec, raw []byte) ([]byte, error) {
 	}
 	c := raw[0]
 	switch spec.kind {
-	case valueJSON, valueAny:
+	case valueJSON:
+		if c == '"' {
+			return jsonFromString(raw), nil
+		}
+		return raw, nil
+	case valueAny:
 		return raw, nil
 	case valueString:
 		if c != '"' {
