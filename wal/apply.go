@@ -1055,21 +1055,49 @@ func (b *batch) notify() error {
 	return nil
 }
 
-// insertFailures records the batch's rule failures in one statement,
-// without a savepoint: judgePayload decides which payloads jsonb surely
-// takes, and the others are kept as JSON strings of their text
-// (failpayload.go). Should PostgreSQL refuse a payload all the same, the
-// statement fails the transaction, which capture tries again; the applier
-// then keeps every payload as a string, which cannot fail.
+// insertFailures records the batch's rule failures without a savepoint:
+// judgePayload decides which payloads jsonb surely takes, and the others
+// are kept as JSON strings of their text (failpayload.go). They go in
+// statements of at most maxFailureBytes of payloads each (a message to
+// PostgreSQL holds at most 1 GB). Should PostgreSQL refuse a payload all
+// the same, the statement fails the transaction, which capture tries
+// again; the applier then keeps every payload as a string, which cannot
+// fail.
 func (b *batch) insertFailures() error {
-	n := len(b.failures)
-	if n == 0 {
-		return nil
+	asStrings := b.a.payloadsAsStrings.Load()
+	for _, fs := range failureGroups(b.failures, maxFailureBytes) {
+		if err := b.insertFailureRows(fs, asStrings); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// maxFailureBytes bounds the payloads of one statement of insertFailures.
+const maxFailureBytes = 64 << 20
+
+// failureGroups splits fs, in order, into groups whose payloads add up to
+// at most max bytes, or of one failure whose payload alone is larger.
+func failureGroups(fs []ruleFailure, max int) [][]ruleFailure {
+	var groups [][]ruleFailure
+	for len(fs) > 0 {
+		n, size := 1, len(fs[0].payload)
+		for n < len(fs) && size+len(fs[n].payload) <= max {
+			size += len(fs[n].payload)
+			n++
+		}
+		groups = append(groups, fs[:n])
+		fs = fs[n:]
+	}
+	return groups
+}
+
+// insertFailureRows records fs in one statement (see insertFailures).
+func (b *batch) insertFailureRows(fs []ruleFailure, asStrings bool) error {
+	n := len(fs)
 	tables, ids, errs, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	ops, hows, lsns := make([]int16, n), make([]int16, n), make([]int64, n)
-	asStrings := b.a.payloadsAsStrings.Load()
-	for i, f := range b.failures {
+	for i, f := range fs {
 		tables[i], ids[i], ops[i], errs[i], lsns[i] = f.key.table, f.key.id, int16(f.op), f.err, int64(f.lsn)
 		hows[i] = b.a.judgePayload(f.payload)
 		if hows[i] != payloadNone {

@@ -41,6 +41,14 @@ const (
 // levels are far inside its default.
 const maxPayloadDepth = 1000
 
+// maxPayloadParsed is the largest payload judgePayload lets jsonb parse:
+// jsonb's parser keeps a container's elements in an array that doubles as
+// it fills, and fails (XX000, an allocation past 1 GB) past about 16.7
+// million elements in one array or 8.4 million keys in one object, some
+// 33 MB of text. Larger payloads are kept as strings, which jsonb does not
+// parse.
+const maxPayloadParsed = 16 << 20
+
 // maxPayloadLen is the largest payload kept at all. A jsonb string, like a
 // jsonb container, holds at most 2^28-1 bytes; a row that large is kept
 // without its payload rather than failing capture.
@@ -56,6 +64,8 @@ func judgePayload(p []byte) int16 {
 		return payloadNone
 	case len(p) > maxPayloadLen:
 		return payloadNone
+	case len(p) > maxPayloadParsed:
+		return payloadAsString
 	}
 	verdict := payloadAsJSONB
 	depth := 0

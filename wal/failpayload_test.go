@@ -251,3 +251,49 @@ CREATE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETUR
 		t.Error("no warning that payloads are kept as strings")
 	}
 }
+
+func TestFailureGroups(t *testing.T) {
+	t.Parallel()
+	fs := make([]ruleFailure, 6)
+	for i, n := range []int{3, 4, 0, 12, 5, 5} {
+		fs[i].payload = make([]byte, n)
+	}
+	var got [][]int
+	for _, g := range failureGroups(fs, 10) {
+		var sizes []int
+		for _, f := range g {
+			sizes = append(sizes, len(f.payload))
+		}
+		got = append(got, sizes)
+	}
+	want := [][]int{{3, 4, 0}, {12}, {5, 5}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("failureGroups: %v, want %v (in order, at most 10 bytes a group, a larger payload alone)", got, want)
+	}
+	if g := failureGroups(nil, 10); len(g) != 0 {
+		t.Errorf("failureGroups(nil): %v", g)
+	}
+}
+
+// TestJudgeLargePayloads: past maxPayloadParsed a payload is kept as a
+// string, whose text jsonb does not parse (a flat array of 16.7 million
+// elements, 33 MB of text that json takes, fails jsonb's parser with an
+// allocation error: found by review); past maxPayloadLen it is not kept.
+// store.InsertRuleFailures records the first as a string.
+func TestJudgeLargePayloads(t *testing.T) {
+	t.Parallel()
+	big := `{"new_row":{"meta":[` + strings.Repeat("0,", maxPayloadParsed/2) + `0]}}`
+	if v := judgePayload([]byte(big)); v != payloadAsString {
+		t.Errorf("judgePayload of %d bytes: %d, want %d (a string)", len(big), v, payloadAsString)
+	}
+	if v := judgePayload(make([]byte, maxPayloadLen+1)); v != payloadNone {
+		t.Errorf("judgePayload of %d bytes: %d, want %d (none)", maxPayloadLen+1, v, payloadNone)
+	}
+	db := pgtest.NewMigratedDatabase(t)
+	stored := insertCorpus(t, db.Super, []string{big})
+	var asString bool
+	pgtest.QueryRow(t, db.Super, `SELECT jsonb_typeof($1::jsonb) = 'string' AND $1::jsonb #>> '{}' = $2`, stored[0], big).Scan(&asString)
+	if !asString {
+		t.Errorf("the large payload was not stored as a string of its text")
+	}
+}
