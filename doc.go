@@ -180,6 +180,16 @@
 // the stored bytes it decodes to, "2026-12-02 04:20:23" the stored instant
 // 2026-12-02T05:20:23+01:00.
 //
+// The rows snapshots, pulls and a conflict's server_version deliver hold
+// each column as row_to_json writes it, but for one thing: a number
+// column's value without a '.' is an integer within int64's range. A
+// float PostgreSQL writes with an exponent gets ".0" before it (1e-05 is
+// 1.0e-05, 1e+20 is 1.0e+20) and an integer past int64's range gets ".0"
+// after it (a numeric of scale 0): the same values, in a form the Kotlin
+// SDK decodes, whose decoder reads a number without '.' as a 64-bit
+// integer and fails the whole page otherwise. The contents of json, jsonb
+// and array columns are delivered as stored.
+//
 // A record id is the row's primary key as PostgreSQL prints it: the form
 // snapshots, pulls (changes and deletes) and the row data deliver. For a
 // char(n) key (or a domain over one) that is the key padded with spaces to

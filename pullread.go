@@ -341,7 +341,7 @@ func numericJSONLen(v []byte) int {
 	}
 	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
 	dscale := int(binary.BigEndian.Uint16(v[6:]))
-	return len("-.") + 4*max(weight+1, 1) + dscale
+	return len("-.0") + 4*max(weight+1, 1) + dscale
 }
 
 // maxBinaryJSON is the longest JSON a binary value of 8 bytes or fewer is
@@ -382,7 +382,7 @@ func (w *pullRowWriter) write(b []byte, vals [][]byte) ([]byte, error) {
 		case c.kind == pullRaw:
 			b = append(b, val...)
 		case c.kind == pullNumber && isJSONNumber(val):
-			b = append(b, val...)
+			b = appendWideNumber(b, val) // numberform.go
 		case c.kind == pullTimestamp:
 			b = appendPGTimestampJSON(b, val)
 		default:
@@ -425,12 +425,14 @@ func appendBinaryJSON(b []byte, wire pullWire, val []byte) ([]byte, bool) {
 // scale, then the digits, each of four decimal digits, base 10000) as
 // row_to_json writes it: the text numeric_out gives (the integer part
 // without leading zeros, then exactly the display scale's decimals), a
-// JSON number; NaN and the infinities as strings. False when v is not
+// JSON number, with ".0" after an integer past int64's range
+// (numberform.go); NaN and the infinities as strings. False when v is not
 // such a form.
 func appendPGNumericJSON(b, v []byte) ([]byte, bool) {
 	if len(v) < 8 {
 		return b, false
 	}
+	start := len(b)
 	ndigits := int(int16(binary.BigEndian.Uint16(v)))
 	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
 	sign := binary.BigEndian.Uint16(v[4:])
@@ -479,6 +481,8 @@ func appendPGNumericJSON(b, v []byte) ([]byte, bool) {
 				n++
 			}
 		}
+	} else if !fitsInt64(b[start:]) {
+		b = append(b, ".0"...) // numberform.go
 	}
 	return b, true
 }

@@ -2,7 +2,11 @@ package synchrohttp_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/internal/pgtest"
@@ -72,4 +76,83 @@ func TestConformanceJSONColumnsKeepTheirObjects(t *testing.T) {
 			t.Errorf("%s: after an edit of the title, meta is the %s %s and tags the %s %s; want the object and the array pulled", shape, metaType, meta, tagsType, tags)
 		}
 	}
+}
+
+// numbersSchema holds the column types whose values PostgreSQL writes as
+// JSON numbers without a '.' that are not 64-bit integers.
+const numbersSchema = `
+CREATE TABLE nums (
+	id         text PRIMARY KEY,
+	user_id    text NOT NULL,
+	f8         double precision,
+	f4         real,
+	n          numeric,
+	i8         bigint,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	deleted_at timestamptz
+);`
+
+// kotlinReadable reports whether the Kotlin SDK's decoder reads the JSON
+// number s: one with a '.' as a Double, any other as a Long.
+func kotlinReadable(s string) bool {
+	if strings.Contains(s, ".") {
+		_, err := strconv.ParseFloat(s, 64)
+		return err == nil
+	}
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil
+}
+
+// TestConformanceNumbersKotlinReads: floats PostgreSQL writes with an
+// exponent (1e-05, 1e+20) and integers past 2^63 (a numeric of scale 0)
+// must reach the device in a form the Kotlin SDK decodes, whose decoder
+// reads a number without '.' as a Long and fails the whole page (snapshot,
+// pull, or the push answer carrying a conflict's server_version)
+// otherwise, and with the value PostgreSQL holds.
+func TestConformanceNumbersKotlinReads(t *testing.T) {
+	t.Parallel()
+	e := confStart(t, numbersSchema, []*synchro.TableConfig{{TableName: "nums", OwnerColumn: "user_id"}})
+	pgtest.Exec(t, e.db.Super, `INSERT INTO nums (id, user_id, f8, f4, n, i8) VALUES
+		('small', 'alice', 0.00001, 0.00001, 0.00001, 9223372036854775807),
+		('big', 'alice', 1e20, 1e20, 123456789012345678901234, -9223372036854775808),
+		('edge', 'alice', 123456789012345, 1e-40, -9223372036854775809, 0),
+		('plain', 'alice', 2.5, -3, 12.50, 42)`)
+	e.caughtUp(t)
+	d := e.joined(t, kotlin, "alice")
+	check := func(where string, rows map[string]map[string]any) {
+		t.Helper()
+		for id, row := range rows {
+			for _, col := range []string{"f8", "f4", "n", "i8"} {
+				num, ok := row[col].(json.Number)
+				if !ok {
+					t.Errorf("%s: %s.%s is %T %v, want a number", where, id, col, row[col], row[col])
+					continue
+				}
+				if !kotlinReadable(num.String()) {
+					t.Errorf("%s: %s.%s is %s, which Kotlin's decoder refuses", where, id, col, num)
+				}
+				var same bool
+				pgtest.QueryRow(t, e.db.Super, fmt.Sprintf(`SELECT %s = $2::numeric::%s FROM nums WHERE id = $1`, col, map[string]string{
+					"f8": "float8", "f4": "float4", "n": "numeric", "i8": "numeric"}[col]), strings.TrimPrefix(id, "nums/"), num.String()).Scan(&same)
+				if !same {
+					t.Errorf("%s: %s.%s is %s, not the value stored", where, id, col, num)
+				}
+			}
+		}
+	}
+	check("snapshot", d.rows)
+
+	// The rows again, by pull.
+	pgtest.Exec(t, e.db.Super, `UPDATE nums SET user_id = user_id`)
+	d.rows = map[string]map[string]any{}
+	d.pullUntil("the rows", func() bool { return len(d.rows) == 4 })
+	check("pull", d.rows)
+
+	// A conflict's server_version: an update from an old base, an hour
+	// late.
+	stale := record("nums", "small", "update", map[string]any{"id": "small", "user_id": "alice", "f8": 1}, "2000-01-01T00:00:00.000Z")
+	stale["client_updated_at"] = time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04:05.000Z")
+	r := wantStatus(t, d.push(stale), "small", synchro.PushStatusConflict, "")
+	sv := confObj(t, r, "server_version")
+	check("server_version", map[string]map[string]any{"nums/small": confObj(t, sv, "data")})
 }
