@@ -156,3 +156,63 @@ func TestConformanceNumbersKotlinReads(t *testing.T) {
 	sv := confObj(t, r, "server_version")
 	check("server_version", map[string]map[string]any{"nums/small": confObj(t, sv, "data")})
 }
+
+// swiftDate is a timestamp as the Swift SDK sends it back: it parses the
+// text it holds into a Date and writes it with ISO8601DateFormatter's
+// fractional seconds, to the millisecond, with Z.
+func swiftDate(t *testing.T, held any) string {
+	t.Helper()
+	s, _ := held.(string)
+	ts, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("held updated_at %v: %v", held, err)
+	}
+	return ts.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// TestConformanceSwiftBaseToTheMillisecond: a row written by the
+// application's SQL has a version with microseconds; a device whose clock
+// runs a minute behind edits it. The edit was made on the current
+// version, and the device says so with its base, so it must win; Swift
+// sends the base to the millisecond. Before, Swift's base never equalled
+// the version, and the edit lost to the server's row as an older one. A
+// base to the millisecond that names another version still loses.
+func TestConformanceSwiftBaseToTheMillisecond(t *testing.T) {
+	t.Parallel()
+	e := confStart(t, sdkValuesSchema, sdkValuesRegistry())
+	pgtest.Exec(t, e.db.Super, `INSERT INTO docs (id, user_id, title, updated_at)
+		SELECT id, 'alice', 'v0', date_trunc('second', now()) - interval '10 seconds' + interval '123456 microseconds'
+		  FROM unnest(ARRAY['kotlin', 'swift', 'older']) AS id`)
+	e.caughtUp(t)
+	behind := time.Now().UTC().Add(-time.Minute).Format("2006-01-02T15:04:05.000Z")
+	for _, c := range []struct{ shape, id string }{{kotlin, "kotlin"}, {swift, "swift"}, {swift, "older"}} {
+		d := e.joined(t, c.shape, "alice")
+		held := d.rows["docs/"+c.id]
+		if held == nil {
+			t.Fatalf("%s: the snapshot lacks docs/%s", c.shape, c.id)
+		}
+		row := map[string]any{}
+		for k, v := range held {
+			row[k] = asSQLiteText(t, v)
+		}
+		row["title"] = "edited on " + c.shape
+		base := held["updated_at"]
+		if c.shape == swift {
+			base = swiftDate(t, base)
+			row["updated_at"] = base
+		}
+		want := synchro.PushStatusApplied
+		if c.id == "older" {
+			// The server's row changed since the device's copy: 124 ms,
+			// not 123.
+			pgtest.Exec(t, e.db.Super, `UPDATE docs SET updated_at = updated_at + interval '1 millisecond' WHERE id = 'older'`)
+			want = synchro.PushStatusConflict
+		}
+		rec := record("docs", c.id, "update", row, base)
+		rec["client_updated_at"] = behind
+		if r := result(t, d.push(rec), c.id); r["status"] != want {
+			t.Errorf("%s %s: the edit (held %v, base sent %v) answered %v %v: %v, want %s",
+				c.shape, c.id, held["updated_at"], base, r["status"], r["reason_code"], r["message"], want)
+		}
+	}
+}
