@@ -149,12 +149,7 @@ func TestE2ERuleFailurePayloadNotJSONB(t *testing.T) {
 	for _, v := range []string{`"\ud800"`, `1e1000000`} {
 		t.Run(v, func(t *testing.T) {
 			t.Parallel()
-			reg := ctRegistry()
-			reg.Register(&synchro.TableConfig{TableName: "projects"})
-			e := e2eNew(t, `CREATE TABLE projects (id text PRIMARY KEY, team_id text, meta json);
-CREATE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE sql AS $$
-	SELECT CASE WHEN tbl = 'projects' THEN 'team:' || (new_row->>'team_id') ELSE 'global' END $$;`, reg)
-			e.useBucketFn(reg)
+			e := newJSONProjectsEnv(t)
 			e.run()
 			ctEqual(t, "start", e.sync())
 			ctEqual(t, "refused json", e.step(`INSERT INTO projects VALUES ('p1', 't1', $1::json)`, v))

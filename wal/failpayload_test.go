@@ -228,12 +228,7 @@ SELECT 'new' || g, 'bad', CASE g % 3 WHEN 0 THEN '{"n":1}' WHEN 1 THEN '"\ud800"
 // then keeps payloads as strings, records the failure and goes on.
 func TestRuleFailurePayloadMisjudged(t *testing.T) {
 	t.Parallel()
-	reg := ctRegistry()
-	reg.Register(&synchro.TableConfig{TableName: "projects"})
-	e := e2eNew(t, `CREATE TABLE projects (id text PRIMARY KEY, team_id text, meta json);
-CREATE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE sql AS $$
-	SELECT CASE WHEN tbl = 'projects' THEN 'team:' || (new_row->>'team_id') ELSE 'global' END $$;`, reg)
-	e.useBucketFn(reg)
+	e := newJSONProjectsEnv(t)
 	e.cfg.judgePayload = func([]byte) int16 { return payloadAsJSONB }
 	e.run()
 	ctEqual(t, "start", e.sync())
@@ -296,4 +291,18 @@ func TestJudgeLargePayloads(t *testing.T) {
 	if !asString {
 		t.Errorf("the large payload was not stored as a string of its text")
 	}
+}
+
+// newJSONProjectsEnv is an e2e environment of a table projects with a json
+// column, bucketed by a SQL function that takes the row as jsonb: the
+// rule fails for a row whose json jsonb refuses.
+func newJSONProjectsEnv(t *testing.T) *e2eEnv {
+	t.Helper()
+	reg := ctRegistry()
+	reg.Register(&synchro.TableConfig{TableName: "projects"})
+	e := e2eNew(t, `CREATE TABLE projects (id text PRIMARY KEY, team_id text, meta json);
+CREATE FUNCTION bucket_fn(tbl text, op text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE sql AS $$
+	SELECT CASE WHEN tbl = 'projects' THEN 'team:' || (new_row->>'team_id') ELSE 'global' END $$;`, reg)
+	e.useBucketFn(reg)
+	return e
 }
