@@ -126,7 +126,11 @@
 // Changes of one record coalesce: a create then updates stays one create;
 // updates keep the base of the first; a create deleted before any push
 // sent it is forgotten; a delete followed by an INSERT of the same key is
-// an update of the server's row (or a create when the server has none).
+// an update of the server's row (or a create when the server has none). A
+// delete that a push already sent may have been applied, its answer lost
+// or not yet back: an INSERT after it is a create, which brings back the
+// row the server deleted (and is sent again as an update when the server
+// answers that it still has the row).
 // A push sends each entry's whole current row, every column of the
 // contract, as the SDKs do, with client_updated_at the time of the latest
 // change (RFC 3339, milliseconds, UTC) and base_updated_at the version the

@@ -301,3 +301,61 @@ func TestServerRestart(t *testing.T) {
 		s.converged(t, d)
 	}
 }
+
+// A delete pushed, then the same key inserted again (an undo, a toggle),
+// whether the delete's answer came, was lost (the server deleted the
+// row), or its request never reached the server (the row is still
+// live): the row inserted again ends on the device and the server. With
+// the answer lost, the entry used to become an update of the row the
+// server had deleted; the server answered record_deleted and the client
+// took it as a lost conflict, deleting the row the user had just made.
+func TestDeleteThenInsertAgain(t *testing.T) {
+	t.Parallel()
+	for _, fault := range []string{"none", "answer_lost", "request_lost"} {
+		t.Run(fault, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one')`)
+			f := newFlaky()
+			d := s.newDevice(t, "alice", withFlaky(f))
+			d.sync()
+
+			d.exec(`DELETE FROM lists WHERE id = 'l1'`)
+			if fault == "none" {
+				d.sync()
+			} else {
+				var n int
+				fail := func(r *http.Request) error {
+					if strings.HasSuffix(r.URL.Path, "/push") && n == 0 {
+						n++
+						return errDropped
+					}
+					return nil
+				}
+				if fault == "answer_lost" {
+					f.after.Store(&fail)
+				} else {
+					f.before.Store(&fail)
+				}
+				if err := d.c.Sync(context.Background()); err == nil {
+					t.Fatal("the Sync whose push failed succeeded")
+				}
+			}
+			d.exec(`INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'again')`)
+			d.syncUntilOK()
+			s.captured(t)
+			d.sync()
+
+			var local, server string
+			_ = d.c.DB().QueryRow(`SELECT name FROM lists WHERE id = 'l1'`).Scan(&local)
+			_ = s.db.Super.QueryRow(`SELECT name FROM lists WHERE id = 'l1' AND deleted_at IS NULL`).Scan(&server)
+			if local != "again" || server != "again" || d.pending() != 0 {
+				var why []string
+				for _, r := range d.rejections() {
+					why = append(why, r.Operation+" "+r.Status+" "+r.Reason)
+				}
+				t.Errorf("the row inserted again: device %q, server %q (want \"again\" on both), %d pending; rejections: %v", local, server, d.pending(), why)
+			}
+			s.converged(t, d)
+		})
+	}
+}

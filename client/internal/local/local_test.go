@@ -238,6 +238,25 @@ func TestCaptureReplace(t *testing.T) {
 	}
 }
 
+// A delete of a server row followed by an insert of its key is an update
+// of the server's row while the delete was never sent; once a push sent
+// it (the server may have deleted the row), it is a create without base.
+func TestCaptureInsertAfterDelete(t *testing.T) {
+	s, schema := openTest(t)
+	serverRow(t, s, schema, "u", "U", "2026-01-01T00:00:00Z")
+	serverRow(t, s, schema, "v", "V", "2026-01-01T00:00:00Z")
+	exec(t, s, `DELETE FROM lists WHERE id IN ('u', 'v')`)
+	if _, _, err := s.NextBatch(t.Context(), schema, 1, nil); err != nil { // sends u's delete
+		t.Fatal(err)
+	}
+	exec(t, s, `INSERT INTO lists (id, user_id, name) VALUES ('u', 'u', 'U2'), ('v', 'u', 'V2')`)
+	got := outbox(t, s)
+	if len(got) != 2 || got[0].ID != "u" || got[0].Op != "create" || got[0].Base.Valid ||
+		got[1].ID != "v" || got[1].Op != "update" || got[1].Base.String != "2026-01-01T00:00:00.000000Z" {
+		t.Fatalf("after deletes (u's sent) and inserts again: %+v", got)
+	}
+}
+
 func TestValuesRoundTrip(t *testing.T) {
 	cases := []struct {
 		logical, in string

@@ -267,16 +267,22 @@ func captureBase(t *Table, ref string) string {
 
 // captureInsert queues the create of the row ref of t. A pending delete
 // of the same key becomes an update when the server has the row (its base
-// row), a create otherwise.
+// row) and the delete was never sent; a create otherwise. A delete already
+// sent may have been applied (its answer lost, or not back yet): the
+// server's row is then deleted, and an update of it would be refused
+// (record_deleted), while a create brings it back. When the delete never
+// arrived, the server answers the create record_exists, and the create is
+// sent again as an update (see Settle).
 func captureInsert(t *Table, ref string) string {
 	name, pk := quoteString(t.TableName), quoteIdent(t.PK)
 	onServer := `EXISTS (SELECT 1 FROM ` + quoteIdent(baseTable(t.TableName)) + ` AS b WHERE b.` + pk + ` = ` + ref + `.` + pk + `)`
+	asUpdate := `sent_version IS NULL AND ` + onServer
 	return `
 	INSERT INTO _synchro_outbox (table_name, record_id, operation, client_updated_at)
 	VALUES (` + name + `, CAST(` + ref + `.` + pk + ` AS TEXT), 'create', ` + nowSQL + `)
 	ON CONFLICT (table_name, record_id) DO UPDATE SET
-		operation = CASE WHEN operation <> 'delete' THEN operation WHEN ` + onServer + ` THEN 'update' ELSE 'create' END,
-		base_updated_at = CASE WHEN operation = 'delete' AND NOT ` + onServer + ` THEN NULL ELSE base_updated_at END,
+		operation = CASE WHEN operation <> 'delete' THEN operation WHEN ` + asUpdate + ` THEN 'update' ELSE 'create' END,
+		base_updated_at = CASE WHEN operation = 'delete' AND NOT (` + asUpdate + `) THEN NULL ELSE base_updated_at END,
 		client_updated_at = excluded.client_updated_at,
 		version = version + 1;`
 }

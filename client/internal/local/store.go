@@ -41,7 +41,9 @@
 // The changes of one record coalesce in one entry: a create followed by
 // updates stays a create; a create deleted before it was ever sent is
 // forgotten; a delete followed by an insert of the same key is an update
-// when the server has the row and a create otherwise. Each change bumps
+// when the server has the row and the delete was never sent, and a create
+// otherwise (a delete sent may have been applied: a create brings the row
+// back, an update of it would be refused). Each change bumps
 // the entry's version, so that a push answered after a newer change
 // settles only what it sent. The first change of a record that the server
 // has also copies the row into the base table.
