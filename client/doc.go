@@ -136,8 +136,11 @@
 // change (RFC 3339, milliseconds, UTC) and base_updated_at the version the
 // changes were made on, so the server's last-write-wins compares edit
 // times (see "Versions and last write wins" in package synchrohttp).
-// Entries go in the order of their records' first change (a parent created
-// before its children goes first), at most Config.PushBatch a push.
+// Entries go in the order of their records' first change, at most
+// Config.PushBatch a push, except that the pending create of a row's
+// parent (the contract's parent_table and parent_fk_col) goes in the same
+// push before it, even when the children were written first (the server
+// refuses a child without its parent for now, parent_not_found).
 //
 // Tables the server takes no pushes to (push_policy "disabled") refuse
 // local writes with an SQLite error. Writes the client makes for the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -284,5 +285,54 @@ func TestInsertOrReplaceOfSyncedRow(t *testing.T) {
 			why = append(why, r.Operation+" "+r.Status+" "+r.Reason)
 		}
 		t.Errorf("after INSERT OR REPLACE: device %q, server %q (want \"renamed\"); rejections: %v", local, server, why)
+	}
+}
+
+// Offline, the app writes 100 items and then the list they belong to (the
+// local tables have no foreign keys, so any order works locally). With
+// the default PushBatch (100), the first batch used to be the 100 items
+// alone: each answered parent_not_found (retryable), pushAll stopped after
+// that batch, every round, so the list (entry 101) was never pushed; after
+// the server's bound (10 pushes that applied nothing, over 10 minutes:
+// simulated here by backdating the waits) the items were refused for good
+// (parent_never_arrived) and deleted locally. The list's create now goes
+// in the items' batch.
+func TestChildrenWrittenBeforeParent(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	d := s.newDevice(t, "alice", nil)
+	d.sync()
+
+	for i := range 100 {
+		d.exec(`INSERT INTO items (id, list_id, title) VALUES (?, 'l2', 'item')`, fmt.Sprint("i", i))
+	}
+	d.exec(`INSERT INTO lists (id, user_id, name) VALUES ('l2', 'alice', 'two')`)
+
+	for range 3 {
+		d.sync()
+	}
+	var onServer int
+	if err := s.db.Super.QueryRow(`SELECT count(*) FROM lists WHERE id = 'l2'`).Scan(&onServer); err != nil {
+		t.Fatal(err)
+	}
+	if p := d.pending(); p != 0 || onServer != 1 {
+		t.Errorf("after 3 rounds: %d changes pending, the list on the server: %d (want 0 pending, the list pushed)", p, onServer)
+	}
+
+	for range 10 {
+		s.exec(t, `UPDATE synchro.clients SET parent_waits = (SELECT coalesce(jsonb_agg(jsonb_set(w, '{since}', to_jsonb(now() - interval '11 minutes'))), '[]')
+			FROM jsonb_array_elements(parent_waits) AS w) WHERE client_id = $1`, d.c.ClientID())
+		d.sync()
+	}
+	var items int
+	if err := d.c.DB().QueryRow(`SELECT count(*) FROM items`).Scan(&items); err != nil {
+		t.Fatal(err)
+	}
+	if rej := d.rejections(); items != 100 || len(rej) != 0 {
+		first := ""
+		if len(rej) > 0 {
+			first = rej[0].Status + " " + rej[0].Reason
+		}
+		t.Errorf("the items the user wrote: %d of 100 left on the device, %d rejections (first: %s)", items, len(rej), first)
 	}
 }

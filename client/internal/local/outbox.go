@@ -43,8 +43,14 @@ func (e *Entry) Record() synchro.PushRecord {
 }
 
 // NextBatch reads the oldest n outbox entries (in the order of their
-// records' first change) with their rows, and marks them sent. Entries of
-// tables the contract lacks leave the outbox as rejections (see
+// records' first change) with their rows, and marks them sent. The
+// pending create of an entry's parent row (the contract's parent_table,
+// by parent_fk_col), and of its parent in turn, goes in the same batch
+// before it, whatever the order they were written in: the server answers
+// a child without its parent parent_not_found, and a batch of such
+// children alone would be answered so again at every push, until the
+// server gives up on them (parent_never_arrived). Entries of tables the
+// contract lacks leave the outbox as rejections (see
 // ReasonSchemaChanged); an entry whose row is gone (which the triggers
 // never leave) is dropped with a warning.
 func (s *Store) NextBatch(ctx context.Context, schema *Schema, n int, logger *slog.Logger) ([]*Entry, []Rejection, error) {
@@ -57,24 +63,19 @@ func (s *Store) NextBatch(ctx context.Context, schema *Schema, n int, logger *sl
 	)
 	err := s.Write(ctx, func(tx *sql.Tx) error {
 		out, rejected = nil, nil
-		rows, err := tx.QueryContext(ctx, `SELECT table_name, record_id, operation, coalesce(base_updated_at, ''),
-			client_updated_at, version, sent_version IS NOT NULL FROM _synchro_outbox ORDER BY seq LIMIT ?`, n)
+		oldest, err := readEntries(ctx, tx, `ORDER BY seq LIMIT ?`, n)
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			e := &Entry{}
-			if err := rows.Scan(&e.Table, &e.ID, &e.Operation, &e.Base, &e.ClientUpdatedAt, &e.Version, &e.SentBefore); err != nil {
-				_ = rows.Close()
-				return err
+		type key struct{ table, id string }
+		taken := map[key]bool{}
+		// take adds e to the batch, after its pending parents.
+		var take func(e *Entry) error
+		take = func(e *Entry) error {
+			if taken[key{e.Table, e.ID}] {
+				return nil
 			}
-			out = append(out, e)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return err
-		}
-		kept := out[:0]
-		for _, e := range out {
+			taken[key{e.Table, e.ID}] = true
 			t := schema.Table(e.Table)
 			drop := ""
 			switch {
@@ -99,23 +100,83 @@ func (s *Store) NextBatch(ctx context.Context, schema *Schema, n int, logger *sl
 				}
 			}
 			if drop != "" {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM _synchro_outbox WHERE table_name = ? AND record_id = ?`, e.Table, e.ID); err != nil {
+				_, err := tx.ExecContext(ctx, `DELETE FROM _synchro_outbox WHERE table_name = ? AND record_id = ?`, e.Table, e.ID)
+				return err
+			}
+			if parent, id, ok := parentRef(schema, t, e.Row); ok {
+				pending, err := readEntries(ctx, tx, `WHERE table_name = ? AND record_id = ? AND operation = 'create'`, parent.TableName, id)
+				if err != nil {
 					return err
 				}
-				continue
+				for _, p := range pending {
+					if err := take(p); err != nil {
+						return err
+					}
+				}
 			}
+			out = append(out, e)
+			return nil
+		}
+		for _, e := range oldest {
+			if len(out) >= n {
+				break
+			}
+			if err := take(e); err != nil {
+				return err
+			}
+		}
+		// Parents taken may have pushed the last entries beyond n: they
+		// go in the next batch.
+		out = out[:min(len(out), n)]
+		for _, e := range out {
 			if _, err := tx.ExecContext(ctx, `UPDATE _synchro_outbox SET sent_version = version WHERE table_name = ? AND record_id = ?`, e.Table, e.ID); err != nil {
 				return err
 			}
-			kept = append(kept, e)
 		}
-		out = kept
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the outbox: %w", err)
 	}
 	return out, rejected, nil
+}
+
+// readEntries reads the outbox entries that where (a WHERE, ORDER BY or
+// LIMIT clause, with its args) selects, without their rows.
+func readEntries(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]*Entry, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT table_name, record_id, operation, coalesce(base_updated_at, ''),
+		client_updated_at, version, sent_version IS NOT NULL FROM _synchro_outbox `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Entry
+	for rows.Next() {
+		e := &Entry{}
+		if err := rows.Scan(&e.Table, &e.ID, &e.Operation, &e.Base, &e.ClientUpdatedAt, &e.Version, &e.SentBefore); err != nil {
+			_ = rows.Close()
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, errors.Join(rows.Err(), rows.Close())
+}
+
+// parentRef returns the parent table of t (the contract's parent_table)
+// and the key of the parent of row, a row of t; false when t has no
+// parent in the contract or row refers to none.
+func parentRef(schema *Schema, t *Table, row map[string]any) (*Table, string, bool) {
+	if t == nil || t.ParentTable == "" || t.ParentFKCol == "" || row == nil {
+		return nil, "", false
+	}
+	parent := schema.Table(t.ParentTable)
+	ref, ok := row[t.ParentFKCol]
+	if parent == nil || !ok || ref == nil {
+		return nil, "", false
+	}
+	if b, ok := ref.([]byte); ok {
+		return parent, string(b), true
+	}
+	return parent, fmt.Sprint(ref), true
 }
 
 // Settled tells what a push's answer did to the outbox.
@@ -294,14 +355,9 @@ func (st *settler) parentMissing() (bool, error) {
 		st.e.Table, st.e.ID).Scan(&attempts); err != nil {
 		return false, err
 	}
-	parent := st.a.schema.Table(t.ParentTable)
-	ref, ok := st.e.Row[t.ParentFKCol]
-	if attempts+1 < parentMissingAttempts || parent == nil || !ok || ref == nil {
+	parent, refID, ok := parentRef(st.a.schema, t, st.e.Row)
+	if attempts+1 < parentMissingAttempts || !ok {
 		return false, nil
-	}
-	refID := fmt.Sprint(ref)
-	if b, ok := ref.([]byte); ok {
-		refID = string(b)
 	}
 	var exists bool
 	err := st.tx.QueryRowContext(st.ctx, `SELECT EXISTS (SELECT 1 FROM `+quoteIdent(parent.TableName)+` WHERE `+quoteIdent(parent.PK)+` = ?)
