@@ -234,8 +234,9 @@
 //
 //   - In place, keeping every row and pending change, when the change
 //     only adds columns that SQLite can add with their definition (ALTER
-//     TABLE ADD COLUMN: nullable, or with a constant default), or changes
-//     nothing the local tables hold (a push policy, dependencies). The
+//     TABLE ADD COLUMN: nullable, or with a constant default) and whose
+//     default is not one only the server computes, or changes nothing
+//     the local tables hold (a push policy, dependencies). The
 //     server may have delivered rows under its previous contract for a few
 //     seconds after its change (the engine re-reads its catalog every few
 //     seconds), without the new columns; the client therefore pulls again
@@ -243,8 +244,10 @@
 //     and a snapshot under way starts again. A file that has no checkpoint
 //     that old is rebuilt instead.
 //   - Otherwise (a table added or removed, a column removed or retyped, a
-//     new column SQLite cannot add in place, a key, a timestamp column or
-//     the bucketing changed) the tables are rebuilt empty from the new
+//     new column SQLite cannot add in place, a new column whose default
+//     only the server computes, such as gen_random_uuid(), which the
+//     server gave every existing row, a key, a timestamp column or the
+//     bucketing changed) the tables are rebuilt empty from the new
 //     contract and refilled by a snapshot. Pending changes are kept when
 //     they still fit: their rows are copied into the new tables (columns
 //     that are gone are left behind, new ones take their defaults, values

@@ -179,3 +179,38 @@ func waitForContract(t *testing.T, s *server, version int64) {
 		return err == nil && resp.SchemaVersion >= version
 	})
 }
+
+// The server adds a column whose default only it computes (a typical
+// "public id" column): PostgreSQL fills it for every existing row. The
+// client used to add it in place as a nullable column without a default
+// and pull again only the last minute, so the rows that did not change
+// since kept NULL where the server has a value, for good. Such a change
+// now rebuilds the tables.
+func TestSchemaChangeServerOnlyDefault(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one'), ('l2', 'alice', 'two')`)
+	d := s.newDevice(t, "alice", nil)
+	d.sync()
+	// As if the device had synced a while ago (as TestSchemaChanges does).
+	d.exec(`UPDATE _synchro_checkpoints SET at = at - 120000`)
+
+	s.exec(t, `ALTER TABLE lists ADD COLUMN public_id uuid DEFAULT gen_random_uuid()`)
+	waitForContract(t, s, 2)
+	d.sync()
+	s.captured(t)
+	d.sync()
+	if got := d.eventsOf(client.EventSchemaChanged); len(got) != 1 {
+		t.Fatalf("schema events: %+v", got)
+	}
+	if how := d.eventsOf(client.EventSchemaChanged)[0].Reason; how != "rebuilt" {
+		t.Errorf("schema change made %s, want rebuilt", how)
+	}
+	var nulls int
+	if err := d.c.DB().QueryRow(`SELECT count(*) FROM lists WHERE public_id IS NULL`).Scan(&nulls); err != nil {
+		t.Fatal(err)
+	}
+	if nulls != 0 {
+		t.Errorf("%d of 2 lists have no public_id on the device; the server has one for each", nulls)
+	}
+	s.converged(t, d)
+}

@@ -77,12 +77,14 @@ type Migration struct {
 }
 
 // Migrate moves the local tables from the contract old to next. Changes
-// that only add columns (that SQLite can add with their defaults), or that
-// change nothing the local tables hold (a push policy, dependencies), are
-// made in place, keeping every row; when columns were added, the
-// checkpoint is rewound (see RewindAge). Any other change (a table added
-// or removed, a column removed or retyped, a key, the timestamp columns or
-// the bucketing changed) rebuilds the tables: see Rebuild.
+// that only add columns (that SQLite can add with their defaults, and
+// whose defaults are not computed by the server only), or that change
+// nothing the local tables hold (a push policy, dependencies), are made in
+// place, keeping every row; when columns were added, the checkpoint is
+// rewound (see RewindAge). Any other change (a table added or removed, a
+// column removed or retyped, a column added with a default only the
+// server computes, a key, the timestamp columns or the bucketing changed)
+// rebuilds the tables: see Rebuild.
 func (s *Store) Migrate(ctx context.Context, old, next *Schema, now time.Time) (*Migration, error) {
 	if compatible(old, next) {
 		err := s.Apply(ctx, func(tx *sql.Tx) error { return alterInPlace(ctx, tx, old, next, now) })
@@ -106,13 +108,23 @@ func (s *Store) Migrate(ctx context.Context, old, next *Schema, now time.Time) (
 var errNotInPlace = errors.New("not possible in place")
 
 // compatible reports whether next differs from old only in ways Migrate
-// makes in place.
+// makes in place. A new column whose default only the server computes
+// (server_only, such as gen_random_uuid()) is not: PostgreSQL gave every
+// existing row a value the device cannot compute, and only the rows of
+// the last RewindAge would come again, so the others would keep NULL.
 func compatible(old, next *Schema) bool {
 	if len(old.tables) != len(next.tables) {
 		return false
 	}
 	for name, o := range old.tables {
 		n := next.tables[name]
+		if n != nil {
+			for _, nc := range n.Columns {
+				if o.Column(nc.Name) == nil && nc.DefaultKind == synchro.DefaultKindServerOnly {
+					return false
+				}
+			}
+		}
 		if n == nil || n.PK != o.PK || n.UpdatedAtColumn != o.UpdatedAtColumn || n.DeletedAtColumn != o.DeletedAtColumn ||
 			n.ParentTable != o.ParentTable || n.ParentFKCol != o.ParentFKCol || n.BucketByColumn != o.BucketByColumn ||
 			n.BucketPrefix != o.BucketPrefix || n.GlobalWhenBucketNull != o.GlobalWhenBucketNull ||
