@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/synchrosync/synchro"
@@ -173,10 +174,14 @@ func parentRef(schema *Schema, t *Table, row map[string]any) (*Table, string, bo
 	if parent == nil || !ok || ref == nil {
 		return nil, "", false
 	}
+	id := fmt.Sprint(ref)
 	if b, ok := ref.([]byte); ok {
-		return parent, string(b), true
+		id = string(b)
 	}
-	return parent, fmt.Sprint(ref), true
+	if parent.uuidKey() {
+		id = strings.ToLower(id) // as the parent's outbox entry has it
+	}
+	return parent, id, true
 }
 
 // Settled tells what a push's answer did to the outbox.
