@@ -105,7 +105,9 @@
 // snapshot under way), the outbox, the rejections, and for each synced
 // table a base table keeping the server's row of each record with a
 // pending change. They are the client's: read them if useful, never write
-// them. The triggers on the synced tables are named _synchro_... too.
+// them. The triggers on the synced tables are named _synchro_... too;
+// Open makes them again, so that a file written by an earlier version of
+// the client captures writes as this version does.
 //
 // [Client.DB] is a pool in WAL mode whose transactions begin IMMEDIATE:
 // writers wait for one another (busy timeout ten seconds) rather than fail

@@ -308,6 +308,39 @@ func TestCaptureUUIDKey(t *testing.T) {
 	}
 }
 
+// Open makes the triggers again, so that a file whose triggers an
+// earlier version made captures as this version does.
+func TestOpenRenewsTriggers(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "local.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := NewSchema(testContract())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Install(ctx, schema); err != nil {
+		t.Fatal(err)
+	}
+	// As an earlier version might have left it: an insert trigger that
+	// queues nothing.
+	exec(t, s, `DROP TRIGGER _synchro_insert_lists`)
+	exec(t, s, `CREATE TRIGGER _synchro_insert_lists AFTER INSERT ON lists BEGIN SELECT 1; END`)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	exec(t, s, `INSERT INTO lists (id, user_id, name) VALUES ('a', 'u', 'A')`)
+	if got := outbox(t, s); len(got) != 1 || got[0].Op != "create" {
+		t.Fatalf("after an insert in the reopened file: %+v", got)
+	}
+}
+
 func TestValuesRoundTrip(t *testing.T) {
 	cases := []struct {
 		logical, in string

@@ -180,10 +180,28 @@ func (s *Store) init(ctx context.Context) error {
 		case "":
 			return setMeta(ctx, tx, "format", strconv.Itoa(FormatVersion))
 		case strconv.Itoa(FormatVersion):
-			return nil
+			return renewTriggers(ctx, tx)
 		}
 		return fmt.Errorf("the file's bookkeeping has format %s; this client reads %d", format, FormatVersion)
 	})
+}
+
+// renewTriggers makes the triggers of the synced tables again, as this
+// version of the client writes them: the triggers are stored in the file,
+// and one made by an earlier version would keep capturing as it did.
+func renewTriggers(ctx context.Context, tx *sql.Tx) error {
+	st, err := stateIn(ctx, tx)
+	if err != nil || st.Schema == nil {
+		return err
+	}
+	for _, t := range st.Schema.Tables() {
+		for _, stmt := range append(dropTriggersSQL(t.TableName), triggersSQL(t)...) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("renewing the triggers of %s: %w", t.TableName, err)
+			}
+		}
+	}
+	return nil
 }
 
 // DB returns the pool.
