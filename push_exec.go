@@ -594,28 +594,15 @@ func (p *pusher) editTime(rec *PushRecord) time.Time {
 // that write gave it. A device's queue holds its edits of a row in the
 // order it made them, each on top of the one before, so a later edit of the
 // same push is based on the earlier one, whatever the clocks say.
-//
-// A base with no digits past the millisecond that names the stored
-// version to the millisecond is that version: the Swift SDK keeps a row's
-// updated_at as a Date and sends it back to the millisecond, so its base
-// never equalled a version with microseconds (a row written by the
-// application's SQL, say), and under last write wins a device whose clock
-// is behind lost edits it made on the current version.
 func (p *pusher) baseVersion(it *pushItem, row *lockedRow) *time.Time {
-	if row.updatedAt == nil {
-		return it.rec.BaseUpdatedAt
-	}
-	// Every version this push gave the row: one of them may have been
-	// undone with its savepoint, and the one before it is the current.
-	for _, v := range p.written[p.rowKey(it.info.cfg.TableName, it.rec.ID)] {
-		if row.updatedAt.Equal(v) {
-			return &v
+	if row.updatedAt != nil {
+		// Every version this push gave the row: one of them may have been
+		// undone with its savepoint, and the one before it is the current.
+		for _, v := range p.written[p.rowKey(it.info.cfg.TableName, it.rec.ID)] {
+			if row.updatedAt.Equal(v) {
+				return &v
+			}
 		}
-	}
-	if base := it.rec.BaseUpdatedAt; base != nil && base.Nanosecond()%int(time.Millisecond) == 0 &&
-		row.updatedAt.Truncate(time.Millisecond).Equal(*base) {
-		v := *row.updatedAt
-		return &v
 	}
 	return it.rec.BaseUpdatedAt
 }

@@ -125,10 +125,7 @@
 // server_updated_at: that is what a device sends back as base_updated_at
 // with its next edit of the row. Under the default resolver an edit
 // replaces the server's row when it was made on the current version
-// (base_updated_at equal to it; a base_updated_at to the millisecond, as
-// the Swift SDK sends it, is equal to the version it names to the
-// millisecond, so a write within that millisecond can pass for the one
-// the device edited), or else when it was made later than the
+// (base_updated_at equal to it), or else when it was made later than the
 // current version's edit; otherwise the record is a conflict
 // (server_won_conflict) whose message gives both times and whose
 // server_version is the row to keep. So the later edit wins, whichever
