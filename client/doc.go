@@ -78,13 +78,12 @@
 // forms the server takes (booleans as JSON booleans, json columns as the
 // JSON they hold, blobs in base64).
 //
-// A primary key of PostgreSQL type uuid is kept as the server keeps it, in
-// lower case: a key the application writes in another case (as many UUID
-// generators print it) is stored in lower case, and the key column
-// compares without regard to case (COLLATE NOCASE), so the row is found
-// by its key in any case and the server's copy of it is the same row.
-// (Tables created by an earlier version of this client keep comparing
-// keys with case until they are rebuilt.)
+// Write uuid keys in lower case (Go's uuid packages print them so): the
+// server keeps a uuid in lower case and delivers it so, and a key the
+// application wrote in upper case stays a second local row beside the
+// server's copy. (Rewriting keys locally was tried and left out: the
+// references of child rows and the application's own triggers would not
+// follow.)
 //
 // The contract does not carry the server's foreign keys, and snapshot pages
 // come in table order, not in dependency order, so the synced tables get

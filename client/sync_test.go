@@ -5,18 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/synchrosync/synchro"
 	"github.com/synchrosync/synchro/client"
-	"github.com/synchrosync/synchro/internal/pgtest"
-	"github.com/synchrosync/synchro/internal/waltest"
-	"github.com/synchrosync/synchro/synchrohttp"
-	"github.com/synchrosync/synchro/wal"
 )
 
 // Local SQL is the application's surface: rows written offline on one
@@ -342,77 +334,5 @@ func TestChildrenWrittenBeforeParent(t *testing.T) {
 			first = rej[0].Status + " " + rej[0].Reason
 		}
 		t.Errorf("the items the user wrote: %d of 100 left on the device, %d rejections (first: %s)", items, len(rej), first)
-	}
-}
-
-// A key of a uuid column written in upper case on the device (as many
-// UUID generators print it): the server stores it canonically (lower
-// case) and sends it back that way. The device used to end up with two
-// rows for one record (its local TEXT key is case-sensitive), the later
-// edit on the upper-case one. The key is now stored in lower case and
-// found in any case: one row, edited on both sides.
-func TestUpperCaseUUIDKey(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := pgtest.NewMigratedDatabase(t)
-	if _, err := db.Super.ExecContext(ctx, `CREATE TABLE notes (
-		id uuid PRIMARY KEY, user_id text NOT NULL, body text,
-		updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz)`); err != nil {
-		t.Fatal(err)
-	}
-	reg := func() *synchro.Registry {
-		r := synchro.NewRegistry()
-		r.Register(&synchro.TableConfig{TableName: "notes", OwnerColumn: "user_id"})
-		return r
-	}
-	slot := "hunt_" + strings.ReplaceAll(db.Name, "-", "_")
-	c, err := wal.NewConsumer(wal.ConsumerConfig{ConnString: db.DSN, SlotName: slot, PublicationName: "pub_" + slot, Registry: reg(),
-		ChangelogDB: db.Super, StandbyTimeout: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waltest.Run(t, c, db.Super, slot, 60*time.Second)
-	engine, err := synchro.NewEngine(synchro.Config{DB: db.Super, Registry: reg(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := synchrohttp.New(synchrohttp.Config{Engine: engine, UserID: bearerUser, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	s := &server{t: t, db: db, url: srv.URL}
-	d := s.newDevice(t, "alice", nil)
-	d.sync()
-
-	d.exec(`INSERT INTO notes (id, user_id, body) VALUES ('6F9619FF-8B86-D011-B42D-00C04FC964FF', 'alice', 'hello')`)
-	d.sync()
-	pgtest.WaitUntil(t, "change capture", 30*time.Second, func() bool {
-		var n int
-		_ = db.Super.QueryRow(`SELECT count(*) FROM synchro.changelog WHERE table_name = 'notes'`).Scan(&n)
-		return n > 0
-	})
-	d.sync()
-	d.exec(`UPDATE notes SET body = 'edited' WHERE id = '6F9619FF-8B86-D011-B42D-00C04FC964FF'`)
-	d.sync()
-	d.sync()
-	var local, server int
-	_ = d.c.DB().QueryRow(`SELECT count(*) FROM notes`).Scan(&local)
-	_ = db.Super.QueryRow(`SELECT count(*) FROM notes`).Scan(&server)
-	var ids []string
-	rows, _ := d.c.DB().Query(`SELECT id || ' ' || coalesce(body, '') FROM notes`)
-	for rows.Next() {
-		var s string
-		_ = rows.Scan(&s)
-		ids = append(ids, s)
-	}
-	_ = rows.Close()
-	var body string
-	_ = db.Super.QueryRow(`SELECT body FROM notes`).Scan(&body)
-	if want := "6f9619ff-8b86-d011-b42d-00c04fc964ff edited"; local != 1 || server != 1 || ids[0] != want || body != "edited" ||
-		d.pending() != 0 || len(d.rejections()) != 0 {
-		t.Errorf("%d notes on the device %q (want [%q]), %d on the server with body %q; %d pending, %d rejections",
-			local, ids, want, server, body, d.pending(), len(d.rejections()))
 	}
 }

@@ -257,57 +257,6 @@ func TestCaptureInsertAfterDelete(t *testing.T) {
 	}
 }
 
-// A uuid key written in upper case is stored and queued in lower case,
-// as the server keeps it, and found in any case; a change of its case
-// alone changes nothing.
-func TestCaptureUUIDKey(t *testing.T) {
-	ctx := t.Context()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "local.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	col := func(name, dbType, logical string, nullable, pk bool) synchro.SchemaColumn {
-		return synchro.SchemaColumn{Name: name, DBType: dbType, LogicalType: logical, Nullable: nullable, DefaultKind: synchro.DefaultKindNone, IsPrimaryKey: pk}
-	}
-	schema, err := NewSchema(synchro.SchemaResponse{SchemaVersion: 1, SchemaHash: "u", Tables: []synchro.SchemaTable{
-		{TableName: "notes", PushPolicy: "owner_only", UpdatedAtColumn: "updated_at", DeletedAtColumn: "deleted_at", PrimaryKey: []string{"id"},
-			Columns: []synchro.SchemaColumn{
-				col("id", "uuid", "string", false, true),
-				col("body", "text", "string", true, false),
-				col("updated_at", "timestamp with time zone", "datetime", true, false),
-				col("deleted_at", "timestamp with time zone", "datetime", true, false),
-			}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Install(ctx, schema); err != nil {
-		t.Fatal(err)
-	}
-	const upper, lower = "6F9619FF-8B86-D011-B42D-00C04FC964FF", "6f9619ff-8b86-d011-b42d-00c04fc964ff"
-	exec(t, s, `INSERT INTO notes (id, body) VALUES (?, 'hello')`, upper)
-	var id string
-	if err := s.DB().QueryRow(`SELECT id FROM notes`).Scan(&id); err != nil || id != lower {
-		t.Fatalf("stored key %q, %v; want %q", id, err, lower)
-	}
-	if got := outbox(t, s); len(got) != 1 || got[0].ID != lower || got[0].Op != "create" || got[0].Version != 1 {
-		t.Fatalf("after an insert in upper case: %+v", got)
-	}
-	exec(t, s, `UPDATE notes SET id = upper(id)`)
-	exec(t, s, `UPDATE notes SET body = 'edited' WHERE id = ?`, upper)
-	if got := outbox(t, s); len(got) != 1 || got[0].ID != lower || got[0].Op != "create" || got[0].Version != 2 {
-		t.Fatalf("after a change of case and an update by the upper-case key: %+v", got)
-	}
-	if _, err := s.DB().Exec(`INSERT INTO notes (id, body) VALUES (?, 'twice')`, lower); err == nil {
-		t.Fatal("a second row with the same uuid in another case was taken")
-	}
-	sent, _, err := s.NextBatch(ctx, schema, 10, nil)
-	if err != nil || len(sent) != 1 || sent[0].ID != lower || sent[0].Row["id"] != lower || sent[0].Row["body"] != "edited" {
-		t.Fatalf("NextBatch: %+v, %v", sent, err)
-	}
-}
-
 // Open makes the triggers again, so that a file whose triggers an
 // earlier version made captures as this version does.
 func TestOpenRenewsTriggers(t *testing.T) {

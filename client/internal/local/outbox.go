@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/synchrosync/synchro"
@@ -174,14 +173,10 @@ func parentRef(schema *Schema, t *Table, row map[string]any) (*Table, string, bo
 	if parent == nil || !ok || ref == nil {
 		return nil, "", false
 	}
-	id := fmt.Sprint(ref)
 	if b, ok := ref.([]byte); ok {
-		id = string(b)
+		return parent, string(b), true
 	}
-	if parent.uuidKey() {
-		id = strings.ToLower(id) // as the parent's outbox entry has it
-	}
-	return parent, id, true
+	return parent, fmt.Sprint(ref), true
 }
 
 // Settled tells what a push's answer did to the outbox.

@@ -100,16 +100,6 @@ func (t *Table) Column(name string) *synchro.SchemaColumn {
 	return &t.Columns[i]
 }
 
-// uuidKey reports whether t's key is a PostgreSQL uuid column. The
-// server keeps such keys canonical, in lower case, whatever case a device
-// wrote: locally they are stored in lower case too and compared without
-// regard to case, or a key written in upper case would be a second row
-// when the server's row comes back.
-func (t *Table) uuidKey() bool {
-	c := t.Column(t.PK)
-	return c != nil && strings.EqualFold(c.DBType, "uuid")
-}
-
 // managed reports whether the server sets column name itself, so that a
 // pushed value of it is ignored: the updated-at and deleted-at columns and
 // the usual created_at.
@@ -141,9 +131,6 @@ func columnDef(t *Table, c *synchro.SchemaColumn) string {
 	def := quoteIdent(c.Name) + " " + sqliteType(c.LogicalType)
 	if c.Name == t.PK {
 		def += " PRIMARY KEY NOT NULL"
-		if t.uuidKey() {
-			def += " COLLATE NOCASE"
-		}
 	} else if !c.Nullable && c.DefaultKind != synchro.DefaultKindServerOnly {
 		// A column whose default only the server computes stays nullable:
 		// the device cannot give it a value.
@@ -182,7 +169,7 @@ func createBaseSQL(t *Table) string {
 }
 
 // triggerNames are the suffixes of the triggers of a synced table.
-var triggerNames = []string{"insert", "update", "softdelete", "rekey", "delete", "lowerkey_insert", "lowerkey_update"}
+var triggerNames = []string{"insert", "update", "softdelete", "rekey", "delete"}
 
 // triggerName is the name of trigger kind of table t.
 func triggerName(kind, t string) string { return Prefix + kind + "_" + t }
@@ -224,71 +211,40 @@ func triggersSQL(t *Table) []string {
 	}
 	upd, del := quoteIdent(t.UpdatedAtColumn), quoteIdent(t.DeletedAtColumn)
 	softDelete := `NEW.` + del + ` IS NOT NULL AND OLD.` + del + ` IS NULL`
-	sameKey := keyText(t, "NEW") + ` IS ` + keyText(t, "OLD")
 	var changed []string
 	for _, c := range t.Columns {
-		if c.Name == t.PK {
-			continue // the update trigger fires only when the key is the same
-		}
 		q := quoteIdent(c.Name)
 		changed = append(changed, `NEW.`+q+` IS NOT OLD.`+q)
 	}
-	if len(changed) == 0 {
-		changed = []string{"0"}
-	}
-	out := []string{
+	return []string{
 		`CREATE TRIGGER ` + quoteIdent(triggerName("insert", t.TableName)) + ` AFTER INSERT ON ` + tbl +
 			` WHEN ` + capturing + ` BEGIN ` + bumpChanges + captureInsert(t, "NEW") + ` END`,
 		`CREATE TRIGGER ` + quoteIdent(triggerName("update", t.TableName)) + ` AFTER UPDATE ON ` + tbl +
-			` WHEN ` + capturing + ` AND ` + sameKey + ` AND NOT (` + softDelete + `) AND (` + strings.Join(changed, ` OR `) + `)` +
+			` WHEN ` + capturing + ` AND NEW.` + pk + ` IS OLD.` + pk + ` AND NOT (` + softDelete + `) AND (` + strings.Join(changed, ` OR `) + `)` +
 			` BEGIN ` + bumpChanges + captureBase(t, "OLD") + `
 	INSERT INTO _synchro_outbox (table_name, record_id, operation, base_updated_at, client_updated_at)
-	VALUES (` + quoteString(t.TableName) + `, ` + keyText(t, "NEW") + `, 'update', OLD.` + upd + `, ` + nowSQL + `)
+	VALUES (` + quoteString(t.TableName) + `, CAST(NEW.` + pk + ` AS TEXT), 'update', OLD.` + upd + `, ` + nowSQL + `)
 	ON CONFLICT (table_name, record_id) DO UPDATE SET client_updated_at = excluded.client_updated_at, version = version + 1;
 END`,
 		// Setting the deleted-at column deletes the row (the delete
 		// trigger queues the delete), as the SDKs' soft deletes do.
 		`CREATE TRIGGER ` + quoteIdent(triggerName("softdelete", t.TableName)) + ` AFTER UPDATE ON ` + tbl +
-			` WHEN ` + capturing + ` AND ` + sameKey + ` AND ` + softDelete +
+			` WHEN ` + capturing + ` AND NEW.` + pk + ` IS OLD.` + pk + ` AND ` + softDelete +
 			` BEGIN DELETE FROM ` + tbl + ` WHERE ` + pk + ` = NEW.` + pk + `; END`,
 		// A changed key: the old row is deleted, the new one created.
 		`CREATE TRIGGER ` + quoteIdent(triggerName("rekey", t.TableName)) + ` AFTER UPDATE ON ` + tbl +
-			` WHEN ` + capturing + ` AND NOT (` + sameKey + `)` +
+			` WHEN ` + capturing + ` AND NEW.` + pk + ` IS NOT OLD.` + pk +
 			` BEGIN ` + bumpChanges + captureDelete(t, "OLD") + captureInsert(t, "NEW") + ` END`,
 		`CREATE TRIGGER ` + quoteIdent(triggerName("delete", t.TableName)) + ` AFTER DELETE ON ` + tbl +
 			` WHEN ` + capturing + ` BEGIN ` + bumpChanges + captureDelete(t, "OLD") + ` END`,
 	}
-	if t.uuidKey() {
-		// A uuid key written in another case is stored in lower case, as
-		// the server keeps it, with capture off (the capture above already
-		// uses the lower-case key): no other trigger sees the change.
-		notLower := `NEW.` + pk + ` COLLATE BINARY <> lower(NEW.` + pk + `)`
-		lower := ` BEGIN UPDATE _synchro_control SET applying = 1 WHERE id = 1;
-	UPDATE ` + tbl + ` SET ` + pk + ` = lower(` + pk + `) WHERE ` + pk + ` = NEW.` + pk + `;
-	UPDATE _synchro_control SET applying = 0 WHERE id = 1; END`
-		for _, ev := range []string{"insert", "update"} {
-			out = append(out, `CREATE TRIGGER `+quoteIdent(triggerName("lowerkey_"+ev, t.TableName))+` AFTER `+strings.ToUpper(ev)+` ON `+tbl+
-				` WHEN `+capturing+` AND `+notLower+lower)
-		}
-	}
-	return out
-}
-
-// keyText is the outbox record id of the row ref (NEW or OLD) of t: its
-// key as text, in lower case for a uuid key (see Table.uuidKey).
-func keyText(t *Table, ref string) string {
-	k := `CAST(` + ref + `.` + quoteIdent(t.PK) + ` AS TEXT)`
-	if t.uuidKey() {
-		return `lower(` + k + `)`
-	}
-	return k
 }
 
 // pendingSQL is an EXISTS test for an outbox entry of the row ref (NEW or
 // OLD) of t.
 func pendingSQL(t *Table, ref, extra string) string {
 	return `EXISTS (SELECT 1 FROM _synchro_outbox WHERE table_name = ` + quoteString(t.TableName) +
-		` AND record_id = ` + keyText(t, ref) + extra + `)`
+		` AND record_id = CAST(` + ref + `.` + quoteIdent(t.PK) + ` AS TEXT)` + extra + `)`
 }
 
 // captureBase keeps the row ref of t in its base table when it has no
@@ -300,11 +256,8 @@ func captureBase(t *Table, ref string) string {
 	for i, c := range t.Columns {
 		cols[i] = quoteIdent(c.Name)
 		vals[i] = ref + "." + quoteIdent(c.Name)
-		switch c.Name {
-		case t.DeletedAtColumn:
+		if c.Name == t.DeletedAtColumn {
 			vals[i] = "NULL"
-		case t.PK:
-			vals[i] = keyText(t, ref)
 		}
 	}
 	return `
@@ -322,11 +275,11 @@ func captureBase(t *Table, ref string) string {
 // sent again as an update (see Settle).
 func captureInsert(t *Table, ref string) string {
 	name, pk := quoteString(t.TableName), quoteIdent(t.PK)
-	onServer := `EXISTS (SELECT 1 FROM ` + quoteIdent(baseTable(t.TableName)) + ` AS b WHERE b.` + pk + ` = ` + keyText(t, ref) + `)`
+	onServer := `EXISTS (SELECT 1 FROM ` + quoteIdent(baseTable(t.TableName)) + ` AS b WHERE b.` + pk + ` = ` + ref + `.` + pk + `)`
 	asUpdate := `sent_version IS NULL AND ` + onServer
 	return `
 	INSERT INTO _synchro_outbox (table_name, record_id, operation, client_updated_at)
-	VALUES (` + name + `, ` + keyText(t, ref) + `, 'create', ` + nowSQL + `)
+	VALUES (` + name + `, CAST(` + ref + `.` + pk + ` AS TEXT), 'create', ` + nowSQL + `)
 	ON CONFLICT (table_name, record_id) DO UPDATE SET
 		operation = CASE WHEN operation <> 'delete' THEN operation WHEN ` + asUpdate + ` THEN 'update' ELSE 'create' END,
 		base_updated_at = CASE WHEN operation = 'delete' AND NOT (` + asUpdate + `) THEN NULL ELSE base_updated_at END,
@@ -337,15 +290,15 @@ func captureInsert(t *Table, ref string) string {
 // captureDelete queues the delete of the row ref of t. A create never sent
 // to the server is simply forgotten.
 func captureDelete(t *Table, ref string) string {
-	name := quoteString(t.TableName)
+	name, pk := quoteString(t.TableName), quoteIdent(t.PK)
 	unsent := ` AND operation = 'create' AND sent_version IS NULL`
 	return captureBase(t, ref) + `
 	INSERT INTO _synchro_outbox (table_name, record_id, operation, base_updated_at, client_updated_at)
-	SELECT ` + name + `, ` + keyText(t, ref) + `, 'delete', ` + ref + `.` + quoteIdent(t.UpdatedAtColumn) + `, ` + nowSQL + `
+	SELECT ` + name + `, CAST(` + ref + `.` + pk + ` AS TEXT), 'delete', ` + ref + `.` + quoteIdent(t.UpdatedAtColumn) + `, ` + nowSQL + `
 	WHERE NOT ` + pendingSQL(t, ref, unsent) + `
 	ON CONFLICT (table_name, record_id) DO UPDATE SET
 		operation = 'delete', client_updated_at = excluded.client_updated_at, version = version + 1;
-	DELETE FROM _synchro_outbox WHERE table_name = ` + name + ` AND record_id = ` + keyText(t, ref) + unsent + `;`
+	DELETE FROM _synchro_outbox WHERE table_name = ` + name + ` AND record_id = CAST(` + ref + `.` + pk + ` AS TEXT)` + unsent + `;`
 }
 
 // columnNames returns the quoted names of t's columns.

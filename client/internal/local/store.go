@@ -38,10 +38,6 @@
 //     of an existing row is a delete and an insert of the same key: an
 //     update.
 //
-// A uuid key (Table.uuidKey) written in another case than lower is
-// stored in lower case by a trigger of its own, with capture off, and
-// queued in lower case: the server keeps it so.
-//
 // The changes of one record coalesce in one entry: a create followed by
 // updates stays a create; a create deleted before it was ever sent is
 // forgotten; a delete followed by an insert of the same key is an update
