@@ -110,10 +110,7 @@
 //
 // [Client.DB] is a pool in WAL mode whose transactions begin IMMEDIATE:
 // writers wait for one another (busy timeout ten seconds) rather than fail
-// on SQLITE_BUSY, and readers never wait. Every connection has
-// recursive_triggers on (so that REPLACE fires the delete triggers, see
-// "Local writes"); the application's own triggers on the file may then
-// fire themselves. The file uses synchronous=NORMAL:
+// on SQLITE_BUSY, and readers never wait. The file uses synchronous=NORMAL:
 // an application crash loses nothing committed; a power loss may lose the
 // latest commits, atomically (a row and its outbox entry together).
 //
@@ -128,9 +125,15 @@
 //     soft delete), which queues a delete;
 //   - UPDATE of the primary key queues a delete of the old key and a
 //     create of the new one;
-//   - DELETE queues a delete; so does a row a REPLACE removes (INSERT OR
-//     REPLACE, UPDATE OR REPLACE), so INSERT OR REPLACE of an existing
-//     row is a delete and an insert of its key: an update.
+//   - DELETE queues a delete.
+//
+// INSERT OR REPLACE (and REPLACE) of a row the server has is not an
+// update: SQLite removes the old row without firing delete triggers
+// (recursive_triggers is off, and turning it on would make the
+// application's own triggers that update their table fire themselves), so
+// it queues a create, which the server answers record_exists and the
+// server's row comes back. Save a row with UPDATE, or with INSERT ... ON
+// CONFLICT (id) DO UPDATE, which fires the update trigger.
 //
 // Changes of one record coalesce: a create then updates stays one create;
 // updates keep the base of the first; a create deleted before any push

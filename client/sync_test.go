@@ -259,35 +259,6 @@ func TestConfigAndClose(t *testing.T) {
 	}
 }
 
-// INSERT OR REPLACE of a row the device got from the server (a common
-// SQLite "save") is pushed as an update of the server's row. Without
-// recursive_triggers, SQLite removed the old row without firing the delete
-// trigger, so the insert trigger queued a create with no base row; the
-// server answered record_exists, and the client took it as a lost
-// conflict and put the server's row back: the user's write was lost.
-func TestInsertOrReplaceOfSyncedRow(t *testing.T) {
-	t.Parallel()
-	s := startServer(t, `INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'one')`)
-	d := s.newDevice(t, "alice", nil)
-	d.sync()
-
-	d.exec(`INSERT OR REPLACE INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'renamed')`)
-	d.sync()
-	s.captured(t)
-	d.sync()
-
-	var local, server string
-	_ = d.c.DB().QueryRow(`SELECT name FROM lists WHERE id = 'l1'`).Scan(&local)
-	_ = s.db.Super.QueryRow(`SELECT name FROM lists WHERE id = 'l1'`).Scan(&server)
-	if local != "renamed" || server != "renamed" {
-		var why []string
-		for _, r := range d.rejections() {
-			why = append(why, r.Operation+" "+r.Status+" "+r.Reason)
-		}
-		t.Errorf("after INSERT OR REPLACE: device %q, server %q (want \"renamed\"); rejections: %v", local, server, why)
-	}
-}
-
 // Offline, the app writes 100 items and then the list they belong to (the
 // local tables have no foreign keys, so any order works locally). With
 // the default PushBatch (100), the first batch used to be the 100 items

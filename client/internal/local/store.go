@@ -33,10 +33,7 @@
 //     SDKs' soft deletes do;
 //   - an UPDATE of the key is a delete of the old key and a create of the
 //     new one;
-//   - a DELETE queues a delete; so do the rows a REPLACE removes
-//     (recursive_triggers is on, see Open), so that an INSERT OR REPLACE
-//     of an existing row is a delete and an insert of the same key: an
-//     update.
+//   - a DELETE queues a delete.
 //
 // The changes of one record coalesce in one entry: a create followed by
 // updates stays a create; a create deleted before it was ever sent is
@@ -133,18 +130,13 @@ type Store struct {
 // Open opens (creating it) the SQLite file at path and its bookkeeping
 // tables. The pool runs in WAL mode, with foreign keys enforced, a busy
 // timeout of ten seconds and every transaction begun IMMEDIATE, so that
-// concurrent writers wait for one another instead of failing. Every
-// connection has recursive_triggers on, so that the rows a REPLACE
-// removes (INSERT OR REPLACE, UPDATE OR REPLACE) fire the delete trigger,
-// as a DELETE does: without it SQLite removes them silently, and the
-// capture would see an INSERT OR REPLACE of a synced row as a create
-// with no base.
+// concurrent writers wait for one another instead of failing.
 func Open(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("no database path")
 	}
 	q := url.Values{
-		"_pragma":      {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)", "recursive_triggers(1)"},
+		"_pragma":      {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"},
 		"_txlock":      {"immediate"},
 		"_time_format": {"sqlite"},
 	}
