@@ -176,13 +176,23 @@ func (s *Store) init(ctx context.Context) error {
 
 // renewTriggers makes the triggers of the synced tables again, as this
 // version of the client writes them: the triggers are stored in the file,
-// and one made by an earlier version would keep capturing as it did.
+// and one made by an earlier version would keep capturing as it did. A
+// table the application dropped (or its base table) is left alone: Open
+// still succeeds, and writing to it fails as it would have.
 func renewTriggers(ctx context.Context, tx *sql.Tx) error {
 	st, err := stateIn(ctx, tx)
 	if err != nil || st.Schema == nil {
 		return err
 	}
 	for _, t := range st.Schema.Tables() {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`,
+			t.TableName, baseTable(t.TableName)).Scan(&n); err != nil {
+			return err
+		}
+		if n != 2 {
+			continue
+		}
 		for _, stmt := range append(dropTriggersSQL(t.TableName), triggersSQL(t)...) {
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("renewing the triggers of %s: %w", t.TableName, err)
