@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/synchrosync/synchro/internal/jsonbtext"
 	"github.com/synchrosync/synchro/internal/textscan"
 )
 
@@ -193,9 +194,10 @@ func jsonFromString(raw []byte) []byte {
 	if !ok {
 		return raw
 	}
-	text := bytes.TrimSpace([]byte(s))
-	if len(text) == 0 || (text[0] != '{' && text[0] != '[') || !json.Valid(text) || checkJSONText(text) != nil {
-		return raw // not an object's text, or one jsonb refuses: the string
+	text := bytes.Trim([]byte(s), " \t\r\n") // JSON's whitespace, no other
+	if len(text) == 0 || (text[0] != '{' && text[0] != '[') || !json.Valid(text) ||
+		checkJSONText(text) != nil || jsonbtext.Judge(text) == jsonbtext.Unsure {
+		return raw // not an object's text, or one jsonb may refuse: the string
 	}
 	return text
 }

@@ -154,6 +154,9 @@ var pvCases = []pvCase{
 	{spec: "jsonb", in: `"true"`},
 	{spec: "jsonb", in: `"{not json"`},
 	{spec: "jsonb", in: `"{\"a\":\"\\u0000\"}"`}, // jsonb refuses the object, takes the string
+	{spec: "jsonb", in: `"{\"a\":1e1000000}"`},   // likewise (numeric's range; review)
+	{spec: "jsonb", in: `"\u00a0{\"b\":1}"`},     // no-break space is not JSON's whitespace (review)
+	{spec: "jsonb", in: `"\t{\"b\":1}\n"`, out: `{"b":1}`},
 
 	// Bytes: PostgreSQL's hex text, or base64 (standard alphabet, padding
 	// optional), stored as the decoded bytes.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/synchrosync/synchro"
+	"github.com/synchrosync/synchro/internal/jsonbtext"
 	"github.com/synchrosync/synchro/internal/pgtest"
 	"github.com/synchrosync/synchro/internal/store"
 	"github.com/synchrosync/synchro/migrations"
@@ -270,14 +271,14 @@ func TestFailureGroups(t *testing.T) {
 	}
 }
 
-// TestJudgeLargePayloads: past maxPayloadParsed a payload is kept as a
+// TestJudgeLargePayloads: past jsonbtext.MaxLen a payload is kept as a
 // string, whose text jsonb does not parse (a flat array of 16.7 million
 // elements, 33 MB of text that json takes, fails jsonb's parser with an
 // allocation error: found by review); past maxPayloadLen it is not kept.
 // store.InsertRuleFailures records the first as a string.
 func TestJudgeLargePayloads(t *testing.T) {
 	t.Parallel()
-	big := `{"new_row":{"meta":[` + strings.Repeat("0,", maxPayloadParsed/2) + `0]}}`
+	big := `{"new_row":{"meta":[` + strings.Repeat("0,", jsonbtext.MaxLen/2) + `0]}}`
 	if v := judgePayload([]byte(big)); v != payloadAsString {
 		t.Errorf("judgePayload of %d bytes: %d, want %d (a string)", len(big), v, payloadAsString)
 	}
