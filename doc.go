@@ -187,8 +187,9 @@
 // 1.0e-05, 1e+20 is 1.0e+20) and an integer past int64's range gets ".0"
 // after it (a numeric of scale 0): the same values, in a form the Kotlin
 // SDK decodes, whose decoder reads a number without '.' as a 64-bit
-// integer and fails the whole page otherwise. The contents of json, jsonb
-// and array columns are delivered as stored.
+// integer and fails the whole page otherwise. So are domains over those
+// types and the elements of arrays of them. The contents of json and jsonb
+// columns are delivered as stored.
 //
 // A record id is the row's primary key as PostgreSQL prints it: the form
 // snapshots, pulls (changes and deletes) and the row data deliver. For a

@@ -467,6 +467,14 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 		ti.syncColumns = append(ti.syncColumns, cfg.SyncColumns...)
 	}
 	ti.delivered = deliveredColumns(ti)
+	for _, c := range ti.delivered {
+		if c.value.array && (c.value.kind == valueFloat4 || c.value.kind == valueFloat8 || c.value.kind == valueNumeric) {
+			if ti.numberArrays == nil {
+				ti.numberArrays = map[string]bool{}
+			}
+			ti.numberArrays[string(appendPGJSONString(nil, c.name))] = true
+		}
+	}
 
 	return ti, schemaTable(ti), nil
 }

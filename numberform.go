@@ -13,8 +13,8 @@ import "bytes"
 // get past that page. So a number the engine delivers has a '.' unless it
 // is an integer that fits in 64 bits: 1e-05 is sent as 1.0e-05, 1e+20 as
 // 1.0e+20, and 123456789012345678901234 as 123456789012345678901234.0, the
-// same values. The contents of json and jsonb columns (and of arrays) are
-// delivered as stored.
+// same values; so are the elements of arrays of floats and numerics. The
+// contents of json and jsonb columns are delivered as stored.
 
 // appendWideNumber appends tok, a JSON number, in that form.
 func appendWideNumber(b, tok []byte) []byte {
@@ -52,22 +52,34 @@ func fitsInt64(tok []byte) bool {
 // widenNumbers returns obj, the JSON object of a row as PostgreSQL's
 // row_to_json wrote it, with its members' numbers in the form above; obj
 // itself when none needed it. Members that are objects, arrays or strings
-// are left as they are. obj that is not such an object is returned as it
-// is.
-func widenNumbers(obj []byte) []byte {
+// are left as they are, but for the arrays whose keys (quoted, as in obj)
+// are in arrays, whose numbers are all written so. obj that is not such
+// an object is returned as it is.
+func widenNumbers(obj []byte, arrays map[string]bool) []byte {
 	var out []byte // nil until a number changes
 	last := 0      // obj[:last] is in out
+	key := -1      // where the last string began: a member's key before ':'
 	for i := 0; i < len(obj); {
 		c := obj[i]
 		switch {
 		case c == '"':
+			key = i
 			i = skipJSONString(obj, i)
+			continue
 		case c == '{' || c == '[':
 			if i == 0 {
 				i++ // the row's own object
 				continue
 			}
-			i = skipJSONContainer(obj, i)
+			end := skipJSONContainer(obj, i)
+			if c == '[' && key >= 0 && arrays[string(memberKey(obj, key))] {
+				if wide := appendWideNumbers(nil, obj[i:end]); len(wide) != end-i {
+					out = append(out, obj[last:i]...)
+					out = append(out, wide...)
+					last = end
+				}
+			}
+			i = end
 		case c == '-' || (c >= '0' && c <= '9'):
 			end := i
 			for end < len(obj) && isNumberByte(obj[end]) {
@@ -127,4 +139,32 @@ func skipJSONContainer(obj []byte, i int) int {
 		i++
 	}
 	return len(obj)
+}
+
+// appendWideNumbers appends text, JSON, with every number in it (outside
+// strings) in the form above.
+func appendWideNumbers(b, text []byte) []byte {
+	last := 0
+	for i := 0; i < len(text); {
+		switch c := text[i]; {
+		case c == '"':
+			i = skipJSONString(text, i)
+		case c == '-' || (c >= '0' && c <= '9'):
+			end := i
+			for end < len(text) && isNumberByte(text[end]) {
+				end++
+			}
+			b = append(b, text[last:i]...)
+			b = appendWideNumber(b, text[i:end])
+			last, i = end, end
+		default:
+			i++
+		}
+	}
+	return append(b, text[last:]...)
+}
+
+// memberKey returns the string that starts at obj[at], quotes included.
+func memberKey(obj []byte, at int) []byte {
+	return obj[at:skipJSONString(obj, at)]
 }

@@ -26,13 +26,15 @@ func TestWidenNumbers(t *testing.T) {
 		`{"j":{"x":1e-05,"y":[1e20]},"k":[1e-05],"z":1e3}`:   `{"j":{"x":1e-05,"y":[1e20]},"k":[1e-05],"z":1.0e3}`,
 		`{"big":123456789012345678901234,"t":true,"u":null}`: `{"big":123456789012345678901234.0,"t":true,"u":null}`,
 		`{}`: `{}`,
+		`{"s":"[1e5]","arr":[1e-05,[2,1e20]],"k":[1e-05]}`: `{"s":"[1e5]","arr":[1.0e-05,[2,1.0e20]],"k":[1e-05]}`,
+		`{"arr":null,"x":1e1}`:                             `{"arr":null,"x":1.0e1}`,
 	} {
-		if got := string(widenNumbers([]byte(in))); got != want {
+		if got := string(widenNumbers([]byte(in), map[string]bool{`"arr"`: true})); got != want {
 			t.Errorf("widenNumbers(%s) = %s, want %s", in, got, want)
 		}
 	}
 	same := []byte(`{"a":1,"b":[1e-05]}`)
-	if got := widenNumbers(same); &got[0] != &same[0] {
+	if got := widenNumbers(same, nil); &got[0] != &same[0] {
 		t.Error("widenNumbers copied an object that needed no change")
 	}
 }

@@ -46,6 +46,9 @@ const (
 	// pullNumber: a number's text, written as is when it is a JSON number
 	// and as a string otherwise (NaN, Infinity), as row_to_json does.
 	pullNumber
+	// pullNumbers: JSON (an array of numbers, from to_json) whose numbers
+	// are written in the delivered form (appendWideNumbers).
+	pullNumbers
 	// pullString: the text output, written as a JSON string.
 	pullString
 	// pullTimestamp: the text output of a timestamp or timestamptz under
@@ -141,6 +144,23 @@ func pullColumns(t *tableInfo, x string, form pullForm) ([]pullColumn, []string)
 			continue
 		}
 		col := x + "." + pgident.Quote(c.name)
+		switch oid := c.typeOID; {
+		case oid == oidFloat4 || oid == oidFloat8 || oid == oidNumeric:
+		case !c.value.array && (c.value.kind == valueFloat4 || c.value.kind == valueFloat8):
+			// A domain over a float: as the float (numberform.go).
+			cols[i].kind, col = pullNumber, col+"::text"
+			sel = append(sel, col)
+			continue
+		case !c.value.array && c.value.kind == valueNumeric:
+			c.typeOID = oidNumeric // a domain over numeric: as numeric
+		case c.value.array && (c.value.kind == valueFloat4 || c.value.kind == valueFloat8 || c.value.kind == valueNumeric):
+			// Arrays of numbers, of any dimension, whose elements to_json
+			// writes as row_to_json does: with their numbers in the
+			// delivered form (numberform.go).
+			cols[i].kind, col = pullNumbers, "to_json("+col+")::text"
+			sel = append(sel, col)
+			continue
+		}
 		switch c.typeOID {
 		case oidInt2, oidInt4, oidInt8:
 			cols[i].kind, col = pullRaw, col+"::int8"
@@ -381,6 +401,8 @@ func (w *pullRowWriter) write(b []byte, vals [][]byte) ([]byte, error) {
 			}
 		case c.kind == pullRaw:
 			b = append(b, val...)
+		case c.kind == pullNumbers:
+			b = appendWideNumbers(b, val)
 		case c.kind == pullNumber && isJSONNumber(val):
 			b = appendWideNumber(b, val) // numberform.go
 		case c.kind == pullTimestamp:

@@ -81,6 +81,8 @@ func TestConformanceJSONColumnsKeepTheirObjects(t *testing.T) {
 // numbersSchema holds the column types whose values PostgreSQL writes as
 // JSON numbers without a '.' that are not 64-bit integers.
 const numbersSchema = `
+CREATE DOMAIN dfloat AS double precision;
+CREATE DOMAIN dnum AS numeric;
 CREATE TABLE nums (
 	id         text PRIMARY KEY,
 	user_id    text NOT NULL,
@@ -88,6 +90,10 @@ CREATE TABLE nums (
 	f4         real,
 	n          numeric,
 	i8         bigint,
+	df         dfloat,
+	dn         dnum,
+	fa         double precision[],
+	na         numeric[],
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	deleted_at timestamptz
 );`
@@ -112,17 +118,41 @@ func kotlinReadable(s string) bool {
 func TestConformanceNumbersKotlinReads(t *testing.T) {
 	t.Parallel()
 	e := confStart(t, numbersSchema, []*synchro.TableConfig{{TableName: "nums", OwnerColumn: "user_id"}})
-	pgtest.Exec(t, e.db.Super, `INSERT INTO nums (id, user_id, f8, f4, n, i8) VALUES
-		('small', 'alice', 0.00001, 0.00001, 0.00001, 9223372036854775807),
-		('big', 'alice', 1e20, 1e20, 123456789012345678901234, -9223372036854775808),
-		('edge', 'alice', 123456789012345, 1e-40, -9223372036854775809, 0),
-		('plain', 'alice', 2.5, -3, 12.50, 42)`)
+	pgtest.Exec(t, e.db.Super, `INSERT INTO nums (id, user_id, f8, f4, n, i8, df, dn, fa, na) VALUES
+		('small', 'alice', 0.00001, 0.00001, 0.00001, 9223372036854775807, 0.00001, 0.00001, '{0.00001,2}', '{1,0.5}'),
+		('big', 'alice', 1e20, 1e20, 123456789012345678901234, -9223372036854775808, 1e20, 123456789012345678901234,
+		 '{{1e20,-1e-300},{3,4}}', '{123456789012345678901234}'),
+		('edge', 'alice', 123456789012345, 1e-40, -9223372036854775809, 0, -1e-7, -9223372036854775809, '{}', '{NULL,7}'),
+		('plain', 'alice', 2.5, -3, 12.50, 42, 2.5, 12.50, NULL, NULL)`)
 	e.caughtUp(t)
 	d := e.joined(t, kotlin, "alice")
 	check := func(where string, rows map[string]map[string]any) {
 		t.Helper()
 		for id, row := range rows {
-			for _, col := range []string{"f8", "f4", "n", "i8"} {
+			for _, col := range []string{"fa", "na"} {
+				var readable func(v any) bool
+				readable = func(v any) bool {
+					switch v := v.(type) {
+					case json.Number:
+						return kotlinReadable(v.String())
+					case []any:
+						for _, e := range v {
+							if !readable(e) {
+								return false
+							}
+						}
+					}
+					return true
+				}
+				text, _ := json.Marshal(row[col])
+				var same bool
+				pgtest.QueryRow(t, e.db.Super, fmt.Sprintf(`SELECT coalesce(to_jsonb(%s), 'null') = $2::jsonb FROM nums WHERE id = $1`, col),
+					strings.TrimPrefix(id, "nums/"), string(text)).Scan(&same)
+				if !readable(row[col]) || !same {
+					t.Errorf("%s: %s.%s is %s: Kotlin's decoder refuses it, or it is not the value stored", where, id, col, text)
+				}
+			}
+			for _, col := range []string{"f8", "f4", "n", "i8", "df", "dn"} {
 				num, ok := row[col].(json.Number)
 				if !ok {
 					t.Errorf("%s: %s.%s is %T %v, want a number", where, id, col, row[col], row[col])
@@ -133,7 +163,7 @@ func TestConformanceNumbersKotlinReads(t *testing.T) {
 				}
 				var same bool
 				pgtest.QueryRow(t, e.db.Super, fmt.Sprintf(`SELECT %s = $2::numeric::%s FROM nums WHERE id = $1`, col, map[string]string{
-					"f8": "float8", "f4": "float4", "n": "numeric", "i8": "numeric"}[col]), strings.TrimPrefix(id, "nums/"), num.String()).Scan(&same)
+					"f8": "float8", "f4": "float4", "n": "numeric", "i8": "numeric", "df": "float8", "dn": "numeric"}[col]), strings.TrimPrefix(id, "nums/"), num.String()).Scan(&same)
 				if !same {
 					t.Errorf("%s: %s.%s is %s, not the value stored", where, id, col, num)
 				}
