@@ -180,6 +180,16 @@
 // the stored bytes it decodes to, "2026-12-02 04:20:23" the stored instant
 // 2026-12-02T05:20:23+01:00.
 //
+// A device keeps some values in SQLite in another form than it received
+// them, and pushes them back so with the whole row: a json column's value
+// as text (5 comes back as "5", true as "1", an object as its text), a
+// numeric as a 64-bit float (12.50 as 12.5, 9007199254740993 as
+// 9007199254740992). An update whose value for a json or numeric column is
+// the stored value in that form leaves the stored value as it is, so the
+// edit of another column does not change its type or its digits; a
+// device that means to write that very form (the string "5" over the
+// number 5) cannot.
+//
 // The rows snapshots, pulls and a conflict's server_version deliver hold
 // each column as row_to_json writes it, but for one thing: a number
 // column's value without a '.' is an integer within int64's range. A

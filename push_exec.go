@@ -334,15 +334,23 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 		delete(it.fields, f.col)
 	}
 	delete(it.fields, info.pk)
-	if len(it.protected) > 0 {
-		var stored map[string]json.RawMessage
+	var stored map[string]json.RawMessage
+	if len(it.protected) > 0 || heldDiffers(info, it.fields) {
 		if err := json.Unmarshal(row.data, &stored); err != nil {
 			return nil, fmt.Errorf("reading the stored row of %q: %w", it.rec.ID, err)
 		}
-		for _, col := range slices.Sorted(maps.Keys(it.protected)) {
-			if !sameColumnValue(info.column(col), it.protected[col], stored[col]) && !stale {
-				return terminal(reasonInvalidData, "column %q is managed by the server and cannot be written", col), nil
-			}
+	}
+	for _, col := range slices.Sorted(maps.Keys(it.protected)) {
+		if !sameColumnValue(info.column(col), it.protected[col], stored[col]) && !stale {
+			return terminal(reasonInvalidData, "column %q is managed by the server and cannot be written", col), nil
+		}
+	}
+	// A value that is the stored one as the device keeps it in SQLite (a
+	// json column's number as text, a numeric as a float) is the stored
+	// one: not written (pushimage.go).
+	for col, v := range it.fields {
+		if c := info.column(col); heldDiffersKind(c) && sameAsHeld(c, v, stored[col]) {
+			delete(it.fields, col)
 		}
 	}
 

@@ -995,6 +995,9 @@ func sameColumnValue(col *columnInfo, pushed, stored json.RawMessage) bool {
 	if col == nil || len(stored) == 0 {
 		return false
 	}
+	if sameAsHeld(col, pushed, stored) {
+		return true // as a device keeps it in SQLite (pushimage.go)
+	}
 	// The stored value in the form the push wrote it in, then compared
 	// again: bytea's hex in lower case, numbers from strings.
 	conv, err := convertValue(col.value, stored)
