@@ -128,7 +128,8 @@ SELECT col.ord,
        CASE WHEN col.atttypmod <> -1 THEN col.atttypmod ELSE base.typmod END,
        (SELECT pg_catalog.pg_get_expr(t.typdefaultbin, 0)
           FROM pg_catalog.pg_type t
-         WHERE t.oid = col.atttypid AND t.typtype = 'd')
+         WHERE t.oid = col.atttypid AND t.typtype = 'd'),
+       pg_catalog.current_setting('server_encoding') = 'UTF8'
 FROM col
 LEFT JOIN base ON base.start = col.atttypid
 ORDER BY col.ord, col.attnum`
@@ -140,6 +141,9 @@ type catalogRelation struct {
 	relName    string
 	relkind    string
 	columns    []catalogColumn
+	// serverUTF8 is set when the database's encoding is UTF8 (see
+	// valueSpec.serverUTF8).
+	serverUTF8 bool
 }
 
 // catalogColumn is one column row of introspectQuery.
@@ -253,17 +257,18 @@ func readCatalog(ctx context.Context, db DB, quoted []string) ([]catalogRelation
 			typeOID, pkPos, typelem, typmod    sql.NullInt64
 			notNull, domainNN                  sql.NullBool
 			typname, typnsp, typtype, category sql.NullString
+			utf8                               bool
 		)
 		if err := rows.Scan(&ord, &found, &nsp, &rel, &relkind,
 			&attnum, &attname, &dbType, &castType, &typeOID, &dims, &notNull, &dflt, &pkPos,
-			&domainNN, &typname, &typnsp, &typtype, &category, &typelem, &typlen, &typmod, &typeDflt); err != nil {
+			&domainNN, &typname, &typnsp, &typtype, &category, &typelem, &typlen, &typmod, &typeDflt, &utf8); err != nil {
 			return nil, fmt.Errorf("synchro: reading the catalog: %w", err)
 		}
 		if ord < 1 || ord > int64(len(rels)) {
 			return nil, fmt.Errorf("synchro: reading the catalog: unexpected relation index %d", ord)
 		}
 		r := &rels[ord-1]
-		r.found, r.schemaName, r.relName, r.relkind = found, nsp, rel, relkind
+		r.found, r.schemaName, r.relName, r.relkind, r.serverUTF8 = found, nsp, rel, relkind, utf8
 		if !attnum.Valid {
 			continue // relation not found, or without columns
 		}
@@ -388,7 +393,7 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 			logicalType: logical,
 			typmod:      c.base.typmod,
 			base:        c.base,
-			value:       valueSpecOf(c.base),
+			value:       valueSpecOf(c.base).inDatabase(rel.serverUTF8),
 			nullable:    !c.notNull && !c.base.domainNN,
 			defaultSQL:  c.defaultSQL,
 			defaultKind: kind,
@@ -468,11 +473,11 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 	}
 	ti.delivered = deliveredColumns(ti)
 	for _, c := range ti.delivered {
-		if c.value.array && (c.value.kind == valueFloat4 || c.value.kind == valueFloat8 || c.value.kind == valueNumeric) {
-			if ti.numberArrays == nil {
-				ti.numberArrays = map[string]bool{}
+		if deepNumbers(c) {
+			if ti.deepNumbers == nil {
+				ti.deepNumbers = map[string]bool{}
 			}
-			ti.numberArrays[string(appendPGJSONString(nil, c.name))] = true
+			ti.deepNumbers[string(appendPGJSONString(nil, c.name))] = true
 		}
 	}
 

@@ -13,8 +13,10 @@ import "bytes"
 // get past that page. So a number the engine delivers has a '.' unless it
 // is an integer that fits in 64 bits: 1e-05 is sent as 1.0e-05, 1e+20 as
 // 1.0e+20, and 123456789012345678901234 as 123456789012345678901234.0, the
-// same values; so are the elements of arrays of floats and numerics. The
-// contents of json and jsonb columns are delivered as stored.
+// same values; so are the elements of arrays of floats and numerics, and
+// the numbers in arrays of types that are not built in (of a domain over a
+// float, of a composite). The contents of json and jsonb columns are
+// delivered as stored.
 
 // appendWideNumber appends tok, a JSON number, in that form.
 func appendWideNumber(b, tok []byte) []byte {
@@ -52,9 +54,9 @@ func fitsInt64(tok []byte) bool {
 // widenNumbers returns obj, the JSON object of a row as PostgreSQL's
 // row_to_json wrote it, with its members' numbers in the form above; obj
 // itself when none needed it. Members that are objects, arrays or strings
-// are left as they are, but for the arrays whose keys (quoted, as in obj)
-// are in arrays, whose numbers are all written so. obj that is not such
-// an object is returned as it is.
+// are left as they are, but for those whose keys (quoted, as in obj) are
+// in arrays, whose numbers are all written so. obj that is not such an
+// object is returned as it is.
 func widenNumbers(obj []byte, arrays map[string]bool) []byte {
 	var out []byte // nil until a number changes
 	last := 0      // obj[:last] is in out
@@ -72,7 +74,7 @@ func widenNumbers(obj []byte, arrays map[string]bool) []byte {
 				continue
 			}
 			end := skipJSONContainer(obj, i)
-			if c == '[' && key >= 0 && arrays[string(memberKey(obj, key))] {
+			if key >= 0 && arrays[string(memberKey(obj, key))] {
 				if wide := appendWideNumbers(nil, obj[i:end]); len(wide) != end-i {
 					out = append(out, obj[last:i]...)
 					out = append(out, wide...)
@@ -167,4 +169,18 @@ func appendWideNumbers(b, text []byte) []byte {
 // memberKey returns the string that starts at obj[at], quotes included.
 func memberKey(obj []byte, at int) []byte {
 	return obj[at:skipJSONString(obj, at)]
+}
+
+// deepNumbers reports whether the values of c hold numbers that the
+// delivered form rewrites inside them: arrays of floats or numerics, and
+// arrays of types that are not built in (to_json writes an array of a
+// domain over a float as an array of floats, of a composite as objects).
+func deepNumbers(c columnInfo) bool {
+	switch c.value.kind {
+	case valueFloat4, valueFloat8, valueNumeric:
+		return c.value.array
+	case valueAny:
+		return true
+	}
+	return false
 }

@@ -153,9 +153,10 @@ func pullColumns(t *tableInfo, x string, form pullForm) ([]pullColumn, []string)
 			continue
 		case !c.value.array && c.value.kind == valueNumeric:
 			c.typeOID = oidNumeric // a domain over numeric: as numeric
-		case c.value.array && (c.value.kind == valueFloat4 || c.value.kind == valueFloat8 || c.value.kind == valueNumeric):
-			// Arrays of numbers, of any dimension, whose elements to_json
-			// writes as row_to_json does: with their numbers in the
+		case deepNumbers(c):
+			// Arrays of numbers, of any dimension, and values of types
+			// that are not built in, as to_json writes them, as
+			// row_to_json does: with the numbers in them in the
 			// delivered form (numberform.go).
 			cols[i].kind, col = pullNumbers, "to_json("+col+")::text"
 			sel = append(sel, col)

@@ -136,7 +136,7 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELE
 							rows.Close()
 							return err
 						}
-						want[id] = string(widenNumbers([]byte(data), info.numberArrays)) // numberform.go
+						want[id] = string(widenNumbers([]byte(data), info.deepNumbers)) // numberform.go
 					}
 					rows.Close()
 					if err := rows.Err(); err != nil {

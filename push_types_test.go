@@ -438,3 +438,20 @@ func TestByteaOutputEscape(t *testing.T) {
 		t.Errorf("a read transaction reads bytea as %q (%v), want hex", text, err)
 	}
 }
+
+// TestIntrospectReadsEncoding: the value specs of a table's columns know
+// whether the database's encoding is UTF8 (see valueSpec.serverUTF8).
+func TestIntrospectReadsEncoding(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	pgtest.Exec(t, db.Super, `CREATE TABLE docs (id text PRIMARY KEY, meta jsonb)`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "docs"})
+	snap, err := introspect(t.Context(), db.Super, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := snap.info["docs"].column("meta"); c == nil || !c.value.serverUTF8 {
+		t.Errorf("meta's spec in a UTF8 database: %+v, want serverUTF8", c)
+	}
+}

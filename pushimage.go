@@ -23,9 +23,10 @@ import (
 
 // sameAsHeld reports whether pushed (after convertValue) is what a device
 // holding stored (the column's value as row_to_json wrote it) in its
-// SQLite table pushes back for it: for a json column, the same value, or
-// a string holding its text; for a numeric, a number that is the same
-// float64. Other kinds, and arrays, are compared by sameColumnValue.
+// SQLite table pushes back for it: for a json column, the same value, a
+// string of its text, or 1 or 0 for a boolean; for a numeric, a number
+// that is the same float64. Other kinds, and arrays, are compared by
+// sameColumnValue.
 func sameAsHeld(col *columnInfo, pushed, stored json.RawMessage) bool {
 	if col == nil || col.value.array || len(stored) == 0 {
 		return false
@@ -34,7 +35,7 @@ func sameAsHeld(col *columnInfo, pushed, stored json.RawMessage) bool {
 	case valueJSON:
 		p, okP := decodeJSONValue(pushed)
 		s, okS := decodeJSONValue(stored)
-		return okP && okS && sameHeld(heldImage(p), heldImage(s))
+		return okP && okS && heldAs(s, p)
 	case valueNumeric:
 		p, okP := floatOfJSON(pushed)
 		s, okS := floatOfJSON(stored)
@@ -43,41 +44,87 @@ func sameAsHeld(col *columnInfo, pushed, stored json.RawMessage) bool {
 	return false
 }
 
-// heldImage is what a device keeps in a SQLite TEXT column for the JSON
-// value v: a string's text, a number's text, 1 or 0 for a boolean, an
-// object's or array's JSON text (decoded again here, to be compared as a
-// value); nil for null.
-func heldImage(v any) any {
-	switch v := v.(type) {
-	case string:
-		if w, ok := decodeJSONValue(json.RawMessage(v)); ok {
-			switch w.(type) {
-			case map[string]any, []any, json.Number:
-				return w // text that is an object, array or number
+// heldAs reports whether a device that received the JSON value stored,
+// kept it in a SQLite TEXT column and read it back, pushes pushed for it:
+//   - a string as itself, byte for byte (a string holding an object or
+//     array's text, which jsonFromString made that value, as the value);
+//   - a number, an object or an array as itself or a string of its text,
+//     whole (its numbers as the SDKs' decoders read them: integers of 64
+//     bits exactly, others as float64);
+//   - true and false as themselves or "1" and "0";
+//   - null as null.
+func heldAs(stored, pushed any) bool {
+	if t, ok := pushed.(string); ok {
+		if _, isString := stored.(string); !isString {
+			switch stored.(type) {
+			case bool:
+				return (stored == true && t == "1") || (stored == false && t == "0")
+			case nil:
+				return false
 			}
+			v, ok := wholeJSON(t)
+			return ok && sameHeld(stored, v)
 		}
-		return v
-	case bool:
-		if v {
-			return json.Number("1")
-		}
-		return json.Number("0")
 	}
-	return v
+	if s, ok := stored.(string); ok {
+		if t, ok := pushed.(string); ok {
+			return s == t
+		}
+		v, ok := wholeJSON(s)
+		return ok && isContainer(v) && sameHeld(v, pushed)
+	}
+	return sameHeld(stored, pushed)
 }
 
-// sameHeld compares two held images: numbers as the SDKs' decoders read
-// them (64-bit floats), the rest as sameDecoded does.
+// wholeJSON decodes t when all of it is one JSON value.
+func wholeJSON(t string) (any, bool) {
+	if !json.Valid([]byte(t)) {
+		return nil, false
+	}
+	return decodeJSONValue(json.RawMessage(t))
+}
+
+func isContainer(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return true
+	}
+	return false
+}
+
+// sameHeld compares two decoded JSON values as the SDKs read them:
+// integers that fit in 64 bits exactly, other numbers as float64, strings
+// byte for byte, containers member by member.
 func sameHeld(a, b any) bool {
 	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
 	case json.Number:
 		y, ok := b.(json.Number)
 		if !ok {
 			return false
 		}
-		fx, errX := strconv.ParseFloat(string(x), 64)
-		fy, errY := strconv.ParseFloat(string(y), 64)
-		return errX == nil && errY == nil && fx == fy
+		ix, errX := strconv.ParseInt(string(x), 10, 64)
+		iy, errY := strconv.ParseInt(string(y), 10, 64)
+		if errX == nil && errY == nil {
+			return ix == iy
+		}
+		if errX == nil || errY == nil {
+			// One is a 64-bit integer, the other not one: equal only
+			// when the other is a float of the same value (1 and 1.0).
+			fx, okX := floatOfNumber(x)
+			fy, okY := floatOfNumber(y)
+			return okX && okY && fx == fy && math.Abs(fx) < 1<<53
+		}
+		fx, okX := floatOfNumber(x)
+		fy, okY := floatOfNumber(y)
+		return okX && okY && fx == fy
 	case []any:
 		y, ok := b.([]any)
 		if !ok || len(x) != len(y) {
@@ -102,7 +149,13 @@ func sameHeld(a, b any) bool {
 		}
 		return true
 	}
-	return sameDecoded(a, b)
+	return false
+}
+
+// floatOfNumber reads n as a finite float64.
+func floatOfNumber(n json.Number) (float64, bool) {
+	f, err := strconv.ParseFloat(string(n), 64)
+	return f, err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
 }
 
 // floatOfJSON reads a JSON number, or a string holding one, as the 64-bit

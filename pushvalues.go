@@ -63,6 +63,16 @@ type valueSpec struct {
 	// noInfinity: a numeric with a precision, which cannot hold
 	// "Infinity".
 	noInfinity bool
+	// serverUTF8: the database's encoding is UTF8, so jsonb takes an
+	// escape of any character (a json column's string holding an object
+	// with one becomes the object: jsonFromString).
+	serverUTF8 bool
+}
+
+// inDatabase is spec in a database whose encoding is UTF8, or not.
+func (spec valueSpec) inDatabase(utf8 bool) valueSpec {
+	spec.serverUTF8 = utf8
+	return spec
 }
 
 // maxArrayDims is the most dimensions a PostgreSQL array has.
@@ -189,17 +199,23 @@ func convertValue(spec valueSpec, raw json.RawMessage) (json.RawMessage, error) 
 // array in SQLite as its JSON text, and push the whole row back with that
 // text as a string: taken as a string, the first edit of any other column
 // of the row would turn the object into a string on the server.
-func jsonFromString(raw []byte) []byte {
+func jsonFromString(raw []byte, serverUTF8 bool) []byte {
 	s, ok := unquoteJSON(raw)
 	if !ok {
 		return raw
 	}
 	text := bytes.Trim([]byte(s), " \t\r\n") // JSON's whitespace, no other
 	if len(text) == 0 || (text[0] != '{' && text[0] != '[') || !json.Valid(text) ||
-		checkJSONText(text) != nil || jsonbtext.Judge(text) == jsonbtext.Unsure {
+		checkJSONText(text) != nil || !takes(jsonbtext.Judge(text), serverUTF8) {
 		return raw // not an object's text, or one jsonb may refuse: the string
 	}
 	return text
+}
+
+// takes reports whether jsonb surely takes a text Judge answered v for, in
+// a database whose encoding is UTF8 or not.
+func takes(v jsonbtext.Verdict, serverUTF8 bool) bool {
+	return v == jsonbtext.Surely || (v == jsonbtext.IfUTF8 && serverUTF8)
 }
 
 // checkJSONText refuses text PostgreSQL cannot hold in the jsonb the values
@@ -282,7 +298,7 @@ func convertScalar(spec valueSpec, raw []byte) ([]byte, error) {
 	switch spec.kind {
 	case valueJSON:
 		if c == '"' {
-			return jsonFromString(raw), nil
+			return jsonFromString(raw, spec.serverUTF8), nil
 		}
 		return raw, nil
 	case valueAny:

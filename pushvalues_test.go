@@ -453,3 +453,20 @@ func BenchmarkConvertFields(b *testing.B) {
 		}
 	}
 }
+
+// TestJSONStringObjectByEncoding: a json column's string holding an
+// object with an escape of a character above U+007F becomes the object
+// only in a UTF8 database; in another, jsonb may lack the character and
+// would refuse the push for good (found by review), so it stays a string.
+// TestIntrospectReadsEncoding checks where the spec learns the encoding.
+func TestJSONStringObjectByEncoding(t *testing.T) {
+	t.Parallel()
+	const in = `"{\"a\":\"\\u20ac\"}"`
+	spec := valueSpec{kind: valueJSON}
+	if out, err := convertValue(spec.inDatabase(false), json.RawMessage(in)); err != nil || string(out) != in {
+		t.Errorf("not UTF8: %s, %v; want the string %s", out, err, in)
+	}
+	if out, err := convertValue(spec.inDatabase(true), json.RawMessage(in)); err != nil || string(out) != `{"a":"\u20ac"}` {
+		t.Errorf("UTF8: %s, %v; want the object", out, err)
+	}
+}

@@ -40,10 +40,11 @@ type tableInfo struct {
 	// made up (madeUp set): always NULL, typed timestamptz, nullable, with
 	// no default.
 	delivered []columnInfo
-	// numberArrays holds the keys, quoted as row_to_json writes them, of
-	// the delivered columns that are arrays of floats or numerics, whose
-	// numbers widenNumbers writes in the delivered form (numberform.go).
-	numberArrays map[string]bool
+	// deepNumbers holds the keys, quoted as row_to_json writes them, of
+	// the delivered columns whose values hold numbers inside them (arrays
+	// of floats or numerics, arrays of types that are not built in), which
+	// widenNumbers writes in the delivered form (numberform.go).
+	deepNumbers map[string]bool
 
 	// chain is the table's parent chain as the registry built it
 	// (chain.go); set by the schema cache.

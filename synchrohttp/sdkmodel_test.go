@@ -353,3 +353,43 @@ CREATE TABLE ledger (
 		}
 	}
 }
+
+// TestConformanceJSONEditsAreWritten: the rule that keeps a stored json
+// value its device pushes back in SQLite's form must not swallow real
+// edits: text after a number or an object, a string that reads as another
+// number, an integer past 2^53 inside an object, an instant in another
+// zone (found by review: each was taken for the stored value).
+func TestConformanceJSONEditsAreWritten(t *testing.T) {
+	t.Parallel()
+	e := confStart(t, `CREATE TABLE prefs (id text PRIMARY KEY, user_id text NOT NULL, jb jsonb,
+	updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz);`,
+		[]*synchro.TableConfig{{TableName: "prefs", OwnerColumn: "user_id"}})
+	cases := []struct {
+		id, stored string
+		pushed     any
+		want       string
+	}{
+		{"trailing", `5`, "5 apples", `"5 apples"`},
+		{"phone", `0`, "0612345678x", `"0612345678x"`},
+		{"objtext", `{"a":1}`, `{"a":1} (draft)`, `"{\"a\":1} (draft)"`},
+		{"version", `"2.1"`, "2.10", `"2.10"`},
+		{"bigid", `{"id":9007199254740993}`, map[string]any{"id": json.Number("9007199254740992")}, `{"id": 9007199254740992}`},
+		{"zone", `"2026-01-01T00:00:00Z"`, "2026-01-01T09:00:00+09:00", `"2026-01-01T09:00:00+09:00"`},
+		{"six", `5`, "6", `"6"`},
+		{"flag", `true`, "0", `"0"`},
+	}
+	for _, c := range cases {
+		pgtest.Exec(t, e.db.Super, `INSERT INTO prefs (id, user_id, jb) VALUES ($1, 'alice', $2::jsonb)`, c.id, c.stored)
+	}
+	e.caughtUp(t)
+	d := e.joined(t, kotlin, "alice")
+	for _, c := range cases {
+		row := d.edit("prefs", c.id, map[string]any{"jb": c.pushed})
+		wantStatus(t, d.push(d.write("prefs", c.id, "update", row)), c.id, synchro.PushStatusApplied, "")
+		var got string
+		pgtest.QueryRow(t, e.db.Super, `SELECT jb::text FROM prefs WHERE id = $1`, c.id).Scan(&got)
+		if got != c.want {
+			t.Errorf("%s: stored %s, the device set jb to %#v: stored is now %s, want %s", c.id, c.stored, c.pushed, got, c.want)
+		}
+	}
+}

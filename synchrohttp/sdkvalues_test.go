@@ -83,6 +83,7 @@ func TestConformanceJSONColumnsKeepTheirObjects(t *testing.T) {
 const numbersSchema = `
 CREATE DOMAIN dfloat AS double precision;
 CREATE DOMAIN dnum AS numeric;
+CREATE DOMAIN posf AS double precision CHECK (VALUE > 0);
 CREATE TABLE nums (
 	id         text PRIMARY KEY,
 	user_id    text NOT NULL,
@@ -94,6 +95,7 @@ CREATE TABLE nums (
 	dn         dnum,
 	fa         double precision[],
 	na         numeric[],
+	pfa        posf[],
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	deleted_at timestamptz
 );`
@@ -118,18 +120,18 @@ func kotlinReadable(s string) bool {
 func TestConformanceNumbersKotlinReads(t *testing.T) {
 	t.Parallel()
 	e := confStart(t, numbersSchema, []*synchro.TableConfig{{TableName: "nums", OwnerColumn: "user_id"}})
-	pgtest.Exec(t, e.db.Super, `INSERT INTO nums (id, user_id, f8, f4, n, i8, df, dn, fa, na) VALUES
-		('small', 'alice', 0.00001, 0.00001, 0.00001, 9223372036854775807, 0.00001, 0.00001, '{0.00001,2}', '{1,0.5}'),
+	pgtest.Exec(t, e.db.Super, `INSERT INTO nums (id, user_id, f8, f4, n, i8, df, dn, fa, na, pfa) VALUES
+		('small', 'alice', 0.00001, 0.00001, 0.00001, 9223372036854775807, 0.00001, 0.00001, '{0.00001,2}', '{1,0.5}', '{0.00001,1e20}'),
 		('big', 'alice', 1e20, 1e20, 123456789012345678901234, -9223372036854775808, 1e20, 123456789012345678901234,
-		 '{{1e20,-1e-300},{3,4}}', '{123456789012345678901234}'),
-		('edge', 'alice', 123456789012345, 1e-40, -9223372036854775809, 0, -1e-7, -9223372036854775809, '{}', '{NULL,7}'),
-		('plain', 'alice', 2.5, -3, 12.50, 42, 2.5, 12.50, NULL, NULL)`)
+		 '{{1e20,-1e-300},{3,4}}', '{123456789012345678901234}', '{2}'),
+		('edge', 'alice', 123456789012345, 1e-40, -9223372036854775809, 0, -1e-7, -9223372036854775809, '{}', '{NULL,7}', '{}'),
+		('plain', 'alice', 2.5, -3, 12.50, 42, 2.5, 12.50, NULL, NULL, NULL)`)
 	e.caughtUp(t)
 	d := e.joined(t, kotlin, "alice")
 	check := func(where string, rows map[string]map[string]any) {
 		t.Helper()
 		for id, row := range rows {
-			for _, col := range []string{"fa", "na"} {
+			for _, col := range []string{"fa", "na", "pfa"} {
 				var readable func(v any) bool
 				readable = func(v any) bool {
 					switch v := v.(type) {
