@@ -2,6 +2,7 @@ package synchro
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -132,5 +133,126 @@ func TestContractServerVersionColumns(t *testing.T) {
 	}
 	if s, _ := row["updated_at"].(string); s == "" || row["deleted_at"] != nil || row["name"] != "L" {
 		t.Errorf("list server_version data %s, want the stored name, updated_at and a null deleted_at", res.ServerVersion.Data)
+	}
+}
+
+// TestContractArrayDefaults: an array column's constant default reaches
+// devices as JSON text, the form in which they keep arrays and push them
+// back. A row a device makes without the column holds that text, and
+// pushed as the SDKs push it (the text as a string) or as the Go client
+// does (the JSON itself) it stores what PostgreSQL's own default stores.
+// Before, the contract gave PostgreSQL's array text ('{}'), which push
+// refused (rejected_terminal: the SDKs dropped the row for good). A
+// default JSON cannot hold as PostgreSQL does is server_only, as any
+// default a device cannot reproduce.
+func TestContractArrayDefaults(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `
+CREATE TYPE ad_mood AS ENUM ('happy', 'sad');
+CREATE DOMAIN ad_tags AS text[] DEFAULT '{x}';
+CREATE TABLE arr_defaults (
+	id         text PRIMARY KEY,
+	user_id    text NOT NULL,
+	tags       text[] NOT NULL DEFAULT '{}',
+	nums       int[] NOT NULL DEFAULT '{1,2}',
+	words      text[] DEFAULT '{"a b",NULL,"NULL",it''s,"x\"y","back\\slash","{}",<&>}',
+	grid       int[] DEFAULT '{{1,2},{3,NULL}}',
+	flags      boolean[] DEFAULT '{t,f}',
+	ratios     double precision[] DEFAULT '{0.00001,1e20,NaN}',
+	amounts    numeric(10,2)[] DEFAULT '{1.5,-2}',
+	big        bigint[] DEFAULT '{9007199254740993}',
+	blobs      bytea[] DEFAULT '{"\\x0102ff"}',
+	stamps     timestamptz[] DEFAULT '{"2024-01-02 03:04:05.25+02"}',
+	days       date[] DEFAULT '{2024-02-29}',
+	docs       jsonb[] DEFAULT '{"{\"a\": [1]}","\"s\"",NULL}',
+	moods      ad_mood[] DEFAULT '{happy}',
+	dom        ad_tags,
+	wide       varchar(3)[] DEFAULT '{abc}',
+	bounded    int[] DEFAULT '[0:1]={1,2}',
+	nested_doc jsonb[] DEFAULT '{"[1, 2]"}',
+	built      int[] DEFAULT ARRAY[1, 2],
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	deleted_at timestamptz
+)`)
+	reg := newTestRegistry(t, &TableConfig{TableName: "arr_defaults", OwnerColumn: "user_id"})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	p.register("alice", "c1")
+	schema, err := p.e.Schema(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"tags":    `'[]'`,
+		"nums":    `'[1,2]'`,
+		"words":   `'["a b",null,"NULL","it''s","x\"y","back\\slash","{}","<&>"]'`,
+		"grid":    `'[[1,2],[3,null]]'`,
+		"flags":   `'[true,false]'`,
+		"ratios":  `'[1e-05,1e+20,"NaN"]'`,
+		"amounts": `'[1.5,-2]'`, // as the catalog holds it; the column's scale applies on insert
+		"big":     `'[9007199254740993]'`,
+		"blobs":   `'["\\x0102ff"]'`,
+		"days":    `'["2024-02-29"]'`,
+		"docs":    `'[{"a":[1]},"s",null]'`,
+		"moods":   `'["happy"]'`,
+		"dom":     `'["x"]'`,
+		"wide":    `'["abc"]'`,
+		// Not expressible: server_only, no SQLite default.
+		"bounded":    "",
+		"nested_doc": "",
+		"built":      "",
+	}
+	defaults := map[string]string{} // the JSON text a device's SQLite holds
+	for _, c := range schema.Tables[0].Columns {
+		w, ok := want[c.Name]
+		switch {
+		case c.Name == "stamps":
+			// Printed in the session's time zone; the pushes below check
+			// the instant.
+			w = c.SQLiteDefaultSQL
+			if !strings.HasPrefix(w, `'["2024-01-02 0`) {
+				t.Errorf("stamps: sqlite_default_sql %s, want a JSON array of the timestamp", w)
+				continue
+			}
+		case !ok:
+			continue
+		}
+		if c.SQLiteDefaultSQL != w {
+			t.Errorf("%s (default %s): sqlite_default_sql %s, want %s", c.Name, c.DefaultSQL, c.SQLiteDefaultSQL, w)
+		}
+		kind := DefaultKindPortable
+		if w == "" {
+			kind = DefaultKindServerOnly
+		}
+		if c.DefaultKind != kind {
+			t.Errorf("%s: default kind %s, want %s", c.Name, c.DefaultKind, kind)
+		}
+		if w != "" {
+			defaults[c.Name] = strings.ReplaceAll(w[1:len(w)-1], "''", "'")
+		}
+	}
+
+	// PostgreSQL's own defaults, to compare with.
+	pgtest.Exec(t, db.Super, `INSERT INTO arr_defaults (id, user_id) VALUES ('server', 'alice')`)
+	sdk, goClient := map[string]any{"user_id": "alice"}, map[string]any{"user_id": "alice"}
+	for col, text := range defaults {
+		sdk[col] = text                       // the SQLite text, pushed as a string
+		goClient[col] = json.RawMessage(text) // the JSON it holds
+	}
+	for id, row := range map[string]map[string]any{"sdk": sdk, "go": goClient} {
+		data, err := json.Marshal(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ptWant(t, id+" create with the contract's defaults", p.one("alice", "c1", ptCreate("arr_defaults", id, string(data))), PushStatusApplied, "")
+		for _, col := range slices.Sorted(maps.Keys(defaults)) {
+			var same bool
+			var got, server string
+			pgtest.QueryRow(t, db.Super, `SELECT d.`+col+` IS NOT DISTINCT FROM s.`+col+`, d.`+col+`::text, s.`+col+`::text
+				FROM arr_defaults d, arr_defaults s WHERE d.id = $1 AND s.id = 'server'`, id).Scan(&same, &got, &server)
+			if !same {
+				t.Errorf("%s: %s stored %s from the contract's default %s; PostgreSQL's default is %s", id, col, got, defaults[col], server)
+			}
+		}
 	}
 }

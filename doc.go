@@ -60,7 +60,11 @@
 // exists; a timestamp column whose default is the current time (now(),
 // CURRENT_TIMESTAMP, ...) gets (strftime('%Y-%m-%dT%H:%M:%fZ','now')), RFC
 // 3339 text in UTC, so rows a device makes carry timestamps the server
-// parses.
+// parses. An array column's constant default gets its JSON text, the form
+// in which devices keep arrays and push them back: '{}' gives '[]',
+// '{1,2}' gives '[1,2]', '{"a b",NULL}' gives '["a b",null]'; one JSON
+// cannot hold as PostgreSQL does (bounds other than 1, '[0:1]={1,2}') is
+// server_only.
 //
 // A table's columns in the contract are exactly the keys of the row objects
 // that pulls, snapshots and push's server_version deliver: the synced
@@ -162,10 +166,20 @@
 //     dimensions, as many as PostgreSQL allows (6), each sub-array of a
 //     dimension as long as the others. A string holding such an array as
 //     JSON text ("[1,2]") is accepted too: the SDKs store the arrays they
-//     pull as text in SQLite and send that text back. PostgreSQL's own
-//     array text ("{1,2}") is refused. The elements of json and jsonb
-//     arrays, and of arrays of types other than the built-in ones (enums,
-//     domains, composites), are left to PostgreSQL.
+//     pull as text in SQLite and send that text back. So is a string
+//     holding PostgreSQL's own array text ("{}", "{1,2}",
+//     "{\"a b\",NULL}", "{{1,2},{3,4}}"), which devices whose tables were
+//     built from an earlier schema contract hold for a row they made (the
+//     contract gave an array column's default in that form; it now gives
+//     JSON text). PostgreSQL reads that text with the column's type, its
+//     elements in PostgreSQL's text forms (a bad element is refused by
+//     PostgreSQL, invalid_data with its message); text with unbalanced
+//     braces or quotes, an empty element or sub-arrays of unequal lengths
+//     is refused as "malformed array text". Elements of date, time and
+//     timestamp arrays given that way must be in the forms above (a
+//     timestamp without a zone is UTC), as in a JSON array. The elements
+//     of json and jsonb arrays, and of arrays of types other than the
+//     built-in ones (enums, domains, composites), are left to PostgreSQL.
 //   - null: passes for every column. A NOT NULL column refuses it in
 //     PostgreSQL (create_failed or update_failed, terminal), as it refuses
 //     a create that leaves the column out.
@@ -178,7 +192,8 @@
 // The same forms are compared when an update repeats a protected, owner or
 // parent column (see [Engine.Push]): 1 is the stored true, a base64 string
 // the stored bytes it decodes to, "2026-12-02 04:20:23" the stored instant
-// 2026-12-02T05:20:23+01:00.
+// 2026-12-02T05:20:23+01:00, and an array's text ("[1,2]", or "{1,2}" as
+// PostgreSQL reads it) the stored array.
 //
 // A device keeps some values in SQLite in another form than it received
 // them, and pushes them back so with the whole row: a json column's value

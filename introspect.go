@@ -383,7 +383,8 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 		if err != nil {
 			return fail(ErrUnsupportedSchemaFeature, "column %q: type %s is not supported: %v", c.name, c.dbType, err)
 		}
-		kind, sqliteDefault := classifyDefault(c.defaultSQL, isTimestampType(c.base))
+		value := valueSpecOf(c.base)
+		kind, sqliteDefault := classifyDefault(c.defaultSQL, value)
 		ti.byName[c.name] = len(ti.columns)
 		ti.columns = append(ti.columns, columnInfo{
 			name:        c.name,
@@ -393,7 +394,7 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 			logicalType: logical,
 			typmod:      c.base.typmod,
 			base:        c.base,
-			value:       valueSpecOf(c.base).inDatabase(rel.serverUTF8),
+			value:       value.inDatabase(rel.serverUTF8),
 			nullable:    !c.notNull && !c.base.domainNN,
 			defaultSQL:  c.defaultSQL,
 			defaultKind: kind,
@@ -677,8 +678,9 @@ var (
 // classifyDefault classifies a column default as pg_get_expr prints it and
 // returns its kind (DefaultKindNone, DefaultKindPortable or
 // DefaultKindServerOnly) and, for a portable default, the equivalent SQLite
-// default expression. timestamp tells whether the column is a timestamp or
-// timestamptz column (possibly through domains).
+// default expression. spec is what the column accepts in a push
+// (valueSpecOf of its type, through domains): it tells timestamp and
+// array columns.
 //
 // The expression is normalised by removing trailing casts and enclosing
 // parentheses, repeatedly: `(true)::boolean` becomes `true`. What is left is
@@ -696,20 +698,41 @@ var (
 // instant rewritten, such as '2024-01-02T03:04:05.000Z' (a timestamp
 // without time zone is read as UTC). SQLite's CURRENT_TIMESTAMP would give
 // "2024-01-02 03:04:05", without the T and the zone.
-func classifyDefault(expr string, timestamp bool) (kind, sqliteDefault string) {
+//
+// An array column's string literal, PostgreSQL's text of an array
+// ('{}'::text[], '{1,2}'::integer[]), becomes its JSON text, the form in
+// which devices keep arrays and push them back: '[]', '[1,2]',
+// '["a b",null]' (arrayDefaultJSON). One that JSON cannot express (bounds
+// other than 1, as in '[0:1]={1,2}') is server_only.
+func classifyDefault(expr string, spec valueSpec) (kind, sqliteDefault string) {
 	if strings.TrimSpace(expr) == "" {
 		return DefaultKindNone, ""
 	}
 	s := normalizeDefault(expr)
-	if timestamp {
+	if !spec.array && (spec.kind == valueTimestamp || spec.kind == valueTimestampTZ) {
 		if lit, ok := sqliteTimestampDefault(s); ok {
 			return DefaultKindPortable, lit
 		}
+	}
+	if text, ok := stringLiteralText(s); ok && spec.array {
+		if j, ok := arrayDefaultJSON(spec, text); ok {
+			return DefaultKindPortable, "'" + strings.ReplaceAll(j, "'", "''") + "'"
+		}
+		return DefaultKindServerOnly, ""
 	}
 	if lit, ok := sqliteDefaultFor(s); ok {
 		return DefaultKindPortable, lit
 	}
 	return DefaultKindServerOnly, ""
+}
+
+// stringLiteralText returns the text of s when it is a single-quoted SQL
+// string literal, with its doubled quotes made single.
+func stringLiteralText(s string) (string, bool) {
+	if !stringLiteralRE.MatchString(s) {
+		return "", false
+	}
+	return strings.ReplaceAll(s[1:len(s)-1], "''", "'"), true
 }
 
 // sqliteNowRFC3339 is the SQLite default of a timestamp column whose

@@ -103,7 +103,6 @@ func TestDefaultClassification(t *testing.T) {
 		{"nextval('x_seq'::regclass)", DefaultKindServerOnly, ""},
 		{"'it''s'::text", DefaultKindPortable, "'it''s'"},
 		{`'{"a": 1}'::jsonb`, DefaultKindPortable, `'{"a": 1}'`},
-		{"'{}'::text[]", DefaultKindPortable, "'{}'"},
 		{"'x'::character varying", DefaultKindPortable, "'x'"},
 		{"'x'::character varying(10)", DefaultKindPortable, "'x'"},
 		{"'1.50'::numeric(10,2)", DefaultKindPortable, "'1.50'"},
@@ -128,7 +127,7 @@ func TestDefaultClassification(t *testing.T) {
 		{":::", DefaultKindServerOnly, ""},
 	}
 	for _, tt := range tests {
-		kind, sqlite := classifyDefault(tt.expr, false)
+		kind, sqlite := classifyDefault(tt.expr, valueSpec{})
 		if kind != tt.wantKind || sqlite != tt.wantSQLite {
 			t.Errorf("classifyDefault(%q) = (%q, %q), want (%q, %q)", tt.expr, kind, sqlite, tt.wantKind, tt.wantSQLite)
 		}
@@ -156,9 +155,54 @@ func TestDefaultClassification(t *testing.T) {
 		{"", DefaultKindNone, ""},
 	}
 	for _, tt := range timestampTests {
-		kind, sqlite := classifyDefault(tt.expr, true)
+		kind, sqlite := classifyDefault(tt.expr, valueSpec{kind: valueTimestampTZ})
 		if kind != tt.wantKind || sqlite != tt.wantSQLite {
 			t.Errorf("classifyDefault(%q, timestamp) = (%q, %q), want (%q, %q)", tt.expr, kind, sqlite, tt.wantKind, tt.wantSQLite)
+		}
+	}
+
+	// Array columns get their constant default as JSON text, the form in
+	// which devices keep arrays and push them back; one JSON cannot hold
+	// as PostgreSQL does is server_only.
+	arrayTests := []struct {
+		spec       string // of pvSpecs
+		expr       string
+		wantKind   string
+		wantSQLite string
+	}{
+		{"text[]", "'{}'::text[]", DefaultKindPortable, "'[]'"},
+		{"integer[]", "'{}'::integer[]", DefaultKindPortable, "'[]'"},
+		{"integer[]", "'{1,2}'::integer[]", DefaultKindPortable, "'[1,2]'"},
+		{"integer[]", "'{-1,NULL}'::integer[]", DefaultKindPortable, "'[-1,null]'"},
+		{"integer[]", "'{{1,2},{3,4}}'::integer[]", DefaultKindPortable, "'[[1,2],[3,4]]'"},
+		{"text[]", `'{"a b",NULL,"NULL",it''s,"x\"y","back\\slash","{}",<&>}'::text[]`, DefaultKindPortable,
+			`'["a b",null,"NULL","it''s","x\"y","back\\slash","{}","<&>"]'`},
+		{"text[]", `'{é,🌍}'::character varying[]`, DefaultKindPortable, `'["é","🌍"]'`},
+		{"double[]", "'{1e-05,1e+20,NaN,-Infinity}'::double precision[]", DefaultKindPortable, `'[1e-05,1e+20,"NaN","-Infinity"]'`},
+		{"numeric[]", "'{1.50,NaN}'::numeric[]", DefaultKindPortable, `'[1.50,"NaN"]'`},
+		{"boolean[]", "'{t,f,NULL}'::boolean[]", DefaultKindPortable, "'[true,false,null]'"},
+		{"bytea[]", `'{"\\x0102ff"}'::bytea[]`, DefaultKindPortable, `'["\\x0102ff"]'`},
+		{"timestamptz[]", `'{"2024-01-02 03:04:05+00"}'::timestamp with time zone[]`, DefaultKindPortable, `'["2024-01-02 03:04:05+00"]'`},
+		{"jsonb[]", `'{"{\"a\": 1}","\"x\"",NULL}'::jsonb[]`, DefaultKindPortable, `'[{"a":1},"x",null]'`},
+		{"mood[]", "'{happy,sad}'::mood[]", DefaultKindPortable, `'["happy","sad"]'`},
+		{"text[]", "NULL::text[]", DefaultKindPortable, "NULL"},
+		// Not expressible as JSON, or not PostgreSQL's array text.
+		{"integer[]", "'[0:1]={1,2}'::integer[]", DefaultKindServerOnly, ""},
+		{"jsonb[]", `'{"[1, 2]"}'::jsonb[]`, DefaultKindServerOnly, ""}, // PostgreSQL would read a dimension
+		{"timestamptz[]", `'{"Tue Jan 02 03:04:05 2024 UTC"}'::timestamp with time zone[]`, DefaultKindServerOnly, ""},
+		{"integer[]", "'{1,2'::integer[]", DefaultKindServerOnly, ""},
+		{"integer[]", "'{3000000000}'::integer[]", DefaultKindServerOnly, ""},
+		{"integer[]", "ARRAY[1, 2]", DefaultKindServerOnly, ""},
+		{"text[]", "ARRAY[]::text[]", DefaultKindServerOnly, ""},
+	}
+	for _, tt := range arrayTests {
+		spec, ok := pvSpecs[tt.spec]
+		if !ok {
+			t.Fatalf("no spec %q", tt.spec)
+		}
+		kind, sqlite := classifyDefault(tt.expr, spec)
+		if kind != tt.wantKind || sqlite != tt.wantSQLite {
+			t.Errorf("classifyDefault(%q, %s) = (%q, %q), want (%q, %q)", tt.expr, tt.spec, kind, sqlite, tt.wantKind, tt.wantSQLite)
 		}
 	}
 }
@@ -229,7 +273,7 @@ CREATE TABLE dflt (
 		"created_dom":  {DefaultKindPortable, sqliteNowRFC3339},
 		"day":          {DefaultKindPortable, "CURRENT_DATE"},
 		"doc":          {DefaultKindPortable, "'{}'"},
-		"tags":         {DefaultKindPortable, "'{}'"},
+		"tags":         {DefaultKindPortable, "'[]'"},
 		"code":         {DefaultKindPortable, "'x'"},
 		"quote":        {DefaultKindPortable, "'it''s'"},
 		"code_cast":    {DefaultKindPortable, "'y'"},

@@ -109,9 +109,22 @@ func sameDecoded(a, b any) bool {
 // built its table from the schema contract gets from the column's portable
 // default (SchemaColumn.SQLiteDefaultSQL): the literal itself (booleans as
 // true/false or 1/0), or, for a current-time default, any string, since
-// the device's clock made it.
+// the device's clock made it. For an array column, whose default the
+// contract gives as JSON text, that text is taken as a string (the SDKs
+// push the text they hold) or as the array it holds (the Go client pushes
+// the JSON); so is PostgreSQL's text of the default, which earlier
+// contracts gave as it is and devices that built their tables from one
+// still hold.
 func isColumnDefault(col *columnInfo, raw json.RawMessage) bool {
-	if col == nil || col.defaultKind != DefaultKindPortable {
+	if col == nil {
+		return false
+	}
+	if col.value.array {
+		if text, ok := stringLiteralText(normalizeDefault(col.defaultSQL)); ok && sameJSONValue(raw, jsonString(text)) {
+			return true
+		}
+	}
+	if col.defaultKind != DefaultKindPortable {
 		return false
 	}
 	d := col.sqliteDflt
@@ -125,7 +138,11 @@ func isColumnDefault(col *columnInfo, raw json.RawMessage) bool {
 	case col.logicalType == "boolean" && (d == "1" || d == "0"):
 		return sameJSONValue(raw, json.RawMessage(d)) || sameJSONValue(raw, json.RawMessage(map[string]string{"1": "true", "0": "false"}[d]))
 	case strings.HasPrefix(d, "'") && strings.HasSuffix(d, "'") && len(d) >= 2:
-		lit, err := json.Marshal(strings.ReplaceAll(d[1:len(d)-1], "''", "'"))
+		text := strings.ReplaceAll(d[1:len(d)-1], "''", "'")
+		if col.value.array && sameJSONValue(raw, json.RawMessage(text)) {
+			return true
+		}
+		lit, err := json.Marshal(text)
 		return err == nil && sameJSONValue(raw, lit)
 	}
 	return sameJSONValue(raw, json.RawMessage(d))

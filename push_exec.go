@@ -341,9 +341,26 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 		}
 	}
 	for _, col := range slices.Sorted(maps.Keys(it.protected)) {
-		if !sameColumnValue(info.column(col), it.protected[col], stored[col]) && !stale {
-			return terminal(reasonInvalidData, "column %q is managed by the server and cannot be written", col), nil
+		pushed := it.protected[col]
+		if sameColumnValue(info.column(col), pushed, stored[col]) || stale {
+			continue
 		}
+		if c := info.column(col); c != nil && c.value.array && len(pushed) > 0 && pushed[0] == '"' {
+			// PostgreSQL's array text (convertArrayText): compare the
+			// array PostgreSQL reads from it.
+			doc, err := json.Marshal(map[string]json.RawMessage{col: pushed})
+			if err != nil {
+				return terminal(reasonInvalidData, "data: %v", err), nil
+			}
+			var read sql.NullString
+			if err := p.tx.QueryRowContext(ctx, info.valueJSONSQL(col), string(doc)).Scan(&read); err != nil {
+				return classifyDBError(err, reasonInternalError, "reading the record")
+			}
+			if read.Valid && sameColumnValue(c, json.RawMessage(read.String), stored[col]) {
+				continue
+			}
+		}
+		return terminal(reasonInvalidData, "column %q is managed by the server and cannot be written", col), nil
 	}
 	// A value that is the stored one as the device keeps it in SQLite (a
 	// json column's number as text, a numeric as a float) is the stored

@@ -182,6 +182,17 @@ func TestPushTypedValues(t *testing.T) {
 		{"tsa", `["2026-12-02 04:20:23","2026-12-02T05:20:23+01:00"]`, `{"2026-12-02 04:20:23","2026-12-02 04:20:23"}`},
 		{"ma", `["happy","sad"]`, "{happy,sad}"},
 		{"jba", `[{"a":1},"x"]`, `{"{\"a\": 1}","\"x\""}`},
+		// PostgreSQL's array text, which devices hold for a default that
+		// an earlier contract gave in that form: read by PostgreSQL.
+		{"ia", `"{}"`, "{}"},
+		{"ia", `"{1,2}"`, "{1,2}"},
+		{"ia", `" {{1,2},{3,NULL}} "`, "{{1,2},{3,NULL}}"},
+		{"ia", `"[0:1]={1,2}"`, "[0:1]={1,2}"},
+		{"ta", `"{\"a b\",NULL,\"NULL\",it's,\"x\\\"y\"}"`, `{"a b",NULL,"NULL",it's,"x\"y"}`},
+		{"ba", `"{\"\\\\x0102ff\"}"`, "{0102ff}"},
+		{"ma", `"{happy,sad}"`, "{happy,sad}"},
+		{"jba", `"{\"{\\\"a\\\": 1}\",NULL}"`, `{"{\"a\": 1}",NULL}`},
+		{"tsa", `"{\"2026-12-02 04:20:23\",\"2026-12-02 05:20:23+01\"}"`, `{"2026-12-02 04:20:23","2026-12-02 04:20:23"}`},
 		{"s", `null`, ""},
 	}
 	var recs []PushRecord
@@ -248,7 +259,11 @@ func TestPushTypedValues(t *testing.T) {
 		{"ia", `[1,"x"]`, `column "ia" element [1] expects an integer`},
 		{"ia", `[[1],[2,3]]`, `column "ia" element [1] expects an array of length 1`},
 		{"ia", `[[[[[[[1]]]]]]]`, `column "ia" element [0][0][0][0][0][0] expects a value (arrays have at most 6 dimensions)`},
-		{"ia", `"{1,2}"`, `column "ia" expects a JSON array (or a string holding one) of integers, got "{1,2}"`},
+		{"ia", `"{1,2"`, `column "ia" expects a JSON array (or a string holding one, as JSON or as PostgreSQL's array text) of integers, got "{1,2" (malformed array text: a missing "}")`},
+		{"ia", `"1,2"`, `column "ia" expects a JSON array`},
+		{"ia", `"{1,x}"`, `invalid input syntax for type integer: "x"`},
+		{"ia", `"[1:3]={1,2}"`, `malformed array literal`},
+		{"tsa", `"{now}"`, `column "tsa" element [0] expects a timestamp`},
 		{"ia", `{"a":1}`, `column "ia" expects a JSON array`},
 		{"ta", `["a",1]`, `column "ta" element [1] expects a JSON string, got 1`},
 		{"ba", `[12]`, `column "ba" element [0] expects bytes`},
@@ -391,6 +406,66 @@ func TestPushProtectedTypedValues(t *testing.T) {
 		if res.Status != PushStatusRejectedTerminal || res.ReasonCode != reasonInvalidData || !strings.Contains(res.Message, c.col) || !strings.Contains(res.Message, c.msg) {
 			t.Errorf("%s = %s: %s/%s %q, want invalid_data naming the column and %q", c.col, c.value, res.Status, res.ReasonCode, res.Message, c.msg)
 		}
+	}
+}
+
+// TestPushProtectedArrays: protected array columns with defaults. A
+// create may give a protected column its default as the contract gives it
+// (JSON text, as a string or as the array) or as PostgreSQL's array text,
+// which devices that built their tables from an earlier contract hold; an
+// update may repeat the stored array in any of these forms (the text read
+// by PostgreSQL). Before, the text was refused as invalid_data, and a
+// device's create or edit of such a row was dropped for good.
+func TestPushProtectedArrays(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewMigratedDatabase(t)
+	pgtest.Exec(t, db.Super, `CREATE TABLE shelves (id text PRIMARY KEY, user_id text NOT NULL, label text,
+		tags text[] NOT NULL DEFAULT '{}', ranks int[] DEFAULT '{1,2}', updated_at timestamptz NOT NULL DEFAULT now())`)
+	reg := NewRegistry()
+	reg.Register(&TableConfig{TableName: "shelves", OwnerColumn: "user_id", ProtectedColumns: []string{"tags", "ranks"}})
+	p := ptEngine(t, db, db.Super, reg, nil)
+	p.register("alice", "c1")
+
+	for id, data := range map[string]string{
+		"old-sdk": `{"label":"a","tags":"{}","ranks":"{1,2}"}`,
+		"sdk":     `{"label":"a","tags":"[]","ranks":"[1,2]"}`,
+		"go":      `{"label":"a","tags":[],"ranks":[1,2]}`,
+	} {
+		ptWant(t, "create "+id, p.one("alice", "c1", ptCreate("shelves", id, data)), PushStatusApplied, "")
+	}
+	for _, c := range []struct{ data, msg string }{
+		{`{"tags":"{x}"}`, `column "tags" is managed by the server`},
+		{`{"ranks":"{2,1}"}`, `column "ranks" is managed by the server`},
+		{`{"ranks":[2,1]}`, `column "ranks" is managed by the server`},
+	} {
+		res := p.one("alice", "c1", ptCreate("shelves", ptID(), c.data))
+		if res.Status != PushStatusRejectedTerminal || res.ReasonCode != reasonInvalidData || !strings.Contains(res.Message, c.msg) {
+			t.Errorf("create %s: %s/%s %q, want invalid_data %q", c.data, res.Status, res.ReasonCode, res.Message, c.msg)
+		}
+	}
+
+	pgtest.Exec(t, db.Super, `UPDATE shelves SET tags = '{"a b",NULL}' WHERE id = 'old-sdk'`)
+	for _, v := range []string{`"{\"a b\",NULL}"`, `" { \"a b\" , null } "`, `"[\"a b\",null]"`, `["a b",null]`} {
+		ptWant(t, "tags = "+v, p.one("alice", "c1", ptUpdate("shelves", "old-sdk", `{"label":"b","tags":`+v+`,"ranks":"{1,2}"}`, ptFuture())), PushStatusApplied, "")
+	}
+	for _, c := range []struct{ value, msg string }{
+		{`"{\"a b\"}"`, `column "tags" is managed by the server`},
+		{`"{a,b}"`, `column "tags" is managed by the server`},
+		{`"{\"a b\",NULL"`, `column "tags" expects a JSON array (or a string holding one, as JSON or as PostgreSQL's array text) of JSON strings, got "{\"a b\",NULL" (malformed array text: a missing "}")`},
+	} {
+		res := p.one("alice", "c1", ptUpdate("shelves", "old-sdk", `{"label":"c","tags":`+c.value+`}`, ptFuture()))
+		if res.Status != PushStatusRejectedTerminal || res.ReasonCode != reasonInvalidData || !strings.Contains(res.Message, c.msg) {
+			t.Errorf("tags = %s: %s/%s %q, want invalid_data %q", c.value, res.Status, res.ReasonCode, res.Message, c.msg)
+		}
+	}
+	res := p.one("alice", "c1", ptUpdate("shelves", "old-sdk", `{"label":"c","ranks":"{1,x}"}`, ptFuture()))
+	if res.Status != PushStatusRejectedTerminal || res.ReasonCode != reasonInvalidData || !strings.Contains(res.Message, `invalid input syntax for type integer: "x"`) {
+		t.Errorf(`ranks = "{1,x}": %s/%s %q, want invalid_data from PostgreSQL`, res.Status, res.ReasonCode, res.Message)
+	}
+	var label, tags, ranks string
+	pgtest.QueryRow(t, db.Super, `SELECT label, tags::text, ranks::text FROM shelves WHERE id = 'old-sdk'`).Scan(&label, &tags, &ranks)
+	if label != "b" || tags != `{"a b",NULL}` || ranks != "{1,2}" {
+		t.Errorf("after the pushes, the row holds label %q, tags %s, ranks %s; want b, {\"a b\",NULL}, {1,2}", label, tags, ranks)
 	}
 }
 

@@ -25,8 +25,10 @@ import (
 // jsonb_populate_record builds exactly that value: integers as their
 // digits, booleans as true or false, bytes as PostgreSQL's hex text,
 // timestamps without a zone with "+00:00" (UTC), arrays sent as JSON text
-// as the arrays themselves. Anything else is refused, naming the column and
-// the form it expects, before any statement runs.
+// as the arrays themselves (arrays sent as PostgreSQL's array text stay
+// that text, which PostgreSQL reads, but for arrays of dates and times).
+// Anything else is refused, naming the column and the form it expects,
+// before any statement runs.
 
 // valueKind is the family of JSON forms a column (or an array's element)
 // accepts.
@@ -57,8 +59,9 @@ const (
 // valueSpec says which JSON forms a column accepts.
 type valueSpec struct {
 	kind valueKind
-	// array: a JSON array (or a string holding one) whose elements are
-	// kind's forms or null, nested for more dimensions.
+	// array: a JSON array (or a string holding one, as JSON or as
+	// PostgreSQL's array text) whose elements are kind's forms or null,
+	// nested for more dimensions.
 	array bool
 	// noInfinity: a numeric with a precision, which cannot hold
 	// "Infinity".
@@ -472,8 +475,9 @@ func hexJSON(dst, b []byte, isHex bool) []byte {
 }
 
 // convertArray checks an array value: a JSON array, or a JSON string
-// holding one (the SDKs keep the arrays they pull as JSON text in SQLite
-// and send that text back).
+// holding one as JSON text (the SDKs keep the arrays they pull as JSON
+// text in SQLite and send that text back) or as PostgreSQL's array text
+// (convertArrayText).
 func convertArray(spec valueSpec, raw []byte) ([]byte, error) {
 	fail := func() ([]byte, error) {
 		return nil, &valueError{expects: spec.expects(), got: describeJSON(raw)}
@@ -486,7 +490,7 @@ func convertArray(spec valueSpec, raw []byte) ([]byte, error) {
 		}
 		arr = bytes.TrimSpace([]byte(s))
 		if len(arr) == 0 || arr[0] != '[' || !json.Valid(arr) {
-			return fail()
+			return convertArrayText(spec, raw, s)
 		}
 		if err := checkJSONText(arr); err != nil {
 			return nil, err
@@ -500,6 +504,39 @@ func convertArray(spec valueSpec, raw []byte) ([]byte, error) {
 	}
 	out, _, err := convertArrayLevel(spec, arr, "", 1)
 	return out, err
+}
+
+// convertArrayText checks an array value pushed as a JSON string (raw)
+// holding PostgreSQL's array text s, such as "{}", "{1,2}" or
+// `{"a b",NULL}`: what a device whose table was built from a schema
+// contract that gave an array column's default in that form (as the
+// contract did before it gave JSON text) holds for a row it made.
+// PostgreSQL reads the text with the column's type (jsonb_to_record gives
+// a string to the type's input function), so raw is returned as it is,
+// once its braces and quotes are checked here for a message that names
+// the column. Arrays of dates, times and timestamps are the exception:
+// PostgreSQL would read their elements by the session's TimeZone and
+// DateStyle, and take words such as "now"; their elements are checked as
+// the strings of a JSON array are, and that JSON array is returned.
+func convertArrayText(spec valueSpec, raw []byte, s string) ([]byte, error) {
+	arr, err := parsePGArray(s)
+	if err != nil {
+		got := describeJSON(raw)
+		if t := strings.TrimLeft(s, " \t\n\r\v\f"); t != "" && t[0] == '{' {
+			got += " (malformed array text: " + err.Error() + ")"
+		}
+		return nil, &valueError{expects: spec.expects(), got: got}
+	}
+	switch spec.kind {
+	case valueDate, valueTime, valueTimeTZ, valueTimestamp, valueTimestampTZ:
+		if arr.bounds {
+			return nil, &valueError{expects: spec.expects(), got: describeJSON(raw) + " (array text with dimension bounds)"}
+		}
+		elems, _ := appendArrayJSON(nil, spec, arr.items) // strings and nulls: always JSON
+		out, _, err := convertArrayLevel(spec, elems, "", 1)
+		return out, err
+	}
+	return raw, nil
 }
 
 // convertArrayLevel checks one dimension of an array (depth counts from 1)
@@ -1072,7 +1109,7 @@ func describeJSON(raw []byte) string {
 // expects describes the forms a column accepts, for messages.
 func (s valueSpec) expects() string {
 	if s.array {
-		return "a JSON array (or a string holding one) of " + s.kind.plural()
+		return "a JSON array (or a string holding one, as JSON or as PostgreSQL's array text) of " + s.kind.plural()
 	}
 	return s.kind.expects(s)
 }

@@ -205,6 +205,15 @@ func (t *tableInfo) recordSQL(cols []string) string {
 		strings.Join(defs, ", "))
 }
 
+// valueJSONSQL reads the value of column col from the JSON object $1 as
+// recordSQL does, converted to the column's type, and returns it as pull
+// delivers it (to_json): the value PostgreSQL makes of a pushed value in
+// a form the engine leaves to it (an array as PostgreSQL's array text).
+func (t *tableInfo) valueJSONSQL(col string) string {
+	q := pgident.Quote(col)
+	return fmt.Sprintf(`SELECT to_json(r.%s) FROM jsonb_to_record($1::jsonb) AS r(%s %s)`, q, q, t.column(col).dbType)
+}
+
 // insertSQL inserts one row per object of the JSON array $1, setting the
 // columns cols (the primary key among them) converted to their types by
 // recordSQL, the other columns to their defaults, and updated-at to the

@@ -307,3 +307,35 @@ func TestChildrenWrittenBeforeParent(t *testing.T) {
 		t.Errorf("the items the user wrote: %d of 100 left on the device, %d rejections (first: %s)", items, len(rej), first)
 	}
 }
+
+// TestArrayDefaults: a row the application inserts without its array
+// columns gets their defaults from the contract's sqlite_default_sql, JSON
+// text, and reaches the server holding the server's defaults. Before, the
+// contract gave PostgreSQL's array text ('{}'), which the client pushed as
+// the JSON object {} (and '{1,2}' as a string), and the server refused the
+// row for good.
+func TestArrayDefaults(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, `ALTER TABLE lists ADD COLUMN tags text[] NOT NULL DEFAULT '{}', ADD COLUMN ranks int[] DEFAULT '{1,2}',
+		ADD COLUMN words text[] DEFAULT '{"a b",NULL,"it''s"}'`)
+	d := s.newDevice(t, "alice", nil)
+	d.sync()
+	d.exec(`INSERT INTO lists (id, user_id, name) VALUES ('l1', 'alice', 'groceries')`)
+	d.sync()
+	if r := d.rejections(); len(r) != 0 {
+		t.Fatalf("rejections: %+v", r)
+	}
+	if n := d.pending(); n != 0 {
+		t.Fatalf("%d pending", n)
+	}
+	var tags, ranks, words string
+	if err := s.db.Super.QueryRow(`SELECT tags::text, ranks::text, words::text FROM lists WHERE id = 'l1'`).Scan(&tags, &ranks, &words); err != nil {
+		t.Fatalf("the row on the server: %v", err)
+	}
+	if tags != "{}" || ranks != "{1,2}" || words != `{"a b",NULL,it's}` {
+		t.Errorf("the server holds tags %s, ranks %s, words %s; want the defaults {}, {1,2}, {\"a b\",NULL,it's}", tags, ranks, words)
+	}
+	s.captured(t)
+	d.sync()
+	s.converged(t, d)
+}

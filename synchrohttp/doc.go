@@ -180,11 +180,15 @@
 //	              "2026-12-02 04:20:23[.123]",                     "2024-01-01T24:00:00Z"
 //	              "2026-12-02T04:20", "2026-12-02";
 //	              no zone means UTC; "infinity"
-//	arrays        a JSON array of the element type's forms         "{1,2}", [1,"x"] for
-//	              (nulls allowed; nested arrays of equal           integer[], [[1],[2,3]]
-//	              lengths for more dimensions, at most 6),
+//	arrays        a JSON array of the element type's forms         "1,2", "{1,2", [1,"x"]
+//	              (nulls allowed; nested arrays of equal           for integer[],
+//	              lengths for more dimensions, at most 6),         [[1],[2,3]]
 //	              or a string holding one ("[1,2]": the SDKs
-//	              keep arrays as text in SQLite)
+//	              keep arrays as text in SQLite), or a string
+//	              of PostgreSQL's array text ("{1,2}", "{}":
+//	              what devices hold for a default an earlier
+//	              contract gave in that form), which
+//	              PostgreSQL reads
 //	any           null (a NOT NULL column then refuses it:         -
 //	              create_failed or update_failed, terminal)
 //

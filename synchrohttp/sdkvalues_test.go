@@ -3,6 +3,8 @@ package synchrohttp_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,4 +189,102 @@ func TestConformanceNumbersKotlinReads(t *testing.T) {
 	r := wantStatus(t, d.push(stale), "small", synchro.PushStatusConflict, "")
 	sv := confObj(t, r, "server_version")
 	check("server_version", map[string]map[string]any{"nums/small": confObj(t, sv, "data")})
+}
+
+// arrayDefaultsSchema has array columns with the constant defaults apps
+// give them.
+const arrayDefaultsSchema = `
+CREATE TABLE notes (
+	id         text PRIMARY KEY,
+	user_id    text NOT NULL,
+	body       text,
+	tags       text[] NOT NULL DEFAULT '{}',
+	nums       int[] NOT NULL DEFAULT '{1,2}',
+	words      text[] DEFAULT '{"a b",NULL,"it''s","x\"y"}',
+	grid       int[] DEFAULT '{{1,2},{3,4}}',
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	deleted_at timestamptz
+);`
+
+// sqliteText is the text a device's SQLite stores for a column left out
+// of an insert, whose DEFAULT is the contract's sqlite_default_sql, a
+// string literal.
+func sqliteText(t *testing.T, literal string) string {
+	t.Helper()
+	if len(literal) < 2 || literal[0] != '\'' || literal[len(literal)-1] != '\'' {
+		t.Fatalf("sqlite_default_sql %q is not a string literal", literal)
+	}
+	return strings.ReplaceAll(literal[1:len(literal)-1], "''", "'")
+}
+
+// TestConformanceArrayDefaults: a row created on a device without its
+// array columns holds their defaults as the contract gave them
+// (sqlite_default_sql, copied into the SDK's CREATE TABLE), and the SDK
+// pushes that text with the whole row. The create must be applied, with
+// the defaults PostgreSQL gives. Before, the contract gave PostgreSQL's
+// array text ('{}'), which the push refused (rejected_terminal,
+// invalid_data), and the SDK dropped the row for good. Devices that built
+// their table from such a contract keep that default (CREATE TABLE IF NOT
+// EXISTS): their creates must be applied too, and a malformed array text
+// is refused terminally, naming the column, without the others of the
+// push.
+func TestConformanceArrayDefaults(t *testing.T) {
+	t.Parallel()
+	e := confStart(t, arrayDefaultsSchema, []*synchro.TableConfig{{TableName: "notes", OwnerColumn: "user_id"}})
+	pgtest.Exec(t, e.db.Super, `INSERT INTO notes (id, user_id) VALUES ('server', 'alice')`)
+	cols := []string{"tags", "nums", "words", "grid"}
+	sameAsServer := func(id string) {
+		t.Helper()
+		for _, c := range cols {
+			var same bool
+			var got, want string
+			pgtest.QueryRow(t, e.db.Super, `SELECT d.`+c+` IS NOT DISTINCT FROM s.`+c+`, d.`+c+`::text, s.`+c+`::text
+				FROM notes d, notes s WHERE d.id = $1 AND s.id = 'server'`, id).Scan(&same, &got, &want)
+			if !same {
+				t.Errorf("%s: %s is %s, want the default %s", id, c, got, want)
+			}
+		}
+	}
+	// What devices hold for the defaults under the contract before this
+	// one, PostgreSQL's array text.
+	earlier := map[string]any{"tags": "{}", "nums": "{1,2}", "words": `{"a b",NULL,"it's","x\"y"}`, "grid": "{{1,2},{3,4}}"}
+
+	for _, shape := range []string{kotlin, swift} {
+		d := e.joined(t, shape, "alice")
+		row := map[string]any{"id": "n-" + shape, "user_id": "alice", "body": "hello", "updated_at": localStamp(shape), "deleted_at": nil}
+		for _, c := range confRecords(t, d.schemaTables()["notes"], "columns") {
+			name := confStr(t, c, "name")
+			if !slices.Contains(cols, name) {
+				continue
+			}
+			lit, _ := c["sqlite_default_sql"].(string)
+			row[name] = sqliteText(t, lit)
+			t.Logf("%s: sqlite_default_sql %s", name, lit)
+		}
+		wantStatus(t, d.push(record("notes", "n-"+shape, "create", row, nil)), "n-"+shape, synchro.PushStatusApplied, "")
+		sameAsServer("n-" + shape)
+
+		old := map[string]any{"id": "old-" + shape, "user_id": "alice", "body": "hello", "updated_at": localStamp(shape), "deleted_at": nil}
+		maps.Copy(old, earlier)
+		wantStatus(t, d.push(record("notes", "old-"+shape, "create", old, nil)), "old-"+shape, synchro.PushStatusApplied, "")
+		sameAsServer("old-" + shape)
+		// The next edit pushes the whole row again.
+		old["body"] = "edited"
+		wantStatus(t, d.push(record("notes", "old-"+shape, "update", old, old["updated_at"])), "old-"+shape, synchro.PushStatusApplied, "")
+		sameAsServer("old-" + shape)
+	}
+
+	// A malformed array text among good records: refused alone.
+	d := e.joined(t, kotlin, "alice")
+	bad := map[string]any{"id": "bad", "user_id": "alice", "body": "x", "updated_at": sqliteNow(), "deleted_at": nil}
+	maps.Copy(bad, earlier)
+	bad["nums"] = "{1,2"
+	good := map[string]any{"id": "good", "user_id": "alice", "body": "y", "updated_at": sqliteNow(), "deleted_at": nil}
+	maps.Copy(good, earlier)
+	resp := d.push(record("notes", "good", "create", good, nil), record("notes", "bad", "create", bad, nil))
+	wantStatus(t, resp, "good", synchro.PushStatusApplied, "")
+	r := wantStatus(t, resp, "bad", synchro.PushStatusRejectedTerminal, "invalid_data")
+	if msg, _ := r["message"].(string); !strings.Contains(msg, `column "nums"`) || !strings.Contains(msg, "malformed array text") {
+		t.Errorf("the malformed array text was refused with %q, want a message naming the column", msg)
+	}
 }

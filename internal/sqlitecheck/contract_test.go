@@ -129,6 +129,48 @@ INSERT INTO notes (id, title) VALUES (1, 'a')`); err != nil {
 	}
 }
 
+// TestContractSQLiteArrayDefaults: a device's table built from the
+// contract gives a row that leaves out an array column the JSON text of
+// the column's default, which PostgreSQL reads (as a JSON array, the form
+// push takes) as the array its own default gives. Before, the contract
+// gave PostgreSQL's array text ('{}'), which push refused.
+func TestContractSQLiteArrayDefaults(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := pgtest.NewMigratedDatabase(t)
+	if _, err := db.Super.ExecContext(ctx, `CREATE TABLE shelf (
+		id integer PRIMARY KEY,
+		tags text[] NOT NULL DEFAULT '{}',
+		nums int[] DEFAULT '{1,2}',
+		words text[] DEFAULT '{"a b",NULL,"it''s","x\"y"}',
+		grid int[] DEFAULT '{{1,2},{3,4}}'
+	);
+	INSERT INTO shelf (id) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	st := contractTable(t, db, "shelf")
+	lite := deviceTable(t, st, true)
+	if _, err := lite.ExecContext(ctx, `INSERT INTO shelf (id) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range []struct{ name, typ string }{{"tags", "text[]"}, {"nums", "int[]"}, {"words", "text[]"}, {"grid", "int[]"}} {
+		var text string
+		if err := lite.QueryRowContext(ctx, `SELECT "`+col.name+`" FROM shelf`).Scan(&text); err != nil {
+			t.Fatal(err)
+		}
+		var same bool
+		var server string
+		if err := db.Super.QueryRowContext(ctx, `SELECT s.`+col.name+` IS NOT DISTINCT FROM r.v, s.`+col.name+`::text
+			FROM shelf s, jsonb_to_record(jsonb_build_object('v', $1::text::jsonb)) AS r(v `+col.typ+`)`, text).Scan(&same, &server); err != nil {
+			t.Errorf("%s: the device holds %q, which PostgreSQL does not read as a JSON array: %v", col.name, text, err)
+			continue
+		}
+		if !same {
+			t.Errorf("%s: the device holds %q; the server's default is %s", col.name, text, server)
+		}
+	}
+}
+
 // contractTable registers table alone on an engine over db and returns its
 // entry in the schema contract.
 func contractTable(t *testing.T, db *pgtest.Database, table string) synchro.SchemaTable {
