@@ -78,31 +78,40 @@ func sameDecoded(a, b any) bool {
 		tx, errX := time.Parse(time.RFC3339Nano, x)
 		ty, errY := time.Parse(time.RFC3339Nano, y)
 		return errX == nil && errY == nil && tx.Equal(ty)
+	}
+	equal, _ := sameContainer(a, b, sameDecoded)
+	return equal
+}
+
+// sameContainer compares a and b, decoded JSON, when a is an array or an
+// object: member by member, with same. ok is false when a is neither.
+func sameContainer(a, b any, same func(x, y any) bool) (equal, ok bool) {
+	switch x := a.(type) {
 	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
+		y, isArray := b.([]any)
+		if !isArray || len(x) != len(y) {
+			return false, true
 		}
 		for i := range x {
-			if !sameDecoded(x[i], y[i]) {
-				return false
+			if !same(x[i], y[i]) {
+				return false, true
 			}
 		}
-		return true
+		return true, true
 	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
+		y, isObject := b.(map[string]any)
+		if !isObject || len(x) != len(y) {
+			return false, true
 		}
 		for k, vx := range x {
-			vy, ok := y[k]
-			if !ok || !sameDecoded(vx, vy) {
-				return false
+			vy, found := y[k]
+			if !found || !same(vx, vy) {
+				return false, true
 			}
 		}
-		return true
+		return true, true
 	}
-	return false
+	return false, false
 }
 
 // isColumnDefault reports whether a pushed value is what a device that

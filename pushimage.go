@@ -125,31 +125,9 @@ func sameHeld(a, b any) bool {
 		fx, okX := floatOfNumber(x)
 		fy, okY := floatOfNumber(y)
 		return okX && okY && fx == fy
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !sameHeld(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, vx := range x {
-			vy, ok := y[k]
-			if !ok || !sameHeld(vx, vy) {
-				return false
-			}
-		}
-		return true
 	}
-	return false
+	equal, _ := sameContainer(a, b, sameHeld)
+	return equal
 }
 
 // floatOfNumber reads n as a finite float64.

@@ -215,35 +215,23 @@ func TestCaptureInsertAfterDelete(t *testing.T) {
 // review: renewing the triggers failed, and the file could not be opened).
 func TestOpenWithoutASyncedTable(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "local.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema, err := NewSchema(testContract())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Install(ctx, schema); err != nil {
-		t.Fatal(err)
-	}
+	path, s := installedFile(t)
 	exec(t, s, `DROP TABLE lists`)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(ctx, path)
+	s, err := Open(ctx, path)
 	if err != nil {
 		t.Fatalf("Open of a file without one of its synced tables: %v", err)
 	}
 	_ = s.Close()
 }
 
-// Open makes the triggers again, so that a file whose triggers an
-// earlier version made captures as this version does.
-func TestOpenRenewsTriggers(t *testing.T) {
-	ctx := t.Context()
+// installedFile opens a new file and installs testContract in it.
+func installedFile(t *testing.T) (string, *Store) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "local.db")
-	s, err := Open(ctx, path)
+	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,9 +239,17 @@ func TestOpenRenewsTriggers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Install(ctx, schema); err != nil {
+	if err := s.Install(t.Context(), schema); err != nil {
 		t.Fatal(err)
 	}
+	return path, s
+}
+
+// Open makes the triggers again, so that a file whose triggers an
+// earlier version made captures as this version does.
+func TestOpenRenewsTriggers(t *testing.T) {
+	ctx := t.Context()
+	path, s := installedFile(t)
 	// As an earlier version might have left it: an insert trigger that
 	// queues nothing.
 	exec(t, s, `DROP TRIGGER _synchro_insert_lists`)
@@ -261,7 +257,8 @@ func TestOpenRenewsTriggers(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = Open(ctx, path); err != nil {
+	s, err := Open(ctx, path)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
