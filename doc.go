@@ -60,11 +60,9 @@
 // exists; a timestamp column whose default is the current time (now(),
 // CURRENT_TIMESTAMP, ...) gets (strftime('%Y-%m-%dT%H:%M:%fZ','now')), RFC
 // 3339 text in UTC, so rows a device makes carry timestamps the server
-// parses. An array column's constant default gets its JSON text, the form
-// in which devices keep arrays and push them back: '{}' gives '[]',
-// '{1,2}' gives '[1,2]', '{"a b",NULL}' gives '["a b",null]'; one JSON
-// cannot hold as PostgreSQL does (bounds other than 1, '[0:1]={1,2}') is
-// server_only.
+// parses. An array column's constant default is given as PostgreSQL
+// prints it, its array text ('{}', '{1,2}'), which a push takes back as
+// the array (see "Pushed values").
 //
 // A table's columns in the contract are exactly the keys of the row objects
 // that pulls, snapshots and push's server_version deliver: the synced
@@ -168,10 +166,10 @@
 //     JSON text ("[1,2]") is accepted too: the SDKs store the arrays they
 //     pull as text in SQLite and send that text back. So is a string
 //     holding PostgreSQL's own array text ("{}", "{1,2}",
-//     "{\"a b\",NULL}", "{{1,2},{3,4}}"), which devices whose tables were
-//     built from an earlier schema contract hold for a row they made (the
-//     contract gave an array column's default in that form; it now gives
-//     JSON text). PostgreSQL reads that text with the column's type, its
+//     "{\"a b\",NULL}", "{{1,2},{3,4}}"), which a device holds for a row
+//     it made without the column (the schema contract gives an array
+//     column's default in that form). PostgreSQL reads that text with the
+//     column's type, its
 //     elements in PostgreSQL's text forms (a bad element is refused by
 //     PostgreSQL, invalid_data with its message); text with unbalanced
 //     braces or quotes, an empty element or sub-arrays of unequal lengths

@@ -699,11 +699,12 @@ var (
 // without time zone is read as UTC). SQLite's CURRENT_TIMESTAMP would give
 // "2024-01-02 03:04:05", without the T and the zone.
 //
-// An array column's string literal, PostgreSQL's text of an array
-// ('{}'::text[], '{1,2}'::integer[]), becomes its JSON text, the form in
-// which devices keep arrays and push them back: '[]', '[1,2]',
-// '["a b",null]' (arrayDefaultJSON). One that JSON cannot express (bounds
-// other than 1, as in '[0:1]={1,2}') is server_only.
+// An array column's string literal is given as PostgreSQL's text of the
+// array ('{}', '{1,2}'), which a push takes back as the array
+// (convertArrayText). It is not rewritten as JSON text: that would change
+// every such contract, and with it the schema hash (every device would
+// rebuild its tables), and some defaults have no JSON form (bounds, box's
+// ';' between elements, dates in another DateStyle).
 func classifyDefault(expr string, spec valueSpec) (kind, sqliteDefault string) {
 	if strings.TrimSpace(expr) == "" {
 		return DefaultKindNone, ""
@@ -713,12 +714,6 @@ func classifyDefault(expr string, spec valueSpec) (kind, sqliteDefault string) {
 		if lit, ok := sqliteTimestampDefault(s); ok {
 			return DefaultKindPortable, lit
 		}
-	}
-	if text, ok := stringLiteralText(s); ok && spec.array {
-		if j, ok := arrayDefaultJSON(spec, text); ok {
-			return DefaultKindPortable, "'" + strings.ReplaceAll(j, "'", "''") + "'"
-		}
-		return DefaultKindServerOnly, ""
 	}
 	if lit, ok := sqliteDefaultFor(s); ok {
 		return DefaultKindPortable, lit

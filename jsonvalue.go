@@ -119,18 +119,21 @@ func sameContainer(a, b any, same func(x, y any) bool) (equal, ok bool) {
 // default (SchemaColumn.SQLiteDefaultSQL): the literal itself (booleans as
 // true/false or 1/0), or, for a current-time default, any string, since
 // the device's clock made it. For an array column, whose default the
-// contract gives as JSON text, that text is taken as a string (the SDKs
-// push the text they hold) or as the array it holds (the Go client pushes
-// the JSON); so is PostgreSQL's text of the default, which earlier
-// contracts gave as it is and devices that built their tables from one
-// still hold.
+// contract gives as PostgreSQL's text of the array, that text is taken as
+// a string (what the SDKs and the Go client push), and so is the array in
+// JSON, or a string holding its JSON text (pgArrayJSON).
 func isColumnDefault(col *columnInfo, raw json.RawMessage) bool {
 	if col == nil {
 		return false
 	}
 	if col.value.array {
-		if text, ok := stringLiteralText(normalizeDefault(col.defaultSQL)); ok && sameJSONValue(raw, jsonString(text)) {
-			return true
+		if text, ok := stringLiteralText(normalizeDefault(col.defaultSQL)); ok {
+			if sameJSONValue(raw, jsonString(text)) {
+				return true
+			}
+			if j, ok := pgArrayJSON(col.value, text); ok && (sameJSONValue(raw, json.RawMessage(j)) || sameJSONValue(raw, jsonString(j))) {
+				return true
+			}
 		}
 	}
 	if col.defaultKind != DefaultKindPortable {

@@ -11,10 +11,12 @@ import (
 
 // This file reads PostgreSQL's text form of an array ("{1,2}",
 // `{"a b",NULL}`, "{{1,2},{3,4}}"), the form of an array column's constant
-// default as the catalog prints it. The schema contract gives such a
-// default to devices as JSON text (arrayDefaultJSON); push accepts the
-// text itself from devices whose tables were built from a contract that
-// gave it as it is (convertArray).
+// default as the catalog prints it and as the schema contract gives it to
+// devices: push accepts the text from devices that made rows with such a
+// default (convertArrayText). It assumes elements are separated by commas
+// (every built-in type but box): only the array texts of dates, times and
+// timestamps are read into elements here; the others are left to
+// PostgreSQL, which knows each type's delimiter.
 
 // pgArray is an array read from PostgreSQL's text: its items, and whether
 // the text gave dimension bounds ("[0:1]={1,2}"), which JSON cannot carry.
@@ -215,17 +217,13 @@ func (p *pgArrayParser) element() (pgArrayItem, error) {
 	return pgArrayItem{}, errors.New(`a missing "}"`)
 }
 
-// arrayDefaultJSON returns the JSON text of an array column's constant
-// default, given as PostgreSQL's text (text, a string literal's content),
-// for a column whose pushed values spec describes: nested JSON arrays of
-// the elements in the forms pull delivers them in (numbers as JSON
-// numbers, "NaN" and the infinities as strings, booleans as true and
-// false, json elements as their JSON, every other element as a string),
-// null for a null element. It reports false when JSON cannot express the
-// default as PostgreSQL holds it: bounds other than 1, a json element
-// that is an array (which PostgreSQL would read as a dimension), an
-// element not in its type's usual text, or a value push would refuse.
-func arrayDefaultJSON(spec valueSpec, text string) (string, bool) {
+// pgArrayJSON returns the JSON text of the array whose PostgreSQL text is
+// text, for a column that takes spec: '[]' for '{}', '[1,2]' for '{1,2}';
+// false when JSON cannot express it (bounds, an element of no JSON form)
+// or the column would refuse it. An array column's default given as its
+// text is then also recognised in the JSON forms a device may push it in
+// (isColumnDefault).
+func pgArrayJSON(spec valueSpec, text string) (string, bool) {
 	arr, err := parsePGArray(text)
 	if err != nil || arr.bounds {
 		return "", false
@@ -240,8 +238,8 @@ func arrayDefaultJSON(spec valueSpec, text string) (string, bool) {
 	return string(out), true
 }
 
-// appendArrayJSON appends items to dst as a JSON array; see
-// arrayDefaultJSON.
+// appendArrayJSON appends items to dst as a JSON array of their texts as
+// elements of kind (appendElementJSON); false when one has no JSON form.
 func appendArrayJSON(dst []byte, spec valueSpec, items []pgArrayItem) ([]byte, bool) {
 	dst = append(dst, '[')
 	for i, it := range items {

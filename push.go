@@ -71,8 +71,8 @@ const (
 // may be set by a create (the owner only to the caller) and repeated
 // unchanged by an update. A column of the application's ProtectedColumns may
 // appear on a create only as null or as the default the schema contract
-// gives devices (for an array, also as PostgreSQL's text of the default,
-// which earlier contracts gave), and on an update only with its stored
+// gives devices (for an array, PostgreSQL's text of the default, or the
+// array in JSON), and on an update only with its stored
 // value (compared as JSON values: numbers by value, timestamps as
 // instants, an array given as PostgreSQL's text as the array PostgreSQL
 // reads from it); both are then

@@ -354,7 +354,13 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 			}
 			var read sql.NullString
 			if err := p.tx.QueryRowContext(ctx, info.valueJSONSQL(col), string(doc)).Scan(&read); err != nil {
-				return classifyDBError(err, reasonInternalError, "reading the record")
+				// PostgreSQL refused the text for the column (a domain's
+				// CHECK, an element out of range): not the stored value.
+				f, err := classifyDBError(err, reasonInvalidData, "reading the record")
+				if f != nil && f.status == PushStatusRejectedTerminal {
+					f.reason, f.message = reasonInvalidData, fmt.Sprintf("column %q is managed by the server and cannot be written", col)
+				}
+				return f, err
 			}
 			if read.Valid && sameColumnValue(c, json.RawMessage(read.String), stored[col]) {
 				continue

@@ -309,11 +309,11 @@ func TestChildrenWrittenBeforeParent(t *testing.T) {
 }
 
 // TestArrayDefaults: a row the application inserts without its array
-// columns gets their defaults from the contract's sqlite_default_sql, JSON
-// text, and reaches the server holding the server's defaults. Before, the
-// contract gave PostgreSQL's array text ('{}'), which the client pushed as
-// the JSON object {} (and '{1,2}' as a string), and the server refused the
-// row for good.
+// columns gets their defaults from the contract's sqlite_default_sql,
+// PostgreSQL's array text, and reaches the server holding the server's
+// defaults. Before, the client pushed '{}' as the JSON object {} and the
+// server refused the row for good (and '{1,2}' as a string, which the
+// server refused too until it took array text).
 func TestArrayDefaults(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, `ALTER TABLE lists ADD COLUMN tags text[] NOT NULL DEFAULT '{}', ADD COLUMN ranks int[] DEFAULT '{1,2}',

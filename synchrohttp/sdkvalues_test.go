@@ -221,13 +221,10 @@ func sqliteText(t *testing.T, literal string) string {
 // array columns holds their defaults as the contract gave them
 // (sqlite_default_sql, copied into the SDK's CREATE TABLE), and the SDK
 // pushes that text with the whole row. The create must be applied, with
-// the defaults PostgreSQL gives. Before, the contract gave PostgreSQL's
-// array text ('{}'), which the push refused (rejected_terminal,
-// invalid_data), and the SDK dropped the row for good. Devices that built
-// their table from such a contract keep that default (CREATE TABLE IF NOT
-// EXISTS): their creates must be applied too, and a malformed array text
-// is refused terminally, naming the column, without the others of the
-// push.
+// the defaults PostgreSQL gives. The contract gives PostgreSQL's array
+// text ('{}'), which the push refused (rejected_terminal, invalid_data),
+// and the SDK dropped the row for good. A malformed array text is refused
+// terminally, naming the column, without the others of the push.
 func TestConformanceArrayDefaults(t *testing.T) {
 	t.Parallel()
 	e := confStart(t, arrayDefaultsSchema, []*synchro.TableConfig{{TableName: "notes", OwnerColumn: "user_id"}})
@@ -245,8 +242,8 @@ func TestConformanceArrayDefaults(t *testing.T) {
 			}
 		}
 	}
-	// What devices hold for the defaults under the contract before this
-	// one, PostgreSQL's array text.
+	// What devices hold for the defaults, PostgreSQL's array text, written
+	// out (the loop below reads them from the contract).
 	earlier := map[string]any{"tags": "{}", "nums": "{1,2}", "words": `{"a b",NULL,"it's","x\"y"}`, "grid": "{{1,2},{3,4}}"}
 
 	for _, shape := range []string{kotlin, swift} {

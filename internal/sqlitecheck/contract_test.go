@@ -130,10 +130,10 @@ INSERT INTO notes (id, title) VALUES (1, 'a')`); err != nil {
 }
 
 // TestContractSQLiteArrayDefaults: a device's table built from the
-// contract gives a row that leaves out an array column the JSON text of
-// the column's default, which PostgreSQL reads (as a JSON array, the form
-// push takes) as the array its own default gives. Before, the contract
-// gave PostgreSQL's array text ('{}'), which push refused.
+// contract gives a row that leaves out an array column the text of the
+// column's default (PostgreSQL's array text, '{}'), which the push reads,
+// as a JSON string given to the column's type, as the array PostgreSQL's
+// own default gives.
 func TestContractSQLiteArrayDefaults(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -161,8 +161,8 @@ func TestContractSQLiteArrayDefaults(t *testing.T) {
 		var same bool
 		var server string
 		if err := db.Super.QueryRowContext(ctx, `SELECT s.`+col.name+` IS NOT DISTINCT FROM r.v, s.`+col.name+`::text
-			FROM shelf s, jsonb_to_record(jsonb_build_object('v', $1::text::jsonb)) AS r(v `+col.typ+`)`, text).Scan(&same, &server); err != nil {
-			t.Errorf("%s: the device holds %q, which PostgreSQL does not read as a JSON array: %v", col.name, text, err)
+			FROM shelf s, jsonb_to_record(jsonb_build_object('v', $1::text)) AS r(v `+col.typ+`)`, text).Scan(&same, &server); err != nil {
+			t.Errorf("%s: the device holds %q, which PostgreSQL does not read as the column's array: %v", col.name, text, err)
 			continue
 		}
 		if !same {

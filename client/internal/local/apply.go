@@ -413,10 +413,28 @@ func rowJSON(t *Table, row map[string]any) json.RawMessage {
 		}
 		buf.Write(jsonString(c.Name))
 		buf.WriteByte(':')
-		buf.Write(toJSON(c.LogicalType, row[c.Name]))
+		v := toJSON(c.LogicalType, row[c.Name])
+		if len(v) > 0 && v[0] == '{' && strings.HasSuffix(c.DBType, "[]") {
+			// An array column holding PostgreSQL's array text "{}" (its
+			// default as the contract gives it): pushed as that text,
+			// which the server reads as the array, not as a JSON object.
+			v = jsonString(textOf(row[c.Name]))
+		}
+		buf.Write(v)
 	}
 	buf.WriteByte('}')
 	return buf.Bytes()
+}
+
+// textOf is a local TEXT or BLOB value as a string.
+func textOf(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	return fmt.Sprint(v)
 }
 
 // writeValues writes row (column name to local value) into table (t's or
