@@ -144,17 +144,8 @@ func pullColumns(t *tableInfo, x string, form pullForm) ([]pullColumn, []string)
 			continue
 		}
 		col := x + "." + pgident.Quote(c.name)
-		switch oid := c.typeOID; {
-		case oid == oidFloat4 || oid == oidFloat8 || oid == oidNumeric:
-		case !c.value.array && (c.value.kind == valueFloat4 || c.value.kind == valueFloat8):
-			// A domain over a float: as the float (numberform.go).
-			cols[i].kind, col = pullNumber, col+"::text"
-			sel = append(sel, col)
-			continue
-		case !c.value.array && c.value.kind == valueNumeric:
-			c.typeOID = oidNumeric // a domain over numeric: as numeric
-		case deepNumbers(c):
-			// Arrays of numbers, of any dimension, and values of types
+		if deepNumbers(c) {
+			// Arrays of numbers, of any dimension, and arrays of types
 			// that are not built in, as to_json writes them, as
 			// row_to_json does: with the numbers in them in the
 			// delivered form (numberform.go).
@@ -162,7 +153,7 @@ func pullColumns(t *tableInfo, x string, form pullForm) ([]pullColumn, []string)
 			sel = append(sel, col)
 			continue
 		}
-		switch c.typeOID {
+		switch numberOID(c) {
 		case oidInt2, oidInt4, oidInt8:
 			cols[i].kind, col = pullRaw, col+"::int8"
 			if !typed {
@@ -206,6 +197,23 @@ func pullColumns(t *tableInfo, x string, form pullForm) ([]pullColumn, []string)
 		sel = append(sel, col)
 	}
 	return cols, sel
+}
+
+// numberOID is the type of c as pullColumns reads it: a domain over a
+// float or a numeric as its base type, so that its values are written in
+// the delivered form (numberform.go); c's own type otherwise.
+func numberOID(c columnInfo) uint32 {
+	if !c.value.array {
+		switch c.value.kind {
+		case valueFloat4:
+			return oidFloat4
+		case valueFloat8:
+			return oidFloat8
+		case valueNumeric:
+			return oidNumeric
+		}
+	}
+	return c.typeOID
 }
 
 // pullRowWriter turns the values of pull hydration rows into JSON objects.
