@@ -474,7 +474,12 @@ func buildTable(cfg *TableConfig, rel *catalogRelation) (*tableInfo, SchemaTable
 	}
 	ti.delivered = deliveredColumns(ti)
 	for _, c := range ti.delivered {
+		switch numberOID(c) {
+		case oidFloat4, oidFloat8, oidNumeric:
+			ti.widens = true
+		}
 		if deepNumbers(c) {
+			ti.widens = true
 			if ti.deepNumbers == nil {
 				ti.deepNumbers = map[string]bool{}
 			}

@@ -184,3 +184,13 @@ func deepNumbers(c columnInfo) bool {
 	}
 	return false
 }
+
+// deliveredRow returns obj, a row of t as row_to_json wrote it, with its
+// numbers in the delivered form (widenNumbers); a table none of whose
+// columns can need it is not scanned.
+func (t *tableInfo) deliveredRow(obj []byte) []byte {
+	if !t.widens {
+		return obj
+	}
+	return widenNumbers(obj, t.deepNumbers)
+}

@@ -136,7 +136,7 @@ INSERT INTO synchro.changelog (bucket_id, table_name, record_id, operation) SELE
 							rows.Close()
 							return err
 						}
-						want[id] = string(widenNumbers([]byte(data), info.deepNumbers)) // numberform.go
+						want[id] = string(info.deliveredRow([]byte(data))) // numberform.go
 					}
 					rows.Close()
 					if err := rows.Err(); err != nil {

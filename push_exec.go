@@ -414,7 +414,7 @@ func (p *pusher) decideWrite(ctx context.Context, it *pushItem, row *lockedRow, 
 // conflict finalises a record as a conflict carrying the stored row.
 func (p *pusher) conflict(it *pushItem, reason, msg string, row *lockedRow) {
 	it.res.Status, it.res.ReasonCode, it.res.Message = PushStatusConflict, reason, msg
-	sv := &Record{ID: it.rec.ID, TableName: it.info.cfg.TableName, Data: widenNumbers(row.data, it.info.deepNumbers), DeletedAt: row.deletedAt}
+	sv := &Record{ID: it.rec.ID, TableName: it.info.cfg.TableName, Data: it.info.deliveredRow(row.data), DeletedAt: row.deletedAt}
 	if row.updatedAt != nil {
 		sv.UpdatedAt = *row.updatedAt
 	}

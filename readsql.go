@@ -301,7 +301,7 @@ func (e *Engine) readRows(ctx context.Context, tx *sql.Tx, info *tableInfo, subs
 		if err := rows.Scan(&id, &data, &updated, &whole); err != nil {
 			return nil, err
 		}
-		r := &Record{ID: id, TableName: info.cfg.TableName, Data: json.RawMessage(widenNumbers(data, info.deepNumbers))}
+		r := &Record{ID: id, TableName: info.cfg.TableName, Data: json.RawMessage(info.deliveredRow(data))}
 		if updated.Valid {
 			r.UpdatedAt = updated.Time.UTC()
 		}

@@ -45,6 +45,11 @@ type tableInfo struct {
 	// of floats or numerics, arrays of types that are not built in), which
 	// widenNumbers writes in the delivered form (numberform.go).
 	deepNumbers map[string]bool
+	// widens is set when a delivered column may hold a number that the
+	// delivered form writes otherwise than row_to_json (a float, a
+	// numeric, a domain over one, deepNumbers): rows of other tables are
+	// delivered as row_to_json wrote them, unscanned (deliveredRow).
+	widens bool
 
 	// chain is the table's parent chain as the registry built it
 	// (chain.go); set by the schema cache.
